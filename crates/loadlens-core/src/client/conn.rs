@@ -1,0 +1,401 @@
+//! Opening one connection with phase timings: DNS, TCP connect, TLS handshake, then hyper's
+//! HTTP/1.1 or HTTP/2 handshake on the connection-level API.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Version;
+use http_body_util::Full;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::{ClientShared, HttpVersion};
+use crate::sample::{ErrorKind, Failure};
+
+/// Scheme, host and port: what a connection is keyed by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Origin {
+    /// `https`?
+    pub tls: bool,
+    /// Host name or IP literal (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Origin {
+    /// The origin of an absolute URI.
+    pub fn of(uri: &http::Uri) -> Result<Origin, Failure> {
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => {
+                return Err(Failure::new(
+                    ErrorKind::Request,
+                    format!("unsupported scheme `{other}` (use http or https)"),
+                ))
+            }
+            None => {
+                return Err(Failure::new(
+                    ErrorKind::Request,
+                    format!("URL `{uri}` has no scheme: set a host (-H/--host) or use an absolute URL"),
+                ))
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or_else(|| Failure::new(ErrorKind::Request, format!("URL `{uri}` has no host")))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        Ok(Origin { tls, host, port })
+    }
+}
+
+/// Bytes read and written on one connection, on the wire.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    read: AtomicU64,
+    written: AtomicU64,
+}
+
+impl IoCounters {
+    /// `(written, read)` so far.
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.read.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// A TCP stream that counts bytes.
+struct Counting {
+    inner: TcpStream,
+    counters: Arc<IoCounters>,
+}
+
+impl AsyncRead for Counting {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        if n > 0 {
+            self.counters.read.fetch_add(n, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Counting {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.counters.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.counters.written.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Plain or TLS stream.
+enum Stream {
+    Plain(Counting),
+    Tls(Box<tokio_rustls::client::TlsStream<Counting>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The request half of an open connection.
+pub enum Sender {
+    /// HTTP/1.1.
+    H1(http1::SendRequest<Full<Bytes>>),
+    /// HTTP/2.
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+/// An open connection owned by one VU.
+pub struct Conn {
+    /// Where it goes.
+    pub origin: Origin,
+    /// Where requests go.
+    pub sender: Sender,
+    /// Wire byte counters.
+    pub counters: Arc<IoCounters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Conn {
+    /// True when the connection can no longer carry requests.
+    pub fn is_closed(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
+    /// HTTP version spoken.
+    pub fn version(&self) -> Version {
+        match self.sender {
+            Sender::H1(_) => Version::HTTP_11,
+            Sender::H2(_) => Version::HTTP_2,
+        }
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Timings of opening a connection.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DialTimings {
+    /// DNS lookup, when the host was a name.
+    pub dns: Option<Duration>,
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// TLS handshake.
+    pub tls: Option<Duration>,
+}
+
+/// Open a connection to `origin`, filling `timings` as phases complete (so a timeout still
+/// reports the phases that finished).
+pub async fn dial(
+    origin: &Origin,
+    shared: &ClientShared,
+    timings: &mut DialTimings,
+) -> Result<Conn, Failure> {
+    let addrs: Vec<SocketAddr> = match origin.host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, origin.port)],
+        Err(_) => {
+            let t = Instant::now();
+            let res = tokio::net::lookup_host((origin.host.as_str(), origin.port)).await;
+            timings.dns = Some(t.elapsed());
+            let addrs: Vec<SocketAddr> = res
+                .map_err(|e| dns_failure(&origin.host, &e))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(Failure::new(
+                    ErrorKind::Dns,
+                    format!("could not resolve host `{}`: no addresses", origin.host),
+                ));
+            }
+            addrs
+        }
+    };
+
+    let t = Instant::now();
+    let mut last_err = None;
+    let mut tcp = None;
+    for addr in &addrs {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                tcp = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    timings.connect = Some(t.elapsed());
+    let tcp = match tcp {
+        Some(s) => s,
+        None => {
+            let e = last_err.unwrap_or_else(|| io::Error::other("no address to connect to"));
+            return Err(io_failure(&e, "connect"));
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    let counters = Arc::new(IoCounters::default());
+    let counting = Counting {
+        inner: tcp,
+        counters: counters.clone(),
+    };
+
+    let (stream, h2) = if origin.tls {
+        let t = Instant::now();
+        let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|_| {
+            Failure::new(ErrorKind::Tls, format!("invalid TLS server name `{}`", origin.host))
+        })?;
+        let connector = tokio_rustls::TlsConnector::from(shared.tls.clone());
+        let tls = connector
+            .connect(name, counting)
+            .await
+            .map_err(|e| tls_failure(&e))?;
+        timings.tls = Some(t.elapsed());
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        (Stream::Tls(Box::new(tls)), h2)
+    } else {
+        (
+            Stream::Plain(counting),
+            shared.config.version == HttpVersion::Http2PriorKnowledge,
+        )
+    };
+
+    let io = TokioIo::new(stream);
+    let (sender, task) = if h2 {
+        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (Sender::H2(send), task)
+    } else {
+        let (send, conn) = http1::Builder::new()
+            .handshake(io)
+            .await
+            .map_err(|e| hyper_failure(&e))?;
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        (Sender::H1(send), task)
+    };
+    Ok(Conn {
+        origin: origin.clone(),
+        sender,
+        counters,
+        task,
+    })
+}
+
+fn dns_failure(host: &str, e: &io::Error) -> Failure {
+    Failure::new(ErrorKind::Dns, format!("could not resolve host `{host}`: {e}"))
+}
+
+/// Classify an I/O error; `during` says what was being done.
+pub fn io_failure(e: &io::Error, during: &str) -> Failure {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => Failure::new(ErrorKind::Refused, "connection refused"),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Failure::new(ErrorKind::Reset, format!("connection reset during {during}"))
+        }
+        K::TimedOut => Failure::new(ErrorKind::ConnectTimeout, format!("{during} timed out")),
+        _ => Failure::new(ErrorKind::Other, format!("{during} failed: {e}")),
+    }
+}
+
+fn tls_failure(e: &io::Error) -> Failure {
+    if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {inner}"));
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => {
+            Failure::new(ErrorKind::Tls, "TLS handshake failed: connection closed by peer")
+        }
+        _ => Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {e}")),
+    }
+}
+
+/// Classify a hyper error.
+pub fn hyper_failure(e: &hyper::Error) -> Failure {
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return Failure::new(ErrorKind::Reset, "connection closed before the response completed");
+    }
+    if e.is_parse() || e.is_parse_status() {
+        return Failure::new(ErrorKind::Protocol, format!("invalid HTTP response: {e}"));
+    }
+    if e.is_timeout() {
+        return Failure::new(ErrorKind::Timeout, "timed out");
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io_failure(io, "request");
+        }
+        src = s.source();
+    }
+    Failure::new(ErrorKind::Protocol, format!("HTTP error: {e}"))
+}

@@ -1,0 +1,523 @@
+//! The HTTP client of one virtual user, on hyper 1's connection-level API.
+//!
+//! Each VU owns a [`Client`]: its own keep-alive connections (one per origin), its cookie jar,
+//! and the phase timings of every request it sends. A request that opens a connection is the one
+//! charged with DNS, connect and TLS time (DESIGN.md, invariants). HTTP/1.1 and HTTP/2 (ALPN on
+//! https, prior knowledge on http when asked), redirects, decompression and timeouts are handled
+//! here; what counts as a failure beyond transport errors is decided by the caller.
+
+mod conn;
+mod cookies;
+mod decode;
+mod tls;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full};
+
+pub use conn::Origin;
+pub use cookies::CookieJar;
+pub use tls::Alpn;
+
+use crate::sample::{ErrorKind, Failure, Phases};
+use conn::{Conn, DialTimings, Sender};
+
+/// Which HTTP versions to speak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpVersion {
+    /// HTTP/1.1 on http; ALPN (h2 or HTTP/1.1) on https.
+    #[default]
+    Auto,
+    /// Only HTTP/1.1.
+    Http1,
+    /// HTTP/2 everywhere: ALPN `h2` on https, h2c by prior knowledge on http.
+    Http2PriorKnowledge,
+}
+
+/// Client settings shared by every VU of a run.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Limit for DNS + connect + TLS of a new connection.
+    pub connect_timeout: Duration,
+    /// Limit for a whole request (including redirects and body download), unless the request sets one.
+    pub request_timeout: Duration,
+    /// Redirects followed before giving up; 0 returns 3xx responses as they are.
+    pub max_redirects: usize,
+    /// Skip certificate verification.
+    pub insecure: bool,
+    /// Protocol choice.
+    pub version: HttpVersion,
+    /// Decode gzip/deflate/br bodies (and advertise them with `Accept-Encoding`).
+    pub decompress: bool,
+    /// Keep a cookie jar per VU.
+    pub cookies: bool,
+    /// `User-Agent` sent unless a request sets its own.
+    pub user_agent: HeaderValue,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_redirects: 10,
+            insecure: false,
+            version: HttpVersion::Auto,
+            decompress: true,
+            cookies: true,
+            user_agent: HeaderValue::from_static(concat!("loadlens/", env!("CARGO_PKG_VERSION"))),
+        }
+    }
+}
+
+/// Errors building the shared client state.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// rustls refused the configuration.
+    #[error("TLS configuration failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// What every VU's client shares: settings and the TLS configuration.
+#[derive(Debug)]
+pub struct ClientShared {
+    /// Settings.
+    pub config: ClientConfig,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl ClientShared {
+    /// Build the shared state (loads the root certificates once).
+    pub fn new(config: ClientConfig) -> Result<Arc<Self>, ClientError> {
+        let alpn = match config.version {
+            HttpVersion::Auto => Alpn::Auto,
+            HttpVersion::Http1 => Alpn::Http1,
+            HttpVersion::Http2PriorKnowledge => Alpn::Http2,
+        };
+        let tls = tls::client_config(config.insecure, alpn)?;
+        Ok(Arc::new(ClientShared { config, tls }))
+    }
+}
+
+/// A request ready to send.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// Absolute URL.
+    pub url: Uri,
+    /// Headers (`Host`, `User-Agent`, `Accept-Encoding`, `Cookie` are added when absent).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// Overrides the client's request timeout.
+    pub timeout: Option<Duration>,
+    /// Keep the response body (for checks and captures); otherwise it is only counted.
+    pub keep_body: bool,
+}
+
+impl Request {
+    /// A bodiless request.
+    pub fn new(method: Method, url: Uri) -> Self {
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            timeout: None,
+            keep_body: false,
+        }
+    }
+}
+
+/// A received response.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status.
+    pub status: StatusCode,
+    /// Protocol version.
+    pub version: Version,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Decoded body, when the request asked to keep it.
+    pub body: Bytes,
+    /// Final URL after redirects.
+    pub url: Uri,
+}
+
+/// The measurement and result of one [`Client::send`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// Wall-clock start.
+    pub started_at: SystemTime,
+    /// From the start to the last byte (or to the failure).
+    pub total: Duration,
+    /// Phase timings, summed over redirects.
+    pub phases: Phases,
+    /// Wire bytes written.
+    pub bytes_sent: u64,
+    /// Wire bytes read.
+    pub bytes_received: u64,
+    /// Decoded body length.
+    pub content_length: u64,
+    /// Whether a new connection was opened.
+    pub new_connection: bool,
+    /// The response, or why there is none.
+    pub result: Result<Response, Failure>,
+}
+
+/// One VU's HTTP client.
+pub struct Client {
+    shared: Arc<ClientShared>,
+    conns: Vec<Conn>,
+    /// The VU's cookies.
+    pub cookies: CookieJar,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("connections", &self.conns.len())
+            .field("cookies", &self.cookies.len())
+            .finish()
+    }
+}
+
+/// Progress of one send, filled as it goes so a timeout still reports what completed.
+#[derive(Default)]
+struct Progress {
+    phases: Phases,
+    bytes_sent: u64,
+    bytes_received: u64,
+    content_length: u64,
+    new_connection: bool,
+}
+
+impl Client {
+    /// A client with no connections yet.
+    pub fn new(shared: Arc<ClientShared>) -> Self {
+        Client {
+            shared,
+            conns: Vec::new(),
+            cookies: CookieJar::default(),
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Close every connection (the VU stops, or a scenario asks for fresh connections).
+    pub fn close_connections(&mut self) {
+        self.conns.clear();
+    }
+
+    /// Send `req`, following redirects, and measure it.
+    pub async fn send(&mut self, req: Request) -> Outcome {
+        let started_at = SystemTime::now();
+        let start = Instant::now();
+        let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
+        let mut progress = Progress::default();
+        let result = match tokio::time::timeout(limit, self.send_redirects(req, &mut progress)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                ErrorKind::Timeout,
+                format!("request timed out after {}", humantime::format_duration(limit)),
+            )),
+        };
+        Outcome {
+            started_at,
+            total: start.elapsed(),
+            phases: progress.phases,
+            bytes_sent: progress.bytes_sent,
+            bytes_received: progress.bytes_received,
+            content_length: progress.content_length,
+            new_connection: progress.new_connection,
+            result,
+        }
+    }
+
+    async fn send_redirects(&mut self, mut req: Request, p: &mut Progress) -> Result<Response, Failure> {
+        let max = self.shared.config.max_redirects;
+        for hop in 0..=max {
+            let resp = self.exchange(&req, p, hop < max).await?;
+            if hop == max || !resp.status.is_redirection() {
+                return Ok(resp);
+            }
+            let Some(next) = redirect_target(&req.url, &resp) else {
+                return Ok(resp);
+            };
+            let code = resp.status.as_u16();
+            if code == 303 || ((code == 301 || code == 302) && req.method == Method::POST) {
+                req.method = Method::GET;
+                req.body = Bytes::new();
+                req.headers.remove(http::header::CONTENT_TYPE);
+                req.headers.remove(http::header::CONTENT_LENGTH);
+            }
+            if Origin::of(&next).ok() != Origin::of(&req.url).ok() {
+                // Never forward credentials to another origin.
+                req.headers.remove(http::header::AUTHORIZATION);
+                req.headers.remove(http::header::COOKIE);
+            }
+            req.url = next;
+        }
+        Err(Failure::new(
+            ErrorKind::Other,
+            format!("more than {max} redirects"),
+        ))
+    }
+
+    /// One request/response on one connection (a reused connection that turns out closed is
+    /// replaced once).
+    async fn exchange(&mut self, req: &Request, p: &mut Progress, may_redirect: bool) -> Result<Response, Failure> {
+        let origin = Origin::of(&req.url)?;
+        let _ = may_redirect;
+        for attempt in 0..2 {
+            let (idx, fresh) = self.connection(&origin, p).await?;
+            match self.exchange_on(idx, req, p).await {
+                Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset => {
+                    // The server closed an idle keep-alive connection under us: nothing was
+                    // answered, so retrying on a new connection is what a browser does too.
+                    self.conns.swap_remove(idx);
+                    continue;
+                }
+                Err(f) => {
+                    if f.kind.is_transport() {
+                        self.conns.swap_remove(idx);
+                    }
+                    return Err(f);
+                }
+                ok => return ok,
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// Index of a usable connection to `origin`, opening one if needed; `true` if it is new.
+    async fn connection(&mut self, origin: &Origin, p: &mut Progress) -> Result<(usize, bool), Failure> {
+        self.conns.retain(|c| !c.is_closed());
+        if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
+            return Ok((i, false));
+        }
+        let mut t = DialTimings::default();
+        let limit = self.shared.config.connect_timeout;
+        let res = tokio::time::timeout(limit, conn::dial(origin, &self.shared, &mut t)).await;
+        add(&mut p.phases.dns, t.dns);
+        add(&mut p.phases.connect, t.connect);
+        add(&mut p.phases.tls, t.tls);
+        p.new_connection = true;
+        let conn = match res {
+            Ok(r) => r?,
+            Err(_) => {
+                return Err(Failure::new(
+                    ErrorKind::ConnectTimeout,
+                    format!(
+                        "connecting to {}:{} timed out after {}",
+                        origin.host,
+                        origin.port,
+                        humantime::format_duration(limit)
+                    ),
+                ))
+            }
+        };
+        self.conns.push(conn);
+        Ok((self.conns.len() - 1, true))
+    }
+
+    async fn exchange_on(&mut self, idx: usize, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
+        let cfg = &self.shared.config;
+        let conn = &mut self.conns[idx];
+        let version = conn.version();
+        let mut builder = http::Request::builder().method(req.method.clone());
+        builder = if version == Version::HTTP_2 {
+            builder.uri(req.url.clone()).version(Version::HTTP_2)
+        } else {
+            let pq = req.url.path_and_query().map_or("/", |pq| pq.as_str());
+            builder.uri(pq)
+        };
+        let mut hreq = builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| Failure::new(ErrorKind::Request, format!("invalid request: {e}")))?;
+        let headers = hreq.headers_mut();
+        headers.reserve(req.headers.len() + 4);
+        for (k, v) in &req.headers {
+            headers.append(k, v.clone());
+        }
+        if version != Version::HTTP_2 && !headers.contains_key(http::header::HOST) {
+            if let Some(a) = req.url.authority() {
+                let host = match (a.port_u16(), conn.origin.tls) {
+                    (Some(80), false) | (Some(443), true) => a.host(),
+                    _ => a.as_str(),
+                };
+                if let Ok(v) = HeaderValue::from_str(host) {
+                    headers.insert(http::header::HOST, v);
+                }
+            }
+        }
+        if !headers.contains_key(http::header::USER_AGENT) {
+            headers.insert(http::header::USER_AGENT, cfg.user_agent.clone());
+        }
+        if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
+            headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
+        }
+        if cfg.cookies && !headers.contains_key(http::header::COOKIE) {
+            let host = conn.origin.host.as_str();
+            if let Some(c) = self.cookies.header_for(host, req.url.path(), conn.origin.tls) {
+                if let Ok(v) = HeaderValue::from_str(&c) {
+                    headers.insert(http::header::COOKIE, v);
+                }
+            }
+        }
+        if !req.body.is_empty() && !headers.contains_key(http::header::CONTENT_LENGTH) && version != Version::HTTP_2 {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
+        }
+
+        let (w0, r0) = conn.counters.get();
+        let t0 = Instant::now();
+        let resp = match &mut conn.sender {
+            Sender::H1(s) => {
+                s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
+                s.send_request(hreq).await
+            }
+            Sender::H2(s) => {
+                s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
+                s.send_request(hreq).await
+            }
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                let (w1, r1) = conn.counters.get();
+                p.bytes_sent += w1 - w0;
+                p.bytes_received += r1 - r0;
+                return Err(conn::hyper_failure(&e));
+            }
+        };
+        add(&mut p.phases.ttfb, Some(t0.elapsed()));
+        let t1 = Instant::now();
+        let (parts, mut body) = resp.into_parts();
+        let encoding = parts
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .filter(|e| cfg.decompress && !e.eq_ignore_ascii_case("identity"))
+            .map(str::to_owned);
+        let keep = req.keep_body || encoding.is_some();
+        let mut buf = BytesMut::new();
+        let mut len = 0u64;
+        let body_result = loop {
+            match body.frame().await {
+                None => break Ok(()),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        len += data.len() as u64;
+                        if keep {
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                }
+                Some(Err(e)) => break Err(conn::hyper_failure(&e)),
+            }
+        };
+        add(&mut p.phases.download, Some(t1.elapsed()));
+        let (w1, r1) = conn.counters.get();
+        p.bytes_sent += w1 - w0;
+        p.bytes_received += r1 - r0;
+        body_result?;
+
+        if cfg.cookies {
+            let host = conn.origin.host.clone();
+            for sc in parts.headers.get_all(http::header::SET_COOKIE) {
+                if let Ok(s) = sc.to_str() {
+                    self.cookies.store(&host, req.url.path(), s);
+                }
+            }
+        }
+        let mut body = buf.freeze();
+        if let Some(enc) = encoding {
+            body = decode::decode(&enc, body).map_err(|m| Failure::new(ErrorKind::Protocol, m))?;
+            len = body.len() as u64;
+        }
+        p.content_length = len;
+        Ok(Response {
+            status: parts.status,
+            version: parts.version,
+            headers: parts.headers,
+            body: if req.keep_body { body } else { Bytes::new() },
+            url: req.url.clone(),
+        })
+    }
+}
+
+fn add(slot: &mut Option<Duration>, d: Option<Duration>) {
+    if let Some(d) = d {
+        *slot = Some(slot.unwrap_or_default() + d);
+    }
+}
+
+/// Where a 3xx response points, resolved against the request URL.
+fn redirect_target(base: &Uri, resp: &Response) -> Option<Uri> {
+    let loc = resp.headers.get(http::header::LOCATION)?.to_str().ok()?;
+    resolve(base, loc)
+}
+
+/// Resolve a reference (absolute URL, `//host/path`, `/path`, or relative path) against `base`.
+pub fn resolve(base: &Uri, reference: &str) -> Option<Uri> {
+    if reference.contains("://") {
+        return reference.parse().ok();
+    }
+    let scheme = base.scheme_str()?;
+    if let Some(rest) = reference.strip_prefix("//") {
+        return format!("{scheme}://{rest}").parse().ok();
+    }
+    let authority = base.authority()?.as_str();
+    let path = if reference.starts_with('/') {
+        reference.to_owned()
+    } else {
+        let dir = base.path().rsplit_once('/').map_or("", |(d, _)| d);
+        format!("{dir}/{reference}")
+    };
+    format!("{scheme}://{authority}{path}").parse().ok()
+}
+
+/// A header name/value pair parsed from `Name: value`.
+pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let (k, v) = s
+        .split_once(':')
+        .ok_or_else(|| format!("header `{s}` must look like `Name: value`"))?;
+    let name = HeaderName::from_bytes(k.trim().as_bytes())
+        .map_err(|_| format!("invalid header name `{}`", k.trim()))?;
+    let value = HeaderValue::from_str(v.trim())
+        .map_err(|_| format!("invalid value for header `{}`", k.trim()))?;
+    Ok((name, value))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn resolves_locations() {
+        let base: Uri = "http://a.test:8080/x/y?q=1".parse().unwrap();
+        assert_eq!(resolve(&base, "/z").unwrap().to_string(), "http://a.test:8080/z");
+        assert_eq!(resolve(&base, "z").unwrap().to_string(), "http://a.test:8080/x/z");
+        assert_eq!(resolve(&base, "//b.test/p").unwrap().to_string(), "http://b.test/p");
+        assert_eq!(resolve(&base, "https://c.test/").unwrap().to_string(), "https://c.test/");
+    }
+
+    #[test]
+    fn parses_headers() {
+        let (k, v) = parse_header("X-Test: a b").unwrap();
+        assert_eq!(k.as_str(), "x-test");
+        assert_eq!(v, "a b");
+        assert!(parse_header("nocolon").is_err());
+    }
+}

@@ -1,0 +1,189 @@
+use std::time::Duration;
+
+use super::*;
+use crate::testutil;
+
+fn client(cfg: ClientConfig) -> Client {
+    Client::new(ClientShared::new(cfg).unwrap())
+}
+
+fn get(url: &str) -> Request {
+    let mut r = Request::new(Method::GET, url.parse().unwrap());
+    r.keep_body = true;
+    r
+}
+
+#[tokio::test]
+async fn keep_alive_charges_the_connection_to_the_first_request_only() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let a = c.send(get(&srv.url("/"))).await;
+    let b = c.send(get(&srv.url("/"))).await;
+    let ra = a.result.unwrap();
+    assert_eq!(ra.status, 200);
+    assert_eq!(&ra.body[..], b"ok");
+    assert!(a.new_connection && !b.new_connection);
+    assert!(a.phases.connect.is_some() && b.phases.connect.is_none());
+    assert!(a.phases.dns.is_none(), "an IP literal needs no DNS");
+    assert!(a.phases.ttfb.is_some() && a.phases.download.is_some());
+    assert!(a.total >= a.phases.connect.unwrap() + a.phases.ttfb.unwrap());
+    assert!(a.bytes_sent > 40 && a.bytes_received > 40, "{} {}", a.bytes_sent, a.bytes_received);
+    assert_eq!(b.bytes_sent, a.bytes_sent, "same request, same bytes on the wire");
+    assert_eq!(a.content_length, 2);
+    assert_eq!(srv.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(c.connections(), 1);
+}
+
+#[tokio::test]
+async fn dns_phase_is_measured_for_host_names() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let o = c.send(get(&format!("http://localhost:{}/", srv.addr.port()))).await;
+    assert!(o.result.is_ok(), "{:?}", o.result);
+    assert!(o.phases.dns.is_some());
+}
+
+#[tokio::test]
+async fn h2c_by_prior_knowledge() {
+    let srv = testutil::h2c().await;
+    let mut c = client(ClientConfig {
+        version: HttpVersion::Http2PriorKnowledge,
+        ..ClientConfig::default()
+    });
+    let o = c.send(get(&srv.url("/version"))).await;
+    let r = o.result.unwrap();
+    assert_eq!(r.version, Version::HTTP_2);
+    assert_eq!(&r.body[..], b"HTTP/2.0");
+}
+
+#[tokio::test]
+async fn https_negotiates_h2_and_times_the_handshake() {
+    let srv = testutil::https().await;
+    let mut c = client(ClientConfig {
+        insecure: true,
+        ..ClientConfig::default()
+    });
+    let o = c.send(get(&srv.https_url("/version"))).await;
+    let r = o.result.unwrap();
+    assert_eq!(&r.body[..], b"HTTP/2.0");
+    assert!(o.phases.tls.is_some() && o.phases.dns.is_some() && o.phases.connect.is_some());
+
+    let mut h1 = client(ClientConfig {
+        insecure: true,
+        version: HttpVersion::Http1,
+        ..ClientConfig::default()
+    });
+    let r = h1.send(get(&srv.https_url("/version"))).await.result.unwrap();
+    assert_eq!(&r.body[..], b"HTTP/1.1");
+}
+
+#[tokio::test]
+async fn untrusted_certificate_is_a_tls_failure_without_insecure() {
+    let srv = testutil::https().await;
+    let mut c = client(ClientConfig::default());
+    let o = c.send(get(&srv.https_url("/"))).await;
+    let f = o.result.unwrap_err();
+    assert_eq!(f.kind, crate::sample::ErrorKind::Tls);
+    assert!(f.message.contains("certificate"), "{}", f.message);
+}
+
+#[tokio::test]
+async fn follows_redirects_up_to_the_limit() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let r = c.send(get(&srv.url("/redirect/3"))).await.result.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.url.path(), "/");
+    let mut c = client(ClientConfig {
+        max_redirects: 1,
+        ..ClientConfig::default()
+    });
+    let r = c.send(get(&srv.url("/redirect/3"))).await.result.unwrap();
+    assert_eq!(r.status, 302);
+    let mut c = client(ClientConfig {
+        max_redirects: 0,
+        ..ClientConfig::default()
+    });
+    assert_eq!(c.send(get(&srv.url("/redirect/1"))).await.result.unwrap().status, 302);
+}
+
+#[tokio::test]
+async fn decompresses_gzip() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let o = c.send(get(&srv.url("/gzip"))).await;
+    let r = o.result.unwrap();
+    assert_eq!(r.body.len(), 1100);
+    assert_eq!(o.content_length, 1100);
+    assert!(o.bytes_received < 400, "the wire carried the compressed body: {}", o.bytes_received);
+}
+
+#[tokio::test]
+async fn cookie_jar_is_per_client() {
+    let srv = testutil::http1().await;
+    let mut a = client(ClientConfig::default());
+    let mut b = client(ClientConfig::default());
+    a.send(get(&srv.url("/set-cookie"))).await.result.unwrap();
+    let ra = a.send(get(&srv.url("/echo-cookie"))).await.result.unwrap();
+    let rb = b.send(get(&srv.url("/echo-cookie"))).await.result.unwrap();
+    assert_eq!(&ra.body[..], b"session=s3cr3t");
+    assert!(rb.body.is_empty());
+}
+
+#[tokio::test]
+async fn refused_connection_is_classified() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = client(ClientConfig::default());
+    let o = c.send(get(&format!("http://127.0.0.1:{port}/"))).await;
+    assert_eq!(o.result.unwrap_err().kind, crate::sample::ErrorKind::Refused);
+    assert!(o.new_connection && o.phases.connect.is_some());
+}
+
+#[tokio::test]
+async fn request_timeout_is_classified() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let mut r = get(&srv.url("/slow?ms=2000"));
+    r.timeout = Some(Duration::from_millis(100));
+    let o = c.send(r).await;
+    let f = o.result.unwrap_err();
+    assert_eq!(f.kind, crate::sample::ErrorKind::Timeout);
+    assert!(o.total < Duration::from_millis(1000));
+    assert!(o.phases.connect.is_some(), "phases that completed are kept");
+}
+
+#[tokio::test]
+async fn unresolvable_host_is_a_dns_failure() {
+    // A 64-character label cannot be encoded in a DNS query, so the resolver fails locally
+    // without sending anything off this machine.
+    let host = format!("{}.invalid", "a".repeat(64));
+    let mut c = client(ClientConfig::default());
+    let o = c.send(get(&format!("http://{host}:9/"))).await;
+    assert_eq!(o.result.unwrap_err().kind, crate::sample::ErrorKind::Dns);
+}
+
+#[tokio::test]
+async fn server_closing_the_connection_is_not_an_error() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    for _ in 0..3 {
+        let o = c.send(get(&srv.url("/close"))).await;
+        assert_eq!(o.result.unwrap().status, 200);
+        assert!(o.new_connection);
+    }
+    assert_eq!(srv.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn sends_host_user_agent_and_accept_encoding() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let r = c.send(get(&srv.url("/echo-headers"))).await.result.unwrap();
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains(&format!("host: 127.0.0.1:{}", srv.addr.port())), "{text}");
+    assert!(text.contains("user-agent: loadlens/"), "{text}");
+    assert!(text.contains("accept-encoding: gzip, deflate, br"), "{text}");
+}

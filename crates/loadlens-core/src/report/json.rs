@@ -1,0 +1,191 @@
+//! The JSON result: a contract. Its shape is described by `schemas/result.schema.json`
+//! (committed, checked by tests) and versioned by `format_version`; a change that removes or
+//! renames a field bumps the version.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{Summary, Verdict};
+use crate::executor::{describe, LoadSettings};
+use crate::run::{rfc3339, TimelineEvent};
+use crate::sink::SinkReport;
+use crate::stats::{RequestSummary, SeriesPoint};
+
+/// Version of the result format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole JSON result document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultDoc {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Producer.
+    pub tool: ToolInfo,
+    /// Identity, timing and outcome.
+    pub run: RunSection,
+    /// Load settings used.
+    pub load: LoadSettings,
+    /// Every request name together.
+    pub aggregate: RequestSummary,
+    /// Per request name.
+    pub requests: Vec<RequestSummary>,
+    /// Error catalogue, most frequent first.
+    pub errors: Vec<ErrorRow>,
+    /// Failures per error kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Failures not itemised because the catalogue was full.
+    pub errors_overflow: u64,
+    /// Time series.
+    pub series: SeriesSection,
+    /// Timeline of events.
+    pub timeline: Vec<TimelineEvent>,
+    /// What each sink delivered.
+    pub sinks: Vec<SinkReport>,
+    /// Raw samples dropped on the way to sinks that need every request.
+    pub dropped_samples: u64,
+}
+
+/// Producer of the document.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolInfo {
+    /// `loadlens`.
+    pub name: String,
+    /// Version.
+    pub version: String,
+}
+
+/// Identity, timing and outcome of the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Run id.
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// Target host, if one was set.
+    pub host: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub ended_at: String,
+    /// Seconds the load ran.
+    pub duration_s: f64,
+    /// Verdict.
+    pub verdict: Verdict,
+    /// Why the run stopped, readable.
+    pub stop_reason: String,
+    /// Whether users were stopped without waiting for in-flight requests.
+    pub killed: bool,
+}
+
+/// One error catalogue entry.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRow {
+    /// Method.
+    pub method: String,
+    /// Request name.
+    pub name: String,
+    /// Error kind (`refused`, `reset`, `timeout`, `status`, …).
+    pub kind: String,
+    /// Message.
+    pub message: String,
+    /// Occurrences.
+    pub count: u64,
+}
+
+/// The time series.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesSection {
+    /// Seconds per point (doubles each time a long run is downsampled).
+    pub resolution_s: u64,
+    /// Points, oldest first.
+    pub points: Vec<SeriesPoint>,
+}
+
+impl ResultDoc {
+    /// Build the document of `summary`.
+    pub fn of(summary: &Summary) -> Self {
+        let errors = summary
+            .errors()
+            .into_iter()
+            .map(|(method, name, e)| ErrorRow {
+                method,
+                name,
+                kind: e.kind.to_string(),
+                message: e.message,
+                count: e.count,
+            })
+            .collect();
+        ResultDoc {
+            format_version: FORMAT_VERSION,
+            tool: ToolInfo {
+                name: "loadlens".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+            run: RunSection {
+                id: summary.run.id.clone(),
+                scenario: summary.run.scenario.clone(),
+                host: summary.host.clone(),
+                tags: summary.run.tags.clone(),
+                started_at: rfc3339(summary.started_at),
+                ended_at: rfc3339(summary.ended_at),
+                duration_s: summary.duration.as_secs_f64(),
+                verdict: summary.verdict(),
+                stop_reason: describe(&summary.stop_reason),
+                killed: summary.killed,
+            },
+            load: summary.load.clone(),
+            aggregate: summary.total(),
+            requests: summary.requests(),
+            errors,
+            errors_by_kind: summary
+                .stats
+                .errors
+                .by_kind()
+                .into_iter()
+                .map(|(k, n)| (k.to_string(), n))
+                .collect(),
+            errors_overflow: summary.stats.errors.overflow,
+            series: SeriesSection {
+                resolution_s: summary.series.resolution() as u64,
+                points: summary.series.points(),
+            },
+            timeline: summary.timeline.clone(),
+            sinks: summary.sinks.clone(),
+            dropped_samples: summary.dropped_samples,
+        }
+    }
+
+    /// Write pretty-printed JSON to `path` (parent directories created).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text + "\n")
+    }
+
+    /// Read a result written by [`ResultDoc::write`].
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        match v.get("format_version").and_then(|f| f.as_u64()) {
+            Some(v) if v == u64::from(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "{}: format_version {v} is not supported (this build reads {FORMAT_VERSION})",
+                    path.display()
+                ))
+            }
+            None => return Err(format!("{}: not a loadlens result (no format_version)", path.display())),
+        }
+        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}

@@ -1,0 +1,227 @@
+//! The end-of-run text summary, laid out like Locust's so its users read it at a glance, plus
+//! what Locust cannot show: connection phases and errors by kind.
+
+use std::fmt::Write as _;
+
+use super::Summary;
+use crate::stats::{PhaseStats, RequestSummary};
+
+/// Milliseconds with precision that suits the magnitude (sub-ms loopback latencies stay visible).
+pub fn ms(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+fn name_width(rows: &[RequestSummary]) -> usize {
+    rows.iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(10)
+        .clamp(24, 60)
+}
+
+fn clip(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(w.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The full summary text.
+pub fn render(summary: &Summary) -> String {
+    let mut rows = summary.requests();
+    let total = summary.total();
+    let w = name_width(&rows);
+    let mut out = String::new();
+
+    // Requests table.
+    let _ = writeln!(
+        out,
+        "{:<8} {:<w$} {:>9} {:>16} | {:>7} {:>7} {:>7} {:>7} | {:>9} {:>10}",
+        "Type", "Name", "# reqs", "# fails", "Avg", "Min", "Max", "Med", "req/s", "failures/s"
+    );
+    let rule = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+        "-".repeat(8),
+        "-".repeat(w + 1),
+        "-".repeat(10),
+        "-".repeat(17),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(8),
+        "-".repeat(10),
+        "-".repeat(11)
+    );
+    let line = |out: &mut String, r: &RequestSummary| {
+        let fails = format!("{}({:.2}%)", r.failure_count, r.error_rate * 100.0);
+        let _ = writeln!(
+            out,
+            "{:<8} {:<w$} {:>9} {:>16} | {:>7} {:>7} {:>7} {:>7} | {:>9.2} {:>10.2}",
+            r.method,
+            clip(&r.name, w),
+            r.request_count,
+            fails,
+            ms(r.latency_ms.avg),
+            ms(r.latency_ms.min),
+            ms(r.latency_ms.max),
+            ms(r.latency_ms.p50),
+            r.rps,
+            r.failures_per_s
+        );
+    };
+    out.push_str(&rule);
+    out.push('\n');
+    for r in &rows {
+        line(&mut out, r);
+    }
+    out.push_str(&rule);
+    out.push('\n');
+    line(&mut out, &total);
+
+    // Percentiles.
+    let _ = writeln!(out, "\nResponse time percentiles (ms, HDR histograms: exact to 3 significant digits)");
+    let _ = writeln!(
+        out,
+        "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "Type", "Name", "50%", "75%", "90%", "95%", "99%", "99.9%", "100%", "", "# reqs"
+    );
+    let prule = format!(
+        "{}|{}|{}",
+        "-".repeat(8),
+        "-".repeat(w + 1),
+        "-".repeat(8 * 8 + 10)
+    );
+    out.push_str(&prule);
+    out.push('\n');
+    rows.push(total.clone());
+    let n = rows.len();
+    for (i, r) in rows.iter().enumerate() {
+        if i == n - 1 {
+            out.push_str(&prule);
+            out.push('\n');
+        }
+        let l = &r.latency_ms;
+        let _ = writeln!(
+            out,
+            "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+            r.method,
+            clip(&r.name, w),
+            ms(l.p50),
+            ms(l.p75),
+            ms(l.p90),
+            ms(l.p95),
+            ms(l.p99),
+            ms(l.p99_9),
+            ms(l.max),
+            "",
+            r.request_count
+        );
+    }
+
+    // Connection phases.
+    let _ = writeln!(out, "\nConnection phases (ms, avg / p95; new = requests that opened a connection)");
+    let _ = writeln!(
+        out,
+        "{:<8} {:<w$} {:>6} {:>15} {:>15} {:>15} {:>15} {:>15}",
+        "Type", "Name", "new", "DNS", "Connect", "TLS", "TTFB", "Download"
+    );
+    out.push_str(&prule);
+    out.push('\n');
+    let ph = |p: &PhaseStats| {
+        if p.count == 0 {
+            "-".to_owned()
+        } else {
+            format!("{} / {}", ms(p.avg), ms(p.p95))
+        }
+    };
+    for (i, r) in rows.iter().enumerate() {
+        if i == n - 1 {
+            out.push_str(&prule);
+            out.push('\n');
+        }
+        let p = &r.phases_ms;
+        let _ = writeln!(
+            out,
+            "{:<8} {:<w$} {:>6} {:>15} {:>15} {:>15} {:>15} {:>15}",
+            r.method,
+            clip(&r.name, w),
+            r.new_connections,
+            ph(&p.dns),
+            ph(&p.connect),
+            ph(&p.tls),
+            ph(&p.ttfb),
+            ph(&p.download)
+        );
+    }
+
+    // Errors.
+    let errors = summary.errors();
+    if !errors.is_empty() {
+        let by_kind: Vec<String> = summary
+            .stats
+            .errors
+            .by_kind()
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        let _ = writeln!(out, "\nError report ({})", by_kind.join(", "));
+        let _ = writeln!(out, "{:>13}  {:<8} {:<w$} Error", "# occurrences", "Type", "Name");
+        let _ = writeln!(out, "{}|{}", "-".repeat(14), "-".repeat(w + 40));
+        for (m, nm, e) in errors.iter().take(30) {
+            let _ = writeln!(out, "{:>13}  {:<8} {:<w$} {}: {}", e.count, m, clip(nm, w), e.kind, e.message);
+        }
+        if errors.len() > 30 {
+            let _ = writeln!(out, "  … {} more distinct errors in the JSON/CSV reports", errors.len() - 30);
+        }
+        if summary.stats.errors.overflow > 0 {
+            let _ = writeln!(
+                out,
+                "  {} failures not itemised (more than {} distinct errors)",
+                summary.stats.errors.overflow,
+                crate::stats::ErrorCatalogue::MAX_ENTRIES
+            );
+        }
+    }
+
+    // Sinks and drops.
+    for s in &summary.sinks {
+        let _ = writeln!(
+            out,
+            "\n{}: {} delivered, {} failed, {} dropped{}",
+            s.name,
+            s.delivered,
+            s.failed,
+            s.dropped,
+            if s.errors.is_empty() { String::new() } else { format!(" ({})", s.errors.join("; ")) }
+        );
+    }
+    if summary.dropped_samples > 0 {
+        let _ = writeln!(out, "\n{} samples dropped on the way to exporters (queue full)", summary.dropped_samples);
+    }
+    out
+}
+
+/// One-paragraph header: run id, scenario, duration, why it stopped, tags.
+pub fn header(summary: &Summary) -> String {
+    let tags: Vec<String> = summary.run.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "Run {} · {} · {:.1}s · {}{}{}",
+        summary.run.id,
+        summary.run.scenario,
+        summary.duration.as_secs_f64(),
+        crate::executor::describe(&summary.stop_reason),
+        if summary.killed { " (users stopped without waiting)" } else { "" },
+        if tags.is_empty() { String::new() } else { format!("\nTags: {}", tags.join(" ")) }
+    )
+}

@@ -1,0 +1,178 @@
+//! The measurement of one request: what the request path hands to the recorder.
+//!
+//! A [`Sample`] is small and cheap to build; the VU fills it and passes it by value to the
+//! [`Recorder`](crate::stats::Recorder), which folds it into histograms and counters at once.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// Index of an interned `(method, request name)` pair in the plan's [`NameTable`](crate::plan::NameTable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameId(pub u32);
+
+/// Connection-phase timings. `None` means the phase did not happen for this request
+/// (no DNS lookup for an IP literal, no connect/TLS on a reused connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// Name resolution.
+    pub dns: Option<Duration>,
+    /// TCP connect.
+    pub connect: Option<Duration>,
+    /// TLS handshake.
+    pub tls: Option<Duration>,
+    /// From the first byte written to the response headers received.
+    pub ttfb: Option<Duration>,
+    /// From the response headers to the last body byte.
+    pub download: Option<Duration>,
+}
+
+/// What went wrong with a request, grouped for the error catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// The host name could not be resolved.
+    Dns,
+    /// The target refused the TCP connection.
+    Refused,
+    /// The connection was reset or closed before the response completed.
+    Reset,
+    /// Connecting (DNS + TCP + TLS) took longer than the connect timeout.
+    ConnectTimeout,
+    /// The request took longer than the request timeout.
+    Timeout,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The peer spoke broken HTTP.
+    Protocol,
+    /// The response status counts as a failure (4xx/5xx unless a check says otherwise).
+    Status,
+    /// A check on the response failed.
+    Check,
+    /// The request could not be built (bad URL, missing variable).
+    Request,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorKind {
+    /// Stable lowercase name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Dns => "dns",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Reset => "reset",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Status => "status",
+            ErrorKind::Check => "check",
+            ErrorKind::Request => "request",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// True for errors of the transport (no HTTP response was received).
+    pub fn is_transport(self) -> bool {
+        !matches!(
+            self,
+            ErrorKind::Status | ErrorKind::Check | ErrorKind::Request
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed request: its kind and a readable message without per-request noise, so that
+/// equal failures group together in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Group of the failure.
+    pub kind: ErrorKind,
+    /// Human-readable reason, e.g. `HTTP 503 Service Unavailable` or `connection refused`.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// W3C trace identity of a request, when tracing is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    /// 16-byte trace id.
+    pub trace_id: u128,
+    /// 8-byte id of the client span of this request.
+    pub span_id: u64,
+    /// Whether the trace is sampled.
+    pub sampled: bool,
+}
+
+/// The measurement of one request.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Interned `(method, name)`.
+    pub name: NameId,
+    /// Wall-clock time at which the request was actually started.
+    pub started_at: SystemTime,
+    /// Response time: from the start (the intended start in the open model) to the last byte.
+    pub total: Duration,
+    /// Actual minus intended start (open model); zero in the closed model.
+    pub schedule_delay: Duration,
+    /// Connection phases.
+    pub phases: Phases,
+    /// HTTP status, if a response arrived.
+    pub status: Option<u16>,
+    /// Bytes written to the connection for this request (headers and body, on the wire).
+    pub bytes_sent: u64,
+    /// Bytes read from the connection for this request (on the wire).
+    pub bytes_received: u64,
+    /// Length of the (decoded) response body, as Locust's "content size".
+    pub content_length: u64,
+    /// Whether this request opened a new connection.
+    pub new_connection: bool,
+    /// `None` when the request succeeded.
+    pub failure: Option<Failure>,
+    /// Trace identity, when tracing is on.
+    pub trace: Option<TraceIds>,
+}
+
+impl Sample {
+    /// A sample for a request that failed before anything was sent.
+    pub fn failed_before_send(name: NameId, failure: Failure) -> Self {
+        Sample {
+            name,
+            started_at: SystemTime::now(),
+            total: Duration::ZERO,
+            schedule_delay: Duration::ZERO,
+            phases: Phases::default(),
+            status: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+            content_length: 0,
+            new_connection: false,
+            failure: Some(failure),
+            trace: None,
+        }
+    }
+
+    /// True when the request failed.
+    pub fn is_failure(&self) -> bool {
+        self.failure.is_some()
+    }
+}

@@ -1,0 +1,113 @@
+//! Scenario errors: what went wrong, where (file:line:col), and what was expected.
+
+use std::fmt;
+
+/// A scenario that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    Read {
+        /// File name.
+        file: String,
+        /// OS error.
+        message: String,
+    },
+    /// The file is not a valid scenario.
+    Invalid {
+        /// File name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScenarioError::Read { file, message } => write!(f, "{file}: cannot read scenario: {message}"),
+            ScenarioError::Invalid { file, line, column, message } => {
+                write!(f, "{file}:{line}:{column}: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl ScenarioError {
+    /// Translate a serde_yaml error, adding a "did you mean" for unknown keys.
+    pub(crate) fn from_yaml(file: &str, _text: &str, e: &serde_yaml::Error) -> Self {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let mut message = e.to_string();
+        // serde_yaml appends " at line L column C"; we print the location up front instead.
+        if let Some(i) = message.find(" at line ") {
+            message.truncate(i);
+        }
+        if let Some(hint) = suggestion(&message) {
+            message.push_str(&hint);
+        }
+        ScenarioError::Invalid {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    /// An error located at the first occurrence of `needle` in `text` (line 1 col 1 if absent).
+    pub(crate) fn at_text(file: &str, text: &str, needle: &str, message: String) -> Self {
+        let (mut line, mut column) = (1, 1);
+        if !needle.is_empty() {
+            if let Some(pos) = text.find(needle) {
+                line = text[..pos].matches('\n').count() + 1;
+                column = pos - text[..pos].rfind('\n').map_or(0, |i| i + 1) + 1;
+            }
+        }
+        ScenarioError::Invalid {
+            file: file.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// For "unknown field `x`, expected one of `a`, `b`": the nearest expected key, if close.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let best = expected
+        .iter()
+        .map(|cand| (edit_distance(unknown, cand), *cand))
+        .min()?;
+    let limit = (unknown.len().max(best.1.len()) / 3).max(1);
+    (best.0 <= limit).then(|| format!(" — did you mean `{}`?", best.1))
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}

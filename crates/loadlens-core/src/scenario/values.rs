@@ -1,0 +1,239 @@
+//! Small value types of the scenario language, each parsed from a string with a clear error:
+//! durations (`250ms`, `1m30s`, or a number of seconds), wait times, HTTP methods.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Parse a duration: `250ms`, `1.5s`, `2m`, `1h30m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return secs_to_duration(secs).ok_or_else(|| format!("invalid duration `{s}`"));
+    }
+    // Accept decimals in each component (`1.5s`), which humantime does not.
+    let mut total = 0.0f64;
+    let mut num = String::new();
+    let mut unit = String::new();
+    let flush = |num: &mut String, unit: &mut String, total: &mut f64| -> Result<(), String> {
+        if num.is_empty() {
+            return Err(format!(
+                "invalid duration `{s}`: expected e.g. `500ms`, `10s`, `1m30s`, `2h`"
+            ));
+        }
+        let v: f64 = num.parse().map_err(|_| format!("invalid number in duration `{s}`"))?;
+        let mult = match unit.as_str() {
+            "ms" => 1e-3,
+            "us" | "µs" => 1e-6,
+            "s" | "sec" | "" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            u => return Err(format!("unknown unit `{u}` in duration `{s}` (use ms, s, m, h)")),
+        };
+        *total += v * mult;
+        num.clear();
+        unit.clear();
+        Ok(())
+    };
+    for c in s.chars() {
+        if c.is_ascii_digit() || c == '.' {
+            if !unit.is_empty() {
+                flush(&mut num, &mut unit, &mut total)?;
+            }
+            num.push(c);
+        } else if !c.is_whitespace() {
+            unit.push(c);
+        }
+    }
+    flush(&mut num, &mut unit, &mut total)?;
+    secs_to_duration(total).ok_or_else(|| format!("invalid duration `{s}`"))
+}
+
+fn secs_to_duration(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
+/// untagged enum) so that errors keep the value's line and column.
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    d.deserialize_any(ScalarVisitor {
+        what: "a duration such as `500ms`, `10s`, `1m30s` or a number of seconds",
+        from_secs: |s| secs_to_duration(s).map(Some).ok_or_else(|| format!("invalid duration `{s}`")),
+        from_str: |t| parse_duration(t).map(Some),
+        none: None,
+    })
+}
+
+/// Visits a scalar that may be a number (seconds), a string, or null.
+struct ScalarVisitor<T> {
+    what: &'static str,
+    from_secs: fn(f64) -> Result<T, String>,
+    from_str: fn(&str) -> Result<T, String>,
+    none: T,
+}
+
+impl<'de, T> serde::de::Visitor<'de> for ScalarVisitor<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+        (self.from_secs)(v).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        (self.from_secs)(v as f64).map_err(E::custom)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        (self.from_secs)(v as f64).map_err(E::custom)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.from_str)(v).map_err(E::custom)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<T, E> {
+        Ok(self.none)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<T, E> {
+        Ok(self.none)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Think time between two tasks of a user, with Locust's semantics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum WaitTime {
+    /// No wait.
+    #[default]
+    None,
+    /// Uniformly random in `[min, max]`.
+    Between(Duration, Duration),
+    /// Always the same.
+    Constant(Duration),
+}
+
+impl WaitTime {
+    /// Parse `between(1, 3)`, `constant(2)`, `constant(500ms)` or `none`.
+    pub fn parse(s: &str) -> Result<WaitTime, String> {
+        let s = s.trim();
+        if s.is_empty() || s == "none" || s == "0" {
+            return Ok(WaitTime::None);
+        }
+        let expected = "expected `between(MIN, MAX)`, `constant(T)` or `none` (times in seconds or with units, e.g. `between(1, 3)`)";
+        let (fun, args) = s
+            .strip_suffix(')')
+            .and_then(|x| x.split_once('('))
+            .ok_or_else(|| format!("invalid wait `{s}`: {expected}"))?;
+        let args: Vec<&str> = args.split(',').map(str::trim).collect();
+        let parse = |a: &str| parse_duration(a).map_err(|e| format!("invalid wait `{s}`: {e}"));
+        match (fun.trim(), args.as_slice()) {
+            ("between", [a, b]) => {
+                let (a, b) = (parse(a)?, parse(b)?);
+                if a > b {
+                    return Err(format!("invalid wait `{s}`: the minimum is larger than the maximum"));
+                }
+                Ok(WaitTime::Between(a, b))
+            }
+            ("constant", [a]) => Ok(WaitTime::Constant(parse(a)?)),
+            _ => Err(format!("invalid wait `{s}`: {expected}")),
+        }
+    }
+
+    /// Draw the next wait.
+    pub fn next(&self, rng: &mut fastrand::Rng) -> Duration {
+        match *self {
+            WaitTime::None => Duration::ZERO,
+            WaitTime::Constant(d) => d,
+            WaitTime::Between(a, b) => a + (b - a).mul_f64(rng.f64()),
+        }
+    }
+}
+
+impl fmt::Display for WaitTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WaitTime::None => f.write_str("none"),
+            WaitTime::Between(a, b) => write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64()),
+            WaitTime::Constant(a) => write!(f, "constant({})", a.as_secs_f64()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for WaitTime {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor {
+            what: "a wait time such as `between(1, 3)`, `constant(2)` or `none`",
+            from_secs: |s| {
+                secs_to_duration(s)
+                    .map(WaitTime::Constant)
+                    .ok_or_else(|| format!("invalid wait `{s}`"))
+            },
+            from_str: WaitTime::parse,
+            none: WaitTime::None,
+        })
+    }
+}
+
+/// An HTTP method, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Method(pub http::Method);
+
+impl Default for Method {
+    fn default() -> Self {
+        Method(http::Method::GET)
+    }
+}
+
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let up = s.to_ascii_uppercase();
+        match up.as_str() {
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS" => {
+                Ok(Method(up.parse().map_err(serde::de::Error::custom)?))
+            }
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown HTTP method `{s}`, expected one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn wait_times() {
+        assert_eq!(
+            WaitTime::parse("between(1, 3)").unwrap(),
+            WaitTime::Between(Duration::from_secs(1), Duration::from_secs(3))
+        );
+        assert_eq!(
+            WaitTime::parse("constant(500ms)").unwrap(),
+            WaitTime::Constant(Duration::from_millis(500))
+        );
+        assert!(WaitTime::parse("between(3, 1)").unwrap_err().contains("larger"));
+        assert!(WaitTime::parse("sometimes").unwrap_err().contains("expected"));
+        let w = WaitTime::Between(Duration::from_secs(1), Duration::from_secs(2));
+        let mut rng = fastrand::Rng::with_seed(1);
+        for _ in 0..100 {
+            let d = w.next(&mut rng);
+            assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Sinks: consumers of lifecycle events, snapshots and (when they need them) raw samples —
+//! console, reports, OTLP, Datadog, JSON lines.
+//!
+//! Hooks are synchronous and must return at once: a sink that talks to a network hands the work
+//! to its own task through a bounded queue and counts what it had to drop. Only [`Sink::finish`]
+//! is async, and the run bounds it with a timeout, so a dead backend costs the run at most that.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::report::Summary;
+use crate::run::{RunInfo, TimelineEvent};
+use crate::sample::Sample;
+use crate::stats::Snapshot;
+
+/// What a sink did, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SinkReport {
+    /// Sink name (`otlp`, `datadog`, …).
+    pub name: String,
+    /// Items delivered (spans, points, events).
+    pub delivered: u64,
+    /// Items that could not be delivered after retries.
+    pub failed: u64,
+    /// Items dropped because a queue was full.
+    pub dropped: u64,
+    /// Distinct error messages (secrets never included).
+    pub errors: Vec<String>,
+}
+
+/// A boxed future returned by [`Sink::finish`].
+pub type FinishFuture = Pin<Box<dyn Future<Output = SinkReport> + Send>>;
+
+/// A consumer of the run's lifecycle, snapshots and samples. Only `name` and `finish` are required.
+pub trait Sink: Send {
+    /// Short name used in logs and the summary.
+    fn name(&self) -> &str;
+
+    /// The run starts.
+    fn on_start(&mut self, _run: &RunInfo) {}
+
+    /// Something happened on the timeline.
+    fn on_event(&mut self, _event: &TimelineEvent) {}
+
+    /// A new snapshot (once per second).
+    fn on_snapshot(&mut self, _snapshot: &Arc<Snapshot>) {}
+
+    /// A sender for raw samples, if this sink needs every request (traces). Called once.
+    fn sample_tap(&mut self) -> Option<SampleTap> {
+        None
+    }
+
+    /// The run ended: flush and report.
+    fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture;
+}
+
+/// Bounded, non-blocking delivery of samples to one sink; drops are counted.
+#[derive(Debug, Clone)]
+pub struct SampleTap {
+    tx: mpsc::Sender<Sample>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl SampleTap {
+    /// A tap with room for `capacity` samples, and its receiving end.
+    pub fn new(capacity: usize) -> (SampleTap, mpsc::Receiver<Sample>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            SampleTap {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            rx,
+        )
+    }
+
+    /// Offer a sample; never waits.
+    #[inline]
+    pub fn offer(&self, s: &Sample) {
+        if self.tx.try_send(s.clone()).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Samples dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Finish every sink, each within `limit`; a sink that does not finish in time is reported as such.
+pub async fn finish_all(sinks: Vec<Box<dyn Sink>>, summary: &Summary, limit: Duration) -> Vec<SinkReport> {
+    let mut reports = Vec::with_capacity(sinks.len());
+    let mut pending = Vec::new();
+    for s in sinks {
+        let name = s.name().to_owned();
+        pending.push((name, s.finish(summary)));
+    }
+    let results = futures_join(pending, limit).await;
+    reports.extend(results);
+    reports
+}
+
+async fn futures_join(pending: Vec<(String, FinishFuture)>, limit: Duration) -> Vec<SinkReport> {
+    let handles: Vec<(String, tokio::task::JoinHandle<SinkReport>)> = pending
+        .into_iter()
+        .map(|(n, f)| (n, tokio::spawn(f)))
+        .collect();
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut out = Vec::new();
+    for (name, h) in handles {
+        let abort = h.abort_handle();
+        match tokio::time::timeout_at(deadline, h).await {
+            Ok(Ok(r)) => out.push(r),
+            Ok(Err(_)) => out.push(SinkReport {
+                name,
+                errors: vec!["the sink panicked while finishing".into()],
+                ..SinkReport::default()
+            }),
+            Err(_) => {
+                abort.abort();
+                out.push(SinkReport {
+                    name,
+                    errors: vec![format!(
+                        "did not finish within {}; buffered data was dropped",
+                        humantime::format_duration(limit)
+                    )],
+                    ..SinkReport::default()
+                });
+            }
+        }
+    }
+    out
+}

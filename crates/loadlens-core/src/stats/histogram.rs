@@ -1,0 +1,225 @@
+//! A latency histogram: HDR with 3 significant digits, recorded in microseconds.
+//!
+//! HDR histograms keep memory constant for any run length and merge exactly, which is what
+//! makes percentiles across threads and workers correct (DESIGN.md, invariants).
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Latency histogram in microseconds (auto-resizing, 3 significant digits).
+#[derive(Clone, Debug)]
+pub struct LatencyHistogram(Histogram<u64>);
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyHistogram {
+    /// An empty histogram. Memory grows with the logarithm of the largest value recorded.
+    pub fn new() -> Self {
+        // 3 significant digits is within the hdrhistogram bounds: `new` cannot fail here.
+        LatencyHistogram(Histogram::new(3).expect("3 significant digits is valid"))
+    }
+
+    /// Record one duration.
+    #[inline]
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2);
+        // Auto-resize makes this infallible for any value we can produce.
+        let _ = self.0.record(us);
+    }
+
+    /// Add every value of `other`.
+    pub fn merge(&mut self, other: &LatencyHistogram) {
+        let _ = self.0.add(&other.0);
+    }
+
+    /// Forget every value, keeping the allocation.
+    pub fn clear(&mut self) {
+        self.0.reset();
+    }
+
+    /// Number of values recorded.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// True when nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Value at quantile `q` (0.0..=1.0), in milliseconds; 0 when empty.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return 0.0;
+        }
+        self.0.value_at_quantile(q) as f64 / 1000.0
+    }
+
+    /// Smallest value in milliseconds; 0 when empty.
+    pub fn min_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.min() as f64 / 1000.0
+        }
+    }
+
+    /// Largest value in milliseconds (exact up to the histogram's precision); 0 when empty.
+    pub fn max_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.max() as f64 / 1000.0
+        }
+    }
+
+    /// Mean in milliseconds; 0 when empty.
+    pub fn mean_ms(&self) -> f64 {
+        if self.0.is_empty() {
+            0.0
+        } else {
+            self.0.mean() / 1000.0
+        }
+    }
+
+    /// The standard percentile set used in every report.
+    pub fn percentiles(&self) -> Percentiles {
+        Percentiles {
+            min: self.min_ms(),
+            avg: self.mean_ms(),
+            p50: self.quantile_ms(0.50),
+            p66: self.quantile_ms(0.66),
+            p75: self.quantile_ms(0.75),
+            p80: self.quantile_ms(0.80),
+            p90: self.quantile_ms(0.90),
+            p95: self.quantile_ms(0.95),
+            p98: self.quantile_ms(0.98),
+            p99: self.quantile_ms(0.99),
+            p99_9: self.quantile_ms(0.999),
+            p99_99: self.quantile_ms(0.9999),
+            max: self.max_ms(),
+        }
+    }
+
+    /// `(value_ms, cumulative fraction)` pairs for a percentile curve, at most about `points` long.
+    pub fn curve(&self, points: usize) -> Vec<(f64, f64)> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let ticks = (points / 10).max(1) as u32;
+        self.0
+            .iter_quantiles(ticks)
+            .map(|v| {
+                (
+                    self.0.highest_equivalent(v.value_iterated_to()) as f64 / 1000.0,
+                    v.quantile_iterated_to(),
+                )
+            })
+            .take(points)
+            .collect()
+    }
+
+    /// The underlying HDR histogram (microseconds), for exporters.
+    pub fn inner(&self) -> &Histogram<u64> {
+        &self.0
+    }
+}
+
+/// Latency statistics in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    /// Smallest value.
+    pub min: f64,
+    /// Mean.
+    pub avg: f64,
+    /// Median.
+    pub p50: f64,
+    /// 66th percentile (Locust column).
+    pub p66: f64,
+    /// 75th percentile.
+    pub p75: f64,
+    /// 80th percentile (Locust column).
+    pub p80: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 98th percentile (Locust column).
+    pub p98: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p99_9: f64,
+    /// 99.99th percentile.
+    pub p99_99: f64,
+    /// Largest value.
+    pub max: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn percentiles_of_a_uniform_distribution() {
+        let mut h = LatencyHistogram::new();
+        for v in 1..=1000 {
+            h.record(ms(v));
+        }
+        let p = h.percentiles();
+        assert_eq!(h.len(), 1000);
+        // 3 significant digits: within 0.1 % of the exact order statistic.
+        for (got, want) in [
+            (p.p50, 500.0),
+            (p.p90, 900.0),
+            (p.p95, 950.0),
+            (p.p99, 990.0),
+            (p.p99_9, 999.0),
+        ] {
+            assert!((got - want).abs() <= want * 0.001 + 0.001, "{got} vs {want}");
+        }
+        assert!((p.min - 1.0).abs() < 0.002);
+        assert!((p.max - 1000.0).abs() < 1.0);
+        assert!((p.avg - 500.5).abs() < 0.5);
+    }
+
+    #[test]
+    fn merging_shards_equals_one_histogram_of_all_samples() {
+        let mut all = LatencyHistogram::new();
+        let mut shards = vec![LatencyHistogram::new(); 4];
+        let mut rng = fastrand::Rng::with_seed(7);
+        for i in 0..20_000 {
+            // A long-tailed mix: mostly fast, a few slow.
+            let us = if rng.u32(0..100) < 3 {
+                rng.u64(100_000..3_000_000)
+            } else {
+                rng.u64(200..20_000)
+            };
+            let d = Duration::from_micros(us);
+            all.record(d);
+            shards[i % 4].record(d);
+        }
+        let mut merged = LatencyHistogram::new();
+        for s in &shards {
+            merged.merge(s);
+        }
+        assert_eq!(merged.percentiles(), all.percentiles());
+        assert_eq!(merged.len(), 20_000);
+    }
+
+    #[test]
+    fn empty_histogram_reports_zeros() {
+        let h = LatencyHistogram::new();
+        assert_eq!(h.percentiles(), Percentiles::default());
+        assert!(h.curve(100).is_empty());
+    }
+}

@@ -157,7 +157,7 @@ impl Plan {
                     base.insert(k, v);
                 }
             }
-            let mut compile = |r: &RequestSpec, names: &mut NameTable| {
+            let compile = |r: &RequestSpec, names: &mut NameTable| {
                 compile_request(r, host.as_deref(), &base, opts, names)
             };
             let on_start = u.on_start.iter().map(|r| compile(r, &mut names)).collect::<Result<_, _>>()?;

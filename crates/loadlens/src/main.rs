@@ -1,5 +1,83 @@
-//! The `loadlens` binary: CLI, live views, demo target and wiring.
-#![allow(dead_code)]
-mod demo_target;
+//! The `loadlens` binary: CLI, live view, demo target and wiring.
 
-fn main() {}
+mod cli;
+mod demo;
+mod demo_target;
+mod exit;
+mod identity;
+mod live;
+mod runner;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use loadlens_core::scenario::Scenario;
+
+use cli::{Cli, Command};
+use exit::{Exit, Failure};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOADLENS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(Exit::Internal.code());
+        }
+    };
+    let result = runtime.block_on(dispatch(cli.command));
+    // Don't wait for lingering connection tasks of abandoned users.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.exit.code())
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<Exit, Failure> {
+    match command {
+        Command::Run(args) => {
+            let outputs = runner::Outputs {
+                json: args.json.clone(),
+                csv: args.csv.clone(),
+                progress_every: args.progress_interval,
+            };
+            let prepared = match &args.scenario {
+                Some(path) => {
+                    let scenario = Scenario::from_file(path)
+                        .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;
+                    runner::prepare(&args, Some((&scenario, &path.display().to_string())))?
+                }
+                None => runner::prepare(&args, None)?,
+            };
+            runner::execute(prepared, &outputs).await
+        }
+        Command::Demo(args) => demo::run(args).await,
+        Command::DemoTarget(args) => demo_target::run(args)
+            .await
+            .map(|()| Exit::Passed)
+            .map_err(|e| Failure::new(Exit::InvalidInput, format!("{e:#}"))),
+        Command::Validate(args) => {
+            let s = Scenario::from_file(&args.scenario)
+                .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;
+            let tasks: usize = s.user_types.iter().map(|u| u.tasks.len()).sum();
+            println!(
+                "{}: ok ({} user types, {} tasks)",
+                args.scenario.display(),
+                s.user_types.len(),
+                tasks
+            );
+            Ok(Exit::Passed)
+        }
+    }
+}

@@ -93,14 +93,14 @@ pub fn render(summary: &Summary) -> String {
     let _ = writeln!(out, "\nResponse time percentiles (ms, HDR histograms: exact to 3 significant digits)");
     let _ = writeln!(
         out,
-        "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
-        "Type", "Name", "50%", "75%", "90%", "95%", "99%", "99.9%", "100%", "", "# reqs"
+        "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "Type", "Name", "50%", "75%", "90%", "95%", "99%", "99.9%", "100%", "# reqs"
     );
     let prule = format!(
         "{}|{}|{}",
         "-".repeat(8),
         "-".repeat(w + 1),
-        "-".repeat(8 * 8 + 10)
+        "-".repeat(8 * 7 + 10)
     );
     out.push_str(&prule);
     out.push('\n');
@@ -114,7 +114,7 @@ pub fn render(summary: &Summary) -> String {
         let l = &r.latency_ms;
         let _ = writeln!(
             out,
-            "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+            "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
             r.method,
             clip(&r.name, w),
             ms(l.p50),
@@ -124,7 +124,6 @@ pub fn render(summary: &Summary) -> String {
             ms(l.p99),
             ms(l.p99_9),
             ms(l.max),
-            "",
             r.request_count
         );
     }

@@ -1,0 +1,151 @@
+//! Command-line interface. Flag names follow Locust where they overlap (`-u`, `-r`, `-t`, `-H`,
+//! `--headless`, `--csv`), quick mode follows hey/oha (`--url`, `-c`, `-n`, `-z`, `-m`, `-d`),
+//! and every flag has an environment twin (`LOADLENS_USERS`, …).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::demo_target::DemoTargetArgs;
+
+/// Observable HTTP load testing.
+#[derive(Parser, Debug)]
+#[command(name = "loadlens", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a scenario file, or a single URL in quick mode (`--url`).
+    Run(RunArgs),
+    /// Start the built-in demo target and run examples/storefront.yaml against it.
+    Demo(DemoArgs),
+    /// Serve the built-in demo API (storefront, orders, checkout, search).
+    DemoTarget(DemoTargetArgs),
+    /// Check a scenario file without running it.
+    Validate(ValidateArgs),
+}
+
+/// `loadlens validate`.
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Scenario file.
+    pub scenario: PathBuf,
+}
+
+/// `loadlens run`.
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// Scenario file (YAML). Omit it and give `--url` for quick mode.
+    #[arg(env = "LOADLENS_SCENARIO", required_unless_present = "url", conflicts_with = "url")]
+    pub scenario: Option<PathBuf>,
+
+    /// Peak number of concurrent users.
+    #[arg(short = 'u', long, env = "LOADLENS_USERS")]
+    pub users: Option<u64>,
+    /// Users started per second (default: all at once).
+    #[arg(short = 'r', long, env = "LOADLENS_SPAWN_RATE")]
+    pub spawn_rate: Option<f64>,
+    /// Stop after this long, e.g. `30s`, `5m`, `1h30m`.
+    #[arg(short = 't', long, env = "LOADLENS_RUN_TIME", value_parser = duration)]
+    pub run_time: Option<std::time::Duration>,
+    /// Stop after this many task iterations in total.
+    #[arg(short = 'i', long, env = "LOADLENS_ITERATIONS")]
+    pub iterations: Option<u64>,
+    /// How long in-flight requests may take to finish after the stop (default 10s).
+    #[arg(long, env = "LOADLENS_STOP_TIMEOUT", value_parser = duration)]
+    pub stop_timeout: Option<std::time::Duration>,
+    /// Scenario mode: the base URL (overrides `host:`). Quick mode: a header `Name: value`
+    /// (repeatable), like hey and oha.
+    #[arg(short = 'H', long = "host", env = "LOADLENS_HOST", value_name = "HOST | HEADER")]
+    pub host: Vec<String>,
+    /// Run without a web UI (loadlens has none yet; accepted for Locust compatibility).
+    #[arg(long, env = "LOADLENS_HEADLESS")]
+    pub headless: bool,
+
+    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
+    #[arg(long, env = "LOADLENS_CSV", value_name = "PREFIX")]
+    pub csv: Option<PathBuf>,
+    /// Write the JSON result (schemas/result.schema.json).
+    #[arg(long, env = "LOADLENS_JSON", value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Run id sent with every request and written in every output (generated when absent).
+    #[arg(long, env = "TEST_RUN_ID")]
+    pub run_id: Option<String>,
+    /// Tag for every output, `key=value` (repeatable).
+    #[arg(long = "tag", env = "LOADLENS_TAGS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub tags: Vec<String>,
+    /// Header that carries the run id; `none` turns it off.
+    #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
+    pub run_id_header: Option<String>,
+    /// Extra header for every request, `Name: value` (repeatable).
+    #[arg(long = "header", env = "LOADLENS_HEADERS", value_delimiter = '\n')]
+    pub headers: Vec<String>,
+
+    /// Skip TLS certificate verification.
+    #[arg(short = 'k', long, env = "LOADLENS_INSECURE")]
+    pub insecure: bool,
+    /// Speak HTTP/2 only (h2c by prior knowledge on http://).
+    #[arg(long, env = "LOADLENS_HTTP2", conflicts_with = "http1")]
+    pub http2: bool,
+    /// Speak HTTP/1.1 only.
+    #[arg(long, env = "LOADLENS_HTTP1")]
+    pub http1: bool,
+    /// Request timeout (default 30s).
+    #[arg(long, env = "LOADLENS_TIMEOUT", value_parser = duration)]
+    pub timeout: Option<std::time::Duration>,
+    /// Connect timeout, DNS + TCP + TLS (default 10s).
+    #[arg(long, env = "LOADLENS_CONNECT_TIMEOUT", value_parser = duration)]
+    pub connect_timeout: Option<std::time::Duration>,
+    /// Redirects to follow (default 10; 0 disables).
+    #[arg(long, env = "LOADLENS_MAX_REDIRECTS")]
+    pub max_redirects: Option<usize>,
+    /// Seconds between progress lines when stdout is not a terminal.
+    #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub progress_interval: std::time::Duration,
+
+    /// Quick mode: the URL to load.
+    #[arg(long, env = "LOADLENS_URL")]
+    pub url: Option<String>,
+    /// Quick mode: concurrent connections (users).
+    #[arg(short = 'c', long, env = "LOADLENS_CONNECTIONS", requires = "url")]
+    pub connections: Option<u64>,
+    /// Quick mode: total requests.
+    #[arg(short = 'n', long, env = "LOADLENS_REQUESTS", requires = "url", conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Quick mode: how long, e.g. `10s`.
+    #[arg(short = 'z', long, env = "LOADLENS_DURATION", requires = "url", value_parser = duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Quick mode: HTTP method.
+    #[arg(short = 'm', long, env = "LOADLENS_METHOD", requires = "url", default_value = "GET")]
+    pub method: String,
+    /// Quick mode: request body.
+    #[arg(short = 'd', long, env = "LOADLENS_BODY", requires = "url")]
+    pub body: Option<String>,
+}
+
+/// `loadlens demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// How long to run (default 20s).
+    #[arg(short = 't', long, env = "LOADLENS_RUN_TIME", value_parser = duration, default_value = "20s")]
+    pub run_time: std::time::Duration,
+    /// Users (default: the scenario's).
+    #[arg(short = 'u', long, env = "LOADLENS_USERS")]
+    pub users: Option<u64>,
+    /// Directory for the reports.
+    #[arg(long, env = "LOADLENS_DEMO_OUT", default_value = "loadlens-demo")]
+    pub out: PathBuf,
+    /// Seconds between progress lines when stdout is not a terminal.
+    #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
+    pub progress_interval: std::time::Duration,
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    loadlens_core::scenario::parse_duration(s)
+}

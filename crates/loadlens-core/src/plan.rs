@@ -22,7 +22,11 @@ pub struct NameTable {
 impl NameTable {
     /// The id of `(method, name)`, interning it if new.
     pub fn intern(&mut self, method: &str, name: &str) -> NameId {
-        if let Some(i) = self.names.iter().position(|(m, n)| m == method && n == name) {
+        if let Some(i) = self
+            .names
+            .iter()
+            .position(|(m, n)| m == method && n == name)
+        {
             return NameId(i as u32);
         }
         self.names.push((method.to_owned(), name.to_owned()));
@@ -160,19 +164,37 @@ impl Plan {
             let compile = |r: &RequestSpec, names: &mut NameTable| {
                 compile_request(r, host.as_deref(), &base, opts, names)
             };
-            let on_start = u.on_start.iter().map(|r| compile(r, &mut names)).collect::<Result<_, _>>()?;
-            let on_stop = u.on_stop.iter().map(|r| compile(r, &mut names)).collect::<Result<_, _>>()?;
+            let on_start = u
+                .on_start
+                .iter()
+                .map(|r| compile(r, &mut names))
+                .collect::<Result<_, _>>()?;
+            let on_stop = u
+                .on_stop
+                .iter()
+                .map(|r| compile(r, &mut names))
+                .collect::<Result<_, _>>()?;
             let mut tasks = Vec::new();
             for t in &u.tasks {
                 let step = compile(&t.request, &mut names)?;
-                let name = t.name.clone().unwrap_or_else(|| names.get(step.name).1.to_owned());
+                let name = t
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| names.get(step.name).1.to_owned());
                 tasks.push(TaskPlan {
                     name,
                     weight: t.weight,
                     steps: vec![step],
                 });
             }
-            user_types.push(UserTypePlan::new(u.name.clone(), u.weight, u.wait, on_start, on_stop, tasks));
+            user_types.push(UserTypePlan::new(
+                u.name.clone(),
+                u.weight,
+                u.wait,
+                on_start,
+                on_stop,
+                tasks,
+            ));
         }
         Ok(Plan {
             name: scenario.name.clone().unwrap_or_else(|| "scenario".into()),
@@ -182,11 +204,18 @@ impl Plan {
     }
 
     /// The plan of quick mode: one user type repeating one request with no wait.
-    pub fn single(url: &str, method: Method, body: Bytes, opts: &PlanOptions) -> Result<Plan, PlanError> {
-        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+    pub fn single(
+        url: &str,
+        method: Method,
+        body: Bytes,
+        opts: &PlanOptions,
+    ) -> Result<Plan, PlanError> {
+        let uri: Uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(PlanError::BadUrl {
                 url: url.to_owned(),
@@ -206,7 +235,14 @@ impl Plan {
         Ok(Plan {
             name: url.to_owned(),
             names,
-            user_types: vec![UserTypePlan::new("default".into(), 1, WaitTime::None, vec![], vec![], vec![task])],
+            user_types: vec![UserTypePlan::new(
+                "default".into(),
+                1,
+                WaitTime::None,
+                vec![],
+                vec![],
+                vec![task],
+            )],
         })
     }
 
@@ -225,7 +261,9 @@ impl Plan {
             for (c, u) in current.iter_mut().zip(&self.user_types) {
                 *c += i64::from(u.weight);
             }
-            pick = (0..current.len()).max_by_key(|&k| (current[k], -(k as i64))).unwrap_or(0);
+            pick = (0..current.len())
+                .max_by_key(|&k| (current[k], -(k as i64)))
+                .unwrap_or(0);
             current[pick] -= total as i64;
         }
         pick
@@ -264,8 +302,10 @@ impl UserTypePlan {
 fn headers(map: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, PlanError> {
     let mut h = HeaderMap::new();
     for (k, v) in map {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| PlanError::BadHeader(k.clone()))?;
-        let value = HeaderValue::from_str(v).map_err(|_| PlanError::BadHeader(format!("{k}: {v}")))?;
+        let name =
+            HeaderName::from_bytes(k.as_bytes()).map_err(|_| PlanError::BadHeader(k.clone()))?;
+        let value =
+            HeaderValue::from_str(v).map_err(|_| PlanError::BadHeader(format!("{k}: {v}")))?;
         h.insert(name, value);
     }
     Ok(h)
@@ -302,16 +342,21 @@ fn compile_request(
             .collect();
         target.push_str(&q.join("&"));
     }
-    let url: Uri = target.parse().map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
-        url: target.clone(),
-        reason: e.to_string(),
-    })?;
+    let url: Uri = target
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
+            url: target.clone(),
+            reason: e.to_string(),
+        })?;
     client::Origin::of(&url).map_err(|f| PlanError::BadUrl {
         url: target.clone(),
         reason: f.message,
     })?;
     let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
-    let name = names.intern(r.method.0.as_str(), r.name.as_deref().unwrap_or(&default_name));
+    let name = names.intern(
+        r.method.0.as_str(),
+        r.name.as_deref().unwrap_or(&default_name),
+    );
     let mut request = Request::new(r.method.0.clone(), url);
     request.headers = base.clone();
     for (k, v) in headers(&r.headers)? {
@@ -338,7 +383,9 @@ pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push_str("%20"),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -376,13 +423,19 @@ user_types:
 "#,
         );
         let opts = PlanOptions {
-            run_id_header: Some((HeaderName::from_static("x-test-run-id"), HeaderValue::from_static("r1"))),
+            run_id_header: Some((
+                HeaderName::from_static("x-test-run-id"),
+                HeaderValue::from_static("r1"),
+            )),
             ..PlanOptions::default()
         };
         let plan = Plan::compile(&s, &opts).unwrap();
         let t = &plan.user_types[0].tasks;
         let r0 = &t[0].steps[0].request;
-        assert_eq!(r0.url.to_string(), "http://127.0.0.1:9/p?page=1&q=running%20shoes");
+        assert_eq!(
+            r0.url.to_string(),
+            "http://127.0.0.1:9/p?page=1&q=running%20shoes"
+        );
         assert_eq!(r0.headers["x-a"], "scenario");
         assert_eq!(r0.headers["x-b"], "user");
         assert_eq!(r0.headers["x-c"], "req");
@@ -401,7 +454,13 @@ user_types:
         let s = scenario("user_types: [{ name: u, tasks: [{ request: { path: /x } }] }]");
         let e = Plan::compile(&s, &PlanOptions::default()).unwrap_err();
         assert!(e.to_string().contains("no host is set"), "{e}");
-        let ok = Plan::compile(&s, &PlanOptions { host: Some("http://h:1".into()), ..Default::default() });
+        let ok = Plan::compile(
+            &s,
+            &PlanOptions {
+                host: Some("http://h:1".into()),
+                ..Default::default()
+            },
+        );
         assert!(ok.is_ok());
     }
 
@@ -424,14 +483,34 @@ user_types:
         );
         let plan = Plan::compile(&s, &PlanOptions::default()).unwrap();
         let mut rng = fastrand::Rng::with_seed(3);
-        let n = (0..10_000).filter(|_| plan.user_types[0].pick(&mut rng).weight == 9).count();
+        let n = (0..10_000)
+            .filter(|_| plan.user_types[0].pick(&mut rng).weight == 9)
+            .count();
         assert!((8_800..9_200).contains(&n), "{n}");
     }
 
     #[test]
     fn quick_mode_rejects_bad_urls() {
-        assert!(Plan::single("localhost:8080", Method::GET, Bytes::new(), &PlanOptions::default()).is_err());
-        assert!(Plan::single("ftp://x/", Method::GET, Bytes::new(), &PlanOptions::default()).is_err());
-        assert!(Plan::single("http://127.0.0.1:1/x", Method::GET, Bytes::new(), &PlanOptions::default()).is_ok());
+        assert!(Plan::single(
+            "localhost:8080",
+            Method::GET,
+            Bytes::new(),
+            &PlanOptions::default()
+        )
+        .is_err());
+        assert!(Plan::single(
+            "ftp://x/",
+            Method::GET,
+            Bytes::new(),
+            &PlanOptions::default()
+        )
+        .is_err());
+        assert!(Plan::single(
+            "http://127.0.0.1:1/x",
+            Method::GET,
+            Bytes::new(),
+            &PlanOptions::default()
+        )
+        .is_ok());
     }
 }

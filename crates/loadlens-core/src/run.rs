@@ -21,9 +21,13 @@ pub fn generate_run_id() -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let stamp = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
+    let stamp =
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
     // 2026-11-22T00:15:02Z -> 20261122-001502
-    let compact: String = stamp.chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
+    let compact: String = stamp
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
     let compact = compact.replace('T', "-");
     format!("{compact}-{:06x}", fastrand::u32(..0x0100_0000))
 }

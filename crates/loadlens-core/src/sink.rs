@@ -94,7 +94,11 @@ impl SampleTap {
 }
 
 /// Finish every sink, each within `limit`; a sink that does not finish in time is reported as such.
-pub async fn finish_all(sinks: Vec<Box<dyn Sink>>, summary: &Summary, limit: Duration) -> Vec<SinkReport> {
+pub async fn finish_all(
+    sinks: Vec<Box<dyn Sink>>,
+    summary: &Summary,
+    limit: Duration,
+) -> Vec<SinkReport> {
     let mut reports = Vec::with_capacity(sinks.len());
     let mut pending = Vec::new();
     for s in sinks {

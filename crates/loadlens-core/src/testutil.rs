@@ -40,7 +40,10 @@ impl TestServer {
     }
 }
 
-async fn handle(req: Request<Incoming>, requests: Arc<AtomicU64>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    req: Request<Incoming>,
+    requests: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     requests.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -69,7 +72,10 @@ async fn handle(req: Request<Incoming>, requests: Arc<AtomicU64>) -> Result<Resp
             .body(Full::new(Bytes::from_static(b"set")))
             .unwrap(),
         "/echo-cookie" => Response::new(Full::new(Bytes::from(
-            headers.get("cookie").map(|v| v.as_bytes().to_vec()).unwrap_or_default(),
+            headers
+                .get("cookie")
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default(),
         ))),
         "/echo-headers" => {
             let mut s = String::new();
@@ -92,7 +98,11 @@ async fn handle(req: Request<Incoming>, requests: Arc<AtomicU64>) -> Result<Resp
         }
         p if p.starts_with("/redirect/") => {
             let n: u32 = p[10..].parse().unwrap_or(0);
-            let to = if n <= 1 { "/".to_owned() } else { format!("/redirect/{}", n - 1) };
+            let to = if n <= 1 {
+                "/".to_owned()
+            } else {
+                format!("/redirect/{}", n - 1)
+            };
             Response::builder()
                 .status(StatusCode::FOUND)
                 .header("location", to)
@@ -148,7 +158,9 @@ async fn start(mode: Mode) -> TestServer {
     let (req2, conn2) = (requests.clone(), connections.clone());
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             conn2.fetch_add(1, Ordering::Relaxed);
             let requests = req2.clone();
             let tls = tls.clone();
@@ -156,15 +168,19 @@ async fn start(mode: Mode) -> TestServer {
                 match mode {
                     Mode::Http1 => serve_conn(tcp, requests).await,
                     Mode::H2c => {
-                        let svc = hyper::service::service_fn(move |req| handle(req, requests.clone()));
+                        let svc =
+                            hyper::service::service_fn(move |req| handle(req, requests.clone()));
                         let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                             .serve_connection(TokioIo::new(tcp), svc)
                             .await;
                     }
                     Mode::Tls => {
-                        let Ok(stream) = tls.unwrap().accept(tcp).await else { return };
+                        let Ok(stream) = tls.unwrap().accept(tcp).await else {
+                            return;
+                        };
                         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let svc = hyper::service::service_fn(move |req| handle(req, requests.clone()));
+                        let svc =
+                            hyper::service::service_fn(move |req| handle(req, requests.clone()));
                         if h2 {
                             let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                                 .serve_connection(TokioIo::new(stream), svc)

@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a scenario file, or a single URL in quick mode (`--url`).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start the built-in demo target and run examples/storefront.yaml against it.
     Demo(DemoArgs),
     /// Serve the built-in demo API (storefront, orders, checkout, search).
@@ -41,7 +41,11 @@ pub struct ValidateArgs {
 #[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
     /// Scenario file (YAML). Omit it and give `--url` for quick mode.
-    #[arg(env = "LOADLENS_SCENARIO", required_unless_present = "url", conflicts_with = "url")]
+    #[arg(
+        env = "LOADLENS_SCENARIO",
+        required_unless_present = "url",
+        conflicts_with = "url"
+    )]
     pub scenario: Option<PathBuf>,
 
     /// Peak number of concurrent users.
@@ -61,7 +65,12 @@ pub struct RunArgs {
     pub stop_timeout: Option<std::time::Duration>,
     /// Scenario mode: the base URL (overrides `host:`). Quick mode: a header `Name: value`
     /// (repeatable), like hey and oha.
-    #[arg(short = 'H', long = "host", env = "LOADLENS_HOST", value_name = "HOST | HEADER")]
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "LOADLENS_HOST",
+        value_name = "HOST | HEADER"
+    )]
     pub host: Vec<String>,
     /// Run without a web UI (loadlens has none yet; accepted for Locust compatibility).
     #[arg(long, env = "LOADLENS_HEADLESS")]
@@ -78,7 +87,12 @@ pub struct RunArgs {
     #[arg(long, env = "TEST_RUN_ID")]
     pub run_id: Option<String>,
     /// Tag for every output, `key=value` (repeatable).
-    #[arg(long = "tag", env = "LOADLENS_TAGS", value_delimiter = ',', value_name = "KEY=VALUE")]
+    #[arg(
+        long = "tag",
+        env = "LOADLENS_TAGS",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     pub tags: Vec<String>,
     /// Header that carries the run id; `none` turns it off.
     #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
@@ -116,13 +130,25 @@ pub struct RunArgs {
     #[arg(short = 'c', long, env = "LOADLENS_CONNECTIONS", requires = "url")]
     pub connections: Option<u64>,
     /// Quick mode: total requests.
-    #[arg(short = 'n', long, env = "LOADLENS_REQUESTS", requires = "url", conflicts_with = "duration")]
+    #[arg(
+        short = 'n',
+        long,
+        env = "LOADLENS_REQUESTS",
+        requires = "url",
+        conflicts_with = "duration"
+    )]
     pub requests: Option<u64>,
     /// Quick mode: how long, e.g. `10s`.
     #[arg(short = 'z', long, env = "LOADLENS_DURATION", requires = "url", value_parser = duration)]
     pub duration: Option<std::time::Duration>,
     /// Quick mode: HTTP method.
-    #[arg(short = 'm', long, env = "LOADLENS_METHOD", requires = "url", default_value = "GET")]
+    #[arg(
+        short = 'm',
+        long,
+        env = "LOADLENS_METHOD",
+        requires = "url",
+        default_value = "GET"
+    )]
     pub method: String,
     /// Quick mode: request body.
     #[arg(short = 'd', long, env = "LOADLENS_BODY", requires = "url")]

@@ -17,9 +17,12 @@ pub const STOREFRONT: &str = include_str!("../../../examples/storefront.yaml");
 /// Run the demo.
 pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
     let internal = |m: String| Failure::new(Exit::Internal, m);
-    let target = DemoTarget::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), DemoConfig::default())
-        .await
-        .map_err(|e| internal(format!("cannot start the demo target: {e}")))?;
+    let target = DemoTarget::bind(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        DemoConfig::default(),
+    )
+    .await
+    .map_err(|e| internal(format!("cannot start the demo target: {e}")))?;
     let addr = target.local_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(target.serve(stop.clone()));

@@ -26,12 +26,19 @@ pub fn env_tags(get: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String
             }
         }
     }
-    for (var, tag) in [("DD_ENV", "env"), ("DD_SERVICE", "service"), ("LOADLENS_TEAM", "team")] {
+    for (var, tag) in [
+        ("DD_ENV", "env"),
+        ("DD_SERVICE", "service"),
+        ("LOADLENS_TEAM", "team"),
+    ] {
         if let Some(v) = get(var).filter(|v| !v.is_empty()) {
             tags.insert(tag.to_owned(), v);
         }
     }
-    if let Some(sha) = SHA_VARS.iter().find_map(|v| get(v).filter(|s| !s.is_empty())) {
+    if let Some(sha) = SHA_VARS
+        .iter()
+        .find_map(|v| get(v).filter(|s| !s.is_empty()))
+    {
         tags.insert("git_sha".into(), sha);
     }
     tags
@@ -107,8 +114,14 @@ mod tests {
 
     #[test]
     fn tag_syntax() {
-        assert_eq!(parse_tag("env=prod").unwrap(), ("env".into(), "prod".into()));
-        assert_eq!(parse_tag("env:prod").unwrap(), ("env".into(), "prod".into()));
+        assert_eq!(
+            parse_tag("env=prod").unwrap(),
+            ("env".into(), "prod".into())
+        );
+        assert_eq!(
+            parse_tag("env:prod").unwrap(),
+            ("env".into(), "prod".into())
+        );
         assert!(parse_tag("novalue").is_err());
         assert!(parse_tag("=x").is_err());
     }

@@ -50,7 +50,9 @@ pub async fn show(
             r = rx.changed() => if r.is_err() { break },
             _ = done.cancelled() => break,
         }
-        let Some(snap) = rx.borrow_and_update().clone() else { continue };
+        let Some(snap) = rx.borrow_and_update().clone() else {
+            continue;
+        };
         let text = line(&snap, run_time);
         let mut out = std::io::stdout().lock();
         if tty {

@@ -53,12 +53,19 @@ fn invalid(msg: impl Into<String>) -> Failure {
 
 /// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
-    let run_id = args.run_id.clone().filter(|s| !s.is_empty()).unwrap_or_else(generate_run_id);
+    let run_id = args
+        .run_id
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(generate_run_id);
     let empty = Default::default();
     let file_tags = scenario.map_or(&empty, |(s, _)| &s.run.tags);
     let tags = identity::collect(file_tags, &args.tags).map_err(invalid)?;
 
-    let header_name = match (&args.run_id_header, scenario.and_then(|(s, _)| s.run.run_id_header.as_ref())) {
+    let header_name = match (
+        &args.run_id_header,
+        scenario.and_then(|(s, _)| s.run.run_id_header.as_ref()),
+    ) {
         (Some(h), _) => Some(h.clone()),
         (None, Some(serde_yaml::Value::Bool(false))) => Some("none".into()),
         (None, Some(serde_yaml::Value::String(s))) => Some(s.clone()),
@@ -70,7 +77,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         (None, None) => None,
     }
     .unwrap_or_else(|| DEFAULT_RUN_ID_HEADER.into());
-    let run_id_header = if matches!(header_name.to_ascii_lowercase().as_str(), "none" | "off" | "false" | "") {
+    let run_id_header = if matches!(
+        header_name.to_ascii_lowercase().as_str(),
+        "none" | "off" | "false" | ""
+    ) {
         None
     } else {
         let name = HeaderName::from_bytes(header_name.as_bytes())
@@ -116,7 +126,9 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             let host = args.host.first().cloned().or_else(|| s.host.clone());
             if let Some(h) = &host {
                 if !(h.starts_with("http://") || h.starts_with("https://")) {
-                    return Err(invalid(format!("host `{h}` must start with http:// or https://")));
+                    return Err(invalid(format!(
+                        "host `{h}` must start with http:// or https://"
+                    )));
                 }
             }
             let opts = PlanOptions {
@@ -138,7 +150,9 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             // Quick mode: -H values are headers, as in hey and oha.
             for h in &args.host {
                 extra_headers.push(parse_header(h).map_err(|e| {
-                    invalid(format!("{e} (in quick mode -H takes headers; the host is in --url)"))
+                    invalid(format!(
+                        "{e} (in quick mode -H takes headers; the host is in --url)"
+                    ))
                 })?);
             }
             let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
@@ -149,7 +163,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 headers: extra_headers,
             };
             let body = args.body.clone().unwrap_or_default();
-            let plan = Plan::single(url, method, body.into(), &opts).map_err(|e| invalid(e.to_string()))?;
+            let plan = Plan::single(url, method, body.into(), &opts)
+                .map_err(|e| invalid(e.to_string()))?;
             let load = LoadSettings {
                 users: args.connections.or(args.users).unwrap_or(50),
                 spawn_rate: args.spawn_rate,
@@ -158,7 +173,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 stop_timeout: args.stop_timeout,
             };
             let load = if load.run_time.is_none() && load.iterations.is_none() {
-                LoadSettings { iterations: Some(200), ..load }
+                LoadSettings {
+                    iterations: Some(200),
+                    ..load
+                }
             } else {
                 load
             };
@@ -171,16 +189,21 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     }
     if let Some(r) = load.spawn_rate {
         if !(r > 0.0 && r.is_finite()) {
-            return Err(invalid(format!("spawn rate must be a positive number, got {r}")));
+            return Err(invalid(format!(
+                "spawn rate must be a positive number, got {r}"
+            )));
         }
     }
-    let name = scenario.map_or_else(|| plan.name.clone(), |(s, file)| {
-        s.name.clone().unwrap_or_else(|| {
-            std::path::Path::new(file)
-                .file_stem()
-                .map_or_else(|| file.to_owned(), |f| f.to_string_lossy().into_owned())
-        })
-    });
+    let name = scenario.map_or_else(
+        || plan.name.clone(),
+        |(s, file)| {
+            s.name.clone().unwrap_or_else(|| {
+                std::path::Path::new(file)
+                    .file_stem()
+                    .map_or_else(|| file.to_owned(), |f| f.to_string_lossy().into_owned())
+            })
+        },
+    );
     Ok(Prepared {
         run: RunInfo {
             id: run_id,
@@ -196,7 +219,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
-    let client = ClientShared::new(p.client.clone()).map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    let client = ClientShared::new(p.client.clone())
+        .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let executor = Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone());
     let controls = Controls::new();
 
@@ -281,7 +305,10 @@ pub fn write_reports(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result
     if let Some(prefix) = &outputs.csv {
         match report::csv::write(summary, prefix) {
             Ok(paths) => results.extend(paths.into_iter().map(Ok)),
-            Err(e) => results.push(Err(anyhow::anyhow!("cannot write CSV files {}_*.csv: {e}", prefix.display()))),
+            Err(e) => results.push(Err(anyhow::anyhow!(
+                "cannot write CSV files {}_*.csv: {e}",
+                prefix.display()
+            ))),
         }
     }
     results

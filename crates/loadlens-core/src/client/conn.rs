@@ -46,14 +46,19 @@ impl Origin {
             None => {
                 return Err(Failure::new(
                     ErrorKind::Request,
-                    format!("URL `{uri}` has no scheme: set a host (-H/--host) or use an absolute URL"),
+                    format!(
+                        "URL `{uri}` has no scheme: set a host (-H/--host) or use an absolute URL"
+                    ),
                 ))
             }
         };
         let host = uri
             .host()
             .ok_or_else(|| Failure::new(ErrorKind::Request, format!("URL `{uri}` has no host")))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Origin { tls, host, port })
     }
@@ -106,7 +111,9 @@ impl AsyncWrite for Counting {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &r {
-            self.counters.written.fetch_add(*n as u64, Ordering::Relaxed);
+            self.counters
+                .written
+                .fetch_add(*n as u64, Ordering::Relaxed);
         }
         r
     }
@@ -118,7 +125,9 @@ impl AsyncWrite for Counting {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = &r {
-            self.counters.written.fetch_add(*n as u64, Ordering::Relaxed);
+            self.counters
+                .written
+                .fetch_add(*n as u64, Ordering::Relaxed);
         }
         r
     }
@@ -156,7 +165,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -263,9 +276,7 @@ pub async fn dial(
             let t = Instant::now();
             let res = tokio::net::lookup_host((origin.host.as_str(), origin.port)).await;
             timings.dns = Some(t.elapsed());
-            let addrs: Vec<SocketAddr> = res
-                .map_err(|e| dns_failure(&origin.host, &e))?
-                .collect();
+            let addrs: Vec<SocketAddr> = res.map_err(|e| dns_failure(&origin.host, &e))?.collect();
             if addrs.is_empty() {
                 return Err(Failure::new(
                     ErrorKind::Dns,
@@ -306,7 +317,10 @@ pub async fn dial(
     let (stream, h2) = if origin.tls {
         let t = Instant::now();
         let name = rustls::pki_types::ServerName::try_from(origin.host.clone()).map_err(|_| {
-            Failure::new(ErrorKind::Tls, format!("invalid TLS server name `{}`", origin.host))
+            Failure::new(
+                ErrorKind::Tls,
+                format!("invalid TLS server name `{}`", origin.host),
+            )
         })?;
         let connector = tokio_rustls::TlsConnector::from(shared.tls.clone());
         let tls = connector
@@ -351,7 +365,10 @@ pub async fn dial(
 }
 
 fn dns_failure(host: &str, e: &io::Error) -> Failure {
-    Failure::new(ErrorKind::Dns, format!("could not resolve host `{host}`: {e}"))
+    Failure::new(
+        ErrorKind::Dns,
+        format!("could not resolve host `{host}`: {e}"),
+    )
 }
 
 /// Classify an I/O error; `during` says what was being done.
@@ -360,7 +377,10 @@ pub fn io_failure(e: &io::Error, during: &str) -> Failure {
     match e.kind() {
         K::ConnectionRefused => Failure::new(ErrorKind::Refused, "connection refused"),
         K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            Failure::new(ErrorKind::Reset, format!("connection reset during {during}"))
+            Failure::new(
+                ErrorKind::Reset,
+                format!("connection reset during {during}"),
+            )
         }
         K::TimedOut => Failure::new(ErrorKind::ConnectTimeout, format!("{during} timed out")),
         _ => Failure::new(ErrorKind::Other, format!("{during} failed: {e}")),
@@ -372,9 +392,10 @@ fn tls_failure(e: &io::Error) -> Failure {
         return Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {inner}"));
     }
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => {
-            Failure::new(ErrorKind::Tls, "TLS handshake failed: connection closed by peer")
-        }
+        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => Failure::new(
+            ErrorKind::Tls,
+            "TLS handshake failed: connection closed by peer",
+        ),
         _ => Failure::new(ErrorKind::Tls, format!("TLS handshake failed: {e}")),
     }
 }
@@ -382,7 +403,10 @@ fn tls_failure(e: &io::Error) -> Failure {
 /// Classify a hyper error.
 pub fn hyper_failure(e: &hyper::Error) -> Failure {
     if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        return Failure::new(ErrorKind::Reset, "connection closed before the response completed");
+        return Failure::new(
+            ErrorKind::Reset,
+            "connection closed before the response completed",
+        );
     }
     if e.is_parse() || e.is_parse_status() {
         return Failure::new(ErrorKind::Protocol, format!("invalid HTTP response: {e}"));

@@ -66,7 +66,8 @@ impl CookieJar {
                     Err(_) => {}
                 },
                 "expires" if c.expires.is_none() => {
-                    if let Ok(t) = humantime::parse_rfc3339_weak(v).or_else(|_| parse_http_date(v)) {
+                    if let Ok(t) = humantime::parse_rfc3339_weak(v).or_else(|_| parse_http_date(v))
+                    {
                         match t.duration_since(std::time::SystemTime::now()) {
                             Ok(left) => c.expires = Some(Instant::now() + left),
                             Err(_) => delete = true,
@@ -148,7 +149,8 @@ fn domain_matches(host: &str, domain: &str) -> bool {
 fn path_matches(req: &str, cookie: &str) -> bool {
     let req = req.split('?').next().unwrap_or("/");
     req == cookie
-        || (req.starts_with(cookie) && (cookie.ends_with('/') || req.as_bytes()[cookie.len()] == b'/'))
+        || (req.starts_with(cookie)
+            && (cookie.ends_with('/') || req.as_bytes()[cookie.len()] == b'/'))
 }
 
 /// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -195,8 +197,15 @@ mod tests {
     #[test]
     fn host_only_cookie_round_trip() {
         let mut jar = CookieJar::default();
-        jar.store("shop.test", "/authenticate", "session=abc; Path=/; HttpOnly");
-        assert_eq!(jar.header_for("shop.test", "/cart/add", false).as_deref(), Some("session=abc"));
+        jar.store(
+            "shop.test",
+            "/authenticate",
+            "session=abc; Path=/; HttpOnly",
+        );
+        assert_eq!(
+            jar.header_for("shop.test", "/cart/add", false).as_deref(),
+            Some("session=abc")
+        );
         assert_eq!(jar.header_for("other.test", "/", false), None);
         assert_eq!(jar.get("session"), Some("abc"));
     }
@@ -207,18 +216,31 @@ mod tests {
         jar.store("a.shop.test", "/", "d=1; Domain=shop.test; Path=/api");
         jar.store("a.shop.test", "/", "s=2; Secure");
         jar.store("a.shop.test", "/", "evil=3; Domain=example.com");
-        assert_eq!(jar.header_for("b.shop.test", "/api/x", false).as_deref(), Some("d=1"));
+        assert_eq!(
+            jar.header_for("b.shop.test", "/api/x", false).as_deref(),
+            Some("d=1")
+        );
         assert_eq!(jar.header_for("b.shop.test", "/apix", false), None);
-        assert_eq!(jar.header_for("a.shop.test", "/", true).as_deref(), Some("s=2"));
+        assert_eq!(
+            jar.header_for("a.shop.test", "/", true).as_deref(),
+            Some("s=2")
+        );
         jar.store("a.shop.test", "/", "s=; Max-Age=0");
         assert_eq!(jar.header_for("a.shop.test", "/", true), None);
-        jar.store("a.shop.test", "/", "old=1; Expires=Sun, 06 Nov 1994 08:49:37 GMT");
+        jar.store(
+            "a.shop.test",
+            "/",
+            "old=1; Expires=Sun, 06 Nov 1994 08:49:37 GMT",
+        );
         assert_eq!(jar.len(), 1);
     }
 
     #[test]
     fn http_date_parses() {
         let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
+        assert_eq!(
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            784_111_777
+        );
     }
 }

@@ -56,6 +56,9 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(decode("gzip", Bytes::from_static(b"not gzip")).is_err());
-        assert_eq!(&decode("identity", Bytes::from_static(b"x")).unwrap()[..], b"x");
+        assert_eq!(
+            &decode("identity", Bytes::from_static(b"x")).unwrap()[..],
+            b"x"
+        );
     }
 }

@@ -226,13 +226,17 @@ impl Client {
         let start = Instant::now();
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
         let mut progress = Progress::default();
-        let result = match tokio::time::timeout(limit, self.send_redirects(req, &mut progress)).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::new(
-                ErrorKind::Timeout,
-                format!("request timed out after {}", humantime::format_duration(limit)),
-            )),
-        };
+        let result =
+            match tokio::time::timeout(limit, self.send_redirects(req, &mut progress)).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "request timed out after {}",
+                        humantime::format_duration(limit)
+                    ),
+                )),
+            };
         Outcome {
             started_at,
             total: start.elapsed(),
@@ -245,7 +249,11 @@ impl Client {
         }
     }
 
-    async fn send_redirects(&mut self, mut req: Request, p: &mut Progress) -> Result<Response, Failure> {
+    async fn send_redirects(
+        &mut self,
+        mut req: Request,
+        p: &mut Progress,
+    ) -> Result<Response, Failure> {
         let max = self.shared.config.max_redirects;
         for hop in 0..=max {
             let resp = self.exchange(&req, p, hop < max).await?;
@@ -277,7 +285,12 @@ impl Client {
 
     /// One request/response on one connection (a reused connection that turns out closed is
     /// replaced once).
-    async fn exchange(&mut self, req: &Request, p: &mut Progress, may_redirect: bool) -> Result<Response, Failure> {
+    async fn exchange(
+        &mut self,
+        req: &Request,
+        p: &mut Progress,
+        may_redirect: bool,
+    ) -> Result<Response, Failure> {
         let origin = Origin::of(&req.url)?;
         let _ = may_redirect;
         for attempt in 0..2 {
@@ -302,7 +315,11 @@ impl Client {
     }
 
     /// Index of a usable connection to `origin`, opening one if needed; `true` if it is new.
-    async fn connection(&mut self, origin: &Origin, p: &mut Progress) -> Result<(usize, bool), Failure> {
+    async fn connection(
+        &mut self,
+        origin: &Origin,
+        p: &mut Progress,
+    ) -> Result<(usize, bool), Failure> {
         self.conns.retain(|c| !c.is_closed());
         if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
             return Ok((i, false));
@@ -332,7 +349,12 @@ impl Client {
         Ok((self.conns.len() - 1, true))
     }
 
-    async fn exchange_on(&mut self, idx: usize, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
+    async fn exchange_on(
+        &mut self,
+        idx: usize,
+        req: &Request,
+        p: &mut Progress,
+    ) -> Result<Response, Failure> {
         let cfg = &self.shared.config;
         let conn = &mut self.conns[idx];
         let version = conn.version();
@@ -366,18 +388,30 @@ impl Client {
             headers.insert(http::header::USER_AGENT, cfg.user_agent.clone());
         }
         if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
-            headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("gzip, deflate, br"));
+            headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, deflate, br"),
+            );
         }
         if cfg.cookies && !headers.contains_key(http::header::COOKIE) {
             let host = conn.origin.host.as_str();
-            if let Some(c) = self.cookies.header_for(host, req.url.path(), conn.origin.tls) {
+            if let Some(c) = self
+                .cookies
+                .header_for(host, req.url.path(), conn.origin.tls)
+            {
                 if let Ok(v) = HeaderValue::from_str(&c) {
                     headers.insert(http::header::COOKIE, v);
                 }
             }
         }
-        if !req.body.is_empty() && !headers.contains_key(http::header::CONTENT_LENGTH) && version != Version::HTTP_2 {
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(req.body.len()));
+        if !req.body.is_empty()
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+            && version != Version::HTTP_2
+        {
+            headers.insert(
+                http::header::CONTENT_LENGTH,
+                HeaderValue::from(req.body.len()),
+            );
         }
 
         let (w0, r0) = conn.counters.get();
@@ -507,10 +541,22 @@ mod url_tests {
     #[test]
     fn resolves_locations() {
         let base: Uri = "http://a.test:8080/x/y?q=1".parse().unwrap();
-        assert_eq!(resolve(&base, "/z").unwrap().to_string(), "http://a.test:8080/z");
-        assert_eq!(resolve(&base, "z").unwrap().to_string(), "http://a.test:8080/x/z");
-        assert_eq!(resolve(&base, "//b.test/p").unwrap().to_string(), "http://b.test/p");
-        assert_eq!(resolve(&base, "https://c.test/").unwrap().to_string(), "https://c.test/");
+        assert_eq!(
+            resolve(&base, "/z").unwrap().to_string(),
+            "http://a.test:8080/z"
+        );
+        assert_eq!(
+            resolve(&base, "z").unwrap().to_string(),
+            "http://a.test:8080/x/z"
+        );
+        assert_eq!(
+            resolve(&base, "//b.test/p").unwrap().to_string(),
+            "http://b.test/p"
+        );
+        assert_eq!(
+            resolve(&base, "https://c.test/").unwrap().to_string(),
+            "https://c.test/"
+        );
     }
 
     #[test]

@@ -27,10 +27,21 @@ async fn keep_alive_charges_the_connection_to_the_first_request_only() {
     assert!(a.phases.dns.is_none(), "an IP literal needs no DNS");
     assert!(a.phases.ttfb.is_some() && a.phases.download.is_some());
     assert!(a.total >= a.phases.connect.unwrap() + a.phases.ttfb.unwrap());
-    assert!(a.bytes_sent > 40 && a.bytes_received > 40, "{} {}", a.bytes_sent, a.bytes_received);
-    assert_eq!(b.bytes_sent, a.bytes_sent, "same request, same bytes on the wire");
+    assert!(
+        a.bytes_sent > 40 && a.bytes_received > 40,
+        "{} {}",
+        a.bytes_sent,
+        a.bytes_received
+    );
+    assert_eq!(
+        b.bytes_sent, a.bytes_sent,
+        "same request, same bytes on the wire"
+    );
     assert_eq!(a.content_length, 2);
-    assert_eq!(srv.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        srv.connections.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
     assert_eq!(c.connections(), 1);
 }
 
@@ -38,7 +49,9 @@ async fn keep_alive_charges_the_connection_to_the_first_request_only() {
 async fn dns_phase_is_measured_for_host_names() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
-    let o = c.send(get(&format!("http://localhost:{}/", srv.addr.port()))).await;
+    let o = c
+        .send(get(&format!("http://localhost:{}/", srv.addr.port())))
+        .await;
     assert!(o.result.is_ok(), "{:?}", o.result);
     assert!(o.phases.dns.is_some());
 }
@@ -73,7 +86,11 @@ async fn https_negotiates_h2_and_times_the_handshake() {
         version: HttpVersion::Http1,
         ..ClientConfig::default()
     });
-    let r = h1.send(get(&srv.https_url("/version"))).await.result.unwrap();
+    let r = h1
+        .send(get(&srv.https_url("/version")))
+        .await
+        .result
+        .unwrap();
     assert_eq!(&r.body[..], b"HTTP/1.1");
 }
 
@@ -104,7 +121,14 @@ async fn follows_redirects_up_to_the_limit() {
         max_redirects: 0,
         ..ClientConfig::default()
     });
-    assert_eq!(c.send(get(&srv.url("/redirect/1"))).await.result.unwrap().status, 302);
+    assert_eq!(
+        c.send(get(&srv.url("/redirect/1")))
+            .await
+            .result
+            .unwrap()
+            .status,
+        302
+    );
 }
 
 #[tokio::test]
@@ -115,7 +139,11 @@ async fn decompresses_gzip() {
     let r = o.result.unwrap();
     assert_eq!(r.body.len(), 1100);
     assert_eq!(o.content_length, 1100);
-    assert!(o.bytes_received < 400, "the wire carried the compressed body: {}", o.bytes_received);
+    assert!(
+        o.bytes_received < 400,
+        "the wire carried the compressed body: {}",
+        o.bytes_received
+    );
 }
 
 #[tokio::test]
@@ -138,7 +166,10 @@ async fn refused_connection_is_classified() {
     };
     let mut c = client(ClientConfig::default());
     let o = c.send(get(&format!("http://127.0.0.1:{port}/"))).await;
-    assert_eq!(o.result.unwrap_err().kind, crate::sample::ErrorKind::Refused);
+    assert_eq!(
+        o.result.unwrap_err().kind,
+        crate::sample::ErrorKind::Refused
+    );
     assert!(o.new_connection && o.phases.connect.is_some());
 }
 
@@ -174,7 +205,10 @@ async fn server_closing_the_connection_is_not_an_error() {
         assert_eq!(o.result.unwrap().status, 200);
         assert!(o.new_connection);
     }
-    assert_eq!(srv.connections.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert_eq!(
+        srv.connections.load(std::sync::atomic::Ordering::Relaxed),
+        3
+    );
 }
 
 #[tokio::test]
@@ -183,7 +217,13 @@ async fn sends_host_user_agent_and_accept_encoding() {
     let mut c = client(ClientConfig::default());
     let r = c.send(get(&srv.url("/echo-headers"))).await.result.unwrap();
     let text = String::from_utf8_lossy(&r.body);
-    assert!(text.contains(&format!("host: 127.0.0.1:{}", srv.addr.port())), "{text}");
+    assert!(
+        text.contains(&format!("host: 127.0.0.1:{}", srv.addr.port())),
+        "{text}"
+    );
     assert!(text.contains("user-agent: loadlens/"), "{text}");
-    assert!(text.contains("accept-encoding: gzip, deflate, br"), "{text}");
+    assert!(
+        text.contains("accept-encoding: gzip, deflate, br"),
+        "{text}"
+    );
 }

@@ -19,7 +19,10 @@ pub enum Alpn {
 }
 
 /// Build the shared rustls client configuration.
-pub fn client_config(insecure: bool, alpn: Alpn) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+pub fn client_config(
+    insecure: bool,
+    alpn: Alpn,
+) -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;

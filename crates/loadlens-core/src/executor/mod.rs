@@ -110,7 +110,10 @@ impl Controls {
     }
 
     fn reason(&self) -> Option<StopReason> {
-        self.reason.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -176,7 +179,12 @@ pub struct Executor {
 
 impl Executor {
     /// Prepare a run of `plan` with `load`.
-    pub fn new(plan: Arc<Plan>, load: LoadSettings, client: Arc<ClientShared>, run: RunInfo) -> Self {
+    pub fn new(
+        plan: Arc<Plan>,
+        load: LoadSettings,
+        client: Arc<ClientShared>,
+        run: RunInfo,
+    ) -> Self {
         let (snapshots, _) = watch::channel(None);
         Executor {
             plan,
@@ -210,7 +218,11 @@ impl Executor {
     pub async fn run(mut self, controls: Controls) -> RunOutput {
         let names = self.plan.names.pairs().to_vec();
         let recorder = Recorder::new(names.len());
-        let taps: Vec<SampleTap> = self.sinks.iter_mut().filter_map(|s| s.sample_tap()).collect();
+        let taps: Vec<SampleTap> = self
+            .sinks
+            .iter_mut()
+            .filter_map(|s| s.sample_tap())
+            .collect();
         let shared = Arc::new(Shared {
             plan: self.plan.clone(),
             client: self.client.clone(),
@@ -247,7 +259,8 @@ impl Executor {
             let timeline = timeline.clone();
             let tick = self.tick;
             tokio::spawn(async move {
-                let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+                let mut interval =
+                    tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let mut seen_events = 0;
                 loop {
@@ -255,7 +268,8 @@ impl Executor {
                         _ = interval.tick() => false,
                         _ = stop.cancelled() => true,
                     };
-                    let snap = Arc::new(agg.tick(start.elapsed(), shared.users.load(Ordering::Relaxed)));
+                    let snap =
+                        Arc::new(agg.tick(start.elapsed(), shared.users.load(Ordering::Relaxed)));
                     {
                         let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
                         for e in &tl[seen_events..] {
@@ -280,7 +294,10 @@ impl Executor {
         let vu_stop = CancellationToken::new();
         let mut vus = JoinSet::new();
         let target = self.load.users;
-        let deadline = self.load.run_time.map(|d| tokio::time::Instant::from_std(start + d));
+        let deadline = self
+            .load
+            .run_time
+            .map(|d| tokio::time::Instant::from_std(start + d));
         let rate = self.load.spawn_rate.filter(|r| *r > 0.0 && r.is_finite());
         let mut spawned: u64 = 0;
         let mut spawn_tick = tokio::time::interval(Duration::from_millis(10));
@@ -303,7 +320,8 @@ impl Executor {
                     ));
                 }
             }
-            let sleep_deadline = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let sleep_deadline =
+                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = spawn_tick.tick(), if spawned < target && shared.has_iterations_left() => {}
                 _ = tokio::time::sleep_until(sleep_deadline), if deadline.is_some() => break StopReason::RunTime,
@@ -324,7 +342,10 @@ impl Executor {
 
         // Graceful stop: users finish their current request (and on_stop) within the timeout.
         vu_stop.cancel();
-        let grace = self.load.stop_timeout.unwrap_or(crate::plan::DEFAULT_STOP_TIMEOUT);
+        let grace = self
+            .load
+            .stop_timeout
+            .unwrap_or(crate::plan::DEFAULT_STOP_TIMEOUT);
         let mut killed = false;
         let grace_deadline = tokio::time::Instant::now() + grace;
         while !vus.is_empty() {
@@ -341,7 +362,11 @@ impl Executor {
         push_event(TimelineEvent::now(
             duration,
             EventKind::RunFinished,
-            if killed { "run finished (users stopped without waiting)".to_owned() } else { "run finished".to_owned() },
+            if killed {
+                "run finished (users stopped without waiting)".to_owned()
+            } else {
+                "run finished".to_owned()
+            },
         ));
 
         agg_stop.cancel();

@@ -26,7 +26,13 @@ fn load(users: u64) -> LoadSettings {
 }
 
 async fn run(url: &str, load: LoadSettings, controls: Controls) -> RunOutput {
-    let plan = Plan::single(url, http::Method::GET, Default::default(), &PlanOptions::default()).unwrap();
+    let plan = Plan::single(
+        url,
+        http::Method::GET,
+        Default::default(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
     let client = ClientShared::new(ClientConfig::default()).unwrap();
     Executor::new(Arc::new(plan), load, client, info())
         .tick(Duration::from_millis(100))
@@ -39,14 +45,20 @@ async fn iteration_budget_is_exact_across_users() {
     let srv = testutil::http1().await;
     let out = run(
         &srv.url("/"),
-        LoadSettings { iterations: Some(1000), ..load(7) },
+        LoadSettings {
+            iterations: Some(1000),
+            ..load(7)
+        },
         Controls::new(),
     )
     .await;
     let total = out.stats.aggregate();
     assert_eq!(total.count, 1000);
     assert_eq!(total.failures, 0);
-    assert_eq!(srv.requests.load(std::sync::atomic::Ordering::Relaxed), 1000);
+    assert_eq!(
+        srv.requests.load(std::sync::atomic::Ordering::Relaxed),
+        1000
+    );
     assert_eq!(out.stop_reason, StopReason::Iterations);
     // Each user opened exactly one keep-alive connection.
     assert_eq!(total.new_connections, 7);
@@ -59,12 +71,19 @@ async fn run_time_bounds_the_run_and_the_series_has_points() {
     let srv = testutil::http1().await;
     let out = run(
         &srv.url("/slow?ms=20"),
-        LoadSettings { run_time: Some(Duration::from_millis(1000)), ..load(4) },
+        LoadSettings {
+            run_time: Some(Duration::from_millis(1000)),
+            ..load(4)
+        },
         Controls::new(),
     )
     .await;
     assert_eq!(out.stop_reason, StopReason::RunTime);
-    assert!(out.duration >= Duration::from_millis(1000) && out.duration < Duration::from_millis(1500), "{:?}", out.duration);
+    assert!(
+        out.duration >= Duration::from_millis(1000) && out.duration < Duration::from_millis(1500),
+        "{:?}",
+        out.duration
+    );
     let n = out.stats.aggregate().count;
     // 4 users × 1 s / ~21 ms per request ≈ 190; allow for a slow machine.
     assert!((60..=210).contains(&n), "{n}");
@@ -138,7 +157,10 @@ async fn unreachable_target_is_counted_not_fatal() {
     };
     let out = run(
         &format!("http://127.0.0.1:{port}/"),
-        LoadSettings { iterations: Some(50), ..load(2) },
+        LoadSettings {
+            iterations: Some(50),
+            ..load(2)
+        },
         Controls::new(),
     )
     .await;
@@ -151,7 +173,15 @@ async fn unreachable_target_is_counted_not_fatal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_are_failures_with_readable_messages() {
     let srv = testutil::http1().await;
-    let out = run(&srv.url("/status/503"), LoadSettings { iterations: Some(20), ..load(2) }, Controls::new()).await;
+    let out = run(
+        &srv.url("/status/503"),
+        LoadSettings {
+            iterations: Some(20),
+            ..load(2)
+        },
+        Controls::new(),
+    )
+    .await;
     let errs = out.stats.errors.sorted();
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].message, "HTTP 503 Service Unavailable");
@@ -177,7 +207,11 @@ async fn users_start_at_the_spawn_rate() {
         .find(|e| e.kind == EventKind::UsersSpawned)
         .expect("all users spawned");
     // 6 users at 10/s: the last starts at 0.5 s.
-    assert!((0.45..0.9).contains(&spawned.elapsed_s), "{}", spawned.elapsed_s);
+    assert!(
+        (0.45..0.9).contains(&spawned.elapsed_s),
+        "{}",
+        spawned.elapsed_s
+    );
     let points = out.series.points();
     assert!(points.first().unwrap().users < 6, "{:?}", points.first());
     assert_eq!(points[points.len() - 2].users, 6);

@@ -13,7 +13,6 @@ use crate::sample::{ErrorKind, Failure, Sample};
 
 /// A virtual user.
 pub(super) struct Vu {
-    pub id: u64,
     pub user_type: usize,
     pub client: Client,
     pub rng: fastrand::Rng,
@@ -22,7 +21,6 @@ pub(super) struct Vu {
 impl Vu {
     pub fn new(shared: &Shared, id: u64) -> Self {
         Vu {
-            id,
             user_type: shared.plan.user_type_for(id),
             client: Client::new(shared.client.clone()),
             rng: fastrand::Rng::with_seed(shared.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
@@ -68,7 +66,13 @@ impl Vu {
                 let failure = (code >= 400).then(|| {
                     Failure::new(
                         ErrorKind::Status,
-                        format!("HTTP {} {}", code, r.status.canonical_reason().unwrap_or("")).trim_end().to_owned(),
+                        format!(
+                            "HTTP {} {}",
+                            code,
+                            r.status.canonical_reason().unwrap_or("")
+                        )
+                        .trim_end()
+                        .to_owned(),
                     )
                 });
                 (Some(code), failure)

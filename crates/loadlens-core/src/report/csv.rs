@@ -113,7 +113,11 @@ fn stats_row(r: &RequestSummary) -> String {
 pub fn stats_csv(summary: &Summary) -> String {
     let mut out = STATS_COLUMNS.map(field).join(",");
     out.push('\n');
-    for r in summary.requests().iter().chain(std::iter::once(&summary.total())) {
+    for r in summary
+        .requests()
+        .iter()
+        .chain(std::iter::once(&summary.total()))
+    {
         out.push_str(&stats_row(r));
         out.push('\n');
     }
@@ -140,7 +144,11 @@ pub fn history_csv(summary: &Summary) -> String {
             max = max.max(p.max_ms);
             weighted += p.avg_ms * p.requests as f64;
         }
-        let avg = if total_req > 0 { weighted / total_req as f64 } else { 0.0 };
+        let avg = if total_req > 0 {
+            weighted / total_req as f64
+        } else {
+            0.0
+        };
         // Percentiles beyond what the series keeps are left empty rather than invented.
         let _ = writeln!(
             out,

@@ -174,8 +174,8 @@ impl ResultDoc {
     /// Read a result written by [`ResultDoc::write`].
     pub fn read(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
         match v.get("format_version").and_then(|f| f.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             Some(v) => {
@@ -184,7 +184,12 @@ impl ResultDoc {
                     path.display()
                 ))
             }
-            None => return Err(format!("{}: not a loadlens result (no format_version)", path.display())),
+            None => {
+                return Err(format!(
+                    "{}: not a loadlens result (no format_version)",
+                    path.display()
+                ))
+            }
         }
         serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
     }

@@ -61,7 +61,12 @@ pub struct Summary {
 
 impl Summary {
     /// Build from the executor's output (sinks are finished separately).
-    pub fn new(run: RunInfo, load: LoadSettings, host: Option<String>, out: &mut RunOutput) -> Self {
+    pub fn new(
+        run: RunInfo,
+        load: LoadSettings,
+        host: Option<String>,
+        out: &mut RunOutput,
+    ) -> Self {
         Summary {
             run,
             load,

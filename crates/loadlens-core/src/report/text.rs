@@ -90,7 +90,10 @@ pub fn render(summary: &Summary) -> String {
     line(&mut out, &total);
 
     // Percentiles.
-    let _ = writeln!(out, "\nResponse time percentiles (ms, HDR histograms: exact to 3 significant digits)");
+    let _ = writeln!(
+        out,
+        "\nResponse time percentiles (ms, HDR histograms: exact to 3 significant digits)"
+    );
     let _ = writeln!(
         out,
         "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
@@ -129,7 +132,10 @@ pub fn render(summary: &Summary) -> String {
     }
 
     // Connection phases.
-    let _ = writeln!(out, "\nConnection phases (ms, avg / p95; new = requests that opened a connection)");
+    let _ = writeln!(
+        out,
+        "\nConnection phases (ms, avg / p95; new = requests that opened a connection)"
+    );
     let _ = writeln!(
         out,
         "{:<8} {:<w$} {:>6} {:>15} {:>15} {:>15} {:>15} {:>15}",
@@ -175,13 +181,29 @@ pub fn render(summary: &Summary) -> String {
             .map(|(k, n)| format!("{k}: {n}"))
             .collect();
         let _ = writeln!(out, "\nError report ({})", by_kind.join(", "));
-        let _ = writeln!(out, "{:>13}  {:<8} {:<w$} Error", "# occurrences", "Type", "Name");
+        let _ = writeln!(
+            out,
+            "{:>13}  {:<8} {:<w$} Error",
+            "# occurrences", "Type", "Name"
+        );
         let _ = writeln!(out, "{}|{}", "-".repeat(14), "-".repeat(w + 40));
         for (m, nm, e) in errors.iter().take(30) {
-            let _ = writeln!(out, "{:>13}  {:<8} {:<w$} {}: {}", e.count, m, clip(nm, w), e.kind, e.message);
+            let _ = writeln!(
+                out,
+                "{:>13}  {:<8} {:<w$} {}: {}",
+                e.count,
+                m,
+                clip(nm, w),
+                e.kind,
+                e.message
+            );
         }
         if errors.len() > 30 {
-            let _ = writeln!(out, "  … {} more distinct errors in the JSON/CSV reports", errors.len() - 30);
+            let _ = writeln!(
+                out,
+                "  … {} more distinct errors in the JSON/CSV reports",
+                errors.len() - 30
+            );
         }
         if summary.stats.errors.overflow > 0 {
             let _ = writeln!(
@@ -202,25 +224,46 @@ pub fn render(summary: &Summary) -> String {
             s.delivered,
             s.failed,
             s.dropped,
-            if s.errors.is_empty() { String::new() } else { format!(" ({})", s.errors.join("; ")) }
+            if s.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.errors.join("; "))
+            }
         );
     }
     if summary.dropped_samples > 0 {
-        let _ = writeln!(out, "\n{} samples dropped on the way to exporters (queue full)", summary.dropped_samples);
+        let _ = writeln!(
+            out,
+            "\n{} samples dropped on the way to exporters (queue full)",
+            summary.dropped_samples
+        );
     }
     out
 }
 
 /// One-paragraph header: run id, scenario, duration, why it stopped, tags.
 pub fn header(summary: &Summary) -> String {
-    let tags: Vec<String> = summary.run.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tags: Vec<String> = summary
+        .run
+        .tags
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!(
         "Run {} · {} · {:.1}s · {}{}{}",
         summary.run.id,
         summary.run.scenario,
         summary.duration.as_secs_f64(),
         crate::executor::describe(&summary.stop_reason),
-        if summary.killed { " (users stopped without waiting)" } else { "" },
-        if tags.is_empty() { String::new() } else { format!("\nTags: {}", tags.join(" ")) }
+        if summary.killed {
+            " (users stopped without waiting)"
+        } else {
+            ""
+        },
+        if tags.is_empty() {
+            String::new()
+        } else {
+            format!("\nTags: {}", tags.join(" "))
+        }
     )
 }

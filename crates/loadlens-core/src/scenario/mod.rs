@@ -203,27 +203,46 @@ impl Scenario {
 
     /// Checks serde cannot express, located at the offending key when it can be found.
     fn validate(&self, file: &str, text: &str) -> Result<(), ScenarioError> {
-        let err = |needle: &str, message: String| ScenarioError::at_text(file, text, needle, message);
+        let err =
+            |needle: &str, message: String| ScenarioError::at_text(file, text, needle, message);
         if self.user_types.is_empty() {
-            return Err(err("user_types", "`user_types` must list at least one user type".into()));
+            return Err(err(
+                "user_types",
+                "`user_types` must list at least one user type".into(),
+            ));
         }
         if self.user_types.iter().all(|u| u.weight == 0) {
-            return Err(err("weight", "at least one user type needs a weight above 0".into()));
+            return Err(err(
+                "weight",
+                "at least one user type needs a weight above 0".into(),
+            ));
         }
         for u in &self.user_types {
             if u.tasks.is_empty() {
                 return Err(err(
                     &u.name,
-                    format!("user type `{}` has no tasks: add at least one under `tasks:`", u.name),
+                    format!(
+                        "user type `{}` has no tasks: add at least one under `tasks:`",
+                        u.name
+                    ),
                 ));
             }
             if u.tasks.iter().all(|t| t.weight == 0) {
                 return Err(err(
                     &u.name,
-                    format!("user type `{}`: at least one task needs a weight above 0", u.name),
+                    format!(
+                        "user type `{}`: at least one task needs a weight above 0",
+                        u.name
+                    ),
                 ));
             }
-            for r in u.tasks.iter().map(|t| &t.request).chain(&u.on_start).chain(&u.on_stop) {
+            for r in u
+                .tasks
+                .iter()
+                .map(|t| &t.request)
+                .chain(&u.on_start)
+                .chain(&u.on_stop)
+            {
                 if r.json.is_some() && r.body.is_some() {
                     return Err(err(
                         &r.path,
@@ -243,12 +262,18 @@ impl Scenario {
         }
         if let Some(h) = &self.host {
             if !(h.starts_with("http://") || h.starts_with("https://")) {
-                return Err(err(h, format!("host `{h}` must start with http:// or https://")));
+                return Err(err(
+                    h,
+                    format!("host `{h}` must start with http:// or https://"),
+                ));
             }
         }
         if let Some(v) = &self.client.http_version {
             if !matches!(v.as_str(), "auto" | "http1" | "http2") {
-                return Err(err(v, format!("client.http_version is `{v}`, expected auto, http1 or http2")));
+                return Err(err(
+                    v,
+                    format!("client.http_version is `{v}`, expected auto, http1 or http2"),
+                ));
             }
         }
         Ok(())

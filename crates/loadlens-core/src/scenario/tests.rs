@@ -23,7 +23,12 @@ load: { users: 10, spawn_rate: 5, run_time: 20s }
 
 fn invalid(text: &str) -> (usize, usize, String) {
     match Scenario::from_str_named(text, "s.yaml").unwrap_err() {
-        ScenarioError::Invalid { line, column, message, .. } => (line, column, message),
+        ScenarioError::Invalid {
+            line,
+            column,
+            message,
+            ..
+        } => (line, column, message),
         e => panic!("unexpected {e:?}"),
     }
 }
@@ -34,10 +39,16 @@ fn parses_a_full_scenario() {
     assert_eq!(s.name.as_deref(), Some("storefront"));
     let u = &s.user_types[0];
     assert_eq!(u.weight, 3);
-    assert_eq!(u.wait, WaitTime::Between(Duration::from_secs(1), Duration::from_secs(3)));
+    assert_eq!(
+        u.wait,
+        WaitTime::Between(Duration::from_secs(1), Duration::from_secs(3))
+    );
     assert_eq!(u.tasks[1].request.method.0, http::Method::POST);
     assert_eq!(u.tasks[1].request.timeout, Some(Duration::from_secs(5)));
-    assert_eq!(u.tasks[1].request.json.as_ref().unwrap()["items"][0]["quantity"], 2);
+    assert_eq!(
+        u.tasks[1].request.json.as_ref().unwrap()["items"][0]["quantity"],
+        2
+    );
     assert_eq!(s.load.run_time, Some(Duration::from_secs(20)));
     assert_eq!(s.load.users, Some(10));
 }

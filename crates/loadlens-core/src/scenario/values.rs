@@ -22,7 +22,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
                 "invalid duration `{s}`: expected e.g. `500ms`, `10s`, `1m30s`, `2h`"
             ));
         }
-        let v: f64 = num.parse().map_err(|_| format!("invalid number in duration `{s}`"))?;
+        let v: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid number in duration `{s}`"))?;
         let mult = match unit.as_str() {
             "ms" => 1e-3,
             "us" | "µs" => 1e-6,
@@ -30,7 +32,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "m" | "min" => 60.0,
             "h" => 3600.0,
             "d" => 86_400.0,
-            u => return Err(format!("unknown unit `{u}` in duration `{s}` (use ms, s, m, h)")),
+            u => {
+                return Err(format!(
+                    "unknown unit `{u}` in duration `{s}` (use ms, s, m, h)"
+                ))
+            }
         };
         *total += v * mult;
         num.clear();
@@ -60,7 +66,11 @@ fn secs_to_duration(secs: f64) -> Option<Duration> {
 pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     d.deserialize_any(ScalarVisitor {
         what: "a duration such as `500ms`, `10s`, `1m30s` or a number of seconds",
-        from_secs: |s| secs_to_duration(s).map(Some).ok_or_else(|| format!("invalid duration `{s}`")),
+        from_secs: |s| {
+            secs_to_duration(s)
+                .map(Some)
+                .ok_or_else(|| format!("invalid duration `{s}`"))
+        },
         from_str: |t| parse_duration(t).map(Some),
         none: None,
     })
@@ -132,7 +142,9 @@ impl WaitTime {
             ("between", [a, b]) => {
                 let (a, b) = (parse(a)?, parse(b)?);
                 if a > b {
-                    return Err(format!("invalid wait `{s}`: the minimum is larger than the maximum"));
+                    return Err(format!(
+                        "invalid wait `{s}`: the minimum is larger than the maximum"
+                    ));
                 }
                 Ok(WaitTime::Between(a, b))
             }
@@ -155,7 +167,9 @@ impl fmt::Display for WaitTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WaitTime::None => f.write_str("none"),
-            WaitTime::Between(a, b) => write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64()),
+            WaitTime::Between(a, b) => {
+                write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64())
+            }
             WaitTime::Constant(a) => write!(f, "constant({})", a.as_secs_f64()),
         }
     }
@@ -227,8 +241,12 @@ mod tests {
             WaitTime::parse("constant(500ms)").unwrap(),
             WaitTime::Constant(Duration::from_millis(500))
         );
-        assert!(WaitTime::parse("between(3, 1)").unwrap_err().contains("larger"));
-        assert!(WaitTime::parse("sometimes").unwrap_err().contains("expected"));
+        assert!(WaitTime::parse("between(3, 1)")
+            .unwrap_err()
+            .contains("larger"));
+        assert!(WaitTime::parse("sometimes")
+            .unwrap_err()
+            .contains("expected"));
         let w = WaitTime::Between(Duration::from_secs(1), Duration::from_secs(2));
         let mut rng = fastrand::Rng::with_seed(1);
         for _ in 0..100 {

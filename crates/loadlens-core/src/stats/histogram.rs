@@ -185,7 +185,10 @@ mod tests {
             (p.p99, 990.0),
             (p.p99_9, 999.0),
         ] {
-            assert!((got - want).abs() <= want * 0.001 + 0.001, "{got} vs {want}");
+            assert!(
+                (got - want).abs() <= want * 0.001 + 0.001,
+                "{got} vs {want}"
+            );
         }
         assert!((p.min - 1.0).abs() < 0.002);
         assert!((p.max - 1000.0).abs() < 1.0);

@@ -612,7 +612,10 @@ mod tests {
                 });
             }
         });
-        let mut agg = Aggregator::new(rec, vec![("GET".into(), "/a".into()), ("GET".into(), "/b".into())]);
+        let mut agg = Aggregator::new(
+            rec,
+            vec![("GET".into(), "/a".into()), ("GET".into(), "/b".into())],
+        );
         let snap = agg.tick(Duration::from_secs(2), 8);
         assert_eq!(snap.total.request_count, 8000);
         assert_eq!(snap.total.failure_count, 800);

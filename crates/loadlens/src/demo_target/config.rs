@@ -247,7 +247,7 @@ fn split_route<'a>(
         None => Cow::Borrowed(path),
     };
     let matches = move |e: &Endpoint| {
-        e.pattern() == path && method.as_deref().map_or(true, |m| m == e.method())
+        e.pattern() == path && method.as_deref().is_none_or(|m| m == e.method())
     };
     let endpoints: Vec<Endpoint> = Endpoint::ALL.iter().copied().filter(matches).collect();
     if endpoints.is_empty() {

@@ -32,6 +32,20 @@ pub struct Origin {
 }
 
 impl Origin {
+    /// Whether `uri` points at this origin (no allocation: this runs for every request).
+    pub fn matches(&self, uri: &http::Uri) -> bool {
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return false,
+        };
+        let Some(host) = uri.host() else { return false };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        tls == self.tls
+            && uri.port_u16().unwrap_or(if tls { 443 } else { 80 }) == self.port
+            && host == self.host
+    }
+
     /// The origin of an absolute URI.
     pub fn of(uri: &http::Uri) -> Result<Origin, Failure> {
         let tls = match uri.scheme_str() {

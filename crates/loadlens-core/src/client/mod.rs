@@ -94,6 +94,13 @@ pub struct ClientShared {
 }
 
 impl ClientShared {
+    /// Add the default headers to `req` once, so that sending it repeatedly does no header work
+    /// beyond one copy of its header map.
+    pub fn prepare(&self, req: &mut Request) {
+        complete_headers(&self.config, &mut req.headers, &req.url, req.body.len());
+        req.prepared = true;
+    }
+
     /// Build the shared state (loads the root certificates once).
     pub fn new(config: ClientConfig) -> Result<Arc<Self>, ClientError> {
         let alpn = match config.version {
@@ -121,6 +128,8 @@ pub struct Request {
     pub timeout: Option<Duration>,
     /// Keep the response body (for checks and captures); otherwise it is only counted.
     pub keep_body: bool,
+    /// Default headers were already added by [`ClientShared::prepare`].
+    pub prepared: bool,
 }
 
 impl Request {
@@ -133,6 +142,7 @@ impl Request {
             body: Bytes::new(),
             timeout: None,
             keep_body: false,
+            prepared: false,
         }
     }
 }
@@ -221,7 +231,7 @@ impl Client {
     }
 
     /// Send `req`, following redirects, and measure it.
-    pub async fn send(&mut self, req: Request) -> Outcome {
+    pub async fn send(&mut self, req: &Request) -> Outcome {
         let started_at = SystemTime::now();
         let start = Instant::now();
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
@@ -251,15 +261,23 @@ impl Client {
 
     async fn send_redirects(
         &mut self,
-        mut req: Request,
+        first: &Request,
         p: &mut Progress,
     ) -> Result<Response, Failure> {
         let max = self.shared.config.max_redirects;
-        for hop in 0..=max {
-            let resp = self.exchange(&req, p, hop < max).await?;
-            if hop == max || !resp.status.is_redirection() {
-                return Ok(resp);
-            }
+        let resp = self.exchange(first, p).await?;
+        if max == 0 || !resp.status.is_redirection() {
+            return Ok(resp);
+        }
+        // Redirects are rare: only they pay for a copy of the request.
+        let mut req = first.clone();
+        if req.prepared {
+            // The prepared Host header belongs to the first URL.
+            req.headers.remove(http::header::HOST);
+            req.prepared = false;
+        }
+        let mut resp = resp;
+        for hop in 1..=max {
             let Some(next) = redirect_target(&req.url, &resp) else {
                 return Ok(resp);
             };
@@ -276,6 +294,10 @@ impl Client {
                 req.headers.remove(http::header::COOKIE);
             }
             req.url = next;
+            resp = self.exchange(&req, p).await?;
+            if hop == max || !resp.status.is_redirection() {
+                return Ok(resp);
+            }
         }
         Err(Failure::new(
             ErrorKind::Other,
@@ -285,16 +307,9 @@ impl Client {
 
     /// One request/response on one connection (a reused connection that turns out closed is
     /// replaced once).
-    async fn exchange(
-        &mut self,
-        req: &Request,
-        p: &mut Progress,
-        may_redirect: bool,
-    ) -> Result<Response, Failure> {
-        let origin = Origin::of(&req.url)?;
-        let _ = may_redirect;
+    async fn exchange(&mut self, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
         for attempt in 0..2 {
-            let (idx, fresh) = self.connection(&origin, p).await?;
+            let (idx, fresh) = self.connection(&req.url, p).await?;
             match self.exchange_on(idx, req, p).await {
                 Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset => {
                     // The server closed an idle keep-alive connection under us: nothing was
@@ -314,16 +329,13 @@ impl Client {
         unreachable!("the loop returns on its second attempt")
     }
 
-    /// Index of a usable connection to `origin`, opening one if needed; `true` if it is new.
-    async fn connection(
-        &mut self,
-        origin: &Origin,
-        p: &mut Progress,
-    ) -> Result<(usize, bool), Failure> {
+    /// Index of a usable connection to the origin of `url`, opening one if needed; `true` if new.
+    async fn connection(&mut self, url: &Uri, p: &mut Progress) -> Result<(usize, bool), Failure> {
         self.conns.retain(|c| !c.is_closed());
-        if let Some(i) = self.conns.iter().position(|c| &c.origin == origin) {
+        if let Some(i) = self.conns.iter().position(|c| c.origin.matches(url)) {
             return Ok((i, false));
         }
+        let origin = &Origin::of(url)?;
         let mut t = DialTimings::default();
         let limit = self.shared.config.connect_timeout;
         let res = tokio::time::timeout(limit, conn::dial(origin, &self.shared, &mut t)).await;
@@ -358,42 +370,25 @@ impl Client {
         let cfg = &self.shared.config;
         let conn = &mut self.conns[idx];
         let version = conn.version();
-        let mut builder = http::Request::builder().method(req.method.clone());
-        builder = if version == Version::HTTP_2 {
-            builder.uri(req.url.clone()).version(Version::HTTP_2)
+        let mut hreq = http::Request::new(Full::new(req.body.clone()));
+        *hreq.method_mut() = req.method.clone();
+        let mut headers = req.headers.clone();
+        if !req.prepared {
+            complete_headers(cfg, &mut headers, &req.url, req.body.len());
+        }
+        if version == Version::HTTP_2 {
+            *hreq.uri_mut() = req.url.clone();
+            *hreq.version_mut() = Version::HTTP_2;
+            // HTTP/2 carries the authority in its own pseudo-header.
+            headers.remove(http::header::HOST);
         } else {
-            let pq = req.url.path_and_query().map_or("/", |pq| pq.as_str());
-            builder.uri(pq)
-        };
-        let mut hreq = builder
-            .body(Full::new(req.body.clone()))
-            .map_err(|e| Failure::new(ErrorKind::Request, format!("invalid request: {e}")))?;
-        let headers = hreq.headers_mut();
-        headers.reserve(req.headers.len() + 4);
-        for (k, v) in &req.headers {
-            headers.append(k, v.clone());
+            *hreq.uri_mut() = req
+                .url
+                .path_and_query()
+                .cloned()
+                .map_or_else(|| Uri::from_static("/"), Uri::from);
         }
-        if version != Version::HTTP_2 && !headers.contains_key(http::header::HOST) {
-            if let Some(a) = req.url.authority() {
-                let host = match (a.port_u16(), conn.origin.tls) {
-                    (Some(80), false) | (Some(443), true) => a.host(),
-                    _ => a.as_str(),
-                };
-                if let Ok(v) = HeaderValue::from_str(host) {
-                    headers.insert(http::header::HOST, v);
-                }
-            }
-        }
-        if !headers.contains_key(http::header::USER_AGENT) {
-            headers.insert(http::header::USER_AGENT, cfg.user_agent.clone());
-        }
-        if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
-            headers.insert(
-                http::header::ACCEPT_ENCODING,
-                HeaderValue::from_static("gzip, deflate, br"),
-            );
-        }
-        if cfg.cookies && !headers.contains_key(http::header::COOKIE) {
+        if cfg.cookies && !self.cookies.is_empty() && !headers.contains_key(http::header::COOKIE) {
             let host = conn.origin.host.as_str();
             if let Some(c) = self
                 .cookies
@@ -404,15 +399,7 @@ impl Client {
                 }
             }
         }
-        if !req.body.is_empty()
-            && !headers.contains_key(http::header::CONTENT_LENGTH)
-            && version != Version::HTTP_2
-        {
-            headers.insert(
-                http::header::CONTENT_LENGTH,
-                HeaderValue::from(req.body.len()),
-            );
-        }
+        *hreq.headers_mut() = headers;
 
         let (w0, r0) = conn.counters.get();
         let t0 = Instant::now();
@@ -488,6 +475,39 @@ impl Client {
             body: if req.keep_body { body } else { Bytes::new() },
             url: req.url.clone(),
         })
+    }
+}
+
+/// Add the headers every request carries unless it sets its own: `Host` (HTTP/1.1; removed again
+/// on HTTP/2), `User-Agent`, `Accept-Encoding` and `Content-Length`.
+fn complete_headers(cfg: &ClientConfig, headers: &mut HeaderMap, url: &Uri, body_len: usize) {
+    if !headers.contains_key(http::header::HOST) {
+        if let Some(a) = url.authority() {
+            let default_port = match url.scheme_str() {
+                Some("https") => 443,
+                _ => 80,
+            };
+            let host = if a.port_u16() == Some(default_port) {
+                a.host()
+            } else {
+                a.as_str()
+            };
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert(http::header::HOST, v);
+            }
+        }
+    }
+    if !headers.contains_key(http::header::USER_AGENT) {
+        headers.insert(http::header::USER_AGENT, cfg.user_agent.clone());
+    }
+    if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
+        headers.insert(
+            http::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate, br"),
+        );
+    }
+    if body_len > 0 && !headers.contains_key(http::header::CONTENT_LENGTH) {
+        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
     }
 }
 

@@ -17,8 +17,8 @@ fn get(url: &str) -> Request {
 async fn keep_alive_charges_the_connection_to_the_first_request_only() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
-    let a = c.send(get(&srv.url("/"))).await;
-    let b = c.send(get(&srv.url("/"))).await;
+    let a = c.send(&get(&srv.url("/"))).await;
+    let b = c.send(&get(&srv.url("/"))).await;
     let ra = a.result.unwrap();
     assert_eq!(ra.status, 200);
     assert_eq!(&ra.body[..], b"ok");
@@ -50,7 +50,7 @@ async fn dns_phase_is_measured_for_host_names() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
     let o = c
-        .send(get(&format!("http://localhost:{}/", srv.addr.port())))
+        .send(&get(&format!("http://localhost:{}/", srv.addr.port())))
         .await;
     assert!(o.result.is_ok(), "{:?}", o.result);
     assert!(o.phases.dns.is_some());
@@ -63,7 +63,7 @@ async fn h2c_by_prior_knowledge() {
         version: HttpVersion::Http2PriorKnowledge,
         ..ClientConfig::default()
     });
-    let o = c.send(get(&srv.url("/version"))).await;
+    let o = c.send(&get(&srv.url("/version"))).await;
     let r = o.result.unwrap();
     assert_eq!(r.version, Version::HTTP_2);
     assert_eq!(&r.body[..], b"HTTP/2.0");
@@ -76,7 +76,7 @@ async fn https_negotiates_h2_and_times_the_handshake() {
         insecure: true,
         ..ClientConfig::default()
     });
-    let o = c.send(get(&srv.https_url("/version"))).await;
+    let o = c.send(&get(&srv.https_url("/version"))).await;
     let r = o.result.unwrap();
     assert_eq!(&r.body[..], b"HTTP/2.0");
     assert!(o.phases.tls.is_some() && o.phases.dns.is_some() && o.phases.connect.is_some());
@@ -87,7 +87,7 @@ async fn https_negotiates_h2_and_times_the_handshake() {
         ..ClientConfig::default()
     });
     let r = h1
-        .send(get(&srv.https_url("/version")))
+        .send(&get(&srv.https_url("/version")))
         .await
         .result
         .unwrap();
@@ -98,7 +98,7 @@ async fn https_negotiates_h2_and_times_the_handshake() {
 async fn untrusted_certificate_is_a_tls_failure_without_insecure() {
     let srv = testutil::https().await;
     let mut c = client(ClientConfig::default());
-    let o = c.send(get(&srv.https_url("/"))).await;
+    let o = c.send(&get(&srv.https_url("/"))).await;
     let f = o.result.unwrap_err();
     assert_eq!(f.kind, crate::sample::ErrorKind::Tls);
     assert!(f.message.contains("certificate"), "{}", f.message);
@@ -108,21 +108,21 @@ async fn untrusted_certificate_is_a_tls_failure_without_insecure() {
 async fn follows_redirects_up_to_the_limit() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
-    let r = c.send(get(&srv.url("/redirect/3"))).await.result.unwrap();
+    let r = c.send(&get(&srv.url("/redirect/3"))).await.result.unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.url.path(), "/");
     let mut c = client(ClientConfig {
         max_redirects: 1,
         ..ClientConfig::default()
     });
-    let r = c.send(get(&srv.url("/redirect/3"))).await.result.unwrap();
+    let r = c.send(&get(&srv.url("/redirect/3"))).await.result.unwrap();
     assert_eq!(r.status, 302);
     let mut c = client(ClientConfig {
         max_redirects: 0,
         ..ClientConfig::default()
     });
     assert_eq!(
-        c.send(get(&srv.url("/redirect/1")))
+        c.send(&get(&srv.url("/redirect/1")))
             .await
             .result
             .unwrap()
@@ -135,7 +135,7 @@ async fn follows_redirects_up_to_the_limit() {
 async fn decompresses_gzip() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
-    let o = c.send(get(&srv.url("/gzip"))).await;
+    let o = c.send(&get(&srv.url("/gzip"))).await;
     let r = o.result.unwrap();
     assert_eq!(r.body.len(), 1100);
     assert_eq!(o.content_length, 1100);
@@ -151,9 +151,9 @@ async fn cookie_jar_is_per_client() {
     let srv = testutil::http1().await;
     let mut a = client(ClientConfig::default());
     let mut b = client(ClientConfig::default());
-    a.send(get(&srv.url("/set-cookie"))).await.result.unwrap();
-    let ra = a.send(get(&srv.url("/echo-cookie"))).await.result.unwrap();
-    let rb = b.send(get(&srv.url("/echo-cookie"))).await.result.unwrap();
+    a.send(&get(&srv.url("/set-cookie"))).await.result.unwrap();
+    let ra = a.send(&get(&srv.url("/echo-cookie"))).await.result.unwrap();
+    let rb = b.send(&get(&srv.url("/echo-cookie"))).await.result.unwrap();
     assert_eq!(&ra.body[..], b"session=s3cr3t");
     assert!(rb.body.is_empty());
 }
@@ -165,7 +165,7 @@ async fn refused_connection_is_classified() {
         l.local_addr().unwrap().port()
     };
     let mut c = client(ClientConfig::default());
-    let o = c.send(get(&format!("http://127.0.0.1:{port}/"))).await;
+    let o = c.send(&get(&format!("http://127.0.0.1:{port}/"))).await;
     assert_eq!(
         o.result.unwrap_err().kind,
         crate::sample::ErrorKind::Refused
@@ -179,7 +179,7 @@ async fn request_timeout_is_classified() {
     let mut c = client(ClientConfig::default());
     let mut r = get(&srv.url("/slow?ms=2000"));
     r.timeout = Some(Duration::from_millis(100));
-    let o = c.send(r).await;
+    let o = c.send(&r).await;
     let f = o.result.unwrap_err();
     assert_eq!(f.kind, crate::sample::ErrorKind::Timeout);
     assert!(o.total < Duration::from_millis(1000));
@@ -192,7 +192,7 @@ async fn unresolvable_host_is_a_dns_failure() {
     // without sending anything off this machine.
     let host = format!("{}.invalid", "a".repeat(64));
     let mut c = client(ClientConfig::default());
-    let o = c.send(get(&format!("http://{host}:9/"))).await;
+    let o = c.send(&get(&format!("http://{host}:9/"))).await;
     assert_eq!(o.result.unwrap_err().kind, crate::sample::ErrorKind::Dns);
 }
 
@@ -201,7 +201,7 @@ async fn server_closing_the_connection_is_not_an_error() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
     for _ in 0..3 {
-        let o = c.send(get(&srv.url("/close"))).await;
+        let o = c.send(&get(&srv.url("/close"))).await;
         assert_eq!(o.result.unwrap().status, 200);
         assert!(o.new_connection);
     }
@@ -215,7 +215,11 @@ async fn server_closing_the_connection_is_not_an_error() {
 async fn sends_host_user_agent_and_accept_encoding() {
     let srv = testutil::http1().await;
     let mut c = client(ClientConfig::default());
-    let r = c.send(get(&srv.url("/echo-headers"))).await.result.unwrap();
+    let r = c
+        .send(&get(&srv.url("/echo-headers")))
+        .await
+        .result
+        .unwrap();
     let text = String::from_utf8_lossy(&r.body);
     assert!(
         text.contains(&format!("host: 127.0.0.1:{}", srv.addr.port())),

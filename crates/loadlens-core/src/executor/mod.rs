@@ -217,6 +217,15 @@ impl Executor {
     /// Run to the end.
     pub async fn run(mut self, controls: Controls) -> RunOutput {
         let names = self.plan.names.pairs().to_vec();
+        // Default headers are added once here rather than on every request.
+        let mut plan = (*self.plan).clone();
+        for ut in &mut plan.user_types {
+            let steps = ut.on_start.iter_mut().chain(ut.on_stop.iter_mut());
+            for step in steps.chain(ut.tasks.iter_mut().flat_map(|t| t.steps.iter_mut())) {
+                self.client.prepare(&mut step.request);
+            }
+        }
+        self.plan = Arc::new(plan);
         let recorder = Recorder::new(names.len());
         let taps: Vec<SampleTap> = self
             .sinks

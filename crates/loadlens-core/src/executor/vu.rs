@@ -59,7 +59,7 @@ impl Vu {
 
     /// Send one request and record its sample.
     async fn request(&mut self, shared: &Shared, step: &RequestPlan) {
-        let out = self.client.send(step.request.clone()).await;
+        let out = self.client.send(&step.request).await;
         let (status, failure) = match &out.result {
             Ok(r) => {
                 let code = r.status.as_u16();

@@ -167,6 +167,8 @@ pub struct Response {
 pub struct Outcome {
     /// Wall-clock start.
     pub started_at: SystemTime,
+    /// Monotonic start.
+    pub started: Instant,
     /// From the start to the last byte (or to the failure).
     pub total: Duration,
     /// Phase timings, summed over redirects.
@@ -249,6 +251,7 @@ impl Client {
             };
         Outcome {
             started_at,
+            started: start,
             total: start.elapsed(),
             phases: progress.phases,
             bytes_sent: progress.bytes_sent,

@@ -239,7 +239,9 @@ impl Client {
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
         let mut progress = Progress::default();
         let result =
-            match tokio::time::timeout(limit, self.send_redirects(req, &mut progress)).await {
+            match tokio::time::timeout(limit, Box::pin(self.send_redirects(req, &mut progress)))
+                .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(Failure::new(
                     ErrorKind::Timeout,
@@ -406,10 +408,14 @@ impl Client {
 
         let (w0, r0) = conn.counters.get();
         let t0 = Instant::now();
-        let resp = match &mut conn.sender {
+        let (sender, driver) = conn.parts();
+        let resp = match sender {
             Sender::H1(s) => {
-                s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
-                s.send_request(hreq).await
+                Conn::drive(driver, s.ready())
+                    .await
+                    .map_err(|e| conn::hyper_failure(&e))?;
+                let fut = s.send_request(hreq);
+                Conn::drive(driver, fut).await
             }
             Sender::H2(s) => {
                 s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
@@ -438,7 +444,7 @@ impl Client {
         let mut buf = BytesMut::new();
         let mut len = 0u64;
         let body_result = loop {
-            match body.frame().await {
+            match Conn::drive(conn.parts().1, body.frame()).await {
                 None => break Ok(()),
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {

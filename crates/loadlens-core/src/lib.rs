@@ -17,8 +17,8 @@
 //!     &plan::PlanOptions::default())?;
 //! let client = client::ClientShared::new(client::ClientConfig::default())?;
 //! let info = run::RunInfo { id: run::generate_run_id(), scenario: plan.name.clone(), tags: Default::default() };
-//! let load = executor::LoadSettings { users: 10, spawn_rate: None,
-//!     run_time: Some(std::time::Duration::from_secs(5)), iterations: None, stop_timeout: None };
+//! let load = executor::LoadSettings { users: 10,
+//!     run_time: Some(std::time::Duration::from_secs(5)), ..Default::default() };
 //! let mut out = executor::Executor::new(Arc::new(plan), load.clone(), client, info.clone())
 //!     .run(executor::Controls::new()).await;
 //! let summary = report::Summary::new(info, load, None, &mut out);
@@ -35,6 +35,7 @@ pub mod sample;
 pub mod scenario;
 pub mod sink;
 pub mod stats;
+pub mod thresholds;
 
 #[cfg(test)]
 pub(crate) mod testutil;

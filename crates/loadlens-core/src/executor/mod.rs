@@ -1,13 +1,26 @@
-//! The executor: starts virtual users at the spawn rate, runs them until the run time, the
-//! iteration budget or a stop request, stops them gracefully within the stop timeout, and runs
-//! the aggregator that turns recorded samples into one [`Snapshot`] per second.
+//! The executor: runs one or more scenarios ("lanes"), each with its own load model and start
+//! offset, until their run times, the iteration budget or a stop request; stops virtual users
+//! gracefully within the stop timeout; and runs the aggregator that turns recorded samples into
+//! one [`Snapshot`] per second, checks thresholds on it and measures the generator's own health.
 //!
-//! One driver loop serves every load model; the closed model (N users, spawn rate) is the one
-//! implemented here. Stopping is two-staged like Locust: [`Controls::stop`] lets in-flight
-//! requests finish (bounded by the stop timeout), [`Controls::kill`] ends everything at once.
-//! Either way the caller gets a complete [`RunOutput`] to write every report from.
+//! Load models, all driven by the one loop in [`Executor::run`] through [`lane`]:
+//! - closed: N users (optionally started at a spawn rate), or `stages` ramping the user count;
+//! - open: arrivals per second, constant or ramping through `stages`, served by pre-allocated
+//!   VUs up to `max_vus`; an arrival with no VU free is a dropped iteration ([`open`]).
+//!
+//! Stopping is two-staged like Locust: [`Controls::stop`] lets in-flight requests finish
+//! (bounded by the stop timeout), [`Controls::kill`] ends everything at once. Either way the
+//! caller gets a complete [`RunOutput`] to write every report from.
 
+mod health;
+mod lane;
+mod open;
+pub mod profile;
 mod vu;
+
+pub use health::GeneratorHealth;
+pub use open::{ArrivalReport, ArrivalSettings};
+pub use profile::Stage;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,10 +34,13 @@ use crate::client::ClientShared;
 use crate::plan::Plan;
 use crate::run::{EventKind, RunInfo, TimelineEvent};
 use crate::sink::{SampleTap, Sink};
-use crate::stats::{Aggregator, Recorder, Snapshot, StatsSet, TimeSeries};
+use crate::stats::{
+    Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
+};
+use crate::thresholds::{Breach, Guard, Observed, Threshold};
 
 /// How much load, for how long.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadSettings {
     /// Concurrent users at full load.
     pub users: u64,
@@ -38,6 +54,46 @@ pub struct LoadSettings {
     /// Grace period for in-flight requests after the stop.
     #[serde(with = "opt_secs")]
     pub stop_timeout: Option<Duration>,
+    /// Ramp through these stages: targets are users (closed model) or arrivals per second (open
+    /// model). Without `run_time`, the run lasts as long as the stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// Open model (arrival rate) when set; `users` and `spawn_rate` are then unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<ArrivalSettings>,
+}
+
+impl LoadSettings {
+    /// A closed model of `users` users started at once, with no end of its own.
+    pub fn closed(users: u64) -> Self {
+        LoadSettings {
+            users,
+            ..LoadSettings::default()
+        }
+    }
+
+    /// How long the load lasts by itself: the run time, else the stages' total.
+    pub fn duration(&self) -> Option<Duration> {
+        self.run_time
+            .or_else(|| (!self.stages.is_empty()).then(|| profile::total(&self.stages)))
+    }
+
+    /// One line for headers and timelines: `50 users`, `ramping users over 3 stages`,
+    /// `200 arrivals/s (20–100 VUs)`.
+    pub fn describe(&self) -> String {
+        match (&self.arrival, self.stages.len()) {
+            (Some(a), 0) => format!(
+                "{} arrivals/s ({}–{} VUs)",
+                a.rate_per_s, a.pre_allocated_vus, a.max_vus
+            ),
+            (Some(a), n) => format!(
+                "arrivals from {}/s ramping over {n} stages ({}–{} VUs)",
+                a.rate_per_s, a.pre_allocated_vus, a.max_vus
+            ),
+            (None, 0) => format!("{} users", self.users),
+            (None, n) => format!("users ramping over {n} stages"),
+        }
+    }
 }
 
 mod opt_secs {
@@ -117,6 +173,34 @@ impl Controls {
     }
 }
 
+/// One named scenario of a run: its plan, load model and start offset (k6's `startTime`).
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    /// Name in reports (empty for the single scenario of a plain run).
+    pub name: String,
+    /// What its users do.
+    pub plan: Arc<Plan>,
+    /// Its load model.
+    pub load: LoadSettings,
+    /// When it starts, from the start of the run.
+    pub start_time: Duration,
+}
+
+/// What one named scenario produced.
+#[derive(Debug)]
+pub struct ScenarioOutput {
+    /// Name.
+    pub name: String,
+    /// Start offset.
+    pub start_time: Duration,
+    /// Load model.
+    pub load: LoadSettings,
+    /// Its cumulative statistics.
+    pub stats: StatsSet,
+    /// Open model figures.
+    pub arrivals: Option<ArrivalReport>,
+}
+
 /// Everything the run produced, for reports.
 pub struct RunOutput {
     /// Wall-clock start.
@@ -141,9 +225,19 @@ pub struct RunOutput {
     pub sinks: Vec<Box<dyn Sink>>,
     /// Samples dropped by sample taps.
     pub dropped_samples: u64,
+    /// Open model: arrivals that found no free VU, over every scenario.
+    pub dropped_iterations: u64,
+    /// Open model figures over every open-model scenario (`None`: closed model only).
+    pub arrivals: Option<ArrivalReport>,
+    /// The generator's own CPU and memory, and whether its results can be trusted.
+    pub generator: GeneratorHealth,
+    /// Thresholds seen failing during the run (and the one that aborted it).
+    pub breaches: Vec<Breach>,
+    /// Per named scenario (empty for a plain single-scenario run).
+    pub scenarios: Vec<ScenarioOutput>,
 }
 
-/// State shared by the driver and every VU.
+/// State shared by the driver and every VU of one scenario.
 pub(crate) struct Shared {
     plan: Arc<Plan>,
     client: Arc<ClientShared>,
@@ -168,13 +262,21 @@ impl Shared {
 
 /// A run ready to start.
 pub struct Executor {
-    plan: Arc<Plan>,
-    load: LoadSettings,
+    scenarios: Vec<ScenarioRun>,
     client: Arc<ClientShared>,
     run: RunInfo,
     sinks: Vec<Box<dyn Sink>>,
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     tick: Duration,
+    thresholds: Vec<Threshold>,
+}
+
+/// The aggregator's view of one lane.
+struct LaneView {
+    name: String,
+    shared: Arc<Shared>,
+    agg: Option<Aggregator>,
+    dropped: Option<Arc<AtomicU64>>,
 }
 
 impl Executor {
@@ -185,15 +287,28 @@ impl Executor {
         client: Arc<ClientShared>,
         run: RunInfo,
     ) -> Self {
-        let (snapshots, _) = watch::channel(None);
-        Executor {
+        let one = ScenarioRun {
+            name: String::new(),
             plan,
             load,
+            start_time: Duration::ZERO,
+        };
+        Self::scenarios(vec![one], client, run)
+    }
+
+    /// Prepare a run of several named scenarios, each with its own load model and start
+    /// offset, running side by side. Their plans must share one name table (compile one
+    /// scenario file and select user types per scenario).
+    pub fn scenarios(scenarios: Vec<ScenarioRun>, client: Arc<ClientShared>, run: RunInfo) -> Self {
+        let (snapshots, _) = watch::channel(None);
+        Executor {
+            scenarios,
             client,
             run,
             sinks: Vec::new(),
             snapshots,
             tick: Duration::from_secs(1),
+            thresholds: Vec::new(),
         }
     }
 
@@ -209,6 +324,13 @@ impl Executor {
         self
     }
 
+    /// Thresholds checked on every snapshot: failures become timeline events, and those with
+    /// `abort_on_fail` stop the run (after their delay).
+    pub fn thresholds(mut self, thresholds: Vec<Threshold>) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
     /// A receiver of the latest snapshot, for live views.
     pub fn snapshots(&self) -> watch::Receiver<Option<Arc<Snapshot>>> {
         self.snapshots.subscribe()
@@ -216,69 +338,157 @@ impl Executor {
 
     /// Run to the end.
     pub async fn run(mut self, controls: Controls) -> RunOutput {
-        let names = self.plan.names.pairs().to_vec();
-        // Default headers are added once here rather than on every request.
-        let mut plan = (*self.plan).clone();
-        for ut in &mut plan.user_types {
-            let steps = ut.on_start.iter_mut().chain(ut.on_stop.iter_mut());
-            for step in steps.chain(ut.tasks.iter_mut().flat_map(|t| t.steps.iter_mut())) {
-                self.client.prepare(&mut step.request);
-            }
-        }
-        self.plan = Arc::new(plan);
-        let recorder = Recorder::new(names.len());
+        let names = self
+            .scenarios
+            .first()
+            .map(|s| s.plan.names.pairs().to_vec())
+            .unwrap_or_default();
         let taps: Vec<SampleTap> = self
             .sinks
             .iter_mut()
             .filter_map(|s| s.sample_tap())
             .collect();
-        let shared = Arc::new(Shared {
-            plan: self.plan.clone(),
-            client: self.client.clone(),
-            recorder: recorder.clone(),
-            users: AtomicU64::new(0),
-            iterations_left: self.load.iterations.map(AtomicU64::new),
-            taps: taps.clone(),
-            seed: fastrand::u64(..),
-        });
+        let seed = fastrand::u64(..);
+        let vu_stop = CancellationToken::new();
+        let mut lanes = Vec::new();
+        for (i, sc) in self.scenarios.iter().enumerate() {
+            // Default headers are added once here rather than on every request.
+            let mut plan = (*sc.plan).clone();
+            for ut in &mut plan.user_types {
+                let steps = ut.on_start.iter_mut().chain(ut.on_stop.iter_mut());
+                for step in steps.chain(ut.tasks.iter_mut().flat_map(|t| t.steps.iter_mut())) {
+                    self.client.prepare(&mut step.request);
+                }
+            }
+            let shared = Arc::new(Shared {
+                plan: Arc::new(plan),
+                client: self.client.clone(),
+                recorder: Recorder::new(names.len()),
+                users: AtomicU64::new(0),
+                iterations_left: sc.load.iterations.map(AtomicU64::new),
+                taps: taps.clone(),
+                seed: seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+            });
+            lanes.push(lane::Lane::new(
+                i,
+                sc.name.clone(),
+                shared,
+                sc.load.clone(),
+                sc.start_time,
+                &vu_stop,
+            ));
+        }
         let started_at = SystemTime::now();
         let start = Instant::now();
         for s in &mut self.sinks {
             s.on_start(&self.run);
         }
         let timeline = Arc::new(Mutex::new(Vec::new()));
-        let push_event = {
+        let push_events = {
             let timeline = timeline.clone();
-            move |e: TimelineEvent| timeline.lock().unwrap_or_else(|p| p.into_inner()).push(e)
+            move |e: &mut Vec<TimelineEvent>| {
+                if !e.is_empty() {
+                    timeline.lock().unwrap_or_else(|p| p.into_inner()).append(e);
+                }
+            }
         };
-        push_event(TimelineEvent::now(
+        push_events(&mut vec![TimelineEvent::now(
             Duration::ZERO,
             EventKind::RunStarted,
             format!("run {} of {} started", self.run.id, self.run.scenario),
-        ));
+        )]);
 
         // Aggregator: its own task, so a slow sink hook never delays spawning or stopping.
         let agg_stop = CancellationToken::new();
         let aggregator = {
-            let mut agg = Aggregator::new(recorder.clone(), names.clone());
-            let shared = shared.clone();
+            let single = lanes.len() == 1;
+            let mut views: Vec<LaneView> = lanes
+                .iter()
+                .map(|l| LaneView {
+                    name: l.name.clone(),
+                    shared: l.shared.clone(),
+                    agg: (!single)
+                        .then(|| Aggregator::new(l.shared.recorder.clone(), names.clone())),
+                    dropped: l.open.as_ref().map(|o| o.dropped.clone()),
+                })
+                .collect();
+            let total_recorder = if single {
+                lanes[0].shared.recorder.clone()
+            } else {
+                Recorder::new(names.len())
+            };
+            let mut agg = Aggregator::new(total_recorder, names.clone());
+            let mut guard = Guard::new(self.thresholds.clone());
+            let controls = controls.clone();
             let stop = agg_stop.clone();
             let tx = self.snapshots.clone();
             let mut sinks = std::mem::take(&mut self.sinks);
             let timeline = timeline.clone();
             let tick = self.tick;
+            let n_names = names.len();
             tokio::spawn(async move {
                 let mut interval =
                     tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut health = health::HealthMonitor::new();
                 let mut seen_events = 0;
                 loop {
                     let last = tokio::select! {
                         _ = interval.tick() => false,
                         _ = stop.cancelled() => true,
                     };
-                    let snap =
-                        Arc::new(agg.tick(start.elapsed(), shared.users.load(Ordering::Relaxed)));
+                    let elapsed = start.elapsed();
+                    let users = views
+                        .iter()
+                        .map(|v| v.shared.users.load(Ordering::Relaxed))
+                        .sum();
+                    let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
+                    let snap = if single {
+                        agg.tick(elapsed, users)
+                    } else {
+                        let mut merged = StatsSet::new(n_names);
+                        for v in &mut views {
+                            let Some(a) = v.agg.as_mut() else { continue };
+                            let s = a.tick(elapsed, v.shared.users.load(Ordering::Relaxed));
+                            merged.merge(&s.interval);
+                            per_scenario.push((v.name.clone(), s.total.clone()));
+                        }
+                        agg.tick_with(merged, elapsed, users)
+                    };
+                    let snap = Arc::new(snap);
+                    health.sample();
+                    if !guard.is_empty() {
+                        let gh = health.report(None);
+                        let dropped = views
+                            .iter()
+                            .filter_map(|v| v.dropped.as_ref())
+                            .map(|d| d.load(Ordering::Relaxed))
+                            .sum();
+                        let observed = Observed {
+                            aggregate: &snap.total,
+                            requests: &snap.requests,
+                            scenarios: &per_scenario,
+                            dropped_iterations: dropped,
+                            generator: Some(&gh),
+                        };
+                        let (breached, abort) = guard.check(&observed, elapsed);
+                        let mut events: Vec<TimelineEvent> = breached
+                            .into_iter()
+                            .map(|m| TimelineEvent::now(elapsed, EventKind::ThresholdBreached, m))
+                            .collect();
+                        if let Some(why) = abort {
+                            events.push(TimelineEvent::now(
+                                elapsed,
+                                EventKind::ThresholdBreached,
+                                format!("aborting the run: {why}"),
+                            ));
+                            controls.stop(StopReason::Aborted(why));
+                        }
+                        timeline
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .append(&mut events);
+                    }
                     {
                         let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
                         for e in &tl[seen_events..] {
@@ -293,67 +503,75 @@ impl Executor {
                     }
                     tx.send_replace(Some(snap));
                     if last {
-                        return (agg, sinks);
+                        let views: Vec<(String, Option<Aggregator>)> =
+                            views.into_iter().map(|v| (v.name, v.agg)).collect();
+                        return (agg, views, sinks, guard, health);
                     }
                 }
             })
         };
 
-        // Driver: spawn users at the spawn rate until the end condition.
-        let vu_stop = CancellationToken::new();
-        let mut vus = JoinSet::new();
-        let target = self.load.users;
-        let deadline = self
-            .load
-            .run_time
-            .map(|d| tokio::time::Instant::from_std(start + d));
-        let rate = self.load.spawn_rate.filter(|r| *r > 0.0 && r.is_finite());
-        let mut spawned: u64 = 0;
-        let mut spawn_tick = tokio::time::interval(Duration::from_millis(10));
+        // The driver: one loop for every load model. Each wake-up (10 ms tick, a batch of
+        // arrivals from the pacers, a VU ending, a lane's start or end) steps every lane.
+        let mut vus: JoinSet<lane::VuDone> = JoinSet::new();
+        let (arrival_tx, mut arrival_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut arrivals = Vec::with_capacity(1024);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut events = Vec::new();
         let stop_reason = loop {
-            if spawned < target && shared.has_iterations_left() {
-                let due = match rate {
-                    None => target,
-                    Some(r) => ((start.elapsed().as_secs_f64() * r).floor() as u64 + 1).min(target),
-                };
-                while spawned < due {
-                    let vu = vu::Vu::new(&shared, spawned);
-                    vus.spawn(vu.run(shared.clone(), vu_stop.clone()));
-                    spawned += 1;
-                }
-                if spawned == target {
-                    push_event(TimelineEvent::now(
-                        start.elapsed(),
-                        EventKind::UsersSpawned,
-                        format!("all {target} users started"),
-                    ));
-                }
+            let now = start.elapsed();
+            for l in &mut lanes {
+                l.step(now, start, &mut vus, &arrival_tx, &mut events);
             }
-            let sleep_deadline =
-                deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            push_events(&mut events);
+            if let Some(why) = all_ended(&lanes) {
+                break why;
+            }
+            // The next lane start or end, so run times are kept to the millisecond.
+            let next = lanes
+                .iter()
+                .filter_map(|l| match l.state {
+                    lane::State::Pending => Some(l.start_time),
+                    lane::State::Running => l.end,
+                    lane::State::Ended(_) => None,
+                })
+                .min()
+                .map(|d| tokio::time::Instant::from_std(start + d));
             tokio::select! {
-                _ = spawn_tick.tick(), if spawned < target && shared.has_iterations_left() => {}
-                _ = tokio::time::sleep_until(sleep_deadline), if deadline.is_some() => break StopReason::RunTime,
                 _ = controls.stop.cancelled() => break controls.reason().unwrap_or(StopReason::Interrupted),
-                Some(_) = vus.join_next(), if !vus.is_empty() => {
-                    let budget_spent = !shared.has_iterations_left();
-                    if vus.is_empty() && (spawned == target || budget_spent) {
-                        break if budget_spent { StopReason::Iterations } else { StopReason::UsersFinished };
+                n = arrival_rx.recv_many(&mut arrivals, 1024) => {
+                    if n > 0 {
+                        for (i, at) in arrivals.drain(..) {
+                            lanes[i].arrive(at, &mut vus);
+                        }
                     }
                 }
+                Some(done) = vus.join_next(), if !vus.is_empty() => {
+                    if let Ok((i, id)) = done {
+                        lanes[i].vu_done(id);
+                    }
+                }
+                _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {}
+                _ = tick.tick() => {}
             }
         };
-        push_event(TimelineEvent::now(
-            start.elapsed(),
+        let stopped_at = start.elapsed();
+        for l in &mut lanes {
+            l.finish(stop_reason.clone(), stopped_at);
+        }
+        push_events(&mut vec![TimelineEvent::now(
+            stopped_at,
             EventKind::StopRequested,
             describe(&stop_reason),
-        ));
+        )]);
 
         // Graceful stop: users finish their current request (and on_stop) within the timeout.
         vu_stop.cancel();
-        let grace = self
-            .load
-            .stop_timeout
+        let grace = lanes
+            .iter()
+            .filter_map(|l| l.load.stop_timeout)
+            .max()
             .unwrap_or(crate::plan::DEFAULT_STOP_TIMEOUT);
         let mut killed = false;
         let grace_deadline = tokio::time::Instant::now() + grace;
@@ -366,9 +584,11 @@ impl Executor {
         }
         vus.abort_all();
         while vus.join_next().await.is_some() {}
-        shared.users.store(0, Ordering::Relaxed);
+        for l in &lanes {
+            l.shared.users.store(0, Ordering::Relaxed);
+        }
         let duration = start.elapsed();
-        push_event(TimelineEvent::now(
+        push_events(&mut vec![TimelineEvent::now(
             duration,
             EventKind::RunFinished,
             if killed {
@@ -376,14 +596,50 @@ impl Executor {
             } else {
                 "run finished".to_owned()
             },
-        ));
+        )]);
+
+        // Open-model figures, per lane and over all of them.
+        let mut reports = Vec::new();
+        let (mut intended, mut delays) = (0.0, LatencyHistogram::new());
+        let mut total_arrivals: Option<ArrivalReport> = None;
+        for l in &lanes {
+            let r = l.arrival_report(stopped_at);
+            if let Some((r, i, d)) = &r {
+                intended += i;
+                delays.merge(d);
+                let t = total_arrivals.get_or_insert_with(ArrivalReport::default);
+                t.started += r.started;
+                t.dropped_iterations += r.dropped_iterations;
+                t.vus_allocated += r.vus_allocated;
+                t.max_vus += r.max_vus;
+            }
+            reports.push(r.map(|r| r.0));
+        }
+        if let Some(t) = &mut total_arrivals {
+            t.intended = intended.round() as u64;
+            t.achieved_pct = open::achieved_pct(t.started, intended);
+            t.schedule_delay_ms = delays.percentiles();
+        }
 
         agg_stop.cancel();
-        let (agg, sinks) = match aggregator.await {
+        let (agg, views, sinks, guard, health) = match aggregator.await {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         let (stats, series) = agg.into_parts();
+        let scenarios = views
+            .into_iter()
+            .zip(lanes.iter().zip(reports))
+            .filter_map(|((name, agg), (l, arrivals))| {
+                Some(ScenarioOutput {
+                    name,
+                    start_time: l.start_time,
+                    load: l.load.clone(),
+                    stats: agg?.into_parts().0,
+                    arrivals,
+                })
+            })
+            .collect();
         let timeline = std::mem::take(&mut *timeline.lock().unwrap_or_else(|p| p.into_inner()));
         RunOutput {
             started_at,
@@ -397,8 +653,31 @@ impl Executor {
             timeline,
             sinks,
             dropped_samples: taps.iter().map(SampleTap::dropped).sum(),
+            dropped_iterations: total_arrivals.as_ref().map_or(0, |a| a.dropped_iterations),
+            generator: health.report(total_arrivals.as_ref().map(|a| a.achieved_pct)),
+            arrivals: total_arrivals,
+            breaches: guard.into_breaches(),
+            scenarios,
         }
     }
+}
+
+/// The run's stop reason once every lane has ended, `None` while one still runs.
+fn all_ended(lanes: &[lane::Lane]) -> Option<StopReason> {
+    let mut reasons = Vec::new();
+    for l in lanes {
+        match &l.state {
+            lane::State::Ended(r) if l.live == 0 || *r == StopReason::RunTime => reasons.push(r),
+            _ => return None,
+        }
+    }
+    Some(if reasons.iter().all(|r| **r == StopReason::RunTime) {
+        StopReason::RunTime
+    } else if reasons.contains(&&StopReason::Iterations) {
+        StopReason::Iterations
+    } else {
+        StopReason::UsersFinished
+    })
 }
 
 impl std::fmt::Debug for RunOutput {

@@ -16,13 +16,7 @@ fn info() -> RunInfo {
 }
 
 fn load(users: u64) -> LoadSettings {
-    LoadSettings {
-        users,
-        spawn_rate: None,
-        run_time: None,
-        iterations: None,
-        stop_timeout: None,
-    }
+    LoadSettings::closed(users)
 }
 
 async fn run(url: &str, load: LoadSettings, controls: Controls) -> RunOutput {
@@ -215,4 +209,240 @@ async fn users_start_at_the_spawn_rate() {
     let points = out.series.points();
     assert!(points.first().unwrap().users < 6, "{:?}", points.first());
     assert_eq!(points[points.len() - 2].users, 6);
+}
+
+fn plan(url: &str) -> Arc<Plan> {
+    Arc::new(
+        Plan::single(
+            url,
+            http::Method::GET,
+            Default::default(),
+            &PlanOptions::default(),
+        )
+        .unwrap(),
+    )
+}
+
+fn open_load(rate: f64, pre: u64, max: u64, run_time: Duration) -> LoadSettings {
+    LoadSettings {
+        run_time: Some(run_time),
+        arrival: Some(ArrivalSettings {
+            rate_per_s: rate,
+            pre_allocated_vus: pre,
+            max_vus: max,
+        }),
+        ..LoadSettings::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constant_arrival_rate_is_held_with_latency_from_the_intended_start() {
+    let srv = testutil::http1().await;
+    let out = run(
+        &srv.url("/slow?ms=20"),
+        open_load(200.0, 10, 50, Duration::from_millis(1500)),
+        Controls::new(),
+    )
+    .await;
+    assert_eq!(out.stop_reason, StopReason::RunTime);
+    let a = out.arrivals.as_ref().expect("open-model report");
+    // 200/s for 1.5 s = 300 arrivals; every one started, none dropped.
+    assert_eq!(a.intended, 300);
+    assert!((294..=300).contains(&a.started), "{a:?}");
+    assert_eq!(a.dropped_iterations, 0);
+    assert_eq!(out.dropped_iterations, 0);
+    assert!(a.achieved_pct >= 98.0, "{a:?}");
+    // 20 ms per request at 200/s needs ~4 VUs; more than 10 were never needed.
+    assert!(a.vus_allocated <= 10, "{a:?}");
+    let t = out.stats.aggregate();
+    assert_eq!(t.count, a.started);
+    assert_eq!(
+        srv.requests.load(std::sync::atomic::Ordering::Relaxed),
+        t.count
+    );
+    // The pacer thread starts iterations well within a millisecond of their intended time.
+    assert!(a.schedule_delay_ms.p50 < 1.0, "{:?}", a.schedule_delay_ms);
+    // Corrected latency is never below the uncorrected one.
+    assert!(t.latency.quantile_ms(0.5) >= 20.0);
+    assert!(out.generator.achieved_pct.unwrap() >= 98.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_without_a_free_vu_are_dropped_and_counted() {
+    let srv = testutil::http1().await;
+    // 100/s against a 300 ms endpoint needs ~30 VUs; only 5 may exist.
+    let out = run(
+        &srv.url("/slow?ms=300"),
+        LoadSettings {
+            stop_timeout: Some(Duration::from_secs(2)),
+            ..open_load(100.0, 1, 5, Duration::from_millis(1000))
+        },
+        Controls::new(),
+    )
+    .await;
+    let a = out.arrivals.as_ref().unwrap();
+    assert_eq!(a.vus_allocated, 5);
+    assert_eq!(a.started + a.dropped_iterations, 100, "{a:?}");
+    // 5 VUs × ~3.3 iterations/s each over 1 s ≈ 20 started; the rest dropped.
+    assert!((15..=30).contains(&a.started), "{a:?}");
+    assert_eq!(out.dropped_iterations, a.dropped_iterations);
+    assert!(!out.generator.healthy);
+    assert!(
+        out.generator
+            .reasons
+            .iter()
+            .any(|r| r.contains("intended arrivals")),
+        "{:?}",
+        out.generator.reasons
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramping_arrival_rate_follows_its_stages() {
+    let srv = testutil::http1().await;
+    // 0 → 200/s over 1 s (100 arrivals), then 200/s for 0.5 s (100 more).
+    let out = run(
+        &srv.url("/"),
+        LoadSettings {
+            stages: profile::parse_stages("1s:200,500ms:200").unwrap(),
+            arrival: Some(ArrivalSettings {
+                rate_per_s: 0.0,
+                pre_allocated_vus: 5,
+                max_vus: 20,
+            }),
+            ..LoadSettings::default()
+        },
+        Controls::new(),
+    )
+    .await;
+    let a = out.arrivals.as_ref().unwrap();
+    assert_eq!(a.intended, 200);
+    assert!((195..=200).contains(&a.started), "{a:?}");
+    let points = out.series.points();
+    // The rate rises: fewer requests in the first interval than in the last full one.
+    let first = points.first().unwrap().requests;
+    let late = points[points.len() - 3].requests;
+    assert!(first < late, "{first} vs {late}: {points:?}");
+    let stages = out
+        .timeline
+        .iter()
+        .filter(|e| e.kind == EventKind::StageChanged)
+        .count();
+    assert_eq!(stages, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_stages_ramp_users_up_and_down() {
+    let srv = testutil::http1().await;
+    let out = run(
+        &srv.url("/slow?ms=10"),
+        LoadSettings {
+            stages: profile::parse_stages("500ms:10,500ms:10,500ms:0").unwrap(),
+            ..LoadSettings::default()
+        },
+        Controls::new(),
+    )
+    .await;
+    assert_eq!(out.stop_reason, StopReason::RunTime);
+    assert!(
+        out.duration >= Duration::from_millis(1500) && out.duration < Duration::from_millis(2200),
+        "{:?}",
+        out.duration
+    );
+    let users: Vec<u64> = out.series.points().iter().map(|p| p.users).collect();
+    // Ticks every 100 ms: rising, holding at 10, falling.
+    let peak = users.iter().copied().max().unwrap();
+    assert_eq!(peak, 10, "{users:?}");
+    assert!(users[0] < 10, "{users:?}");
+    let at_peak = users.iter().position(|u| *u == 10).unwrap();
+    assert!(users[at_peak..].iter().any(|u| *u < 5), "{users:?}");
+    let kinds: Vec<EventKind> = out.timeline.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == EventKind::StageChanged)
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_scenarios_run_side_by_side_with_offsets_and_report_separately() {
+    let srv = testutil::http1().await;
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let p = plan(&srv.url("/"));
+    let scenarios = vec![
+        ScenarioRun {
+            name: "steady".into(),
+            plan: p.clone(),
+            load: open_load(100.0, 2, 10, Duration::from_millis(1000)),
+            start_time: Duration::ZERO,
+        },
+        ScenarioRun {
+            name: "late".into(),
+            plan: p,
+            load: LoadSettings {
+                iterations: Some(40),
+                ..LoadSettings::closed(2)
+            },
+            start_time: Duration::from_millis(500),
+        },
+    ];
+    let out = Executor::scenarios(scenarios, client, info())
+        .tick(Duration::from_millis(100))
+        .run(Controls::new())
+        .await;
+    assert_eq!(out.scenarios.len(), 2);
+    let steady = &out.scenarios[0];
+    let late = &out.scenarios[1];
+    assert_eq!(late.stats.aggregate().count, 40);
+    let s = steady.stats.aggregate().count;
+    assert!((95..=100).contains(&s), "{s}");
+    assert_eq!(out.stats.aggregate().count, s + 40);
+    assert!(steady.arrivals.is_some() && late.arrivals.is_none());
+    let started = out
+        .timeline
+        .iter()
+        .find(|e| e.message.starts_with("scenario late started"))
+        .expect("late start event");
+    assert!(started.elapsed_s >= 0.5, "{}", started.elapsed_s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_threshold_with_abort_stops_the_run_after_its_delay() {
+    let srv = testutil::http1().await;
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        plan(&srv.url("/status/500")),
+        LoadSettings {
+            run_time: Some(Duration::from_secs(10)),
+            ..LoadSettings::closed(2)
+        },
+        client,
+        info(),
+    )
+    .tick(Duration::from_millis(100))
+    .thresholds(vec![
+        crate::thresholds::parse("error_rate < 10%, abort after 400ms").unwrap(),
+        crate::thresholds::parse("p99 < 10s").unwrap(),
+    ])
+    .run(Controls::new())
+    .await;
+    let StopReason::Aborted(why) = &out.stop_reason else {
+        panic!("{:?}", out.stop_reason)
+    };
+    assert!(why.contains("error_rate < 10%"), "{why}");
+    assert!(
+        out.duration >= Duration::from_millis(400) && out.duration < Duration::from_secs(2),
+        "{:?}",
+        out.duration
+    );
+    assert_eq!(out.breaches.len(), 1);
+    assert!(out.breaches[0].aborted);
+    let breached = out
+        .timeline
+        .iter()
+        .filter(|e| e.kind == EventKind::ThresholdBreached)
+        .count();
+    assert_eq!(breached, 2, "{:?}", out.timeline);
 }

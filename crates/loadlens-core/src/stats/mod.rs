@@ -524,6 +524,12 @@ impl Aggregator {
     pub fn tick(&mut self, elapsed: Duration, users: u64) -> Snapshot {
         let mut interval = StatsSet::new(self.names.len());
         self.recorder.drain_into(&mut interval, &mut self.spare);
+        self.tick_with(interval, elapsed, users)
+    }
+
+    /// Build the snapshot from an interval collected elsewhere (the executor merges the
+    /// intervals of several scenarios, each with its own recorder, into the run's aggregate).
+    pub fn tick_with(&mut self, interval: StatsSet, elapsed: Duration, users: u64) -> Snapshot {
         self.cumulative.merge(&interval);
         let span = elapsed.saturating_sub(self.last_tick);
         self.last_tick = elapsed;

@@ -1,0 +1,336 @@
+//! One lane of the driver: a scenario's load model over time. The driver loop in `mod.rs` calls
+//! [`Lane::step`] on every wake-up (10 ms tick, arrivals, a VU ending) and [`Lane::arrive`]
+//! for each open-model arrival; the lane starts at its offset, keeps the closed model's user
+//! count on its stage ramp, routes arrivals to VUs, and ends at its run time.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::open::{self, ArrivalReport, Dispatch, OpenLane, PacerThread};
+use super::profile::{self, Pacer};
+use super::vu::Vu;
+use super::{LoadSettings, Shared, StopReason};
+use crate::run::{EventKind, TimelineEvent};
+use crate::stats::LatencyHistogram;
+
+/// Where a lane is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum State {
+    /// Waiting for its start offset.
+    Pending,
+    /// Running.
+    Running,
+    /// Its load ended (its VUs may still be finishing).
+    Ended(StopReason),
+}
+
+/// A VU task's result: its lane and closed-model id.
+pub(super) type VuDone = (usize, u64);
+
+pub(super) struct Lane {
+    pub index: usize,
+    pub name: String,
+    pub shared: Arc<Shared>,
+    pub load: LoadSettings,
+    pub start_time: Duration,
+    /// Offset at which the lane's load ends (start + run time or stages).
+    pub end: Option<Duration>,
+    pub state: State,
+    /// When the lane started and stopped issuing load.
+    pub ended_at: Option<Duration>,
+    stop: CancellationToken,
+    /// Closed model: running VUs in start order (id, stop token).
+    running: Vec<(u64, CancellationToken)>,
+    spawned: u64,
+    /// VU tasks of this lane still alive.
+    pub live: usize,
+    stage: Option<usize>,
+    all_spawned_reported: bool,
+    pub open: Option<OpenLane>,
+}
+
+impl Lane {
+    pub fn new(
+        index: usize,
+        name: String,
+        shared: Arc<Shared>,
+        load: LoadSettings,
+        start_time: Duration,
+        parent: &CancellationToken,
+    ) -> Self {
+        let end = load.duration().map(|d| start_time + d);
+        let open = load.arrival.as_ref().map(|a| OpenLane::new(a.max_vus));
+        Lane {
+            index,
+            name,
+            shared,
+            load,
+            start_time,
+            end,
+            state: State::Pending,
+            ended_at: None,
+            stop: parent.child_token(),
+            running: Vec::new(),
+            spawned: 0,
+            live: 0,
+            stage: None,
+            all_spawned_reported: false,
+            open,
+        }
+    }
+
+    fn label(&self) -> String {
+        if self.name.is_empty() {
+            String::new()
+        } else {
+            format!("scenario {}: ", self.name)
+        }
+    }
+
+    /// Advance to `now` (offset from `start`).
+    pub fn step(
+        &mut self,
+        now: Duration,
+        start: Instant,
+        vus: &mut JoinSet<VuDone>,
+        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
+        events: &mut Vec<TimelineEvent>,
+    ) {
+        if self.state == State::Pending {
+            if now < self.start_time {
+                return;
+            }
+            self.state = State::Running;
+            if !self.name.is_empty() {
+                events.push(TimelineEvent::now(
+                    now,
+                    EventKind::Note,
+                    format!("scenario {} started ({})", self.name, self.load.describe()),
+                ));
+            }
+            if self.load.arrival.is_some() {
+                self.start_open(start, vus, arrivals, events, now);
+            }
+        }
+        if self.state != State::Running {
+            return;
+        }
+        if self.end.is_some_and(|e| now >= e) {
+            return self.finish(StopReason::RunTime, now);
+        }
+        let t = now - self.start_time;
+        if !self.load.stages.is_empty() {
+            let i = profile::stage_at(&self.load.stages, t);
+            if self.stage != Some(i) && i < self.load.stages.len() {
+                let s = self.load.stages[i];
+                let what = if self.load.arrival.is_some() {
+                    "arrivals/s"
+                } else {
+                    "users"
+                };
+                events.push(TimelineEvent::now(
+                    now,
+                    EventKind::StageChanged,
+                    format!(
+                        "{}stage {}/{}: to {} {what} over {}",
+                        self.label(),
+                        i + 1,
+                        self.load.stages.len(),
+                        s.target,
+                        humantime::format_duration(s.duration)
+                    ),
+                ));
+            }
+            self.stage = Some(i);
+        }
+        if self.open.is_some() {
+            if !self.shared.has_iterations_left() {
+                if let Some(o) = &mut self.open {
+                    o.close();
+                }
+                self.stop.cancel();
+                if self.live == 0 {
+                    self.finish(StopReason::Iterations, now);
+                }
+            }
+            return;
+        }
+        self.step_closed(t, now, vus, events);
+    }
+
+    fn step_closed(
+        &mut self,
+        t: Duration,
+        now: Duration,
+        vus: &mut JoinSet<VuDone>,
+        events: &mut Vec<TimelineEvent>,
+    ) {
+        let load = &self.load;
+        let target = if !load.stages.is_empty() {
+            profile::users_at(&load.stages, t)
+        } else {
+            match load.spawn_rate.filter(|r| *r > 0.0 && r.is_finite()) {
+                None => load.users,
+                Some(r) => ((t.as_secs_f64() * r).floor() as u64 + 1).min(load.users),
+            }
+        };
+        let budget = self.shared.has_iterations_left();
+        while (self.running.len() as u64) < target && budget {
+            let id = self.spawned;
+            self.spawned += 1;
+            let token = self.stop.child_token();
+            let vu = Vu::new(&self.shared, id);
+            let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
+            vus.spawn(async move {
+                vu.run(shared, tok).await;
+                (lane, id)
+            });
+            self.live += 1;
+            self.running.push((id, token));
+        }
+        // Ramp down: the most recently started users finish their iteration and stop.
+        while self.running.len() as u64 > target {
+            if let Some((_, token)) = self.running.pop() {
+                token.cancel();
+            }
+        }
+        if load.stages.is_empty() && self.spawned == load.users && !self.all_spawned_reported {
+            self.all_spawned_reported = true;
+            events.push(TimelineEvent::now(
+                now,
+                EventKind::UsersSpawned,
+                format!("{}all {} users started", self.label(), load.users),
+            ));
+        }
+        if self.live == 0 && (!budget || (load.stages.is_empty() && self.spawned >= load.users)) {
+            let why = if budget {
+                StopReason::UsersFinished
+            } else {
+                StopReason::Iterations
+            };
+            self.finish(why, now);
+        }
+    }
+
+    fn start_open(
+        &mut self,
+        start: Instant,
+        vus: &mut JoinSet<VuDone>,
+        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
+        events: &mut Vec<TimelineEvent>,
+        now: Duration,
+    ) {
+        let Some(a) = self.load.arrival.clone() else {
+            return;
+        };
+        for _ in 0..a.pre_allocated_vus.min(a.max_vus) {
+            self.spawn_open(None, vus);
+        }
+        let pacer = Pacer::new(a.rate_per_s, self.load.stages.clone(), self.load.duration());
+        match PacerThread::spawn(pacer, self.index, start + self.start_time, arrivals.clone()) {
+            Ok(p) => {
+                if let Some(o) = &mut self.open {
+                    o.pacer = Some(p);
+                }
+            }
+            Err(e) => {
+                events.push(TimelineEvent::now(
+                    now,
+                    EventKind::Note,
+                    format!("{}cannot start the pacer thread: {e}", self.label()),
+                ));
+                self.finish(StopReason::UsersFinished, now);
+            }
+        }
+    }
+
+    fn spawn_open(&mut self, first: Option<Instant>, vus: &mut JoinSet<VuDone>) {
+        let Some(o) = &mut self.open else { return };
+        let (id, rx) = o.add_slot();
+        self.start_worker(id, rx, first, vus);
+    }
+
+    fn start_worker(
+        &mut self,
+        id: usize,
+        rx: mpsc::Receiver<Instant>,
+        first: Option<Instant>,
+        vus: &mut JoinSet<VuDone>,
+    ) {
+        let Some(o) = &self.open else { return };
+        let worker = o.worker(id);
+        let vu = Vu::new(&self.shared, id as u64);
+        let (shared, lane, stop) = (self.shared.clone(), self.index, self.stop.clone());
+        vus.spawn(async move {
+            worker.run(vu, shared, rx, first, stop).await;
+            (lane, id as u64)
+        });
+        self.live += 1;
+    }
+
+    /// One open-model arrival intended at `intended`.
+    pub fn arrive(&mut self, intended: Instant, vus: &mut JoinSet<VuDone>) {
+        if self.state != State::Running || !self.shared.take_iteration() {
+            return;
+        }
+        let Some(o) = &mut self.open else { return };
+        if let Dispatch::Spawn(id, rx) = o.dispatch(intended) {
+            self.start_worker(id, rx, Some(intended), vus);
+        }
+    }
+
+    /// A VU task of this lane ended.
+    pub fn vu_done(&mut self, id: u64) {
+        self.live = self.live.saturating_sub(1);
+        if let Some(i) = self.running.iter().position(|(v, _)| *v == id) {
+            self.running.remove(i);
+        }
+    }
+
+    /// Stop issuing load; the lane's VUs finish their current iteration.
+    pub fn finish(&mut self, why: StopReason, now: Duration) {
+        if matches!(self.state, State::Ended(_)) {
+            return;
+        }
+        if let Some(o) = &mut self.open {
+            o.close();
+        }
+        self.stop.cancel();
+        self.ended_at = Some(now);
+        self.state = State::Ended(why);
+    }
+
+    /// The open model's figures at the end.
+    pub fn arrival_report(
+        &self,
+        stopped_at: Duration,
+    ) -> Option<(ArrivalReport, f64, LatencyHistogram)> {
+        let (o, a) = (self.open.as_ref()?, self.load.arrival.as_ref()?);
+        let until = self
+            .ended_at
+            .unwrap_or(stopped_at)
+            .saturating_sub(self.start_time);
+        let until = self.load.duration().map_or(until, |d| until.min(d));
+        let intended = profile::arrivals_by(a.rate_per_s, &self.load.stages, until);
+        let started = o.started;
+        let delays = open::delays(&o.delays);
+        Some((
+            ArrivalReport {
+                intended: intended.round() as u64,
+                started,
+                dropped_iterations: o.dropped.load(Ordering::Relaxed),
+                achieved_pct: open::achieved_pct(started, intended),
+                vus_allocated: o.allocated(),
+                max_vus: a.max_vus,
+                schedule_delay_ms: delays.percentiles(),
+            },
+            intended,
+            delays,
+        ))
+    }
+}

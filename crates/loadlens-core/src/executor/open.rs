@@ -1,0 +1,276 @@
+//! The open model: a pacer thread issues arrivals at their intended instants; the driver hands
+//! each to an idle VU, starts a new VU while under `max_vus`, or counts a dropped iteration.
+//!
+//! Why a thread: tokio's timer has a 1 ms resolution, so a pacer task would start arrivals up
+//! to 1 ms late (p99 of the scheduling delay ≈ 1 ms at any rate). A dedicated thread parks
+//! until the next arrival with the OS's timer precision (tens of µs) and sends its intended
+//! instant over a channel; the VU measures latency from that instant, so any delay in the
+//! generator itself shows up in the corrected latency (coordinated omission) and in the
+//! scheduling-delay histogram reported beside it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::profile::Pacer;
+use super::vu::Vu;
+use super::Shared;
+use crate::stats::{LatencyHistogram, Percentiles};
+
+/// Open-model settings: where the rate starts and how many VUs may serve it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSettings {
+    /// Arrivals per second at the start (constant when there are no stages; the stages' targets
+    /// are arrivals per second too).
+    pub rate_per_s: f64,
+    /// VUs started before the first arrival.
+    pub pre_allocated_vus: u64,
+    /// Most VUs ever started; an arrival that finds none free beyond this is dropped.
+    pub max_vus: u64,
+}
+
+/// What the open model did, for reports.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalReport {
+    /// Arrivals the profile intended up to the stop (the integral of the rate).
+    pub intended: u64,
+    /// Iterations started.
+    pub started: u64,
+    /// Arrivals that found no free VU (`max_vus` reached) and were not run.
+    pub dropped_iterations: u64,
+    /// `started` as a percent of `intended`.
+    pub achieved_pct: f64,
+    /// Most VUs started at once.
+    pub vus_allocated: u64,
+    /// The `max_vus` limit.
+    pub max_vus: u64,
+    /// Delay between each iteration's intended start and the moment its VU began it, ms.
+    /// Large values mean the generator (not the target) fell behind.
+    pub schedule_delay_ms: Percentiles,
+}
+
+/// The pacer thread of one open-model lane.
+pub(super) struct PacerThread {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+impl PacerThread {
+    /// Issue `pacer`'s arrivals from `start` on, as `(lane, intended)` messages.
+    pub fn spawn(
+        mut pacer: Pacer,
+        lane: usize,
+        start: Instant,
+        tx: mpsc::UnboundedSender<(usize, Instant)>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("loadlens-pacer-{lane}"))
+            .spawn(move || {
+                while let Some(at) = pacer.next_at() {
+                    if flag.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let now = start.elapsed();
+                    if at > now {
+                        // Wakes early on `stop` (unpark) and re-checks.
+                        std::thread::park_timeout(at - now);
+                        continue;
+                    }
+                    while let Some(due) = pacer.take_due(now) {
+                        if tx.send((lane, start + due)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            })?;
+        Ok(PacerThread { stop, handle })
+    }
+
+    /// Stop issuing arrivals.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.thread().unpark();
+    }
+}
+
+impl Drop for PacerThread {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The VUs of one open-model lane and what happened to its arrivals.
+pub(super) struct OpenLane {
+    /// Each VU's arrival slot, by VU index.
+    slots: Vec<mpsc::Sender<Instant>>,
+    /// Indices of VUs waiting for an arrival.
+    idle: Arc<Mutex<Vec<usize>>>,
+    pub max_vus: u64,
+    allocated: u64,
+    pub started: u64,
+    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+    pub delays: Arc<Mutex<LatencyHistogram>>,
+    pub pacer: Option<PacerThread>,
+}
+
+/// What the driver must do with an arrival.
+pub(super) enum Dispatch {
+    /// Handed to an idle VU.
+    Sent,
+    /// Start a new VU with this slot receiver and the arrival.
+    Spawn(usize, mpsc::Receiver<Instant>),
+    /// No VU free and none may be added.
+    Dropped,
+}
+
+impl OpenLane {
+    pub fn new(max_vus: u64) -> Self {
+        OpenLane {
+            slots: Vec::new(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            max_vus,
+            allocated: 0,
+            started: 0,
+            dropped: Arc::default(),
+            delays: Arc::new(Mutex::new(LatencyHistogram::new())),
+            pacer: None,
+        }
+    }
+
+    /// VUs started so far.
+    pub fn allocated(&self) -> u64 {
+        self.allocated
+    }
+
+    /// A new VU slot: its index and the receiver its worker listens on.
+    pub fn add_slot(&mut self) -> (usize, mpsc::Receiver<Instant>) {
+        let (tx, rx) = mpsc::channel(1);
+        self.allocated += 1;
+        self.slots.push(tx);
+        (self.slots.len() - 1, rx)
+    }
+
+    /// Route one arrival.
+    pub fn dispatch(&mut self, intended: Instant) -> Dispatch {
+        loop {
+            let id = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match id {
+                Some(id) => {
+                    // The VU is idle, so its one-slot channel is empty; failing means it exited.
+                    if self.slots[id].try_send(intended).is_ok() {
+                        self.started += 1;
+                        return Dispatch::Sent;
+                    }
+                }
+                None if self.allocated() < self.max_vus => {
+                    self.started += 1;
+                    let (id, rx) = self.add_slot();
+                    return Dispatch::Spawn(id, rx);
+                }
+                None => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Dispatch::Dropped;
+                }
+            }
+        }
+    }
+
+    /// Close every slot: idle VUs stop.
+    pub fn close(&mut self) {
+        if let Some(p) = &self.pacer {
+            p.stop();
+        }
+        self.slots.clear();
+    }
+
+    /// Worker context for VU `id`.
+    pub fn worker(&self, id: usize) -> Worker {
+        Worker {
+            id,
+            idle: self.idle.clone(),
+            delays: self.delays.clone(),
+        }
+    }
+}
+
+/// What an open-model VU task needs besides the VU.
+pub(super) struct Worker {
+    id: usize,
+    idle: Arc<Mutex<Vec<usize>>>,
+    delays: Arc<Mutex<LatencyHistogram>>,
+}
+
+impl Worker {
+    /// Run VU `vu`: start, serve arrivals (the first one given, then from `rx`) until the slot
+    /// closes or `stop` fires, then stop.
+    pub async fn run(
+        self,
+        mut vu: Vu,
+        shared: Arc<Shared>,
+        mut rx: mpsc::Receiver<Instant>,
+        first: Option<Instant>,
+        stop: CancellationToken,
+    ) {
+        shared.users.fetch_add(1, Ordering::Relaxed);
+        vu.start(&shared).await;
+        let mut delays = LatencyHistogram::new();
+        let mut next = first;
+        loop {
+            if let Some(intended) = next.take() {
+                delays.record(Instant::now().saturating_duration_since(intended));
+                vu.iteration(&shared, Some(intended), &stop).await;
+                // Publish in batches: one lock per thousand iterations, not per iteration.
+                if delays.len() >= 1000 {
+                    self.flush(&mut delays);
+                }
+            }
+            if stop.is_cancelled() {
+                break;
+            }
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(self.id);
+            next = tokio::select! {
+                t = rx.recv() => match t {
+                    Some(t) => Some(t),
+                    None => break,
+                },
+                _ = stop.cancelled() => break,
+            };
+        }
+        self.flush(&mut delays);
+        vu.stop(&shared).await;
+        shared.users.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn flush(&self, local: &mut LatencyHistogram) {
+        self.delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .merge(local);
+        local.clear();
+    }
+}
+
+/// A copy of the scheduling delays recorded so far.
+pub(super) fn delays(h: &Mutex<LatencyHistogram>) -> LatencyHistogram {
+    h.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// `started` as a percent of `intended` (100 before anything was due).
+pub(super) fn achieved_pct(started: u64, intended: f64) -> f64 {
+    if intended < 1.0 {
+        100.0
+    } else {
+        started as f64 / intended * 100.0
+    }
+}

@@ -1,0 +1,381 @@
+//! Load-profile arithmetic, free of I/O and clocks so it can be tested exactly: stages (ramp
+//! linearly to a target over a duration, like k6's `stages`), the number of users a closed
+//! model should run at a given moment, and the intended start time of every arrival of an open
+//! model (constant or ramping arrival rate).
+//!
+//! Arrival `k` (0-based) is intended at the moment the integral of the rate reaches `k`, so a
+//! constant rate `r` starts iterations at `0, 1/r, 2/r, …` and a ramp spreads them the way the
+//! rate rises. Times are offsets from the start of the run; the executor adds its start instant.
+
+use std::time::Duration;
+
+/// One stage: move linearly from the previous target to `target` over `duration`.
+/// `target` is a number of users (closed model) or arrivals per second (open model).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// Length of the stage.
+    #[serde(rename = "duration_s", with = "secs")]
+    pub duration: Duration,
+    /// Level reached at the end of the stage.
+    pub target: f64,
+}
+
+mod secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v >= 0.0 {
+            Ok(Duration::from_secs_f64(v))
+        } else {
+            Err(serde::de::Error::custom(
+                "duration_s must be a non-negative number",
+            ))
+        }
+    }
+}
+
+/// Parse the CLI shorthand `30s:100,5m:100,30s:0` (duration:target, comma-separated).
+/// Targets are scaled by `unit_per_s` (1 for users and per-second rates, 1/60 for `/m`).
+pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
+    let mut out = Vec::new();
+    for (i, part) in s.split(',').map(str::trim).enumerate() {
+        let Some((d, t)) = part.split_once(':') else {
+            return Err(format!(
+                "stage {} `{part}` must be DURATION:TARGET, e.g. `30s:100`",
+                i + 1
+            ));
+        };
+        let duration = crate::scenario::parse_duration(d)
+            .map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?;
+        let target: f64 = t.trim().parse().map_err(|_| {
+            format!(
+                "stage {} `{part}`: target `{}` is not a number",
+                i + 1,
+                t.trim()
+            )
+        })?;
+        if !(target.is_finite() && target >= 0.0) {
+            return Err(format!(
+                "stage {} `{part}`: target must be 0 or more",
+                i + 1
+            ));
+        }
+        out.push(Stage { duration, target });
+    }
+    if out.is_empty() {
+        return Err("no stages given: expected e.g. `30s:100,5m:100,30s:0`".into());
+    }
+    Ok(out)
+}
+
+/// Parse an arrival rate: `200`, `200/s`, `1200/m`, `50/1s`; returns arrivals per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (num, unit) = t.split_once('/').unwrap_or((t, "s"));
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid arrival rate `{t}`: expected e.g. `200/s` or `1200/m`"))?;
+    let per = match unit.trim() {
+        "s" | "sec" | "1s" => 1.0,
+        "m" | "min" | "1m" => 60.0,
+        "h" | "1h" => 3600.0,
+        other => crate::scenario::parse_duration(other)
+            .map_err(|_| {
+                format!("invalid time unit `{other}` in arrival rate `{t}` (use /s or /m)")
+            })?
+            .as_secs_f64(),
+    };
+    let rate = n / per;
+    if !(rate.is_finite() && rate >= 0.0 && per > 0.0) {
+        return Err(format!("arrival rate `{t}` must be 0 or more"));
+    }
+    Ok(rate)
+}
+
+/// Total length of `stages`.
+pub fn total(stages: &[Stage]) -> Duration {
+    stages.iter().map(|s| s.duration).sum()
+}
+
+/// Index of the stage running at `t` (`stages.len()` once all are over).
+pub fn stage_at(stages: &[Stage], t: Duration) -> usize {
+    let mut end = Duration::ZERO;
+    for (i, s) in stages.iter().enumerate() {
+        end += s.duration;
+        if t < end {
+            return i;
+        }
+    }
+    stages.len()
+}
+
+/// The level at `t`, starting from `start` and moving linearly through `stages`; after the
+/// last stage its target holds.
+pub fn level_at(start: f64, stages: &[Stage], t: Duration) -> f64 {
+    let mut from = start;
+    let mut t = t.as_secs_f64();
+    for s in stages {
+        let d = s.duration.as_secs_f64();
+        if t < d {
+            return from + (s.target - from) * (t / d);
+        }
+        t -= d;
+        from = s.target;
+    }
+    from
+}
+
+/// Users a closed model runs at `t`: the staged level (from 0) rounded down, so a ramp from 0 to
+/// 10 users over 10 s starts one user per second.
+pub fn users_at(stages: &[Stage], t: Duration) -> u64 {
+    let l = level_at(0.0, stages, t);
+    // A tiny epsilon so that 2.9999999 (float rounding of an exact 3) counts as 3.
+    (l + 1e-9).floor().max(0.0) as u64
+}
+
+/// Arrivals expected in `[0, t)` at a rate starting at `start` and moving through `stages`
+/// (per second): the integral of the rate.
+pub fn arrivals_by(start: f64, stages: &[Stage], t: Duration) -> f64 {
+    let mut from = start;
+    let mut t = t.as_secs_f64();
+    let mut sum = 0.0;
+    for s in stages {
+        let d = s.duration.as_secs_f64();
+        let span = t.min(d);
+        let a = if d > 0.0 { (s.target - from) / d } else { 0.0 };
+        sum += from * span + a * span * span / 2.0;
+        if t <= d {
+            return sum;
+        }
+        t -= d;
+        from = s.target;
+    }
+    sum + from * t
+}
+
+/// Intended start of arrival `k` (0-based): the first moment the integral of the rate reaches
+/// `k`. `None` when the rate never gets there (it ends at zero before).
+pub fn arrival_time(start: f64, stages: &[Stage], k: u64) -> Option<Duration> {
+    let mut left = k as f64;
+    if left == 0.0 {
+        return Some(Duration::ZERO);
+    }
+    let mut from = start;
+    let mut at = 0.0;
+    for s in stages {
+        let d = s.duration.as_secs_f64();
+        let a = if d > 0.0 { (s.target - from) / d } else { 0.0 };
+        let whole = from * d + a * d * d / 2.0;
+        if whole >= left && d > 0.0 {
+            // Solve from·τ + a·τ²/2 = left in the stable form τ = 2·left / (from + √(from² + 2·a·left)).
+            let disc = (from * from + 2.0 * a * left).max(0.0);
+            let denom = from + disc.sqrt();
+            if denom > 0.0 {
+                let tau = (2.0 * left / denom).min(d);
+                return Some(Duration::from_secs_f64(at + tau));
+            }
+        }
+        left -= whole;
+        at += d;
+        from = s.target;
+    }
+    (from > 0.0).then(|| Duration::from_secs_f64(at + left / from))
+}
+
+/// Issues the arrivals of an open model in order: a cursor over [`arrival_time`].
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    start: f64,
+    stages: Vec<Stage>,
+    end: Option<Duration>,
+    next: u64,
+    next_at: Option<Duration>,
+}
+
+impl Pacer {
+    /// A pacer starting at `start` arrivals/s, moving through `stages`, issuing nothing at or
+    /// after `end`.
+    pub fn new(start: f64, stages: Vec<Stage>, end: Option<Duration>) -> Self {
+        let mut p = Pacer {
+            start,
+            stages,
+            end,
+            next: 0,
+            next_at: None,
+        };
+        p.next_at = p.compute(0);
+        p
+    }
+
+    fn compute(&self, k: u64) -> Option<Duration> {
+        arrival_time(self.start, &self.stages, k).filter(|t| self.end.is_none_or(|e| *t < e))
+    }
+
+    /// Intended offset of the next arrival, `None` when the profile has no more.
+    pub fn next_at(&self) -> Option<Duration> {
+        self.next_at
+    }
+
+    /// Arrivals issued so far.
+    pub fn issued(&self) -> u64 {
+        self.next
+    }
+
+    /// Take the next arrival if it is due at `now` (an offset from the start).
+    pub fn take_due(&mut self, now: Duration) -> Option<Duration> {
+        let at = self.next_at.filter(|at| *at <= now)?;
+        self.next += 1;
+        self.next_at = self.compute(self.next);
+        Some(at)
+    }
+
+    /// Arrivals the profile intends in `[0, t)` (for the achieved-rate check).
+    pub fn expected_by(&self, t: Duration) -> f64 {
+        let t = self.end.map_or(t, |e| t.min(e));
+        arrivals_by(self.start, &self.stages, t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st(s: &str) -> Vec<Stage> {
+        parse_stages(s).unwrap()
+    }
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn stage_shorthand_parses_and_rejects_with_reasons() {
+        let s = st("30s:100, 5m:100,30s:0");
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[1].duration, Duration::from_secs(300));
+        assert_eq!(s[2].target, 0.0);
+        assert_eq!(total(&s), Duration::from_secs(360));
+        assert!(parse_stages("30s").unwrap_err().contains("DURATION:TARGET"));
+        assert!(parse_stages("30s:x").unwrap_err().contains("not a number"));
+        assert!(parse_stages("3q:1").unwrap_err().contains("unknown unit"));
+        assert!(parse_stages("1s:-1").unwrap_err().contains("0 or more"));
+    }
+
+    #[test]
+    fn rates_parse_with_time_units() {
+        assert_eq!(parse_rate("200").unwrap(), 200.0);
+        assert_eq!(parse_rate("200/s").unwrap(), 200.0);
+        assert_eq!(parse_rate("1200/m").unwrap(), 20.0);
+        assert_eq!(parse_rate("50/10s").unwrap(), 5.0);
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("1/parsec").is_err());
+    }
+
+    #[test]
+    fn users_ramp_linearly_hold_and_ramp_down() {
+        let s = st("10s:100,20s:100,10s:0");
+        assert_eq!(users_at(&s, secs(0.0)), 0);
+        assert_eq!(users_at(&s, secs(1.0)), 10);
+        assert_eq!(users_at(&s, secs(5.0)), 50);
+        assert_eq!(users_at(&s, secs(10.0)), 100);
+        assert_eq!(users_at(&s, secs(29.9)), 100);
+        assert_eq!(users_at(&s, secs(35.0)), 50);
+        assert_eq!(users_at(&s, secs(40.0)), 0);
+        assert_eq!(users_at(&s, secs(100.0)), 0);
+        // Steps: a zero-length stage jumps.
+        let steps = st("0s:10,5s:10,0s:20,5s:20");
+        assert_eq!(users_at(&steps, secs(0.0)), 10);
+        assert_eq!(users_at(&steps, secs(5.0)), 20);
+        assert_eq!(stage_at(&steps, secs(2.0)), 1);
+        assert_eq!(stage_at(&steps, secs(7.0)), 3);
+        assert_eq!(stage_at(&steps, secs(10.0)), 4);
+    }
+
+    #[test]
+    fn constant_rate_arrivals_are_evenly_spaced() {
+        for k in 0..1000u64 {
+            let t = arrival_time(200.0, &[], k).unwrap();
+            assert!(
+                (t.as_secs_f64() - k as f64 / 200.0).abs() < 1e-9,
+                "{k}: {t:?}"
+            );
+        }
+        assert!((arrivals_by(200.0, &[], secs(2.5)) - 500.0).abs() < 1e-9);
+        assert_eq!(arrival_time(0.0, &[], 1), None);
+    }
+
+    #[test]
+    fn ramping_rate_arrivals_follow_the_integral() {
+        // 0 → 100/s over 10 s (500 arrivals), hold 100/s for 10 s, 100 → 0 over 10 s.
+        let s = st("10s:100,10s:100,10s:0");
+        assert!((arrivals_by(0.0, &s, secs(10.0)) - 500.0).abs() < 1e-9);
+        assert!((arrivals_by(0.0, &s, secs(20.0)) - 1500.0).abs() < 1e-9);
+        assert!((arrivals_by(0.0, &s, secs(30.0)) - 2000.0).abs() < 1e-9);
+        // Arrival k is where the integral reaches k: in the ramp, 5t² = k → t = √(k/5).
+        for k in [1u64, 20, 125, 499] {
+            let t = arrival_time(0.0, &s, k).unwrap().as_secs_f64();
+            assert!((t - (k as f64 / 5.0).sqrt()).abs() < 1e-9, "{k}: {t}");
+        }
+        assert!((arrival_time(0.0, &s, 1000).unwrap().as_secs_f64() - 15.0).abs() < 1e-9);
+        // Ramp down: 1500 + 100τ − 5τ² = k.
+        let t = arrival_time(0.0, &s, 1995).unwrap().as_secs_f64();
+        assert!((1500.0 + 100.0 * (t - 20.0) - 5.0 * (t - 20.0).powi(2) - 1995.0).abs() < 1e-6);
+        // Nothing after the rate reached zero.
+        assert_eq!(arrival_time(0.0, &s, 2001), None);
+        // The times are increasing, and the count at each arrival time matches.
+        let mut last = Duration::ZERO;
+        for k in 1..2000u64 {
+            let t = arrival_time(0.0, &s, k).unwrap();
+            assert!(t > last, "{k}");
+            assert!((arrivals_by(0.0, &s, t) - k as f64).abs() < 1e-6, "{k}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn pacer_stops_at_the_end_and_counts_what_it_issued() {
+        let mut p = Pacer::new(10.0, vec![], Some(secs(1.0)));
+        let mut n = 0;
+        while p.take_due(secs(5.0)).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 10);
+        assert_eq!(p.issued(), 10);
+        assert_eq!(p.next_at(), None);
+        assert!((p.expected_by(secs(3.0)) - 10.0).abs() < 1e-9);
+    }
+
+    /// The pacing loop as the executor runs it (sleep until the next arrival, take all that are
+    /// due), under tokio's paused clock: every arrival leaves at its intended instant and the
+    /// count in each window matches the profile.
+    #[tokio::test(start_paused = true)]
+    async fn paced_arrivals_leave_on_time_under_a_paused_clock() {
+        let start = tokio::time::Instant::now();
+        let stages = st("2s:50,2s:50");
+        let mut p = Pacer::new(0.0, stages.clone(), Some(secs(4.0)));
+        let mut times = Vec::new();
+        while let Some(at) = p.next_at() {
+            tokio::time::sleep_until(start + at).await;
+            let now = start.elapsed();
+            while let Some(intended) = p.take_due(now) {
+                assert!(
+                    now - intended < Duration::from_millis(2),
+                    "{now:?} {intended:?}"
+                );
+                times.push(now);
+            }
+        }
+        // 0→50/s over 2 s = 50 arrivals, then 100 more.
+        assert_eq!(times.len(), 150);
+        let in_first_second = times.iter().filter(|t| **t < secs(1.0)).count();
+        assert!((12..=13).contains(&in_first_second), "{in_first_second}");
+        let in_last_second = times.iter().filter(|t| **t >= secs(3.0)).count();
+        assert_eq!(in_last_second, 50);
+        assert!(start.elapsed() < secs(4.0));
+    }
+}

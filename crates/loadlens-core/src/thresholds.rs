@@ -1,0 +1,715 @@
+//! Thresholds: pass/fail rules for CI, written in the scenario file (`thresholds:`) or with
+//! `--threshold`, in a readable syntax:
+//!
+//! ```text
+//! p95 < 300ms                          aggregate 95th percentile (from the intended start)
+//! p99.9{name:create order} < 1s        one request name (`name` or `METHOD name`)
+//! avg{scenario:browse} <= 120ms        one named scenario
+//! error_rate < 1%                      failed / completed
+//! rps > 500                            completed requests per second over the run
+//! dropped_iterations == 0              open model: arrivals with no free VU
+//! generator_healthy                    the generator was not the bottleneck
+//! error_rate < 5%, abort after 30s     stop the run once it is lost (after a grace delay)
+//! ```
+//!
+//! Metrics: `p50 p66 p75 p80 p90 p95 p98 p99 p99.9 p99.99 med avg min max` (milliseconds;
+//! values take `ms`, `s`, or a bare number of ms), `error_rate` (`1%` or `0.01`), `rps`,
+//! `requests`, `failures`, `dropped_iterations`, `generator_healthy`. Operators:
+//! `< <= > >= == !=`.
+//!
+//! The same [`Threshold`] is evaluated on every snapshot during the run (to emit
+//! `threshold_breached` events and to abort) and once on the final summary, which decides the
+//! verdict and the exit code.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::executor::GeneratorHealth;
+use crate::stats::{Percentiles, RequestSummary};
+
+/// What a threshold measures.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Metric {
+    /// A latency statistic, in milliseconds.
+    Latency(LatencyStat),
+    /// Failed / completed requests, 0..=1.
+    ErrorRate,
+    /// Completed requests per second over the run.
+    Rps,
+    /// Completed requests.
+    Requests,
+    /// Failed requests.
+    Failures,
+    /// Open model: arrivals that found no free VU.
+    DroppedIterations,
+    /// 1 when the generator was healthy, 0 when its results are not trustworthy.
+    GeneratorHealthy,
+}
+
+/// A latency statistic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LatencyStat {
+    /// Mean.
+    Avg,
+    /// Smallest.
+    Min,
+    /// Largest.
+    Max,
+    /// Percentile (one of those the summary keeps).
+    P(f64),
+}
+
+const PERCENTILES: [f64; 10] = [50.0, 66.0, 75.0, 80.0, 90.0, 95.0, 98.0, 99.0, 99.9, 99.99];
+
+impl LatencyStat {
+    fn of(self, p: &Percentiles) -> f64 {
+        match self {
+            LatencyStat::Avg => p.avg,
+            LatencyStat::Min => p.min,
+            LatencyStat::Max => p.max,
+            LatencyStat::P(q) => match q {
+                q if q == 50.0 => p.p50,
+                q if q == 66.0 => p.p66,
+                q if q == 75.0 => p.p75,
+                q if q == 80.0 => p.p80,
+                q if q == 90.0 => p.p90,
+                q if q == 95.0 => p.p95,
+                q if q == 98.0 => p.p98,
+                q if q == 99.0 => p.p99,
+                q if q == 99.9 => p.p99_9,
+                _ => p.p99_99,
+            },
+        }
+    }
+}
+
+/// Which requests a threshold looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every request.
+    Aggregate,
+    /// One request name (`name` or `METHOD name`).
+    Request(String),
+    /// One named scenario.
+    Scenario(String),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Aggregate => f.write_str("aggregate"),
+            Scope::Request(n) => write!(f, "name:{n}"),
+            Scope::Scenario(n) => write!(f, "scenario:{n}"),
+        }
+    }
+}
+
+/// Comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Op {
+    fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            Op::Lt => a < b,
+            Op::Le => a <= b,
+            Op::Gt => a > b,
+            Op::Ge => a >= b,
+            Op::Eq => a == b,
+            Op::Ne => a != b,
+        }
+    }
+}
+
+/// One parsed threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Threshold {
+    /// The text as written (shown in every report).
+    pub expression: String,
+    /// What is measured.
+    pub metric: Metric,
+    /// Which requests.
+    pub scope: Scope,
+    /// Comparison.
+    pub op: Op,
+    /// Limit, in the metric's unit (ms, ratio, per second, count).
+    pub value: f64,
+    /// Stop the run as soon as this threshold fails.
+    pub abort_on_fail: bool,
+    /// Do not evaluate for aborting before this much of the run has passed.
+    pub delay: Option<Duration>,
+}
+
+/// Split `metric{scope}` into its parts.
+fn split_scope(s: &str) -> Result<(&str, Scope), String> {
+    let Some(open) = s.find('{') else {
+        return Ok((s.trim(), Scope::Aggregate));
+    };
+    let close = s
+        .rfind('}')
+        .filter(|c| *c > open)
+        .ok_or_else(|| format!("`{s}`: `{{` without a closing `}}`"))?;
+    let inner = s[open + 1..close].trim();
+    let (key, val) = inner.split_once(':').ok_or_else(|| {
+        format!("scope `{{{inner}}}` must be `{{name:REQUEST}}` or `{{scenario:NAME}}`")
+    })?;
+    let val = val
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_owned();
+    if val.is_empty() {
+        return Err(format!("scope `{{{inner}}}` names nothing"));
+    }
+    let scope = match key.trim() {
+        "name" | "request" => Scope::Request(val),
+        "scenario" => Scope::Scenario(val),
+        "tag" => {
+            return Err(format!(
+                "scope `{{{inner}}}`: requests carry no tags in this version; scope by `name:` or `scenario:`"
+            ))
+        }
+        k => {
+            return Err(format!(
+                "unknown scope `{k}` in `{{{inner}}}`: use `name:` or `scenario:`"
+            ))
+        }
+    };
+    Ok((s[..open].trim(), scope))
+}
+
+fn parse_metric(m: &str) -> Result<Metric, String> {
+    Ok(match m {
+        "avg" | "mean" => Metric::Latency(LatencyStat::Avg),
+        "min" => Metric::Latency(LatencyStat::Min),
+        "max" => Metric::Latency(LatencyStat::Max),
+        "med" | "median" => Metric::Latency(LatencyStat::P(50.0)),
+        "error_rate" => Metric::ErrorRate,
+        "rps" => Metric::Rps,
+        "requests" => Metric::Requests,
+        "failures" => Metric::Failures,
+        "dropped_iterations" => Metric::DroppedIterations,
+        "generator_healthy" => Metric::GeneratorHealthy,
+        "checks" => {
+            return Err("`checks` thresholds need check results, which this version does not record yet".into())
+        }
+        p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
+            let q: f64 = p[1..].parse().unwrap_or_default();
+            if !PERCENTILES.contains(&q) {
+                return Err(format!(
+                    "percentile `{p}` is not kept: use one of p50, p66, p75, p80, p90, p95, p98, p99, p99.9, p99.99"
+                ));
+            }
+            Metric::Latency(LatencyStat::P(q))
+        }
+        other => {
+            return Err(format!(
+                "unknown metric `{other}`: expected a latency (p50 … p99.99, avg, min, max), error_rate, rps, requests, failures, dropped_iterations or generator_healthy"
+            ))
+        }
+    })
+}
+
+fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
+    let v = v.trim();
+    let num = |s: &str| {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| format!("`{v}` is not a number"))
+    };
+    match metric {
+        Metric::Latency(_) => {
+            if v.ends_with(|c: char| c.is_ascii_alphabetic()) {
+                crate::scenario::parse_duration(v).map(|d| d.as_secs_f64() * 1000.0)
+            } else {
+                num(v)
+            }
+        }
+        Metric::ErrorRate => match v.strip_suffix('%') {
+            Some(p) => num(p).map(|x| x / 100.0),
+            None => num(v),
+        },
+        Metric::Rps => crate::executor::profile::parse_rate(v),
+        Metric::Requests | Metric::Failures | Metric::DroppedIterations => num(v),
+        Metric::GeneratorHealthy => match v {
+            "true" | "1" => Ok(1.0),
+            "false" | "0" => Ok(0.0),
+            _ => Err(format!(
+                "generator_healthy compares with true or false, not `{v}`"
+            )),
+        },
+    }
+}
+
+/// Parse one threshold; errors say what is wrong and show the expected form.
+pub fn parse(text: &str) -> Result<Threshold, String> {
+    let ctx = |e: String| format!("threshold `{}`: {e}", text.trim());
+    let (rule, options) = match text.split_once(',') {
+        Some((r, o)) => (r.trim(), Some(o.trim())),
+        None => (text.trim(), None),
+    };
+    let (mut abort_on_fail, mut delay) = (false, None);
+    if let Some(o) = options {
+        let words: Vec<&str> = o.split_whitespace().collect();
+        match words.as_slice() {
+            ["abort"] | ["abort_on_fail"] => abort_on_fail = true,
+            ["abort" | "abort_on_fail", "after", d] => {
+                abort_on_fail = true;
+                delay = Some(crate::scenario::parse_duration(d).map_err(ctx)?);
+            }
+            _ => {
+                return Err(ctx(format!(
+                    "unknown option `{o}`: expected `abort` or `abort after 30s`"
+                )))
+            }
+        }
+    }
+    let ops = [
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("==", Op::Eq),
+        ("!=", Op::Ne),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+    ];
+    // Find the operator outside any `{…}` scope.
+    let scope_end = rule.rfind('}').map_or(0, |i| i + 1);
+    let found = ops
+        .iter()
+        .filter_map(|(s, op)| rule[scope_end..].find(s).map(|i| (scope_end + i, *s, *op)))
+        .min_by_key(|(i, s, _)| (*i, std::cmp::Reverse(s.len())));
+    let (lhs, op, rhs) = match found {
+        Some((i, s, op)) => (&rule[..i], op, Some(&rule[i + s.len()..])),
+        None => (rule, Op::Eq, None),
+    };
+    let (name, scope) = split_scope(lhs).map_err(ctx)?;
+    let metric = parse_metric(name).map_err(ctx)?;
+    let value =
+        match (metric, rhs) {
+            (Metric::GeneratorHealthy, None) => 1.0,
+            (_, None) => return Err(ctx(
+                "expected `METRIC OP VALUE`, e.g. `p95 < 300ms`, `error_rate < 1%`, `rps > 500`"
+                    .into(),
+            )),
+            (m, Some(v)) => parse_value(m, v).map_err(ctx)?,
+        };
+    if matches!(metric, Metric::DroppedIterations | Metric::GeneratorHealthy)
+        && scope != Scope::Aggregate
+    {
+        return Err(ctx(format!(
+            "`{name}` applies to the whole run, not to a scope"
+        )));
+    }
+    Ok(Threshold {
+        expression: text.trim().to_owned(),
+        metric,
+        scope,
+        op,
+        value,
+        abort_on_fail,
+        delay,
+    })
+}
+
+/// What thresholds are evaluated against: a snapshot during the run or the final summary.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// Every request together.
+    pub aggregate: &'a RequestSummary,
+    /// Per request name.
+    pub requests: &'a [RequestSummary],
+    /// Per named scenario (empty with a single unnamed profile).
+    pub scenarios: &'a [(String, RequestSummary)],
+    /// Dropped iterations so far.
+    pub dropped_iterations: u64,
+    /// The generator's health so far (`None` before the first measurement).
+    pub generator: Option<&'a GeneratorHealth>,
+}
+
+impl Threshold {
+    /// The observed value, `None` when there is nothing to judge yet.
+    pub fn observe(&self, o: &Observed<'_>) -> Option<f64> {
+        let r = match &self.scope {
+            Scope::Aggregate => Some(o.aggregate),
+            Scope::Request(n) => o
+                .requests
+                .iter()
+                .find(|r| r.name == *n || format!("{} {}", r.method, r.name) == *n),
+            Scope::Scenario(n) => o.scenarios.iter().find(|(s, _)| s == n).map(|(_, r)| r),
+        };
+        let with_requests = r.filter(|r| r.request_count > 0);
+        match self.metric {
+            Metric::Latency(stat) => with_requests.map(|r| stat.of(&r.latency_ms)),
+            Metric::ErrorRate => with_requests.map(|r| r.error_rate),
+            Metric::Rps => r.map(|r| r.rps),
+            Metric::Requests => r.map(|r| r.request_count as f64),
+            Metric::Failures => r.map(|r| r.failure_count as f64),
+            Metric::DroppedIterations => Some(o.dropped_iterations as f64),
+            Metric::GeneratorHealthy => o.generator.map(|g| f64::from(u8::from(g.healthy))),
+        }
+    }
+
+    /// Evaluate: `Some(true)` passed, `Some(false)` failed, `None` no data.
+    pub fn check(&self, o: &Observed<'_>) -> (Option<f64>, Option<bool>) {
+        let v = self.observe(o);
+        (v, v.map(|v| self.op.holds(v, self.value)))
+    }
+
+    /// Short metric name as written (`p95`, `error_rate`, …).
+    pub fn metric_name(&self) -> String {
+        match self.metric {
+            Metric::Latency(LatencyStat::Avg) => "avg".into(),
+            Metric::Latency(LatencyStat::Min) => "min".into(),
+            Metric::Latency(LatencyStat::Max) => "max".into(),
+            Metric::Latency(LatencyStat::P(q)) => format!("p{q}"),
+            Metric::ErrorRate => "error_rate".into(),
+            Metric::Rps => "rps".into(),
+            Metric::Requests => "requests".into(),
+            Metric::Failures => "failures".into(),
+            Metric::DroppedIterations => "dropped_iterations".into(),
+            Metric::GeneratorHealthy => "generator_healthy".into(),
+        }
+    }
+
+    /// Unit of `value` and `observed` in reports.
+    pub fn unit(&self) -> &'static str {
+        match self.metric {
+            Metric::Latency(_) => "ms",
+            Metric::ErrorRate => "ratio",
+            Metric::Rps => "per_s",
+            Metric::Requests | Metric::Failures | Metric::DroppedIterations => "count",
+            Metric::GeneratorHealthy => "bool",
+        }
+    }
+
+    /// A value in this threshold's unit, readable (`312 ms`, `1.20%`, `480.5/s`).
+    pub fn format(&self, v: f64) -> String {
+        match self.metric {
+            Metric::Latency(_) => format!("{} ms", crate::report::text::ms(v)),
+            Metric::ErrorRate => format!("{:.2}%", v * 100.0),
+            Metric::Rps => format!("{v:.1}/s"),
+            Metric::GeneratorHealthy => if v >= 1.0 { "true" } else { "false" }.into(),
+            _ => format!("{v:.0}"),
+        }
+    }
+}
+
+/// A threshold breached during the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    /// Index into the threshold list.
+    pub index: usize,
+    /// When it was first seen failing.
+    pub elapsed: Duration,
+    /// Whether it stopped the run.
+    pub aborted: bool,
+}
+
+/// Evaluates thresholds on each snapshot: reports first breaches and decides aborts.
+#[derive(Debug, Clone, Default)]
+pub struct Guard {
+    thresholds: Vec<Threshold>,
+    breaches: Vec<Breach>,
+}
+
+impl Guard {
+    /// A guard over `thresholds`.
+    pub fn new(thresholds: Vec<Threshold>) -> Self {
+        Guard {
+            thresholds,
+            breaches: Vec::new(),
+        }
+    }
+
+    /// True when there is nothing to check.
+    pub fn is_empty(&self) -> bool {
+        self.thresholds.is_empty()
+    }
+
+    /// Check at `elapsed`. Returns the messages of new breaches and, if one of them must stop
+    /// the run, the abort message.
+    pub fn check(&mut self, o: &Observed<'_>, elapsed: Duration) -> (Vec<String>, Option<String>) {
+        let mut events = Vec::new();
+        let mut abort = None;
+        for (i, t) in self.thresholds.iter().enumerate() {
+            let (v, ok) = t.check(o);
+            let (Some(v), Some(false)) = (v, ok) else {
+                continue;
+            };
+            let armed = t.abort_on_fail && t.delay.is_none_or(|d| elapsed >= d);
+            let seen = self.breaches.iter_mut().find(|b| b.index == i);
+            let msg = format!(
+                "threshold `{}` failed: observed {}",
+                t.expression,
+                t.format(v)
+            );
+            match seen {
+                Some(b) if b.aborted || !armed => continue,
+                Some(b) => b.aborted = abort.is_none(),
+                None => {
+                    events.push(msg.clone());
+                    self.breaches.push(Breach {
+                        index: i,
+                        elapsed,
+                        aborted: armed && abort.is_none(),
+                    });
+                }
+            }
+            if armed && abort.is_none() {
+                abort = Some(msg);
+            }
+        }
+        (events, abort)
+    }
+
+    /// Breaches seen during the run.
+    pub fn into_breaches(self) -> Vec<Breach> {
+        self.breaches
+    }
+}
+
+/// The result of one threshold, as written in every report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdResult {
+    /// The rule as written, e.g. `p95 < 300ms`.
+    pub expression: String,
+    /// Metric name (`p95`, `error_rate`, `rps`, …).
+    pub metric: String,
+    /// `aggregate`, `name:REQUEST` or `scenario:NAME`.
+    pub scope: String,
+    /// Operator (`<`, `<=`, `>`, `>=`, `==`, `!=`).
+    pub op: String,
+    /// Limit in `unit`.
+    pub limit: f64,
+    /// Observed value at the end of the run in `unit` (null: no data).
+    pub observed: Option<f64>,
+    /// `ms`, `ratio`, `per_s`, `count` or `bool`.
+    pub unit: String,
+    /// Whether the threshold held at the end of the run (no data counts as failed).
+    pub passed: bool,
+    /// Whether this threshold aborted the run.
+    pub aborted: bool,
+    /// Whether it was set to abort the run.
+    pub abort_on_fail: bool,
+    /// Seconds into the run when it was first seen failing (null: never during the run).
+    pub first_breach_s: Option<f64>,
+    /// Readable verdict, e.g. `312 ms, limit < 300 ms` or `no requests named X`.
+    pub detail: String,
+}
+
+/// Final evaluation of every threshold on the end-of-run figures.
+pub fn evaluate(
+    thresholds: &[Threshold],
+    o: &Observed<'_>,
+    breaches: &[Breach],
+) -> Vec<ThresholdResult> {
+    thresholds
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let (v, ok) = t.check(o);
+            let breach = breaches.iter().find(|b| b.index == i);
+            let op = match t.op {
+                Op::Lt => "<",
+                Op::Le => "<=",
+                Op::Gt => ">",
+                Op::Ge => ">=",
+                Op::Eq => "==",
+                Op::Ne => "!=",
+            };
+            let detail = match v {
+                Some(v) => format!("{} (limit {op} {})", t.format(v), t.format(t.value)),
+                None => format!("no data for {} {}", t.metric_name(), t.scope),
+            };
+            ThresholdResult {
+                expression: t.expression.clone(),
+                metric: t.metric_name(),
+                scope: t.scope.to_string(),
+                op: op.into(),
+                limit: t.value,
+                observed: v,
+                unit: t.unit().into(),
+                passed: ok == Some(true) && !breach.is_some_and(|b| b.aborted),
+                aborted: breach.is_some_and(|b| b.aborted),
+                abort_on_fail: t.abort_on_fail,
+                first_breach_s: breach.map(|b| b.elapsed.as_secs_f64()),
+                detail,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(name: &str, count: u64, failures: u64, p95: f64, rps: f64) -> RequestSummary {
+        RequestSummary {
+            method: "GET".into(),
+            name: name.into(),
+            request_count: count,
+            failure_count: failures,
+            rps,
+            error_rate: if count == 0 {
+                0.0
+            } else {
+                failures as f64 / count as f64
+            },
+            latency_ms: Percentiles {
+                p95,
+                p99_9: p95 * 2.0,
+                avg: p95 / 2.0,
+                max: p95 * 3.0,
+                ..Percentiles::default()
+            },
+            ..RequestSummary::default()
+        }
+    }
+
+    #[test]
+    fn parses_the_readable_syntax() {
+        let t = parse("p95 < 300ms").unwrap();
+        assert_eq!(
+            (t.metric, t.op, t.value),
+            (Metric::Latency(LatencyStat::P(95.0)), Op::Lt, 300.0)
+        );
+        assert_eq!(t.scope, Scope::Aggregate);
+        assert_eq!(parse("p99.9 <= 1.5s").unwrap().value, 1500.0);
+        assert_eq!(parse("avg<120").unwrap().value, 120.0);
+        assert_eq!(parse("error_rate < 1%").unwrap().value, 0.01);
+        assert_eq!(parse("error_rate<0.05").unwrap().value, 0.05);
+        assert_eq!(parse("rps > 500").unwrap().value, 500.0);
+        assert_eq!(parse("rps >= 600/m").unwrap().value, 10.0);
+        let t = parse("p95{name:GET /api/products} < 300ms, abort after 10s").unwrap();
+        assert_eq!(t.scope, Scope::Request("GET /api/products".into()));
+        assert!(t.abort_on_fail);
+        assert_eq!(t.delay, Some(Duration::from_secs(10)));
+        assert_eq!(
+            parse("max{scenario:browse} < 2s, abort").unwrap().scope,
+            Scope::Scenario("browse".into())
+        );
+        let g = parse("generator_healthy").unwrap();
+        assert_eq!(
+            (g.metric, g.op, g.value),
+            (Metric::GeneratorHealthy, Op::Eq, 1.0)
+        );
+        assert_eq!(parse("dropped_iterations == 0").unwrap().op, Op::Eq);
+    }
+
+    #[test]
+    fn rejects_with_what_to_write_instead() {
+        let e = |s: &str| parse(s).unwrap_err();
+        assert!(
+            e("p97 < 1s").contains("use one of p50"),
+            "{}",
+            e("p97 < 1s")
+        );
+        assert!(e("latency < 1s").contains("unknown metric `latency`"));
+        assert!(e("p95").contains("METRIC OP VALUE"));
+        assert!(e("p95 < fast").contains("invalid"), "{}", e("p95 < fast"));
+        assert!(e("p95{tag:team=a} < 1s").contains("carry no tags"));
+        assert!(e("p95{host:x} < 1s").contains("unknown scope"));
+        assert!(e("p95 < 1s, maybe").contains("expected `abort`"));
+        assert!(e("checks > 99%").contains("does not record"));
+        assert!(e("dropped_iterations{name:x} < 1").contains("whole run"));
+        assert!(e("p95 < soon").starts_with("threshold `p95 < soon`: "));
+    }
+
+    #[test]
+    fn evaluates_each_metric_and_scope() {
+        let a = summary("/a", 100, 2, 250.0, 50.0);
+        let b = summary("/b", 10, 5, 900.0, 5.0);
+        let agg = summary("Aggregated", 110, 7, 400.0, 55.0);
+        let scen = vec![("browse".to_owned(), a.clone())];
+        let health = GeneratorHealth {
+            healthy: false,
+            ..GeneratorHealth::default()
+        };
+        let o = Observed {
+            aggregate: &agg,
+            requests: &[a, b],
+            scenarios: &scen,
+            dropped_iterations: 3,
+            generator: Some(&health),
+        };
+        let r = |s: &str| parse(s).unwrap().check(&o);
+        assert_eq!(r("p95 < 500ms"), (Some(400.0), Some(true)));
+        assert_eq!(r("p95 < 300ms").1, Some(false));
+        assert_eq!(r("p95{name:/a} < 300ms").1, Some(true));
+        assert_eq!(r("p95{name:GET /b} < 300ms").1, Some(false));
+        assert_eq!(r("p99.9{name:/a} < 600ms").1, Some(true));
+        assert_eq!(r("avg < 201ms").1, Some(true));
+        assert_eq!(r("max < 1s").1, Some(false));
+        assert_eq!(r("error_rate{name:/a} < 5%").1, Some(true));
+        assert_eq!(r("error_rate{name:/b} < 5%").1, Some(false));
+        assert_eq!(r("rps > 50").1, Some(true));
+        assert_eq!(r("rps{name:/b} > 50").1, Some(false));
+        assert_eq!(r("requests >= 110").1, Some(true));
+        assert_eq!(r("failures < 5").1, Some(false));
+        assert_eq!(r("p95{scenario:browse} < 300ms").1, Some(true));
+        assert_eq!(r("dropped_iterations == 0"), (Some(3.0), Some(false)));
+        assert_eq!(r("generator_healthy"), (Some(0.0), Some(false)));
+        // A name that matches nothing has no data, and fails at the end.
+        assert_eq!(r("p95{name:/nope} < 1s"), (None, None));
+        let res = evaluate(&[parse("p95{name:/nope} < 1s").unwrap()], &o, &[]);
+        assert!(!res[0].passed);
+        assert_eq!(res[0].detail, "no data for p95 name:/nope");
+    }
+
+    #[test]
+    fn guard_reports_first_breaches_and_aborts_only_after_the_delay() {
+        let ok = summary("Aggregated", 100, 0, 100.0, 10.0);
+        let bad = summary("Aggregated", 100, 50, 100.0, 10.0);
+        let obs = |r| Observed {
+            aggregate: r,
+            requests: &[],
+            scenarios: &[],
+            dropped_iterations: 0,
+            generator: None,
+        };
+        let mut g = Guard::new(vec![
+            parse("error_rate < 10%, abort after 5s").unwrap(),
+            parse("p95 < 50ms").unwrap(),
+        ]);
+        let s = Duration::from_secs;
+        assert_eq!(g.check(&obs(&ok), s(1)).0.len(), 1); // p95 breached, not aborting
+        let (ev, abort) = g.check(&obs(&bad), s(2));
+        assert_eq!(ev.len(), 1);
+        assert!(
+            ev[0].contains("error_rate < 10%") && ev[0].contains("50.00%"),
+            "{ev:?}"
+        );
+        assert_eq!(abort, None, "within the delay");
+        let (ev, abort) = g.check(&obs(&bad), s(5));
+        assert!(ev.is_empty());
+        assert!(abort.unwrap().contains("error_rate < 10%"));
+        let breaches = g.into_breaches();
+        let res = evaluate(
+            &[
+                parse("error_rate < 10%, abort after 5s").unwrap(),
+                parse("p95 < 50ms").unwrap(),
+            ],
+            &obs(&ok),
+            &breaches,
+        );
+        // Aborted thresholds fail even if the final figure recovered.
+        assert!(res[0].aborted && !res[0].passed);
+        assert_eq!(res[0].first_breach_s, Some(2.0));
+        assert!(!res[1].passed && !res[1].aborted);
+    }
+}

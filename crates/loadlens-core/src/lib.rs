@@ -28,6 +28,10 @@
 
 pub mod client;
 pub mod executor;
+pub mod feeder;
+pub mod inspect;
+pub mod jsonpath;
+pub mod loadspec;
 pub mod plan;
 pub mod report;
 pub mod run;
@@ -35,6 +39,7 @@ pub mod sample;
 pub mod scenario;
 pub mod sink;
 pub mod stats;
+pub mod template;
 pub mod thresholds;
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The plan: a scenario compiled for running. Request names are interned into [`NameId`]s,
-//! URLs resolved against the host, headers merged (scenario < user type < request) and bodies
-//! encoded once, so the request path only clones cheap handles.
+//! variables resolved to slots, templates, checks and captures compiled, feeder files loaded,
+//! headers merged (scenario < user type < request) and static bodies encoded once — so the
+//! request path only renders what really varies and clones cheap handles for the rest.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,8 +12,14 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
 use crate::client::{self, Request};
+use crate::feeder::Feeder;
+use crate::inspect::{Capture, Check, Predicate, Source};
+use crate::jsonpath::JsonPath;
 use crate::sample::NameId;
-use crate::scenario::{RequestSpec, Scenario, WaitTime};
+use crate::scenario::{
+    CaptureSpec, CheckSpec, RequestSpec, Scenario, ScenarioError, Step, WaitTime,
+};
+use crate::template::{Names, Slot, Template};
 
 /// Interned `(method, name)` pairs.
 #[derive(Debug, Clone, Default)]
@@ -55,13 +63,72 @@ impl NameTable {
     }
 }
 
-/// A request ready to be cloned into a [`Request`].
+/// The parts of a request that vary per send.
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    /// Full URL.
+    pub url: Template,
+    /// Headers whose values vary.
+    pub headers: Vec<(HeaderName, Template)>,
+    /// Body, when it varies.
+    pub body: Option<Template>,
+}
+
+/// A compiled request.
 #[derive(Debug, Clone)]
 pub struct RequestPlan {
     /// Statistics name.
     pub name: NameId,
-    /// The prepared request.
+    /// The request; complete when `template` is `None`, else its static parts.
     pub request: Request,
+    /// What has to be rendered per send.
+    pub template: Option<RequestTemplate>,
+    /// Checks, in order.
+    pub checks: Vec<Check>,
+    /// Captures, in order.
+    pub captures: Vec<Capture>,
+    /// A status check replaces the default rule (4xx/5xx fail).
+    pub status_checked: bool,
+}
+
+/// Items of a loop.
+#[derive(Debug, Clone)]
+pub enum LoopItems {
+    /// Literal items.
+    List(Vec<String>),
+    /// A variable holding a JSON array.
+    Var(Slot, String),
+}
+
+/// One compiled step.
+#[derive(Debug, Clone)]
+pub enum StepPlan {
+    /// Send a request.
+    Request(RequestPlan),
+    /// Pause.
+    Think(WaitTime),
+    /// Repeat `steps` with the VU variable `slot` set to each item.
+    Loop {
+        /// Loop variable slot.
+        slot: usize,
+        /// Items.
+        items: LoopItems,
+        /// Body.
+        steps: Vec<StepPlan>,
+    },
+}
+
+impl StepPlan {
+    /// Every request plan in these steps, recursively.
+    pub fn requests_mut<'a>(steps: &'a mut [StepPlan], out: &mut Vec<&'a mut RequestPlan>) {
+        for s in steps {
+            match s {
+                StepPlan::Request(r) => out.push(r),
+                StepPlan::Loop { steps, .. } => Self::requests_mut(steps, out),
+                StepPlan::Think(_) => {}
+            }
+        }
+    }
 }
 
 /// A task: what one iteration of a user does.
@@ -71,8 +138,19 @@ pub struct TaskPlan {
     pub name: String,
     /// Relative frequency.
     pub weight: u32,
-    /// Requests, in order.
-    pub steps: Vec<RequestPlan>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// Steps, in order.
+    pub steps: Vec<StepPlan>,
+}
+
+/// A feeder as a user type sees it: which VU slots its columns fill.
+#[derive(Debug, Clone)]
+pub struct FeederUse {
+    /// Index into [`Plan::feeders`].
+    pub feeder: usize,
+    /// VU slot per column.
+    pub slots: Vec<usize>,
 }
 
 /// A user type, compiled.
@@ -82,14 +160,20 @@ pub struct UserTypePlan {
     pub name: String,
     /// Share of users.
     pub weight: u32,
+    /// Fixed number of users, if any.
+    pub count: Option<u64>,
     /// Think time.
     pub wait: WaitTime,
     /// Run once at user start.
-    pub on_start: Vec<RequestPlan>,
+    pub on_start: Vec<StepPlan>,
     /// Run once at graceful user stop.
-    pub on_stop: Vec<RequestPlan>,
+    pub on_stop: Vec<StepPlan>,
     /// Tasks.
     pub tasks: Vec<TaskPlan>,
+    /// Number of VU variable slots.
+    pub vars: usize,
+    /// Feeders and their slots.
+    pub feeders: Vec<FeederUse>,
     cumulative: Vec<u32>,
 }
 
@@ -105,6 +189,17 @@ impl UserTypePlan {
         let i = self.cumulative.partition_point(|&c| c <= r);
         &self.tasks[i]
     }
+
+    /// Every request plan of this user type.
+    pub fn requests_mut(&mut self) -> Vec<&mut RequestPlan> {
+        let mut out = Vec::new();
+        StepPlan::requests_mut(&mut self.on_start, &mut out);
+        StepPlan::requests_mut(&mut self.on_stop, &mut out);
+        for t in &mut self.tasks {
+            StepPlan::requests_mut(&mut t.steps, &mut out);
+        }
+        out
+    }
 }
 
 /// A compiled scenario.
@@ -116,15 +211,21 @@ pub struct Plan {
     pub names: NameTable,
     /// User types.
     pub user_types: Vec<UserTypePlan>,
+    /// Loaded data feeders.
+    pub feeders: Vec<Arc<Feeder>>,
+    /// Run-wide variable names and initial values.
+    pub globals: Vec<(String, Option<String>)>,
+    /// Number of run-wide counters.
+    pub counters: usize,
 }
 
 /// A plan that cannot be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PlanError {
-    /// A relative path without a host.
-    #[error("request `{0}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host")]
-    NoHost(String),
-    /// A URL that does not parse.
+    /// A scenario error, located in the file.
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// A quick-mode URL that does not parse.
     #[error("invalid URL `{url}`: {reason}")]
     BadUrl {
         /// The URL.
@@ -132,9 +233,6 @@ pub enum PlanError {
         /// Why.
         reason: String,
     },
-    /// A header that is not valid HTTP.
-    #[error("invalid header `{0}`")]
-    BadHeader(String),
 }
 
 /// Options applied while compiling.
@@ -146,60 +244,193 @@ pub struct PlanOptions {
     pub run_id_header: Option<(HeaderName, HeaderValue)>,
     /// Extra headers for every request (CLI `--header`), applied last.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Keep only tasks with one of these tags (empty: all).
+    pub tags: Vec<String>,
+    /// Drop tasks with one of these tags.
+    pub exclude_tags: Vec<String>,
+}
+
+/// Names known while compiling one user type.
+struct Scope<'a> {
+    vu: Vec<String>,
+    global: &'a [String],
+    counters: &'a mut Vec<String>,
+}
+
+impl Names for Scope<'_> {
+    fn slot(&mut self, name: &str) -> Option<Slot> {
+        if let Some(i) = self.vu.iter().position(|n| n == name) {
+            return Some(Slot::Vu(i));
+        }
+        self.global.iter().position(|n| n == name).map(Slot::Global)
+    }
+
+    fn counter(&mut self, name: &str) -> usize {
+        if let Some(i) = self.counters.iter().position(|n| n == name) {
+            return i;
+        }
+        self.counters.push(name.to_owned());
+        self.counters.len() - 1
+    }
+}
+
+/// Compiler state for one scenario.
+struct Compiler<'a> {
+    scenario: &'a Scenario,
+    opts: &'a PlanOptions,
+    host: Option<String>,
+    names: NameTable,
 }
 
 impl Plan {
-    /// Compile `scenario`.
+    /// Compile `scenario`. Errors are located in the scenario file.
     pub fn compile(scenario: &Scenario, opts: &PlanOptions) -> Result<Plan, PlanError> {
-        let host = opts.host.clone().or_else(|| scenario.host.clone());
-        let mut names = NameTable::default();
+        let src = &scenario.source;
+        // Feeders first: their columns are variables.
+        let mut feeders = Vec::new();
+        for (name, spec) in &scenario.data {
+            let path = src.dir.join(&spec.file);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                src.error(
+                    &spec.file,
+                    format!("data feeder `{name}`: cannot read {}: {e}", path.display()),
+                )
+            })?;
+            let f = Feeder::parse(
+                name,
+                &path.display().to_string(),
+                &text,
+                spec.mode,
+                spec.on_exhausted,
+            )
+            .map_err(|e| src.error(&spec.file, format!("data feeder `{name}`: {e}")))?;
+            feeders.push(Arc::new(f));
+        }
+        // Run-wide variables: `vars:` and captures with `scope: global`.
+        let mut globals: Vec<(String, Option<String>)> = scenario
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        for u in &scenario.user_types {
+            for c in all_captures(u) {
+                if c.scope.as_deref() == Some("global") && !globals.iter().any(|(n, _)| n == &c.var)
+                {
+                    globals.push((c.var.clone(), None));
+                }
+            }
+        }
+        let global_names: Vec<String> = globals.iter().map(|(n, _)| n.clone()).collect();
+        let mut counters = Vec::new();
+        let mut c = Compiler {
+            scenario,
+            opts,
+            host: opts.host.clone().or_else(|| scenario.host.clone()),
+            names: NameTable::default(),
+        };
         let mut user_types = Vec::new();
         for u in &scenario.user_types {
-            let mut base = headers(&scenario.headers)?;
-            for (k, v) in headers(&u.headers)? {
+            // VU variables: feeder columns, loop variables, captures.
+            let mut vu: Vec<String> = Vec::new();
+            let mut uses = Vec::new();
+            for (fi, f) in feeders.iter().enumerate() {
+                let slots = f
+                    .columns
+                    .iter()
+                    .map(|col| {
+                        vu.push(format!("{}.{col}", f.name));
+                        vu.len() - 1
+                    })
+                    .collect();
+                uses.push(FeederUse { feeder: fi, slots });
+            }
+            for name in loop_vars(u).into_iter().chain(
+                all_captures(u)
+                    .into_iter()
+                    .filter(|c| c.scope.as_deref() != Some("global"))
+                    .map(|c| c.var.clone()),
+            ) {
+                if !vu.contains(&name) {
+                    vu.push(name);
+                }
+            }
+            let mut scope = Scope {
+                vu,
+                global: &global_names,
+                counters: &mut counters,
+            };
+            let mut base = header_map(&scenario.headers, src)?;
+            for (k, v) in header_map(&u.headers, src)? {
                 if let Some(k) = k {
                     base.insert(k, v);
                 }
             }
-            let compile = |r: &RequestSpec, names: &mut NameTable| {
-                compile_request(r, host.as_deref(), &base, opts, names)
-            };
-            let on_start = u
-                .on_start
+            let base_raw: BTreeMap<String, String> = scenario
+                .headers
                 .iter()
-                .map(|r| compile(r, &mut names))
-                .collect::<Result<_, _>>()?;
-            let on_stop = u
-                .on_stop
-                .iter()
-                .map(|r| compile(r, &mut names))
-                .collect::<Result<_, _>>()?;
+                .chain(u.headers.iter())
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            let on_start = c.steps(&u.on_start, &base_raw, &mut scope)?;
+            let on_stop = c.steps(&u.on_stop, &base_raw, &mut scope)?;
             let mut tasks = Vec::new();
             for t in &u.tasks {
-                let step = compile(&t.request, &mut names)?;
+                let keep = (opts.tags.is_empty() || t.tags.iter().any(|x| opts.tags.contains(x)))
+                    && !t.tags.iter().any(|x| opts.exclude_tags.contains(x));
+                if !keep {
+                    continue;
+                }
+                let steps = c.steps(&t.all_steps(), &base_raw, &mut scope)?;
                 let name = t
                     .name
                     .clone()
-                    .unwrap_or_else(|| names.get(step.name).1.to_owned());
+                    .unwrap_or_else(|| first_request_name(&steps, &c.names));
                 tasks.push(TaskPlan {
                     name,
                     weight: t.weight,
-                    steps: vec![step],
+                    tags: t.tags.clone(),
+                    steps,
                 });
             }
+            let _ = base;
+            if tasks.is_empty() {
+                continue;
+            }
+            let vars = scope.vu.len();
             user_types.push(UserTypePlan::new(
                 u.name.clone(),
                 u.weight,
+                u.count,
                 u.wait,
                 on_start,
                 on_stop,
                 tasks,
+                vars,
+                uses,
             ));
         }
+        if user_types.is_empty() {
+            return Err(src
+                .error(
+                    "tags",
+                    format!(
+                        "no task is left after filtering by tags {:?} (excluded {:?})",
+                        opts.tags, opts.exclude_tags
+                    ),
+                )
+                .into());
+        }
         Ok(Plan {
-            name: scenario.name.clone().unwrap_or_else(|| "scenario".into()),
-            names,
+            name: scenario.name.clone().unwrap_or_else(|| {
+                std::path::Path::new(&src.file)
+                    .file_stem()
+                    .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned())
+            }),
+            names: c.names,
             user_types,
+            feeders,
+            globals,
+            counters: counters.len(),
         })
     }
 
@@ -227,10 +458,19 @@ impl Plan {
         let mut request = Request::new(method, uri);
         request.body = body;
         apply_run_headers(&mut request.headers, opts);
+        let step = StepPlan::Request(RequestPlan {
+            name,
+            request,
+            template: None,
+            checks: Vec::new(),
+            captures: Vec::new(),
+            status_checked: false,
+        });
         let task = TaskPlan {
             name: names.get(name).1.to_owned(),
             weight: 1,
-            steps: vec![RequestPlan { name, request }],
+            tags: vec![],
+            steps: vec![step],
         };
         Ok(Plan {
             name: url.to_owned(),
@@ -238,46 +478,486 @@ impl Plan {
             user_types: vec![UserTypePlan::new(
                 "default".into(),
                 1,
+                None,
                 WaitTime::None,
                 vec![],
                 vec![],
                 vec![task],
+                0,
+                vec![],
             )],
+            feeders: vec![],
+            globals: vec![],
+            counters: 0,
         })
     }
 
-    /// The user type of the `i`-th user (0-based), spreading users over types by weight the way
-    /// Locust does: deterministic, proportional at every prefix.
+    /// The user type of the `i`-th user (0-based): first the fixed counts in order, then the
+    /// weighted types spread the way Locust does (deterministic, proportional at every prefix).
     pub fn user_type_for(&self, i: u64) -> usize {
-        let total: u64 = self.user_types.iter().map(|u| u64::from(u.weight)).sum();
-        if total == 0 || self.user_types.len() == 1 {
-            return 0;
+        let mut i = i;
+        for (k, u) in self.user_types.iter().enumerate() {
+            if let Some(c) = u.count {
+                if i < c {
+                    return k;
+                }
+                i -= c;
+            }
         }
-        // Smooth weighted round-robin position i.
-        let slot = i % total;
-        let mut current: Vec<i64> = vec![0; self.user_types.len()];
+        let weighted: Vec<usize> = (0..self.user_types.len())
+            .filter(|&k| self.user_types[k].count.is_none() && self.user_types[k].weight > 0)
+            .collect();
+        if weighted.is_empty() {
+            // Only fixed-count types: extra users cycle through them.
+            return (i % self.user_types.len() as u64) as usize;
+        }
+        if weighted.len() == 1 {
+            return weighted[0];
+        }
+        let total: i64 = weighted
+            .iter()
+            .map(|&k| i64::from(self.user_types[k].weight))
+            .sum();
+        // Smooth weighted round-robin, position i.
+        let slot = i % total as u64;
+        let mut current: Vec<i64> = vec![0; weighted.len()];
         let mut pick = 0;
         for _ in 0..=slot {
-            for (c, u) in current.iter_mut().zip(&self.user_types) {
-                *c += i64::from(u.weight);
+            for (c, &k) in current.iter_mut().zip(&weighted) {
+                *c += i64::from(self.user_types[k].weight);
             }
             pick = (0..current.len())
                 .max_by_key(|&k| (current[k], -(k as i64)))
                 .unwrap_or(0);
-            current[pick] -= total as i64;
+            current[pick] -= total;
         }
-        pick
+        weighted[pick]
     }
 }
 
+impl Compiler<'_> {
+    fn steps(
+        &mut self,
+        steps: &[Step],
+        base: &BTreeMap<String, String>,
+        scope: &mut Scope<'_>,
+    ) -> Result<Vec<StepPlan>, ScenarioError> {
+        let src = &self.scenario.source;
+        let mut out = Vec::new();
+        for s in steps {
+            if let Some(r) = &s.request {
+                out.push(StepPlan::Request(self.request(r, base, scope)?));
+            } else if let Some(w) = s.think {
+                out.push(StepPlan::Think(w));
+            } else if let (Some(var), Some(items)) = (&s.for_each, &s.items) {
+                let Some(Slot::Vu(slot)) = scope.slot(var) else {
+                    return Err(src.error(
+                        var,
+                        format!("loop variable `{var}` clashes with a run-wide variable"),
+                    ));
+                };
+                let items = match items {
+                    serde_json::Value::Array(a) => {
+                        LoopItems::List(a.iter().map(crate::jsonpath::to_text).collect())
+                    }
+                    serde_json::Value::String(t) => {
+                        let name = t
+                            .trim()
+                            .trim_start_matches("{{")
+                            .trim_end_matches("}}")
+                            .trim()
+                            .to_owned();
+                        let slot = scope.slot(&name).filter(|_| t.trim().starts_with("{{")).ok_or_else(|| {
+                            src.error(t, format!("loop `in: {t}`: expected a list or `{{{{ variable }}}}` holding a JSON array"))
+                        })?;
+                        LoopItems::Var(slot, name)
+                    }
+                    other => {
+                        return Err(
+                            src.error(var, format!("loop `in:` must be a list, got {other}"))
+                        )
+                    }
+                };
+                let body = self.steps(s.steps.as_deref().unwrap_or_default(), base, scope)?;
+                out.push(StepPlan::Loop {
+                    slot,
+                    items,
+                    steps: body,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn request(
+        &mut self,
+        r: &RequestSpec,
+        base: &BTreeMap<String, String>,
+        scope: &mut Scope<'_>,
+    ) -> Result<RequestPlan, ScenarioError> {
+        let src = &self.scenario.source;
+        let err = |needle: &str, m: String| src.error(needle, m);
+        let tpl = |text: &str, scope: &mut Scope<'_>| {
+            Template::compile(text, scope).map_err(|m| err(text, m))
+        };
+
+        // URL: host + path, then the query.
+        let mut url = if r.path.contains("://") || r.path.starts_with("{{") {
+            tpl(&r.path, scope)?
+        } else {
+            let host = self.host.as_deref().ok_or_else(|| {
+                err(&r.path, format!("request `{}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host", r.path))
+            })?;
+            let mut t = Template::literal(host.trim_end_matches('/'));
+            t.push(tpl(&r.path, scope)?);
+            t
+        };
+        let mut sep = if r.path.contains('?') { '&' } else { '?' };
+        for (k, v) in &r.query {
+            url.push_str(&format!("{sep}{}=", encode_component(k)));
+            url.push(tpl(v, scope)?.encoded());
+            sep = '&';
+        }
+        let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
+        let name = self.names.intern(
+            r.method.0.as_str(),
+            r.name.as_deref().unwrap_or(&default_name),
+        );
+
+        // Headers: static ones in the request, varying ones in the template.
+        let mut merged = base.clone();
+        for (k, v) in &r.headers {
+            merged.insert(k.to_ascii_lowercase(), v.clone());
+        }
+        let mut static_headers = HeaderMap::new();
+        let mut var_headers = Vec::new();
+        let mut body: Option<Template> = None;
+        let mut static_body = Bytes::new();
+        if let Some(json) = &r.json {
+            let t = json_template(json, scope).map_err(|m| err(&r.path, m))?;
+            merged
+                .entry("content-type".into())
+                .or_insert_with(|| "application/json".into());
+            body = Some(t);
+        } else if let Some(b) = &r.body {
+            body = Some(tpl(b, scope)?);
+        } else if !r.form.is_empty() {
+            let mut t = Template::default();
+            for (i, (k, v)) in r.form.iter().enumerate() {
+                t.push_str(&format!(
+                    "{}{}=",
+                    if i > 0 { "&" } else { "" },
+                    encode_component(k)
+                ));
+                t.push(tpl(v, scope)?.encoded());
+            }
+            merged
+                .entry("content-type".into())
+                .or_insert_with(|| "application/x-www-form-urlencoded".into());
+            body = Some(t);
+        } else if let Some(f) = &r.body_file {
+            let path = src.dir.join(f);
+            static_body = std::fs::read(&path)
+                .map_err(|e| err(f, format!("body_file: cannot read {}: {e}", path.display())))?
+                .into();
+        }
+        if let Some(b) = body.as_ref().and_then(Template::static_text) {
+            static_body = Bytes::from(b);
+            body = None;
+        }
+        for (k, v) in &merged {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| err(k, format!("invalid header name `{k}`")))?;
+            let t = tpl(v, scope)?;
+            match t.static_text() {
+                Some(text) => {
+                    let value = HeaderValue::from_str(&text)
+                        .map_err(|_| err(v, format!("invalid value for header `{k}`")))?;
+                    static_headers.insert(name, value);
+                }
+                None => var_headers.push((name, t)),
+            }
+        }
+        apply_run_headers(&mut static_headers, self.opts);
+
+        let static_url = url.static_text();
+        let uri: Uri = match &static_url {
+            Some(u) => {
+                let uri: Uri = u.parse().map_err(|e: http::uri::InvalidUri| {
+                    err(&r.path, format!("invalid URL `{u}`: {e}"))
+                })?;
+                client::Origin::of(&uri).map_err(|f| err(&r.path, f.message))?;
+                uri
+            }
+            None => Uri::from_static("http://template.invalid/"),
+        };
+        let mut request = Request::new(r.method.0.clone(), uri);
+        request.headers = static_headers;
+        request.body = static_body;
+        request.timeout = r.timeout;
+        let template =
+            (static_url.is_none() || !var_headers.is_empty() || body.is_some()).then(|| {
+                RequestTemplate {
+                    url,
+                    headers: var_headers,
+                    body,
+                }
+            });
+
+        let checks = r
+            .check
+            .iter()
+            .map(|c| compile_check(c).map_err(|m| err(&r.path, m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let captures = r
+            .capture
+            .iter()
+            .map(|c| compile_capture(c, scope).map_err(|m| err(&c.var, m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        request.keep_body =
+            checks.iter().any(Check::needs_body) || captures.iter().any(Capture::needs_body);
+        let status_checked = checks.iter().any(|c| matches!(c, Check::Status(_)));
+        Ok(RequestPlan {
+            name,
+            request,
+            template,
+            checks,
+            captures,
+            status_checked,
+        })
+    }
+}
+
+fn first_request_name(steps: &[StepPlan], names: &NameTable) -> String {
+    for s in steps {
+        match s {
+            StepPlan::Request(r) => return names.get(r.name).1.to_owned(),
+            StepPlan::Loop { steps, .. } => return first_request_name(steps, names),
+            StepPlan::Think(_) => {}
+        }
+    }
+    "task".into()
+}
+
+/// A JSON value as a template: string values may contain `{{ }}`; a string that is exactly one
+/// expression renders as raw JSON when its value is a number, boolean, null, object or array.
+fn json_template(v: &serde_json::Value, scope: &mut Scope<'_>) -> Result<Template, String> {
+    use serde_json::Value;
+    let mut t = Template::default();
+    match v {
+        Value::String(s) if s.contains("{{") => {
+            let inner = Template::compile(s, scope)?;
+            let whole = s.trim().starts_with("{{")
+                && s.trim().ends_with("}}")
+                && s.matches("{{").count() == 1;
+            t.push(if whole { inner.smart() } else { inner.quoted() });
+        }
+        Value::Array(a) => {
+            t.push_str("[");
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    t.push_str(",");
+                }
+                t.push(json_template(x, scope)?);
+            }
+            t.push_str("]");
+        }
+        Value::Object(o) => {
+            t.push_str("{");
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    t.push_str(",");
+                }
+                t.push_str(&Value::String(k.clone()).to_string());
+                t.push_str(":");
+                t.push(json_template(x, scope)?);
+            }
+            t.push_str("}");
+        }
+        other => t.push_str(&other.to_string()),
+    }
+    Ok(t)
+}
+
+fn compile_regex(re: &str) -> Result<regex_lite::Regex, String> {
+    regex_lite::Regex::new(re).map_err(|e| format!("invalid regex `{re}`: {e}"))
+}
+
+fn compile_check(c: &CheckSpec) -> Result<Check, String> {
+    let subjects = [
+        c.status.is_some(),
+        c.body_contains.is_some(),
+        c.body_matches.is_some(),
+        c.json.is_some(),
+        c.header.is_some(),
+        c.max_duration.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
+    if subjects != 1 {
+        return Err("each check needs exactly one of `status`, `body_contains`, `body_matches`, `json`, `header`, `max_duration`".into());
+    }
+    let predicate = |what: &str| -> Result<Predicate, String> {
+        let n = usize::from(c.exists.is_some())
+            + usize::from(c.equals.is_some())
+            + usize::from(c.matches.is_some());
+        if n != 1 {
+            return Err(format!(
+                "check `{what}` needs exactly one of `exists`, `equals`, `matches`"
+            ));
+        }
+        Ok(if let Some(e) = c.exists {
+            Predicate::Exists(e)
+        } else if let Some(v) = &c.equals {
+            Predicate::Equals(v.clone())
+        } else {
+            Predicate::Matches(compile_regex(c.matches.as_deref().unwrap_or_default())?)
+        })
+    };
+    if c.json.is_none()
+        && c.header.is_none()
+        && (c.exists.is_some() || c.equals.is_some() || c.matches.is_some())
+    {
+        return Err("`exists`, `equals` and `matches` go with `json` or `header`".into());
+    }
+    Ok(if let Some(s) = &c.status {
+        use serde_json::Value;
+        let one = |v: &Value| match v {
+            Value::Number(n) => crate::inspect::status_range(&n.to_string()),
+            Value::String(s) => crate::inspect::status_range(s),
+            other => Err(format!("invalid status `{other}`")),
+        };
+        let ranges = match s {
+            Value::Array(a) if !a.is_empty() => a.iter().map(one).collect::<Result<_, _>>()?,
+            v => vec![one(v)?],
+        };
+        Check::Status(ranges)
+    } else if let Some(t) = &c.body_contains {
+        Check::BodyContains(t.clone())
+    } else if let Some(re) = &c.body_matches {
+        Check::BodyMatches(compile_regex(re)?)
+    } else if let Some(p) = &c.json {
+        Check::Json(JsonPath::compile(p)?, predicate(p)?)
+    } else if let Some(h) = &c.header {
+        let name = HeaderName::from_bytes(h.as_bytes())
+            .map_err(|_| format!("invalid header name `{h}`"))?;
+        Check::Header(name, predicate(h)?)
+    } else {
+        Check::MaxDuration(c.max_duration.unwrap_or(Duration::MAX))
+    })
+}
+
+fn compile_capture(c: &CaptureSpec, scope: &mut Scope<'_>) -> Result<Capture, String> {
+    let n = usize::from(c.json.is_some())
+        + usize::from(c.header.is_some())
+        + usize::from(c.regex.is_some())
+        + usize::from(c.cookie.is_some())
+        + usize::from(c.status == Some(true));
+    if n != 1 {
+        return Err(format!(
+            "capture `{}` needs exactly one of `json`, `header`, `regex`, `cookie`, `status: true`",
+            c.var
+        ));
+    }
+    if !matches!(c.scope.as_deref(), None | Some("vu") | Some("global")) {
+        return Err(format!(
+            "capture `{}`: scope must be `vu` or `global`",
+            c.var
+        ));
+    }
+    let source = if let Some(p) = &c.json {
+        Source::Json(JsonPath::compile(p)?)
+    } else if let Some(h) = &c.header {
+        Source::Header(
+            HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| format!("invalid header name `{h}`"))?,
+        )
+    } else if let Some(re) = &c.regex {
+        let re = compile_regex(re)?;
+        let group = c.group.unwrap_or(usize::from(re.captures_len() > 1));
+        if group >= re.captures_len() {
+            return Err(format!(
+                "capture `{}`: the regex has no group {group}",
+                c.var
+            ));
+        }
+        Source::Regex(re, group)
+    } else if let Some(k) = &c.cookie {
+        Source::Cookie(k.clone())
+    } else {
+        Source::Status
+    };
+    let slot = scope
+        .slot(&c.var)
+        .ok_or_else(|| format!("capture `{}` has no slot", c.var))?;
+    Ok(Capture {
+        name: c.var.clone(),
+        slot,
+        source,
+        default: c.default.clone(),
+    })
+}
+
+fn all_captures(u: &crate::scenario::UserType) -> Vec<&CaptureSpec> {
+    fn walk<'a>(steps: &'a [Step], out: &mut Vec<&'a CaptureSpec>) {
+        for s in steps {
+            if let Some(r) = &s.request {
+                out.extend(r.capture.iter());
+            }
+            if let Some(inner) = &s.steps {
+                walk(inner, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&u.on_start, &mut out);
+    walk(&u.on_stop, &mut out);
+    for t in &u.tasks {
+        if let Some(r) = &t.request {
+            out.extend(r.capture.iter());
+        }
+        if let Some(s) = &t.steps {
+            walk(s, &mut out);
+        }
+    }
+    out
+}
+
+fn loop_vars(u: &crate::scenario::UserType) -> Vec<String> {
+    fn walk(steps: &[Step], out: &mut Vec<String>) {
+        for s in steps {
+            if let Some(v) = &s.for_each {
+                out.push(v.clone());
+            }
+            if let Some(inner) = &s.steps {
+                walk(inner, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&u.on_start, &mut out);
+    walk(&u.on_stop, &mut out);
+    for t in &u.tasks {
+        if let Some(s) = &t.steps {
+            walk(s, &mut out);
+        }
+    }
+    out
+}
+
 impl UserTypePlan {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         name: String,
         weight: u32,
+        count: Option<u64>,
         wait: WaitTime,
-        on_start: Vec<RequestPlan>,
-        on_stop: Vec<RequestPlan>,
+        on_start: Vec<StepPlan>,
+        on_stop: Vec<StepPlan>,
         tasks: Vec<TaskPlan>,
+        vars: usize,
+        feeders: Vec<FeederUse>,
     ) -> Self {
         let mut acc = 0;
         let cumulative = tasks
@@ -290,22 +970,31 @@ impl UserTypePlan {
         UserTypePlan {
             name,
             weight,
+            count,
             wait,
             on_start,
             on_stop,
             tasks,
+            vars,
+            feeders,
             cumulative,
         }
     }
 }
 
-fn headers(map: &std::collections::BTreeMap<String, String>) -> Result<HeaderMap, PlanError> {
+fn header_map(
+    map: &BTreeMap<String, String>,
+    src: &crate::scenario::Source,
+) -> Result<HeaderMap, ScenarioError> {
     let mut h = HeaderMap::new();
     for (k, v) in map {
-        let name =
-            HeaderName::from_bytes(k.as_bytes()).map_err(|_| PlanError::BadHeader(k.clone()))?;
-        let value =
-            HeaderValue::from_str(v).map_err(|_| PlanError::BadHeader(format!("{k}: {v}")))?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| src.error(k, format!("invalid header name `{k}`")))?;
+        if v.contains("{{") {
+            continue;
+        }
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| src.error(v, format!("invalid value for header `{k}`")))?;
         h.insert(name, value);
     }
     Ok(h)
@@ -320,64 +1009,6 @@ fn apply_run_headers(h: &mut HeaderMap, opts: &PlanOptions) {
     }
 }
 
-fn compile_request(
-    r: &RequestSpec,
-    host: Option<&str>,
-    base: &HeaderMap,
-    opts: &PlanOptions,
-    names: &mut NameTable,
-) -> Result<RequestPlan, PlanError> {
-    let mut target = if r.path.contains("://") {
-        r.path.clone()
-    } else {
-        let host = host.ok_or_else(|| PlanError::NoHost(r.path.clone()))?;
-        format!("{}{}", host.trim_end_matches('/'), r.path)
-    };
-    if !r.query.is_empty() {
-        target.push(if target.contains('?') { '&' } else { '?' });
-        let q: Vec<String> = r
-            .query
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-            .collect();
-        target.push_str(&q.join("&"));
-    }
-    let url: Uri = target
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
-            url: target.clone(),
-            reason: e.to_string(),
-        })?;
-    client::Origin::of(&url).map_err(|f| PlanError::BadUrl {
-        url: target.clone(),
-        reason: f.message,
-    })?;
-    let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
-    let name = names.intern(
-        r.method.0.as_str(),
-        r.name.as_deref().unwrap_or(&default_name),
-    );
-    let mut request = Request::new(r.method.0.clone(), url);
-    request.headers = base.clone();
-    for (k, v) in headers(&r.headers)? {
-        if let Some(k) = k {
-            request.headers.insert(k, v);
-        }
-    }
-    if let Some(json) = &r.json {
-        request.body = Bytes::from(serde_json::to_vec(json).unwrap_or_default());
-        request
-            .headers
-            .entry(http::header::CONTENT_TYPE)
-            .or_insert(HeaderValue::from_static("application/json"));
-    } else if let Some(body) = &r.body {
-        request.body = Bytes::from(body.clone());
-    }
-    request.timeout = r.timeout;
-    apply_run_headers(&mut request.headers, opts);
-    Ok(RequestPlan { name, request })
-}
-
 /// Percent-encode a query component (RFC 3986 unreserved characters kept).
 pub fn encode_component(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -386,15 +1017,11 @@ pub fn encode_component(s: &str) -> String {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
                 out.push(b as char)
             }
-            b' ' => out.push_str("%20"),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }
     out
 }
-
-/// Shared handle to a plan.
-pub type SharedPlan = Arc<Plan>;
 
 /// Default stop timeout when neither file nor CLI sets one.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,6 +1032,13 @@ mod tests {
 
     fn scenario(text: &str) -> Scenario {
         Scenario::from_str_named(text, "t.yaml").unwrap()
+    }
+
+    fn req(s: &StepPlan) -> &RequestPlan {
+        match s {
+            StepPlan::Request(r) => r,
+            other => panic!("not a request: {other:?}"),
+        }
     }
 
     #[test]
@@ -431,7 +1065,7 @@ user_types:
         };
         let plan = Plan::compile(&s, &opts).unwrap();
         let t = &plan.user_types[0].tasks;
-        let r0 = &t[0].steps[0].request;
+        let r0 = &req(&t[0].steps[0]).request;
         assert_eq!(
             r0.url.to_string(),
             "http://127.0.0.1:9/p?page=1&q=running%20shoes"
@@ -440,12 +1074,12 @@ user_types:
         assert_eq!(r0.headers["x-b"], "user");
         assert_eq!(r0.headers["x-c"], "req");
         assert_eq!(r0.headers["x-test-run-id"], "r1");
-        let r1 = &t[1].steps[0].request;
+        let r1 = &req(&t[1].steps[0]).request;
         assert_eq!(&r1.body[..], br#"{"a":1}"#);
         assert_eq!(r1.headers["content-type"], "application/json");
-        assert_eq!(plan.names.get(t[1].steps[0].name), ("POST", "create"));
+        assert_eq!(plan.names.get(req(&t[1].steps[0]).name), ("POST", "create"));
         // `/p` and `/p?x=1` group under one name.
-        assert_eq!(t[0].steps[0].name, t[2].steps[0].name);
+        assert_eq!(req(&t[0].steps[0]).name, req(&t[2].steps[0]).name);
         assert_eq!(plan.names.len(), 2);
     }
 

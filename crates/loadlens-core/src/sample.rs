@@ -148,6 +148,10 @@ pub struct Sample {
     pub new_connection: bool,
     /// `None` when the request succeeded.
     pub failure: Option<Failure>,
+    /// Checks that passed on this response.
+    pub checks_passed: u16,
+    /// Checks that failed (or could not run because no response came).
+    pub checks_failed: u16,
     /// Trace identity, when tracing is on.
     pub trace: Option<TraceIds>,
 }
@@ -167,6 +171,8 @@ impl Sample {
             content_length: 0,
             new_connection: false,
             failure: Some(failure),
+            checks_passed: 0,
+            checks_failed: 0,
             trace: None,
         }
     }

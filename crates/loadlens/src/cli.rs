@@ -28,6 +28,10 @@ pub enum Command {
     DemoTarget(DemoTargetArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
+    /// Rebuild reports (HTML) from a saved JSON result.
+    Report(crate::report_cmd::ReportArgs),
+    /// Compare two JSON results per request name; fail on regression bounds (`--fail-if`).
+    Compare(crate::compare::CompareArgs),
 }
 
 /// `loadlens validate`.
@@ -82,6 +86,41 @@ pub struct RunArgs {
     /// Write the JSON result (schemas/result.schema.json).
     #[arg(long, env = "LOADLENS_JSON", value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Write the self-contained HTML report (opens from disk, no network).
+    #[arg(long, env = "LOADLENS_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write one JUnit test case per threshold.
+    #[arg(long, env = "LOADLENS_JUNIT", value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write a Markdown summary (also appended to `$GITHUB_STEP_SUMMARY` when that is set).
+    #[arg(long, env = "LOADLENS_SUMMARY_MD", value_name = "FILE")]
+    pub summary_md: Option<PathBuf>,
+
+    /// Ramp stages `DURATION:TARGET,…`, e.g. `30s:100,5m:100,30s:0`: targets are users, or
+    /// arrivals per second with --arrival-rate.
+    #[arg(long, env = "LOADLENS_STAGES", value_name = "STAGES")]
+    pub stages: Option<String>,
+    /// Open model: iterations started per second (`200`, `200/s`, `1200/m`), whatever the
+    /// response times; with --stages, the rate to start from.
+    #[arg(long, env = "LOADLENS_ARRIVAL_RATE", value_name = "RATE")]
+    pub arrival_rate: Option<String>,
+    /// Open model: VUs started before the first arrival (default: rate / 10, at least 1).
+    #[arg(long, env = "LOADLENS_PRE_ALLOCATED_VUS", value_name = "N")]
+    pub pre_allocated_vus: Option<u64>,
+    /// Open model: most VUs; an arrival finding none free is a dropped iteration
+    /// (default: 10 × pre-allocated).
+    #[arg(long, env = "LOADLENS_MAX_VUS", value_name = "N")]
+    pub max_vus: Option<u64>,
+    /// Pass/fail rule, repeatable: `p95 < 300ms`, `error_rate < 1%`, `rps > 500`,
+    /// `p99{name:GET /x} < 1s`, `dropped_iterations == 0`, `generator_healthy`; add
+    /// `, abort` or `, abort after 30s` to stop a lost run early. Exit code 1 when one fails.
+    #[arg(
+        long = "threshold",
+        env = "LOADLENS_THRESHOLDS",
+        value_delimiter = ';',
+        value_name = "RULE"
+    )]
+    pub thresholds: Vec<String>,
 
     /// Run id sent with every request and written in every output (generated when absent).
     #[arg(long, env = "TEST_RUN_ID")]
@@ -97,6 +136,22 @@ pub struct RunArgs {
     /// Header that carries the run id; `none` turns it off.
     #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
     pub run_id_header: Option<String>,
+    /// Run only tasks with one of these tags (comma-separated or repeated), as Locust's `-T`.
+    #[arg(
+        short = 'T',
+        long = "tags",
+        env = "LOADLENS_TASK_TAGS",
+        value_delimiter = ','
+    )]
+    pub task_tags: Vec<String>,
+    /// Skip tasks with one of these tags, as Locust's `-E`.
+    #[arg(
+        short = 'E',
+        long = "exclude-tags",
+        env = "LOADLENS_EXCLUDE_TAGS",
+        value_delimiter = ','
+    )]
+    pub exclude_tags: Vec<String>,
     /// Extra header for every request, `Name: value` (repeatable).
     #[arg(long = "header", env = "LOADLENS_HEADERS", value_delimiter = '\n')]
     pub headers: Vec<String>,

@@ -40,13 +40,19 @@ pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
     let outputs = Outputs {
         json: Some(args.out.join("result.json")),
         csv: Some(args.out.join("storefront")),
+        html: Some(args.out.join("report.html")),
         progress_every: args.progress_interval,
+        ..Outputs::default()
     };
     let exit = runner::execute(prepared, &outputs).await;
     stop.cancel();
     let _ = server.await;
     if exit.is_ok() {
         println!("\nReports are in {}/ — result.json (schemas/result.schema.json) and Locust-style CSVs.", args.out.display());
+        println!(
+            "HTML report: {} (open it in a browser; it needs no network)",
+            args.out.join("report.html").display()
+        );
     }
     exit
 }

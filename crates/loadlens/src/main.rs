@@ -1,14 +1,21 @@
 //! The `loadlens` binary: CLI, live view, demo target and wiring.
 
 mod cli;
+mod compare;
 mod demo;
 mod demo_target;
 mod exit;
 mod identity;
 mod live;
+mod report_cmd;
 mod runner;
 
 use std::process::ExitCode;
+
+/// mimalloc: every request allocates a few small buffers (header maps, hyper's dispatch), and
+/// glibc's allocator measured as a tenth of the user-space instructions per request.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use loadlens_core::scenario::Scenario;
@@ -53,6 +60,12 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
             let outputs = runner::Outputs {
                 json: args.json.clone(),
                 csv: args.csv.clone(),
+                html: args.html.clone(),
+                junit: args.junit.clone(),
+                summary_md: args.summary_md.clone(),
+                step_summary: std::env::var_os("GITHUB_STEP_SUMMARY")
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
                 progress_every: args.progress_interval,
             };
             let prepared = match &args.scenario {
@@ -70,6 +83,8 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
             .await
             .map(|()| Exit::Passed)
             .map_err(|e| Failure::new(Exit::InvalidInput, format!("{e:#}"))),
+        Command::Report(args) => report_cmd::run(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Validate(args) => {
             let s = Scenario::from_file(&args.scenario)
                 .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;

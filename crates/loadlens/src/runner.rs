@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
-use loadlens_core::executor::{Controls, Executor, LoadSettings, StopReason};
+use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun, StopReason};
+use loadlens_core::loadspec;
 use loadlens_core::plan::{Plan, PlanOptions};
 use loadlens_core::report::{self, json::ResultDoc, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::Scenario;
+use loadlens_core::thresholds::{Scope, Threshold};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -34,6 +36,10 @@ pub struct Prepared {
     pub run: RunInfo,
     /// Target host for reports.
     pub host: Option<String>,
+    /// Thresholds: the file's, then `--threshold`.
+    pub thresholds: Vec<Threshold>,
+    /// Named scenarios of the file (empty: one scenario with `load`).
+    pub scenarios: Vec<ScenarioRun>,
 }
 
 /// Where reports go.
@@ -43,6 +49,14 @@ pub struct Outputs {
     pub json: Option<PathBuf>,
     /// `--csv`.
     pub csv: Option<PathBuf>,
+    /// `--html`.
+    pub html: Option<PathBuf>,
+    /// `--junit`.
+    pub junit: Option<PathBuf>,
+    /// `--summary-md`.
+    pub summary_md: Option<PathBuf>,
+    /// `$GITHUB_STEP_SUMMARY`: the Markdown summary is appended there.
+    pub step_summary: Option<PathBuf>,
     /// Seconds between plain progress lines.
     pub progress_every: Duration,
 }
@@ -135,14 +149,18 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 host: host.clone(),
                 run_id_header,
                 headers: extra_headers,
+                tags: args.task_tags.clone(),
+                exclude_tags: args.exclude_tags.clone(),
             };
             let plan = Plan::compile(s, &opts).map_err(|e| invalid(e.to_string()))?;
+            let file = loadspec::settings(&s.load).map_err(invalid)?;
             let load = LoadSettings {
                 users: args.users.or(s.load.users).unwrap_or(1),
                 spawn_rate: args.spawn_rate.or(s.load.spawn_rate),
                 run_time: args.run_time.or(s.load.run_time),
                 iterations: args.iterations.or(s.load.iterations),
                 stop_timeout: args.stop_timeout.or(s.load.stop_timeout),
+                ..file
             };
             (plan, load, host)
         }
@@ -161,6 +179,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 host: None,
                 run_id_header,
                 headers: extra_headers,
+                ..PlanOptions::default()
             };
             let body = args.body.clone().unwrap_or_default();
             let plan = Plan::single(url, method, body.into(), &opts)
@@ -171,8 +190,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 run_time: args.duration.or(args.run_time),
                 iterations: args.requests.or(args.iterations),
                 stop_timeout: args.stop_timeout,
+                ..LoadSettings::default()
             };
-            let load = if load.run_time.is_none() && load.iterations.is_none() {
+            let staged = args.stages.is_some() || args.arrival_rate.is_some();
+            let load = if load.run_time.is_none() && load.iterations.is_none() && !staged {
                 LoadSettings {
                     iterations: Some(200),
                     ..load
@@ -184,7 +205,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         }
         (None, None) => return Err(invalid("give a scenario file or --url")),
     };
-    if load.users == 0 {
+    let load = load_flags(args, load)?;
+    if load.arrival.is_none() && load.stages.is_empty() && load.users == 0 {
         return Err(invalid("users must be at least 1"));
     }
     if let Some(r) = load.spawn_rate {
@@ -204,7 +226,69 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             })
         },
     );
+    let mut scenarios = Vec::new();
+    if let Some((s, _)) = scenario {
+        for (sname, spec) in &s.scenarios {
+            let mut sub = plan.clone();
+            if !spec.user_types.is_empty() {
+                sub.user_types.retain(|u| spec.user_types.contains(&u.name));
+            }
+            let mut sload = loadspec::settings(&spec.load)
+                .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
+            sload.stop_timeout = sload.stop_timeout.or(load.stop_timeout);
+            scenarios.push(ScenarioRun {
+                name: sname.clone(),
+                plan: Arc::new(sub),
+                load: sload,
+                start_time: spec.start().map_err(invalid)?,
+            });
+        }
+    }
+    let mut thresholds = Vec::new();
+    if let Some((s, _)) = scenario {
+        for t in &s.thresholds {
+            thresholds.push(t.parse().map_err(invalid)?);
+        }
+    }
+    for t in &args.thresholds {
+        thresholds.push(
+            loadlens_core::thresholds::parse(t)
+                .map_err(|e| invalid(format!("--threshold: {e}")))?,
+        );
+    }
+    for t in &thresholds {
+        match &t.scope {
+            Scope::Request(n)
+                if !plan
+                    .names
+                    .pairs()
+                    .iter()
+                    .any(|(m, r)| r == n || format!("{m} {r}") == *n) =>
+            {
+                let known: Vec<String> = plan
+                    .names
+                    .pairs()
+                    .iter()
+                    .map(|(m, r)| format!("{m} {r}"))
+                    .collect();
+                return Err(invalid(format!(
+                    "threshold `{}`: no request is named `{n}` (requests: {})",
+                    t.expression,
+                    known.join(", ")
+                )));
+            }
+            Scope::Scenario(n) if !scenarios.iter().any(|s| s.name == *n) => {
+                return Err(invalid(format!(
+                    "threshold `{}`: no scenario is named `{n}` (define it under `scenarios:`)",
+                    t.expression
+                )));
+            }
+            _ => {}
+        }
+    }
     Ok(Prepared {
+        thresholds,
+        scenarios,
         run: RunInfo {
             id: run_id,
             scenario: name,
@@ -217,11 +301,63 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     })
 }
 
+/// Apply `--stages`, `--arrival-rate`, `--pre-allocated-vus` and `--max-vus` on top of `load`.
+fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Failure> {
+    if let Some(s) = &args.stages {
+        load.stages = profile::parse_stages(s).map_err(|e| invalid(format!("--stages: {e}")))?;
+    }
+    let rate = match &args.arrival_rate {
+        Some(r) => {
+            Some(profile::parse_rate(r).map_err(|e| invalid(format!("--arrival-rate: {e}")))?)
+        }
+        None => None,
+    };
+    if rate.is_some() || args.pre_allocated_vus.is_some() || args.max_vus.is_some() {
+        let base = load.arrival.clone();
+        let rate = rate.or(base.as_ref().map(|a| a.rate_per_s));
+        let Some(rate) = rate.or_else(|| (!load.stages.is_empty()).then_some(0.0)) else {
+            return Err(invalid(
+                "--pre-allocated-vus/--max-vus belong to the open model: add --arrival-rate",
+            ));
+        };
+        let pre = args
+            .pre_allocated_vus
+            .or(base.as_ref().map(|a| a.pre_allocated_vus));
+        let max = args.max_vus.or(base.as_ref().map(|a| a.max_vus));
+        load.arrival = Some(loadspec::arrival(rate, pre, max).map_err(invalid)?);
+    }
+    if load.arrival.as_ref().is_some_and(|a| a.rate_per_s == 0.0) && load.stages.is_empty() {
+        return Err(invalid(
+            "the arrival rate is 0 and there are no --stages: nothing would run",
+        ));
+    }
+    if load.arrival.is_some() && load.duration().is_none() && load.iterations.is_none() {
+        return Err(invalid(
+            "the open model needs an end: give -t/--run-time, --stages or -i/--iterations",
+        ));
+    }
+    Ok(load)
+}
+
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
     let client = ClientShared::new(p.client.clone())
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
-    let executor = Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone());
+    let executor = if p.scenarios.is_empty() {
+        Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
+    } else {
+        Executor::scenarios(p.scenarios.clone(), client, p.run.clone())
+    }
+    .thresholds(p.thresholds.clone());
+    let run_time = if p.scenarios.is_empty() {
+        p.load.duration()
+    } else {
+        p.scenarios
+            .iter()
+            .map(|s| s.load.duration().map(|d| s.start_time + d))
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().max())
+    };
     let controls = Controls::new();
 
     // Ctrl-C: first stops gracefully, second stops at once. Reports are written either way.
@@ -240,21 +376,26 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
         })
     };
 
+    let profile = if p.scenarios.is_empty() {
+        p.load.describe()
+    } else {
+        let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
+        format!("scenarios {}", names.join(", "))
+    };
     println!(
-        "loadlens {} · run {} · {} · {} users{}",
+        "loadlens {} · run {} · {} · {}{}",
         env!("CARGO_PKG_VERSION"),
         p.run.id,
         p.run.scenario,
-        p.load.users,
-        p.load
-            .run_time
+        profile,
+        run_time
             .map(|d| format!(" for {}", humantime::format_duration(d)))
             .unwrap_or_default()
     );
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(
         executor.snapshots(),
-        p.load.run_time,
+        run_time,
         outputs.progress_every,
         done.clone(),
     ));
@@ -265,6 +406,7 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
 
     let sinks = std::mem::take(&mut out.sinks);
     let mut summary = Summary::new(p.run, p.load, p.host, &mut out);
+    summary.evaluate_thresholds(&p.thresholds);
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
     println!("\n{}\n", report::text::header(&summary));
@@ -294,13 +436,34 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
 /// Write every requested report; each result is independent, so one failure loses nothing else.
 pub fn write_reports(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result<PathBuf>> {
     let mut results = Vec::new();
-    if let Some(path) = &outputs.json {
+    // The HTML report is rendered from the JSON document, so both are built from one `ResultDoc`.
+    let doc = (outputs.json.is_some() || outputs.html.is_some()).then(|| ResultDoc::of(summary));
+    if let (Some(path), Some(doc)) = (&outputs.json, &doc) {
         results.push(
-            ResultDoc::of(summary)
-                .write(path)
+            doc.write(path)
                 .with_context(|| format!("cannot write {}", path.display()))
                 .map(|_| path.clone()),
         );
+    }
+    if let (Some(path), Some(doc)) = (&outputs.html, &doc) {
+        results.push(
+            report::html::write(doc, path)
+                .with_context(|| format!("cannot write {}", path.display()))
+                .map(|_| path.clone()),
+        );
+    }
+    let written = |r: std::io::Result<()>, path: &PathBuf| {
+        r.with_context(|| format!("cannot write {}", path.display()))
+            .map(|_| path.clone())
+    };
+    if let Some(path) = &outputs.junit {
+        results.push(written(report::junit::write(summary, path), path));
+    }
+    if let Some(path) = &outputs.summary_md {
+        results.push(written(report::markdown::write(summary, path), path));
+    }
+    if let Some(path) = &outputs.step_summary {
+        results.push(written(report::markdown::append(summary, path), path));
     }
     if let Some(prefix) = &outputs.csv {
         match report::csv::write(summary, prefix) {

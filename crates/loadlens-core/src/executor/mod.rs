@@ -124,6 +124,8 @@ pub enum StopReason {
     Interrupted,
     /// A guard (threshold, monitor) aborted the run.
     Aborted(String),
+    /// A data feeder with `on_exhausted: stop_run` ran out of rows.
+    DataExhausted(String),
 }
 
 /// Stop handles given to the executor. Clone them to stop the run from elsewhere.
@@ -246,6 +248,10 @@ pub(crate) struct Shared {
     iterations_left: Option<AtomicU64>,
     taps: Vec<SampleTap>,
     seed: u64,
+    /// Run-wide variables and counters of the scenario language.
+    globals: crate::template::Globals,
+    /// To stop the run from a VU (data feeder exhausted).
+    controls: Controls,
 }
 
 impl Shared {
@@ -355,11 +361,15 @@ impl Executor {
             // Default headers are added once here rather than on every request.
             let mut plan = (*sc.plan).clone();
             for ut in &mut plan.user_types {
-                let steps = ut.on_start.iter_mut().chain(ut.on_stop.iter_mut());
-                for step in steps.chain(ut.tasks.iter_mut().flat_map(|t| t.steps.iter_mut())) {
-                    self.client.prepare(&mut step.request);
+                for r in ut.requests_mut() {
+                    if r.template.is_none() {
+                        self.client.prepare(&mut r.request);
+                    }
                 }
             }
+            let globals = crate::template::Globals::new(plan.globals.len(), plan.counters);
+            *globals.vars.write().unwrap_or_else(|p| p.into_inner()) =
+                plan.globals.iter().map(|(_, v)| v.clone()).collect();
             let shared = Arc::new(Shared {
                 plan: Arc::new(plan),
                 client: self.client.clone(),
@@ -368,6 +378,8 @@ impl Executor {
                 iterations_left: sc.load.iterations.map(AtomicU64::new),
                 taps: taps.clone(),
                 seed: seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+                globals,
+                controls: controls.clone(),
             });
             lanes.push(lane::Lane::new(
                 i,
@@ -708,6 +720,7 @@ pub fn describe(r: &StopReason) -> String {
         StopReason::UsersFinished => "every user finished".into(),
         StopReason::Interrupted => "interrupted".into(),
         StopReason::Aborted(why) => format!("aborted: {why}"),
+        StopReason::DataExhausted(feeder) => format!("data feeder `{feeder}` ran out of rows"),
     }
 }
 

@@ -40,7 +40,7 @@ mod secs {
 }
 
 /// Parse the CLI shorthand `30s:100,5m:100,30s:0` (duration:target, comma-separated).
-/// Targets are scaled by `unit_per_s` (1 for users and per-second rates, 1/60 for `/m`).
+/// Targets are users or arrivals per second; `30s:600/m` gives a rate in another unit.
 pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
     let mut out = Vec::new();
     for (i, part) in s.split(',').map(str::trim).enumerate() {
@@ -52,13 +52,18 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
         };
         let duration = crate::scenario::parse_duration(d)
             .map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?;
-        let target: f64 = t.trim().parse().map_err(|_| {
-            format!(
-                "stage {} `{part}`: target `{}` is not a number",
-                i + 1,
-                t.trim()
-            )
-        })?;
+        // A rate (`500/m`) in the open model; a plain number is users or arrivals per second.
+        let target: f64 = if t.contains('/') {
+            parse_rate(t).map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?
+        } else {
+            t.trim().parse().map_err(|_| {
+                format!(
+                    "stage {} `{part}`: target `{}` is not a number",
+                    i + 1,
+                    t.trim()
+                )
+            })?
+        };
         if !(target.is_finite() && target >= 0.0) {
             return Err(format!(
                 "stage {} `{part}`: target must be 0 or more",
@@ -262,6 +267,7 @@ mod tests {
         assert_eq!(total(&s), Duration::from_secs(360));
         assert!(parse_stages("30s").unwrap_err().contains("DURATION:TARGET"));
         assert!(parse_stages("30s:x").unwrap_err().contains("not a number"));
+        assert_eq!(parse_stages("1m:600/m").unwrap()[0].target, 10.0);
         assert!(parse_stages("3q:1").unwrap_err().contains("unknown unit"));
         assert!(parse_stages("1s:-1").unwrap_err().contains("0 or more"));
     }

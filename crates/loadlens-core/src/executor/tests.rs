@@ -208,7 +208,7 @@ async fn users_start_at_the_spawn_rate() {
     );
     let points = out.series.points();
     assert!(points.first().unwrap().users < 6, "{:?}", points.first());
-    assert_eq!(points[points.len() - 2].users, 6);
+    assert!(points.iter().any(|p| p.users == 6), "{points:?}");
 }
 
 fn plan(url: &str) -> Arc<Plan> {

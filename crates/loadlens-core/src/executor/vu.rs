@@ -1,42 +1,62 @@
-//! One virtual user: its client (connections, cookies), its random stream, and the steps of its
-//! life — start (`on_start`), iterations (one task each), think time, stop (`on_stop`). The
-//! closed model drives them in a loop ([`Vu::run`]); other load models call the steps directly.
+//! One virtual user: its client (connections, cookies), its variables, its random stream, and
+//! the steps of its life — start (`on_start`), iterations (one task each: requests, loops,
+//! think times), think time between iterations, stop (`on_stop`). The closed model drives them
+//! in a loop ([`Vu::run`]); other load models call the steps directly.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::header::HeaderValue;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use crate::client::Client;
-use crate::plan::RequestPlan;
+use super::{Shared, StopReason};
+use crate::client::{Client, Request};
+use crate::feeder::{Mode, Row};
+use crate::inspect::LazyJson;
+use crate::plan::{LoopItems, RequestPlan, StepPlan};
 use crate::sample::{ErrorKind, Failure, Sample};
+use crate::template::{Ctx, Slot};
 
 /// A virtual user.
 pub(super) struct Vu {
+    pub id: u64,
     pub user_type: usize,
     pub client: Client,
     pub rng: fastrand::Rng,
+    vars: Vec<Option<String>>,
+    iteration: u64,
+    began: Instant,
+    /// The user cannot go on (its data feeder ran out of rows).
+    pub done: bool,
 }
 
 impl Vu {
     pub fn new(shared: &Shared, id: u64) -> Self {
+        let user_type = shared.plan.user_type_for(id);
         Vu {
-            user_type: shared.plan.user_type_for(id),
+            id,
+            user_type,
             client: Client::new(shared.client.clone()),
             rng: fastrand::Rng::with_seed(shared.seed ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            vars: vec![None; shared.plan.user_types[user_type].vars],
+            iteration: 0,
+            began: Instant::now(),
+            done: false,
         }
     }
 
-    /// Closed model: start, iterate with think time until `stop` fires or the iteration budget
-    /// is spent, then stop.
+    /// Closed model: start, iterate with think time until `stop` fires, the iteration budget is
+    /// spent or the user runs out of data, then stop.
     pub async fn run(mut self, shared: Arc<Shared>, stop: CancellationToken) {
         shared.users.fetch_add(1, Ordering::Relaxed);
         self.start(&shared).await;
-        while !stop.is_cancelled() && shared.take_iteration() {
+        while !stop.is_cancelled() && !self.done && shared.take_iteration() {
             self.iteration(&shared, None, &stop).await;
-            if !self.think(&shared, &stop).await {
+            if self.done || !self.think(&shared, &stop).await {
                 break;
             }
         }
@@ -44,63 +64,226 @@ impl Vu {
         shared.users.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Run the user type's `on_start` steps.
-    pub async fn start(&mut self, shared: &Shared) {
+    /// Take rows from the feeders of `mode` (or every other mode when `unique` is false).
+    fn feed(&mut self, shared: &Shared, unique: bool) {
         let plan = shared.plan.clone();
-        for step in &plan.user_types[self.user_type].on_start {
-            self.request(shared, step, None).await;
+        for f in &plan.user_types[self.user_type].feeders {
+            let feeder = &plan.feeders[f.feeder];
+            if (feeder.mode == Mode::Unique) != unique {
+                continue;
+            }
+            match feeder.next_row(&mut self.rng) {
+                Row::Fields(fields) => {
+                    for (slot, v) in f.slots.iter().zip(fields) {
+                        self.vars[*slot] = Some(v.clone());
+                    }
+                }
+                Row::StopVu => self.done = true,
+                Row::StopRun => {
+                    self.done = true;
+                    shared
+                        .controls
+                        .stop(StopReason::DataExhausted(feeder.name.clone()));
+                }
+            }
         }
+    }
+
+    /// Run the user type's `on_start` steps (after taking its `unique` feeder rows).
+    pub async fn start(&mut self, shared: &Shared) {
+        self.feed(shared, true);
+        if self.done {
+            return;
+        }
+        let plan = shared.plan.clone();
+        let never = CancellationToken::new();
+        self.steps(
+            shared,
+            &plan.user_types[self.user_type].on_start,
+            &mut None,
+            &never,
+        )
+        .await;
     }
 
     /// Run the user type's `on_stop` steps.
     pub async fn stop(&mut self, shared: &Shared) {
-        let plan = shared.plan.clone();
-        for step in &plan.user_types[self.user_type].on_stop {
-            self.request(shared, step, None).await;
+        if self.done && self.iteration == 0 {
+            return;
         }
+        let plan = shared.plan.clone();
+        let never = CancellationToken::new();
+        self.steps(
+            shared,
+            &plan.user_types[self.user_type].on_stop,
+            &mut None,
+            &never,
+        )
+        .await;
     }
 
-    /// One iteration: pick a task by weight and run its steps. `intended` is the time the
-    /// iteration was scheduled for (open model): the first request's latency is measured from
-    /// it, so queueing in the generator is not hidden (coordinated omission).
+    /// One iteration: take feeder rows, pick a task by weight and run its steps. `intended` is
+    /// the time the iteration was scheduled for (open model): the first request's latency is
+    /// measured from it, so queueing in the generator is not hidden (coordinated omission).
     pub async fn iteration(
         &mut self,
         shared: &Shared,
         intended: Option<Instant>,
         stop: &CancellationToken,
     ) {
+        self.began = Instant::now();
+        self.iteration += 1;
+        self.feed(shared, false);
+        if self.done {
+            return;
+        }
         let plan = shared.plan.clone();
         let task = plan.user_types[self.user_type].pick(&mut self.rng);
         let mut intended = intended;
-        for step in &task.steps {
-            self.request(shared, step, intended.take()).await;
-            if stop.is_cancelled() {
-                break;
-            }
-        }
+        self.steps(shared, &task.steps, &mut intended, stop).await;
     }
 
     /// Think time between iterations; false when `stop` fired while waiting.
     pub async fn think(&mut self, shared: &Shared, stop: &CancellationToken) -> bool {
         let wait = shared.plan.user_types[self.user_type]
             .wait
-            .next(&mut self.rng);
-        if wait.is_zero() {
-            return !stop.is_cancelled();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => true,
-            _ = stop.cancelled() => false,
+            .next(&mut self.rng, self.began.elapsed());
+        sleep_unless(wait, stop).await
+    }
+
+    /// Run `steps` in order; returns false if `stop` fired.
+    fn steps<'a>(
+        &'a mut self,
+        shared: &'a Shared,
+        steps: &'a [StepPlan],
+        intended: &'a mut Option<Instant>,
+        stop: &'a CancellationToken,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            for step in steps {
+                match step {
+                    StepPlan::Request(r) => self.request(shared, r, intended.take()).await,
+                    StepPlan::Think(w) => {
+                        let d = w.next(&mut self.rng, Duration::ZERO);
+                        if !sleep_unless(d, stop).await {
+                            return false;
+                        }
+                    }
+                    StepPlan::Loop { slot, items, steps } => {
+                        let items: Vec<String> = match items {
+                            LoopItems::List(l) => l.clone(),
+                            LoopItems::Var(s, _) => {
+                                let v = self.read(shared, *s).unwrap_or_default();
+                                match serde_json::from_str::<serde_json::Value>(&v) {
+                                    Ok(serde_json::Value::Array(a)) => {
+                                        a.iter().map(crate::jsonpath::to_text).collect()
+                                    }
+                                    _ if v.is_empty() => Vec::new(),
+                                    _ => vec![v],
+                                }
+                            }
+                        };
+                        for item in items {
+                            self.vars[*slot] = Some(item);
+                            if !self.steps(shared, steps, intended, stop).await {
+                                return false;
+                            }
+                        }
+                    }
+                }
+                if stop.is_cancelled() {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+
+    fn read(&self, shared: &Shared, slot: Slot) -> Option<String> {
+        match slot {
+            Slot::Vu(i) => self.vars.get(i).cloned().flatten(),
+            Slot::Global(i) => shared
+                .globals
+                .vars
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(i)
+                .cloned()
+                .flatten(),
         }
     }
 
-    /// Send one request and record its sample.
+    fn write(&mut self, shared: &Shared, slot: Slot, value: String) {
+        match slot {
+            Slot::Vu(i) => self.vars[i] = Some(value),
+            Slot::Global(i) => {
+                let mut g = shared
+                    .globals
+                    .vars
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner());
+                if let Some(v) = g.get_mut(i) {
+                    *v = Some(value);
+                }
+            }
+        }
+    }
+
+    /// Render what varies of a request.
+    fn render(&mut self, shared: &Shared, plan: &RequestPlan) -> Result<Request, Failure> {
+        let Some(t) = &plan.template else {
+            return Ok(plan.request.clone());
+        };
+        let fail = |m: String| Failure::new(ErrorKind::Request, m);
+        let mut ctx = Ctx {
+            vars: &self.vars,
+            globals: &shared.globals,
+            vu_id: self.id,
+            iteration: self.iteration,
+            rng: &mut self.rng,
+        };
+        let mut req = plan.request.clone();
+        let url = t.url.render_string(&mut ctx).map_err(fail)?;
+        req.url = url
+            .parse()
+            .map_err(|e| fail(format!("invalid URL after templating `{url}`: {e}")))?;
+        for (name, value) in &t.headers {
+            // A header whose variable has no value yet is left out (e.g. `Authorization:
+            // Bearer {{ token }}` on the user type, before the login captured the token).
+            let Ok(v) = value.render_string(&mut ctx) else {
+                continue;
+            };
+            let v = HeaderValue::from_str(&v).map_err(|_| {
+                fail(format!(
+                    "header `{name}` has an invalid value after templating"
+                ))
+            })?;
+            req.headers.insert(name.clone(), v);
+        }
+        if let Some(b) = &t.body {
+            req.body = Bytes::from(b.render_string(&mut ctx).map_err(fail)?);
+        }
+        req.prepared = false;
+        Ok(req)
+    }
+
+    /// Send one request, run its checks and captures, and record its sample.
     async fn request(&mut self, shared: &Shared, step: &RequestPlan, intended: Option<Instant>) {
-        let out = self.client.send(&step.request).await;
+        let req = match self.render(shared, step) {
+            Ok(r) => r,
+            Err(f) => {
+                let s = Sample::failed_before_send(step.name, f);
+                shared.recorder.record(&s);
+                return;
+            }
+        };
+        let out = self.client.send(&req).await;
+        let mut checks_passed = 0u16;
+        let mut checks_failed = 0u16;
         let (status, failure) = match &out.result {
             Ok(r) => {
                 let code = r.status.as_u16();
-                let failure = (code >= 400).then(|| {
+                let mut failure = (code >= 400 && !step.status_checked).then(|| {
                     Failure::new(
                         ErrorKind::Status,
                         format!(
@@ -112,14 +295,38 @@ impl Vu {
                         .to_owned(),
                     )
                 });
+                let mut json = LazyJson::default();
+                for c in &step.checks {
+                    match c.eval(r, &mut json, out.total) {
+                        Ok(()) => checks_passed += 1,
+                        Err(reason) => {
+                            checks_failed += 1;
+                            if failure.is_none() {
+                                failure = Some(Failure::new(ErrorKind::Check, reason));
+                            }
+                        }
+                    }
+                }
+                for cap in &step.captures {
+                    match cap.eval(r, &mut json, &self.client.cookies) {
+                        Ok(v) => self.write(shared, cap.slot, v),
+                        Err(reason) => {
+                            if failure.is_none() {
+                                failure = Some(Failure::new(ErrorKind::Check, reason));
+                            }
+                        }
+                    }
+                }
                 (Some(code), failure)
             }
-            Err(f) => (None, Some(f.clone())),
+            Err(f) => {
+                checks_failed = step.checks.len() as u16;
+                (None, Some(f.clone()))
+            }
         };
         // Open model: the wait between the intended and the actual start counts as latency.
-        let schedule_delay = intended.map_or(std::time::Duration::ZERO, |t| {
-            out.started.saturating_duration_since(t)
-        });
+        let schedule_delay =
+            intended.map_or(Duration::ZERO, |t| out.started.saturating_duration_since(t));
         let sample = Sample {
             name: step.name,
             started_at: out.started_at,
@@ -132,11 +339,24 @@ impl Vu {
             content_length: out.content_length,
             new_connection: out.new_connection,
             failure,
+            checks_passed,
+            checks_failed,
             trace: None,
         };
         shared.recorder.record(&sample);
         for tap in &shared.taps {
             tap.offer(&sample);
         }
+    }
+}
+
+/// Sleep `d` unless `stop` fires first; false if it did.
+async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
+    if d.is_zero() {
+        return !stop.is_cancelled();
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.cancelled() => false,
     }
 }

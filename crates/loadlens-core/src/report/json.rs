@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Summary, Verdict};
-use crate::executor::{describe, LoadSettings};
+use crate::executor::{describe, ArrivalReport, GeneratorHealth, LoadSettings};
 use crate::run::{rfc3339, TimelineEvent};
 use crate::sink::SinkReport;
 use crate::stats::{RequestSummary, SeriesPoint};
+use crate::thresholds::ThresholdResult;
 
 /// Version of the result format written by this build.
 pub const FORMAT_VERSION: u32 = 1;
@@ -44,6 +45,39 @@ pub struct ResultDoc {
     pub sinks: Vec<SinkReport>,
     /// Raw samples dropped on the way to sinks that need every request.
     pub dropped_samples: u64,
+    /// Threshold results, in the order they were given (empty: no thresholds).
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdResult>,
+    /// Open model: arrivals that found no free VU and were not run (0 in the closed model).
+    #[serde(default)]
+    pub dropped_iterations: u64,
+    /// Open model figures: intended vs started arrivals, VUs, scheduling delay (null: closed).
+    #[serde(default)]
+    pub arrivals: Option<ArrivalReport>,
+    /// The generator's own CPU and memory, and whether the results can be trusted.
+    #[serde(default)]
+    pub generator: GeneratorHealth,
+    /// Per named scenario (empty for a single unnamed scenario).
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioSection>,
+}
+
+/// One named scenario of the run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSection {
+    /// Name.
+    pub name: String,
+    /// Seconds after the start of the run it began.
+    pub start_time_s: f64,
+    /// Its load model.
+    pub load: LoadSettings,
+    /// Every request of this scenario together (rates over the time it ran).
+    pub aggregate: RequestSummary,
+    /// Per request name.
+    pub requests: Vec<RequestSummary>,
+    /// Open model figures (null: closed model).
+    pub arrivals: Option<ArrivalReport>,
 }
 
 /// Producer of the document.
@@ -141,8 +175,15 @@ impl ResultDoc {
                 killed: summary.killed,
             },
             load: summary.load.clone(),
-            aggregate: summary.total(),
-            requests: summary.requests(),
+            aggregate: summary.total().with_curve(&summary.stats.aggregate()),
+            // As `Summary::requests`, plus each name's percentile curve (for the HTML report).
+            requests: summary
+                .names
+                .iter()
+                .zip(&summary.stats.requests)
+                .filter(|(_, s)| s.count > 0)
+                .map(|((m, n), s)| RequestSummary::of(m, n, s, summary.duration).with_curve(s))
+                .collect(),
             errors,
             errors_by_kind: summary
                 .stats
@@ -159,6 +200,34 @@ impl ResultDoc {
             timeline: summary.timeline.clone(),
             sinks: summary.sinks.clone(),
             dropped_samples: summary.dropped_samples,
+            thresholds: summary.outcome.thresholds.clone(),
+            dropped_iterations: summary.outcome.dropped_iterations,
+            arrivals: summary.outcome.arrivals.clone(),
+            generator: summary.outcome.generator.clone(),
+            scenarios: summary
+                .outcome
+                .scenarios
+                .iter()
+                .zip(summary.scenario_totals())
+                .map(|(s, (_, aggregate))| {
+                    let ran = summary.duration.saturating_sub(s.start_time);
+                    let ran = s.load.duration().map_or(ran, |d| ran.min(d));
+                    ScenarioSection {
+                        name: s.name.clone(),
+                        start_time_s: s.start_time.as_secs_f64(),
+                        load: s.load.clone(),
+                        aggregate,
+                        requests: summary
+                            .names
+                            .iter()
+                            .zip(&s.stats.requests)
+                            .filter(|(_, r)| r.count > 0)
+                            .map(|((m, n), r)| RequestSummary::of(m, n, r, ran))
+                            .collect(),
+                        arrivals: s.arrivals.clone(),
+                    }
+                })
+                .collect(),
         }
     }
 

@@ -1,16 +1,23 @@
 //! The end of a run: the [`Summary`] and the reports written from it — the JSON result (a
-//! contract with a committed schema), Locust-compatible CSV files, and the text summary table.
+//! contract with a committed schema), Locust-compatible CSV files, the text summary table, and
+//! the self-contained HTML report (built from the JSON result alone).
 
 pub mod csv;
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod text;
 
 use std::time::{Duration, SystemTime};
 
-use crate::executor::{LoadSettings, RunOutput, StopReason};
+use crate::executor::{
+    ArrivalReport, GeneratorHealth, LoadSettings, RunOutput, ScenarioOutput, StopReason,
+};
 use crate::run::{RunInfo, TimelineEvent};
 use crate::sink::SinkReport;
 use crate::stats::{ErrorEntry, RequestSummary, StatsSet, TimeSeries};
+use crate::thresholds::{Breach, Observed, Threshold, ThresholdResult};
 
 /// How the run ended, for exit codes and verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -57,6 +64,25 @@ pub struct Summary {
     pub sinks: Vec<SinkReport>,
     /// Samples dropped by sample taps.
     pub dropped_samples: u64,
+    /// Load-model figures, generator health and threshold results.
+    pub outcome: Outcome,
+}
+
+/// What the load model, the generator and the thresholds say about the run.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Open model: arrivals that found no free VU.
+    pub dropped_iterations: u64,
+    /// Open-model figures over every open-model scenario (`None`: closed model only).
+    pub arrivals: Option<ArrivalReport>,
+    /// The generator's own CPU and memory, and whether the results can be trusted.
+    pub generator: GeneratorHealth,
+    /// Thresholds seen failing during the run.
+    pub breaches: Vec<Breach>,
+    /// Per named scenario (empty for a plain run).
+    pub scenarios: Vec<ScenarioOutput>,
+    /// Threshold results (filled by [`Summary::evaluate_thresholds`]).
+    pub thresholds: Vec<ThresholdResult>,
 }
 
 impl Summary {
@@ -82,7 +108,46 @@ impl Summary {
             timeline: std::mem::take(&mut out.timeline),
             sinks: Vec::new(),
             dropped_samples: out.dropped_samples,
+            outcome: Outcome {
+                dropped_iterations: out.dropped_iterations,
+                arrivals: out.arrivals.take(),
+                generator: out.generator.clone(),
+                breaches: std::mem::take(&mut out.breaches),
+                scenarios: std::mem::take(&mut out.scenarios),
+                thresholds: Vec::new(),
+            },
         }
+    }
+
+    /// Each named scenario's aggregate, over the time it ran.
+    pub fn scenario_totals(&self) -> Vec<(String, RequestSummary)> {
+        self.outcome
+            .scenarios
+            .iter()
+            .map(|s| {
+                let ran = self.duration.saturating_sub(s.start_time);
+                let ran = s.load.duration().map_or(ran, |d| ran.min(d));
+                let total = RequestSummary::of("", &s.name, &s.stats.aggregate(), ran);
+                (s.name.clone(), total)
+            })
+            .collect()
+    }
+
+    /// Evaluate `thresholds` on the final figures (and the breaches seen during the run); the
+    /// results feed [`Summary::verdict`] and every report.
+    pub fn evaluate_thresholds(&mut self, thresholds: &[Threshold]) {
+        let total = self.total();
+        let requests = self.requests();
+        let scenarios = self.scenario_totals();
+        let observed = Observed {
+            aggregate: &total,
+            requests: &requests,
+            scenarios: &scenarios,
+            dropped_iterations: self.outcome.dropped_iterations,
+            generator: Some(&self.outcome.generator),
+        };
+        self.outcome.thresholds =
+            crate::thresholds::evaluate(thresholds, &observed, &self.outcome.breaches);
     }
 
     /// Per-request summaries in `NameId` order (names with no request omitted).
@@ -117,12 +182,13 @@ impl Summary {
             .collect()
     }
 
-    /// The verdict (thresholds arrive with the thresholds feature; until then a run that ended
-    /// normally passes).
+    /// The verdict: aborted by a guard, interrupted, failed when a threshold failed, else
+    /// passed.
     pub fn verdict(&self) -> Verdict {
         match self.stop_reason {
             StopReason::Aborted(_) => Verdict::Aborted,
             StopReason::Interrupted => Verdict::Interrupted,
+            _ if self.outcome.thresholds.iter().any(|t| !t.passed) => Verdict::Failed,
             _ => Verdict::Passed,
         }
     }

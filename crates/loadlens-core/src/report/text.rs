@@ -129,6 +129,30 @@ pub fn render(summary: &Summary) -> String {
             ms(l.max),
             r.request_count
         );
+        // Open model: the same percentiles from the actual start, beside the corrected ones.
+        if let Some(u) = &r.latency_uncorrected_ms {
+            let _ = writeln!(
+                out,
+                "{:<8} {:<w$} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>9}",
+                "",
+                "  (uncorrected)",
+                ms(u.p50),
+                ms(u.p75),
+                ms(u.p90),
+                ms(u.p95),
+                ms(u.p99),
+                ms(u.p99_9),
+                ms(u.max),
+                ""
+            );
+        }
+    }
+    if rows.iter().any(|r| r.latency_uncorrected_ms.is_some()) {
+        let _ = writeln!(
+            out,
+            "Open model: latency counts from each arrival's intended start (coordinated omission);\n\
+             (uncorrected) rows count from the actual start."
+        );
     }
 
     // Connection phases.
@@ -214,6 +238,8 @@ pub fn render(summary: &Summary) -> String {
             );
         }
     }
+
+    out.push_str(&crate::report::markdown::outcome_text(summary));
 
     // Sinks and drops.
     for s in &summary.sinks {

@@ -44,6 +44,12 @@ pub struct Scenario {
     /// Headers sent with every request.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// Run-wide variables (`{{ name }}`), also the target of captures with `scope: global`.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
+    /// Data feeders: CSV files whose rows become variables (`{{ feeder.column }}`).
+    #[serde(default)]
+    pub data: BTreeMap<String, FeederSpec>,
     /// Kinds of virtual users.
     pub user_types: Vec<UserType>,
     /// Default load profile; CLI flags override each field.
@@ -55,6 +61,56 @@ pub struct Scenario {
     /// Run identity and tags.
     #[serde(default)]
     pub run: RunSettings,
+    /// Pass/fail rules: `p95 < 300ms`, `error_rate < 1%`, … (see [`crate::thresholds`]).
+    #[serde(default)]
+    pub thresholds: Vec<crate::loadspec::ThresholdSpec>,
+    /// Named scenarios with their own load model and start offset, side by side
+    /// (see [`crate::loadspec`]).
+    #[serde(default)]
+    pub scenarios: BTreeMap<String, crate::loadspec::ScenarioSpec>,
+    /// Where the scenario came from (for located errors and relative file paths).
+    #[serde(skip)]
+    pub source: Source,
+}
+
+/// The file a scenario was read from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Source {
+    /// File name as given.
+    pub file: String,
+    /// Text after environment substitution.
+    pub text: String,
+    /// Directory that relative paths (`body_file`, `data`) are resolved against.
+    pub dir: std::path::PathBuf,
+}
+
+impl Source {
+    /// An error located at the first occurrence of `needle`.
+    pub fn error(&self, needle: &str, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::at_text(&self.file, &self.text, needle, message.into())
+    }
+}
+
+/// A CSV data feeder.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FeederSpec {
+    /// CSV file (first line: column names), relative to the scenario file.
+    pub file: String,
+    /// `sequential` (default), `random` or `unique` (one row per user).
+    #[serde(default = "default_mode")]
+    pub mode: crate::feeder::Mode,
+    /// `recycle` (default), `stop_vu` or `stop_run`.
+    #[serde(default = "default_exhausted")]
+    pub on_exhausted: crate::feeder::Exhausted,
+}
+
+fn default_mode() -> crate::feeder::Mode {
+    crate::feeder::Mode::Sequential
+}
+
+fn default_exhausted() -> crate::feeder::Exhausted {
+    crate::feeder::Exhausted::Recycle
 }
 
 /// A kind of virtual user.
@@ -66,18 +122,23 @@ pub struct UserType {
     /// Share of the users (relative to the other user types).
     #[serde(default = "one")]
     pub weight: u32,
-    /// Think time between tasks, Locust-style: `between(1, 3)`, `constant(2)`.
+    /// A fixed number of users of this type (Locust's `fixed_count`), started before the
+    /// weighted ones.
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Think time between tasks, Locust-style: `between(1, 3)`, `constant(2)`,
+    /// `constant_pacing(5)`, `constant_throughput(2)`, `poisson(0.5)`.
     #[serde(default)]
     pub wait: WaitTime,
     /// Headers for this user type's requests (override the scenario's).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    /// Requests made once when a user starts (e.g. logging in).
+    /// Steps run once when a user starts (e.g. logging in).
     #[serde(default)]
-    pub on_start: Vec<RequestSpec>,
-    /// Requests made once when a user stops gracefully.
+    pub on_start: Vec<Step>,
+    /// Steps run once when a user stops gracefully.
     #[serde(default)]
-    pub on_stop: Vec<RequestSpec>,
+    pub on_stop: Vec<Step>,
     /// What the user does repeatedly, picked by weight.
     pub tasks: Vec<Task>,
 }
@@ -92,8 +153,123 @@ pub struct Task {
     /// Relative frequency.
     #[serde(default = "one")]
     pub weight: u32,
-    /// The request this task makes.
-    pub request: RequestSpec,
+    /// Tags for `-T/--tags` and `-E/--exclude-tags`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A single-request task.
+    #[serde(default)]
+    pub request: Option<RequestSpec>,
+    /// A flow: requests, loops and think times in order.
+    #[serde(default)]
+    pub steps: Option<Vec<Step>>,
+}
+
+impl Task {
+    /// The task's steps, whichever way they were written.
+    pub fn all_steps(&self) -> Vec<Step> {
+        match (&self.request, &self.steps) {
+            (Some(r), _) => vec![Step::request(r.clone())],
+            (None, Some(s)) => s.clone(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// One step of a flow: exactly one of `request`, `think`, or `for` + `in` + `steps`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Make a request.
+    #[serde(default)]
+    pub request: Option<RequestSpec>,
+    /// Pause, e.g. `1s` or `between(0.5, 2)`.
+    #[serde(default)]
+    pub think: Option<WaitTime>,
+    /// Loop variable name.
+    #[serde(default, rename = "for")]
+    pub for_each: Option<String>,
+    /// Loop items: a list, or a variable holding a JSON array (`"{{ ids }}"`).
+    #[serde(default, rename = "in")]
+    pub items: Option<serde_json::Value>,
+    /// Loop body.
+    #[serde(default)]
+    pub steps: Option<Vec<Step>>,
+}
+
+impl Step {
+    /// A request step.
+    pub fn request(r: RequestSpec) -> Step {
+        Step {
+            request: Some(r),
+            ..Step::default()
+        }
+    }
+}
+
+/// A capture into a variable.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSpec {
+    /// Variable name.
+    #[serde(rename = "as")]
+    pub var: String,
+    /// JSONPath into the body, e.g. `$.access_token`.
+    #[serde(default)]
+    pub json: Option<String>,
+    /// Response header name.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Regex on the body.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Regex group (default 1 if the regex has a group, else 0).
+    #[serde(default)]
+    pub group: Option<usize>,
+    /// Cookie name (from the user's jar).
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// Capture the status code.
+    #[serde(default)]
+    pub status: Option<bool>,
+    /// Value when the source has none (otherwise the request fails).
+    #[serde(default)]
+    pub default: Option<String>,
+    /// `vu` (default) or `global` (shared by every user).
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// A check on the response. A failed check fails the request with a readable reason.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Allowed statuses: `200`, `[200, 201]`, `2xx`, `200-299`.
+    #[serde(default)]
+    pub status: Option<serde_json::Value>,
+    /// The body contains this text.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// The body matches this regex.
+    #[serde(default)]
+    pub body_matches: Option<String>,
+    /// JSONPath of the value to test (with `exists`, `equals` or `matches`).
+    #[serde(default)]
+    pub json: Option<String>,
+    /// Header to test (with `exists`, `equals` or `matches`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Present (true) or absent (false).
+    #[serde(default)]
+    pub exists: Option<bool>,
+    /// Equal to this value.
+    #[serde(default)]
+    pub equals: Option<serde_json::Value>,
+    /// Matches this regex.
+    #[serde(default)]
+    pub matches: Option<String>,
+    /// The request took at most this long.
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub max_duration: Option<Duration>,
 }
 
 /// One HTTP request.
@@ -117,9 +293,21 @@ pub struct RequestSpec {
     /// JSON body (sets `Content-Type: application/json`).
     #[serde(default)]
     pub json: Option<serde_json::Value>,
-    /// Raw text body.
+    /// Raw text body (templates allowed).
     #[serde(default)]
     pub body: Option<String>,
+    /// URL-encoded form body (sets `Content-Type: application/x-www-form-urlencoded`).
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    /// Body read from a file (relative to the scenario file), sent as is.
+    #[serde(default)]
+    pub body_file: Option<String>,
+    /// Captures into variables, evaluated in order after the response.
+    #[serde(default)]
+    pub capture: Vec<CaptureSpec>,
+    /// Checks on the response.
+    #[serde(default)]
+    pub check: Vec<CheckSpec>,
     /// Per-request timeout.
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub timeout: Option<Duration>,
@@ -144,6 +332,19 @@ pub struct Load {
     /// How long in-flight requests may take to finish once the run stops.
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub stop_timeout: Option<Duration>,
+    /// Ramp stages: `30s:100,5m:100,30s:0` or a list of `{ duration, target }`; targets are
+    /// users, or arrival rates with `arrival_rate` (see [`crate::loadspec`]).
+    #[serde(default)]
+    pub stages: Option<crate::loadspec::StagesSpec>,
+    /// Open model: iterations started per second (`200/s`, `1200/m`) at the start.
+    #[serde(default)]
+    pub arrival_rate: Option<crate::loadspec::Rate>,
+    /// Open model: VUs started before the first arrival.
+    #[serde(default)]
+    pub pre_allocated_vus: Option<u64>,
+    /// Open model: most VUs; arrivals finding none free beyond this are dropped iterations.
+    #[serde(default)]
+    pub max_vus: Option<u64>,
 }
 
 /// HTTP client settings written in the file.
@@ -184,37 +385,72 @@ fn one() -> u32 {
 }
 
 impl Scenario {
-    /// Read and parse `path`.
+    /// Read and parse `path`, substituting `${VAR}` / `${VAR:-default}` from the environment.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::Read {
             file: path.display().to_string(),
             message: e.to_string(),
         })?;
-        Self::from_str_named(&text, &path.display().to_string())
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&text, &path.display().to_string(), dir, |k| {
+            std::env::var(k).ok()
+        })
     }
 
-    /// Parse `text`; `file` names it in errors.
+    /// Parse `text` without environment substitution; `file` names it in errors.
     pub fn from_str_named(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
-        let scenario: Scenario =
-            serde_yaml::from_str(text).map_err(|e| ScenarioError::from_yaml(file, text, &e))?;
-        scenario.validate(file, text)?;
+        Self::parse(text, file, std::path::PathBuf::new(), |_| None)
+    }
+
+    /// Parse `text` with `env` for `${VAR}` substitution; relative paths resolve against `dir`.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        dir: std::path::PathBuf,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Scenario, ScenarioError> {
+        let text = if text.contains("${") {
+            crate::template::substitute_env(text, env).map_err(|(pos, message)| {
+                let line = text[..pos].matches('\n').count() + 1;
+                let column = pos - text[..pos].rfind('\n').map_or(0, |i| i + 1) + 1;
+                ScenarioError::Invalid {
+                    file: file.to_owned(),
+                    line,
+                    column,
+                    message,
+                }
+            })?
+        } else {
+            text.to_owned()
+        };
+        let mut scenario: Scenario =
+            serde_yaml::from_str(&text).map_err(|e| ScenarioError::from_yaml(file, &text, &e))?;
+        scenario.source = Source {
+            file: file.to_owned(),
+            text,
+            dir,
+        };
+        scenario.validate()?;
         Ok(scenario)
     }
 
     /// Checks serde cannot express, located at the offending key when it can be found.
-    fn validate(&self, file: &str, text: &str) -> Result<(), ScenarioError> {
-        let err =
-            |needle: &str, message: String| ScenarioError::at_text(file, text, needle, message);
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let err = |needle: &str, message: String| self.source.error(needle, message);
         if self.user_types.is_empty() {
             return Err(err(
                 "user_types",
                 "`user_types` must list at least one user type".into(),
             ));
         }
-        if self.user_types.iter().all(|u| u.weight == 0) {
+        if self
+            .user_types
+            .iter()
+            .all(|u| u.weight == 0 && u.count.is_none())
+        {
             return Err(err(
                 "weight",
-                "at least one user type needs a weight above 0".into(),
+                "at least one user type needs a weight above 0 or a `count`".into(),
             ));
         }
         for u in &self.user_types {
@@ -236,29 +472,35 @@ impl Scenario {
                     ),
                 ));
             }
-            for r in u
-                .tasks
-                .iter()
-                .map(|t| &t.request)
-                .chain(&u.on_start)
-                .chain(&u.on_stop)
-            {
-                if r.json.is_some() && r.body.is_some() {
-                    return Err(err(
-                        &r.path,
-                        format!("request `{}` has both `json` and `body`: keep one", r.path),
-                    ));
+            for t in &u.tasks {
+                match (&t.request, &t.steps) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            "steps",
+                            format!(
+                                "a task of `{}` has both `request` and `steps`: keep one",
+                                u.name
+                            ),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            &u.name,
+                            format!("a task of `{}` has neither `request` nor `steps`", u.name),
+                        ))
+                    }
+                    (None, Some(s)) if s.is_empty() => {
+                        return Err(err(
+                            "steps",
+                            "`steps` is empty: add at least one step".into(),
+                        ))
+                    }
+                    _ => {}
                 }
-                if !r.path.starts_with('/') && !r.path.contains("://") {
-                    return Err(err(
-                        &r.path,
-                        format!(
-                            "request path `{}` must start with `/` or be an absolute http(s) URL",
-                            r.path
-                        ),
-                    ));
-                }
+                self.validate_steps(&t.all_steps())?;
             }
+            self.validate_steps(&u.on_start)?;
+            self.validate_steps(&u.on_stop)?;
         }
         if let Some(h) = &self.host {
             if !(h.starts_with("http://") || h.starts_with("https://")) {
@@ -274,6 +516,56 @@ impl Scenario {
                     v,
                     format!("client.http_version is `{v}`, expected auto, http1 or http2"),
                 ));
+            }
+        }
+        crate::loadspec::validate(self).map_err(|(needle, message)| err(&needle, message))?;
+        Ok(())
+    }
+
+    fn validate_steps(&self, steps: &[Step]) -> Result<(), ScenarioError> {
+        let err = |needle: &str, message: String| self.source.error(needle, message);
+        for s in steps {
+            let kinds = usize::from(s.request.is_some())
+                + usize::from(s.think.is_some())
+                + usize::from(s.for_each.is_some());
+            if kinds != 1 {
+                return Err(err(
+                    "steps",
+                    "each step needs exactly one of `request`, `think` or `for` (+ `in` and `steps`)".into(),
+                ));
+            }
+            if let Some(var) = &s.for_each {
+                if s.items.is_none() || s.steps.as_ref().is_none_or(Vec::is_empty) {
+                    return Err(err(
+                        var,
+                        format!("loop `for: {var}` needs `in:` (a list) and non-empty `steps:`"),
+                    ));
+                }
+                self.validate_steps(s.steps.as_deref().unwrap_or_default())?;
+            } else if s.items.is_some() || s.steps.is_some() {
+                return Err(err("in:", "`in` and `steps` belong to a `for` loop".into()));
+            }
+            if let Some(r) = &s.request {
+                let bodies = usize::from(r.json.is_some())
+                    + usize::from(r.body.is_some())
+                    + usize::from(!r.form.is_empty())
+                    + usize::from(r.body_file.is_some());
+                if bodies > 1 {
+                    return Err(err(
+                        &r.path,
+                        format!("request `{}` has more than one of `json`, `body`, `form`, `body_file`: keep one", r.path),
+                    ));
+                }
+                if !r.path.starts_with('/') && !r.path.contains("://") && !r.path.starts_with("{{")
+                {
+                    return Err(err(
+                        &r.path,
+                        format!(
+                            "request path `{}` must start with `/` or be an absolute http(s) URL",
+                            r.path
+                        ),
+                    ));
+                }
             }
         }
         Ok(())

@@ -43,10 +43,16 @@ fn parses_a_full_scenario() {
         u.wait,
         WaitTime::Between(Duration::from_secs(1), Duration::from_secs(3))
     );
-    assert_eq!(u.tasks[1].request.method.0, http::Method::POST);
-    assert_eq!(u.tasks[1].request.timeout, Some(Duration::from_secs(5)));
     assert_eq!(
-        u.tasks[1].request.json.as_ref().unwrap()["items"][0]["quantity"],
+        u.tasks[1].request.as_ref().unwrap().method.0,
+        http::Method::POST
+    );
+    assert_eq!(
+        u.tasks[1].request.as_ref().unwrap().timeout,
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        u.tasks[1].request.as_ref().unwrap().json.as_ref().unwrap()["items"][0]["quantity"],
         2
     );
     assert_eq!(s.load.run_time, Some(Duration::from_secs(20)));
@@ -99,4 +105,138 @@ fn missing_required_key() {
 fn display_is_file_line_col() {
     let e = Scenario::from_str_named("user_types: 3\n", "f.yaml").unwrap_err();
     assert!(e.to_string().starts_with("f.yaml:1:"), "{e}");
+}
+
+/// The committed JSON Schema of the file format lists exactly the keys the parser accepts, at
+/// every level: an unknown key makes serde list what it expects, which is compared with the
+/// schema's `properties`.
+#[test]
+fn json_schema_is_in_sync_with_the_parser() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
+    let defs = &schema["definitions"];
+    let cases: Vec<(&str, &serde_json::Value)> = vec![
+        ("zzz: 1\nuser_types: []\n", &schema),
+        ("user_types: [{ name: u, zzz: 1, tasks: [] }]\n", &defs["user_type"]),
+        ("user_types: [{ name: u, tasks: [{ zzz: 1 }] }]\n", &defs["task"]),
+        ("user_types: [{ name: u, tasks: [{ steps: [{ zzz: 1 }] }] }]\n", &defs["step"]),
+        ("user_types: [{ name: u, tasks: [{ request: { path: /, zzz: 1 } }] }]\n", &defs["request"]),
+        ("user_types: [{ name: u, tasks: [{ request: { path: /, capture: [{ as: x, zzz: 1 }] } }] }]\n", &defs["capture"]),
+        ("user_types: [{ name: u, tasks: [{ request: { path: /, check: [{ zzz: 1 }] } }] }]\n", &defs["check"]),
+        ("load: { zzz: 1 }\nuser_types: []\n", &defs["load"]),
+        ("client: { zzz: 1 }\nuser_types: []\n", &schema["properties"]["client"]),
+        ("run: { zzz: 1 }\nuser_types: []\n", &schema["properties"]["run"]),
+        ("data: { x: { file: a.csv, zzz: 1 } }\nuser_types: []\n", &schema["properties"]["data"]["additionalProperties"]),
+        ("scenarios: { x: { zzz: 1 } }\nuser_types: []\n", &schema["properties"]["scenarios"]["additionalProperties"]),
+        ("thresholds: [{ threshold: p95 < 1s, zzz: 1 }]\nuser_types: []\n", &schema["properties"]["thresholds"]["items"]["oneOf"][1]),
+    ];
+    for (yaml, node) in cases {
+        let msg = match Scenario::from_str_named(yaml, "s.yaml") {
+            Err(ScenarioError::Invalid { message, .. }) => message,
+            other => panic!("{yaml}: expected an unknown-field error, got {other:?}"),
+        };
+        assert!(msg.contains("unknown field `zzz`"), "{yaml}: {msg}");
+        let list = msg
+            .split("expected one of ")
+            .nth(1)
+            .or_else(|| msg.split("expected ").nth(1))
+            .unwrap_or("");
+        let mut parser_keys: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+        parser_keys.sort();
+        let mut schema_keys: Vec<&str> = node["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no properties for {yaml}"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        schema_keys.sort();
+        assert_eq!(parser_keys, schema_keys, "schema out of sync for: {yaml}");
+    }
+}
+
+#[test]
+fn flows_captures_checks_and_feeders_parse() {
+    let text = r#"
+vars: { region: eu }
+data:
+  users: { file: users.csv, mode: unique, on_exhausted: stop_vu }
+user_types:
+  - name: shopper
+    count: 2
+    wait: constant_pacing(2)
+    on_start:
+      - request:
+          method: POST
+          path: /api/v1/auth/login
+          json: { email: "{{ users.email }}", password: x }
+          capture: [{ json: $.access_token, as: token }]
+          check: [{ status: [200, 201] }, { json: $.token_type, equals: Bearer }]
+    tasks:
+      - tags: [browse]
+        steps:
+          - for: id
+            in: [1, 2]
+            steps:
+              - request: { path: "/product/{{ id }}" }
+              - think: between(0.1, 0.2)
+"#;
+    let s = Scenario::from_str_named(text, "s.yaml").unwrap();
+    let u = &s.user_types[0];
+    assert_eq!(u.count, Some(2));
+    assert_eq!(u.wait, WaitTime::ConstantPacing(Duration::from_secs(2)));
+    let login = u.on_start[0].request.as_ref().unwrap();
+    assert_eq!(login.capture[0].var, "token");
+    assert_eq!(login.check.len(), 2);
+    let steps = u.tasks[0].steps.as_ref().unwrap();
+    assert_eq!(steps[0].for_each.as_deref(), Some("id"));
+    assert_eq!(steps[0].steps.as_ref().unwrap().len(), 2);
+    assert_eq!(s.data["users"].mode, crate::feeder::Mode::Unique);
+}
+
+#[test]
+fn step_and_task_shape_errors() {
+    let both = "user_types: [{ name: u, tasks: [{ request: { path: /a }, steps: [{ request: { path: /b } }] }] }]";
+    assert!(Scenario::from_str_named(both, "s.yaml")
+        .unwrap_err()
+        .to_string()
+        .contains("both `request` and `steps`"));
+    let two =
+        "user_types: [{ name: u, tasks: [{ steps: [{ request: { path: /b }, think: 1s }] }] }]";
+    let ok = "user_types: [{ name: u, tasks: [{ steps: [{ request: { path: /b } }, { think: 1.5s }] }] }]";
+    assert!(Scenario::from_str_named(ok, "s.yaml").is_ok());
+    assert!(Scenario::from_str_named(two, "s.yaml")
+        .unwrap_err()
+        .to_string()
+        .contains("exactly one of `request`, `think` or `for`"));
+    let bad_loop = "user_types: [{ name: u, tasks: [{ steps: [{ for: x }] }] }]";
+    assert!(Scenario::from_str_named(bad_loop, "s.yaml")
+        .unwrap_err()
+        .to_string()
+        .contains("needs `in:`"));
+}
+
+#[test]
+fn environment_variables_are_substituted_with_location_on_error() {
+    let text = "host: ${TEST_HOST_X:-http://127.0.0.1:1}\nuser_types: [{ name: u, tasks: [{ request: { path: /x, headers: { X-K: \"${API_KEY_X}\" } } }] }]\n";
+    let e = Scenario::parse(text, "s.yaml", Default::default(), |_| None).unwrap_err();
+    let ScenarioError::Invalid {
+        line,
+        column,
+        message,
+        ..
+    } = e
+    else {
+        panic!()
+    };
+    assert_eq!((line, column), (2, 73), "{message}");
+    assert!(message.contains("`API_KEY_X` is not set"), "{message}");
+    let s = Scenario::parse(text, "s.yaml", Default::default(), |k| {
+        (k == "API_KEY_X").then(|| "k1".into())
+    })
+    .unwrap();
+    assert_eq!(s.host.as_deref(), Some("http://127.0.0.1:1"));
+    assert_eq!(
+        s.user_types[0].tasks[0].request.as_ref().unwrap().headers["X-K"],
+        "k1"
+    );
 }

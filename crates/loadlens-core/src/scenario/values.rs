@@ -122,16 +122,25 @@ pub enum WaitTime {
     Between(Duration, Duration),
     /// Always the same.
     Constant(Duration),
+    /// Start an iteration at most every period: waits the period minus the iteration's time.
+    ConstantPacing(Duration),
+    /// Exponentially distributed waits with this mean (Poisson arrivals per user).
+    Poisson(Duration),
 }
 
 impl WaitTime {
-    /// Parse `between(1, 3)`, `constant(2)`, `constant(500ms)` or `none`.
+    /// Parse `between(1, 3)`, `constant(2)`, `constant(500ms)`, `constant_pacing(5)`,
+    /// `constant_throughput(2)` (iterations per second per user), `poisson(0.5)` (mean rate per
+    /// second) or `none`.
     pub fn parse(s: &str) -> Result<WaitTime, String> {
         let s = s.trim();
         if s.is_empty() || s == "none" || s == "0" {
             return Ok(WaitTime::None);
         }
-        let expected = "expected `between(MIN, MAX)`, `constant(T)` or `none` (times in seconds or with units, e.g. `between(1, 3)`)";
+        if let Ok(d) = parse_duration(s) {
+            return Ok(WaitTime::Constant(d));
+        }
+        let expected = "expected `between(MIN, MAX)`, `constant(T)`, `constant_pacing(T)`, `constant_throughput(N)`, `poisson(RATE)` or `none` (times in seconds or with units, e.g. `between(1, 3)`)";
         let (fun, args) = s
             .strip_suffix(')')
             .and_then(|x| x.split_once('('))
@@ -149,16 +158,34 @@ impl WaitTime {
                 Ok(WaitTime::Between(a, b))
             }
             ("constant", [a]) => Ok(WaitTime::Constant(parse(a)?)),
+            ("constant_pacing", [a]) => Ok(WaitTime::ConstantPacing(parse(a)?)),
+            ("constant_throughput" | "poisson", [a]) => {
+                let rate: f64 = a
+                    .parse()
+                    .ok()
+                    .filter(|r: &f64| *r > 0.0 && r.is_finite())
+                    .ok_or_else(|| {
+                        format!("invalid wait `{s}`: the rate must be a positive number per second")
+                    })?;
+                let period = Duration::from_secs_f64(1.0 / rate);
+                Ok(if fun.trim() == "poisson" {
+                    WaitTime::Poisson(period)
+                } else {
+                    WaitTime::ConstantPacing(period)
+                })
+            }
             _ => Err(format!("invalid wait `{s}`: {expected}")),
         }
     }
 
-    /// Draw the next wait.
-    pub fn next(&self, rng: &mut fastrand::Rng) -> Duration {
+    /// Draw the next wait; `busy` is how long the iteration just finished took (for pacing).
+    pub fn next(&self, rng: &mut fastrand::Rng, busy: Duration) -> Duration {
         match *self {
             WaitTime::None => Duration::ZERO,
             WaitTime::Constant(d) => d,
             WaitTime::Between(a, b) => a + (b - a).mul_f64(rng.f64()),
+            WaitTime::ConstantPacing(p) => p.saturating_sub(busy),
+            WaitTime::Poisson(mean) => mean.mul_f64(-(1.0 - rng.f64()).ln()),
         }
     }
 }
@@ -171,6 +198,8 @@ impl fmt::Display for WaitTime {
                 write!(f, "between({}, {})", a.as_secs_f64(), b.as_secs_f64())
             }
             WaitTime::Constant(a) => write!(f, "constant({})", a.as_secs_f64()),
+            WaitTime::ConstantPacing(a) => write!(f, "constant_pacing({})", a.as_secs_f64()),
+            WaitTime::Poisson(m) => write!(f, "poisson({})", 1.0 / m.as_secs_f64()),
         }
     }
 }
@@ -250,8 +279,28 @@ mod tests {
         let w = WaitTime::Between(Duration::from_secs(1), Duration::from_secs(2));
         let mut rng = fastrand::Rng::with_seed(1);
         for _ in 0..100 {
-            let d = w.next(&mut rng);
+            let d = w.next(&mut rng, Duration::ZERO);
             assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2));
         }
+        let pacing = WaitTime::parse("constant_pacing(5)").unwrap();
+        assert_eq!(
+            pacing.next(&mut rng, Duration::from_secs(2)),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            pacing.next(&mut rng, Duration::from_secs(7)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            WaitTime::parse("constant_throughput(4)").unwrap(),
+            WaitTime::ConstantPacing(Duration::from_millis(250))
+        );
+        let poisson = WaitTime::parse("poisson(10)").unwrap();
+        let mean: f64 = (0..20_000)
+            .map(|_| poisson.next(&mut rng, Duration::ZERO).as_secs_f64())
+            .sum::<f64>()
+            / 20_000.0;
+        assert!((mean - 0.1).abs() < 0.005, "{mean}");
+        assert!(WaitTime::parse("poisson(0)").is_err());
     }
 }

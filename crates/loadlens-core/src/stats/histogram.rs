@@ -124,6 +124,28 @@ impl LatencyHistogram {
             .collect()
     }
 
+    /// `[value_ms, quantile]` pairs at fixed quantiles, every 10 % up to 80 % and then
+    /// logarithmically in the tail (90 %, 99 %, … 99.999 %), ending at the maximum: at most
+    /// [`Self::PERCENTILE_CURVE_POINTS`] points whatever the run length, with the tail resolved
+    /// (unlike [`Self::curve`], whose `take` can cut the tail of a long-tailed histogram).
+    pub fn percentile_curve(&self) -> Vec<[f64; 2]> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let mut qs: Vec<f64> = (0..9).map(|i| f64::from(i) / 10.0).collect();
+        // 1 - 10^-x for x in 1.0..=5.0 by 0.125: 33 points from 90 % to 99.999 %.
+        qs.extend((8..=40).map(|i| 1.0 - 10f64.powf(-f64::from(i) / 8.0)));
+        let mut out: Vec<[f64; 2]> = qs
+            .into_iter()
+            .map(|q| [self.quantile_ms(q), (q * 1e6).round() / 1e6])
+            .collect();
+        out.push([self.max_ms(), 1.0]);
+        out
+    }
+
+    /// Most points [`Self::percentile_curve`] returns.
+    pub const PERCENTILE_CURVE_POINTS: usize = 43;
+
     /// The underlying HDR histogram (microseconds), for exporters.
     pub fn inner(&self) -> &Histogram<u64> {
         &self.0
@@ -224,5 +246,26 @@ mod tests {
         let h = LatencyHistogram::new();
         assert_eq!(h.percentiles(), Percentiles::default());
         assert!(h.curve(100).is_empty());
+        assert!(h.percentile_curve().is_empty());
+    }
+
+    #[test]
+    fn percentile_curve_is_bounded_monotonic_and_reaches_the_max() {
+        let mut h = LatencyHistogram::new();
+        for v in 1..=100_000u64 {
+            h.record(Duration::from_micros(v * 10));
+        }
+        let c = h.percentile_curve();
+        assert!(
+            c.len() <= LatencyHistogram::PERCENTILE_CURVE_POINTS,
+            "{}",
+            c.len()
+        );
+        assert!(c
+            .windows(2)
+            .all(|w| w[0][0] <= w[1][0] && w[0][1] < w[1][1]));
+        assert_eq!(c.last().unwrap(), &[h.max_ms(), 1.0]);
+        let p99 = c.iter().find(|p| (p[1] - 0.99).abs() < 1e-9).unwrap();
+        assert!((p99[0] - 990.0).abs() < 1.0, "{p99:?}");
     }
 }

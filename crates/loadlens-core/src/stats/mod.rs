@@ -49,6 +49,10 @@ pub struct RequestStats {
     pub content_bytes: u64,
     /// Requests that opened a new connection.
     pub new_connections: u64,
+    /// Checks passed.
+    pub checks_passed: u64,
+    /// Checks failed.
+    pub checks_failed: u64,
     /// Responses per status code, sorted by code.
     pub status_codes: Vec<(u16, u64)>,
 }
@@ -87,6 +91,8 @@ impl RequestStats {
         self.bytes_received += s.bytes_received;
         self.content_bytes += s.content_length;
         self.new_connections += u64::from(s.new_connection);
+        self.checks_passed += u64::from(s.checks_passed);
+        self.checks_failed += u64::from(s.checks_failed);
         if let Some(code) = s.status {
             match self.status_codes.binary_search_by_key(&code, |e| e.0) {
                 Ok(i) => self.status_codes[i].1 += 1,
@@ -110,6 +116,8 @@ impl RequestStats {
         self.bytes_received += other.bytes_received;
         self.content_bytes += other.content_bytes;
         self.new_connections += other.new_connections;
+        self.checks_passed += other.checks_passed;
+        self.checks_failed += other.checks_failed;
         for &(code, n) in &other.status_codes {
             match self.status_codes.binary_search_by_key(&code, |e| e.0) {
                 Ok(i) => self.status_codes[i].1 += n,
@@ -137,6 +145,8 @@ impl RequestStats {
         self.bytes_received = 0;
         self.content_bytes = 0;
         self.new_connections = 0;
+        self.checks_passed = 0;
+        self.checks_failed = 0;
         self.status_codes.clear();
     }
 
@@ -383,8 +393,18 @@ pub struct RequestSummary {
     pub bytes_received: u64,
     /// Requests that opened a new connection.
     pub new_connections: u64,
+    /// Checks passed.
+    #[serde(default)]
+    pub checks_passed: u64,
+    /// Checks failed.
+    #[serde(default)]
+    pub checks_failed: u64,
     /// Responses per status code.
     pub status_codes: std::collections::BTreeMap<String, u64>,
+    /// Percentile curve `[ms, quantile]` (see [`LatencyHistogram::percentile_curve`]); filled
+    /// only in end-of-run results, empty (and not serialised) in live snapshots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_curve: Vec<[f64; 2]>,
 }
 
 /// Per-phase statistics in milliseconds; a phase that never happened has `count == 0`.
@@ -467,12 +487,21 @@ impl RequestSummary {
             bytes_sent: stats.bytes_sent,
             bytes_received: stats.bytes_received,
             new_connections: stats.new_connections,
+            checks_passed: stats.checks_passed,
+            checks_failed: stats.checks_failed,
             status_codes: stats
                 .status_codes
                 .iter()
                 .map(|(c, n)| (c.to_string(), *n))
                 .collect(),
+            latency_curve: Vec::new(),
         }
+    }
+
+    /// The same summary with its percentile curve filled from `stats`.
+    pub fn with_curve(mut self, stats: &RequestStats) -> Self {
+        self.latency_curve = stats.latency.percentile_curve();
+        self
     }
 }
 
@@ -600,6 +629,8 @@ mod tests {
             content_length: 5,
             new_connection: false,
             failure: fail.map(|m| Failure::new(ErrorKind::Status, m)),
+            checks_passed: 0,
+            checks_failed: 0,
             trace: None,
         }
     }

@@ -1,6 +1,9 @@
 //! End-to-end tests of the `loadlens` binary: real processes, real servers on 127.0.0.1:0.
 
+mod browser;
 mod cli;
 mod demo;
+mod profiles;
+mod report;
 mod schema;
 mod support;

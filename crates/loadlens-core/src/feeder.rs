@@ -1,0 +1,261 @@
+//! Data feeders: rows from CSV files given to virtual users as variables
+//! (`{{ users.email }}` for column `email` of feeder `users`).
+//!
+//! Modes: `sequential` (each iteration takes the next row, shared by all users), `random` (a
+//! random row each iteration), `unique` (each user takes its own row for its whole life). When
+//! the rows run out: `recycle` (start over), `stop_vu` (that user stops) or `stop_run`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How rows are handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Next row per iteration, shared across users.
+    Sequential,
+    /// Random row per iteration.
+    Random,
+    /// One row per user, for its whole life.
+    Unique,
+}
+
+/// What happens when every row was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exhausted {
+    /// Start over from the first row.
+    Recycle,
+    /// The user that needs a row stops.
+    StopVu,
+    /// The whole run stops.
+    StopRun,
+}
+
+/// A loaded feeder.
+#[derive(Debug)]
+pub struct Feeder {
+    /// Name used in templates.
+    pub name: String,
+    /// Column names.
+    pub columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    /// Hand-out mode.
+    pub mode: Mode,
+    /// Exhaustion policy.
+    pub on_exhausted: Exhausted,
+    next: AtomicUsize,
+}
+
+/// The result of asking for a row.
+#[derive(Debug, PartialEq)]
+pub enum Row<'a> {
+    /// The row's fields, in column order.
+    Fields(&'a [String]),
+    /// Out of rows: stop this user.
+    StopVu,
+    /// Out of rows: stop the run.
+    StopRun,
+}
+
+impl Feeder {
+    /// Parse CSV `text` (first line: column names). `file` names it in errors.
+    pub fn parse(
+        name: &str,
+        file: &str,
+        text: &str,
+        mode: Mode,
+        on_exhausted: Exhausted,
+    ) -> Result<Feeder, String> {
+        let mut records = parse_csv(text).map_err(|(line, why)| format!("{file}:{line}: {why}"))?;
+        if records.is_empty() {
+            return Err(format!(
+                "{file}: empty CSV file: expected a header line with column names"
+            ));
+        }
+        let columns: Vec<String> = records
+            .remove(0)
+            .into_iter()
+            .map(|c| c.trim().to_owned())
+            .collect();
+        if columns.iter().any(String::is_empty) {
+            return Err(format!("{file}:1: empty column name in the header line"));
+        }
+        for (i, r) in records.iter().enumerate() {
+            if r.len() != columns.len() {
+                return Err(format!(
+                    "{file}:{}: expected {} fields like the header, found {}",
+                    i + 2,
+                    columns.len(),
+                    r.len()
+                ));
+            }
+        }
+        if records.is_empty() {
+            return Err(format!("{file}: no data rows after the header line"));
+        }
+        Ok(Feeder {
+            name: name.to_owned(),
+            columns,
+            rows: records,
+            mode,
+            on_exhausted,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// True when there are no rows (never: parsing rejects empty files).
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The next row for this mode.
+    pub fn next_row(&self, rng: &mut fastrand::Rng) -> Row<'_> {
+        if self.mode == Mode::Random {
+            return Row::Fields(&self.rows[rng.usize(..self.rows.len())]);
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i < self.rows.len() {
+            return Row::Fields(&self.rows[i]);
+        }
+        match self.on_exhausted {
+            Exhausted::Recycle => Row::Fields(&self.rows[i % self.rows.len()]),
+            Exhausted::StopVu => Row::StopVu,
+            Exhausted::StopRun => Row::StopRun,
+        }
+    }
+}
+
+/// RFC 4180 CSV: quoted fields with `""` escapes and embedded newlines. Blank lines are skipped.
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
+    let mut out = Vec::new();
+    let mut record: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut in_quotes = false;
+    let mut line = 1;
+    let mut chars = text.chars().peekable();
+    let mut field_started = false;
+    while let Some(c) = chars.next() {
+        if in_quotes {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => in_quotes = false,
+                '\n' => {
+                    line += 1;
+                    field.push(c);
+                }
+                _ => field.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if field.is_empty() => {
+                in_quotes = true;
+                field_started = true;
+            }
+            ',' => {
+                record.push(std::mem::take(&mut field));
+                field_started = true;
+            }
+            '\r' => {}
+            '\n' => {
+                if field_started || !field.is_empty() || !record.is_empty() {
+                    record.push(std::mem::take(&mut field));
+                    out.push(std::mem::take(&mut record));
+                }
+                field_started = false;
+                line += 1;
+            }
+            _ => {
+                field.push(c);
+                field_started = true;
+            }
+        }
+    }
+    if in_quotes {
+        return Err((line, "unterminated quoted field".into()));
+    }
+    if field_started || !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        out.push(record);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_with_quotes_and_modes() {
+        let f = Feeder::parse(
+            "users",
+            "u.csv",
+            "email,name\na@x.io,\"Doe, J\"\nb@x.io,\"say \"\"hi\"\"\"\n",
+            Mode::Sequential,
+            Exhausted::StopVu,
+        )
+        .unwrap();
+        assert_eq!(f.columns, vec!["email", "name"]);
+        let mut rng = fastrand::Rng::with_seed(1);
+        assert_eq!(
+            f.next_row(&mut rng),
+            Row::Fields(&["a@x.io".to_owned(), "Doe, J".to_owned()])
+        );
+        assert_eq!(
+            f.next_row(&mut rng),
+            Row::Fields(&["b@x.io".to_owned(), "say \"hi\"".to_owned()])
+        );
+        assert_eq!(f.next_row(&mut rng), Row::StopVu);
+        let r = Feeder::parse(
+            "u",
+            "u.csv",
+            "a\n1\n2\n",
+            Mode::Sequential,
+            Exhausted::Recycle,
+        )
+        .unwrap();
+        let got: Vec<String> = (0..5)
+            .map(|_| match r.next_row(&mut rng) {
+                Row::Fields(f) => f[0].clone(),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec!["1", "2", "1", "2", "1"]);
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let e = Feeder::parse(
+            "u",
+            "u.csv",
+            "a,b\n1,2\n3\n",
+            Mode::Random,
+            Exhausted::Recycle,
+        )
+        .unwrap_err();
+        assert_eq!(e, "u.csv:3: expected 2 fields like the header, found 1");
+        assert!(
+            Feeder::parse("u", "u.csv", "", Mode::Random, Exhausted::Recycle)
+                .unwrap_err()
+                .contains("empty CSV")
+        );
+        assert!(
+            Feeder::parse("u", "u.csv", "a\n", Mode::Random, Exhausted::Recycle)
+                .unwrap_err()
+                .contains("no data rows")
+        );
+        assert!(
+            Feeder::parse("u", "u.csv", "a\n\"x\n", Mode::Random, Exhausted::Recycle)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+    }
+}

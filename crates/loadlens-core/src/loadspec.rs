@@ -1,0 +1,284 @@
+//! The load-model and threshold parts of the scenario file, and their conversion into
+//! [`LoadSettings`] and [`Threshold`]s:
+//!
+//! ```yaml
+//! load:
+//!   stages: 30s:100,5m:100,30s:0        # or a list of { duration: 30s, target: 100 }
+//!   # open model instead of users:
+//!   arrival_rate: 200/s                 # start rate (constant without stages); /s or /m
+//!   pre_allocated_vus: 50
+//!   max_vus: 500
+//! thresholds:
+//!   - p95 < 300ms
+//!   - { threshold: "error_rate < 1%", abort_on_fail: true, delay: 30s }
+//! scenarios:                            # several load models side by side (k6 `scenarios`)
+//!   browse:   { user_types: [shopper], load: { arrival_rate: 50/s, run_time: 5m } }
+//!   checkout: { user_types: [buyer], start_time: 1m, load: { users: 10, run_time: 2m } }
+//! ```
+//!
+//! In the open model, stage targets are arrival rates: a bare number is per second, or write
+//! `500/s`, `30000/m`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::executor::profile::{parse_rate, parse_stages};
+use crate::executor::{ArrivalSettings, LoadSettings, Stage};
+use crate::scenario::{parse_duration, Load, Scenario};
+use crate::thresholds::{self, Threshold};
+
+/// `stages:` — the shorthand string or a list of `{ duration, target }`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StagesSpec(pub Vec<Stage>);
+
+fn duration_of(v: &serde_yaml::Value) -> Result<Duration, String> {
+    match v {
+        serde_yaml::Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("invalid duration `{n}`")),
+        serde_yaml::Value::String(s) => parse_duration(s),
+        other => Err(format!("expected a duration such as `30s`, got {other:?}")),
+    }
+}
+
+fn target_of(v: &serde_yaml::Value) -> Result<f64, String> {
+    let t = match v {
+        serde_yaml::Value::Number(n) => {
+            n.as_f64().ok_or_else(|| format!("invalid target `{n}`"))?
+        }
+        serde_yaml::Value::String(s) => parse_rate(s)?,
+        other => {
+            return Err(format!(
+                "expected a number or a rate such as `500/s`, got {other:?}"
+            ))
+        }
+    };
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err(format!("stage target must be 0 or more, got {t}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for StagesSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StagesSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("stages as `30s:100,5m:100,30s:0` or a list of `{ duration: 30s, target: 100 }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StagesSpec, E> {
+                parse_stages(v).map(StagesSpec).map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StagesSpec, A::Error> {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Entry {
+                    duration: serde_yaml::Value,
+                    target: serde_yaml::Value,
+                }
+                let mut out = Vec::new();
+                while let Some(e) = seq.next_element::<Entry>()? {
+                    let n = out.len() + 1;
+                    let duration = duration_of(&e.duration)
+                        .map_err(|m| de::Error::custom(format!("stage {n}: {m}")))?;
+                    let target = target_of(&e.target)
+                        .map_err(|m| de::Error::custom(format!("stage {n}: {m}")))?;
+                    out.push(Stage { duration, target });
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom(
+                        "`stages` is empty: list at least one stage",
+                    ));
+                }
+                Ok(StagesSpec(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An arrival rate: `200` or `200/s` (per second), `1200/m`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rate(pub f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_yaml::Value::deserialize(d)?;
+        target_of(&v)
+            .map(Rate)
+            .map_err(|e| de::Error::custom(format!("arrival_rate: {e}")))
+    }
+}
+
+/// One entry of `thresholds:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThresholdSpec {
+    /// The rule, e.g. `p95 < 300ms`.
+    pub threshold: String,
+    /// Stop the run when it fails.
+    pub abort_on_fail: bool,
+    /// Grace time before it may abort.
+    pub delay: Option<Duration>,
+}
+
+impl<'de> Deserialize<'de> for ThresholdSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ThresholdSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a threshold such as `p95 < 300ms` or `{ threshold: \"p95 < 300ms\", abort_on_fail: true, delay: 30s }`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ThresholdSpec, E> {
+                Ok(ThresholdSpec {
+                    threshold: v.to_owned(),
+                    abort_on_fail: false,
+                    delay: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ThresholdSpec, A::Error> {
+                let mut out = ThresholdSpec {
+                    threshold: String::new(),
+                    abort_on_fail: false,
+                    delay: None,
+                };
+                while let Some(k) = map.next_key::<String>()? {
+                    match k.as_str() {
+                        "threshold" => out.threshold = map.next_value()?,
+                        "abort_on_fail" => out.abort_on_fail = map.next_value()?,
+                        "delay" => {
+                            let v: serde_yaml::Value = map.next_value()?;
+                            out.delay = Some(duration_of(&v).map_err(de::Error::custom)?);
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["threshold", "abort_on_fail", "delay"],
+                            ))
+                        }
+                    }
+                }
+                if out.threshold.is_empty() {
+                    return Err(de::Error::missing_field("threshold"));
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl ThresholdSpec {
+    /// Parse the rule and apply the entry's options.
+    pub fn parse(&self) -> Result<Threshold, String> {
+        let mut t = thresholds::parse(&self.threshold)?;
+        t.abort_on_fail |= self.abort_on_fail || self.delay.is_some();
+        t.delay = t.delay.or(self.delay);
+        Ok(t)
+    }
+}
+
+/// One entry of `scenarios:`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// User types this scenario runs (default: all).
+    #[serde(default)]
+    pub user_types: Vec<String>,
+    /// When it starts, from the start of the run.
+    #[serde(default)]
+    pub start_time: Option<serde_yaml::Value>,
+    /// Its load model.
+    #[serde(default)]
+    pub load: Load,
+}
+
+impl ScenarioSpec {
+    /// The start offset.
+    pub fn start(&self) -> Result<Duration, String> {
+        self.start_time
+            .as_ref()
+            .map_or(Ok(Duration::ZERO), duration_of)
+            .map_err(|e| format!("start_time: {e}"))
+    }
+}
+
+/// Load settings from the file's `load:` (CLI flags are applied on top by the caller).
+pub fn settings(load: &Load) -> Result<LoadSettings, String> {
+    let stages = load.stages.clone().unwrap_or_default().0;
+    let arrival = match (load.arrival_rate, load.pre_allocated_vus, load.max_vus) {
+        (None, None, None) => None,
+        (None, _, _) if stages.is_empty() => {
+            return Err(
+                "`pre_allocated_vus`/`max_vus` belong to the open model: add `arrival_rate`".into(),
+            )
+        }
+        (rate, pre, max) => Some(arrival(rate.map_or(0.0, |r| r.0), pre, max)?),
+    };
+    Ok(LoadSettings {
+        users: load.users.unwrap_or(1),
+        spawn_rate: load.spawn_rate,
+        run_time: load.run_time,
+        iterations: load.iterations,
+        stop_timeout: load.stop_timeout,
+        stages,
+        arrival,
+    })
+}
+
+/// Open-model settings with defaults: pre-allocated VUs default to the start rate × 100 ms
+/// (at least 1, at most `max`), max VUs to ten times the pre-allocated ones.
+pub fn arrival(rate: f64, pre: Option<u64>, max: Option<u64>) -> Result<ArrivalSettings, String> {
+    let pre = pre.unwrap_or_else(|| {
+        // The default never exceeds an explicit max.
+        let d = ((rate / 10.0).ceil() as u64).max(1);
+        max.map_or(d, |m| d.min(m))
+    });
+    let max = max.unwrap_or_else(|| pre.max(1) * 10);
+    if max == 0 {
+        return Err("max_vus must be at least 1".into());
+    }
+    if pre > max {
+        return Err(format!(
+            "pre_allocated_vus ({pre}) is above max_vus ({max}): raise max_vus or lower pre_allocated_vus"
+        ));
+    }
+    Ok(ArrivalSettings {
+        rate_per_s: rate,
+        pre_allocated_vus: pre,
+        max_vus: max,
+    })
+}
+
+/// Checks of these sections, returning `(text to locate, message)` for the scenario's error.
+pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
+    for t in &s.thresholds {
+        t.parse().map_err(|e| (t.threshold.clone(), e))?;
+    }
+    settings(&s.load).map_err(|e| ("load".to_owned(), e))?;
+    for (name, sc) in &s.scenarios {
+        sc.start()
+            .map_err(|e| (name.clone(), format!("scenario `{name}`: {e}")))?;
+        settings(&sc.load).map_err(|e| (name.clone(), format!("scenario `{name}`: {e}")))?;
+        for u in &sc.user_types {
+            if !s.user_types.iter().any(|t| t.name == *u) {
+                let known: Vec<&str> = s.user_types.iter().map(|t| t.name.as_str()).collect();
+                return Err((
+                    u.clone(),
+                    format!(
+                        "scenario `{name}` names user type `{u}`, which is not defined (user types: {})",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

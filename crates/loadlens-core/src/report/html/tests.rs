@@ -1,0 +1,290 @@
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::executor::{LoadSettings, RunOutput, StopReason};
+use crate::report::Summary;
+use crate::run::{EventKind, RunInfo, TimelineEvent};
+use crate::sample::{ErrorKind, Failure, NameId, Phases, Sample};
+use crate::stats::{SeriesPoint, StatsSet, TimeSeries};
+
+fn sample(name: u32, us: u64, fail: bool) -> Sample {
+    Sample {
+        name: NameId(name),
+        started_at: SystemTime::now(),
+        total: Duration::from_micros(us),
+        schedule_delay: Duration::ZERO,
+        phases: Phases {
+            dns: (us % 7 == 0).then(|| Duration::from_micros(300)),
+            connect: (us % 7 == 0).then(|| Duration::from_micros(200)),
+            ttfb: Some(Duration::from_micros(us * 9 / 10)),
+            download: Some(Duration::from_micros(us / 10)),
+            ..Phases::default()
+        },
+        status: Some(if fail { 503 } else { 200 }),
+        bytes_sent: 100,
+        bytes_received: 400,
+        content_length: 300,
+        new_connection: us % 7 == 0,
+        failure: fail.then(|| Failure::new(ErrorKind::Status, "HTTP 503 <Service Unavailable>")),
+        checks_passed: 0,
+        checks_failed: 0,
+        trace: None,
+    }
+}
+
+/// A run of `seconds` with `names` request names, built as the executor would leave it.
+pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let mut stats = StatsSet::new(names);
+    for i in 0..names as u32 {
+        for _ in 0..2_000 {
+            let us = if rng.u32(0..100) < 2 {
+                rng.u64(200_000..2_000_000)
+            } else {
+                rng.u64(1_000..60_000) * u64::from(i % 5 + 1)
+            };
+            stats.record(&sample(i, us, rng.u32(0..100) < 3));
+        }
+    }
+    let mut series = TimeSeries::new(TimeSeries::DEFAULT_CAPACITY);
+    for s in 1..=seconds {
+        let requests = 500 + rng.u64(0..100);
+        series.push(SeriesPoint {
+            elapsed_s: s as f64,
+            span_s: 1.0,
+            users: (s as u64 * 2).min(200),
+            requests,
+            failures: requests / 30,
+            rps: requests as f64,
+            failures_per_s: (requests / 30) as f64,
+            min_ms: 0.9,
+            avg_ms: 20.0 + rng.f64() * 5.0,
+            p50_ms: 15.0 + rng.f64() * 5.0,
+            p95_ms: 80.0 + rng.f64() * 40.0,
+            p99_ms: 300.0 + rng.f64() * 300.0,
+            max_ms: 1900.0,
+        });
+    }
+    let ev = |t: f64, kind, msg: &str| TimelineEvent {
+        elapsed_s: t,
+        at: "2026-11-22T00:00:00.000Z".into(),
+        kind,
+        message: msg.into(),
+    };
+    let end = seconds as f64;
+    // Built through `RunOutput`, as the executor leaves it, so that fields added to `Summary`
+    // need no change here.
+    let mut output = RunOutput {
+        started_at: SystemTime::UNIX_EPOCH,
+        ended_at: SystemTime::UNIX_EPOCH + Duration::from_secs(seconds as u64),
+        duration: Duration::from_secs(seconds as u64),
+        stop_reason: StopReason::RunTime,
+        killed: false,
+        names: (0..names)
+            .map(|i| ("GET".to_owned(), format!("/api/v1/item/{i}?q=<x>")))
+            .collect(),
+        stats,
+        series,
+        timeline: vec![
+            ev(0.0, EventKind::RunStarted, "run started"),
+            ev(end / 3.0, EventKind::UsersSpawned, "200 users running"),
+            ev(end / 2.0, EventKind::ThresholdBreached, "p95 > 100ms"),
+            ev(end, EventKind::StopRequested, "run time elapsed"),
+            ev(end, EventKind::RunFinished, "run finished"),
+        ],
+        sinks: Vec::new(),
+        dropped_samples: 0,
+        dropped_iterations: 0,
+        arrivals: None,
+        generator: Default::default(),
+        breaches: Vec::new(),
+        scenarios: Vec::new(),
+    };
+    let summary = Summary::new(
+        RunInfo {
+            id: "20261122-000000-abcdef".into(),
+            scenario: "synthetic <&> run".into(),
+            tags: [("env".to_owned(), "staging".to_owned())].into(),
+        },
+        LoadSettings {
+            users: 200,
+            spawn_rate: Some(2.0),
+            run_time: Some(Duration::from_secs(seconds as u64)),
+            ..LoadSettings::default()
+        },
+        Some("http://127.0.0.1:8080".into()),
+        &mut output,
+    );
+    ResultDoc::of(&summary)
+}
+
+#[test]
+fn a_one_hour_run_with_50_names_stays_under_5_mb() {
+    // 3,599 s is the longest series before the first downsampling: the most points (3,599).
+    let doc = synthetic(50, 3599);
+    assert_eq!(doc.series.points.len(), 3599);
+    assert!(doc.requests.iter().all(|r| !r.latency_curve.is_empty()));
+    let started = std::time::Instant::now();
+    let html = render(&doc);
+    let took = started.elapsed();
+    let json = serde_json::to_string_pretty(&doc).unwrap();
+    println!(
+        "report of a 1-hour run with 50 names: HTML {} bytes (rendered in {took:?}), JSON {} bytes",
+        html.len(),
+        json.len()
+    );
+    assert!(html.len() < 5_000_000, "{} bytes", html.len());
+    // Nothing is fetched at view time.
+    for needle in ["http://", "https://", "<script", "src="] {
+        let hits: Vec<&str> = html
+            .match_indices(needle)
+            .map(|(i, _)| &html[i..(i + 60).min(html.len())])
+            .collect();
+        // The only URL is the target host shown as text.
+        assert!(
+            hits.iter().all(|h| h.starts_with("http://127.0.0.1:8080<")),
+            "{needle}: {hits:?}"
+        );
+    }
+}
+
+#[test]
+fn every_request_name_gets_a_row_a_curve_and_a_bar_with_escaped_text() {
+    let doc = synthetic(3, 30);
+    let html = render(&doc);
+    for (i, r) in doc.requests.iter().enumerate() {
+        assert_eq!(
+            html.matches(&format!(r#"<tr data-name="{}">"#, esc(&r.name)))
+                .count(),
+            3,
+            "statistics, percentiles and phases rows of {}",
+            r.name
+        );
+        assert!(html.contains(&format!(r#"id="curve-{i}""#)));
+    }
+    assert!(!html.contains("<x>"), "names are escaped");
+    assert!(html.contains("synthetic &lt;&amp;&gt; run"));
+    assert!(html.contains(r#"class="verdict passed""#));
+    assert!(html.contains("HTTP 503 &lt;Service Unavailable&gt;"));
+    // Charts: rps, latency, users over time, curves, phases; markers for the three mid-run events.
+    for id in [
+        "chart-rps",
+        "chart-latency",
+        "chart-users",
+        "chart-curves",
+        "chart-phases",
+    ] {
+        assert!(html.contains(&format!(r#"id="{id}""#)), "{id}");
+    }
+    assert_eq!(
+        html.matches(r#"<g class="marker threshold_breached">"#)
+            .count(),
+        3
+    );
+    assert_eq!(html.matches(r#"<g class="marker run_started">"#).count(), 0);
+}
+
+#[test]
+fn sections_this_build_does_not_know_are_rendered_generically() {
+    let doc = synthetic(2, 5);
+    let mut html = String::new();
+    outcome::generic_section(
+        &mut html,
+        "canary_checks",
+        &serde_json::json!([
+            {"check": "p95", "limit": "< 200ms", "value": 180.5, "passed": true},
+            {"check": "error_rate", "limit": "< 1%", "value": 2.1, "passed": false}
+        ]),
+    );
+    assert!(html.contains("<h2>Canary checks</h2>"));
+    assert_eq!(html.matches("<tr>").count(), 3);
+    assert!(html.contains("&lt; 200ms") && html.contains("180.5"));
+    // Every section of today's document has a dedicated view.
+    let value = serde_json::to_value(&doc).unwrap();
+    assert_eq!(outcome::extra_sections(&value), vec![]);
+    let mut value = value;
+    value["canary_checks"] = serde_json::json!({"ok": true});
+    let extra = outcome::extra_sections(&value);
+    assert_eq!(extra.len(), 1);
+    assert_eq!(extra[0].0, "canary_checks");
+}
+
+#[test]
+fn thresholds_open_model_generator_and_scenarios_are_shown_when_present() {
+    let doc = synthetic(2, 5);
+    let mut v = serde_json::to_value(&doc).unwrap();
+    v["thresholds"] = serde_json::json!([
+        {"expression": "p95 < 300ms", "metric": "p95", "scope": "aggregate", "op": "<",
+         "limit": 300.0, "observed": 120.0, "unit": "ms", "passed": true, "aborted": false,
+         "abort_on_fail": false, "first_breach_s": null, "detail": "120 ms, limit < 300 ms"},
+        {"expression": "error_rate < 1%", "metric": "error_rate", "scope": "aggregate", "op": "<",
+         "limit": 0.01, "observed": 0.03, "unit": "ratio", "passed": false, "aborted": true,
+         "abort_on_fail": true, "first_breach_s": 12.5, "detail": "3.00 %, limit < 1 %"}
+    ]);
+    v["arrivals"] = serde_json::json!({"intended": 1000, "started": 990, "dropped_iterations": 10,
+        "achieved_pct": 99.0, "vus_allocated": 40, "max_vus": 40,
+        "schedule_delay_ms": doc.aggregate.latency_ms});
+    v["generator"] = serde_json::json!({"healthy": false, "reasons": ["CPU saturated for 12 s"],
+        "cpu_cores": 2.0, "cpu_avg_pct": 97.0, "cpu_max_pct": 100.0, "cpu_saturated_s": 12.0,
+        "cpu_seconds": 20.0, "peak_rss_mb": 55.0, "achieved_pct": 99.0});
+    v["scenarios"] = serde_json::json!([{"name": "browse <b>", "start_time_s": 5.0,
+        "load": v["load"].clone(), "aggregate": v["aggregate"].clone(),
+        "requests": v["requests"].clone(), "arrivals": null}]);
+
+    let mut html = String::new();
+    outcome::thresholds(&mut html, &v);
+    assert!(html.contains("Thresholds: 1 of 2 passed"), "{html}");
+    assert!(html.contains("✗ failed, aborted the run") && html.contains("12.5 s"));
+    assert!(html.contains("<code>error_rate &lt; 1%</code>"));
+
+    let mut html = String::new();
+    outcome::arrivals(&mut html, &v);
+    assert!(
+        html.contains("990 (99.0%)") && html.contains("40 of max 40"),
+        "{html}"
+    );
+
+    let (text, healthy) = outcome::generator_item(&v).unwrap();
+    assert!(
+        !healthy && text.contains("NOT trustworthy: CPU saturated for 12 s"),
+        "{text}"
+    );
+
+    let mut html = String::new();
+    outcome::scenarios(&mut html, &v);
+    assert!(html.contains("<h3>browse &lt;b&gt;</h3>"));
+    assert_eq!(
+        html.matches("<tr data-name=").count(),
+        3,
+        "2 names + aggregate"
+    );
+
+    // The generator's defaults (nothing measured) show nothing.
+    v["generator"] = serde_json::json!({"healthy": false, "reasons": [], "cpu_cores": 0.0});
+    assert!(outcome::generator_item(&v).is_none());
+}
+
+#[test]
+fn a_run_without_requests_still_renders() {
+    let mut doc = synthetic(1, 0);
+    doc.requests.clear();
+    doc.aggregate = RequestSummary::default();
+    doc.errors.clear();
+    doc.timeline.clear();
+    let html = render(&doc);
+    assert!(html.contains("No time series"));
+    assert!(html.contains("no percentile curves"));
+    assert!(!html.contains("NaN") && !html.contains("inf"));
+}
+
+#[test]
+fn curves_survive_the_json_round_trip() {
+    let doc = synthetic(2, 5);
+    let text = serde_json::to_string(&doc).unwrap();
+    let back: ResultDoc = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        back.requests[0].latency_curve,
+        doc.requests[0].latency_curve
+    );
+    assert_eq!(render(&back), render(&doc));
+}

@@ -1,0 +1,419 @@
+//! Load profiles and thresholds end to end: open and staged runs against the demo target,
+//! every threshold kind passing and failing with its exit code, aborts, JUnit, Markdown and
+//! `$GITHUB_STEP_SUMMARY`.
+
+use std::process::Command;
+
+use crate::schema::assert_valid;
+use crate::support::*;
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn results(j: &serde_json::Value) -> Vec<(String, bool, bool)> {
+    j["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["expression"].as_str().unwrap().to_owned(),
+                t["passed"].as_bool().unwrap(),
+                t["aborted"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn open_model_holds_its_rate_and_reports_both_latencies() {
+    let target = DemoTarget::start(&["--latency", "fixed(20ms)"]);
+    let dir = TempDir::new("open");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "--arrival-rate",
+        "150/s",
+        "--pre-allocated-vus",
+        "5",
+        "--max-vus",
+        "40",
+        "-t",
+        "2s",
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    let a = &j["arrivals"];
+    assert_eq!(a["intended"], 300);
+    let started = a["started"].as_u64().unwrap();
+    assert!((294..=300).contains(&started), "{a}");
+    assert_eq!(j["dropped_iterations"], 0);
+    assert_eq!(j["load"]["arrival"]["max_vus"], 40);
+    // The server saw exactly the started iterations, at the intended rate (±2 %).
+    let served = target.stats()["routes"]["GET /api/products"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(served, started);
+    let agg = &j["aggregate"];
+    assert!(
+        agg["latency_uncorrected_ms"]["p50"].as_f64().unwrap() >= 20.0,
+        "{agg}"
+    );
+    assert!(
+        agg["latency_ms"]["p50"].as_f64().unwrap()
+            >= agg["latency_uncorrected_ms"]["p50"].as_f64().unwrap()
+    );
+    let text = stdout(&out);
+    assert!(text.contains("(uncorrected)"), "{text}");
+    assert!(text.contains("intended arrivals started"), "{text}");
+    assert!(j["generator"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn every_threshold_kind_passes_or_fails_with_exit_code_1_and_ci_reports() {
+    let target = DemoTarget::start(&[
+        "--latency",
+        "fixed(30ms)",
+        "--route-error-rate",
+        "/api/products/{id}=1",
+    ]);
+    let dir = TempDir::new("thresholds");
+    let file = dir.path("t.yaml");
+    std::fs::write(
+        &file,
+        r#"
+user_types:
+  - name: u
+    tasks:
+      - weight: 9
+        request: { path: /api/products, name: list }
+      - request: { path: /api/products/7, name: item }
+thresholds:
+  - p95 < 5s
+  - { threshold: "p50{name:list} < 1ms" }
+"#,
+    )
+    .unwrap();
+    let step_summary = dir.path("step.md");
+    std::fs::write(&step_summary, "previous step\n").unwrap();
+    let rules = [
+        "avg > 20ms",                 // pass
+        "max < 10ms",                 // fail
+        "p99.9{name:GET item} < 10s", // pass
+        "error_rate < 50%",           // pass
+        "error_rate{name:item} < 1%", // fail (every `item` request fails)
+        "rps > 1",                    // pass
+        "rps > 100000",               // fail
+        "requests >= 10",             // pass
+        "failures == 0",              // fail
+        "dropped_iterations == 0",    // pass (closed model)
+        "generator_healthy",          // pass
+    ];
+    let mut args = vec![
+        "run".to_owned(),
+        file.display().to_string(),
+        "-H".into(),
+        target.url.clone(),
+        "-u".into(),
+        "4".into(),
+        "-t".into(),
+        "1500ms".into(),
+        "--json".into(),
+        dir.join("r.json"),
+        "--junit".into(),
+        dir.join("junit.xml"),
+        "--summary-md".into(),
+        dir.join("summary.md"),
+    ];
+    for r in rules {
+        args.push("--threshold".into());
+        args.push(r.into());
+    }
+    let out = Command::new(bin())
+        .args(&args)
+        .env("GITHUB_STEP_SUMMARY", &step_summary)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    assert_eq!(j["run"]["verdict"], "failed");
+    let got: Vec<(String, bool)> = results(&j).into_iter().map(|(e, p, _)| (e, p)).collect();
+    let expected = [
+        ("p95 < 5s", true),
+        ("p50{name:list} < 1ms", false),
+        ("avg > 20ms", true),
+        ("max < 10ms", false),
+        ("p99.9{name:GET item} < 10s", true),
+        ("error_rate < 50%", true),
+        ("error_rate{name:item} < 1%", false),
+        ("rps > 1", true),
+        ("rps > 100000", false),
+        ("requests >= 10", true),
+        ("failures == 0", false),
+        ("dropped_iterations == 0", true),
+        ("generator_healthy", true),
+    ];
+    let expected: Vec<(String, bool)> = expected.iter().map(|(e, p)| (e.to_string(), *p)).collect();
+    assert_eq!(got, expected, "{}", stdout(&out));
+    let junit = std::fs::read_to_string(dir.path("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), 13);
+    assert_eq!(junit.matches("<failure type=\"threshold\"").count(), 5);
+    assert!(junit.contains("name=\"max &lt; 10ms\""), "{junit}");
+    let md = std::fs::read_to_string(dir.path("summary.md")).unwrap();
+    assert!(
+        md.contains("❌ **failed**: 5 of 13 thresholds failed"),
+        "{md}"
+    );
+    let step = std::fs::read_to_string(&step_summary).unwrap();
+    assert!(step.starts_with("previous step\n## loadlens"), "{step}");
+    assert!(stdout(&out).contains("Thresholds (8 of 13 passed)"));
+}
+
+#[test]
+fn all_thresholds_passing_exit_0() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "-c",
+        "2",
+        "-n",
+        "100",
+        "--threshold",
+        "p95 < 5s",
+        "--threshold",
+        "error_rate < 1%, abort",
+        "--threshold",
+        "requests == 100",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_lost_run_is_aborted_after_the_delay_with_exit_code_3() {
+    let target = DemoTarget::start(&["--latency", "0", "--error-rate", "1"]);
+    let dir = TempDir::new("abort");
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "-c",
+        "2",
+        "-z",
+        "30s",
+        "--threshold",
+        "error_rate < 1%, abort after 2s",
+        "--threshold",
+        "p95 < 10s",
+        "--json",
+        &dir.join("r.json"),
+        "--junit",
+        &dir.join("j.xml"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let took = started.elapsed();
+    assert!(
+        took.as_secs_f64() >= 2.0 && took.as_secs_f64() < 10.0,
+        "{took:?}"
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    assert_eq!(j["run"]["verdict"], "aborted");
+    let r = results(&j);
+    assert_eq!(
+        r[0],
+        ("error_rate < 1%, abort after 2s".into(), false, true)
+    );
+    assert_eq!(r[1], ("p95 < 10s".into(), true, false));
+    let breach = &j["thresholds"][0]["first_breach_s"];
+    assert!(
+        breach.as_f64().unwrap() < 2.0,
+        "breached before the delay: {breach}"
+    );
+    let junit = std::fs::read_to_string(dir.path("j.xml")).unwrap();
+    assert!(junit.contains("<failure type=\"aborted\""), "{junit}");
+    assert!(j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "threshold_breached"));
+}
+
+#[test]
+fn dropped_iterations_and_an_unhealthy_generator_fail_their_thresholds() {
+    // 50/s against a 400 ms endpoint needs ~20 VUs; 2 are allowed.
+    let target = DemoTarget::start(&["--latency", "fixed(400ms)"]);
+    let dir = TempDir::new("dropped");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "--arrival-rate",
+        "50",
+        "--max-vus",
+        "2",
+        "-t",
+        "1s",
+        "--threshold",
+        "dropped_iterations < 5",
+        "--threshold",
+        "generator_healthy",
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    let dropped = j["dropped_iterations"].as_u64().unwrap();
+    assert!(dropped >= 40, "{dropped}");
+    assert_eq!(
+        results(&j),
+        vec![
+            ("dropped_iterations < 5".into(), false, false),
+            ("generator_healthy".into(), false, false)
+        ]
+    );
+    assert!(
+        stdout(&out).contains("RESULTS NOT TRUSTWORTHY"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn named_scenarios_and_stages_from_the_file() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("scenarios");
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        r#"
+user_types:
+  - name: browser
+    tasks: [{ request: { path: /api/products, name: browse } }]
+  - name: searcher
+    tasks: [{ request: { path: /api/v1/search?q=shoe, name: search } }]
+scenarios:
+  browse:
+    user_types: [browser]
+    load: { arrival_rate: 40/s, run_time: 2s, max_vus: 10 }
+  search:
+    user_types: [searcher]
+    start_time: 1s
+    load: { stages: [{ duration: 500ms, target: 3 }, { duration: 500ms, target: 3 }] }
+thresholds:
+  - "rps{scenario:browse} > 30"
+  - "requests{scenario:search} > 0"
+"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "-H",
+        &target.url,
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    let sc = j["scenarios"].as_array().unwrap();
+    assert_eq!(sc.len(), 2);
+    assert_eq!(sc[0]["name"], "browse");
+    let browse = sc[0]["aggregate"]["request_count"].as_u64().unwrap();
+    assert!((78..=80).contains(&browse), "{browse}");
+    assert_eq!(sc[0]["requests"][0]["name"], "browse");
+    assert_eq!(sc[1]["start_time_s"], 1.0);
+    assert_eq!(sc[1]["requests"][0]["name"], "search");
+    assert!(sc[1]["arrivals"].is_null());
+    let search = sc[1]["aggregate"]["request_count"].as_u64().unwrap();
+    assert_eq!(
+        j["aggregate"]["request_count"].as_u64().unwrap(),
+        browse + search
+    );
+    assert!(j["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "stage_changed"));
+    assert!(stdout(&out).contains("Scenarios"));
+}
+
+#[test]
+fn bad_profiles_and_thresholds_are_exit_code_2_with_a_reason() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let url = format!("{}/", target.url);
+    for (args, needle) in [
+        (vec!["--stages", "30s"], "DURATION:TARGET"),
+        (vec!["--arrival-rate", "fast", "-t", "1s"], "--arrival-rate"),
+        (vec!["--arrival-rate", "10"], "needs an end"),
+        (vec!["--max-vus", "3", "-z", "1s"], "open model"),
+        (
+            vec![
+                "--arrival-rate",
+                "10",
+                "-t",
+                "1s",
+                "--pre-allocated-vus",
+                "9",
+                "--max-vus",
+                "3",
+            ],
+            "above max_vus",
+        ),
+        (vec!["--threshold", "latency < 1s"], "unknown metric"),
+        (
+            vec!["--threshold", "p95{name:/nope} < 1s"],
+            "no request is named",
+        ),
+        (
+            vec!["--threshold", "p95{scenario:x} < 1s"],
+            "no scenario is named",
+        ),
+    ] {
+        let mut a = vec!["run", "--url", &url];
+        a.extend(args.iter());
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}

@@ -104,7 +104,7 @@ pub enum LoopItems {
 #[derive(Debug, Clone)]
 pub enum StepPlan {
     /// Send a request.
-    Request(RequestPlan),
+    Request(Box<RequestPlan>),
     /// Pause.
     Think(WaitTime),
     /// Repeat `steps` with the VU variable `slot` set to each item.
@@ -458,14 +458,14 @@ impl Plan {
         let mut request = Request::new(method, uri);
         request.body = body;
         apply_run_headers(&mut request.headers, opts);
-        let step = StepPlan::Request(RequestPlan {
+        let step = StepPlan::Request(Box::new(RequestPlan {
             name,
             request,
             template: None,
             checks: Vec::new(),
             captures: Vec::new(),
             status_checked: false,
-        });
+        }));
         let task = TaskPlan {
             name: names.get(name).1.to_owned(),
             weight: 1,
@@ -546,7 +546,7 @@ impl Compiler<'_> {
         let mut out = Vec::new();
         for s in steps {
             if let Some(r) = &s.request {
-                out.push(StepPlan::Request(self.request(r, base, scope)?));
+                out.push(StepPlan::Request(Box::new(self.request(r, base, scope)?)));
             } else if let Some(w) = s.think {
                 out.push(StepPlan::Think(w));
             } else if let (Some(var), Some(items)) = (&s.for_each, &s.items) {

@@ -269,13 +269,18 @@ impl Template {
 
 fn looks_like_json(s: &str) -> bool {
     let t = s.trim();
-    matches!(t, "true" | "false" | "null")
-        || (t.starts_with('{') || t.starts_with('['))
-            && serde_json::from_str::<serde_json::Value>(t).is_ok()
-        || (!t.is_empty()
-            && t.parse::<f64>().is_ok()
-            && !t.starts_with('+')
-            && !(t.len() > 1 && t.starts_with('0') && !t.starts_with("0.")))
+    if matches!(t, "true" | "false" | "null") {
+        return true;
+    }
+    if t.starts_with('{') || t.starts_with('[') {
+        return serde_json::from_str::<serde_json::Value>(t).is_ok();
+    }
+    // A JSON number: no leading `+`, no leading zeros (a zip code like `01234` stays a string).
+    let leading_zero = t.len() > 1 && t.starts_with('0') && !t.starts_with("0.");
+    !t.is_empty()
+        && !t.starts_with('+')
+        && !leading_zero
+        && t.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
 fn push_json_string(out: &mut String, s: &str) {

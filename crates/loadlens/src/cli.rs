@@ -28,10 +28,23 @@ pub enum Command {
     DemoTarget(DemoTargetArgs),
     /// Check a scenario file without running it.
     Validate(ValidateArgs),
+    /// Write a commented starter scenario.
+    Init(InitArgs),
     /// Rebuild reports (HTML) from a saved JSON result.
     Report(crate::report_cmd::ReportArgs),
     /// Compare two JSON results per request name; fail on regression bounds (`--fail-if`).
     Compare(crate::compare::CompareArgs),
+}
+
+/// `loadlens init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// File to write.
+    #[arg(default_value = "scenario.yaml")]
+    pub file: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `loadlens validate`.

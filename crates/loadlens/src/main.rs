@@ -21,6 +21,9 @@ use clap::Parser;
 use loadlens_core::scenario::Scenario;
 
 use cli::{Cli, Command};
+
+/// The commented starter scenario written by `loadlens init`.
+const STARTER: &str = include_str!("assets/starter.yaml");
 use exit::{Exit, Failure};
 
 fn main() -> ExitCode {
@@ -86,14 +89,45 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
         Command::Report(args) => report_cmd::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Validate(args) => {
-            let s = Scenario::from_file(&args.scenario)
-                .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;
-            let tasks: usize = s.user_types.iter().map(|u| u.tasks.len()).sum();
+            let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
+            let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;
+            // Compile too: templates, variables, checks, captures and feeder files are checked
+            // here, before any run. A scenario without a host gets a placeholder one.
+            let opts = loadlens_core::plan::PlanOptions {
+                host: s.host.is_none().then(|| "http://host.invalid".to_owned()),
+                ..Default::default()
+            };
+            let plan = loadlens_core::plan::Plan::compile(&s, &opts)
+                .map_err(|e| invalid(e.to_string()))?;
+            let tasks: usize = plan.user_types.iter().map(|u| u.tasks.len()).sum();
             println!(
-                "{}: ok ({} user types, {} tasks)",
+                "{}: ok ({} user types, {} tasks, {} request names)",
                 args.scenario.display(),
-                s.user_types.len(),
-                tasks
+                plan.user_types.len(),
+                tasks,
+                plan.names.len()
+            );
+            Ok(Exit::Passed)
+        }
+        Command::Init(args) => {
+            if args.file.exists() && !args.force {
+                return Err(Failure::new(
+                    Exit::InvalidInput,
+                    format!(
+                        "{} exists; pass --force to overwrite it",
+                        args.file.display()
+                    ),
+                ));
+            }
+            std::fs::write(&args.file, STARTER).map_err(|e| {
+                Failure::new(
+                    Exit::Internal,
+                    format!("cannot write {}: {e}", args.file.display()),
+                )
+            })?;
+            println!(
+                "wrote {} — edit it, then: loadlens validate {0}",
+                args.file.display()
             );
             Ok(Exit::Passed)
         }

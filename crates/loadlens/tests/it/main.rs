@@ -5,5 +5,6 @@ mod cli;
 mod demo;
 mod profiles;
 mod report;
+mod scenario;
 mod schema;
 mod support;

@@ -12,8 +12,12 @@ pub fn schema() -> Value {
 /// Errors of `v` against `s` (empty: valid).
 pub fn validate(root: &Value, s: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
-        let name = r.trim_start_matches("#/$defs/");
-        return validate(root, &root["$defs"][name], v, path, errors);
+        // `#/$defs/x` or `#/definitions/x`.
+        let target = r
+            .trim_start_matches("#/")
+            .split('/')
+            .fold(root, |node, key| &node[key]);
+        return validate(root, target, v, path, errors);
     }
     if let Some(c) = s.get("const") {
         if c != v {

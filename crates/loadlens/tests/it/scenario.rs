@@ -1,0 +1,329 @@
+//! The scenario language end to end: the seed scenarios in examples/ against the demo target,
+//! captures, checks, flows, feeders, tags, validation and the file format's JSON Schema.
+
+use std::process::Command;
+
+use crate::support::*;
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn by_name<'a>(j: &'a serde_json::Value, method: &str, name: &str) -> &'a serde_json::Value {
+    j["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == method && r["name"] == name)
+        .unwrap_or_else(|| panic!("no {method} {name} in {}", j["requests"]))
+}
+
+#[test]
+fn ecommerce_flow_loops_over_products_with_the_session_cookie() {
+    let target = DemoTarget::start(&["--latency", "0", "--error-rate", "0"]);
+    let dir = TempDir::new("shop");
+    let out = run(&[
+        "run",
+        examples().join("ecommerce-shopper.yaml").to_str().unwrap(),
+        "-H",
+        &target.url,
+        "-u",
+        "2",
+        "-i",
+        "6",
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let j = json(&dir.path("r.json"));
+    assert_eq!(j["aggregate"]["failure_count"], 0, "{}", j["errors"]);
+    assert_eq!(by_name(&j, "POST", "/authenticate")["request_count"], 6);
+    assert_eq!(
+        by_name(&j, "GET", "/product/{product_id}")["request_count"],
+        24
+    );
+    // /cart/add answers 401 without the session cookie set by /authenticate.
+    assert_eq!(by_name(&j, "POST", "/cart/add")["request_count"], 24);
+    assert_eq!(by_name(&j, "POST", "/checkout/confirm")["checks_passed"], 6);
+    let stats = target.stats();
+    assert_eq!(stats["routes"]["GET /product/{id}"], 24);
+    assert_eq!(stats["routes"]["POST /cart/add"], 24);
+}
+
+#[test]
+fn orders_api_logs_in_once_per_user_and_reuses_the_token() {
+    let target = DemoTarget::start(&["--latency", "0", "--error-rate", "0"]);
+    let dir = TempDir::new("orders");
+    let out = Command::new(bin())
+        .args([
+            "run",
+            examples().join("orders-api.yaml").to_str().unwrap(),
+            "-H",
+            &target.url,
+            "-u",
+            "3",
+            "-i",
+            "12",
+            "--json",
+            &dir.join("r.json"),
+        ])
+        .env("GIT_SHA", "abc1234")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let j = json(&dir.path("r.json"));
+    assert_eq!(j["aggregate"]["failure_count"], 0, "{}", j["errors"]);
+    assert_eq!(
+        by_name(&j, "POST", "/api/v1/auth/login")["request_count"],
+        3,
+        "one login per user"
+    );
+    assert_eq!(j["aggregate"]["request_count"], 15);
+    assert_eq!(j["aggregate"]["checks_failed"], 0);
+    assert!(j["aggregate"]["checks_passed"].as_u64().unwrap() >= 15);
+    assert_eq!(j["run"]["tags"]["git_sha"], "abc1234");
+}
+
+#[test]
+fn failed_checks_and_missing_variables_fail_requests_with_reasons_and_the_run_goes_on() {
+    let target = DemoTarget::start(&["--latency", "0", "--error-rate", "0"]);
+    let dir = TempDir::new("checks");
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        r#"
+user_types:
+  - name: u
+    tasks:
+      - steps:
+          - request:
+              path: /health
+              check: [{ status: 201 }, { json: $.status, equals: ok }]
+          - request:
+              path: /api/products/sku_1
+              capture: [{ json: $.no_such_field, as: missing }]
+          - request: { path: "/api/products/{{ missing }}", name: /api/products/:id }
+          - request: { path: /api/v1/orders, check: [{ status: 401 }] }
+"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "-H",
+        &target.url,
+        "-u",
+        "1",
+        "-i",
+        "5",
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let j = json(&dir.path("r.json"));
+    let errors: Vec<(String, String, u64)> = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+                e["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        errors.contains(&("check".into(), "status: expected 201, got 200".into(), 5)),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "check".into(),
+            "capture `missing`: $.no_such_field not found in the response".into(),
+            5
+        )),
+        "{errors:?}"
+    );
+    assert!(
+        errors.contains(&(
+            "request".into(),
+            "variable `missing` has no value (not captured or set yet)".into(),
+            5
+        )),
+        "{errors:?}"
+    );
+    // A 401 that a status check expects is a success.
+    assert_eq!(by_name(&j, "GET", "/api/v1/orders")["failure_count"], 0);
+    assert_eq!(by_name(&j, "GET", "/health")["checks_passed"], 5);
+    assert_eq!(by_name(&j, "GET", "/health")["checks_failed"], 5);
+    assert_eq!(j["aggregate"]["request_count"], 20);
+}
+
+#[test]
+fn feeder_rows_templates_and_tags_reach_the_target() {
+    let rec = Recorder::start();
+    let dir = TempDir::new("feeder");
+    std::fs::write(
+        dir.path("users.csv"),
+        "email,tier\nann@x.io,gold\nbob@x.io,\"silver, old\"\n",
+    )
+    .unwrap();
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        r#"
+data:
+  users: { file: users.csv, mode: unique, on_exhausted: stop_vu }
+user_types:
+  - name: u
+    tasks:
+      - tags: [a]
+        request:
+          path: /a
+          query: { q: "{{ users.tier }}" }
+          headers: { X-User: "{{ users.email }}", X-Req: "{{ counter(reqs) }}" }
+      - tags: [b]
+        request: { path: /b }
+"#,
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "-H",
+        &rec.url,
+        "-u",
+        "3",
+        "-i",
+        "4",
+        "-T",
+        "a",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let reqs = rec.requests.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 4, "{reqs:?}");
+    assert!(
+        reqs.iter().all(|r| r.starts_with("GET /a?q=")),
+        "only tag a: {reqs:?}"
+    );
+    let users: std::collections::BTreeSet<String> = reqs
+        .iter()
+        .filter_map(|r| {
+            r.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("x-user:"))
+                .map(|l| l[7..].trim().to_owned())
+        })
+        .collect();
+    // Two rows for three users: the third user stops (stop_vu); each row stays with one user.
+    assert_eq!(
+        users.into_iter().collect::<Vec<_>>(),
+        vec!["ann@x.io", "bob@x.io"]
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET /a?q=silver%2C%20old ")),
+        "{reqs:?}"
+    );
+    let mut counters: Vec<u64> = reqs
+        .iter()
+        .filter_map(|r| {
+            r.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with("x-req:"))
+                .map(|l| l[6..].trim().parse().unwrap())
+        })
+        .collect();
+    counters.sort();
+    assert_eq!(counters, vec![1, 2, 3, 4], "run-wide counter");
+}
+
+#[test]
+fn validate_catches_undefined_variables_and_bad_feeders_before_running() {
+    let dir = TempDir::new("validate");
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        "host: http://127.0.0.1:9\nuser_types:\n  - name: u\n    tasks:\n      - request: { path: \"/x/{{ tokn }}\" }\n",
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("s.yaml:5:"), "{err}");
+    assert!(err.contains("unknown variable `tokn`"), "{err}");
+
+    std::fs::write(
+        &file,
+        "data: { users: { file: nope.csv } }\nuser_types: [{ name: u, tasks: [{ request: { path: 'http://127.0.0.1:9/' } }] }]\n",
+    )
+    .unwrap();
+    let out = run(&["run", file.to_str().unwrap(), "-t", "1s"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a missing feeder file stops the run before it starts"
+    );
+    assert!(
+        stderr(&out).contains("data feeder `users`: cannot read"),
+        "{}",
+        stderr(&out)
+    );
+
+    for example in [
+        "storefront",
+        "orders-api",
+        "checkout-stress",
+        "search-api",
+        "ecommerce-shopper",
+    ] {
+        let out = run(&[
+            "validate",
+            examples().join(format!("{example}.yaml")).to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{example}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn init_writes_a_starter_that_validates() {
+    let dir = TempDir::new("init");
+    let file = dir.join("scenario.yaml");
+    assert!(run(&["init", &file]).status.success());
+    assert!(run(&["validate", &file]).status.success());
+    let again = run(&["init", &file]);
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "does not overwrite without --force"
+    );
+}
+
+#[test]
+fn examples_match_the_scenario_json_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(examples())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/assets/starter.yaml"));
+    for f in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let value: serde_json::Value = serde_yaml_to_json(&std::fs::read_to_string(f).unwrap());
+        let mut errors = Vec::new();
+        crate::schema::validate(&schema, &schema, &value, "$", &mut errors);
+        assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+    }
+}
+
+fn serde_yaml_to_json(text: &str) -> serde_json::Value {
+    // The examples use no anchors or tags: YAML's JSON subset plus plain scalars.
+    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+    serde_json::to_value(v).unwrap()
+}

@@ -67,18 +67,22 @@ impl LatencyStat {
             LatencyStat::Avg => p.avg,
             LatencyStat::Min => p.min,
             LatencyStat::Max => p.max,
-            LatencyStat::P(q) => match q {
-                q if q == 50.0 => p.p50,
-                q if q == 66.0 => p.p66,
-                q if q == 75.0 => p.p75,
-                q if q == 80.0 => p.p80,
-                q if q == 90.0 => p.p90,
-                q if q == 95.0 => p.p95,
-                q if q == 98.0 => p.p98,
-                q if q == 99.0 => p.p99,
-                q if q == 99.9 => p.p99_9,
-                _ => p.p99_99,
-            },
+            LatencyStat::P(q) => {
+                let by_q = [
+                    (50.0, p.p50),
+                    (66.0, p.p66),
+                    (75.0, p.p75),
+                    (80.0, p.p80),
+                    (90.0, p.p90),
+                    (95.0, p.p95),
+                    (98.0, p.p98),
+                    (99.0, p.p99),
+                    (99.9, p.p99_9),
+                ];
+                by_q.iter()
+                    .find(|(k, _)| *k == q)
+                    .map_or(p.p99_99, |(_, v)| *v)
+            }
         }
     }
 }

@@ -281,7 +281,14 @@ fn kind_name<T: serde::Serialize>(k: &T) -> String {
 
 fn charts_over_time(out: &mut String, doc: &ResultDoc) {
     section_open(out, "over-time", "Over time");
-    let pts = &doc.series.points;
+    // The last point of a run is often a stub of a few milliseconds after the stop, whose rates
+    // are noise; it is left out unless it is all there is.
+    let all = &doc.series.points;
+    let pts: Vec<&crate::stats::SeriesPoint> = if all.len() > 1 {
+        all.iter().filter(|p| p.span_s >= 0.2).collect()
+    } else {
+        all.iter().collect()
+    };
     let x_max = pts
         .last()
         .map_or(doc.run.duration_s, |p| p.elapsed_s)

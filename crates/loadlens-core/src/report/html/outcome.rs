@@ -27,6 +27,10 @@ fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
+fn has_stages(load: &Value) -> bool {
+    load["stages"].as_array().is_some_and(|s| !s.is_empty())
+}
+
 /// The load settings in one line: users, spawn rate, run time, iterations, stages, arrivals.
 pub fn load_text(load: &Value) -> String {
     let mut parts = Vec::new();
@@ -38,7 +42,7 @@ pub fn load_text(load: &Value) -> String {
             arrival["pre_allocated_vus"],
             arrival["max_vus"]
         ));
-    } else if let Some(u) = load["users"].as_u64() {
+    } else if let Some(u) = load["users"].as_u64().filter(|_| !has_stages(load)) {
         parts.push(format!("{u} users"));
     }
     if let Some(r) = f(&load["spawn_rate"]) {

@@ -8,28 +8,25 @@ use crate::sample::{ErrorKind, Failure, NameId, Phases, Sample};
 use crate::stats::{SeriesPoint, StatsSet, TimeSeries};
 
 fn sample(name: u32, us: u64, fail: bool) -> Sample {
-    Sample {
-        name: NameId(name),
-        started_at: SystemTime::now(),
-        total: Duration::from_micros(us),
-        schedule_delay: Duration::ZERO,
-        phases: Phases {
-            dns: (us % 7 == 0).then(|| Duration::from_micros(300)),
-            connect: (us % 7 == 0).then(|| Duration::from_micros(200)),
-            ttfb: Some(Duration::from_micros(us * 9 / 10)),
-            download: Some(Duration::from_micros(us / 10)),
-            ..Phases::default()
-        },
-        status: Some(if fail { 503 } else { 200 }),
-        bytes_sent: 100,
-        bytes_received: 400,
-        content_length: 300,
-        new_connection: us % 7 == 0,
-        failure: fail.then(|| Failure::new(ErrorKind::Status, "HTTP 503 <Service Unavailable>")),
-        checks_passed: 0,
-        checks_failed: 0,
-        trace: None,
-    }
+    // Built from the one constructor and then filled in, so that fields added to `Sample` need
+    // no change here.
+    let failure = Failure::new(ErrorKind::Status, "HTTP 503 <Service Unavailable>");
+    let mut s = Sample::failed_before_send(NameId(name), failure);
+    s.failure = s.failure.filter(|_| fail);
+    s.total = Duration::from_micros(us);
+    s.phases = Phases {
+        dns: (us % 7 == 0).then(|| Duration::from_micros(300)),
+        connect: (us % 7 == 0).then(|| Duration::from_micros(200)),
+        ttfb: Some(Duration::from_micros(us * 9 / 10)),
+        download: Some(Duration::from_micros(us / 10)),
+        ..Phases::default()
+    };
+    s.status = Some(if fail { 503 } else { 200 });
+    s.bytes_sent = 100;
+    s.bytes_received = 400;
+    s.content_length = 300;
+    s.new_connection = us % 7 == 0;
+    s
 }
 
 /// A run of `seconds` with `names` request names, built as the executor would leave it.

@@ -123,6 +123,61 @@ pub struct TraceIds {
     pub sampled: bool,
 }
 
+/// Trace propagation settings (`--otel`): every request gets a W3C `traceparent` carrying its
+/// own client span's ids, and a `baggage` header identifying the run as synthetic traffic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceSettings {
+    /// Fraction of traces sampled (0..=1), decided from the trace id like OpenTelemetry's
+    /// `TraceIdRatioBased` sampler, so every hop agrees.
+    pub ratio: f64,
+    /// The `baggage` header value, e.g. `loadtest.run_id=…,loadtest.synthetic=true`.
+    pub baggage: String,
+}
+
+impl TraceSettings {
+    /// Settings for `run_id` sampling `ratio` of the traces.
+    pub fn new(run_id: &str, ratio: f64) -> Self {
+        let id: String = run_id
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        TraceSettings {
+            ratio: ratio.clamp(0.0, 1.0),
+            baggage: format!("loadtest.run_id={id},loadtest.synthetic=true"),
+        }
+    }
+
+    /// New ids for one request's client span, with the sampling decision.
+    pub fn ids(&self, rng: &mut fastrand::Rng) -> TraceIds {
+        let trace_id = rng.u128(1..);
+        // OpenTelemetry's ratio sampler compares the lower 8 bytes of the trace id.
+        let lower = trace_id as u64;
+        let bound = (self.ratio * (u64::MAX as f64)) as u64;
+        TraceIds {
+            trace_id,
+            span_id: rng.u64(1..),
+            sampled: self.ratio >= 1.0 || (self.ratio > 0.0 && lower < bound),
+        }
+    }
+}
+
+impl TraceIds {
+    /// The W3C `traceparent` header value.
+    pub fn traceparent(&self) -> String {
+        format!(
+            "00-{:032x}-{:016x}-{:02x}",
+            self.trace_id,
+            self.span_id,
+            u8::from(self.sampled)
+        )
+    }
+}
+
 /// The measurement of one request.
 #[derive(Debug, Clone)]
 pub struct Sample {
@@ -154,9 +209,22 @@ pub struct Sample {
     pub checks_failed: u16,
     /// Trace identity, when tracing is on.
     pub trace: Option<TraceIds>,
+    /// The VU that sent it.
+    pub vu: u64,
+    /// Index of the VU's user type in the plan.
+    pub user_type: u16,
+    /// Index of the task in the user type, [`Sample::NO_TASK`] for `on_start`/`on_stop`.
+    pub task: u16,
+    /// The full URL sent, kept only for sampled traces (exporters need it).
+    pub url: Option<String>,
+    /// HTTP version of the response (`1.1`, `2`).
+    pub protocol: Option<&'static str>,
 }
 
 impl Sample {
+    /// The task index of requests made by `on_start` / `on_stop`.
+    pub const NO_TASK: u16 = u16::MAX;
+
     /// A sample for a request that failed before anything was sent.
     pub fn failed_before_send(name: NameId, failure: Failure) -> Self {
         Sample {
@@ -174,11 +242,40 @@ impl Sample {
             checks_passed: 0,
             checks_failed: 0,
             trace: None,
+            vu: 0,
+            user_type: 0,
+            task: Self::NO_TASK,
+            url: None,
+            protocol: None,
         }
     }
 
     /// True when the request failed.
     pub fn is_failure(&self) -> bool {
         self.failure.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_and_ratio_sampling() {
+        let all = TraceSettings::new("run 1", 1.0);
+        assert_eq!(
+            all.baggage,
+            "loadtest.run_id=run%201,loadtest.synthetic=true"
+        );
+        let mut rng = fastrand::Rng::with_seed(9);
+        let ids = all.ids(&mut rng);
+        let tp = ids.traceparent();
+        assert_eq!(tp.len(), 55);
+        assert!(tp.starts_with("00-") && tp.ends_with("-01"), "{tp}");
+        let none = TraceSettings::new("r", 0.0);
+        assert!(!none.ids(&mut rng).sampled);
+        let some = TraceSettings::new("r", 0.01);
+        let n = (0..100_000).filter(|_| some.ids(&mut rng).sampled).count();
+        assert!((700..1300).contains(&n), "{n}");
     }
 }

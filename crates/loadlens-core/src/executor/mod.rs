@@ -252,6 +252,8 @@ pub(crate) struct Shared {
     globals: crate::template::Globals,
     /// To stop the run from a VU (data feeder exhausted).
     controls: Controls,
+    /// Trace context propagation, when on.
+    tracing: Option<crate::sample::TraceSettings>,
 }
 
 impl Shared {
@@ -275,6 +277,7 @@ pub struct Executor {
     snapshots: watch::Sender<Option<Arc<Snapshot>>>,
     tick: Duration,
     thresholds: Vec<Threshold>,
+    tracing: Option<crate::sample::TraceSettings>,
 }
 
 /// The aggregator's view of one lane.
@@ -315,7 +318,14 @@ impl Executor {
             snapshots,
             tick: Duration::from_secs(1),
             thresholds: Vec::new(),
+            tracing: None,
         }
+    }
+
+    /// Trace every request: W3C `traceparent` and `baggage` on the wire, trace ids in samples.
+    pub fn tracing(mut self, settings: crate::sample::TraceSettings) -> Self {
+        self.tracing = Some(settings);
+        self
     }
 
     /// Add a sink.
@@ -380,6 +390,7 @@ impl Executor {
                 seed: seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
                 globals,
                 controls: controls.clone(),
+                tracing: self.tracing.clone(),
             });
             lanes.push(lane::Lane::new(
                 i,

@@ -449,3 +449,59 @@ async fn a_failing_threshold_with_abort_stops_the_run_after_its_delay() {
         .count();
     assert_eq!(breached, 2, "{:?}", out.timeline);
 }
+
+/// Collects every sample through a tap, like a trace exporter would.
+struct Collect(Arc<std::sync::Mutex<Vec<crate::sample::Sample>>>);
+
+impl crate::sink::Sink for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn sample_tap(&mut self) -> Option<crate::sink::SampleTap> {
+        let (tap, mut rx) = crate::sink::SampleTap::new(10_000);
+        let out = self.0.clone();
+        tokio::spawn(async move {
+            while let Some(s) = rx.recv().await {
+                out.lock().unwrap().push(s);
+            }
+        });
+        Some(tap)
+    }
+    fn finish(self: Box<Self>, _: &crate::report::Summary) -> crate::sink::FinishFuture {
+        Box::pin(async { crate::sink::SinkReport::default() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracing_gives_every_request_its_own_span_ids() {
+    let srv = testutil::http1().await;
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        plan(&srv.url("/")),
+        LoadSettings {
+            iterations: Some(50),
+            ..load(2)
+        },
+        client,
+        info(),
+    )
+    .tracing(crate::sample::TraceSettings::new("test-run", 1.0))
+    .sink(Box::new(Collect(got.clone())))
+    .run(Controls::new())
+    .await;
+    assert_eq!(out.stats.aggregate().count, 50);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let samples = got.lock().unwrap().clone();
+    assert_eq!(samples.len(), 50);
+    let mut spans: Vec<u64> = samples.iter().map(|s| s.trace.unwrap().span_id).collect();
+    spans.sort();
+    spans.dedup();
+    assert_eq!(spans.len(), 50, "distinct span ids");
+    assert!(samples
+        .iter()
+        .all(|s| s.trace.unwrap().sampled && s.url.as_deref() == Some(srv.url("/").as_str())));
+    assert!(samples
+        .iter()
+        .all(|s| s.protocol == Some("1.1") && s.task == 0));
+}

@@ -32,6 +32,8 @@ pub(super) struct Vu {
     began: Instant,
     /// The user cannot go on (its data feeder ran out of rows).
     pub done: bool,
+    /// Index of the running task ([`Sample::NO_TASK`] in `on_start`/`on_stop`).
+    task: u16,
 }
 
 impl Vu {
@@ -46,6 +48,7 @@ impl Vu {
             iteration: 0,
             began: Instant::now(),
             done: false,
+            task: Sample::NO_TASK,
         }
     }
 
@@ -138,9 +141,16 @@ impl Vu {
             return;
         }
         let plan = shared.plan.clone();
-        let task = plan.user_types[self.user_type].pick(&mut self.rng);
+        let ut = &plan.user_types[self.user_type];
+        let task = ut.pick(&mut self.rng);
+        self.task = ut
+            .tasks
+            .iter()
+            .position(|t| std::ptr::eq(t, task))
+            .map_or(0, |i| i as u16);
         let mut intended = intended;
         self.steps(shared, &task.steps, &mut intended, stop).await;
+        self.task = Sample::NO_TASK;
     }
 
     /// Think time between iterations; false when `stop` fired while waiting.
@@ -229,10 +239,10 @@ impl Vu {
         }
     }
 
-    /// Render what varies of a request.
-    fn render(&mut self, shared: &Shared, plan: &RequestPlan) -> Result<Request, Failure> {
+    /// Render what varies of a request (`None`: nothing varies, send it as compiled).
+    fn render(&mut self, shared: &Shared, plan: &RequestPlan) -> Result<Option<Request>, Failure> {
         let Some(t) = &plan.template else {
-            return Ok(plan.request.clone());
+            return Ok(None);
         };
         let fail = |m: String| Failure::new(ErrorKind::Request, m);
         let mut ctx = Ctx {
@@ -264,17 +274,45 @@ impl Vu {
             req.body = Bytes::from(b.render_string(&mut ctx).map_err(fail)?);
         }
         req.prepared = false;
-        Ok(req)
+        Ok(Some(req))
     }
 
     /// Send one request, run its checks and captures, and record its sample.
     async fn request(&mut self, shared: &Shared, step: &RequestPlan, intended: Option<Instant>) {
+        // Requests without templates are sent as compiled, without a copy.
+        let rendered;
         let req = match self.render(shared, step) {
-            Ok(r) => r,
+            Ok(None) => &step.request,
+            Ok(Some(r)) => {
+                rendered = r;
+                &rendered
+            }
             Err(f) => {
-                let s = Sample::failed_before_send(step.name, f);
+                let mut s = Sample::failed_before_send(step.name, f);
+                (s.vu, s.user_type, s.task) = (self.id, self.user_type as u16, self.task);
                 shared.recorder.record(&s);
                 return;
+            }
+        };
+        // Trace context: this request's client span ids go out in `traceparent`.
+        let (req, trace) = match &shared.tracing {
+            None => (std::borrow::Cow::Borrowed(req), None),
+            Some(t) => {
+                let ids = t.ids(&mut self.rng);
+                let mut r = req.clone();
+                if let Ok(v) = HeaderValue::from_str(&ids.traceparent()) {
+                    r.headers
+                        .insert(http::header::HeaderName::from_static("traceparent"), v);
+                }
+                let baggage = match r.headers.get("baggage").and_then(|b| b.to_str().ok()) {
+                    Some(existing) => format!("{existing},{}", t.baggage),
+                    None => t.baggage.clone(),
+                };
+                if let Ok(v) = HeaderValue::from_str(&baggage) {
+                    r.headers
+                        .insert(http::header::HeaderName::from_static("baggage"), v);
+                }
+                (std::borrow::Cow::Owned(r), Some(ids))
             }
         };
         let out = self.client.send(&req).await;
@@ -341,7 +379,16 @@ impl Vu {
             failure,
             checks_passed,
             checks_failed,
-            trace: None,
+            url: trace.filter(|t| t.sampled).map(|_| req.url.to_string()),
+            trace,
+            vu: self.id,
+            user_type: self.user_type as u16,
+            task: self.task,
+            protocol: out.result.as_ref().ok().map(|r| match r.version {
+                http::Version::HTTP_2 => "2",
+                http::Version::HTTP_10 => "1.0",
+                _ => "1.1",
+            }),
         };
         shared.recorder.record(&sample);
         for tap in &shared.taps {

@@ -632,6 +632,11 @@ mod tests {
             checks_passed: 0,
             checks_failed: 0,
             trace: None,
+            vu: 0,
+            user_type: 0,
+            task: 0,
+            url: None,
+            protocol: None,
         }
     }
 

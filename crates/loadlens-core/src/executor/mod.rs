@@ -3,10 +3,10 @@
 //! gracefully within the stop timeout; and runs the aggregator that turns recorded samples into
 //! one [`Snapshot`] per second, checks thresholds on it and measures the generator's own health.
 //!
-//! Load models, all driven by the one loop in [`Executor::run`] through [`lane`]:
+//! Load models, all driven by the one loop in [`Executor::run`] through its lanes (`lane.rs`):
 //! - closed: N users (optionally started at a spawn rate), or `stages` ramping the user count;
 //! - open: arrivals per second, constant or ramping through `stages`, served by pre-allocated
-//!   VUs up to `max_vus`; an arrival with no VU free is a dropped iteration ([`open`]).
+//!   VUs up to `max_vus`; an arrival with no VU free is a dropped iteration (`open.rs`).
 //!
 //! Stopping is two-staged like Locust: [`Controls::stop`] lets in-flight requests finish
 //! (bounded by the stop timeout), [`Controls::kill`] ends everything at once. Either way the
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::ClientShared;
 use crate::plan::Plan;
 use crate::run::{EventKind, RunInfo, TimelineEvent};
-use crate::sink::{SampleTap, Sink};
+use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
 use crate::stats::{
     Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
 };
@@ -134,6 +134,7 @@ pub struct Controls {
     stop: CancellationToken,
     kill: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
+    failures: Arc<Mutex<Vec<String>>>,
 }
 
 impl Controls {
@@ -165,6 +166,23 @@ impl Controls {
     /// True once killed.
     pub fn is_killed(&self) -> bool {
         self.kill.is_cancelled()
+    }
+
+    /// Fail the run without stopping it: the verdict becomes failed, with `reason` shown in the
+    /// summary and the JSON result (a guard such as a monitor with the `fail` action).
+    pub fn fail(&self, reason: impl Into<String>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reason.into());
+    }
+
+    /// Reasons given to [`Controls::fail`] so far.
+    pub fn failures(&self) -> Vec<String> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn reason(&self) -> Option<StopReason> {
@@ -237,6 +255,8 @@ pub struct RunOutput {
     pub breaches: Vec<Breach>,
     /// Per named scenario (empty for a plain single-scenario run).
     pub scenarios: Vec<ScenarioOutput>,
+    /// Reasons a guard failed the run for ([`Controls::fail`]).
+    pub failures: Vec<String>,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -403,10 +423,16 @@ impl Executor {
         }
         let started_at = SystemTime::now();
         let start = Instant::now();
-        for s in &mut self.sinks {
-            s.on_start(&self.run);
-        }
         let timeline = Arc::new(Mutex::new(Vec::new()));
+        let ctx = SinkContext {
+            run: self.run.clone(),
+            names: names.clone(),
+            controls: controls.clone(),
+            timeline: TimelineHandle::new(timeline.clone(), start),
+        };
+        for s in &mut self.sinks {
+            s.on_start(&ctx);
+        }
         let push_events = {
             let timeline = timeline.clone();
             move |e: &mut Vec<TimelineEvent>| {
@@ -680,6 +706,7 @@ impl Executor {
             generator: health.report(total_arrivals.as_ref().map(|a| a.achieved_pct)),
             arrivals: total_arrivals,
             breaches: guard.into_breaches(),
+            failures: controls.failures(),
             scenarios,
         }
     }

@@ -259,7 +259,6 @@ impl Worker {
         vu.stop(&shared).await;
         shared.users.fetch_sub(1, Ordering::Relaxed);
     }
-
 }
 
 /// A copy of the scheduling delays recorded so far.

@@ -44,6 +44,8 @@ pub enum Metric {
     DroppedIterations,
     /// 1 when the generator was healthy, 0 when its results are not trustworthy.
     GeneratorHealthy,
+    /// Checks passed / checks evaluated, 0..=1.
+    Checks,
 }
 
 /// A latency statistic.
@@ -206,9 +208,7 @@ fn parse_metric(m: &str) -> Result<Metric, String> {
         "failures" => Metric::Failures,
         "dropped_iterations" => Metric::DroppedIterations,
         "generator_healthy" => Metric::GeneratorHealthy,
-        "checks" => {
-            return Err("`checks` thresholds need check results, which this version does not record yet".into())
-        }
+        "checks" | "check_rate" => Metric::Checks,
         p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
             let q: f64 = p[1..].parse().unwrap_or_default();
             if !PERCENTILES.contains(&q) {
@@ -220,7 +220,7 @@ fn parse_metric(m: &str) -> Result<Metric, String> {
         }
         other => {
             return Err(format!(
-                "unknown metric `{other}`: expected a latency (p50 … p99.99, avg, min, max), error_rate, rps, requests, failures, dropped_iterations or generator_healthy"
+                "unknown metric `{other}`: expected a latency (p50 … p99.99, avg, min, max), error_rate, checks, rps, requests, failures, dropped_iterations or generator_healthy"
             ))
         }
     })
@@ -243,7 +243,7 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
                 num(v)
             }
         }
-        Metric::ErrorRate => match v.strip_suffix('%') {
+        Metric::ErrorRate | Metric::Checks => match v.strip_suffix('%') {
             Some(p) => num(p).map(|x| x / 100.0),
             None => num(v),
         },
@@ -364,6 +364,10 @@ impl Threshold {
             Metric::Failures => r.map(|r| r.failure_count as f64),
             Metric::DroppedIterations => Some(o.dropped_iterations as f64),
             Metric::GeneratorHealthy => o.generator.map(|g| f64::from(u8::from(g.healthy))),
+            Metric::Checks => r
+                .map(|r| (r.checks_passed, r.checks_passed + r.checks_failed))
+                .filter(|(_, n)| *n > 0)
+                .map(|(p, n)| p as f64 / n as f64),
         }
     }
 
@@ -386,6 +390,7 @@ impl Threshold {
             Metric::Failures => "failures".into(),
             Metric::DroppedIterations => "dropped_iterations".into(),
             Metric::GeneratorHealthy => "generator_healthy".into(),
+            Metric::Checks => "checks".into(),
         }
     }
 
@@ -393,7 +398,7 @@ impl Threshold {
     pub fn unit(&self) -> &'static str {
         match self.metric {
             Metric::Latency(_) => "ms",
-            Metric::ErrorRate => "ratio",
+            Metric::ErrorRate | Metric::Checks => "ratio",
             Metric::Rps => "per_s",
             Metric::Requests | Metric::Failures | Metric::DroppedIterations => "count",
             Metric::GeneratorHealthy => "bool",
@@ -404,7 +409,7 @@ impl Threshold {
     pub fn format(&self, v: f64) -> String {
         match self.metric {
             Metric::Latency(_) => format!("{} ms", crate::report::text::ms(v)),
-            Metric::ErrorRate => format!("{:.2}%", v * 100.0),
+            Metric::ErrorRate | Metric::Checks => format!("{:.2}%", v * 100.0),
             Metric::Rps => format!("{v:.1}/s"),
             Metric::GeneratorHealthy => if v >= 1.0 { "true" } else { "false" }.into(),
             _ => format!("{v:.0}"),
@@ -629,7 +634,7 @@ mod tests {
         assert!(e("p95{tag:team=a} < 1s").contains("carry no tags"));
         assert!(e("p95{host:x} < 1s").contains("unknown scope"));
         assert!(e("p95 < 1s, maybe").contains("expected `abort`"));
-        assert!(e("checks > 99%").contains("does not record"));
+        assert!(parse("checks > 99%").is_ok());
         assert!(e("dropped_iterations{name:x} < 1").contains("whole run"));
         assert!(e("p95 < soon").starts_with("threshold `p95 < soon`: "));
     }
@@ -715,5 +720,45 @@ mod tests {
         assert!(res[0].aborted && !res[0].passed);
         assert_eq!(res[0].first_breach_s, Some(2.0));
         assert!(!res[1].passed && !res[1].aborted);
+    }
+}
+
+#[cfg(test)]
+mod check_rate_tests {
+    use super::*;
+
+    #[test]
+    fn check_pass_rate_is_a_threshold() {
+        let agg = RequestSummary {
+            request_count: 100,
+            checks_passed: 99,
+            checks_failed: 1,
+            ..RequestSummary::default()
+        };
+        let o = Observed {
+            aggregate: &agg,
+            requests: &[],
+            scenarios: &[],
+            dropped_iterations: 0,
+            generator: None,
+        };
+        let pass = parse("checks > 98%").unwrap();
+        let fail = parse("checks >= 99.5%").unwrap();
+        assert_eq!(pass.check(&o), (Some(0.99), Some(true)));
+        assert_eq!(fail.check(&o).1, Some(false));
+        assert_eq!(fail.format(0.99), "99.00%");
+        let none = RequestSummary {
+            request_count: 5,
+            ..RequestSummary::default()
+        };
+        let o2 = Observed {
+            aggregate: &none,
+            ..o
+        };
+        assert_eq!(
+            pass.check(&o2),
+            (None, None),
+            "no checks ran: nothing to judge"
+        );
     }
 }

@@ -33,6 +33,11 @@ fn chromium() -> Option<PathBuf> {
             return Some(c);
         }
     }
+    // In CI (.ci/run installs Chromium) a missing browser is a failure, not a silent skip.
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "no Chromium at /usr/bin/chromium in CI: .ci/run must install Debian's `chromium`"
+    );
     eprintln!(
         "skipping the browser test: no Chromium at /usr/bin/chromium (install Debian's `chromium`, as .ci/run does, or set LOADLENS_CHROMIUM)"
     );

@@ -89,9 +89,13 @@ pub struct RunArgs {
         value_name = "HOST | HEADER"
     )]
     pub host: Vec<String>,
-    /// Run without a web UI (loadlens has none yet; accepted for Locust compatibility).
+    /// With --web: start the run at once instead of waiting for a start from the page, and
+    /// exit at its end (as Locust's --headless).
     #[arg(long, env = "LOADLENS_HEADLESS")]
     pub headless: bool,
+    /// The live web dashboard.
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 
     /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
     #[arg(long, env = "LOADLENS_CSV", value_name = "PREFIX")]
@@ -238,6 +242,9 @@ pub struct DemoArgs {
     /// Seconds between progress lines when stdout is not a terminal.
     #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: std::time::Duration,
+    /// The live web dashboard (the demo starts at once and exits at its end).
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {

@@ -42,6 +42,8 @@ pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
         csv: Some(args.out.join("storefront")),
         html: Some(args.out.join("report.html")),
         progress_every: args.progress_interval,
+        web: Some(args.web.clone()),
+        headless: true,
         ..Outputs::default()
     };
     let exit = runner::execute(prepared, &outputs).await;

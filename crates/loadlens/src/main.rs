@@ -9,6 +9,7 @@ mod identity;
 mod live;
 mod report_cmd;
 mod runner;
+mod web;
 
 use std::process::ExitCode;
 
@@ -70,6 +71,8 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
                     .filter(|v| !v.is_empty())
                     .map(Into::into),
                 progress_every: args.progress_interval,
+                web: Some(args.web.clone()),
+                headless: args.headless,
             };
             let prepared = match &args.scenario {
                 Some(path) => {

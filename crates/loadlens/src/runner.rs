@@ -59,6 +59,10 @@ pub struct Outputs {
     pub step_summary: Option<PathBuf>,
     /// Seconds between plain progress lines.
     pub progress_every: Duration,
+    /// `--web` and its options: the live web dashboard.
+    pub web: Option<crate::web::WebArgs>,
+    /// `--headless`: with `--web`, start at once instead of waiting for the page.
+    pub headless: bool,
 }
 
 fn invalid(msg: impl Into<String>) -> Failure {
@@ -340,9 +344,24 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 }
 
 /// Run to the end and write every report. Returns the exit status.
-pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
     let client = ClientShared::new(p.client.clone())
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
+    let mut web = match outputs.web.as_ref().filter(|w| w.web) {
+        Some(w) => Some(start_dashboard(w, &p, !outputs.headless).await?),
+        None => None,
+    };
+    if let Some(d) = web.as_mut().filter(|_| !outputs.headless) {
+        println!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
+        let start = tokio::select! {
+            s = d.wait_for_start() => s,
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        match start {
+            Some(req) => p.load = req.apply(p.load),
+            None => return Ok(Exit::Interrupted),
+        }
+    }
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
     } else {
@@ -359,6 +378,14 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
             .and_then(|v| v.into_iter().max())
     };
     let controls = Controls::new();
+    let (executor, follow) = match &web {
+        Some(d) => {
+            d.hub.running(p.load.clone(), controls.clone());
+            let follow = d.follow(executor.snapshots());
+            (executor.sink(d.events_sink()), Some(follow))
+        }
+        None => (executor, None),
+    };
 
     // Ctrl-C: first stops gracefully, second stops at once. Reports are written either way.
     let signals = {
@@ -404,7 +431,14 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
     let _ = view.await;
     signals.abort();
 
-    let sinks = std::mem::take(&mut out.sinks);
+    if let Some(f) = follow {
+        let _ = f.await;
+    }
+    // The dashboard's sink only copies events; it has nothing to report.
+    let sinks = std::mem::take(&mut out.sinks)
+        .into_iter()
+        .filter(|s| s.name() != crate::web::SINK_NAME)
+        .collect();
     let mut summary = Summary::new(p.run, p.load, p.host, &mut out);
     summary.evaluate_thresholds(&p.thresholds);
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
@@ -422,6 +456,17 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
             }
         }
     }
+    if let Some(d) = web {
+        d.finish(&summary);
+        if !outputs.headless {
+            println!(
+                "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
+                d.addr()
+            );
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        d.shutdown().await;
+    }
     if report_failed {
         return Ok(Exit::Internal);
     }
@@ -431,6 +476,36 @@ pub async fn execute(p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
         Verdict::Aborted => Exit::Aborted,
         Verdict::Interrupted => Exit::Interrupted,
     })
+}
+
+/// Bind the dashboard and say where it is; warn when it is reachable from other machines
+/// without a password.
+async fn start_dashboard(
+    w: &crate::web::WebArgs,
+    p: &Prepared,
+    waiting: bool,
+) -> Result<crate::web::Dashboard, Failure> {
+    if w.web_auth.as_deref().is_some_and(|a| !a.contains(':')) {
+        return Err(invalid("--web-auth must be USER:PASSWORD"));
+    }
+    let addr = w.addr();
+    let meta = crate::web::RunMeta {
+        run: p.run.clone(),
+        load: p.load.clone(),
+        host: p.host.clone(),
+        names: p.plan.names.pairs().to_vec(),
+        run_time: p.load.duration(),
+    };
+    let d = crate::web::Dashboard::start(w, meta, waiting)
+        .await
+        .map_err(|e| invalid(format!("cannot serve the dashboard on {addr}: {e}")))?;
+    if crate::web::is_exposed(addr.ip()) && w.web_auth.is_none() {
+        eprintln!(
+            "warning: the dashboard on {addr} is reachable from other machines and can start and stop load; add --web-auth USER:PASSWORD"
+        );
+    }
+    println!("dashboard: http://{}/", d.addr());
+    Ok(d)
 }
 
 /// Write every requested report; each result is independent, so one failure loses nothing else.

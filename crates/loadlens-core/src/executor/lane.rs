@@ -1,7 +1,9 @@
 //! One lane of the driver: a scenario's load model over time. The driver loop in `mod.rs` calls
 //! [`Lane::step`] on every wake-up (10 ms tick, arrivals, a VU ending) and [`Lane::arrive`]
 //! for each open-model arrival; the lane starts at its offset, keeps the closed model's user
-//! count on its stage ramp, routes arrivals to VUs, and ends at its run time.
+//! count on its stage ramp, routes arrivals to VUs, and ends at its run time. A load change
+//! asked for during the run ([`Lane::retarget`]) replaces the user count, or restarts the
+//! pacer at the new arrival rate from that moment.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::open::{self, ArrivalReport, Dispatch, OpenLane, PacerThread};
 use super::profile::{self, Pacer};
 use super::vu::Vu;
-use super::{LoadSettings, Shared, StopReason};
+use super::{LoadSettings, LoadTarget, Shared, StopReason};
 use crate::run::{EventKind, TimelineEvent};
 use crate::stats::LatencyHistogram;
 
@@ -52,6 +54,11 @@ pub(super) struct Lane {
     stage: Option<usize>,
     all_spawned_reported: bool,
     pub open: Option<OpenLane>,
+    /// Load asked for during the run; replaces the profile's where set.
+    target: LoadTarget,
+    /// Open model after a rate change: `(offset from the lane's start, arrivals intended
+    /// before it, new rate)`, so intended arrivals stay the integral of the rate actually asked.
+    rebased: Option<(Duration, f64, f64)>,
 }
 
 impl Lane {
@@ -81,6 +88,8 @@ impl Lane {
             stage: None,
             all_spawned_reported: false,
             open,
+            target: LoadTarget::default(),
+            rebased: None,
         }
     }
 
@@ -171,7 +180,9 @@ impl Lane {
         events: &mut Vec<TimelineEvent>,
     ) {
         let load = &self.load;
-        let target = if !load.stages.is_empty() {
+        let target = if let Some(users) = self.target.users {
+            users
+        } else if !load.stages.is_empty() {
             profile::users_at(&load.stages, t)
         } else {
             match load.spawn_rate.filter(|r| *r > 0.0 && r.is_finite()) {
@@ -207,7 +218,11 @@ impl Lane {
                 format!("{}all {} users started", self.label(), load.users),
             ));
         }
-        if self.live == 0 && (!budget || (load.stages.is_empty() && self.spawned >= load.users)) {
+        // Users that all finished by themselves end the lane, unless the user count was changed
+        // during the run (0 users then means "pause", not "done").
+        let own_end =
+            load.stages.is_empty() && self.target.users.is_none() && self.spawned >= load.users;
+        if self.live == 0 && (!budget || own_end) {
             let why = if budget {
                 StopReason::UsersFinished
             } else {
@@ -231,8 +246,35 @@ impl Lane {
         for _ in 0..a.pre_allocated_vus.min(a.max_vus) {
             self.spawn_open(None, vus);
         }
-        let pacer = Pacer::new(a.rate_per_s, self.load.stages.clone(), self.load.duration());
-        match PacerThread::spawn(pacer, self.index, start + self.start_time, arrivals.clone()) {
+        if let Some(rate) = self.target.rate_per_s {
+            // The rate was changed before this lane started.
+            self.rebased = Some((Duration::ZERO, 0.0, rate));
+        }
+        self.start_pacer(Duration::ZERO, start, arrivals, events, now);
+    }
+
+    /// Start the pacer thread at offset `from` (from the lane's start), replacing any running one.
+    fn start_pacer(
+        &mut self,
+        from: Duration,
+        start: Instant,
+        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
+        events: &mut Vec<TimelineEvent>,
+        now: Duration,
+    ) {
+        let Some(a) = self.load.arrival.clone() else {
+            return;
+        };
+        let left = self.load.duration().map(|d| d.saturating_sub(from));
+        let pacer = match self.rebased {
+            Some((_, _, rate)) => Pacer::new(rate, Vec::new(), left),
+            None => Pacer::new(a.rate_per_s, self.load.stages.clone(), left),
+        };
+        if let Some(old) = self.open.as_mut().and_then(|o| o.pacer.take()) {
+            old.stop();
+        }
+        let at = start + self.start_time + from;
+        match PacerThread::spawn(pacer, self.index, at, arrivals.clone()) {
             Ok(p) => {
                 if let Some(o) = &mut self.open {
                     o.pacer = Some(p);
@@ -271,6 +313,60 @@ impl Lane {
             (lane, id as u64)
         });
         self.live += 1;
+    }
+
+    /// Apply the load asked for during the run: the closed model follows `target.users` from
+    /// its next step; the open model restarts its pacer at `target.rate_per_s` from `now`.
+    pub fn retarget(
+        &mut self,
+        target: LoadTarget,
+        now: Duration,
+        start: Instant,
+        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
+        events: &mut Vec<TimelineEvent>,
+    ) {
+        let old = std::mem::replace(&mut self.target, target);
+        if self.state == State::Pending {
+            return;
+        }
+        if self.open.is_none() {
+            if let Some(users) = target.users.filter(|u| old.users != Some(*u)) {
+                if self.state == State::Running {
+                    events.push(TimelineEvent::now(
+                        now,
+                        EventKind::StageChanged,
+                        format!("{}load changed to {users} users", self.label()),
+                    ));
+                }
+            }
+            return;
+        }
+        let Some(rate) = target.rate_per_s.filter(|r| old.rate_per_s != Some(*r)) else {
+            return;
+        };
+        if self.state != State::Running {
+            return;
+        }
+        let t = now.saturating_sub(self.start_time);
+        self.rebased = Some((t, self.intended_by(t), rate));
+        events.push(TimelineEvent::now(
+            now,
+            EventKind::StageChanged,
+            format!("{}load changed to {rate} arrivals/s", self.label()),
+        ));
+        self.start_pacer(t, start, arrivals, events, now);
+    }
+
+    /// Arrivals intended in the lane's first `t`: the integral of the profile's rate, or of the
+    /// rate asked for since the last change.
+    fn intended_by(&self, t: Duration) -> f64 {
+        let Some(a) = &self.load.arrival else {
+            return 0.0;
+        };
+        match self.rebased {
+            Some((at, before, rate)) if t >= at => before + rate * (t - at).as_secs_f64(),
+            _ => profile::arrivals_by(a.rate_per_s, &self.load.stages, t),
+        }
     }
 
     /// One open-model arrival intended at `intended`.
@@ -316,7 +412,7 @@ impl Lane {
             .unwrap_or(stopped_at)
             .saturating_sub(self.start_time);
         let until = self.load.duration().map_or(until, |d| until.min(d));
-        let intended = profile::arrivals_by(a.rate_per_s, &self.load.stages, until);
+        let intended = self.intended_by(until);
         let started = o.started;
         let delays = open::delays(&o.delays);
         Some((

@@ -10,7 +10,9 @@
 //!
 //! Stopping is two-staged like Locust: [`Controls::stop`] lets in-flight requests finish
 //! (bounded by the stop timeout), [`Controls::kill`] ends everything at once. Either way the
-//! caller gets a complete [`RunOutput`] to write every report from.
+//! caller gets a complete [`RunOutput`] to write every report from. The load can be changed
+//! during the run ([`Controls::set_users`], [`Controls::set_arrival_rate`]): the driver loop
+//! wakes on each change and hands it to every lane.
 
 mod health;
 mod lane;
@@ -128,6 +130,17 @@ pub enum StopReason {
     DataExhausted(String),
 }
 
+/// The load asked for during a run through [`Controls::set_users`] and
+/// [`Controls::set_arrival_rate`] (the web dashboard's fields). `None` keeps the load model's
+/// own; a value replaces it, stages included, from that moment to the end of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTarget {
+    /// Closed model: users to run (ramped at once; the most recently started stop first).
+    pub users: Option<u64>,
+    /// Open model: arrivals per second.
+    pub rate_per_s: Option<f64>,
+}
+
 /// Stop handles given to the executor. Clone them to stop the run from elsewhere.
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
@@ -135,6 +148,8 @@ pub struct Controls {
     kill: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
     failures: Arc<Mutex<Vec<String>>>,
+    /// Latest load asked for; the driver loop wakes on each change.
+    load: watch::Sender<LoadTarget>,
 }
 
 impl Controls {
@@ -183,6 +198,26 @@ impl Controls {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Change the closed model's user count for the rest of the run (every closed-model
+    /// scenario of the run gets `users`). Users are started or stopped on the driver's next step.
+    pub fn set_users(&self, users: u64) {
+        self.load.send_modify(|t| t.users = Some(users));
+    }
+
+    /// Change the open model's arrival rate (per second) for the rest of the run (every
+    /// open-model scenario gets `rate`). Negative or non-finite rates are ignored.
+    pub fn set_arrival_rate(&self, rate: f64) {
+        if rate.is_finite() && rate >= 0.0 {
+            self.load.send_modify(|t| t.rate_per_s = Some(rate));
+        }
+    }
+
+    /// The load asked for so far through [`Controls::set_users`] and
+    /// [`Controls::set_arrival_rate`].
+    pub fn load_target(&self) -> LoadTarget {
+        *self.load.borrow()
     }
 
     fn reason(&self) -> Option<StopReason> {
@@ -568,6 +603,7 @@ impl Executor {
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut events = Vec::new();
+        let mut load_changes = controls.load.subscribe();
         let stop_reason = loop {
             let now = start.elapsed();
             for l in &mut lanes {
@@ -599,6 +635,13 @@ impl Executor {
                 Some(done) = vus.join_next(), if !vus.is_empty() => {
                     if let Ok((i, id)) = done {
                         lanes[i].vu_done(id);
+                    }
+                }
+                Ok(()) = load_changes.changed() => {
+                    let target = *load_changes.borrow_and_update();
+                    let now = start.elapsed();
+                    for l in &mut lanes {
+                        l.retarget(target, now, start, &arrival_tx, &mut events);
                     }
                 }
                 _ = tokio::time::sleep_until(next.unwrap_or_else(tokio::time::Instant::now)), if next.is_some() => {}

@@ -505,3 +505,71 @@ async fn tracing_gives_every_request_its_own_span_ids() {
         .iter()
         .all(|s| s.protocol == Some("1.1") && s.task == 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_count_can_be_changed_during_the_run() {
+    let srv = testutil::http1().await;
+    let controls = Controls::new();
+    let c = controls.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.set_users(8);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.set_users(0);
+    });
+    let out = run(
+        &srv.url("/slow?ms=10"),
+        LoadSettings {
+            run_time: Some(Duration::from_millis(1500)),
+            ..load(2)
+        },
+        controls.clone(),
+    )
+    .await;
+    // Zero users pause the load; the run still lasts its run time.
+    assert_eq!(out.stop_reason, StopReason::RunTime);
+    assert_eq!(controls.load_target().users, Some(0));
+    let users: Vec<u64> = out.series.points().iter().map(|p| p.users).collect();
+    assert_eq!(users[0], 2, "{users:?}");
+    assert_eq!(users.iter().copied().max(), Some(8), "{users:?}");
+    assert_eq!(*users.last().unwrap(), 0, "{users:?}");
+    let changes: Vec<&str> = out
+        .timeline
+        .iter()
+        .filter(|e| e.kind == EventKind::StageChanged)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        changes,
+        ["load changed to 8 users", "load changed to 0 users"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_arrival_rate_can_be_changed_during_the_run() {
+    let srv = testutil::http1().await;
+    let controls = Controls::new();
+    let c = controls.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        c.set_arrival_rate(300.0);
+    });
+    let out = run(
+        &srv.url("/"),
+        open_load(100.0, 10, 50, Duration::from_millis(2000)),
+        controls,
+    )
+    .await;
+    let a = out.arrivals.as_ref().unwrap();
+    // 100/s for ~1 s, then 300/s for ~1 s: about 400 intended, the rate actually asked for.
+    assert!((360..=440).contains(&a.intended), "{a:?}");
+    assert!(a.achieved_pct >= 95.0, "{a:?}");
+    assert_eq!(a.dropped_iterations, 0, "{a:?}");
+    let rps: Vec<f64> = out.series.points().iter().map(|p| p.rps).collect();
+    let (early, late) = (rps[3], rps[rps.len() - 3]);
+    assert!(late > early * 2.0, "{rps:?}");
+    assert!(out
+        .timeline
+        .iter()
+        .any(|e| e.message == "load changed to 300 arrivals/s"));
+}

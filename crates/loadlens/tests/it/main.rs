@@ -3,8 +3,10 @@
 mod browser;
 mod cli;
 mod demo;
+mod otel;
 mod profiles;
 mod report;
 mod scenario;
 mod schema;
 mod support;
+mod web;

@@ -25,7 +25,8 @@ use super::text::ms as fmt_ms;
 use crate::stats::{PhaseStats, RequestSummary};
 use svg::{Bar, Line, Marker, PALETTE};
 
-const STYLE: &str = include_str!("style.css");
+/// The report's style sheet (also inlined by the live web dashboard, which draws the same charts).
+pub const STYLE: &str = include_str!("style.css");
 
 /// Top-level keys of the result that have a dedicated section; any other key gets a generic one.
 const KNOWN_KEYS: [&str; 13] = [

@@ -1,0 +1,393 @@
+//! The dashboard's state: what the run has done so far, folded from the snapshot stream, and the
+//! one SSE payload every connected page gets per snapshot.
+//!
+//! The hub is the only reader of the executor's snapshot channel on behalf of the pages: it
+//! merges each snapshot's interval into its own cumulative set (for the error table and the
+//! downloads), appends the snapshot's point to its own series, renders the charts with the HTML
+//! report's SVG code *once*, and publishes the resulting JSON on a `watch` channel. Page
+//! connections only copy that string, so ten open pages cost what one does, and a slow page
+//! never delays the aggregator.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use loadlens_core::executor::{Controls, LoadSettings, StopReason};
+use loadlens_core::report::html::svg::{self, Line, Marker, PALETTE};
+use loadlens_core::report::json::ResultDoc;
+use loadlens_core::report::{self, Outcome, Summary};
+use loadlens_core::run::{EventKind, RunInfo, TimelineEvent};
+use loadlens_core::stats::{RequestSummary, SeriesPoint, Snapshot, StatsSet, TimeSeries};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+/// Where the run is in its life, as the page shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Waiting for a start from the page (not `--headless`).
+    Waiting,
+    /// Load is running.
+    Running,
+    /// A stop was asked for; in-flight requests are finishing.
+    Stopping,
+    /// The run ended; the downloads are the final reports.
+    Finished,
+}
+
+/// What a run is, for the page's header and the downloads.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Identity and tags.
+    pub run: RunInfo,
+    /// Load settings (after a start from the page, with its user count or rate).
+    pub load: LoadSettings,
+    /// Target host.
+    pub host: Option<String>,
+    /// `(method, name)` pairs in `NameId` order.
+    pub names: Vec<(String, String)>,
+    /// How long the load lasts by itself.
+    pub run_time: Option<Duration>,
+}
+
+/// The final reports, rendered once when the run ends.
+struct Finals {
+    json: String,
+    html: String,
+    stats_csv: String,
+    failures_csv: String,
+    history_csv: String,
+}
+
+struct Inner {
+    meta: RunMeta,
+    phase: Phase,
+    started_at: Option<SystemTime>,
+    stats: StatsSet,
+    series: TimeSeries,
+    last: Option<Arc<Snapshot>>,
+    controls: Option<Controls>,
+    finals: Option<Finals>,
+}
+
+/// Shared state of the dashboard (see the module docs).
+pub struct Hub {
+    inner: Mutex<Inner>,
+    /// Timeline events, appended by the dashboard's sink before each snapshot is published.
+    pub(super) events: Arc<Mutex<Vec<TimelineEvent>>>,
+    payload: watch::Sender<Arc<str>>,
+}
+
+impl Hub {
+    /// A hub for a run not started yet.
+    pub fn new(meta: RunMeta, phase: Phase) -> Arc<Hub> {
+        let n = meta.names.len();
+        let hub = Arc::new(Hub {
+            inner: Mutex::new(Inner {
+                meta,
+                phase,
+                started_at: None,
+                stats: StatsSet::new(n),
+                series: TimeSeries::new(TimeSeries::DEFAULT_CAPACITY),
+                last: None,
+                controls: None,
+                finals: None,
+            }),
+            events: Arc::default(),
+            payload: watch::Sender::new(Arc::from("{}")),
+        });
+        hub.publish();
+        hub
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver of the latest payload (one JSON object per change).
+    pub fn subscribe(&self) -> watch::Receiver<Arc<str>> {
+        self.payload.subscribe()
+    }
+
+    /// The latest payload.
+    pub fn payload(&self) -> Arc<str> {
+        self.payload.borrow().clone()
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.lock().phase
+    }
+
+    /// The run's controls, once it runs.
+    pub fn controls(&self) -> Option<Controls> {
+        self.lock().controls.clone()
+    }
+
+    /// Is the run of the open model (arrival rate) rather than the closed one (users)?
+    pub fn is_open_model(&self) -> bool {
+        self.lock().meta.load.arrival.is_some()
+    }
+
+    /// The run starts with `load` (after the page's start, if any), stopped through `controls`.
+    pub fn running(&self, load: LoadSettings, controls: Controls) {
+        {
+            let mut i = self.lock();
+            i.meta.load = load;
+            i.controls = Some(controls);
+            i.phase = Phase::Running;
+            i.started_at = Some(SystemTime::now());
+        }
+        self.publish();
+    }
+
+    /// A stop was asked for.
+    pub fn stopping(&self) {
+        {
+            let mut i = self.lock();
+            if i.phase != Phase::Running {
+                return;
+            }
+            i.phase = Phase::Stopping;
+        }
+        self.publish();
+    }
+
+    /// Fold in one snapshot and publish.
+    pub fn on_snapshot(&self, snap: Arc<Snapshot>) {
+        {
+            let mut i = self.lock();
+            i.stats.merge(&snap.interval);
+            i.series.push(snap.point.clone());
+            if i.phase == Phase::Running && i.controls.as_ref().is_some_and(|c| c.is_stopping()) {
+                i.phase = Phase::Stopping;
+            }
+            i.last = Some(snap);
+        }
+        self.publish();
+    }
+
+    /// The run ended: the downloads become the final reports.
+    pub fn finish(&self, summary: &Summary) {
+        let doc = ResultDoc::of(summary);
+        let finals = Finals {
+            json: serde_json::to_string_pretty(&doc).unwrap_or_default(),
+            html: report::html::render(&doc),
+            stats_csv: report::csv::stats_csv(summary),
+            failures_csv: report::csv::failures_csv(summary),
+            history_csv: report::csv::history_csv(summary),
+        };
+        {
+            let mut i = self.lock();
+            i.finals = Some(finals);
+            i.phase = Phase::Finished;
+        }
+        self.publish();
+    }
+
+    /// A download by file name: `(content type, body)`, or `None` for an unknown name. Before
+    /// the end of the run they are built from the figures so far.
+    pub fn download(&self, file: &str) -> Option<(&'static str, String)> {
+        let i = self.lock();
+        let kind = match file {
+            "result.json" => "application/json",
+            "report.html" => "text/html; charset=utf-8",
+            "stats.csv" | "failures.csv" | "stats_history.csv" => "text/csv; charset=utf-8",
+            _ => return None,
+        };
+        if let Some(f) = &i.finals {
+            let body = match file {
+                "result.json" => f.json.clone(),
+                "report.html" => f.html.clone(),
+                "stats.csv" => f.stats_csv.clone(),
+                "failures.csv" => f.failures_csv.clone(),
+                _ => f.history_csv.clone(),
+            };
+            return Some((kind, body));
+        }
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let summary = current_summary(&i, events);
+        let body = match file {
+            "result.json" => {
+                serde_json::to_string_pretty(&ResultDoc::of(&summary)).unwrap_or_default()
+            }
+            "report.html" => report::html::render(&ResultDoc::of(&summary)),
+            "stats.csv" => report::csv::stats_csv(&summary),
+            "failures.csv" => report::csv::failures_csv(&summary),
+            _ => report::csv::history_csv(&summary),
+        };
+        Some((kind, body))
+    }
+
+    /// Rebuild the payload from the current state and hand it to every page.
+    pub fn publish(&self) {
+        let events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let payload = payload(&self.lock(), &events);
+        self.payload.send_replace(Arc::from(payload.to_string()));
+    }
+}
+
+/// A summary of the run so far, for downloads during the run.
+fn current_summary(i: &Inner, timeline: Vec<TimelineEvent>) -> Summary {
+    let elapsed = i.last.as_ref().map_or(Duration::ZERO, |s| s.elapsed);
+    let started_at = i.started_at.unwrap_or_else(SystemTime::now);
+    Summary {
+        run: i.meta.run.clone(),
+        load: i.meta.load.clone(),
+        host: i.meta.host.clone(),
+        started_at,
+        ended_at: started_at + elapsed,
+        duration: elapsed,
+        // Not over yet: the verdict reads as the run would end now, at its run time.
+        stop_reason: StopReason::RunTime,
+        killed: false,
+        names: i.meta.names.clone(),
+        stats: i.stats.clone(),
+        series: i.series.clone(),
+        timeline,
+        sinks: Vec::new(),
+        dropped_samples: 0,
+        outcome: Outcome::default(),
+    }
+}
+
+fn row(r: &RequestSummary) -> Value {
+    let l = &r.latency_ms;
+    json!({
+        "method": r.method, "name": r.name, "requests": r.request_count,
+        "failures": r.failure_count, "median": l.p50, "avg": l.avg, "min": l.min, "max": l.max,
+        "p90": l.p90, "p95": l.p95, "p99": l.p99, "rps": r.rps,
+        "failures_per_s": r.failures_per_s, "avg_size": r.avg_content_bytes,
+    })
+}
+
+fn kind_name(k: EventKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The page's whole state as one JSON object.
+fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
+    let load = &i.meta.load;
+    let target = i
+        .controls
+        .as_ref()
+        .map(Controls::load_target)
+        .unwrap_or_default();
+    let open = load.arrival.is_some();
+    let mut errors: Vec<Value> = i
+        .stats
+        .errors
+        .sorted()
+        .into_iter()
+        .take(100)
+        .map(|e| {
+            let (m, n) = i
+                .meta
+                .names
+                .get(e.name.0 as usize)
+                .cloned()
+                .unwrap_or_default();
+            json!({"method": m, "name": n, "kind": e.kind.as_str(), "message": e.message, "count": e.count})
+        })
+        .collect();
+    errors.truncate(100);
+    let snap = i.last.as_deref();
+    json!({
+        "phase": i.phase,
+        "run_id": i.meta.run.id,
+        "scenario": i.meta.run.scenario,
+        "host": i.meta.host,
+        "model": if open { "open" } else { "closed" },
+        "profile": load.describe(),
+        "users_target": target.users.unwrap_or(load.users),
+        "rate_target": target.rate_per_s.or(load.arrival.as_ref().map(|a| a.rate_per_s)),
+        "run_time_s": i.meta.run_time.map(|d| d.as_secs_f64()),
+        "elapsed_s": snap.map_or(0.0, |s| s.elapsed.as_secs_f64()),
+        "users": snap.map_or(0, |s| s.users),
+        "rps": snap.map_or(0.0, |s| s.point.rps),
+        "failures_per_s": snap.map_or(0.0, |s| s.point.failures_per_s),
+        "p95_now": snap.map_or(0.0, |s| s.point.p95_ms),
+        "total": snap.map(|s| row(&s.total)),
+        "requests": snap.map_or_else(Vec::new, |s| s.requests.iter().map(row).collect()),
+        "errors": errors,
+        "events": events.iter().map(|e| json!({"elapsed_s": e.elapsed_s, "kind": kind_name(e.kind), "message": e.message})).collect::<Vec<_>>(),
+        "charts": charts(i, events),
+    })
+}
+
+/// The charts of the HTML report, drawn by its SVG code: req/s and failures/s, p50/p95/p99,
+/// active users, with numbered markers for timeline events.
+fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
+    let pts = i.series.points();
+    if pts.is_empty() {
+        return String::new();
+    }
+    let x_max = pts
+        .last()
+        .map_or(0.0, |p| p.elapsed_s)
+        .max(i.meta.run_time.map_or(0.0, |d| d.as_secs_f64()));
+    let markers: Vec<Marker> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| !matches!(e.kind, EventKind::RunStarted | EventKind::RunFinished))
+        .map(|(n, e)| {
+            let kind = kind_name(e.kind);
+            Marker {
+                x: e.elapsed_s,
+                number: n + 1,
+                text: format!("#{} at {:.1}s — {kind}: {}", n + 1, e.elapsed_s, e.message),
+                kind,
+            }
+        })
+        .collect();
+    let line = |label: &str, color, f: &dyn Fn(&SeriesPoint) -> Option<f64>| Line {
+        label: label.into(),
+        color,
+        width: 1.5,
+        points: pts.iter().map(|p| f(p).map(|y| (p.elapsed_s, y))).collect(),
+    };
+    // An interval without responses has no latency: a gap, not a zero.
+    let lat = |f: fn(&SeriesPoint) -> f64| move |p: &SeriesPoint| (p.requests > 0).then(|| f(p));
+    let mut out = svg::time_chart(
+        "chart-rps",
+        "Requests per second",
+        "",
+        x_max,
+        &[
+            line("req/s", PALETTE[0], &|p| Some(p.rps)),
+            line("failures/s", PALETTE[2], &|p| Some(p.failures_per_s)),
+        ],
+        &markers,
+    );
+    out.push_str(&svg::time_chart(
+        "chart-latency",
+        "Response time",
+        " ms",
+        x_max,
+        &[
+            line("p50", PALETTE[4], &lat(|p| p.p50_ms)),
+            line("p95", PALETTE[1], &lat(|p| p.p95_ms)),
+            line("p99", PALETTE[2], &lat(|p| p.p99_ms)),
+        ],
+        &markers,
+    ));
+    out.push_str(&svg::time_chart(
+        "chart-users",
+        "Active users",
+        "",
+        x_max,
+        &[line("users", PALETTE[3], &|p| Some(p.users as f64))],
+        &markers,
+    ));
+    out
+}

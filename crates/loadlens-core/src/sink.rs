@@ -8,13 +8,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::executor::Controls;
 use crate::report::Summary;
-use crate::run::{RunInfo, TimelineEvent};
+use crate::run::{EventKind, RunInfo, TimelineEvent};
 use crate::sample::Sample;
 use crate::stats::Snapshot;
 
@@ -41,8 +42,9 @@ pub trait Sink: Send {
     /// Short name used in logs and the summary.
     fn name(&self) -> &str;
 
-    /// The run starts.
-    fn on_start(&mut self, _run: &RunInfo) {}
+    /// The run starts. `ctx` carries the run's identity and the handles through which a sink
+    /// may act on the run (stop it, fail it, add to its timeline); clone what it keeps.
+    fn on_start(&mut self, _ctx: &SinkContext) {}
 
     /// Something happened on the timeline.
     fn on_event(&mut self, _event: &TimelineEvent) {}
@@ -57,6 +59,49 @@ pub trait Sink: Send {
 
     /// The run ended: flush and report.
     fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture;
+}
+
+/// What a sink is given when the run starts.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// Identity and tags of the run.
+    pub run: RunInfo,
+    /// `(method, name)` pairs in `NameId` order: what indexes `Snapshot::interval.requests`.
+    pub names: Vec<(String, String)>,
+    /// Stop the run ([`Controls::stop`]) or fail its verdict ([`Controls::fail`]), e.g. when a
+    /// monitor the sink watches goes to Alert.
+    pub controls: Controls,
+    /// Adds events to the run's timeline (summary, JSON result, HTML report, other sinks).
+    pub timeline: TimelineHandle,
+}
+
+/// A cloneable handle that appends events to the run's timeline, stamped with the time since
+/// the run started. Pushing never waits on anything but a short lock.
+#[derive(Debug, Clone)]
+pub struct TimelineHandle {
+    events: Arc<Mutex<Vec<TimelineEvent>>>,
+    start: Instant,
+}
+
+impl TimelineHandle {
+    /// A handle appending to `events`, with times measured from `start`.
+    pub fn new(events: Arc<Mutex<Vec<TimelineEvent>>>, start: Instant) -> Self {
+        TimelineHandle { events, start }
+    }
+
+    /// Append an event of `kind` now.
+    pub fn push(&self, kind: EventKind, message: impl Into<String>) {
+        let e = TimelineEvent::now(self.start.elapsed(), kind, message);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
 }
 
 /// Bounded, non-blocking delivery of samples to one sink; drops are counted.

@@ -1,1 +1,31 @@
-//! placeholder
+//! loadlens integrations whose dependencies or protocols are too heavy for the engine, each in
+//! its own folder behind a cargo feature, each a [`loadlens_core::sink::Sink`]:
+//!
+//! | feature | module | what it does |
+//! |---|---|---|
+//! | `datadog` | [`datadog`] | run events, metrics (HTTP API or DogStatsD), monitor guards |
+//!
+//! Every sink folder has the same few files (`mod.rs`, `config.rs`, its encoder and sender,
+//! `tests.rs`) and passes the shared contract test in `contract.rs`: it flushes on finish,
+//! honours its timeout when the endpoint is down, counts drops, and reports (never panics) on
+//! 4xx/5xx answers.
+//!
+//! ```no_run
+//! # #[cfg(feature = "datadog")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use loadlens_sinks::datadog::{Config, DatadogSink, Overrides};
+//! let env = |k: &str| std::env::var(k).ok();
+//! if let Some(config) = Config::resolve(None, &Overrides::default(), env)? {
+//!     let sink = DatadogSink::connect(config).await?;
+//!     // executor.sink(Box::new(sink)) …
+//! #   drop(sink);
+//! }
+//! # Ok(()) }
+//! ```
+
+#[cfg(feature = "datadog")]
+pub mod datadog;
+
+// Extend the condition with each new sink's feature.
+#[cfg(all(test, feature = "datadog"))]
+pub(crate) mod contract;

@@ -60,6 +60,10 @@ pub struct ResultDoc {
     /// Per named scenario (empty for a single unnamed scenario).
     #[serde(default)]
     pub scenarios: Vec<ScenarioSection>,
+    /// Why a guard failed the run (e.g. a Datadog monitor with the `fail` action went to
+    /// Alert); empty when none did.
+    #[serde(default)]
+    pub failures: Vec<String>,
 }
 
 /// One named scenario of the run.
@@ -228,6 +232,7 @@ impl ResultDoc {
                     }
                 })
                 .collect(),
+            failures: summary.outcome.failures.clone(),
         }
     }
 

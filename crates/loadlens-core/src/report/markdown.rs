@@ -374,6 +374,7 @@ pub(crate) mod tests {
                 }],
                 scenarios: Vec::new(),
                 thresholds: Vec::new(),
+                failures: Vec::new(),
             },
         };
         let ts: Vec<_> = [

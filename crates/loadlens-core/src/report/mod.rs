@@ -83,6 +83,9 @@ pub struct Outcome {
     pub scenarios: Vec<ScenarioOutput>,
     /// Threshold results (filled by [`Summary::evaluate_thresholds`]).
     pub thresholds: Vec<ThresholdResult>,
+    /// Why a guard failed the run ([`crate::executor::Controls::fail`]; e.g. a Datadog monitor
+    /// with the `fail` action went to Alert).
+    pub failures: Vec<String>,
 }
 
 impl Summary {
@@ -115,6 +118,7 @@ impl Summary {
                 breaches: std::mem::take(&mut out.breaches),
                 scenarios: std::mem::take(&mut out.scenarios),
                 thresholds: Vec::new(),
+                failures: std::mem::take(&mut out.failures),
             },
         }
     }
@@ -182,13 +186,14 @@ impl Summary {
             .collect()
     }
 
-    /// The verdict: aborted by a guard, interrupted, failed when a threshold failed, else
-    /// passed.
+    /// The verdict: aborted by a guard, interrupted, failed when a threshold failed or a guard
+    /// failed the run, else passed.
     pub fn verdict(&self) -> Verdict {
         match self.stop_reason {
             StopReason::Aborted(_) => Verdict::Aborted,
             StopReason::Interrupted => Verdict::Interrupted,
             _ if self.outcome.thresholds.iter().any(|t| !t.passed) => Verdict::Failed,
+            _ if !self.outcome.failures.is_empty() => Verdict::Failed,
             _ => Verdict::Passed,
         }
     }

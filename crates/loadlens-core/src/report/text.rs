@@ -241,6 +241,10 @@ pub fn render(summary: &Summary) -> String {
 
     out.push_str(&crate::report::markdown::outcome_text(summary));
 
+    for f in &summary.outcome.failures {
+        let _ = writeln!(out, "\nFAILED by a guard: {f}");
+    }
+
     // Sinks and drops.
     for s in &summary.sinks {
         let _ = writeln!(

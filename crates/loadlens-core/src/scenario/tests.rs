@@ -129,6 +129,8 @@ fn json_schema_is_in_sync_with_the_parser() {
         ("data: { x: { file: a.csv, zzz: 1 } }\nuser_types: []\n", &schema["properties"]["data"]["additionalProperties"]),
         ("scenarios: { x: { zzz: 1 } }\nuser_types: []\n", &schema["properties"]["scenarios"]["additionalProperties"]),
         ("thresholds: [{ threshold: p95 < 1s, zzz: 1 }]\nuser_types: []\n", &schema["properties"]["thresholds"]["items"]["oneOf"][1]),
+        ("datadog: { zzz: 1 }\nuser_types: []\n", &schema["properties"]["datadog"]),
+        ("datadog: { monitors: [{ id: 1, zzz: 1 }] }\nuser_types: []\n", &schema["properties"]["datadog"]["properties"]["monitors"]["items"]),
     ];
     for (yaml, node) in cases {
         let msg = match Scenario::from_str_named(yaml, "s.yaml") {

@@ -96,6 +96,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         generator: Default::default(),
         breaches: Vec::new(),
         scenarios: Vec::new(),
+        failures: Vec::new(),
     };
     let summary = Summary::new(
         RunInfo {

@@ -4,6 +4,7 @@
 //! | feature | module | what it does |
 //! |---|---|---|
 //! | `datadog` | [`datadog`] | run events, metrics (HTTP API or DogStatsD), monitor guards |
+//! | `otlp` | [`otlp`] | a client span per request (connection phases as children) and OTLP metrics, over gRPC or http/protobuf |
 //!
 //! Every sink folder has the same few files (`mod.rs`, `config.rs`, its encoder and sender,
 //! `tests.rs`) and passes the shared contract test in `contract.rs`: it flushes on finish,
@@ -25,7 +26,9 @@
 
 #[cfg(feature = "datadog")]
 pub mod datadog;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 
 // Extend the condition with each new sink's feature.
-#[cfg(all(test, feature = "datadog"))]
+#[cfg(all(test, any(feature = "datadog", feature = "otlp")))]
 pub(crate) mod contract;

@@ -153,6 +153,15 @@ pub struct RunArgs {
     /// Header that carries the run id; `none` turns it off.
     #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
     pub run_id_header: Option<String>,
+    /// Datadog: run events, metrics, monitor guards.
+    #[command(flatten)]
+    pub datadog: crate::datadog::DatadogArgs,
+    /// OpenTelemetry: a client span per request (its `traceparent` continues into the
+    /// service) and OTLP metrics, configured by the standard `OTEL_*` variables
+    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL` grpc|http/protobuf, …). Also `otel:` in the
+    /// scenario.
+    #[arg(long, env = "LOADLENS_OTEL")]
+    pub otel: bool,
     /// Run only tasks with one of these tags (comma-separated or repeated), as Locust's `-T`.
     #[arg(
         short = 'T',
@@ -236,6 +245,9 @@ pub struct DemoArgs {
     /// Users (default: the scenario's).
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
+    /// Datadog, as in `run`.
+    #[command(flatten)]
+    pub datadog: crate::datadog::DatadogArgs,
     /// Directory for the reports.
     #[arg(long, env = "LOADLENS_DEMO_OUT", default_value = "loadlens-demo")]
     pub out: PathBuf,

@@ -40,6 +40,10 @@ pub struct Prepared {
     pub thresholds: Vec<Threshold>,
     /// Named scenarios of the file (empty: one scenario with `load`).
     pub scenarios: Vec<ScenarioRun>,
+    /// Datadog (`datadog:`, `DD_*`, `--datadog*`), resolved; its keys are checked in [`execute`].
+    pub datadog: Option<loadlens_sinks::datadog::Config>,
+    /// OpenTelemetry export (`--otel` or `otel:`), resolved with the `OTEL_*` environment.
+    pub otel: Option<loadlens_sinks::otlp::Config>,
 }
 
 /// Where reports go.
@@ -290,7 +294,11 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             _ => {}
         }
     }
+    let otel = otel_config(args, scenario.map(|(s, _)| s))?;
+    let datadog = crate::datadog::resolve(&args.datadog, scenario.map(|(s, _)| s), &host, &load)?;
     Ok(Prepared {
+        datadog,
+        otel,
         thresholds,
         scenarios,
         run: RunInfo {
@@ -303,6 +311,32 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         client,
         host,
     })
+}
+
+/// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's
+/// values under the standard `OTEL_*` environment.
+fn otel_config(
+    args: &RunArgs,
+    scenario: Option<&Scenario>,
+) -> Result<Option<loadlens_sinks::otlp::Config>, Failure> {
+    let section = scenario.and_then(|s| s.otel.as_ref());
+    let on = args.otel || section.is_some_and(|o| o.enabled != Some(false));
+    if !on {
+        return Ok(None);
+    }
+    let file = section.map_or_else(Default::default, |o| loadlens_sinks::otlp::FileSettings {
+        endpoint: o.endpoint.clone(),
+        protocol: o.protocol.clone(),
+        service_name: o.service_name.clone(),
+        resource_attributes: o.resource_attributes.clone(),
+        sample_ratio: o.sample_ratio,
+        metric_interval: o.metric_interval,
+        max_request_names: o.max_request_names,
+        flush_timeout: o.timeout,
+    });
+    let config = loadlens_sinks::otlp::Config::resolve(&file, |k| std::env::var(k).ok())
+        .map_err(|e| invalid(format!("otel: {e}")))?;
+    Ok((!config.is_off()).then_some(config))
 }
 
 /// Apply `--stages`, `--arrival-rate`, `--pre-allocated-vus` and `--max-vus` on top of `load`.
@@ -362,6 +396,10 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             None => return Ok(Exit::Interrupted),
         }
     }
+    let otel_names = p
+        .otel
+        .as_ref()
+        .map(|_| loadlens_sinks::otlp::Names::of(&p.plan));
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
     } else {
@@ -376,6 +414,27 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .map(|s| s.load.duration().map(|d| s.start_time + d))
             .collect::<Option<Vec<_>>>()
             .and_then(|v| v.into_iter().max())
+    };
+    let mut otel_line = None;
+    let executor = match p.otel.clone() {
+        Some(config) => {
+            let sink = loadlens_sinks::otlp::OtlpSink::new(config, otel_names.unwrap_or_default());
+            otel_line = Some(sink.describe());
+            match sink.trace_settings(&p.run.id) {
+                Some(t) => executor.tracing(t),
+                None => executor,
+            }
+            .sink(Box::new(sink))
+        }
+        None => executor,
+    };
+    // Datadog's keys, monitors and agent are checked before the run (exit 2 if required).
+    let executor = match p.datadog.take() {
+        Some(cfg) => match crate::datadog::start(cfg).await? {
+            Some(sink) => executor.sink(sink),
+            None => executor,
+        },
+        None => executor,
     };
     let controls = Controls::new();
     let (executor, follow) = match &web {
@@ -419,6 +478,9 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .map(|d| format!(" for {}", humantime::format_duration(d)))
             .unwrap_or_default()
     );
+    if let Some(line) = &otel_line {
+        println!("{line}");
+    }
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(
         executor.snapshots(),

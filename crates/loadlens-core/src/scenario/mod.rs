@@ -71,6 +71,9 @@ pub struct Scenario {
     /// Datadog: run events, metrics, monitor guards (flags and `DD_*` variables override it).
     #[serde(default)]
     pub datadog: Option<DatadogSettings>,
+    /// OpenTelemetry export; the standard `OTEL_*` variables override it.
+    #[serde(default)]
+    pub otel: Option<OtelSettings>,
     /// Where the scenario came from (for located errors and relative file paths).
     #[serde(skip)]
     pub source: Source,
@@ -431,6 +434,40 @@ pub struct DatadogSettings {
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub monitor_interval: Option<Duration>,
     /// Most time spent delivering what is left at the end of the run (default 5s).
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// The `otel:` section: OpenTelemetry export of a span per request and OTLP metrics (as
+/// `--otel`). Every key is a default that the standard `OTEL_*` environment overrides.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OtelSettings {
+    /// Turn the export on (true) or off (false); on by default when the section exists.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`), e.g. `http://127.0.0.1:4318`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `service.name` (`OTEL_SERVICE_NAME`; default `loadlens`).
+    #[serde(default)]
+    pub service_name: Option<String>,
+    /// Resource attributes (`OTEL_RESOURCE_ATTRIBUTES` adds to and overrides them).
+    #[serde(default)]
+    pub resource_attributes: BTreeMap<String, String>,
+    /// Fraction of requests traced, 0..1 (`OTEL_TRACES_SAMPLER=traceidratio` + `_ARG`).
+    #[serde(default)]
+    pub sample_ratio: Option<f64>,
+    /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`; default 60s).
+    #[serde(default, deserialize_with = "values::opt_duration")]
+    pub metric_interval: Option<Duration>,
+    /// Request names exported individually in metrics; the rest share `_OTHER` (default 100).
+    #[serde(default)]
+    pub max_request_names: Option<usize>,
+    /// Most time spent flushing at the end of the run (default 5s).
     #[serde(default, deserialize_with = "values::opt_duration")]
     pub timeout: Option<Duration>,
 }

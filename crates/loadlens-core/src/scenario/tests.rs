@@ -131,6 +131,7 @@ fn json_schema_is_in_sync_with_the_parser() {
         ("thresholds: [{ threshold: p95 < 1s, zzz: 1 }]\nuser_types: []\n", &schema["properties"]["thresholds"]["items"]["oneOf"][1]),
         ("datadog: { zzz: 1 }\nuser_types: []\n", &schema["properties"]["datadog"]),
         ("datadog: { monitors: [{ id: 1, zzz: 1 }] }\nuser_types: []\n", &schema["properties"]["datadog"]["properties"]["monitors"]["items"]),
+        ("otel: { zzz: 1 }\nuser_types: []\n", &schema["properties"]["otel"]),
     ];
     for (yaml, node) in cases {
         let msg = match Scenario::from_str_named(yaml, "s.yaml") {

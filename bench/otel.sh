@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Tracing overhead (issue 6): the same closed-model load untraced, with --otel at 100 % and at
+# 1 % sampling. The demo target and a minimal OTLP/HTTP receiver (answers 200 to every export)
+# share CPU 0; the generator is pinned to CPU 1. Interleaved runs; prints rps, spans delivered
+# and generator CPU per 10k requests, then the median ratios.
+#   cargo build --release -p loadlens && flock /tmp/loadlens-bench.lock bench/otel.sh [REPS] [SECONDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${LOADLENS_BIN:-target/release/loadlens}
+REPS=${1:-3}
+DUR=${2:-10}
+TMP=$(mktemp -d)
+trap 'kill $TARGET $RECEIVER 2>/dev/null; rm -rf "$TMP"' EXIT
+taskset -c 0 "$BIN" demo-target --port 0 --latency 0 --error-rate 0 > "$TMP/target.out" &
+TARGET=$!
+taskset -c 0 python3 - > "$TMP/receiver.out" <<'PY' &
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *a): pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+print(f"listening on http://127.0.0.1:{s.server_port}", flush=True)
+s.serve_forever()
+PY
+RECEIVER=$!
+for _ in $(seq 50); do
+  grep -q listening "$TMP/target.out" 2>/dev/null && grep -q listening "$TMP/receiver.out" 2>/dev/null && break
+  sleep 0.1
+done
+URL=$(sed -n 's/^listening on //p' "$TMP/target.out")
+OTLP=$(sed -n 's/^listening on //p' "$TMP/receiver.out")
+for rep in $(seq "$REPS"); do
+  for kind in untraced traced-100 traced-1; do
+    case $kind in
+      untraced) env=(); flag=() ;;
+      traced-100) env=(OTEL_TRACES_SAMPLER=always_on); flag=(--otel) ;;
+      traced-1) env=(OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01); flag=(--otel) ;;
+    esac
+    env "${env[@]}" OTEL_EXPORTER_OTLP_ENDPOINT="$OTLP" OTEL_METRIC_EXPORT_INTERVAL=1000 \
+      /usr/bin/time -f "%U %S" -o "$TMP/time" taskset -c 1 "$BIN" run --url "$URL/api/products/sku_1" \
+      -c 50 -z "${DUR}s" "${flag[@]}" --json "$TMP/$kind-$rep.json" > "$TMP/$kind-$rep.out"
+    python3 - "$TMP/$kind-$rep.json" "$TMP/time" "$kind" "$rep" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); u, s = map(float, open(sys.argv[2]).read().split())
+a = d["aggregate"]; sinks = {x["name"]: x for x in d.get("sinks", [])}
+o = sinks.get("otlp", {})
+print(f"rep {sys.argv[4]} {sys.argv[3]:10} rps {a['rps']:9.0f}  otlp delivered {o.get('delivered', 0):8} failed {o.get('failed', 0)} dropped {o.get('dropped', 0):6}  cpu-s/10k {10000*(u+s)/max(a['request_count'],1):.3f}")
+PY
+  done
+done
+python3 - "$TMP" "$REPS" <<'PY'
+import json, statistics, sys
+tmp, reps = sys.argv[1], int(sys.argv[2])
+rps = {k: statistics.median(json.load(open(f"{tmp}/{k}-{r}.json"))["aggregate"]["rps"] for r in range(1, reps + 1))
+       for k in ("untraced", "traced-100", "traced-1")}
+print(f"median rps: {rps}")
+print(f"traced 100 % / untraced = {rps['traced-100'] / rps['untraced']:.3f}")
+print(f"traced 1 %   / untraced = {rps['traced-1'] / rps['untraced']:.3f}")
+PY

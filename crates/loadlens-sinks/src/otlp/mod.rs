@@ -1,0 +1,732 @@
+//! OpenTelemetry export (`--otel`): a CLIENT span per sampled request that the service's own
+//! spans continue, connection phases as child spans, and OTLP metrics built from the
+//! per-second HDR snapshots — over OTLP/gRPC or OTLP/HTTP (protobuf), configured by the
+//! standard `OTEL_*` environment ([`config`]).
+//!
+//! # Spans
+//!
+//! The core picks each request's trace and span ids and sends them in `traceparent` (with the
+//! sampled flag of a `TraceIdRatioBased` decision on `OTEL_TRACES_SAMPLER(_ARG)`) and
+//! `loadtest.run_id`/`loadtest.synthetic=true` in `baggage`; this sink exports, for sampled
+//! requests only, a span with exactly those ids:
+//!
+//! | span | kind | parent | times |
+//! |---|---|---|---|
+//! | `{METHOD} {request name}` | CLIENT | none (the root of the trace) | actual send → last byte |
+//! | `DNS lookup` | INTERNAL | the request span | from the request start, its DNS time |
+//! | `socket connect` | INTERNAL | the request span | after DNS, the TCP connect time |
+//! | `TLS handshake` | INTERNAL | the request span | after the connect, the handshake time |
+//!
+//! | `loadtest {scenario}` | INTERNAL | none (a trace of its own) | the run; its events are the timeline's |
+//!
+//! Every request span links to the run span. The three connection spans (names as .NET's HttpClient instrumentation uses them) exist
+//! only for a request that opened a new connection, and only for the phases that happened.
+//! Request span attributes: `http.request.method`, `url.full`, `server.address`,
+//! `server.port`, `http.response.status_code`, `network.protocol.version`, `error.type` (the
+//! status code for HTTP errors, else the failure kind: `timeout`, `refused`, `check`, …),
+//! `loadtest.run_id`, `loadtest.scenario`, `loadtest.request_name`, `loadtest.user_type`,
+//! `loadtest.vu`, `loadtest.task` (`on_start/on_stop` outside tasks), and in the open model
+//! `loadtest.intended_start_unix_nano` and `loadtest.schedule_delay_s`. The status is ERROR
+//! for 5xx answers, transport errors and failed checks, with the reason as its message.
+//!
+//! # Metrics
+//!
+//! Every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) and at the end, cumulative by default
+//! (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta` for delta):
+//!
+//! | metric | type | attributes |
+//! |---|---|---|
+//! | `http.client.request.duration` (s) | histogram, semconv buckets 5 ms … 10 s | `http.request.method`, `loadtest.request_name` |
+//! | `loadtest.requests` | counter | + `http.response.status_code` (absent when no answer came) |
+//! | `loadtest.failures` | counter | + `error.type` |
+//! | `loadtest.users` | gauge | — |
+//! | `loadtest.dropped_iterations` | counter, at the end | — |
+//! | `process.cpu.time` (s) | counter | `cpu.mode` = `user`/`system` |
+//! | `process.memory.usage` (By) | gauge | — |
+//!
+//! The histogram comes from the core's interval HDR histograms, which are kept per request
+//! name, not per status: its points therefore carry the method and request name only; the
+//! status and error breakdown is on the two counters. Past `max_request_names` (default 100)
+//! request names, the rest share the method and name [`OVERFLOW_NAME`] with
+//! `otel.metric.overflow=true`. The resource has `service.name` (`OTEL_SERVICE_NAME`, default
+//! `loadlens`), `service.instance.id`, `loadtest.run_id`, `loadtest.scenario`, the run tags as
+//! `loadtest.tag.<key>` (`env` also as `deployment.environment.name`) and
+//! `OTEL_RESOURCE_ATTRIBUTES`.
+//!
+//! # Never in the way
+//!
+//! Samples reach the exporter through the core's bounded sample tap, snapshots through a
+//! bounded queue; both drop (and count) rather than wait. Encoding and sending run on a
+//! thread of their own. Failed exports are retried with backoff within
+//! `OTEL_EXPORTER_OTLP_TIMEOUT`; at the end what is buffered is flushed within the flush
+//! timeout (default 5 s), and what could not be delivered is a line in the summary.
+
+pub mod config;
+mod encode;
+mod send;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use loadlens_core::plan::Plan;
+use loadlens_core::report::Summary;
+use loadlens_core::run::TimelineEvent;
+use loadlens_core::sample::{Sample, TraceSettings};
+use loadlens_core::sink::{FinishFuture, SampleTap, Sink, SinkContext, SinkReport};
+use loadlens_core::stats::Snapshot;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+use tokio::sync::{mpsc, oneshot};
+
+pub use config::{Config, ConfigError, ExporterKind, FileSettings, Protocol};
+pub use encode::{CONNECT_SPAN, DNS_SPAN, DURATION_BOUNDS_S, TLS_SPAN};
+
+use encode::{Metrics, SpanContext};
+use send::{Sender, Service};
+
+/// Method and request name of the metric series that collects the request names past the
+/// cardinality cap.
+pub const OVERFLOW_NAME: &str = "_OTHER";
+
+/// Names the sink turns indexes of a [`Sample`] into.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Names {
+    /// `(method, request name)` in `NameId` order.
+    pub requests: Vec<(String, String)>,
+    /// User type names in plan order.
+    pub user_types: Vec<String>,
+    /// Task names of each user type.
+    pub tasks: Vec<Vec<String>>,
+}
+
+impl Names {
+    /// The names of `plan`.
+    pub fn of(plan: &Plan) -> Self {
+        Names {
+            requests: plan.names.pairs().to_vec(),
+            user_types: plan.user_types.iter().map(|u| u.name.clone()).collect(),
+            tasks: plan
+                .user_types
+                .iter()
+                .map(|u| u.tasks.iter().map(|t| t.name.clone()).collect())
+                .collect(),
+        }
+    }
+
+    fn request(&self, i: u32) -> (&str, &str) {
+        self.requests
+            .get(i as usize)
+            .map_or(("GET", "?"), |(m, n)| (m.as_str(), n.as_str()))
+    }
+
+    fn user_type(&self, i: u16) -> String {
+        self.user_types
+            .get(usize::from(i))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn task(&self, user_type: u16, task: u16) -> String {
+        if task == Sample::NO_TASK {
+            return "on_start/on_stop".to_owned();
+        }
+        self.tasks
+            .get(usize::from(user_type))
+            .and_then(|t| t.get(usize::from(task)))
+            .cloned()
+            .unwrap_or_else(|| format!("task {task}"))
+    }
+}
+
+enum Msg {
+    Snapshot(Arc<Snapshot>),
+    Event(TimelineEvent),
+    Finish {
+        dropped_iterations: u64,
+        outcome: String,
+        /// When everything must be flushed (counted from the call to `finish`).
+        deadline: std::time::Instant,
+        done: oneshot::Sender<SinkReport>,
+    },
+}
+
+/// Most timeline events kept on the run span; later ones are counted as dropped events.
+const MAX_RUN_EVENTS: usize = 128;
+
+/// The OTLP sink. Build it with [`OtlpSink::new`], give the executor
+/// [`OtlpSink::trace_settings`] and the sink itself.
+pub struct OtlpSink {
+    config: Config,
+    names: Names,
+    tap: Option<(SampleTap, mpsc::Receiver<Sample>)>,
+    tap_handle: Option<SampleTap>,
+    tx: mpsc::Sender<Msg>,
+    rx: Option<mpsc::Receiver<Msg>>,
+    /// Cancelled by `finish`: abandons an export in progress so the final flush starts at once.
+    finishing: tokio_util::sync::CancellationToken,
+    dropped_msgs: Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for OtlpSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpSink")
+            .field("traces", &self.config.traces.exporter)
+            .field("metrics", &self.config.metrics.exporter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpSink {
+    /// A sink for a run of the plan whose names are `names`. Nothing is started before
+    /// the run starts.
+    pub fn new(config: Config, names: Names) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        let tap =
+            (config.traces.exporter != ExporterKind::None).then(|| SampleTap::new(config.queue));
+        OtlpSink {
+            tap_handle: tap.as_ref().map(|t| t.0.clone()),
+            tap,
+            config,
+            names,
+            tx,
+            rx: Some(rx),
+            finishing: Default::default(),
+            dropped_msgs: Arc::default(),
+            thread: None,
+        }
+    }
+
+    /// What the executor needs to put this sink's trace context on the wire (`None` when
+    /// traces are not exported, so requests carry no `traceparent` claiming a span that
+    /// will never arrive).
+    pub fn trace_settings(&self, run_id: &str) -> Option<TraceSettings> {
+        (self.config.traces.exporter != ExporterKind::None)
+            .then(|| TraceSettings::new(run_id, self.config.sample_ratio))
+    }
+
+    /// A one-line description for the run header.
+    pub fn describe(&self) -> String {
+        let sig = |s: &config::SignalConfig| match s.exporter {
+            ExporterKind::None => "off".to_owned(),
+            ExporterKind::Console => "console".to_owned(),
+            ExporterKind::Otlp => format!(
+                "{} ({})",
+                s.endpoint,
+                match s.protocol {
+                    Protocol::Grpc => "grpc",
+                    Protocol::HttpProtobuf => "http/protobuf",
+                }
+            ),
+        };
+        format!(
+            "otel: traces {} at {:.0}% sampling, metrics {} every {}",
+            sig(&self.config.traces),
+            self.config.sample_ratio * 100.0,
+            sig(&self.config.metrics),
+            humantime::format_duration(self.config.metric_interval)
+        )
+    }
+}
+
+impl OtlpSink {
+    fn offer(&self, m: Msg) {
+        if self.tx.try_send(m).is_err() {
+            self.dropped_msgs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+impl Sink for OtlpSink {
+    fn name(&self) -> &str {
+        "otlp"
+    }
+
+    fn sample_tap(&mut self) -> Option<SampleTap> {
+        self.tap.as_ref().map(|t| t.0.clone())
+    }
+
+    fn on_start(&mut self, ctx: &SinkContext) {
+        let Some(rx) = self.rx.take() else { return };
+        let samples = self.tap.take().map(|t| t.1);
+        let mut attrs = vec![
+            ("service.name".to_owned(), self.config.service_name.clone()),
+            ("service.instance.id".to_owned(), instance_id()),
+            ("telemetry.sdk.name".to_owned(), "loadlens".to_owned()),
+            ("telemetry.sdk.language".to_owned(), "rust".to_owned()),
+            (
+                "telemetry.sdk.version".to_owned(),
+                env!("CARGO_PKG_VERSION").to_owned(),
+            ),
+            ("loadtest.run_id".to_owned(), ctx.run.id.clone()),
+            ("loadtest.scenario".to_owned(), ctx.run.scenario.clone()),
+        ];
+        for (k, v) in &ctx.run.tags {
+            if k == "env" {
+                attrs.push(("deployment.environment.name".to_owned(), v.clone()));
+            }
+            attrs.push((format!("loadtest.tag.{k}"), v.clone()));
+        }
+        for (k, v) in &self.config.resource {
+            attrs.retain(|(n, _)| n != k);
+            attrs.push((k.clone(), v.clone()));
+        }
+        let run_span = RunSpan {
+            trace_id: fastrand::u128(1..),
+            span_id: fastrand::u64(1..),
+            start: SystemTime::now(),
+            events: Vec::new(),
+            dropped_events: 0,
+        };
+        let worker = Worker {
+            resource: encode::resource(&attrs),
+            spans: SpanContext {
+                names: self.names.clone(),
+                run_id: ctx.run.id.clone(),
+                scenario: ctx.run.scenario.clone(),
+                run_link: Some((run_span.trace_id, run_span.span_id)),
+            },
+            run_span,
+            metrics: Metrics::new(
+                self.names.clone(),
+                self.config.max_request_names,
+                self.config.temporality,
+                SystemTime::now(),
+            ),
+            traces: Exporter::new(&self.config.traces, Service::Traces),
+            metrics_out: Exporter::new(&self.config.metrics, Service::Metrics),
+            batch: Vec::with_capacity(self.config.batch * 2),
+            config: self.config.clone(),
+            report: SinkReport {
+                name: "otlp".into(),
+                ..SinkReport::default()
+            },
+            finishing: self.finishing.clone(),
+            no_cancel: Default::default(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("loadlens-otlp".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::warn!(sink = "otlp", error = %e, "Cannot start the exporter.");
+                        return;
+                    }
+                };
+                rt.block_on(worker.run(samples, rx));
+            });
+        match spawned {
+            Ok(h) => self.thread = Some(h),
+            Err(e) => tracing::warn!(sink = "otlp", error = %e, "Cannot start the exporter."),
+        }
+    }
+
+    fn on_snapshot(&mut self, snapshot: &Arc<Snapshot>) {
+        self.offer(Msg::Snapshot(snapshot.clone()));
+    }
+
+    fn on_event(&mut self, event: &TimelineEvent) {
+        self.offer(Msg::Event(event.clone()));
+    }
+
+    fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture {
+        let (done, report) = oneshot::channel();
+        let msg = Msg::Finish {
+            dropped_iterations: summary.outcome.dropped_iterations,
+            outcome: format!(
+                "{:?}: {}",
+                summary.verdict(),
+                loadlens_core::executor::describe(&summary.stop_reason)
+            ),
+            deadline: std::time::Instant::now() + self.config.flush_timeout,
+            done,
+        };
+        self.finishing.cancel();
+        let tx = self.tx.clone();
+        let limit = self.config.flush_timeout + Duration::from_millis(500);
+        let tap_dropped = self.tap_handle.as_ref().map_or(0, SampleTap::dropped);
+        let msgs_dropped = self.dropped_msgs.load(std::sync::atomic::Ordering::Relaxed);
+        let started = self.thread.is_some();
+        Box::pin(async move {
+            let mut r = if !started {
+                SinkReport {
+                    name: "otlp".into(),
+                    errors: vec!["the exporter did not start".into()],
+                    ..SinkReport::default()
+                }
+            } else {
+                let sent = tx.send(msg).await.is_ok();
+                match tokio::time::timeout(limit, report).await {
+                    Ok(Ok(r)) if sent => r,
+                    _ => SinkReport {
+                        name: "otlp".into(),
+                        errors: vec![format!(
+                            "the exporter did not finish within {}; buffered data was dropped",
+                            humantime::format_duration(limit)
+                        )],
+                        ..SinkReport::default()
+                    },
+                }
+            };
+            r.dropped += tap_dropped + msgs_dropped;
+            if tap_dropped > 0 {
+                r.errors.push(format!(
+                    "{tap_dropped} requests were not traced: the span queue was full"
+                ));
+            }
+            r
+        })
+    }
+}
+
+/// A random 128-bit id in UUID form, for `service.instance.id`.
+fn instance_id() -> String {
+    let v = fastrand::u128(..);
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-4{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// One signal's destination.
+enum Exporter {
+    Otlp(Box<Sender>),
+    Console,
+    None,
+}
+
+impl Exporter {
+    fn new(c: &config::SignalConfig, service: Service) -> Self {
+        match c.exporter {
+            ExporterKind::Otlp => Exporter::Otlp(Box::new(Sender::new(c.clone(), service))),
+            ExporterKind::Console => Exporter::Console,
+            ExporterKind::None => Exporter::None,
+        }
+    }
+}
+
+/// The span of the whole run: the timeline's events are its events, request spans link to it.
+struct RunSpan {
+    trace_id: u128,
+    span_id: u64,
+    start: SystemTime,
+    events: Vec<span::Event>,
+    dropped_events: u32,
+}
+
+/// Name of the span of the whole run (`loadtest {scenario}`); request spans link to it.
+pub const RUN_SPAN_PREFIX: &str = "loadtest";
+
+/// The exporter thread's state.
+struct Worker {
+    config: Config,
+    resource: Resource,
+    spans: SpanContext,
+    run_span: RunSpan,
+    metrics: Metrics,
+    traces: Exporter,
+    metrics_out: Exporter,
+    batch: Vec<Span>,
+    report: SinkReport,
+    finishing: tokio_util::sync::CancellationToken,
+    /// Never cancelled: the final flush runs to its deadline.
+    no_cancel: tokio_util::sync::CancellationToken,
+}
+
+impl Worker {
+    async fn run(
+        mut self,
+        mut samples: Option<mpsc::Receiver<Sample>>,
+        mut rx: mpsc::Receiver<Msg>,
+    ) {
+        let mut batch_tick = tokio::time::interval(self.config.batch_delay);
+        let mut metric_tick = tokio::time::interval(self.config.metric_interval);
+        batch_tick.tick().await;
+        metric_tick.tick().await;
+        loop {
+            tokio::select! {
+                s = async { match samples.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                    match s {
+                        Some(s) => {
+                            encode::spans(&s, &self.spans, &mut self.batch);
+                            if self.batch.len() >= self.config.batch {
+                                let deadline = tokio::time::Instant::now() + self.config.traces.timeout;
+                                self.flush_spans(deadline, false).await;
+                            }
+                        }
+                        None => samples = None,
+                    }
+                }
+                m = rx.recv() => match m {
+                    Some(Msg::Snapshot(s)) => self.metrics.fold(&s),
+                    Some(Msg::Event(e)) => self.event(&e),
+                    Some(Msg::Finish { dropped_iterations, outcome, deadline, done }) => {
+                        let deadline = tokio::time::Instant::from_std(deadline);
+                        let half = tokio::time::Instant::now()
+                            + deadline.saturating_duration_since(tokio::time::Instant::now()) / 2;
+                        if let Some(r) = samples.as_mut() {
+                            while let Ok(s) = r.try_recv() {
+                                encode::spans(&s, &self.spans, &mut self.batch);
+                            }
+                        }
+                        // Metrics first (one small request) with at most half the time, then
+                        // the spans with what is left.
+                        self.metrics.set_dropped_iterations(dropped_iterations);
+                        let tracing = !matches!(self.traces, Exporter::None);
+                        self.export_metrics(if tracing { half } else { deadline }, true)
+                            .await;
+                        if tracing {
+                            let run = self.run_span(&outcome);
+                            self.batch.push(run);
+                        }
+                        self.flush_spans(deadline, true).await;
+                        let _ = done.send(std::mem::take(&mut self.report));
+                        return;
+                    }
+                    None => return,
+                },
+                _ = batch_tick.tick() => {
+                    if !self.batch.is_empty() {
+                        let deadline = tokio::time::Instant::now() + self.config.traces.timeout;
+                        self.flush_spans(deadline, false).await;
+                    }
+                }
+                _ = metric_tick.tick() => {
+                    let deadline = tokio::time::Instant::now() + self.config.metrics.timeout;
+                    self.export_metrics(deadline, false).await;
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, e: &TimelineEvent) {
+        let r = &mut self.run_span;
+        if r.events.len() >= MAX_RUN_EVENTS {
+            r.dropped_events += 1;
+            self.report.dropped += 1;
+            return;
+        }
+        let at = r.start + Duration::from_secs_f64(e.elapsed_s.max(0.0));
+        r.events.push(span::Event {
+            time_unix_nano: encode::nanos(at),
+            name: format!("{:?}", e.kind),
+            attributes: vec![encode::kv("message", e.message.clone())],
+            ..Default::default()
+        });
+    }
+
+    fn run_span(&mut self, outcome: &str) -> Span {
+        let r = &mut self.run_span;
+        Span {
+            trace_id: r.trace_id.to_be_bytes().to_vec(),
+            span_id: r.span_id.to_be_bytes().to_vec(),
+            flags: 0x101,
+            name: format!("{RUN_SPAN_PREFIX} {}", self.spans.scenario),
+            kind: span::SpanKind::Internal as i32,
+            start_time_unix_nano: encode::nanos(r.start),
+            end_time_unix_nano: encode::nanos(SystemTime::now()),
+            attributes: vec![
+                encode::kv("loadtest.run_id", self.spans.run_id.clone()),
+                encode::kv("loadtest.scenario", self.spans.scenario.clone()),
+                encode::kv("loadtest.outcome", outcome.to_owned()),
+            ],
+            events: std::mem::take(&mut r.events),
+            dropped_events_count: r.dropped_events,
+            ..Default::default()
+        }
+    }
+
+    fn error(&mut self, msg: String) {
+        if !self.report.errors.contains(&msg) && self.report.errors.len() < 10 {
+            tracing::warn!(sink = "otlp", error = %msg, "Export failed.");
+            self.report.errors.push(msg);
+        }
+    }
+
+    /// Export the buffered spans in batches until done or `deadline`. In the final flush
+    /// (`last`), a failed batch ends it: the endpoint is not retried batch after batch.
+    async fn flush_spans(&mut self, deadline: tokio::time::Instant, last: bool) {
+        while !self.batch.is_empty() {
+            let n = self.batch.len().min(self.config.batch);
+            let spans: Vec<Span> = self.batch.drain(..n).collect();
+            let count = spans.len() as u64;
+            if tokio::time::Instant::now() >= deadline {
+                self.report.failed += count + self.batch.len() as u64;
+                self.batch.clear();
+                self.error("traces: the flush time ran out; the rest was dropped".into());
+                return;
+            }
+            match &mut self.traces {
+                Exporter::None => {}
+                Exporter::Console => {
+                    let mut out = std::io::stdout().lock();
+                    for s in &spans {
+                        let _ = writeln!(
+                            out,
+                            "span {} {} parent={} {:?} {:.6}s",
+                            hex(&s.trace_id),
+                            hex(&s.span_id),
+                            hex(&s.parent_span_id),
+                            s.name,
+                            (s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano)) as f64
+                                / 1e9
+                        );
+                    }
+                    self.report.delivered += count;
+                }
+                Exporter::Otlp(sender) => {
+                    let mut req = ExportTraceServiceRequest {
+                        resource_spans: vec![ResourceSpans {
+                            resource: Some(self.resource.clone()),
+                            scope_spans: vec![ScopeSpans {
+                                scope: Some(encode::scope()),
+                                spans,
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                    };
+                    let target = sender.target();
+                    let cancel = if last {
+                        &self.no_cancel
+                    } else {
+                        &self.finishing
+                    };
+                    match sender.export(req.encode_to_vec(), deadline, cancel).await {
+                        Err(send::SendError::Cancelled) => {
+                            // Back in the queue for the final flush.
+                            let spans =
+                                std::mem::take(&mut req.resource_spans[0].scope_spans[0].spans);
+                            self.batch.splice(0..0, spans);
+                            return;
+                        }
+                        Ok(body) => {
+                            let rejected = ExportTraceServiceResponse::decode(body)
+                                .ok()
+                                .and_then(|r| r.partial_success)
+                                .map_or(0, |p| p.rejected_spans.max(0) as u64)
+                                .min(count);
+                            self.report.delivered += count - rejected;
+                            self.report.failed += rejected;
+                            if rejected > 0 {
+                                self.error(format!("traces: {target} rejected {rejected} spans"));
+                            }
+                        }
+                        Err(e) => {
+                            self.report.failed += count;
+                            self.error(format!("traces: {target}: {e}"));
+                            if last {
+                                self.report.failed += self.batch.len() as u64;
+                                self.batch.clear();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn export_metrics(&mut self, deadline: tokio::time::Instant, last: bool) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        let metrics = self.metrics.export(SystemTime::now());
+        let points: u64 = metrics.iter().map(|m| points(m) as u64).sum();
+        if tokio::time::Instant::now() >= deadline {
+            self.report.failed += points;
+            self.error("metrics: the flush time ran out before they could be sent".into());
+            return;
+        }
+        match &mut self.metrics_out {
+            Exporter::None => {}
+            Exporter::Console => {
+                let mut out = std::io::stdout().lock();
+                for m in &metrics {
+                    let _ = writeln!(out, "metric {} ({} points)", m.name, self::points(m));
+                }
+                self.report.delivered += points;
+            }
+            Exporter::Otlp(sender) => {
+                let req = ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        resource: Some(self.resource.clone()),
+                        scope_metrics: vec![ScopeMetrics {
+                            scope: Some(encode::scope()),
+                            metrics,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                };
+                let target = sender.target();
+                let cancel = if last {
+                    &self.no_cancel
+                } else {
+                    &self.finishing
+                };
+                match sender.export(req.encode_to_vec(), deadline, cancel).await {
+                    // Cumulative: the final export sends the same totals again. Delta: these
+                    // points are gone, and counted as failed.
+                    Err(send::SendError::Cancelled) => {
+                        if self.config.temporality == config::Temporality::Delta {
+                            self.report.failed += points;
+                        }
+                    }
+                    Ok(body) => {
+                        let rejected = ExportMetricsServiceResponse::decode(body)
+                            .ok()
+                            .and_then(|r| r.partial_success)
+                            .map_or(0, |p| p.rejected_data_points.max(0) as u64)
+                            .min(points);
+                        self.report.delivered += points - rejected;
+                        self.report.failed += rejected;
+                        if rejected > 0 {
+                            self.error(format!(
+                                "metrics: {target} rejected {rejected} data points"
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        self.report.failed += points;
+                        self.error(format!("metrics: {target}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn points(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> usize {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    match &m.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        _ => 0,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

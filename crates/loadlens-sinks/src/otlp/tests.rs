@@ -1,0 +1,458 @@
+//! Tests of the OTLP sink: configuration from the standard environment, spans and metrics as
+//! built from samples and snapshots, and the shared sink contract against local endpoints.
+//! The end-to-end tests with real peers (Datadog's test agent, an OpenTelemetry-instrumented
+//! Python service) are in the binary's integration tests (`crates/loadlens/tests/it/otel.rs`).
+
+use std::time::{Duration, SystemTime};
+
+use loadlens_core::sample::{ErrorKind, Failure, NameId, Phases, Sample, TraceIds};
+use loadlens_core::stats::{Aggregator, Recorder};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use super::config::{env_of, Temporality};
+use super::encode::{self, Metrics, SpanContext};
+use super::*;
+
+fn names() -> Names {
+    Names {
+        requests: vec![
+            ("GET".into(), "/a".into()),
+            ("POST".into(), "/b".into()),
+            ("GET".into(), "/c".into()),
+        ],
+        user_types: vec!["shopper".into()],
+        tasks: vec![vec!["browse".into()]],
+    }
+}
+
+fn sample(name: u32, status: Option<u16>, failure: Option<Failure>) -> Sample {
+    let mut s = Sample::failed_before_send(NameId(name), Failure::new(ErrorKind::Other, "x"));
+    s.failure = failure;
+    s.status = status;
+    s.started_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    s.total = Duration::from_millis(120);
+    s.protocol = Some("1.1");
+    s.url = Some("http://127.0.0.1:8080/a?q=1".into());
+    s.trace = Some(TraceIds {
+        trace_id: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10,
+        span_id: 0x1122_3344_5566_7788,
+        sampled: true,
+    });
+    s.vu = 7;
+    s.task = 0;
+    s
+}
+
+fn ctx() -> SpanContext {
+    SpanContext {
+        names: names(),
+        run_id: "run-1".into(),
+        scenario: "shop".into(),
+        run_link: Some((5, 6)),
+    }
+}
+
+fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a Value> {
+    s.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+}
+
+fn string(v: Option<&Value>) -> &str {
+    match v {
+        Some(Value::StringValue(s)) => s,
+        other => panic!("not a string: {other:?}"),
+    }
+}
+
+#[test]
+fn standard_environment_with_per_signal_overrides() {
+    let c = Config::resolve(&FileSettings::default(), env_of(&[])).unwrap();
+    assert_eq!(c.traces.endpoint, "http://localhost:4318/v1/traces");
+    assert_eq!(c.metrics.endpoint, "http://localhost:4318/v1/metrics");
+    assert_eq!(c.traces.protocol, Protocol::HttpProtobuf);
+    assert_eq!(c.service_name, "loadlens");
+    assert_eq!(c.sample_ratio, 1.0);
+    assert_eq!(c.metric_interval, Duration::from_secs(60));
+    assert_eq!(c.traces.timeout, Duration::from_secs(10));
+
+    let env = env_of(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://m.example/v2/datapoint/otlp",
+        ),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://127.0.0.1:4317",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "X-SF-TOKEN=a%20b,x-two=2"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-two=3"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip"),
+        ("OTEL_SERVICE_NAME", "checkout-load"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "team=payments,service.name=ignored",
+        ),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.01"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
+        ("OTEL_METRICS_EXPORTER", "console"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta"),
+    ]);
+    let c = Config::resolve(&FileSettings::default(), env).unwrap();
+    assert_eq!(c.traces.protocol, Protocol::Grpc);
+    assert_eq!(c.traces.endpoint, "http://127.0.0.1:4317/");
+    // A signal's own endpoint is used as is.
+    assert_eq!(c.metrics.endpoint, "https://m.example/v2/datapoint/otlp");
+    assert_eq!(c.traces.headers.len(), 2);
+    assert_eq!(c.traces.headers[0].1, "a b");
+    assert!(c.traces.headers[0].1.is_sensitive());
+    let two: Vec<_> = c
+        .metrics
+        .headers
+        .iter()
+        .filter(|h| h.0 == "x-two")
+        .collect();
+    assert_eq!((two.len(), two[0].1.to_str().unwrap()), (1, "3"));
+    assert_eq!(c.traces.timeout, Duration::from_millis(2500));
+    assert!(c.metrics.gzip && !c.traces.gzip);
+    assert_eq!(c.service_name, "checkout-load");
+    assert_eq!(c.resource, vec![("team".to_owned(), "payments".to_owned())]);
+    assert_eq!(c.sample_ratio, 0.01);
+    assert_eq!(c.metric_interval, Duration::from_secs(5));
+    assert_eq!(c.metrics.exporter, ExporterKind::Console);
+    assert_eq!(c.traces.exporter, ExporterKind::Otlp);
+    assert_eq!(c.temporality, Temporality::Delta);
+}
+
+#[test]
+fn environment_overrides_the_file_and_bad_values_say_what_is_accepted() {
+    let file = FileSettings {
+        endpoint: Some("http://file:4318".into()),
+        service_name: Some("from-file".into()),
+        sample_ratio: Some(0.5),
+        ..FileSettings::default()
+    };
+    let c = Config::resolve(&file, env_of(&[])).unwrap();
+    assert_eq!(c.traces.endpoint, "http://file:4318/v1/traces");
+    assert_eq!(
+        (c.service_name.as_str(), c.sample_ratio),
+        ("from-file", 0.5)
+    );
+    let c = Config::resolve(&file, env_of(&[("OTEL_TRACES_SAMPLER", "always_off")])).unwrap();
+    assert_eq!(c.sample_ratio, 0.0);
+
+    for (k, v, want) in [
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/json",
+            "use http/protobuf or grpc",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "thrift",
+            "expected grpc or http/protobuf",
+        ),
+        (
+            "OTEL_TRACES_EXPORTER",
+            "jaeger",
+            "expected otlp, console or none",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "collector:4318",
+            "http:// or https://",
+        ),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "10s", "milliseconds"),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "secret-token",
+            "value is not shown",
+        ),
+    ] {
+        let e = Config::resolve(&FileSettings::default(), env_of(&[(k, v)])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with(k) && msg.contains(want), "{k}={v}: {msg}");
+        assert!(!msg.contains("secret-token"), "{msg}");
+    }
+    let off = Config::resolve(
+        &FileSettings::default(),
+        env_of(&[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_METRICS_EXPORTER", "none"),
+        ]),
+    )
+    .unwrap();
+    assert!(off.is_off());
+}
+
+#[test]
+fn a_request_span_carries_the_ids_sent_on_the_wire_and_its_connection_phases() {
+    let mut s = sample(0, Some(200), None);
+    s.new_connection = true;
+    s.phases = Phases {
+        dns: Some(Duration::from_millis(3)),
+        connect: Some(Duration::from_millis(5)),
+        tls: Some(Duration::from_millis(11)),
+        ttfb: Some(Duration::from_millis(90)),
+        download: Some(Duration::from_millis(1)),
+    };
+    let mut out = Vec::new();
+    encode::spans(&s, &ctx(), &mut out);
+    assert_eq!(out.len(), 4);
+    let client = &out[0];
+    let ids = s.trace.unwrap();
+    // Exactly the ids of the `traceparent` the request carried.
+    assert_eq!(
+        format!("00-{}-{}-01", hex(&client.trace_id), hex(&client.span_id)),
+        ids.traceparent()
+    );
+    assert_eq!(client.name, "GET /a");
+    assert_eq!(client.kind, span::SpanKind::Client as i32);
+    assert!(client.parent_span_id.is_empty());
+    let start = encode::nanos(s.started_at);
+    assert_eq!(client.start_time_unix_nano, start);
+    assert_eq!(client.end_time_unix_nano, start + 120_000_000);
+    assert_eq!(string(attr(client, "http.request.method")), "GET");
+    assert_eq!(
+        string(attr(client, "url.full")),
+        "http://127.0.0.1:8080/a?q=1"
+    );
+    assert_eq!(string(attr(client, "server.address")), "127.0.0.1");
+    assert_eq!(attr(client, "server.port"), Some(&Value::IntValue(8080)));
+    assert_eq!(
+        attr(client, "http.response.status_code"),
+        Some(&Value::IntValue(200))
+    );
+    assert_eq!(string(attr(client, "network.protocol.version")), "1.1");
+    assert_eq!(string(attr(client, "loadtest.run_id")), "run-1");
+    assert_eq!(string(attr(client, "loadtest.scenario")), "shop");
+    assert_eq!(string(attr(client, "loadtest.user_type")), "shopper");
+    assert_eq!(string(attr(client, "loadtest.task")), "browse");
+    assert_eq!(attr(client, "loadtest.vu"), Some(&Value::IntValue(7)));
+    assert!(attr(client, "error.type").is_none());
+    assert!(attr(client, "loadtest.schedule_delay_s").is_none());
+    assert_eq!(client.status.as_ref().unwrap().code, 0);
+    assert_eq!(client.links.len(), 1);
+    // Children: DNS, connect, TLS, end to end from the request start.
+    let names: Vec<&str> = out[1..].iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, [DNS_SPAN, CONNECT_SPAN, TLS_SPAN]);
+    let mut t = start;
+    for (c, ms) in out[1..].iter().zip([3u64, 5, 11]) {
+        assert_eq!(c.trace_id, client.trace_id);
+        assert_eq!(c.parent_span_id, client.span_id);
+        assert_ne!(c.span_id, client.span_id);
+        assert_eq!(c.start_time_unix_nano, t);
+        t += ms * 1_000_000;
+        assert_eq!(c.end_time_unix_nano, t);
+    }
+    // A reused connection: no children.
+    s.new_connection = false;
+    out.clear();
+    encode::spans(&s, &ctx(), &mut out);
+    assert_eq!(out.len(), 1);
+    // Not sampled: nothing at all.
+    s.trace = Some(TraceIds {
+        sampled: false,
+        ..ids
+    });
+    out.clear();
+    encode::spans(&s, &ctx(), &mut out);
+    assert!(out.is_empty());
+}
+
+#[test]
+fn failures_make_error_spans_with_the_reason() {
+    let cases = [
+        (
+            sample(
+                0,
+                Some(503),
+                Some(Failure::new(
+                    ErrorKind::Status,
+                    "HTTP 503 Service Unavailable",
+                )),
+            ),
+            "503",
+            "HTTP 503 Service Unavailable",
+        ),
+        (
+            sample(
+                1,
+                None,
+                Some(Failure::new(ErrorKind::Refused, "connection refused")),
+            ),
+            "refused",
+            "connection refused",
+        ),
+        (
+            sample(
+                2,
+                Some(200),
+                Some(Failure::new(
+                    ErrorKind::Check,
+                    "$.ok: expected true, got false",
+                )),
+            ),
+            "check",
+            "$.ok: expected true, got false",
+        ),
+    ];
+    for (s, error_type, message) in cases {
+        let mut out = Vec::new();
+        encode::spans(&s, &ctx(), &mut out);
+        let st = out[0].status.as_ref().unwrap();
+        assert_eq!(st.code, 2, "{error_type}");
+        assert_eq!(st.message, message);
+        assert_eq!(string(attr(&out[0], "error.type")), error_type);
+    }
+    // A 5xx that a status check accepted is still an error span.
+    let mut out = Vec::new();
+    encode::spans(&sample(0, Some(500), None), &ctx(), &mut out);
+    assert_eq!(out[0].status.as_ref().unwrap().code, 2);
+    // Open model: the intended start and the scheduling delay.
+    let mut s = sample(0, Some(200), None);
+    s.schedule_delay = Duration::from_millis(20);
+    s.total = Duration::from_millis(120);
+    out.clear();
+    encode::spans(&s, &ctx(), &mut out);
+    let start = encode::nanos(s.started_at);
+    assert_eq!(out[0].end_time_unix_nano - start, 100_000_000);
+    assert_eq!(
+        attr(&out[0], "loadtest.intended_start_unix_nano"),
+        Some(&Value::IntValue((start - 20_000_000) as i64))
+    );
+    assert_eq!(
+        attr(&out[0], "loadtest.schedule_delay_s"),
+        Some(&Value::DoubleValue(0.02))
+    );
+}
+
+#[test]
+fn metrics_come_from_the_interval_histograms_with_semconv_buckets_and_a_name_cap() {
+    let rec = Recorder::new(3);
+    for (name, ms, status) in [
+        (0, 3, 200),
+        (0, 40, 200),
+        (0, 700, 500),
+        (1, 30, 201),
+        (2, 12_000, 200),
+    ] {
+        let mut s = sample(name, Some(status), None);
+        s.total = Duration::from_millis(ms);
+        if status >= 500 {
+            s.failure = Some(Failure::new(
+                ErrorKind::Status,
+                "HTTP 500 Internal Server Error",
+            ));
+        }
+        rec.record(&s);
+    }
+    let mut transport = sample(1, None, Some(Failure::new(ErrorKind::Timeout, "timed out")));
+    transport.total = Duration::from_secs(1);
+    rec.record(&transport);
+    let mut agg = Aggregator::new(rec, names().requests);
+    let snap = agg.tick(Duration::from_secs(1), 4);
+    // Two request names individually, the third in the overflow series.
+    let mut m = Metrics::new(names(), 2, Temporality::Cumulative, SystemTime::now());
+    m.fold(&snap);
+    let out = m.export(SystemTime::now());
+    let find = |n: &str| {
+        out.iter()
+            .find(|x| x.name == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let Some(Data::Histogram(h)) = &find("http.client.request.duration").data else {
+        panic!()
+    };
+    assert_eq!(find("http.client.request.duration").unit, "s");
+    assert_eq!(h.data_points.len(), 3);
+    let a = &h.data_points[0];
+    assert_eq!(a.explicit_bounds, DURATION_BOUNDS_S.to_vec());
+    assert_eq!(a.count, 3);
+    // 3 ms ≤ 5 ms; 40 ms in (25, 50]; 700 ms in (500, 750].
+    assert_eq!(a.bucket_counts[0], 1);
+    assert_eq!(a.bucket_counts[3], 1);
+    assert_eq!(a.bucket_counts[8], 1);
+    assert!((a.sum.unwrap() - 0.743).abs() < 0.002, "{:?}", a.sum);
+    let overflow = &h.data_points[2];
+    assert_eq!(overflow.bucket_counts[14], 1, "12 s is past the last bound");
+    let keys: Vec<String> = overflow
+        .attributes
+        .iter()
+        .map(|kv| format!("{}={:?}", kv.key, kv.value.as_ref().unwrap().value))
+        .collect();
+    assert!(
+        keys.iter()
+            .any(|k| k.contains("loadtest.request_name") && k.contains(OVERFLOW_NAME)),
+        "{keys:?}"
+    );
+    assert!(keys.iter().any(|k| k.starts_with("otel.metric.overflow")));
+    let Some(Data::Sum(req)) = &find("loadtest.requests").data else {
+        panic!()
+    };
+    assert!(req.is_monotonic);
+    let total: i64 = req
+        .data_points
+        .iter()
+        .map(|p| match p.value {
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(v)) => v,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, 6);
+    let Some(Data::Sum(fail)) = &find("loadtest.failures").data else {
+        panic!()
+    };
+    let types: Vec<String> = fail
+        .data_points
+        .iter()
+        .flat_map(|p| p.attributes.iter())
+        .filter(|kv| kv.key == "error.type")
+        .map(|kv| format!("{:?}", kv.value.as_ref().unwrap().value))
+        .collect();
+    assert!(types.iter().any(|t| t.contains("\"500\"")), "{types:?}");
+    assert!(types.iter().any(|t| t.contains("timeout")), "{types:?}");
+    assert!(out.iter().any(|x| x.name == "loadtest.users"));
+    if encode::process_usage().is_some() {
+        assert!(out.iter().any(|x| x.name == "process.cpu.time"));
+        assert!(out.iter().any(|x| x.name == "process.memory.usage"));
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The sink under the shared contract: http/protobuf to `url`, everything bounded by `timeout`.
+fn contract_sink(url: &str, timeout: Duration) -> Box<dyn Sink> {
+    let env = env_of(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", url),
+        (
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            &timeout.as_millis().to_string(),
+        ),
+    ]);
+    let file = FileSettings {
+        flush_timeout: Some(timeout),
+        ..FileSettings::default()
+    };
+    let config = Config::resolve(&file, env).unwrap();
+    let names = Names {
+        requests: vec![("GET".into(), "/contract".into())],
+        user_types: vec!["default".into()],
+        tasks: vec![vec!["/contract".into()]],
+    };
+    Box::new(OtlpSink::new(config, names))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_sink_contract() {
+    crate::contract::check_all(&contract_sink).await;
+}

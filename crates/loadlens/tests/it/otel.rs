@@ -1,0 +1,404 @@
+//! `--otel` end to end with real peers: Datadog's test agent receives OTLP over gRPC and
+//! http/protobuf, and a service instrumented with the official OpenTelemetry Python SDK
+//! (`peers/otel_target.py`) sends its server spans to the same agent; its spans must be the
+//! children of loadlens's client spans. Without the peers (see `.ci/run` for the install) the
+//! peer tests skip locally, saying why, and fail under CI.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{bin, raw_get, stdout, TempDir};
+
+/// A peer executable: `env` names it, else the default install of `.ci/run`.
+fn peer(env: &str, default: &str, what: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(default)))?;
+    if path.is_file() {
+        return Some(path);
+    }
+    let why = format!(
+        "no {what} at {} (install it as .ci/run does, or set {env})",
+        path.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("skipping: {why}");
+    None
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process killed on drop.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ddapm-test-agent` on free loopback ports.
+struct Agent {
+    _proc: Proc,
+    http: String,
+    grpc: String,
+}
+
+impl Agent {
+    fn start(exe: &PathBuf) -> Agent {
+        let (p, h, g) = (free_port(), free_port(), free_port());
+        let child = Command::new(exe)
+            .args(["--host", "127.0.0.1", "--port", &p.to_string()])
+            .args(["--otlp-http-port", &h.to_string()])
+            .args(["--otlp-grpc-port", &g.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ddapm-test-agent");
+        let agent = Agent {
+            _proc: Proc(child),
+            http: format!("http://127.0.0.1:{h}"),
+            grpc: format!("http://127.0.0.1:{g}"),
+        };
+        let t = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", h)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", g)).is_err()
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the agent did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent
+    }
+
+    /// Every span received: `(service.name, span)`.
+    fn spans(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for req in raw_get(&self.http, "/test/session/traces")
+            .as_array()
+            .unwrap()
+        {
+            for rs in req["resource_spans"].as_array().unwrap() {
+                let service = rs["resource"]["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == "service.name")
+                    .map(|a| a["value"]["string_value"].as_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                for ss in rs["scope_spans"].as_array().unwrap() {
+                    for s in ss["spans"].as_array().unwrap() {
+                        out.push((service.clone(), s.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every metric received, in order.
+    fn metrics(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for req in raw_get(&self.http, "/test/session/metrics")
+            .as_array()
+            .unwrap()
+        {
+            for rm in req["resource_metrics"].as_array().unwrap() {
+                for sm in rm["scope_metrics"].as_array().unwrap() {
+                    out.extend(sm["metrics"].as_array().unwrap().iter().cloned());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The OpenTelemetry-instrumented Python service, exporting to `agent`.
+fn start_target(python: &PathBuf, agent: &Agent) -> (Proc, String) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/otel_target.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{}/v1/traces", agent.http),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the Python target");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("the Python target said {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+#[test]
+fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_them() {
+    let Some(agent_exe) = peer(
+        "LOADLENS_DDAPM_TEST_AGENT",
+        ".cache/loadlens-peers/bin/ddapm-test-agent",
+        "ddapm-test-agent",
+    ) else {
+        return;
+    };
+    let Some(python) = peer(
+        "LOADLENS_OTEL_PYTHON",
+        ".cache/loadlens-otel-app/bin/python",
+        "Python with the OpenTelemetry SDK",
+    ) else {
+        return;
+    };
+    for protocol in ["grpc", "http/protobuf"] {
+        let agent = Agent::start(&agent_exe);
+        let (_target, url) = start_target(&python, &agent);
+        let dir = TempDir::new("otel");
+        let scenario = dir.join("otel.yaml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "name: otel-e2e\nhost: {url}\nuser_types:\n  - name: shopper\n    wait: constant(0)\n    tasks:\n      - name: browse\n        steps:\n          - request: {{ path: /ok, name: /ok }}\n          - request: {{ path: /fail, name: /fail }}\nload: {{ users: 2, iterations: 8 }}\n"
+            ),
+        )
+        .unwrap();
+        let endpoint = if protocol == "grpc" {
+            &agent.grpc
+        } else {
+            &agent.http
+        };
+        let result = dir.join("result.json");
+        let out = Command::new(bin())
+            .args(["run", &scenario, "--otel", "--json", &result])
+            .env_remove("TEST_RUN_ID")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_SERVICE_NAME", "loadlens-e2e")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            text.contains("otlp: ") && text.contains(" 0 failed, 0 dropped\n"),
+            "{protocol}: {text}"
+        );
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        let run_id = doc["run"]["id"].as_str().unwrap().to_owned();
+        let reported = doc["aggregate"]["request_count"].as_u64().unwrap();
+        let new_conns = doc["aggregate"]["new_connections"].as_u64().unwrap();
+        assert_eq!(reported, 16, "{protocol}");
+
+        // The service exports its spans as it answers; give the agent a moment to have them all.
+        let t = Instant::now();
+        let spans = loop {
+            let s = agent.spans();
+            let servers = s.iter().filter(|(svc, _)| svc == "otel-target").count() as u64;
+            if servers >= reported || t.elapsed() > Duration::from_secs(20) {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let ours: Vec<&Value> = spans
+            .iter()
+            .filter(|(svc, _)| svc == "loadlens-e2e")
+            .map(|(_, s)| s)
+            .collect();
+        let clients: Vec<&Value> = ours
+            .iter()
+            .copied()
+            .filter(|s| s["kind"] == "SPAN_KIND_CLIENT")
+            .collect();
+        assert_eq!(
+            clients.len() as u64,
+            reported,
+            "{protocol}: one span per request"
+        );
+        for s in &clients {
+            let name = s["name"].as_str().unwrap();
+            assert!(name == "GET /ok" || name == "GET /fail", "{name}");
+            assert_eq!(
+                attr(s, "http.request.method").unwrap()["string_value"],
+                "GET"
+            );
+            assert!(attr(s, "url.full").unwrap()["string_value"]
+                .as_str()
+                .unwrap()
+                .starts_with(&url));
+            assert_eq!(
+                attr(s, "server.address").unwrap()["string_value"],
+                "127.0.0.1"
+            );
+            assert!(attr(s, "server.port").is_some());
+            assert_eq!(
+                attr(s, "loadtest.run_id").unwrap()["string_value"],
+                run_id.as_str()
+            );
+            assert_eq!(
+                attr(s, "loadtest.user_type").unwrap()["string_value"],
+                "shopper"
+            );
+            assert_eq!(attr(s, "loadtest.task").unwrap()["string_value"], "browse");
+            let code = attr(s, "http.response.status_code").unwrap()["int_value"].clone();
+            if name == "GET /fail" {
+                assert_eq!(code, "503");
+                assert_eq!(s["status"]["code"], "STATUS_CODE_ERROR");
+                assert!(s["status"]["message"].as_str().unwrap().contains("503"));
+                assert_eq!(attr(s, "error.type").unwrap()["string_value"], "503");
+            } else {
+                assert_eq!(code, "200");
+                assert!(attr(s, "error.type").is_none());
+            }
+        }
+        // Connection phases: one `socket connect` child per new connection, in its request's trace.
+        let connects: Vec<&Value> = ours
+            .iter()
+            .copied()
+            .filter(|s| s["name"] == "socket connect")
+            .collect();
+        assert_eq!(connects.len() as u64, new_conns, "{protocol}");
+        for c in &connects {
+            let parent = clients
+                .iter()
+                .find(|p| p["span_id"] == c["parent_span_id"])
+                .expect("a connect span's parent is a request span");
+            assert_eq!(parent["trace_id"], c["trace_id"]);
+        }
+        // Every server span of the instrumented service is the child of our client span of
+        // the same request: same trace, parent = the client span.
+        let servers: Vec<&Value> = spans
+            .iter()
+            .filter(|(svc, s)| svc == "otel-target" && s["kind"] == "SPAN_KIND_SERVER")
+            .map(|(_, s)| s)
+            .collect();
+        assert_eq!(servers.len() as u64, reported, "{protocol}: server spans");
+        for sv in &servers {
+            let parent = clients
+                .iter()
+                .find(|c| c["span_id"] == sv["parent_span_id"])
+                .unwrap_or_else(|| panic!("{protocol}: server span without our parent: {sv}"));
+            assert_eq!(parent["trace_id"], sv["trace_id"]);
+            assert_eq!(parent["name"], sv["name"], "same request");
+        }
+        // Metrics: the last cumulative duration histogram counts every request.
+        let metrics = agent.metrics();
+        let last = metrics
+            .iter()
+            .rev()
+            .find(|m| m["name"] == "http.client.request.duration")
+            .expect("a duration histogram");
+        assert_eq!(last["unit"], "s");
+        let points = last["histogram"]["data_points"].as_array().unwrap();
+        let count: u64 = points
+            .iter()
+            .map(|p| p["count"].as_str().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(count, reported, "{protocol}");
+        assert_eq!(points[0]["explicit_bounds"].as_array().unwrap().len(), 14);
+        for name in ["loadtest.requests", "loadtest.users", "process.cpu.time"] {
+            assert!(
+                metrics.iter().any(|m| m["name"] == name),
+                "{protocol}: {name}"
+            );
+        }
+    }
+}
+
+/// An OTLP endpoint that answers every request with 503.
+fn unavailable_endpoint() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut r = BufReader::new(c.try_clone().unwrap());
+                let mut c = c;
+                loop {
+                    let mut len = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if std::io::Read::read_exact(&mut r, &mut body).is_err() {
+                        return;
+                    }
+                    let _ = c.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+                    );
+                }
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn an_otlp_endpoint_that_is_down_or_answers_503_costs_the_run_only_a_summary_line() {
+    let target = crate::support::DemoTarget::start(&[]);
+    let refused = format!("http://127.0.0.1:{}", free_port());
+    for endpoint in [refused, unavailable_endpoint()] {
+        let t = Instant::now();
+        let out = Command::new(bin())
+            .args(["run", "--url", &format!("{}/api/products", target.url)])
+            .args(["-c", "2", "-z", "2s", "--otel"])
+            .env_remove("TEST_RUN_ID")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let text = stdout(&out);
+        assert!(out.status.success(), "{endpoint}: {text}");
+        // 2 s of load, at most 5 s of flushing, and the process itself.
+        assert!(took < Duration::from_secs(10), "{endpoint}: took {took:?}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("otlp: "))
+            .unwrap_or_else(|| panic!("no otlp line: {text}"));
+        assert!(line.starts_with("otlp: 0 delivered, "), "{line}");
+        assert!(!line.contains(" 0 failed"), "{line}");
+        assert!(
+            line.contains("cannot connect") || line.contains("HTTP 503"),
+            "{line}"
+        );
+        assert!(
+            text.contains("Aggregated"),
+            "the run reported as usual: {text}"
+        );
+    }
+}

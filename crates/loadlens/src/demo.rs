@@ -34,6 +34,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
         host: vec![format!("http://{addr}")],
         users: args.users,
         run_time: Some(args.run_time),
+        datadog: args.datadog.clone(),
         ..RunArgs::default()
     };
     let prepared = runner::prepare(&run_args, Some((&scenario, "examples/storefront.yaml")))?;

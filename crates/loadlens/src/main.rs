@@ -2,6 +2,7 @@
 
 mod cli;
 mod compare;
+mod datadog;
 mod demo;
 mod demo_target;
 mod exit;

@@ -10,7 +10,7 @@
 //! | `PREFIX.requests` | count | requests completed in the interval |
 //! | `PREFIX.failures` | count | requests failed in the interval |
 //! | `PREFIX.bytes.sent`, `PREFIX.bytes.received` | count | wire bytes |
-//! | `PREFIX.users` | gauge | active virtual users (no request tag) |
+//! | `PREFIX.users` | gauge | peak active virtual users in the interval (no request tag) |
 //! | `PREFIX.response_time` | distribution | response times in ms, from the HDR histograms |
 //!
 //! Latency is a *distribution*, never a percentile gauge, so Datadog computes correct percentiles
@@ -52,7 +52,7 @@ pub struct MetricsBatch {
     pub timestamp: i64,
     /// Length of the interval, seconds (at least 1).
     pub interval_s: i64,
-    /// Active users at the end of the interval.
+    /// Peak active users in the interval.
     pub users: u64,
     /// Per request name (only names with requests in the interval).
     pub names: Vec<NameMetrics>,

@@ -34,7 +34,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Record an error message (distinct ones, at most [`MAX_ERRORS`]).
+    /// Record an error message (distinct ones, at most 10).
     pub fn error(&self, message: impl std::fmt::Display) {
         let m = message.to_string();
         let mut e = self.errors.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,7 +18,7 @@
 //! address: the caller prints one clear message and runs without Datadog, or refuses to run
 //! when Datadog is required. During the run the hooks only fold snapshots into counters and
 //! offer jobs to a bounded queue ([`export`]); one task delivers them with retries. What could
-//! not be delivered is counted in the [`SinkReport`].
+//! not be delivered is counted in the [`loadlens_core::sink::SinkReport`].
 
 pub mod api;
 mod config;
@@ -355,7 +355,8 @@ impl Sink for DatadogSink {
 
     fn on_snapshot(&mut self, s: &Arc<Snapshot>) {
         self.acc.add(&s.interval);
-        self.acc.users = s.users;
+        // The gauge reports the interval's peak: the last tick of a run has no users left.
+        self.acc.users = self.acc.users.max(s.users);
         if s.elapsed.saturating_sub(self.last_flush) >= self.cfg.metric_interval {
             self.flush(s.elapsed);
         }
@@ -529,7 +530,7 @@ impl Accumulator {
         MetricsBatch {
             timestamp,
             interval_s,
-            users: self.users,
+            users: std::mem::take(&mut self.users),
             names,
         }
     }

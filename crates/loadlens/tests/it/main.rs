@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod datadog;
 mod demo;
 mod otel;
 mod profiles;

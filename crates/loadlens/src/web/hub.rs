@@ -328,7 +328,12 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
 /// The charts of the HTML report, drawn by its SVG code: req/s and failures/s, p50/p95/p99,
 /// active users, with numbered markers for timeline events.
 fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
-    let pts = i.series.points();
+    // As in the report: the last point of a run is often a stub of a few milliseconds after the
+    // stop, whose rates are noise; it is left out unless it is all there is.
+    let mut pts = i.series.points();
+    if pts.len() > 1 {
+        pts.retain(|p| p.span_s >= 0.2);
+    }
     if pts.is_empty() {
         return String::new();
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::support::*;
 
 /// The Chromium binary, or `None` (with the reason printed) when there is none.
-fn chromium() -> Option<PathBuf> {
+pub fn chromium() -> Option<PathBuf> {
     let candidates = std::env::var_os("LOADLENS_CHROMIUM")
         .map(PathBuf::from)
         .into_iter()
@@ -45,14 +45,14 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// Where screenshots are kept.
-fn artifacts() -> PathBuf {
+pub fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// One Chromium at a time: two browsers on a 2-core machine would measure each other.
-static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Run headless Chromium on `page` with `mode` (`--dump-dom` or `--screenshot=…`), bounded in
 /// time; returns stdout.

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod dashboard;
 mod datadog;
 mod demo;
 mod otel;

@@ -120,11 +120,32 @@ pub fn http(
         body.len()
     )
     .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    // Read the head, then the body by its length when it has one (some servers, Chromium's
+    // DevTools endpoint among them, keep the connection open despite `Connection: close`).
+    let mut raw = Vec::new();
+    let mut b = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap() == 1 {
+        raw.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).trim_end().to_owned();
+    let length = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            s.read_exact(&mut body).unwrap();
+        }
+        None => {
+            s.read_to_end(&mut body).unwrap();
+        }
+    }
     let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap();
-    (status, head.to_owned(), dechunk(head, rest))
+    let body = String::from_utf8_lossy(&body).into_owned();
+    (status, head.clone(), dechunk(&head, &body))
 }
 
 fn dechunk(head: &str, body: &str) -> String {

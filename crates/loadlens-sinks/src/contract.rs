@@ -262,10 +262,9 @@ pub(crate) async fn counts_drops(make: Factory<'_>) {
         "5,000 hooks took {:?}",
         t.elapsed()
     );
-    assert!(
-        slowest < Duration::from_millis(100),
-        "slowest hook {slowest:?}"
-    );
+    // A hook that waited on the endpoint would take the whole request timeout; a loaded
+    // 2-core machine can still preempt one for tens of milliseconds.
+    assert!(slowest < Duration::from_secs(1), "slowest hook {slowest:?}");
     let (summary, _) = short_run(
         make(&refused_url(), Duration::from_millis(100)),
         4,

@@ -561,13 +561,34 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
     )
     .await;
     let a = out.arrivals.as_ref().unwrap();
-    // 100/s for ~1 s, then 300/s for ~1 s: about 400 intended, the rate actually asked for.
-    assert!((360..=440).contains(&a.intended), "{a:?}");
-    assert!(a.achieved_pct >= 95.0, "{a:?}");
-    assert_eq!(a.dropped_iterations, 0, "{a:?}");
-    let rps: Vec<f64> = out.series.points().iter().map(|p| p.rps).collect();
-    let (early, late) = (rps[3], rps[rps.len() - 3]);
-    assert!(late > early * 2.0, "{rps:?}");
+    // 100/s until the change (about 1 s in; later on a loaded machine), then 300/s: what is
+    // intended is the integral of the rate actually asked for.
+    let at = out
+        .timeline
+        .iter()
+        .find(|e| e.message == "load changed to 300 arrivals/s")
+        .expect("the change is on the timeline")
+        .elapsed_s;
+    let expected = 100.0 * at + 300.0 * (2.0 - at);
+    assert!(
+        (a.intended as f64 - expected).abs() <= 10.0,
+        "changed at {at:.3}s, expected {expected:.0}: {a:?}"
+    );
+    // How many of them started depends on the machine (a stalled one drops some); that the
+    // rate changed shows in what completed before and after.
+    assert!(a.started + a.dropped_iterations <= a.intended + 1, "{a:?}");
+    let rate = |from: f64, to: f64| {
+        let pts: Vec<_> = out
+            .series
+            .points()
+            .into_iter()
+            .filter(|p| p.elapsed_s > from && p.elapsed_s <= to)
+            .collect();
+        pts.iter().map(|p| p.requests).sum::<u64>() as f64
+            / pts.iter().map(|p| p.span_s).sum::<f64>()
+    };
+    let (before, after) = (rate(0.2, at), rate(at + 0.3, 2.0));
+    assert!(after > before * 2.0, "{before:.0}/s then {after:.0}/s");
     assert!(out
         .timeline
         .iter()

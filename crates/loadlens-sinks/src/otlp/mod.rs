@@ -161,6 +161,18 @@ enum Msg {
     },
 }
 
+/// What the exporter thread has done so far, readable by `finish` when the thread does not
+/// answer in time (a starved or stuck exporter still reports what it held).
+#[derive(Debug, Default)]
+struct Progress {
+    report: std::sync::Mutex<SinkReport>,
+    /// Items held by the exporter and not yet counted as delivered or failed.
+    held: std::sync::atomic::AtomicU64,
+}
+
+/// How often the exporter takes what the request path queued.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
+
 /// Most timeline events kept on the run span; later ones are counted as dropped events.
 const MAX_RUN_EVENTS: usize = 128;
 
@@ -176,6 +188,7 @@ pub struct OtlpSink {
     /// Cancelled by `finish`: abandons an export in progress so the final flush starts at once.
     finishing: tokio_util::sync::CancellationToken,
     dropped_msgs: Arc<std::sync::atomic::AtomicU64>,
+    progress: Arc<Progress>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -193,8 +206,8 @@ impl OtlpSink {
     /// the run starts.
     pub fn new(config: Config, names: Names) -> Self {
         let (tx, rx) = mpsc::channel(64);
-        let tap =
-            (config.traces.exporter != ExporterKind::None).then(|| SampleTap::new(config.queue));
+        let tap = (config.traces.exporter != ExporterKind::None)
+            .then(|| SampleTap::sampled(config.queue));
         OtlpSink {
             tap_handle: tap.as_ref().map(|t| t.0.clone()),
             tap,
@@ -204,6 +217,7 @@ impl OtlpSink {
             rx: Some(rx),
             finishing: Default::default(),
             dropped_msgs: Arc::default(),
+            progress: Arc::default(),
             thread: None,
         }
     }
@@ -315,6 +329,7 @@ impl Sink for OtlpSink {
             },
             finishing: self.finishing.clone(),
             no_cancel: Default::default(),
+            progress: self.progress.clone(),
         };
         let spawned = std::thread::Builder::new()
             .name("loadlens-otlp".into())
@@ -363,6 +378,7 @@ impl Sink for OtlpSink {
         let tap_dropped = self.tap_handle.as_ref().map_or(0, SampleTap::dropped);
         let msgs_dropped = self.dropped_msgs.load(std::sync::atomic::Ordering::Relaxed);
         let started = self.thread.is_some();
+        let progress = self.progress.clone();
         Box::pin(async move {
             let mut r = if !started {
                 SinkReport {
@@ -374,14 +390,21 @@ impl Sink for OtlpSink {
                 let sent = tx.send(msg).await.is_ok();
                 match tokio::time::timeout(limit, report).await {
                     Ok(Ok(r)) if sent => r,
-                    _ => SinkReport {
-                        name: "otlp".into(),
-                        errors: vec![format!(
-                            "the exporter did not finish within {}; buffered data was dropped",
+                    _ => {
+                        // What it did so far; what it still held counts as failed.
+                        let mut r = progress
+                            .report
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone();
+                        r.name = "otlp".into();
+                        r.failed += progress.held.load(std::sync::atomic::Ordering::Relaxed);
+                        r.errors.push(format!(
+                            "the exporter did not finish within {}; what it held was dropped",
                             humantime::format_duration(limit)
-                        )],
-                        ..SinkReport::default()
-                    },
+                        ));
+                        r
+                    }
                 }
             };
             r.dropped += tap_dropped + msgs_dropped;
@@ -452,6 +475,7 @@ struct Worker {
     finishing: tokio_util::sync::CancellationToken,
     /// Never cancelled: the final flush runs to its deadline.
     no_cancel: tokio_util::sync::CancellationToken,
+    progress: Arc<Progress>,
 }
 
 impl Worker {
@@ -462,20 +486,29 @@ impl Worker {
     ) {
         let mut batch_tick = tokio::time::interval(self.config.batch_delay);
         let mut metric_tick = tokio::time::interval(self.config.metric_interval);
+        // The sample queue is drained on a short timer rather than awaited: a receiver parked
+        // on it would be woken by every request, a cross-thread wake-up (and on a generator
+        // pinned to one CPU, a context switch) per traced request.
+        let mut drain_tick = tokio::time::interval(DRAIN_EVERY);
+        drain_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         batch_tick.tick().await;
         metric_tick.tick().await;
+        let mut pending = Vec::with_capacity(self.config.queue);
         loop {
             tokio::select! {
-                s = async { match samples.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
-                    match s {
-                        Some(s) => {
-                            encode::spans(&s, &self.spans, &mut self.batch);
-                            if self.batch.len() >= self.config.batch {
-                                let deadline = tokio::time::Instant::now() + self.config.traces.timeout;
-                                self.flush_spans(deadline, false).await;
-                            }
+                _ = drain_tick.tick(), if samples.is_some() => {
+                    if let Some(r) = samples.as_mut() {
+                        while let Ok(s) = r.try_recv() {
+                            pending.push(s);
                         }
-                        None => samples = None,
+                    }
+                    for s in pending.drain(..) {
+                        encode::spans(&s, &self.spans, &mut self.batch);
+                    }
+                    self.publish(self.batch.len());
+                    if self.batch.len() >= self.config.batch {
+                        let deadline = tokio::time::Instant::now() + self.config.traces.timeout;
+                        self.flush_spans(deadline, false).await;
                     }
                 }
                 m = rx.recv() => match m {
@@ -518,6 +551,18 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Make the report so far and the items held visible to `finish`.
+    fn publish(&self, held: usize) {
+        self.progress
+            .held
+            .store(held as u64, std::sync::atomic::Ordering::Relaxed);
+        *self
+            .progress
+            .report
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.report.clone();
     }
 
     fn event(&mut self, e: &TimelineEvent) {
@@ -575,8 +620,10 @@ impl Worker {
                 self.report.failed += count + self.batch.len() as u64;
                 self.batch.clear();
                 self.error("traces: the flush time ran out; the rest was dropped".into());
+                self.publish(0);
                 return;
             }
+            self.publish(self.batch.len() + n);
             match &mut self.traces {
                 Exporter::None => {}
                 Exporter::Console => {
@@ -645,6 +692,7 @@ impl Worker {
                 }
             }
         }
+        self.publish(self.batch.len());
     }
 
     async fn export_metrics(&mut self, deadline: tokio::time::Instant, last: bool) {
@@ -656,8 +704,10 @@ impl Worker {
         if tokio::time::Instant::now() >= deadline {
             self.report.failed += points;
             self.error("metrics: the flush time ran out before they could be sent".into());
+            self.publish(self.batch.len());
             return;
         }
+        self.publish(self.batch.len() + points as usize);
         match &mut self.metrics_out {
             Exporter::None => {}
             Exporter::Console => {
@@ -714,6 +764,7 @@ impl Worker {
                 }
             }
         }
+        self.publish(self.batch.len());
     }
 }
 

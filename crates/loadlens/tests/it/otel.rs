@@ -402,3 +402,54 @@ fn an_otlp_endpoint_that_is_down_or_answers_503_costs_the_run_only_a_summary_lin
         );
     }
 }
+
+#[test]
+fn an_otel_section_turns_export_on_and_the_standard_environment_overrides_it() {
+    let target = crate::support::DemoTarget::start(&[]);
+    let dir = TempDir::new("otel-section");
+    let scenario = dir.join("s.yaml");
+    let file_endpoint = format!("http://127.0.0.1:{}", free_port());
+    std::fs::write(
+        &scenario,
+        format!(
+            "host: {}\nuser_types:\n  - name: u\n    tasks:\n      - request: {{ path: /api/products }}\nload: {{ users: 1, iterations: 3 }}\notel: {{ endpoint: {file_endpoint}, service_name: from-file, timeout: 1s }}\n",
+            target.url
+        ),
+    )
+    .unwrap();
+    let run = |env: &[(&str, &str)]| {
+        let mut c = Command::new(bin());
+        c.args(["run", &scenario]).env_remove("TEST_RUN_ID");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        stdout(&c.output().unwrap())
+    };
+    // No --otel: the section turns it on, and its endpoint is used.
+    let text = run(&[]);
+    assert!(
+        text.contains(&format!("otel: traces {file_endpoint}/v1/traces")),
+        "{text}"
+    );
+    let line = text.lines().find(|l| l.starts_with("otlp: ")).unwrap();
+    assert!(line.contains(&file_endpoint), "{line}");
+    // The environment wins over the file.
+    let env_endpoint = format!("http://127.0.0.1:{}", free_port());
+    let text = run(&[("OTEL_EXPORTER_OTLP_ENDPOINT", &env_endpoint)]);
+    assert!(
+        text.contains(&format!("otel: traces {env_endpoint}/v1/traces")),
+        "{text}"
+    );
+    // A bad value is an input error (exit 2) naming the variable.
+    let out = Command::new(bin())
+        .args(["run", &scenario])
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::support::stderr(&out).contains("OTEL_EXPORTER_OTLP_PROTOCOL"),
+        "{}",
+        crate::support::stderr(&out)
+    );
+}

@@ -576,7 +576,9 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
     );
     // How many of them started depends on the machine (a stalled one drops some); that the
     // rate changed shows in what completed before and after.
-    assert!(a.started + a.dropped_iterations <= a.intended + 1, "{a:?}");
+    // `intended` is the rounded integral of the rate; arrivals leave at discrete instants (the
+    // first at 0 s), so a couple more may have left by the stop.
+    assert!(a.started + a.dropped_iterations <= a.intended + 3, "{a:?}");
     let rate = |from: f64, to: f64| {
         let pts: Vec<_> = out
             .series

@@ -246,6 +246,9 @@ pub struct DemoArgs {
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
     /// Datadog, as in `run`.
+    /// Export traces and metrics over OTLP, configured by the standard `OTEL_*` variables.
+    #[arg(long, env = "LOADLENS_OTEL")]
+    pub otel: bool,
     #[command(flatten)]
     pub datadog: crate::datadog::DatadogArgs,
     /// Directory for the reports.

@@ -35,6 +35,7 @@ pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
         users: args.users,
         run_time: Some(args.run_time),
         datadog: args.datadog.clone(),
+        otel: args.otel,
         ..RunArgs::default()
     };
     let prepared = runner::prepare(&run_args, Some((&scenario, "examples/storefront.yaml")))?;

@@ -132,6 +132,8 @@ pub struct TraceSettings {
     pub ratio: f64,
     /// The `baggage` header value, e.g. `loadtest.run_id=…,loadtest.synthetic=true`.
     pub baggage: String,
+    /// The same, ready to send.
+    pub baggage_value: http::HeaderValue,
 }
 
 impl TraceSettings {
@@ -146,9 +148,13 @@ impl TraceSettings {
                 _ => format!("%{b:02X}"),
             })
             .collect();
+        let baggage = format!("loadtest.run_id={id},loadtest.synthetic=true");
         TraceSettings {
             ratio: ratio.clamp(0.0, 1.0),
-            baggage: format!("loadtest.run_id={id},loadtest.synthetic=true"),
+            // Percent-encoded above, so always a valid header value.
+            baggage_value: http::HeaderValue::from_str(&baggage)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("loadtest.synthetic=true")),
+            baggage,
         }
     }
 

@@ -189,6 +189,8 @@ pub struct Outcome {
 pub struct Client {
     shared: Arc<ClientShared>,
     conns: Vec<Conn>,
+    /// Headers added to the request being sent (trace context), see [`Client::send_with`].
+    extra: Vec<(HeaderName, HeaderValue)>,
     /// The VU's cookies.
     pub cookies: CookieJar,
 }
@@ -218,6 +220,7 @@ impl Client {
         Client {
             shared,
             conns: Vec::new(),
+            extra: Vec::new(),
             cookies: CookieJar::default(),
         }
     }
@@ -230,6 +233,19 @@ impl Client {
     /// Close every connection (the VU stops, or a scenario asks for fresh connections).
     pub fn close_connections(&mut self) {
         self.conns.clear();
+    }
+
+    /// Send `req` with `extra` headers added (they replace headers of the same name), without
+    /// copying the request: trace context changes on every request, the rest does not.
+    pub async fn send_with(
+        &mut self,
+        req: &Request,
+        extra: Vec<(HeaderName, HeaderValue)>,
+    ) -> Outcome {
+        self.extra = extra;
+        let out = self.send(req).await;
+        self.extra.clear();
+        out
     }
 
     /// Send `req`, following redirects, and measure it.
@@ -378,6 +394,9 @@ impl Client {
         let mut hreq = http::Request::new(Full::new(req.body.clone()));
         *hreq.method_mut() = req.method.clone();
         let mut headers = req.headers.clone();
+        for (k, v) in &self.extra {
+            headers.insert(k.clone(), v.clone());
+        }
         if !req.prepared {
             complete_headers(cfg, &mut headers, &req.url, req.body.len());
         }

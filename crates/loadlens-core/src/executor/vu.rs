@@ -294,28 +294,29 @@ impl Vu {
                 return;
             }
         };
-        // Trace context: this request's client span ids go out in `traceparent`.
-        let (req, trace) = match &shared.tracing {
-            None => (std::borrow::Cow::Borrowed(req), None),
-            Some(t) => {
-                let ids = t.ids(&mut self.rng);
-                let mut r = req.clone();
+        // Trace context: this request's client span ids go out in `traceparent`; the client
+        // adds the two headers to its own copy of the header map, so the request is not cloned.
+        let trace = shared.tracing.as_ref().map(|t| (t, t.ids(&mut self.rng)));
+        let out = match trace {
+            None => self.client.send(req).await,
+            Some((t, ids)) => {
+                let mut extra = Vec::with_capacity(2);
                 if let Ok(v) = HeaderValue::from_str(&ids.traceparent()) {
-                    r.headers
-                        .insert(http::header::HeaderName::from_static("traceparent"), v);
+                    extra.push((http::header::HeaderName::from_static("traceparent"), v));
                 }
-                let baggage = match r.headers.get("baggage").and_then(|b| b.to_str().ok()) {
-                    Some(existing) => format!("{existing},{}", t.baggage),
-                    None => t.baggage.clone(),
+                let baggage = match req.headers.get("baggage").and_then(|b| b.to_str().ok()) {
+                    Some(existing) => {
+                        HeaderValue::from_str(&format!("{existing},{}", t.baggage)).ok()
+                    }
+                    None => Some(t.baggage_value.clone()),
                 };
-                if let Ok(v) = HeaderValue::from_str(&baggage) {
-                    r.headers
-                        .insert(http::header::HeaderName::from_static("baggage"), v);
+                if let Some(v) = baggage {
+                    extra.push((http::header::HeaderName::from_static("baggage"), v));
                 }
-                (std::borrow::Cow::Owned(r), Some(ids))
+                self.client.send_with(req, extra).await
             }
         };
-        let out = self.client.send(&req).await;
+        let trace = trace.map(|(_, ids)| ids);
         let mut checks_passed = 0u16;
         let mut checks_failed = 0u16;
         let (status, failure) = match &out.result {

@@ -184,8 +184,12 @@ fn a_monitor_going_to_alert_aborts_the_run_with_exit_3_and_datadog_gets_the_runs
     // Events: start, the monitor's transitions, the abort, the stop saying why.
     let ev = events(&stub);
     let titles: Vec<&str> = ev.iter().map(|e| e["title"].as_str().unwrap()).collect();
+    // The monitor poller and the event queue deliver independently: the first poll's event may
+    // reach the API before the start event, so only presence is asserted here.
     assert!(
-        titles[0].starts_with("loadlens run dd-e2e-1 started"),
+        titles
+            .iter()
+            .any(|t| t.starts_with("loadlens run dd-e2e-1 started")),
         "{titles:?}"
     );
     assert!(

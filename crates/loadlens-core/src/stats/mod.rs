@@ -20,6 +20,16 @@ pub use series::{SeriesPoint, TimeSeries};
 
 use crate::sample::{ErrorKind, NameId, Sample};
 
+/// What a response came to, for splitting durations the way OpenTelemetry's
+/// `http.client.request.duration` is keyed (`http.response.status_code`, `error.type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Outcome {
+    /// Status code; 0 when no response came.
+    pub status: u16,
+    /// The transport error when no response came.
+    pub error: Option<ErrorKind>,
+}
+
 /// Histograms and counters of one request name (or of the aggregate).
 #[derive(Clone, Debug, Default)]
 pub struct RequestStats {
@@ -55,6 +65,8 @@ pub struct RequestStats {
     pub checks_failed: u64,
     /// Responses per status code, sorted by code.
     pub status_codes: Vec<(u16, u64)>,
+    /// Response times per outcome (a handful of entries: one per status code or error kind seen).
+    pub by_outcome: Vec<(Outcome, LatencyHistogram)>,
 }
 
 impl RequestStats {
@@ -93,6 +105,22 @@ impl RequestStats {
         self.new_connections += u64::from(s.new_connection);
         self.checks_passed += u64::from(s.checks_passed);
         self.checks_failed += u64::from(s.checks_failed);
+        let outcome = Outcome {
+            status: s.status.unwrap_or(0),
+            error: s
+                .failure
+                .as_ref()
+                .map(|f| f.kind)
+                .filter(|k| k.is_transport()),
+        };
+        match self.by_outcome.iter_mut().find(|(o, _)| *o == outcome) {
+            Some((_, h)) => h.record(s.total),
+            None => {
+                let mut h = LatencyHistogram::new();
+                h.record(s.total);
+                self.by_outcome.push((outcome, h));
+            }
+        }
         if let Some(code) = s.status {
             match self.status_codes.binary_search_by_key(&code, |e| e.0) {
                 Ok(i) => self.status_codes[i].1 += 1,
@@ -118,6 +146,12 @@ impl RequestStats {
         self.new_connections += other.new_connections;
         self.checks_passed += other.checks_passed;
         self.checks_failed += other.checks_failed;
+        for (o, h) in &other.by_outcome {
+            match self.by_outcome.iter_mut().find(|(k, _)| k == o) {
+                Some((_, mine)) => mine.merge(h),
+                None => self.by_outcome.push((*o, h.clone())),
+            }
+        }
         for &(code, n) in &other.status_codes {
             match self.status_codes.binary_search_by_key(&code, |e| e.0) {
                 Ok(i) => self.status_codes[i].1 += n,
@@ -148,6 +182,7 @@ impl RequestStats {
         self.checks_passed = 0;
         self.checks_failed = 0;
         self.status_codes.clear();
+        self.by_outcome.clear();
     }
 
     /// True when the open model delayed some request (uncorrected figures differ).
@@ -690,5 +725,11 @@ mod tests {
             r.record(&sample(0, 1, code, None));
         }
         assert_eq!(r.status_codes, vec![(200, 2), (404, 1), (500, 1)]);
+        let outcomes: Vec<(u16, u64)> = r
+            .by_outcome
+            .iter()
+            .map(|(o, h)| (o.status, h.len()))
+            .collect();
+        assert_eq!(outcomes, vec![(500, 1), (200, 2), (404, 1)]);
     }
 }

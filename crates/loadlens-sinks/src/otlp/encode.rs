@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use loadlens_core::sample::{ErrorKind, Sample};
-use loadlens_core::stats::Snapshot;
+use loadlens_core::stats::{Outcome, Snapshot};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
@@ -319,8 +319,8 @@ pub struct Metrics {
     run_start: u64,
     last_export: u64,
     /// Cumulative duration histograms, and those since the last export (delta).
-    total: BTreeMap<Slot, Buckets>,
-    since: BTreeMap<Slot, Buckets>,
+    total: BTreeMap<(Slot, Outcome), Buckets>,
+    since: BTreeMap<(Slot, Outcome), Buckets>,
     /// Requests by (slot, status code; 0 when no response came).
     requests: BTreeMap<(Slot, u16), u64>,
     /// Failures by (slot, error.type).
@@ -394,8 +394,10 @@ impl Metrics {
                 continue;
             }
             let slot = self.slot(i);
-            self.total.entry(slot).or_default().add_hdr(&r.latency);
-            self.since.entry(slot).or_default().add_hdr(&r.latency);
+            for (outcome, h) in &r.by_outcome {
+                self.total.entry((slot, *outcome)).or_default().add_hdr(h);
+                self.since.entry((slot, *outcome)).or_default().add_hdr(h);
+            }
             let mut with_status = 0;
             for &(code, n) in &r.status_codes {
                 *self.requests.entry((slot, code)).or_default() += n;
@@ -438,6 +440,25 @@ impl Metrics {
         vec![kv("http.request.method", m), kv("loadtest.request_name", n)]
     }
 
+    /// Name attributes plus `http.response.status_code` and `error.type` (the status code for
+    /// 4xx/5xx, the transport error's kind when no response came), as the semantic conventions
+    /// key `http.client.request.duration`.
+    fn outcome_attrs(&self, slot: Slot, outcome: Outcome) -> Vec<KeyValue> {
+        let mut a = self.name_attrs(slot);
+        if outcome.status != 0 {
+            a.push(kv_int(
+                "http.response.status_code",
+                i64::from(outcome.status),
+            ));
+            if outcome.status >= 400 {
+                a.push(kv("error.type", &outcome.status.to_string()));
+            }
+        } else if let Some(kind) = outcome.error {
+            a.push(kv("error.type", kind.as_str()));
+        }
+        a
+    }
+
     /// Number of data points a call to [`Metrics::export`] would produce now (for reports).
     pub fn is_empty(&self) -> bool {
         self.users.is_none() && self.total.is_empty()
@@ -462,8 +483,8 @@ impl Metrics {
         let points: Vec<HistogramDataPoint> = hist
             .iter()
             .filter(|(_, b)| !delta || b.count > 0)
-            .map(|(slot, b)| HistogramDataPoint {
-                attributes: self.name_attrs(*slot),
+            .map(|((slot, outcome), b)| HistogramDataPoint {
+                attributes: self.outcome_attrs(*slot, *outcome),
                 start_time_unix_nano: start,
                 time_unix_nano: now,
                 count: b.count,

@@ -36,7 +36,7 @@
 //!
 //! | metric | type | attributes |
 //! |---|---|---|
-//! | `http.client.request.duration` (s) | histogram, semconv buckets 5 ms … 10 s | `http.request.method`, `loadtest.request_name` |
+//! | `http.client.request.duration` (s) | histogram, semconv buckets 5 ms … 10 s | `http.request.method`, `loadtest.request_name`, `http.response.status_code`, `error.type` (status code of 4xx/5xx or the transport error kind) |
 //! | `loadtest.requests` | counter | + `http.response.status_code` (absent when no answer came) |
 //! | `loadtest.failures` | counter | + `error.type` |
 //! | `loadtest.users` | gauge | — |

@@ -372,16 +372,54 @@ fn metrics_come_from_the_interval_histograms_with_semconv_buckets_and_a_name_cap
         panic!()
     };
     assert_eq!(find("http.client.request.duration").unit, "s");
-    assert_eq!(h.data_points.len(), 3);
+    // One point per request name and outcome (status code or transport error), as the
+    // semantic conventions key the metric: name 0 → 200 and 500, name 1 → 201 and a timeout,
+    // the third name in the overflow series.
+    assert_eq!(h.data_points.len(), 5);
+    let attrs = |p: &opentelemetry_proto::tonic::metrics::v1::HistogramDataPoint| -> Vec<String> {
+        p.attributes
+            .iter()
+            .map(|kv| format!("{}={:?}", kv.key, kv.value.as_ref().unwrap().value))
+            .collect()
+    };
     let a = &h.data_points[0];
     assert_eq!(a.explicit_bounds, DURATION_BOUNDS_S.to_vec());
-    assert_eq!(a.count, 3);
-    // 3 ms ≤ 5 ms; 40 ms in (25, 50]; 700 ms in (500, 750].
+    assert_eq!(a.count, 2);
+    // 3 ms ≤ 5 ms; 40 ms in (25, 50].
     assert_eq!(a.bucket_counts[0], 1);
     assert_eq!(a.bucket_counts[3], 1);
-    assert_eq!(a.bucket_counts[8], 1);
-    assert!((a.sum.unwrap() - 0.743).abs() < 0.002, "{:?}", a.sum);
-    let overflow = &h.data_points[2];
+    assert!((a.sum.unwrap() - 0.043).abs() < 0.002, "{:?}", a.sum);
+    assert!(
+        attrs(a)
+            .iter()
+            .any(|k| k.starts_with("http.response.status_code") && k.contains("200")),
+        "{:?}",
+        attrs(a)
+    );
+    assert!(!attrs(a).iter().any(|k| k.starts_with("error.type")));
+    let e500 = &h.data_points[1];
+    // 700 ms in (500, 750], with the status as error.type.
+    assert_eq!((e500.count, e500.bucket_counts[8]), (1, 1));
+    assert!(
+        attrs(e500)
+            .iter()
+            .any(|k| k.starts_with("error.type") && k.contains("\"500\"")),
+        "{:?}",
+        attrs(e500)
+    );
+    let timeout = h
+        .data_points
+        .iter()
+        .find(|p| {
+            attrs(p)
+                .iter()
+                .any(|k| k.starts_with("error.type") && k.contains("timeout"))
+        })
+        .expect("a point for the transport error");
+    assert!(!attrs(timeout)
+        .iter()
+        .any(|k| k.starts_with("http.response.status_code")));
+    let overflow = &h.data_points[4];
     assert_eq!(overflow.bucket_counts[14], 1, "12 s is past the last bound");
     let keys: Vec<String> = overflow
         .attributes

@@ -451,7 +451,7 @@ impl Metrics {
                 i64::from(outcome.status),
             ));
             if outcome.status >= 400 {
-                a.push(kv("error.type", &outcome.status.to_string()));
+                a.push(kv("error.type", outcome.status.to_string()));
             }
         } else if let Some(kind) = outcome.error {
             a.push(kv("error.type", kind.as_str()));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, raw_get, stdout, TempDir};
+use crate::support::{bin, listening_url, raw_get, stdout, TempDir};
 
 /// A peer executable: `env` names it, else the default install of `.ci/run`.
 fn peer(env: &str, default: &str, what: &str) -> Option<PathBuf> {
@@ -140,15 +140,7 @@ fn start_target(python: &PathBuf, agent: &Agent) -> (Proc, String) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start the Python target");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("the Python target said {line:?}"))
-        .to_owned();
+    let url = listening_url(&mut child, "the Python target");
     (Proc(child), url)
 }
 

@@ -25,15 +25,7 @@ impl DemoTarget {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start demo-target");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
+        let url = listening_url(&mut child, "demo-target");
         DemoTarget { child, url }
     }
 
@@ -48,6 +40,18 @@ impl Drop for DemoTarget {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The URL from a server's first stdout line, `listening on URL` (the demo target, test peers).
+pub fn listening_url(child: &mut Child, who: &str) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout is piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{who} said {line:?} instead of `listening on URL`"))
+        .to_owned()
 }
 
 /// GET `path` with a plain HTTP/1.1 request and parse the JSON body.

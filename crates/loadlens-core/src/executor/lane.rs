@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::open::{self, ArrivalReport, Dispatch, OpenLane, PacerThread};
+use super::open::{self, ArrivalReport, OpenLane, PacerThread};
 use super::profile::{self, Pacer};
 use super::vu::Vu;
 use super::{LoadSettings, LoadTarget, Shared, StopReason};
@@ -40,8 +40,14 @@ pub(super) struct Lane {
     pub shared: Arc<Shared>,
     pub load: LoadSettings,
     pub start_time: Duration,
-    /// Offset at which the lane's load ends (start + run time or stages).
+    /// Offset at which the load itself began: `start_time`, or for the open model the moment its
+    /// pre-allocated VUs were ready and the first arrival was due.
+    load_start: Duration,
+    /// Offset at which the lane's load ends (load start + run time or stages); for the open model
+    /// unknown until its VUs are ready.
     pub end: Option<Duration>,
+    /// Open model: the pacer has not started yet, pre-allocated VUs are still starting.
+    warming_up: bool,
     pub state: State,
     /// When the lane started and stopped issuing load.
     pub ended_at: Option<Duration>,
@@ -70,15 +76,20 @@ impl Lane {
         start_time: Duration,
         parent: &CancellationToken,
     ) -> Self {
-        let end = load.duration().map(|d| start_time + d);
         let open = load.arrival.as_ref().map(|a| OpenLane::new(a.max_vus));
+        let end = match open {
+            Some(_) => None,
+            None => load.duration().map(|d| start_time + d),
+        };
         Lane {
             index,
             name,
             shared,
             load,
             start_time,
+            load_start: start_time,
             end,
+            warming_up: false,
             state: State::Pending,
             ended_at: None,
             stop: parent.child_token(),
@@ -123,16 +134,22 @@ impl Lane {
                 ));
             }
             if self.load.arrival.is_some() {
-                self.start_open(start, vus, arrivals, events, now);
+                self.start_open(vus);
             }
         }
         if self.state != State::Running {
             return;
         }
+        if self.warming_up {
+            self.warm_up(now, start, arrivals, events);
+            if self.warming_up {
+                return;
+            }
+        }
         if self.end.is_some_and(|e| now >= e) {
             return self.finish(StopReason::RunTime, now);
         }
-        let t = now - self.start_time;
+        let t = now - self.load_start;
         if !self.load.stages.is_empty() {
             let i = profile::stage_at(&self.load.stages, t);
             if self.stage != Some(i) && i < self.load.stages.len() {
@@ -232,22 +249,49 @@ impl Lane {
         }
     }
 
-    fn start_open(
-        &mut self,
-        start: Instant,
-        vus: &mut JoinSet<VuDone>,
-        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
-        events: &mut Vec<TimelineEvent>,
-        now: Duration,
-    ) {
+    /// Start the open model's pre-allocated VUs; arrivals begin once they are ready.
+    fn start_open(&mut self, vus: &mut JoinSet<VuDone>) {
         let Some(a) = self.load.arrival.clone() else {
             return;
         };
         for _ in 0..a.pre_allocated_vus.min(a.max_vus) {
             self.spawn_open(None, vus);
         }
+        self.warming_up = true;
+    }
+
+    /// Start the arrivals once every pre-allocated VU has run its `on_start` and waits for work,
+    /// as k6 initialises pre-allocated VUs before the test starts: arrivals that come while VUs
+    /// are still starting would find none idle and start more, and the run would begin with a
+    /// burst of VUs and connections the rate does not need.
+    fn warm_up(
+        &mut self,
+        now: Duration,
+        start: Instant,
+        arrivals: &mpsc::UnboundedSender<(usize, Instant)>,
+        events: &mut Vec<TimelineEvent>,
+    ) {
+        let Some(o) = &self.open else { return };
+        let ready = o.idle_count();
+        if ready < self.live {
+            return;
+        }
+        self.warming_up = false;
+        self.load_start = now;
+        self.end = self.load.duration().map(|d| now + d);
+        if ready > 0 {
+            events.push(TimelineEvent::now(
+                now,
+                EventKind::Note,
+                format!(
+                    "{}{ready} pre-allocated VUs ready after {}; arrivals start",
+                    self.label(),
+                    format_secs(now - self.start_time)
+                ),
+            ));
+        }
         if let Some(rate) = self.target.rate_per_s {
-            // The rate was changed before this lane started.
+            // The rate was changed before the arrivals started.
             self.rebased = Some((Duration::ZERO, 0.0, rate));
         }
         self.start_pacer(Duration::ZERO, start, arrivals, events, now);
@@ -273,7 +317,7 @@ impl Lane {
         if let Some(old) = self.open.as_mut().and_then(|o| o.pacer.take()) {
             old.stop();
         }
-        let at = start + self.start_time + from;
+        let at = start + self.load_start + from;
         match PacerThread::spawn(pacer, self.index, at, arrivals.clone()) {
             Ok(p) => {
                 if let Some(o) = &mut self.open {
@@ -344,10 +388,10 @@ impl Lane {
         let Some(rate) = target.rate_per_s.filter(|r| old.rate_per_s != Some(*r)) else {
             return;
         };
-        if self.state != State::Running {
+        if self.state != State::Running || self.warming_up {
             return;
         }
-        let t = now.saturating_sub(self.start_time);
+        let t = now.saturating_sub(self.load_start);
         self.rebased = Some((t, self.intended_by(t), rate));
         events.push(TimelineEvent::now(
             now,
@@ -370,13 +414,25 @@ impl Lane {
     }
 
     /// One open-model arrival intended at `intended`.
-    pub fn arrive(&mut self, intended: Instant, vus: &mut JoinSet<VuDone>) {
-        if self.state != State::Running || !self.shared.take_iteration() {
+    pub fn arrive(&mut self, intended: Instant) {
+        if self.state != State::Running || self.warming_up || !self.shared.take_iteration() {
             return;
         }
+        if let Some(o) = &mut self.open {
+            o.dispatch(intended);
+        }
+    }
+
+    /// Arrivals are waiting for a VU (see [`OpenLane`]).
+    pub fn has_pending(&self) -> bool {
+        self.open.as_ref().is_some_and(OpenLane::has_pending)
+    }
+
+    /// Start a new VU for each arrival still waiting after a scheduling round.
+    pub fn spawn_pending(&mut self, vus: &mut JoinSet<VuDone>) {
         let Some(o) = &mut self.open else { return };
-        if let Dispatch::Spawn(id, rx) = o.dispatch(intended) {
-            self.start_worker(id, rx, Some(intended), vus);
+        for intended in o.take_pending() {
+            self.spawn_open(Some(intended), vus);
         }
     }
 
@@ -410,10 +466,14 @@ impl Lane {
         let until = self
             .ended_at
             .unwrap_or(stopped_at)
-            .saturating_sub(self.start_time);
-        let until = self.load.duration().map_or(until, |d| until.min(d));
+            .saturating_sub(self.load_start);
+        let until = match self.load.duration() {
+            _ if self.warming_up => Duration::ZERO,
+            Some(d) => until.min(d),
+            None => until,
+        };
         let intended = self.intended_by(until);
-        let started = o.started;
+        let started = o.started();
         let delays = open::delays(&o.delays);
         Some((
             ArrivalReport {
@@ -429,4 +489,9 @@ impl Lane {
             delays,
         ))
     }
+}
+
+/// `0.42 s`.
+fn format_secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
 }

@@ -628,8 +628,15 @@ impl Executor {
                 n = arrival_rx.recv_many(&mut arrivals, 1024) => {
                     if n > 0 {
                         for (i, at) in arrivals.drain(..) {
-                            lanes[i].arrive(at, &mut vus);
+                            lanes[i].arrive(at);
                         }
+                    }
+                }
+                // Arrivals no VU was free for get new VUs after one scheduling round, in which
+                // VUs about to finish may take them instead (see `open::OpenLane`).
+                () = tokio::task::yield_now(), if lanes.iter().any(lane::Lane::has_pending) => {
+                    for l in &mut lanes {
+                        l.spawn_pending(&mut vus);
                     }
                 }
                 Some(done) = vus.join_next(), if !vus.is_empty() => {

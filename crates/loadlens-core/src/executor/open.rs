@@ -8,7 +8,8 @@
 //! generator itself shows up in the corrected latency (coordinated omission) and in the
 //! scheduling-delay histogram reported beside it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -115,47 +116,73 @@ impl Drop for PacerThread {
     }
 }
 
+/// Arrivals waiting for a VU and VUs waiting for an arrival; never both at once.
+#[derive(Default)]
+struct Queue {
+    /// Indices of VUs waiting for an arrival (most recent last: its connection is warmest).
+    idle: Vec<usize>,
+    /// Arrivals no VU was free for, oldest first. A VU that finishes its iteration takes the
+    /// oldest; those still waiting one scheduling round later get new VUs.
+    pending: VecDeque<Instant>,
+}
+
 /// The VUs of one open-model lane and what happened to its arrivals.
+///
+/// An arrival goes to an idle VU if there is one. If not, it waits for one scheduling round
+/// (the driver yields once) rather than starting a new VU at once: when the generator runs a
+/// little behind, VUs whose responses have arrived but who have not been polled yet are about
+/// to be free, and a new VU costs a connection and its buffers — starting them eagerly turns a
+/// short delay into a burst of connections that delays everything further. What is still
+/// pending after that round gets new VUs (up to `max_vus`); the wait shows in the scheduling
+/// delay like any other.
 pub(super) struct OpenLane {
     /// Each VU's arrival slot, by VU index.
     slots: Vec<mpsc::Sender<Instant>>,
-    /// Indices of VUs waiting for an arrival.
-    idle: Arc<Mutex<Vec<usize>>>,
+    queue: Arc<Mutex<Queue>>,
     pub max_vus: u64,
     allocated: u64,
-    pub started: u64,
-    pub dropped: Arc<std::sync::atomic::AtomicU64>,
+    started: Arc<AtomicU64>,
+    pub dropped: Arc<AtomicU64>,
     pub delays: Arc<Mutex<LatencyHistogram>>,
     pub pacer: Option<PacerThread>,
-}
-
-/// What the driver must do with an arrival.
-pub(super) enum Dispatch {
-    /// Handed to an idle VU.
-    Sent,
-    /// Start a new VU with this slot receiver and the arrival.
-    Spawn(usize, mpsc::Receiver<Instant>),
-    /// No VU free and none may be added.
-    Dropped,
 }
 
 impl OpenLane {
     pub fn new(max_vus: u64) -> Self {
         OpenLane {
             slots: Vec::new(),
-            idle: Arc::new(Mutex::new(Vec::new())),
+            queue: Arc::default(),
             max_vus,
             allocated: 0,
-            started: 0,
+            started: Arc::default(),
             dropped: Arc::default(),
             delays: Arc::new(Mutex::new(LatencyHistogram::new())),
             pacer: None,
         }
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// VUs started so far.
     pub fn allocated(&self) -> u64 {
         self.allocated
+    }
+
+    /// Iterations started so far.
+    pub fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    /// VUs waiting for an arrival.
+    pub fn idle_count(&self) -> usize {
+        self.queue().idle.len()
+    }
+
+    /// Arrivals waiting for a VU.
+    pub fn has_pending(&self) -> bool {
+        !self.queue().pending.is_empty()
     }
 
     /// A new VU slot: its index and the receiver its worker listens on.
@@ -166,44 +193,52 @@ impl OpenLane {
         (self.slots.len() - 1, rx)
     }
 
-    /// Route one arrival.
-    pub fn dispatch(&mut self, intended: Instant) -> Dispatch {
+    /// Route one arrival: to an idle VU, else into the pending queue while VUs may still be
+    /// added for it, else it is dropped.
+    pub fn dispatch(&mut self, intended: Instant) {
         loop {
-            let id = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            match id {
-                Some(id) => {
-                    // The VU is idle, so its one-slot channel is empty; failing means it exited.
-                    if self.slots[id].try_send(intended).is_ok() {
-                        self.started += 1;
-                        return Dispatch::Sent;
-                    }
+            let mut q = self.queue();
+            if let Some(id) = q.idle.pop() {
+                drop(q);
+                // The VU is idle, so its one-slot channel is empty; failing means it exited.
+                if self.slots[id].try_send(intended).is_ok() {
+                    self.started.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                None if self.allocated() < self.max_vus => {
-                    self.started += 1;
-                    let (id, rx) = self.add_slot();
-                    return Dispatch::Spawn(id, rx);
-                }
-                None => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return Dispatch::Dropped;
-                }
+                continue;
             }
+            if self.allocated + (q.pending.len() as u64) < self.max_vus {
+                q.pending.push_back(intended);
+            } else {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
         }
     }
 
-    /// Close every slot: idle VUs stop.
+    /// The arrivals still pending after a scheduling round, each for a new VU.
+    pub fn take_pending(&mut self) -> Vec<Instant> {
+        let taken: Vec<Instant> = self.queue().pending.drain(..).collect();
+        self.started
+            .fetch_add(taken.len() as u64, Ordering::Relaxed);
+        taken
+    }
+
+    /// Close every slot: idle VUs stop; arrivals still pending are not started.
     pub fn close(&mut self) {
         if let Some(p) = &self.pacer {
             p.stop();
         }
         self.slots.clear();
+        self.queue().pending.clear();
     }
 
     /// Worker context for VU `id`.
     pub fn worker(&self, id: usize) -> Worker {
         Worker {
             id,
-            idle: self.idle.clone(),
+            queue: self.queue.clone(),
+            started: self.started.clone(),
             delays: self.delays.clone(),
         }
     }
@@ -212,13 +247,14 @@ impl OpenLane {
 /// What an open-model VU task needs besides the VU.
 pub(super) struct Worker {
     id: usize,
-    idle: Arc<Mutex<Vec<usize>>>,
+    queue: Arc<Mutex<Queue>>,
+    started: Arc<AtomicU64>,
     delays: Arc<Mutex<LatencyHistogram>>,
 }
 
 impl Worker {
-    /// Run VU `vu`: start, serve arrivals (the first one given, then from `rx`) until the slot
-    /// closes or `stop` fires, then stop.
+    /// Run VU `vu`: start, serve arrivals (the first one given, then pending ones or from `rx`)
+    /// until the slot closes or `stop` fires, then stop.
     pub async fn run(
         self,
         mut vu: Vu,
@@ -244,10 +280,18 @@ impl Worker {
             if stop.is_cancelled() {
                 break;
             }
-            self.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(self.id);
+            {
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                match q.pending.pop_front() {
+                    Some(t) => {
+                        drop(q);
+                        self.started.fetch_add(1, Ordering::Relaxed);
+                        next = Some(t);
+                        continue;
+                    }
+                    None => q.idle.push(self.id),
+                }
+            }
             next = tokio::select! {
                 t = rx.recv() => match t {
                     Some(t) => Some(t),

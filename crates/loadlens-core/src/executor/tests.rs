@@ -596,3 +596,56 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
         .iter()
         .any(|e| e.message == "load changed to 300 arrivals/s"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrivals_start_once_the_pre_allocated_vus_have_run_on_start() {
+    let srv = testutil::http1().await;
+    // Each VU logs in for 300 ms first. Arrivals that came during the login would find no VU
+    // idle, start more VUs (each logging in for 300 ms too) and begin 300 ms late.
+    let yaml = r#"
+name: login-first
+user_types:
+  - name: u
+    on_start:
+      - request: { path: "/slow?ms=300", name: login }
+    tasks:
+      - request: { path: "/slow?ms=10", name: work }
+"#;
+    let scenario = crate::scenario::Scenario::from_str_named(yaml, "login.yaml").unwrap();
+    let plan = Plan::compile(
+        &scenario,
+        &PlanOptions {
+            host: Some(srv.url("")),
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        Arc::new(plan),
+        open_load(50.0, 5, 50, Duration::from_millis(1000)),
+        client,
+        info(),
+    )
+    .tick(Duration::from_millis(100))
+    .run(Controls::new())
+    .await;
+    let a = out.arrivals.as_ref().expect("open-model report");
+    assert_eq!(a.intended, 50, "{a:?}");
+    assert_eq!(a.dropped_iterations, 0);
+    // 50/s of 10 ms requests keep less than one VU busy: the five logged-in VUs serve them all.
+    assert_eq!(a.vus_allocated, 5, "{a:?}");
+    assert!(a.schedule_delay_ms.p99 < 100.0, "{:?}", a.schedule_delay_ms);
+    // The run time counts from the first arrival, after the logins.
+    assert!(
+        out.duration >= Duration::from_millis(1300),
+        "{:?}",
+        out.duration
+    );
+    let ready = out
+        .timeline
+        .iter()
+        .find(|e| e.message.contains("5 pre-allocated VUs ready after"))
+        .unwrap_or_else(|| panic!("no readiness event in {:?}", out.timeline));
+    assert!(ready.elapsed_s >= 0.3, "{ready:?}");
+}

@@ -116,8 +116,12 @@ impl Sender {
     /// A sender for `service` as `config` says (no connection is opened yet).
     pub fn new(config: SignalConfig, service: Service) -> Self {
         let tls = (config.endpoint.scheme_str() == Some("https")).then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            // `OTEL_EXPORTER_OTLP_CERTIFICATE` replaces the web PKI roots, as in the SDKs.
+            let roots = match &config.certificate {
+                Some(c) => (*c.roots).clone(),
+                None => rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                },
             };
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let mut c = rustls::ClientConfig::builder_with_provider(provider)
@@ -349,7 +353,19 @@ impl Sender {
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| SendError::Transport(format!("TLS handshake failed: {e}")))?;
+                .map_err(|e| {
+                    // A certificate from a private CA is the common case: say what to set.
+                    let untrusted = e
+                        .get_ref()
+                        .and_then(|i| i.downcast_ref::<rustls::Error>())
+                        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+                    let hint = if untrusted && self.config.certificate.is_none() {
+                        " (for a private CA, set OTEL_EXPORTER_OTLP_CERTIFICATE to its PEM file)"
+                    } else {
+                        ""
+                    };
+                    SendError::Transport(format!("TLS handshake failed: {e}{hint}"))
+                })?;
             handshake(TokioIo::new(stream), grpc).await
         } else {
             handshake(TokioIo::new(tcp), grpc).await

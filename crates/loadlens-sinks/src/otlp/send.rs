@@ -402,3 +402,53 @@ fn grpc_status(h: &http::HeaderMap) -> Option<u32> {
         .and_then(|v: &HeaderValue| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::super::config::ExporterKind;
+    use super::*;
+
+    fn grpc(gzip: bool) -> Sender {
+        let config = SignalConfig {
+            exporter: ExporterKind::Otlp,
+            endpoint: "http://127.0.0.1:4317".parse().unwrap(),
+            protocol: Protocol::Grpc,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            gzip,
+            certificate: None,
+        };
+        Sender::new(config, Service::Traces)
+    }
+
+    #[test]
+    fn grpc_messages_are_gzipped_inside_the_length_prefixed_frame_and_say_so() {
+        let msg = b"an encoded export request, ".repeat(40);
+        let s = grpc(true);
+        let body = s.body(msg.clone());
+        assert_eq!(body[0], 1, "compressed flag");
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, body.len() - 5);
+        assert!(len < msg.len());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[5..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, msg);
+        let req = s.request(body).unwrap();
+        assert_eq!(req.headers()["grpc-encoding"], "gzip");
+        assert_eq!(req.uri().path(), Service::Traces.grpc_path());
+        // Uncompressed: flag 0, the message as is, no encoding header.
+        let s = grpc(false);
+        let body = s.body(msg.clone());
+        assert_eq!((body[0], &body[5..]), (0, &msg[..]));
+        assert!(s
+            .request(body)
+            .unwrap()
+            .headers()
+            .get("grpc-encoding")
+            .is_none());
+    }
+}

@@ -646,6 +646,38 @@ fn contract_sink(url: &str, timeout: Duration) -> Box<dyn Sink> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_timeout_bounds_each_export_within_a_longer_flush() {
+    use crate::contract::{short_run, Endpoint, Mode};
+    let hang = Endpoint::start(Mode::Hang);
+    let env = env_of(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &hang.url),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "300"),
+    ]);
+    let file = FileSettings {
+        flush_timeout: Some(Duration::from_secs(6)),
+        ..FileSettings::default()
+    };
+    let sink = OtlpSink::new(Config::resolve(&file, env).unwrap(), names());
+    let (summary, sink) =
+        short_run(Box::new(sink), 10, loadlens_core::executor::Controls::new()).await;
+    let t = std::time::Instant::now();
+    let r = sink.finish(&summary).await;
+    let took = t.elapsed();
+    // One 300 ms attempt for the metrics and one for the spans, not the 6 s flush budget.
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(r.delivered, 0, "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("no answer within 300ms")),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_sink_contract() {
     crate::contract::check_all(&contract_sink).await;
 }

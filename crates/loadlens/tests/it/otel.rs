@@ -487,6 +487,58 @@ scenarios:
     assert_eq!(s(run, "loadtest.scenario"), "two-kinds");
 }
 
+#[test]
+fn gzip_compressed_exports_are_accepted_by_the_agent_over_grpc_and_http() {
+    // That the bodies are really gzipped is checked on the wire in `otel_wire.rs`; here a real
+    // receiver decodes them.
+    for protocol in ["grpc", "http/protobuf"] {
+        let Some(agent) = agent() else { return };
+        let target = crate::support::DemoTarget::start(&["--latency", "0"]);
+        let dir = TempDir::new("otel-gzip");
+        let result = dir.join("r.json");
+        let out = Command::new(bin())
+            .args(["run", "--url", &format!("{}/api/products", target.url)])
+            .args(["-c", "2", "-n", "10", "--otel", "--json", &result])
+            .env_remove("TEST_RUN_ID")
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                if protocol == "grpc" {
+                    &agent.grpc
+                } else {
+                    &agent.http
+                },
+            )
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+            .env("OTEL_SERVICE_NAME", "loadlens-gzip")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            text.contains(" 0 failed, 0 dropped\n"),
+            "{protocol}: {text}"
+        );
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        let clients = agent
+            .spans()
+            .iter()
+            .filter(|(svc, s)| svc == "loadlens-gzip" && s["kind"] == "SPAN_KIND_CLIENT")
+            .count() as u64;
+        assert_eq!(
+            clients,
+            doc["aggregate"]["request_count"].as_u64().unwrap(),
+            "{protocol}"
+        );
+        assert!(
+            agent
+                .metrics()
+                .iter()
+                .any(|m| m["name"] == "http.client.request.duration"),
+            "{protocol}"
+        );
+    }
+}
+
 /// An OTLP endpoint that answers every request with 503.
 fn unavailable_endpoint() -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

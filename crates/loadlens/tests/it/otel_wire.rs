@@ -329,3 +329,33 @@ fn an_https_endpoint_signed_by_a_private_ca_is_trusted_through_otel_exporter_otl
     );
     assert!(rx.got().is_empty());
 }
+
+#[test]
+fn otel_compression_gzip_gzips_the_bodies_of_its_signal() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let rx = Receiver::start(200, None);
+    let (out, doc, _) = run(
+        &target,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.url),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let traces = rx.to("/v1/traces");
+    assert!(!traces.is_empty());
+    for r in &traces {
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(&r.body[..2], [0x1f, 0x8b], "gzip magic");
+    }
+    assert_eq!(
+        client_spans(&traces) as u64,
+        doc["aggregate"]["request_count"].as_u64().unwrap()
+    );
+    let metrics = rx.to("/v1/metrics");
+    assert!(!metrics.is_empty());
+    for r in &metrics {
+        assert_eq!(r.header("content-encoding"), None);
+        assert!(!r.metrics().resource_metrics.is_empty());
+    }
+}

@@ -297,12 +297,17 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
             assert_eq!(parent["trace_id"], sv["trace_id"]);
             assert_eq!(parent["name"], sv["name"], "same request");
         }
-        // Metrics: the last cumulative duration histogram counts every request.
+        // Metrics: the last cumulative duration histogram counts every request (the agent
+        // does not keep exports in order; their timestamps tell the last).
         let metrics = agent.metrics();
         let last = metrics
             .iter()
-            .rev()
-            .find(|m| m["name"] == "http.client.request.duration")
+            .filter(|m| m["name"] == "http.client.request.duration")
+            .max_by_key(|m| {
+                m["histogram"]["data_points"][0]["time_unix_nano"]
+                    .as_str()
+                    .and_then(|t| t.parse::<u64>().ok())
+            })
             .expect("a duration histogram");
         assert_eq!(last["unit"], "s");
         let points = last["histogram"]["data_points"].as_array().unwrap();

@@ -217,7 +217,11 @@ pub struct Sample {
     pub trace: Option<TraceIds>,
     /// The VU that sent it.
     pub vu: u64,
-    /// Index of the VU's user type in the plan.
+    /// Index of the scenario that sent it, in the order given to
+    /// [`crate::executor::Executor::scenarios`] (0 in a plain run).
+    pub scenario: u16,
+    /// Index of the VU's user type in its scenario's plan (a named scenario's plan keeps only
+    /// its own user types, so the same index names different types in different scenarios).
     pub user_type: u16,
     /// Index of the task in the user type, [`Sample::NO_TASK`] for `on_start`/`on_stop`.
     pub task: u16,
@@ -249,6 +253,7 @@ impl Sample {
             checks_failed: 0,
             trace: None,
             vu: 0,
+            scenario: 0,
             user_type: 0,
             task: Self::NO_TASK,
             url: None,

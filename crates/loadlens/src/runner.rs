@@ -396,10 +396,15 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             None => return Ok(Exit::Interrupted),
         }
     }
-    let otel_names = p
-        .otel
-        .as_ref()
-        .map(|_| loadlens_sinks::otlp::Names::of(&p.plan));
+    // Under `scenarios:` each scenario's plan keeps only its user types, so the user type
+    // indexes of its samples are its own.
+    let otel_names = p.otel.as_ref().map(|_| {
+        if p.scenarios.is_empty() {
+            loadlens_sinks::otlp::Names::of(&p.plan)
+        } else {
+            loadlens_sinks::otlp::Names::of_scenarios(&p.scenarios)
+        }
+    });
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
     } else {

@@ -309,6 +309,8 @@ pub(crate) struct Shared {
     controls: Controls,
     /// Trace context propagation, when on.
     tracing: Option<crate::sample::TraceSettings>,
+    /// Index of this scenario in the run, put in every sample ([`crate::sample::Sample::scenario`]).
+    scenario: u16,
 }
 
 impl Shared {
@@ -446,6 +448,7 @@ impl Executor {
                 globals,
                 controls: controls.clone(),
                 tracing: self.tracing.clone(),
+                scenario: u16::try_from(i).unwrap_or(u16::MAX),
             });
             lanes.push(lane::Lane::new(
                 i,
@@ -527,7 +530,7 @@ impl Executor {
                         .map(|v| v.shared.users.load(Ordering::Relaxed))
                         .sum();
                     let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
-                    let snap = if single {
+                    let mut snap = if single {
                         agg.tick(elapsed, users)
                     } else {
                         let mut merged = StatsSet::new(n_names);
@@ -539,20 +542,22 @@ impl Executor {
                         }
                         agg.tick_with(merged, elapsed, users)
                     };
+                    // The open-model lanes' counters: in the last snapshot, taken after every
+                    // lane ended, this is the run's final count.
+                    snap.dropped_iterations = views
+                        .iter()
+                        .filter_map(|v| v.dropped.as_ref())
+                        .map(|d| d.load(Ordering::Relaxed))
+                        .reduce(|a, b| a + b);
                     let snap = Arc::new(snap);
                     health.sample();
                     if !guard.is_empty() {
                         let gh = health.report(None);
-                        let dropped = views
-                            .iter()
-                            .filter_map(|v| v.dropped.as_ref())
-                            .map(|d| d.load(Ordering::Relaxed))
-                            .sum();
                         let observed = Observed {
                             aggregate: &snap.total,
                             requests: &snap.requests,
                             scenarios: &per_scenario,
-                            dropped_iterations: dropped,
+                            dropped_iterations: snap.dropped_iterations.unwrap_or(0),
                             generator: Some(&gh),
                         };
                         let (breached, abort) = guard.check(&observed, elapsed);

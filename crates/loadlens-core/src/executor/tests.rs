@@ -274,15 +274,41 @@ async fn constant_arrival_rate_is_held_with_latency_from_the_intended_start() {
 async fn arrivals_without_a_free_vu_are_dropped_and_counted() {
     let srv = testutil::http1().await;
     // 100/s against a 300 ms endpoint needs ~30 VUs; only 5 may exist.
-    let out = run(
+    let plan = Plan::single(
         &srv.url("/slow?ms=300"),
-        LoadSettings {
-            stop_timeout: Some(Duration::from_secs(2)),
-            ..open_load(100.0, 1, 5, Duration::from_millis(1000))
-        },
-        Controls::new(),
+        http::Method::GET,
+        Default::default(),
+        &PlanOptions::default(),
     )
-    .await;
+    .unwrap();
+    let load = LoadSettings {
+        stop_timeout: Some(Duration::from_secs(2)),
+        ..open_load(100.0, 1, 5, Duration::from_millis(1000))
+    };
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let ex = Executor::new(Arc::new(plan), load, client, info()).tick(Duration::from_millis(100));
+    let mut snapshots = ex.snapshots();
+    // Every snapshot carries the count so far (sinks export it per interval).
+    let seen = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while snapshots.changed().await.is_ok() {
+            if let Some(s) = snapshots.borrow_and_update().as_ref() {
+                seen.push(s.dropped_iterations);
+            }
+        }
+        seen
+    });
+    let out = ex.run(Controls::new()).await;
+    let seen = seen.await.unwrap();
+    assert!(seen.len() >= 5, "{seen:?}");
+    assert!(seen.iter().all(Option::is_some), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(
+        seen[..seen.len() - 1].iter().any(|d| d.unwrap() > 0),
+        "{seen:?}"
+    );
+    // The last snapshot is taken after the lanes ended: its count is the run's.
+    assert_eq!(seen.last().copied().flatten(), Some(out.dropped_iterations));
     let a = out.arrivals.as_ref().unwrap();
     assert_eq!(a.vus_allocated, 5);
     assert_eq!(a.started + a.dropped_iterations, 100, "{a:?}");

@@ -289,7 +289,8 @@ impl Vu {
             }
             Err(f) => {
                 let mut s = Sample::failed_before_send(step.name, f);
-                (s.vu, s.user_type, s.task) = (self.id, self.user_type as u16, self.task);
+                (s.vu, s.scenario, s.user_type, s.task) =
+                    (self.id, shared.scenario, self.user_type as u16, self.task);
                 shared.recorder.record(&s);
                 return;
             }
@@ -383,6 +384,7 @@ impl Vu {
             url: trace.filter(|t| t.sampled).map(|_| req.url.to_string()),
             trace,
             vu: self.id,
+            scenario: shared.scenario,
             user_type: self.user_type as u16,
             task: self.task,
             protocol: out.result.as_ref().ok().map(|r| match r.version {

@@ -288,6 +288,7 @@ pub(crate) mod tests {
             checks_failed: 0,
             trace: None,
             vu: 0,
+            scenario: 0,
             user_type: 0,
             task: 0,
             url: None,

@@ -557,6 +557,9 @@ pub struct Snapshot {
     pub requests: Vec<RequestSummary>,
     /// Cumulative aggregate.
     pub total: RequestSummary,
+    /// Open model: arrivals so far that found no free VU, over every scenario (`None` when no
+    /// scenario of the run uses the open model). Set by the executor.
+    pub dropped_iterations: Option<u64>,
 }
 
 /// Builds snapshots from the recorder once per tick and keeps the cumulative state.
@@ -610,6 +613,7 @@ impl Aggregator {
             interval: Arc::new(interval),
             requests,
             total,
+            dropped_iterations: None,
         }
     }
 
@@ -668,6 +672,7 @@ mod tests {
             checks_failed: 0,
             trace: None,
             vu: 0,
+            scenario: 0,
             user_type: 0,
             task: 0,
             url: None,

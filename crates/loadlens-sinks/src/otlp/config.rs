@@ -1,13 +1,15 @@
 //! OTLP settings from the standard OpenTelemetry environment, with the scenario's `otel:`
 //! section as defaults underneath (the environment wins, as every OpenTelemetry SDK does).
 //!
-//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION}`,
+//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE}`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
 //! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_{TRACES,METRICS}_EXPORTER`,
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, `OTEL_BSP_{MAX_QUEUE_SIZE,
 //! MAX_EXPORT_BATCH_SIZE,SCHEDULE_DELAY}` and `OTEL_SDK_DISABLED`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
@@ -58,6 +60,50 @@ pub struct SignalConfig {
     pub timeout: Duration,
     /// Gzip the bodies.
     pub gzip: bool,
+    /// The certificates to trust for an `https://` endpoint (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
+    /// instead of the built-in web PKI roots; `None`: those roots.
+    pub certificate: Option<TrustedCertificates>,
+}
+
+/// The trust anchors of a PEM file (`OTEL_EXPORTER_OTLP_CERTIFICATE`): a private CA or a
+/// self-signed collector certificate. As in the OpenTelemetry SDKs, they replace the web PKI
+/// roots for that signal rather than adding to them.
+#[derive(Debug, Clone)]
+pub struct TrustedCertificates {
+    /// The file they were read from (for messages).
+    pub path: PathBuf,
+    /// Its certificates as trust anchors.
+    pub roots: Arc<rustls::RootCertStore>,
+}
+
+impl TrustedCertificates {
+    /// Read every `CERTIFICATE` block of the PEM file at `path`; `var` names the setting in
+    /// errors.
+    pub fn read(var: &str, path: &str) -> Result<Self, ConfigError> {
+        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
+        let pem =
+            std::fs::read(path).map_err(|e| invalid(var, format!("cannot read `{path}`: {e}")))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| invalid(var, format!("`{path}` is not valid PEM: {e}")))?;
+            roots.add(cert).map_err(|e| {
+                invalid(
+                    var,
+                    format!("`{path}` has a certificate that cannot be trusted: {e}"),
+                )
+            })?;
+        }
+        if roots.is_empty() {
+            return Err(invalid(
+                var,
+                format!("`{path}` has no PEM certificate (-----BEGIN CERTIFICATE-----)"),
+            ));
+        }
+        Ok(TrustedCertificates {
+            path: path.into(),
+            roots: Arc::new(roots),
+        })
+    }
 }
 
 /// The scenario file's `otel:` section, as the binary hands it over (all optional).
@@ -165,6 +211,13 @@ impl Config {
             Some(c) => gzip("OTEL_EXPORTER_OTLP_COMPRESSION", &c)?,
             None => false,
         };
+        let base_certificate = match get("OTEL_EXPORTER_OTLP_CERTIFICATE") {
+            Some(p) => Some(TrustedCertificates::read(
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                &p,
+            )?),
+            None => None,
+        };
         let signal = |sig: &str, path: &str| -> Result<SignalConfig, ConfigError> {
             let upper = sig.to_ascii_uppercase();
             let exporter_var = format!("OTEL_{upper}_EXPORTER");
@@ -229,6 +282,11 @@ impl Config {
                 Some(c) => gzip(&cvar, &c)?,
                 None => base_gzip,
             };
+            let certvar = format!("OTEL_EXPORTER_OTLP_{upper}_CERTIFICATE");
+            let certificate = match get(&certvar) {
+                Some(p) => Some(TrustedCertificates::read(&certvar, &p)?),
+                None => base_certificate.clone(),
+            };
             Ok(SignalConfig {
                 exporter,
                 endpoint,
@@ -236,6 +294,7 @@ impl Config {
                 headers: hs,
                 timeout,
                 gzip,
+                certificate,
             })
         };
         let traces = signal("traces", "v1/traces")?;

@@ -101,7 +101,8 @@ pub struct SpanContext {
     pub names: Names,
     /// `loadtest.run_id`.
     pub run_id: String,
-    /// `loadtest.scenario`.
+    /// The run's scenario name: `loadtest.scenario` of the run span, and of request spans
+    /// outside `scenarios:`.
     pub scenario: String,
     /// Trace and span id of the run span that every request span links to.
     pub run_link: Option<(u128, u64)>,
@@ -171,11 +172,13 @@ pub fn spans(s: &Sample, ctx: &SpanContext, out: &mut Vec<Span>) {
         attrs.push(kv("error.type", e.clone()));
     }
     attrs.push(kv("loadtest.run_id", ctx.run_id.clone()));
-    attrs.push(kv("loadtest.scenario", ctx.scenario.clone()));
+    // Under `scenarios:`, the named scenario that sent it (k6's `scenario` tag); else the run's.
+    let scenario = ctx.names.scenario_name(s).unwrap_or(&ctx.scenario);
+    attrs.push(kv("loadtest.scenario", scenario));
     attrs.push(kv("loadtest.request_name", name));
-    attrs.push(kv("loadtest.user_type", ctx.names.user_type(s.user_type)));
+    attrs.push(kv("loadtest.user_type", ctx.names.user_type(s)));
     attrs.push(kv_int("loadtest.vu", s.vu as i64));
-    attrs.push(kv("loadtest.task", ctx.names.task(s.user_type, s.task)));
+    attrs.push(kv("loadtest.task", ctx.names.task(s)));
     if !s.schedule_delay.is_zero() {
         // Open model: when the request should have started, and how late it actually did.
         let intended = start.saturating_sub(s.schedule_delay.as_nanos() as u64);
@@ -389,6 +392,9 @@ impl Metrics {
     /// Fold in one snapshot's interval.
     pub fn fold(&mut self, snap: &Snapshot) {
         self.users = Some((snap.users, nanos(snap.at)));
+        if snap.dropped_iterations.is_some() {
+            self.dropped_iterations = snap.dropped_iterations;
+        }
         for (i, r) in snap.interval.requests.iter().enumerate() {
             if r.count == 0 {
                 continue;
@@ -423,7 +429,8 @@ impl Metrics {
         }
     }
 
-    /// The run's dropped iterations (open model), known at the end.
+    /// The run's final count of dropped iterations (open model), from its summary: the last
+    /// snapshot has it too, but may have been dropped on a full queue.
     pub fn set_dropped_iterations(&mut self, n: u64) {
         self.dropped_iterations = Some(n);
     }

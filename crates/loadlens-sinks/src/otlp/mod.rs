@@ -16,7 +16,6 @@
 //! | `DNS lookup` | INTERNAL | the request span | from the request start, its DNS time |
 //! | `socket connect` | INTERNAL | the request span | after DNS, the TCP connect time |
 //! | `TLS handshake` | INTERNAL | the request span | after the connect, the handshake time |
-//!
 //! | `loadtest {scenario}` | INTERNAL | none (a trace of its own) | the run; its events are the timeline's |
 //!
 //! Every request span links to the run span. The three connection spans (names as .NET's HttpClient instrumentation uses them) exist
@@ -29,6 +28,11 @@
 //! `loadtest.intended_start_unix_nano` and `loadtest.schedule_delay_s`. The status is ERROR
 //! for 5xx answers, transport errors and failed checks, with the reason as its message.
 //!
+//! `loadtest.scenario` on a request span is the scenario that sent it: under `scenarios:` the
+//! named scenario (as k6 tags its samples), else the run's scenario (`name:` or the file
+//! name), which is also the value on the resource and the run span. `loadtest.user_type` and
+//! `loadtest.task` are that scenario's.
+//!
 //! # Metrics
 //!
 //! Every `OTEL_METRIC_EXPORT_INTERVAL` (default 60 s) and at the end, cumulative by default
@@ -40,7 +44,7 @@
 //! | `loadtest.requests` | counter | + `http.response.status_code` (absent when no answer came) |
 //! | `loadtest.failures` | counter | + `error.type` |
 //! | `loadtest.users` | gauge | — |
-//! | `loadtest.dropped_iterations` | counter, at the end | — |
+//! | `loadtest.dropped_iterations` | counter, open model only | — |
 //! | `process.cpu.time` (s) | counter | `cpu.mode` = `user`/`system` |
 //! | `process.memory.usage` (By) | gauge | — |
 //!
@@ -71,6 +75,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use loadlens_core::executor::ScenarioRun;
 use loadlens_core::plan::Plan;
 use loadlens_core::report::Summary;
 use loadlens_core::run::TimelineEvent;
@@ -104,22 +109,58 @@ pub const OVERFLOW_NAME: &str = "_OTHER";
 pub struct Names {
     /// `(method, request name)` in `NameId` order.
     pub requests: Vec<(String, String)>,
-    /// User type names in plan order.
+    /// The run's scenarios in [`Sample::scenario`] order: one for a plain run, one per entry
+    /// of `scenarios:` otherwise.
+    pub scenarios: Vec<ScenarioNames>,
+}
+
+/// The names of one scenario of the run: the user type and task indexes of its samples point
+/// into its own plan, which under `scenarios:` keeps only that scenario's user types.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScenarioNames {
+    /// Its name under `scenarios:`; `None` for a plain run, whose spans carry the run's
+    /// scenario name.
+    pub name: Option<String>,
+    /// User type names in the order of its plan.
     pub user_types: Vec<String>,
     /// Task names of each user type.
     pub tasks: Vec<Vec<String>>,
 }
 
-impl Names {
-    /// The names of `plan`.
-    pub fn of(plan: &Plan) -> Self {
-        Names {
-            requests: plan.names.pairs().to_vec(),
+impl ScenarioNames {
+    fn of(name: Option<String>, plan: &Plan) -> Self {
+        ScenarioNames {
+            name,
             user_types: plan.user_types.iter().map(|u| u.name.clone()).collect(),
             tasks: plan
                 .user_types
                 .iter()
                 .map(|u| u.tasks.iter().map(|t| t.name.clone()).collect())
+                .collect(),
+        }
+    }
+}
+
+impl Names {
+    /// The names of a plain run of `plan`.
+    pub fn of(plan: &Plan) -> Self {
+        Names {
+            requests: plan.names.pairs().to_vec(),
+            scenarios: vec![ScenarioNames::of(None, plan)],
+        }
+    }
+
+    /// The names of a run of named scenarios, in the order given to the executor (their
+    /// plans share one name table). A scenario with an empty name is the plain run's.
+    pub fn of_scenarios(scenarios: &[ScenarioRun]) -> Self {
+        Names {
+            requests: scenarios
+                .first()
+                .map(|s| s.plan.names.pairs().to_vec())
+                .unwrap_or_default(),
+            scenarios: scenarios
+                .iter()
+                .map(|s| ScenarioNames::of((!s.name.is_empty()).then(|| s.name.clone()), &s.plan))
                 .collect(),
         }
     }
@@ -130,22 +171,31 @@ impl Names {
             .map_or(("GET", "?"), |(m, n)| (m.as_str(), n.as_str()))
     }
 
-    fn user_type(&self, i: u16) -> String {
-        self.user_types
-            .get(usize::from(i))
+    fn scenario(&self, i: u16) -> Option<&ScenarioNames> {
+        self.scenarios.get(usize::from(i))
+    }
+
+    /// The named scenario of a sample (`None` in a plain run).
+    fn scenario_name(&self, s: &Sample) -> Option<&str> {
+        self.scenario(s.scenario)?.name.as_deref()
+    }
+
+    fn user_type(&self, s: &Sample) -> String {
+        self.scenario(s.scenario)
+            .and_then(|sc| sc.user_types.get(usize::from(s.user_type)))
             .cloned()
             .unwrap_or_default()
     }
 
-    fn task(&self, user_type: u16, task: u16) -> String {
-        if task == Sample::NO_TASK {
+    fn task(&self, s: &Sample) -> String {
+        if s.task == Sample::NO_TASK {
             return "on_start/on_stop".to_owned();
         }
-        self.tasks
-            .get(usize::from(user_type))
-            .and_then(|t| t.get(usize::from(task)))
+        self.scenario(s.scenario)
+            .and_then(|sc| sc.tasks.get(usize::from(s.user_type)))
+            .and_then(|t| t.get(usize::from(s.task)))
             .cloned()
-            .unwrap_or_else(|| format!("task {task}"))
+            .unwrap_or_else(|| format!("task {}", s.task))
     }
 }
 
@@ -153,7 +203,8 @@ enum Msg {
     Snapshot(Arc<Snapshot>),
     Event(TimelineEvent),
     Finish {
-        dropped_iterations: u64,
+        /// The run's count (open model only).
+        dropped_iterations: Option<u64>,
         outcome: String,
         /// When everything must be flushed (counted from the call to `finish`).
         deadline: std::time::Instant,
@@ -363,7 +414,11 @@ impl Sink for OtlpSink {
     fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture {
         let (done, report) = oneshot::channel();
         let msg = Msg::Finish {
-            dropped_iterations: summary.outcome.dropped_iterations,
+            dropped_iterations: summary
+                .outcome
+                .arrivals
+                .is_some()
+                .then_some(summary.outcome.dropped_iterations),
             outcome: format!(
                 "{:?}: {}",
                 summary.verdict(),
@@ -525,7 +580,9 @@ impl Worker {
                         }
                         // Metrics first (one small request) with at most half the time, then
                         // the spans with what is left.
-                        self.metrics.set_dropped_iterations(dropped_iterations);
+                        if let Some(n) = dropped_iterations {
+                            self.metrics.set_dropped_iterations(n);
+                        }
                         let tracing = !matches!(self.traces, Exporter::None);
                         self.export_metrics(if tracing { half } else { deadline }, true)
                             .await;

@@ -116,8 +116,12 @@ impl Sender {
     /// A sender for `service` as `config` says (no connection is opened yet).
     pub fn new(config: SignalConfig, service: Service) -> Self {
         let tls = (config.endpoint.scheme_str() == Some("https")).then(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            // `OTEL_EXPORTER_OTLP_CERTIFICATE` replaces the web PKI roots, as in the SDKs.
+            let roots = match &config.certificate {
+                Some(c) => (*c.roots).clone(),
+                None => rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                },
             };
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let mut c = rustls::ClientConfig::builder_with_provider(provider)
@@ -349,7 +353,19 @@ impl Sender {
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
-                .map_err(|e| SendError::Transport(format!("TLS handshake failed: {e}")))?;
+                .map_err(|e| {
+                    // A certificate from a private CA is the common case: say what to set.
+                    let untrusted = e
+                        .get_ref()
+                        .and_then(|i| i.downcast_ref::<rustls::Error>())
+                        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+                    let hint = if untrusted && self.config.certificate.is_none() {
+                        " (for a private CA, set OTEL_EXPORTER_OTLP_CERTIFICATE to its PEM file)"
+                    } else {
+                        ""
+                    };
+                    SendError::Transport(format!("TLS handshake failed: {e}{hint}"))
+                })?;
             handshake(TokioIo::new(stream), grpc).await
         } else {
             handshake(TokioIo::new(tcp), grpc).await
@@ -385,4 +401,54 @@ fn grpc_status(h: &http::HeaderMap) -> Option<u32> {
     h.get("grpc-status")
         .and_then(|v: &HeaderValue| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read as _;
+
+    use super::super::config::ExporterKind;
+    use super::*;
+
+    fn grpc(gzip: bool) -> Sender {
+        let config = SignalConfig {
+            exporter: ExporterKind::Otlp,
+            endpoint: "http://127.0.0.1:4317".parse().unwrap(),
+            protocol: Protocol::Grpc,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            gzip,
+            certificate: None,
+        };
+        Sender::new(config, Service::Traces)
+    }
+
+    #[test]
+    fn grpc_messages_are_gzipped_inside_the_length_prefixed_frame_and_say_so() {
+        let msg = b"an encoded export request, ".repeat(40);
+        let s = grpc(true);
+        let body = s.body(msg.clone());
+        assert_eq!(body[0], 1, "compressed flag");
+        let len = u32::from_be_bytes(body[1..5].try_into().unwrap()) as usize;
+        assert_eq!(len, body.len() - 5);
+        assert!(len < msg.len());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[5..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, msg);
+        let req = s.request(body).unwrap();
+        assert_eq!(req.headers()["grpc-encoding"], "gzip");
+        assert_eq!(req.uri().path(), Service::Traces.grpc_path());
+        // Uncompressed: flag 0, the message as is, no encoding header.
+        let s = grpc(false);
+        let body = s.body(msg.clone());
+        assert_eq!((body[0], &body[5..]), (0, &msg[..]));
+        assert!(s
+            .request(body)
+            .unwrap()
+            .headers()
+            .get("grpc-encoding")
+            .is_none());
+    }
 }

@@ -22,8 +22,11 @@ fn names() -> Names {
             ("POST".into(), "/b".into()),
             ("GET".into(), "/c".into()),
         ],
-        user_types: vec!["shopper".into()],
-        tasks: vec![vec!["browse".into()]],
+        scenarios: vec![ScenarioNames {
+            name: None,
+            user_types: vec!["shopper".into()],
+            tasks: vec![vec!["browse".into()]],
+        }],
     }
 }
 
@@ -464,6 +467,155 @@ fn metrics_come_from_the_interval_histograms_with_semconv_buckets_and_a_name_cap
     }
 }
 
+#[test]
+fn under_named_scenarios_a_span_carries_its_own_scenario_user_type_and_task() {
+    // Each named scenario's plan keeps only its user types: index 0 is `shopper` in the first
+    // and `admin` in the second.
+    let mut names = names();
+    names.scenarios = vec![
+        ScenarioNames {
+            name: Some("browse".into()),
+            user_types: vec!["shopper".into()],
+            tasks: vec![vec!["look".into()]],
+        },
+        ScenarioNames {
+            name: Some("manage".into()),
+            user_types: vec!["admin".into()],
+            tasks: vec![vec!["edit".into(), "delete".into()]],
+        },
+    ];
+    let named = SpanContext { names, ..ctx() };
+    let got = |scenario: u16, task: u16| {
+        let mut s = sample(0, Some(200), None);
+        (s.scenario, s.user_type, s.task) = (scenario, 0, task);
+        let mut out = Vec::new();
+        encode::spans(&s, &named, &mut out);
+        let a = |k: &str| string(attr(&out[0], k)).to_owned();
+        (
+            a("loadtest.scenario"),
+            a("loadtest.user_type"),
+            a("loadtest.task"),
+        )
+    };
+    let own = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(got(0, 0), own("browse", "shopper", "look"));
+    assert_eq!(got(1, 1), own("manage", "admin", "delete"));
+    assert_eq!(
+        got(1, Sample::NO_TASK),
+        own("manage", "admin", "on_start/on_stop")
+    );
+    // A plain run: the run's scenario name.
+    let mut s = sample(0, Some(200), None);
+    s.task = 0;
+    let mut out = Vec::new();
+    encode::spans(&s, &ctx(), &mut out);
+    assert_eq!(string(attr(&out[0], "loadtest.scenario")), "shop");
+}
+
+fn dropped_points(out: &[opentelemetry_proto::tonic::metrics::v1::Metric]) -> Option<Vec<i64>> {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as V;
+    let m = out
+        .iter()
+        .find(|m| m.name == "loadtest.dropped_iterations")?;
+    let Some(Data::Sum(s)) = &m.data else {
+        panic!("{m:?}")
+    };
+    assert!(s.is_monotonic);
+    Some(
+        s.data_points
+            .iter()
+            .map(|p| match p.value {
+                Some(V::AsInt(v)) => v,
+                other => panic!("{other:?}"),
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn dropped_iterations_are_exported_every_interval_from_the_snapshots_in_the_open_model_only() {
+    let rec = Recorder::new(3);
+    let mut agg = Aggregator::new(rec, names().requests);
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let mut m = Metrics::new(names(), 10, temporality, SystemTime::now());
+        let mut exported = Vec::new();
+        for (i, dropped) in [2u64, 2, 7].into_iter().enumerate() {
+            let mut snap = agg.tick(Duration::from_secs(i as u64 + 1), 1);
+            snap.dropped_iterations = Some(dropped);
+            m.fold(&snap);
+            exported.push(dropped_points(&m.export(SystemTime::now())).expect("exported"));
+        }
+        let want: Vec<Vec<i64>> = match temporality {
+            Temporality::Cumulative => vec![vec![2], vec![2], vec![7]],
+            Temporality::Delta => vec![vec![2], vec![0], vec![5]],
+        };
+        assert_eq!(exported, want, "{temporality:?}");
+    }
+    // Closed model: the snapshots have no count, and nothing is exported.
+    let mut m = Metrics::new(names(), 10, Temporality::Cumulative, SystemTime::now());
+    m.fold(&agg.tick(Duration::from_secs(9), 1));
+    assert_eq!(dropped_points(&m.export(SystemTime::now())), None);
+}
+
+#[test]
+fn a_certificate_file_replaces_the_trusted_roots_per_signal_and_bad_files_are_named() {
+    let dir = std::env::temp_dir().join(format!("loadlens-otlp-ca-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = |name: &str, count: usize| {
+        let path = dir.join(name);
+        let mut text = String::new();
+        for _ in 0..count {
+            let c =
+                rcgen::generate_simple_self_signed(vec!["collector.internal".to_owned()]).unwrap();
+            text.push_str(&c.cert.pem());
+        }
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (one, two) = (pem("one.pem", 1), pem("two.pem", 2));
+    let c = Config::resolve(
+        &FileSettings::default(),
+        env_of(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.internal:4318",
+            ),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &one),
+            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &two),
+        ]),
+    )
+    .unwrap();
+    let roots = |s: &config::SignalConfig| s.certificate.as_ref().map(|c| c.roots.len());
+    assert_eq!(roots(&c.traces), Some(1));
+    assert_eq!(roots(&c.metrics), Some(2));
+    let c = Config::resolve(&FileSettings::default(), env_of(&[])).unwrap();
+    assert!(c.traces.certificate.is_none() && c.metrics.certificate.is_none());
+
+    let not_pem = dir.join("not.pem");
+    std::fs::write(&not_pem, "just text\n").unwrap();
+    let missing = dir.join("missing.pem");
+    for (var, path, want) in [
+        (
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            missing.display().to_string(),
+            "cannot read",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            not_pem.display().to_string(),
+            "no PEM certificate",
+        ),
+    ] {
+        let e = Config::resolve(&FileSettings::default(), env_of(&[(var, &path)])).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(var) && msg.contains(&path) && msg.contains(want),
+            "{msg}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -484,10 +636,45 @@ fn contract_sink(url: &str, timeout: Duration) -> Box<dyn Sink> {
     let config = Config::resolve(&file, env).unwrap();
     let names = Names {
         requests: vec![("GET".into(), "/contract".into())],
-        user_types: vec!["default".into()],
-        tasks: vec![vec!["/contract".into()]],
+        scenarios: vec![ScenarioNames {
+            name: None,
+            user_types: vec!["default".into()],
+            tasks: vec![vec!["/contract".into()]],
+        }],
     };
     Box::new(OtlpSink::new(config, names))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_timeout_bounds_each_export_within_a_longer_flush() {
+    use crate::contract::{short_run, Endpoint, Mode};
+    let hang = Endpoint::start(Mode::Hang);
+    let env = env_of(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &hang.url),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "300"),
+    ]);
+    let file = FileSettings {
+        flush_timeout: Some(Duration::from_secs(6)),
+        ..FileSettings::default()
+    };
+    let sink = OtlpSink::new(Config::resolve(&file, env).unwrap(), names());
+    let (summary, sink) =
+        short_run(Box::new(sink), 10, loadlens_core::executor::Controls::new()).await;
+    let t = std::time::Instant::now();
+    let r = sink.finish(&summary).await;
+    let took = t.elapsed();
+    // One 300 ms attempt for the metrics and one for the spans, not the 6 s flush budget.
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(r.delivered, 0, "{r:?}");
+    assert!(
+        r.errors
+            .iter()
+            .any(|e| e.contains("no answer within 300ms")),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

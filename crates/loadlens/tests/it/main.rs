@@ -6,6 +6,7 @@ mod dashboard;
 mod datadog;
 mod demo;
 mod otel;
+mod otel_wire;
 mod profiles;
 mod report;
 mod scenario;

@@ -297,12 +297,17 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
             assert_eq!(parent["trace_id"], sv["trace_id"]);
             assert_eq!(parent["name"], sv["name"], "same request");
         }
-        // Metrics: the last cumulative duration histogram counts every request.
+        // Metrics: the last cumulative duration histogram counts every request (the agent
+        // does not keep exports in order; their timestamps tell the last).
         let metrics = agent.metrics();
         let last = metrics
             .iter()
-            .rev()
-            .find(|m| m["name"] == "http.client.request.duration")
+            .filter(|m| m["name"] == "http.client.request.duration")
+            .max_by_key(|m| {
+                m["histogram"]["data_points"][0]["time_unix_nano"]
+                    .as_str()
+                    .and_then(|t| t.parse::<u64>().ok())
+            })
             .expect("a duration histogram");
         assert_eq!(last["unit"], "s");
         let points = last["histogram"]["data_points"].as_array().unwrap();
@@ -318,6 +323,224 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
                 "{protocol}: {name}"
             );
         }
+        // A closed model drops no iterations: the counter is not exported at all.
+        assert!(
+            !metrics
+                .iter()
+                .any(|m| m["name"] == "loadtest.dropped_iterations"),
+            "{protocol}"
+        );
+    }
+}
+
+/// The test agent, or `None` (skipping locally, failing under CI) when it is not installed.
+fn agent() -> Option<Agent> {
+    let exe = peer(
+        "LOADLENS_DDAPM_TEST_AGENT",
+        ".cache/loadlens-peers/bin/ddapm-test-agent",
+        "ddapm-test-agent",
+    )?;
+    Some(Agent::start(&exe))
+}
+
+/// The integer value of an OTLP number data point in the agent's JSON.
+fn int_value(point: &Value) -> i64 {
+    let v = &point["as_int"];
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| panic!("not an int point: {point}"))
+}
+
+#[test]
+fn dropped_iterations_are_exported_every_interval_and_end_at_the_runs_count() {
+    let Some(agent) = agent() else { return };
+    // 100 arrivals/s against a 300 ms endpoint need ~30 VUs; 2 are allowed.
+    let target = crate::support::DemoTarget::start(&["--latency", "fixed(300ms)"]);
+    let dir = TempDir::new("otel-dropped");
+    let result = dir.join("r.json");
+    let out = Command::new(bin())
+        .args(["run", "--url", &format!("{}/api/products", target.url)])
+        .args(["--arrival-rate", "100", "--pre-allocated-vus", "1"])
+        .args(["--max-vus", "2", "-t", "3s", "--otel", "--json", &result])
+        .env_remove("TEST_RUN_ID")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &agent.http)
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains(" 0 failed, 0 dropped\n"), "{text}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+    let dropped = doc["dropped_iterations"].as_u64().unwrap();
+    assert!(dropped > 100, "{dropped}");
+    // One point per export: during the run (every 500 ms, from the per-second snapshots) and
+    // at the end. The agent does not keep them in order; their timestamps do.
+    let mut points: Vec<(u64, i64)> = agent
+        .metrics()
+        .iter()
+        .filter(|m| m["name"] == "loadtest.dropped_iterations")
+        .flat_map(|m| {
+            assert_eq!(m["sum"]["is_monotonic"], true, "{m}");
+            assert_eq!(
+                m["sum"]["aggregation_temporality"], "AGGREGATION_TEMPORALITY_CUMULATIVE",
+                "{m}"
+            );
+            m["sum"]["data_points"].as_array().unwrap().clone()
+        })
+        .map(|p| {
+            let t = p["time_unix_nano"].as_str().unwrap().parse().unwrap();
+            (t, int_value(&p))
+        })
+        .collect();
+    points.sort();
+    let points: Vec<i64> = points.into_iter().map(|(_, v)| v).collect();
+    assert!(points.len() >= 3, "{points:?}");
+    assert!(points.windows(2).all(|w| w[0] <= w[1]), "{points:?}");
+    assert!(
+        points[..points.len() - 1].iter().any(|p| *p > 0),
+        "counted during the run: {points:?}"
+    );
+    assert_eq!(*points.last().unwrap(), dropped as i64, "{points:?}");
+}
+
+#[test]
+fn under_named_scenarios_each_span_carries_its_scenario_user_type_and_task() {
+    let Some(agent) = agent() else { return };
+    let target = crate::support::DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("otel-scenarios");
+    let scenario = dir.join("s.yaml");
+    // `admin` is the second user type of the file but the only one of `manage`: its samples
+    // say user type 0 of their scenario.
+    std::fs::write(
+        &scenario,
+        format!(
+            r#"name: two-kinds
+host: {}
+user_types:
+  - name: shopper
+    wait: constant(0)
+    tasks:
+      - name: look
+        request: {{ path: /api/products, name: products }}
+  - name: admin
+    wait: constant(0)
+    tasks:
+      - name: review
+        request: {{ path: /api/v1/search, name: search }}
+scenarios:
+  browse: {{ user_types: [shopper], load: {{ users: 1, iterations: 5 }} }}
+  manage: {{ user_types: [admin], load: {{ users: 1, iterations: 3 }} }}
+"#,
+            target.url
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["run", &scenario, "--otel"])
+        .env_remove("TEST_RUN_ID")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &agent.http)
+        .env("OTEL_SERVICE_NAME", "loadlens-scenarios")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        out.status.success() && text.contains(" 0 failed, 0 dropped\n"),
+        "{text}"
+    );
+    let spans: Vec<Value> = agent
+        .spans()
+        .into_iter()
+        .filter(|(svc, _)| svc == "loadlens-scenarios")
+        .map(|(_, s)| s)
+        .collect();
+    let s = |span: &Value, key: &str| {
+        attr(span, key).unwrap_or_else(|| panic!("{key}: {span}"))["string_value"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for span in spans.iter().filter(|s| s["kind"] == "SPAN_KIND_CLIENT") {
+        let got = (
+            s(span, "loadtest.scenario"),
+            s(span, "loadtest.user_type"),
+            s(span, "loadtest.task"),
+        );
+        *seen
+            .entry((s(span, "loadtest.request_name"), got))
+            .or_insert(0) += 1;
+    }
+    let own = |n: &str, sc: &str, ut: &str, task: &str| {
+        (
+            n.to_owned(),
+            (sc.to_owned(), ut.to_owned(), task.to_owned()),
+        )
+    };
+    assert_eq!(
+        seen,
+        [
+            (own("products", "browse", "shopper", "look"), 5),
+            (own("search", "manage", "admin", "review"), 3),
+        ]
+        .into(),
+    );
+    // The run span keeps the run's scenario (the file's `name:`).
+    let run = spans
+        .iter()
+        .find(|s| s["name"] == "loadtest two-kinds")
+        .expect("the run span");
+    assert_eq!(s(run, "loadtest.scenario"), "two-kinds");
+}
+
+#[test]
+fn gzip_compressed_exports_are_accepted_by_the_agent_over_grpc_and_http() {
+    // That the bodies are really gzipped is checked on the wire in `otel_wire.rs`; here a real
+    // receiver decodes them.
+    for protocol in ["grpc", "http/protobuf"] {
+        let Some(agent) = agent() else { return };
+        let target = crate::support::DemoTarget::start(&["--latency", "0"]);
+        let dir = TempDir::new("otel-gzip");
+        let result = dir.join("r.json");
+        let out = Command::new(bin())
+            .args(["run", "--url", &format!("{}/api/products", target.url)])
+            .args(["-c", "2", "-n", "10", "--otel", "--json", &result])
+            .env_remove("TEST_RUN_ID")
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                if protocol == "grpc" {
+                    &agent.grpc
+                } else {
+                    &agent.http
+                },
+            )
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+            .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+            .env("OTEL_SERVICE_NAME", "loadlens-gzip")
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        assert!(
+            text.contains(" 0 failed, 0 dropped\n"),
+            "{protocol}: {text}"
+        );
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(&result).unwrap()).unwrap();
+        let clients = agent
+            .spans()
+            .iter()
+            .filter(|(svc, s)| svc == "loadlens-gzip" && s["kind"] == "SPAN_KIND_CLIENT")
+            .count() as u64;
+        assert_eq!(
+            clients,
+            doc["aggregate"]["request_count"].as_u64().unwrap(),
+            "{protocol}"
+        );
+        assert!(
+            agent
+                .metrics()
+                .iter()
+                .any(|m| m["name"] == "http.client.request.duration"),
+            "{protocol}"
+        );
     }
 }
 

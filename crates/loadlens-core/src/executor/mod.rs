@@ -39,7 +39,7 @@ use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
 use crate::stats::{
     Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
 };
-use crate::thresholds::{Breach, Guard, Observed, Threshold};
+use crate::thresholds::{Breach, Guard, NameTags, Observed, Scope, Threshold};
 
 /// How much load, for how long.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -292,6 +292,8 @@ pub struct RunOutput {
     pub scenarios: Vec<ScenarioOutput>,
     /// Reasons a guard failed the run for ([`Controls::fail`]).
     pub failures: Vec<String>,
+    /// The task tags of each request name, for thresholds scoped by tag.
+    pub name_tags: NameTags,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -420,6 +422,7 @@ impl Executor {
             .filter_map(|s| s.sample_tap())
             .collect();
         let seed = fastrand::u64(..);
+        let name_tags = NameTags::of(self.scenarios.iter().map(|s| &*s.plan));
         let vu_stop = CancellationToken::new();
         let mut lanes = Vec::new();
         for (i, sc) in self.scenarios.iter().enumerate() {
@@ -503,6 +506,14 @@ impl Executor {
             };
             let mut agg = Aggregator::new(total_recorder, names.clone());
             let mut guard = Guard::new(self.thresholds.clone());
+            // Tag scopes merge their names' cumulative figures on each tick (none: no cost).
+            let by_tag: Vec<Threshold> = self
+                .thresholds
+                .iter()
+                .filter(|t| matches!(t.scope, Scope::Tag(_)))
+                .cloned()
+                .collect();
+            let name_tags = name_tags.clone();
             let controls = controls.clone();
             let stop = agg_stop.clone();
             let tx = self.snapshots.clone();
@@ -548,10 +559,12 @@ impl Executor {
                             .filter_map(|v| v.dropped.as_ref())
                             .map(|d| d.load(Ordering::Relaxed))
                             .sum();
+                        let tags = name_tags.summaries(&by_tag, agg.cumulative(), elapsed);
                         let observed = Observed {
                             aggregate: &snap.total,
                             requests: &snap.requests,
                             scenarios: &per_scenario,
+                            tags: &tags,
                             dropped_iterations: dropped,
                             generator: Some(&gh),
                         };
@@ -751,6 +764,7 @@ impl Executor {
             breaches: guard.into_breaches(),
             failures: controls.failures(),
             scenarios,
+            name_tags,
         }
     }
 }

@@ -596,3 +596,51 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
         .iter()
         .any(|e| e.message == "load changed to 300 arrivals/s"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_scoped_by_tag_aborts_when_only_the_tagged_requests_are_slow() {
+    let srv = testutil::http1().await;
+    let text = format!(
+        r#"
+host: {}
+user_types:
+  - name: u
+    tasks:
+      - {{ tags: [checkout], request: {{ path: "/slow?ms=150", name: pay }} }}
+      - {{ weight: 9, request: {{ path: /, name: home }} }}
+"#,
+        srv.url("")
+    );
+    let s = crate::scenario::Scenario::from_str_named(&text, "t.yaml").unwrap();
+    let plan = Arc::new(Plan::compile(&s, &PlanOptions::default()).unwrap());
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        plan,
+        LoadSettings {
+            run_time: Some(Duration::from_secs(10)),
+            ..LoadSettings::closed(4)
+        },
+        client,
+        info(),
+    )
+    .tick(Duration::from_millis(100))
+    .thresholds(vec![
+        crate::thresholds::parse("p50 < 100ms").unwrap(),
+        crate::thresholds::parse("p50{tag:checkout} < 100ms, abort after 500ms").unwrap(),
+    ])
+    .run(Controls::new())
+    .await;
+    let StopReason::Aborted(why) = &out.stop_reason else {
+        panic!("{:?}", out.stop_reason)
+    };
+    assert!(why.contains("{tag:checkout}"), "{why}");
+    assert!(
+        out.duration >= Duration::from_millis(500) && out.duration < Duration::from_secs(3),
+        "{:?}",
+        out.duration
+    );
+    // The aggregate p50 stayed fast: only the tag's figures merged the slow name.
+    assert_eq!(out.breaches.len(), 1, "{:?}", out.breaches);
+    assert_eq!(out.breaches[0].index, 1);
+    assert_eq!(out.name_tags.requests("checkout"), ["GET pay"]);
+}

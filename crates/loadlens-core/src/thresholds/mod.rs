@@ -5,6 +5,7 @@
 //! p95 < 300ms                          aggregate 95th percentile (from the intended start)
 //! p99.9{name:create order} < 1s        one request name (`name` or `METHOD name`)
 //! avg{scenario:browse} <= 120ms        one named scenario
+//! p95{tag:checkout} < 300ms            every request of the tasks tagged `checkout`
 //! error_rate < 1%                      failed / completed
 //! rps > 500                            completed requests per second over the run
 //! dropped_iterations == 0              open model: arrivals with no free VU
@@ -19,10 +20,15 @@
 //!
 //! The same [`Threshold`] is evaluated on every snapshot during the run (to emit
 //! `threshold_breached` events and to abort) and once on the final summary, which decides the
-//! verdict and the exit code.
+//! verdict and the exit code. Tag scopes merge the figures of the request names their tasks
+//! send (see [`tags`]).
+
+mod tags;
 
 use std::fmt;
 use std::time::Duration;
+
+pub use tags::{unknown_tag, NameTags, TagSummary};
 
 use crate::executor::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
@@ -98,6 +104,8 @@ pub enum Scope {
     Request(String),
     /// One named scenario.
     Scenario(String),
+    /// Every request sent by the tasks with this tag (see [`tags`]).
+    Tag(String),
 }
 
 impl fmt::Display for Scope {
@@ -106,6 +114,7 @@ impl fmt::Display for Scope {
             Scope::Aggregate => f.write_str("aggregate"),
             Scope::Request(n) => write!(f, "name:{n}"),
             Scope::Scenario(n) => write!(f, "scenario:{n}"),
+            Scope::Tag(t) => write!(f, "tag:{t}"),
         }
     }
 }
@@ -170,7 +179,9 @@ fn split_scope(s: &str) -> Result<(&str, Scope), String> {
         .ok_or_else(|| format!("`{s}`: `{{` without a closing `}}`"))?;
     let inner = s[open + 1..close].trim();
     let (key, val) = inner.split_once(':').ok_or_else(|| {
-        format!("scope `{{{inner}}}` must be `{{name:REQUEST}}` or `{{scenario:NAME}}`")
+        format!(
+            "scope `{{{inner}}}` must be `{{name:REQUEST}}`, `{{scenario:NAME}}` or `{{tag:TAG}}`"
+        )
     })?;
     let val = val
         .trim()
@@ -182,14 +193,10 @@ fn split_scope(s: &str) -> Result<(&str, Scope), String> {
     let scope = match key.trim() {
         "name" | "request" => Scope::Request(val),
         "scenario" => Scope::Scenario(val),
-        "tag" => {
-            return Err(format!(
-                "scope `{{{inner}}}`: requests carry no tags in this version; scope by `name:` or `scenario:`"
-            ))
-        }
+        "tag" => Scope::Tag(val),
         k => {
             return Err(format!(
-                "unknown scope `{k}` in `{{{inner}}}`: use `name:` or `scenario:`"
+                "unknown scope `{k}` in `{{{inner}}}`: use `name:`, `scenario:` or `tag:`"
             ))
         }
     };
@@ -338,6 +345,8 @@ pub struct Observed<'a> {
     pub requests: &'a [RequestSummary],
     /// Per named scenario (empty with a single unnamed profile).
     pub scenarios: &'a [(String, RequestSummary)],
+    /// Per tag that a threshold scopes by ([`NameTags::summaries`]).
+    pub tags: &'a [TagSummary],
     /// Dropped iterations so far.
     pub dropped_iterations: u64,
     /// The generator's health so far (`None` before the first measurement).
@@ -354,6 +363,7 @@ impl Threshold {
                 .iter()
                 .find(|r| r.name == *n || format!("{} {}", r.method, r.name) == *n),
             Scope::Scenario(n) => o.scenarios.iter().find(|(s, _)| s == n).map(|(_, r)| r),
+            Scope::Tag(t) => o.tags.iter().find(|s| s.tag == *t).map(|s| &s.summary),
         };
         let with_requests = r.filter(|r| r.request_count > 0);
         match self.metric {
@@ -499,8 +509,11 @@ pub struct ThresholdResult {
     pub expression: String,
     /// Metric name (`p95`, `error_rate`, `rps`, …).
     pub metric: String,
-    /// `aggregate`, `name:REQUEST` or `scenario:NAME`.
+    /// `aggregate`, `name:REQUEST`, `scenario:NAME` or `tag:TAG`.
     pub scope: String,
+    /// Tag scopes: `METHOD name` of every request name the tag covers (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
     /// Operator (`<`, `<=`, `>`, `>=`, `==`, `!=`).
     pub op: String,
     /// Limit in `unit`.
@@ -549,6 +562,15 @@ pub fn evaluate(
                 expression: t.expression.clone(),
                 metric: t.metric_name(),
                 scope: t.scope.to_string(),
+                requests: match &t.scope {
+                    Scope::Tag(tag) => o
+                        .tags
+                        .iter()
+                        .find(|s| s.tag == *tag)
+                        .map(|s| s.requests.clone())
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                },
                 op: op.into(),
                 limit: t.value,
                 observed: v,

@@ -66,7 +66,12 @@ fn rejects_with_what_to_write_instead() {
     assert!(e("latency < 1s").contains("unknown metric `latency`"));
     assert!(e("p95").contains("METRIC OP VALUE"));
     assert!(e("p95 < fast").contains("invalid"), "{}", e("p95 < fast"));
-    assert!(e("p95{tag:team=a} < 1s").contains("carry no tags"));
+    assert_eq!(
+        parse("p95{tag:checkout} < 1s").unwrap().scope,
+        Scope::Tag("checkout".into())
+    );
+    assert!(e("p95{tag:} < 1s").contains("names nothing"));
+    assert!(e("dropped_iterations{tag:x} == 0").contains("whole run"));
     assert!(e("p95{host:x} < 1s").contains("unknown scope"));
     assert!(e("p95 < 1s, maybe").contains("expected `abort`"));
     assert!(parse("checks > 99%").is_ok());
@@ -88,6 +93,7 @@ fn evaluates_each_metric_and_scope() {
         aggregate: &agg,
         requests: &[a, b],
         scenarios: &scen,
+        tags: &[],
         dropped_iterations: 3,
         generator: Some(&health),
     };
@@ -123,6 +129,7 @@ fn guard_reports_first_breaches_and_aborts_only_after_the_delay() {
         aggregate: r,
         requests: &[],
         scenarios: &[],
+        tags: &[],
         dropped_iterations: 0,
         generator: None,
     };
@@ -169,6 +176,7 @@ fn check_pass_rate_is_a_threshold() {
         aggregate: &agg,
         requests: &[],
         scenarios: &[],
+        tags: &[],
         dropped_iterations: 0,
         generator: None,
     };

@@ -335,6 +335,7 @@ pub struct Executor {
     tick: Duration,
     thresholds: Vec<Threshold>,
     tracing: Option<crate::sample::TraceSettings>,
+    run_time_cap: Option<Duration>,
 }
 
 /// The aggregator's view of one lane.
@@ -376,7 +377,16 @@ impl Executor {
             tick: Duration::from_secs(1),
             thresholds: Vec::new(),
             tracing: None,
+            run_time_cap: None,
         }
+    }
+
+    /// End the whole run `cap` after its start, whatever the scenarios' own run times (`-t`
+    /// over several named scenarios): scenarios still running stop as at the end of their run
+    /// time, and those whose start offset is not reached by then never start.
+    pub fn run_time_cap(mut self, cap: Duration) -> Self {
+        self.run_time_cap = Some(cap);
+        self
     }
 
     /// Trace every request: W3C `traceparent` and `baggage` on the wire, trace ids in samples.
@@ -539,7 +549,12 @@ impl Executor {
                         .sum();
                     let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
                     let snap = if single {
-                        agg.tick(elapsed, users)
+                        let snap = agg.tick(elapsed, users);
+                        // One named scenario (picked with --scenario) is the whole run.
+                        if !views[0].name.is_empty() {
+                            per_scenario.push((views[0].name.clone(), snap.total.clone()));
+                        }
+                        snap
                     } else {
                         let mut merged = StatsSet::new(n_names);
                         for v in &mut views {
@@ -619,6 +634,9 @@ impl Executor {
         let mut load_changes = controls.load.subscribe();
         let stop_reason = loop {
             let now = start.elapsed();
+            if self.run_time_cap.is_some_and(|cap| now >= cap) {
+                break StopReason::RunTime;
+            }
             for l in &mut lanes {
                 l.step(now, start, &mut vus, &arrival_tx, &mut events);
             }
@@ -634,6 +652,7 @@ impl Executor {
                     lane::State::Running => l.end,
                     lane::State::Ended(_) => None,
                 })
+                .chain(self.run_time_cap)
                 .min()
                 .map(|d| tokio::time::Instant::from_std(start + d));
             tokio::select! {
@@ -736,11 +755,17 @@ impl Executor {
             .into_iter()
             .zip(lanes.iter().zip(reports))
             .filter_map(|((name, agg), (l, arrivals))| {
+                let stats = match agg {
+                    Some(a) => a.into_parts().0,
+                    // One named scenario: its figures are the run's.
+                    None if !name.is_empty() => stats.clone(),
+                    None => return None,
+                };
                 Some(ScenarioOutput {
                     name,
                     start_time: l.start_time,
                     load: l.load.clone(),
-                    stats: agg?.into_parts().0,
+                    stats,
                     arrivals,
                 })
             })

@@ -598,6 +598,50 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_time_cap_ends_every_scenario_and_later_ones_never_start() {
+    let srv = testutil::http1().await;
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let p = plan(&srv.url("/"));
+    let scenarios = vec![
+        ScenarioRun {
+            name: "long".into(),
+            plan: p.clone(),
+            load: open_load(50.0, 2, 10, Duration::from_secs(10)),
+            start_time: Duration::ZERO,
+        },
+        ScenarioRun {
+            name: "after".into(),
+            plan: p,
+            load: LoadSettings {
+                run_time: Some(Duration::from_secs(1)),
+                ..LoadSettings::closed(2)
+            },
+            start_time: Duration::from_secs(2),
+        },
+    ];
+    let out = Executor::scenarios(scenarios, client, info())
+        .tick(Duration::from_millis(100))
+        .run_time_cap(Duration::from_millis(800))
+        .run(Controls::new())
+        .await;
+    assert_eq!(out.stop_reason, StopReason::RunTime);
+    assert!(
+        out.duration >= Duration::from_millis(800) && out.duration < Duration::from_millis(1500),
+        "{:?}",
+        out.duration
+    );
+    let long = out.scenarios[0].stats.aggregate().count;
+    assert!((38..=41).contains(&long), "50/s for 0.8 s: {long}");
+    let a = out.scenarios[0].arrivals.as_ref().unwrap();
+    assert_eq!(a.intended, 40, "intended arrivals stop at the cap");
+    assert_eq!(out.scenarios[1].stats.aggregate().count, 0);
+    assert!(!out
+        .timeline
+        .iter()
+        .any(|e| e.message.starts_with("scenario after started")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_threshold_scoped_by_tag_aborts_when_only_the_tagged_requests_are_slow() {
     let srv = testutil::http1().await;
     let text = format!(

@@ -65,13 +65,26 @@ pub struct RunArgs {
     )]
     pub scenario: Option<PathBuf>,
 
+    /// Run only these named scenarios of the file's `scenarios:` (comma-separated or
+    /// repeated), the first of them at once. With one, the load flags (-u, -r, -t, -i,
+    /// --stages, --arrival-rate, …) apply to it as to a file without `scenarios:`.
+    #[arg(
+        long = "scenario",
+        env = "LOADLENS_SCENARIO_NAME",
+        value_delimiter = ',',
+        value_name = "NAME",
+        conflicts_with = "url"
+    )]
+    pub scenario_names: Vec<String>,
+
     /// Peak number of concurrent users.
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
     /// Users started per second (default: all at once).
     #[arg(short = 'r', long, env = "LOADLENS_SPAWN_RATE")]
     pub spawn_rate: Option<f64>,
-    /// Stop after this long, e.g. `30s`, `5m`, `1h30m`.
+    /// Stop after this long, e.g. `30s`, `5m`, `1h30m`. With several named scenarios: the
+    /// whole run ends then, whatever their own run times.
     #[arg(short = 't', long, env = "LOADLENS_RUN_TIME", value_parser = duration)]
     pub run_time: Option<std::time::Duration>,
     /// Stop after this many task iterations in total.

@@ -23,7 +23,7 @@
 //! verdict and the exit code. Tag scopes merge the figures of the request names their tasks
 //! send (see [`tags`]).
 
-mod tags;
+pub mod tags;
 
 use std::fmt;
 use std::time::Duration;

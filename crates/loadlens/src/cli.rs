@@ -143,8 +143,9 @@ pub struct RunArgs {
     #[arg(long, env = "LOADLENS_MAX_VUS", value_name = "N")]
     pub max_vus: Option<u64>,
     /// Pass/fail rule, repeatable: `p95 < 300ms`, `error_rate < 1%`, `rps > 500`,
-    /// `p99{name:GET /x} < 1s`, `dropped_iterations == 0`, `generator_healthy`; add
-    /// `, abort` or `, abort after 30s` to stop a lost run early. Exit code 1 when one fails.
+    /// `p99{name:GET /x} < 1s`, `p95{tag:checkout} < 300ms`, `dropped_iterations == 0`,
+    /// `generator_healthy`; add `, abort` or `, abort after 30s` to stop a lost run early.
+    /// Exit code 1 when one fails.
     #[arg(
         long = "threshold",
         env = "LOADLENS_THRESHOLDS",

@@ -242,9 +242,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?,
             );
         }
-        let shift = match args.scenario_names.is_empty() {
-            true => Duration::ZERO,
-            false => starts.iter().copied().min().unwrap_or_default(),
+        let shift = if args.scenario_names.is_empty() {
+            Duration::ZERO
+        } else {
+            starts.iter().copied().min().unwrap_or_default()
         };
         for ((sname, spec), start) in picked.iter().zip(starts) {
             let mut sub = plan.clone();

@@ -259,8 +259,24 @@ pub fn arrival(rate: f64, pre: Option<u64>, max: Option<u64>) -> Result<ArrivalS
 
 /// Checks of these sections, returning `(text to locate, message)` for the scenario's error.
 pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
+    // Tags live on tasks; a tag scope naming none of them is a typo.
+    let tags: std::collections::BTreeSet<&str> = s
+        .user_types
+        .iter()
+        .flat_map(|u| &u.tasks)
+        .flat_map(|t| &t.tags)
+        .map(String::as_str)
+        .collect();
     for t in &s.thresholds {
-        t.parse().map_err(|e| (t.threshold.clone(), e))?;
+        let parsed = t.parse().map_err(|e| (t.threshold.clone(), e))?;
+        if let thresholds::Scope::Tag(tag) = &parsed.scope {
+            if !tags.contains(tag.as_str()) {
+                return Err((
+                    t.threshold.clone(),
+                    thresholds::unknown_tag(&parsed.expression, tag, &tags),
+                ));
+            }
+        }
     }
     settings(&s.load).map_err(|e| ("load".to_owned(), e))?;
     for (name, sc) in &s.scenarios {

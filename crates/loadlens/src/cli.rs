@@ -65,13 +65,26 @@ pub struct RunArgs {
     )]
     pub scenario: Option<PathBuf>,
 
+    /// Run only these named scenarios of the file's `scenarios:` (comma-separated or
+    /// repeated), the first of them at once. With one, the load flags (-u, -r, -t, -i,
+    /// --stages, --arrival-rate, …) apply to it as to a file without `scenarios:`.
+    #[arg(
+        long = "scenario",
+        env = "LOADLENS_SCENARIO_NAME",
+        value_delimiter = ',',
+        value_name = "NAME",
+        conflicts_with = "url"
+    )]
+    pub scenario_names: Vec<String>,
+
     /// Peak number of concurrent users.
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
     /// Users started per second (default: all at once).
     #[arg(short = 'r', long, env = "LOADLENS_SPAWN_RATE")]
     pub spawn_rate: Option<f64>,
-    /// Stop after this long, e.g. `30s`, `5m`, `1h30m`.
+    /// Stop after this long, e.g. `30s`, `5m`, `1h30m`. With several named scenarios: the
+    /// whole run ends then, whatever their own run times.
     #[arg(short = 't', long, env = "LOADLENS_RUN_TIME", value_parser = duration)]
     pub run_time: Option<std::time::Duration>,
     /// Stop after this many task iterations in total.
@@ -97,7 +110,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub web: crate::web::WebArgs,
 
-    /// Write Locust-compatible CSV files PREFIX_stats.csv, PREFIX_stats_history.csv, PREFIX_failures.csv.
+    /// Write Locust-compatible CSV files PREFIX_stats.csv (open model: uncorrected columns
+    /// appended), PREFIX_stats_history.csv, PREFIX_failures.csv, and PREFIX_thresholds.csv.
     #[arg(long, env = "LOADLENS_CSV", value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
     /// Write the JSON result (schemas/result.schema.json).
@@ -129,8 +143,9 @@ pub struct RunArgs {
     #[arg(long, env = "LOADLENS_MAX_VUS", value_name = "N")]
     pub max_vus: Option<u64>,
     /// Pass/fail rule, repeatable: `p95 < 300ms`, `error_rate < 1%`, `rps > 500`,
-    /// `p99{name:GET /x} < 1s`, `dropped_iterations == 0`, `generator_healthy`; add
-    /// `, abort` or `, abort after 30s` to stop a lost run early. Exit code 1 when one fails.
+    /// `p99{name:GET /x} < 1s`, `p95{tag:checkout} < 300ms`, `dropped_iterations == 0`,
+    /// `generator_healthy`; add `, abort` or `, abort after 30s` to stop a lost run early.
+    /// Exit code 1 when one fails.
     #[arg(
         long = "threshold",
         env = "LOADLENS_THRESHOLDS",

@@ -108,6 +108,11 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
             };
             let plan = loadlens_core::plan::Plan::compile(&s, &opts)
                 .map_err(|e| invalid(e.to_string()))?;
+            // The file's thresholds parsed when it was read; what is left are warnings.
+            let thresholds: Vec<_> = s.thresholds.iter().filter_map(|t| t.parse().ok()).collect();
+            for w in loadlens_core::thresholds::NameTags::of([&plan]).warnings(&thresholds) {
+                eprintln!("warning: {w}");
+            }
             let tasks: usize = plan.user_types.iter().map(|u| u.tasks.len()).sum();
             println!(
                 "{}: ok ({} user types, {} tasks, {} request names)",

@@ -10,11 +10,12 @@ use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun, StopReason};
 use loadlens_core::loadspec;
+use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
 use loadlens_core::report::{self, json::ResultDoc, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
-use loadlens_core::scenario::Scenario;
-use loadlens_core::thresholds::{Scope, Threshold};
+use loadlens_core::scenario::{Load, Scenario};
+use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -44,6 +45,10 @@ pub struct Prepared {
     pub datadog: Option<loadlens_sinks::datadog::Config>,
     /// OpenTelemetry export (`--otel` or `otel:`), resolved with the `OTEL_*` environment.
     pub otel: Option<loadlens_sinks::otlp::Config>,
+    /// `-t` over several named scenarios: the whole run ends then.
+    pub run_time_cap: Option<Duration>,
+    /// Said on stderr before the run (skipped thresholds, tag scopes counting untagged requests).
+    pub warnings: Vec<String>,
 }
 
 /// Where reports go.
@@ -140,6 +145,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     client.connect_timeout = args.connect_timeout.unwrap_or(client.connect_timeout);
     client.max_redirects = args.max_redirects.unwrap_or(client.max_redirects);
 
+    let picked = match scenario {
+        Some((s, file)) => pick_scenarios(args, s, file)?,
+        None => Vec::new(),
+    };
     let (plan, load, host) = match (scenario, &args.url) {
         (Some((s, _)), _) => {
             if args.host.len() > 1 {
@@ -161,14 +170,12 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 exclude_tags: args.exclude_tags.clone(),
             };
             let plan = Plan::compile(s, &opts).map_err(|e| invalid(e.to_string()))?;
-            let file = loadspec::settings(&s.load).map_err(invalid)?;
-            let load = LoadSettings {
-                users: args.users.or(s.load.users).unwrap_or(1),
-                spawn_rate: args.spawn_rate.or(s.load.spawn_rate),
-                run_time: args.run_time.or(s.load.run_time),
-                iterations: args.iterations.or(s.load.iterations),
-                stop_timeout: args.stop_timeout.or(s.load.stop_timeout),
-                ..file
+            // One named scenario runs as a file without `scenarios:` would: the flags apply to
+            // its `load:`. Several keep their own; only -t (a cap) and --stop-timeout apply.
+            let load = match picked.as_slice() {
+                [(name, spec)] => flagged_load(args, &spec.load, Some(&s.load))
+                    .map_err(|f| invalid(format!("scenario `{name}`: {}", f.message)))?,
+                _ => flagged_load(args, &s.load, None)?,
             };
             (plan, load, host)
         }
@@ -209,21 +216,10 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             } else {
                 load
             };
-            (plan, load, Some(url.clone()))
+            (plan, checked(load_flags(args, load)?)?, Some(url.clone()))
         }
         (None, None) => return Err(invalid("give a scenario file or --url")),
     };
-    let load = load_flags(args, load)?;
-    if load.arrival.is_none() && load.stages.is_empty() && load.users == 0 {
-        return Err(invalid("users must be at least 1"));
-    }
-    if let Some(r) = load.spawn_rate {
-        if !(r > 0.0 && r.is_finite()) {
-            return Err(invalid(format!(
-                "spawn rate must be a positive number, got {r}"
-            )));
-        }
-    }
     let name = scenario.map_or_else(
         || plan.name.clone(),
         |(s, file)| {
@@ -235,21 +231,44 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         },
     );
     let mut scenarios = Vec::new();
+    let mut run_time_cap = None;
+    let mut warnings = Vec::new();
     if let Some((s, _)) = scenario {
-        for (sname, spec) in &s.scenarios {
+        // Picked with --scenario, the first of them starts at once.
+        let mut starts = Vec::new();
+        for (sname, spec) in &picked {
+            starts.push(
+                spec.start()
+                    .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?,
+            );
+        }
+        let shift = if args.scenario_names.is_empty() {
+            Duration::ZERO
+        } else {
+            starts.iter().copied().min().unwrap_or_default()
+        };
+        for ((sname, spec), start) in picked.iter().zip(starts) {
             let mut sub = plan.clone();
             if !spec.user_types.is_empty() {
                 sub.user_types.retain(|u| spec.user_types.contains(&u.name));
             }
-            let mut sload = loadspec::settings(&spec.load)
-                .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
-            sload.stop_timeout = sload.stop_timeout.or(load.stop_timeout);
+            let sload = if picked.len() == 1 {
+                load.clone()
+            } else {
+                let mut l = loadspec::settings(&spec.load)
+                    .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
+                l.stop_timeout = args.stop_timeout.or(l.stop_timeout).or(s.load.stop_timeout);
+                l
+            };
             scenarios.push(ScenarioRun {
-                name: sname.clone(),
+                name: (*sname).clone(),
                 plan: Arc::new(sub),
                 load: sload,
-                start_time: spec.start().map_err(invalid)?,
+                start_time: start - shift,
             });
+        }
+        if picked.len() > 1 {
+            run_time_cap = args.run_time;
         }
     }
     let mut thresholds = Vec::new();
@@ -264,7 +283,151 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 .map_err(|e| invalid(format!("--threshold: {e}")))?,
         );
     }
-    for t in &thresholds {
+    // Thresholds on a named scenario that --scenario left out are skipped, not failed.
+    thresholds.retain(|t| match &t.scope {
+        Scope::Scenario(n)
+            if !scenarios.iter().any(|s| s.name == *n)
+                && scenario.is_some_and(|(s, _)| s.scenarios.contains_key(n)) =>
+        {
+            warnings.push(format!(
+                "threshold `{}` is skipped: --scenario did not pick scenario `{n}`",
+                t.expression
+            ));
+            false
+        }
+        _ => true,
+    });
+    let name_tags = if scenarios.is_empty() {
+        NameTags::of([&plan])
+    } else {
+        NameTags::of(scenarios.iter().map(|s| &*s.plan))
+    };
+    check_scopes(
+        &thresholds,
+        &plan,
+        &scenarios,
+        &name_tags,
+        scenario.map(|(s, _)| s),
+        args,
+    )?;
+    warnings.extend(name_tags.warnings(&thresholds));
+    let otel = otel_config(args, scenario.map(|(s, _)| s))?;
+    let datadog = crate::datadog::resolve(&args.datadog, scenario.map(|(s, _)| s), &host, &load)?;
+    Ok(Prepared {
+        datadog,
+        otel,
+        thresholds,
+        scenarios,
+        run_time_cap,
+        warnings,
+        run: RunInfo {
+            id: run_id,
+            scenario: name,
+            tags,
+        },
+        plan,
+        load,
+        client,
+        host,
+    })
+}
+
+/// The named scenarios to run, in file order: all of `scenarios:`, or those `--scenario`
+/// picks. Load flags apply when exactly one runs; with several, they are a usage error.
+fn pick_scenarios<'a>(
+    args: &RunArgs,
+    s: &'a Scenario,
+    file: &str,
+) -> Result<Vec<(&'a String, &'a ScenarioSpec)>, Failure> {
+    if !args.scenario_names.is_empty() && s.scenarios.is_empty() {
+        return Err(invalid(format!(
+            "--scenario: {file} has no `scenarios:` to pick from"
+        )));
+    }
+    if let Some(n) = args
+        .scenario_names
+        .iter()
+        .find(|n| !s.scenarios.contains_key(*n))
+    {
+        let known: Vec<&str> = s.scenarios.keys().map(String::as_str).collect();
+        return Err(invalid(format!(
+            "--scenario: {file} has no scenario `{n}` (scenarios: {})",
+            known.join(", ")
+        )));
+    }
+    let picked: Vec<_> = s
+        .scenarios
+        .iter()
+        .filter(|(n, _)| args.scenario_names.is_empty() || args.scenario_names.contains(n))
+        .collect();
+    let flags: Vec<&str> = [
+        (args.users.is_some(), "-u/--users"),
+        (args.spawn_rate.is_some(), "-r/--spawn-rate"),
+        (args.iterations.is_some(), "-i/--iterations"),
+        (args.stages.is_some(), "--stages"),
+        (args.arrival_rate.is_some(), "--arrival-rate"),
+        (args.pre_allocated_vus.is_some(), "--pre-allocated-vus"),
+        (args.max_vus.is_some(), "--max-vus"),
+    ]
+    .into_iter()
+    .filter_map(|(given, flag)| given.then_some(flag))
+    .collect();
+    if picked.len() > 1 && !flags.is_empty() {
+        let names: Vec<&str> = picked.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(invalid(format!(
+            "{} cannot apply to the named scenarios of {file} ({}): each has its own `load:`. Run one of them alone, with the flags applied to it, with `--scenario NAME`; -t/--run-time alone caps the whole run",
+            flags.join(", "),
+            names.join(", ")
+        )));
+    }
+    Ok(picked)
+}
+
+/// A `load:` section (the file's, or the one named scenario's) under the load flags; `top` is
+/// the file's own `load:` when `l` is a named scenario's (for its stop timeout).
+fn flagged_load(args: &RunArgs, l: &Load, top: Option<&Load>) -> Result<LoadSettings, Failure> {
+    let file = loadspec::settings(l).map_err(invalid)?;
+    let load = LoadSettings {
+        users: args.users.or(l.users).unwrap_or(1),
+        spawn_rate: args.spawn_rate.or(l.spawn_rate),
+        run_time: args.run_time.or(l.run_time),
+        iterations: args.iterations.or(l.iterations),
+        stop_timeout: args
+            .stop_timeout
+            .or(l.stop_timeout)
+            .or(top.and_then(|t| t.stop_timeout)),
+        ..file
+    };
+    checked(load_flags(args, load)?)
+}
+
+/// Checks of a load that no single flag or key can make alone.
+fn checked(load: LoadSettings) -> Result<LoadSettings, Failure> {
+    if load.arrival.is_none() && load.stages.is_empty() && load.users == 0 {
+        return Err(invalid("users must be at least 1"));
+    }
+    if let Some(r) = load.spawn_rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err(invalid(format!(
+                "spawn rate must be a positive number, got {r}"
+            )));
+        }
+    }
+    Ok(load)
+}
+
+/// Every threshold scope must name something that runs: a request name, a named scenario, a
+/// tag of a task that runs (after -T/-E and the scenarios' user types).
+fn check_scopes(
+    thresholds: &[Threshold],
+    plan: &Plan,
+    scenarios: &[ScenarioRun],
+    name_tags: &NameTags,
+    file: Option<&Scenario>,
+    args: &RunArgs,
+) -> Result<(), Failure> {
+    let tags = name_tags.tags();
+    for t in thresholds {
         match &t.scope {
             Scope::Request(n)
                 if !plan
@@ -291,26 +454,30 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     t.expression
                 )));
             }
+            Scope::Tag(tag) if !tags.contains(tag.as_str()) => {
+                let in_file = file.is_some_and(|s| {
+                    s.user_types
+                        .iter()
+                        .flat_map(|u| &u.tasks)
+                        .any(|task| task.tags.contains(tag))
+                });
+                let filtered = !args.task_tags.is_empty() || !args.exclude_tags.is_empty();
+                return Err(invalid(match (in_file, filtered) {
+                    (false, _) => unknown_tag(&t.expression, tag, &tags),
+                    (true, true) => format!(
+                        "threshold `{}`: the tasks with tag `{tag}` are left out by -T/--tags or -E/--exclude-tags",
+                        t.expression
+                    ),
+                    (true, false) => format!(
+                        "threshold `{}`: no scenario that runs has a task with tag `{tag}`",
+                        t.expression
+                    ),
+                }));
+            }
             _ => {}
         }
     }
-    let otel = otel_config(args, scenario.map(|(s, _)| s))?;
-    let datadog = crate::datadog::resolve(&args.datadog, scenario.map(|(s, _)| s), &host, &load)?;
-    Ok(Prepared {
-        datadog,
-        otel,
-        thresholds,
-        scenarios,
-        run: RunInfo {
-            id: run_id,
-            scenario: name,
-            tags,
-        },
-        plan,
-        load,
-        client,
-        host,
-    })
+    Ok(())
 }
 
 /// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's
@@ -379,6 +546,9 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+    for w in &p.warnings {
+        eprintln!("warning: {w}");
+    }
     let client = ClientShared::new(p.client.clone())
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     let mut web = match outputs.web.as_ref().filter(|w| w.web) {
@@ -411,14 +581,23 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         Executor::scenarios(p.scenarios.clone(), client, p.run.clone())
     }
     .thresholds(p.thresholds.clone());
+    let executor = match p.run_time_cap {
+        Some(cap) => executor.run_time_cap(cap),
+        None => executor,
+    };
     let run_time = if p.scenarios.is_empty() {
         p.load.duration()
     } else {
-        p.scenarios
+        let end = p
+            .scenarios
             .iter()
             .map(|s| s.load.duration().map(|d| s.start_time + d))
             .collect::<Option<Vec<_>>>()
-            .and_then(|v| v.into_iter().max())
+            .and_then(|v| v.into_iter().max());
+        match (end, p.run_time_cap) {
+            (Some(end), Some(cap)) => Some(end.min(cap)),
+            (end, cap) => end.or(cap),
+        }
     };
     let mut otel_line = None;
     let executor = match p.otel.clone() {

@@ -39,7 +39,7 @@ use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
 use crate::stats::{
     Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
 };
-use crate::thresholds::{Breach, Guard, Observed, Threshold};
+use crate::thresholds::{Breach, Guard, NameTags, Observed, Scope, Threshold};
 
 /// How much load, for how long.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -292,6 +292,8 @@ pub struct RunOutput {
     pub scenarios: Vec<ScenarioOutput>,
     /// Reasons a guard failed the run for ([`Controls::fail`]).
     pub failures: Vec<String>,
+    /// The task tags of each request name, for thresholds scoped by tag.
+    pub name_tags: NameTags,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -335,6 +337,7 @@ pub struct Executor {
     tick: Duration,
     thresholds: Vec<Threshold>,
     tracing: Option<crate::sample::TraceSettings>,
+    run_time_cap: Option<Duration>,
 }
 
 /// The aggregator's view of one lane.
@@ -376,7 +379,16 @@ impl Executor {
             tick: Duration::from_secs(1),
             thresholds: Vec::new(),
             tracing: None,
+            run_time_cap: None,
         }
+    }
+
+    /// End the whole run `cap` after its start, whatever the scenarios' own run times (`-t`
+    /// over several named scenarios): scenarios still running stop as at the end of their run
+    /// time, and those whose start offset is not reached by then never start.
+    pub fn run_time_cap(mut self, cap: Duration) -> Self {
+        self.run_time_cap = Some(cap);
+        self
     }
 
     /// Trace every request: W3C `traceparent` and `baggage` on the wire, trace ids in samples.
@@ -422,6 +434,7 @@ impl Executor {
             .filter_map(|s| s.sample_tap())
             .collect();
         let seed = fastrand::u64(..);
+        let name_tags = NameTags::of(self.scenarios.iter().map(|s| &*s.plan));
         let vu_stop = CancellationToken::new();
         let mut lanes = Vec::new();
         for (i, sc) in self.scenarios.iter().enumerate() {
@@ -506,6 +519,14 @@ impl Executor {
             };
             let mut agg = Aggregator::new(total_recorder, names.clone());
             let mut guard = Guard::new(self.thresholds.clone());
+            // Tag scopes merge their names' cumulative figures on each tick (none: no cost).
+            let by_tag: Vec<Threshold> = self
+                .thresholds
+                .iter()
+                .filter(|t| matches!(t.scope, Scope::Tag(_)))
+                .cloned()
+                .collect();
+            let name_tags = name_tags.clone();
             let controls = controls.clone();
             let stop = agg_stop.clone();
             let tx = self.snapshots.clone();
@@ -531,7 +552,12 @@ impl Executor {
                         .sum();
                     let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
                     let mut snap = if single {
-                        agg.tick(elapsed, users)
+                        let snap = agg.tick(elapsed, users);
+                        // One named scenario (picked with --scenario) is the whole run.
+                        if !views[0].name.is_empty() {
+                            per_scenario.push((views[0].name.clone(), snap.total.clone()));
+                        }
+                        snap
                     } else {
                         let mut merged = StatsSet::new(n_names);
                         for v in &mut views {
@@ -553,10 +579,12 @@ impl Executor {
                     health.sample();
                     if !guard.is_empty() {
                         let gh = health.report(None);
+                        let tags = name_tags.summaries(&by_tag, agg.cumulative(), elapsed);
                         let observed = Observed {
                             aggregate: &snap.total,
                             requests: &snap.requests,
                             scenarios: &per_scenario,
+                            tags: &tags,
                             dropped_iterations: snap.dropped_iterations.unwrap_or(0),
                             generator: Some(&gh),
                         };
@@ -611,6 +639,9 @@ impl Executor {
         let mut load_changes = controls.load.subscribe();
         let stop_reason = loop {
             let now = start.elapsed();
+            if self.run_time_cap.is_some_and(|cap| now >= cap) {
+                break StopReason::RunTime;
+            }
             for l in &mut lanes {
                 l.step(now, start, &mut vus, &arrival_tx, &mut events);
             }
@@ -626,6 +657,7 @@ impl Executor {
                     lane::State::Running => l.end,
                     lane::State::Ended(_) => None,
                 })
+                .chain(self.run_time_cap)
                 .min()
                 .map(|d| tokio::time::Instant::from_std(start + d));
             tokio::select! {
@@ -735,11 +767,17 @@ impl Executor {
             .into_iter()
             .zip(lanes.iter().zip(reports))
             .filter_map(|((name, agg), (l, arrivals))| {
+                let stats = match agg {
+                    Some(a) => a.into_parts().0,
+                    // One named scenario: its figures are the run's.
+                    None if !name.is_empty() => stats.clone(),
+                    None => return None,
+                };
                 Some(ScenarioOutput {
                     name,
                     start_time: l.start_time,
                     load: l.load.clone(),
-                    stats: agg?.into_parts().0,
+                    stats,
                     arrivals,
                 })
             })
@@ -763,6 +801,7 @@ impl Executor {
             breaches: guard.into_breaches(),
             failures: controls.failures(),
             scenarios,
+            name_tags,
         }
     }
 }

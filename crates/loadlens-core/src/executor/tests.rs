@@ -624,6 +624,98 @@ async fn the_arrival_rate_can_be_changed_during_the_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_time_cap_ends_every_scenario_and_later_ones_never_start() {
+    let srv = testutil::http1().await;
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let p = plan(&srv.url("/"));
+    let scenarios = vec![
+        ScenarioRun {
+            name: "long".into(),
+            plan: p.clone(),
+            load: open_load(50.0, 2, 10, Duration::from_secs(10)),
+            start_time: Duration::ZERO,
+        },
+        ScenarioRun {
+            name: "after".into(),
+            plan: p,
+            load: LoadSettings {
+                run_time: Some(Duration::from_secs(1)),
+                ..LoadSettings::closed(2)
+            },
+            start_time: Duration::from_secs(2),
+        },
+    ];
+    let out = Executor::scenarios(scenarios, client, info())
+        .tick(Duration::from_millis(100))
+        .run_time_cap(Duration::from_millis(800))
+        .run(Controls::new())
+        .await;
+    assert_eq!(out.stop_reason, StopReason::RunTime);
+    assert!(
+        out.duration >= Duration::from_millis(800) && out.duration < Duration::from_millis(1500),
+        "{:?}",
+        out.duration
+    );
+    let long = out.scenarios[0].stats.aggregate().count;
+    assert!((38..=41).contains(&long), "50/s for 0.8 s: {long}");
+    let a = out.scenarios[0].arrivals.as_ref().unwrap();
+    assert_eq!(a.intended, 40, "intended arrivals stop at the cap");
+    assert_eq!(out.scenarios[1].stats.aggregate().count, 0);
+    assert!(!out
+        .timeline
+        .iter()
+        .any(|e| e.message.starts_with("scenario after started")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_scoped_by_tag_aborts_when_only_the_tagged_requests_are_slow() {
+    let srv = testutil::http1().await;
+    let text = format!(
+        r#"
+host: {}
+user_types:
+  - name: u
+    tasks:
+      - {{ tags: [checkout], request: {{ path: "/slow?ms=150", name: pay }} }}
+      - {{ weight: 9, request: {{ path: /, name: home }} }}
+"#,
+        srv.url("")
+    );
+    let s = crate::scenario::Scenario::from_str_named(&text, "t.yaml").unwrap();
+    let plan = Arc::new(Plan::compile(&s, &PlanOptions::default()).unwrap());
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        plan,
+        LoadSettings {
+            run_time: Some(Duration::from_secs(10)),
+            ..LoadSettings::closed(4)
+        },
+        client,
+        info(),
+    )
+    .tick(Duration::from_millis(100))
+    .thresholds(vec![
+        crate::thresholds::parse("p50 < 100ms").unwrap(),
+        crate::thresholds::parse("p50{tag:checkout} < 100ms, abort after 500ms").unwrap(),
+    ])
+    .run(Controls::new())
+    .await;
+    let StopReason::Aborted(why) = &out.stop_reason else {
+        panic!("{:?}", out.stop_reason)
+    };
+    assert!(why.contains("{tag:checkout}"), "{why}");
+    assert!(
+        out.duration >= Duration::from_millis(500) && out.duration < Duration::from_secs(3),
+        "{:?}",
+        out.duration
+    );
+    // The aggregate p50 stayed fast: only the tag's figures merged the slow name.
+    assert_eq!(out.breaches.len(), 1, "{:?}", out.breaches);
+    assert_eq!(out.breaches[0].index, 1);
+    assert_eq!(out.name_tags.requests("checkout"), ["GET pay"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn arrivals_start_once_the_pre_allocated_vus_have_run_on_start() {
     let srv = testutil::http1().await;
     // Each VU logs in for 300 ms first. Arrivals that came during the login would find no VU

@@ -76,16 +76,18 @@ pub fn render(summary: &Summary) -> String {
             "    <testcase classname=\"loadlens.{suite}\" name=\"{}\" time=\"{secs:.3}\"",
             esc(&t.expression)
         );
+        let scope = format!("scope {}", super::scope_label(t, usize::MAX));
         if t.passed {
             let _ = writeln!(
                 x,
-                ">\n      <system-out>{}</system-out>\n    </testcase>",
-                esc(&t.detail)
+                ">\n      <system-out>{}; {}</system-out>\n    </testcase>",
+                esc(&t.detail),
+                esc(&scope)
             );
             continue;
         }
         let kind = if t.aborted { "aborted" } else { "threshold" };
-        let mut body = format!("{}: {}", t.expression, t.detail);
+        let mut body = format!("{}: {}; {scope}", t.expression, t.detail);
         if let Some(s) = t.first_breach_s {
             let _ = write!(body, "; first failed {s:.1} s into the run");
         }

@@ -74,7 +74,9 @@ pub fn render(s: &Summary) -> String {
         crate::executor::describe(&s.stop_reason)
     );
     if !s.outcome.thresholds.is_empty() {
-        out.push_str("### Thresholds\n\n| | threshold | observed | limit |\n|---|---|--:|---|\n");
+        out.push_str(
+            "### Thresholds\n\n| | threshold | scope | observed | limit |\n|---|---|---|--:|---|\n",
+        );
         for t in &s.outcome.thresholds {
             let mark = match (t.passed, t.aborted) {
                 (true, _) => "✅",
@@ -89,8 +91,9 @@ pub fn render(s: &Summary) -> String {
                 });
             let _ = writeln!(
                 out,
-                "| {mark} | `{}` | {} | {} |",
+                "| {mark} | `{}` | {} | {} | {} |",
                 t.expression.replace('`', "'"),
+                cell(&super::scope_label(t, 5)),
                 cell(observed),
                 cell(limit)
             );
@@ -232,7 +235,14 @@ pub fn outcome_text(s: &Summary) -> String {
                 (false, true) => "ABORT",
                 (false, false) => "FAIL ",
             };
-            let _ = writeln!(out, "  {mark} {:<40} {}", t.expression, t.detail);
+            let _ = writeln!(
+                out,
+                "  {mark} {:<40} {:<24} {}",
+                t.expression, t.scope, t.detail
+            );
+            if !t.requests.is_empty() {
+                let _ = writeln!(out, "        {} covers {}", t.scope, t.requests.join(", "));
+            }
         }
     }
     out
@@ -268,7 +278,7 @@ pub(crate) mod tests {
     use crate::run::RunInfo;
     use crate::sample::{NameId, Phases, Sample};
     use crate::stats::{LatencyHistogram, StatsSet, TimeSeries};
-    use crate::thresholds::{parse, Breach};
+    use crate::thresholds::{parse, Breach, NameTags};
 
     fn sample(name: u32, ms: u64, delay: u64, status: u16) -> Sample {
         Sample {
@@ -369,18 +379,23 @@ pub(crate) mod tests {
                     achieved_pct: Some(99.8),
                 },
                 breaches: vec![Breach {
-                    index: 2,
+                    index: 3,
                     elapsed: Duration::from_secs(4),
                     aborted: true,
                 }],
                 scenarios: Vec::new(),
                 thresholds: Vec::new(),
+                name_tags: NameTags::from_names(&[
+                    ("GET /products", &["browse"]),
+                    ("POST /checkout", &["checkout", "pay"]),
+                ]),
                 failures: Vec::new(),
             },
         };
         let ts: Vec<_> = [
             "p95 < 300ms",
             "p99{name:POST /checkout} < 250ms",
+            "p95{tag:pay} < 300ms",
             "error_rate < 1%, abort",
             "dropped_iterations == 0",
             "generator_healthy",
@@ -414,7 +429,12 @@ pub(crate) mod tests {
     #[test]
     fn text_outcome_lists_every_threshold_and_the_generator_verdict() {
         let t = outcome_text(&fixture());
-        assert!(t.contains("Thresholds (1 of 5 passed)"), "{t}");
+        assert!(t.contains("Thresholds (2 of 6 passed)"), "{t}");
+        assert!(
+            t.contains("PASS  p95{tag:pay} < 300ms                     tag:pay"),
+            "{t}"
+        );
+        assert!(t.contains("tag:pay covers POST /checkout\n"), "{t}");
         assert!(t.contains("ABORT error_rate < 1%, abort"), "{t}");
         assert!(t.contains("RESULTS NOT TRUSTWORTHY"), "{t}");
         assert!(t.contains("1100 of 1102 intended arrivals started"), "{t}");

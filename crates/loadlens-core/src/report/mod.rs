@@ -17,7 +17,7 @@ use crate::executor::{
 use crate::run::{RunInfo, TimelineEvent};
 use crate::sink::SinkReport;
 use crate::stats::{ErrorEntry, RequestSummary, StatsSet, TimeSeries};
-use crate::thresholds::{Breach, Observed, Threshold, ThresholdResult};
+use crate::thresholds::{Breach, NameTags, Observed, Threshold, ThresholdResult};
 
 /// How the run ended, for exit codes and verdicts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -83,6 +83,8 @@ pub struct Outcome {
     pub scenarios: Vec<ScenarioOutput>,
     /// Threshold results (filled by [`Summary::evaluate_thresholds`]).
     pub thresholds: Vec<ThresholdResult>,
+    /// The task tags of each request name, for thresholds scoped by tag.
+    pub name_tags: NameTags,
     /// Why a guard failed the run ([`crate::executor::Controls::fail`]; e.g. a Datadog monitor
     /// with the `fail` action went to Alert).
     pub failures: Vec<String>,
@@ -118,6 +120,7 @@ impl Summary {
                 breaches: std::mem::take(&mut out.breaches),
                 scenarios: std::mem::take(&mut out.scenarios),
                 thresholds: Vec::new(),
+                name_tags: std::mem::take(&mut out.name_tags),
                 failures: std::mem::take(&mut out.failures),
             },
         }
@@ -143,10 +146,15 @@ impl Summary {
         let total = self.total();
         let requests = self.requests();
         let scenarios = self.scenario_totals();
+        let tags = self
+            .outcome
+            .name_tags
+            .summaries(thresholds, &self.stats, self.duration);
         let observed = Observed {
             aggregate: &total,
             requests: &requests,
             scenarios: &scenarios,
+            tags: &tags,
             dropped_iterations: self.outcome.dropped_iterations,
             generator: Some(&self.outcome.generator),
         };
@@ -197,4 +205,18 @@ impl Summary {
             _ => Verdict::Passed,
         }
     }
+}
+
+/// A threshold's scope as reports show it: `aggregate`, `name:REQUEST`, `scenario:NAME`, or
+/// `tag:TAG (GET /a, POST /b)` with the request names a tag covered (at most `max`, then how
+/// many more).
+pub(crate) fn scope_label(t: &ThresholdResult, max: usize) -> String {
+    if t.requests.is_empty() {
+        return t.scope.clone();
+    }
+    let mut names = t.requests.iter().take(max).cloned().collect::<Vec<_>>();
+    if t.requests.len() > max {
+        names.push(format!("{} more", t.requests.len() - max));
+    }
+    format!("{} ({})", t.scope, names.join(", "))
 }

@@ -243,3 +243,27 @@ fn environment_variables_are_substituted_with_location_on_error() {
         "k1"
     );
 }
+
+#[test]
+fn a_threshold_on_a_tag_no_task_has_is_located_and_lists_the_tags() {
+    let text = r#"user_types:
+  - name: u
+    tasks:
+      - { tags: [browse], request: { path: "http://h/a" } }
+      - { tags: [checkout, pay], request: { path: "http://h/b" } }
+thresholds:
+  - p95{tag:checkout} < 1s
+  - { threshold: "p99{tag:chekout} < 2s", abort_on_fail: true }
+"#;
+    let (line, col, msg) = invalid(text);
+    assert_eq!((line, col), (8, 19), "{msg}");
+    assert_eq!(
+        msg,
+        "threshold `p99{tag:chekout} < 2s`: no task has tag `chekout` (tags: browse, checkout, pay)"
+    );
+    let ok = text.replace("chekout", "pay");
+    assert!(Scenario::from_str_named(&ok, "s.yaml").is_ok());
+    let untagged = "user_types: [{ name: u, tasks: [{ request: { path: 'http://h/a' } }] }]\nthresholds: ['max{tag:x} < 1s']\n";
+    let (_, _, msg) = invalid(untagged);
+    assert!(msg.ends_with("(no task has `tags:`)"), "{msg}");
+}

@@ -417,3 +417,338 @@ fn bad_profiles_and_thresholds_are_exit_code_2_with_a_reason() {
         assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
     }
 }
+
+/// Tasks tagged `checkout` hit two slow routes; the others are fast.
+const TAGGED: &str = r#"
+user_types:
+  - name: shopper
+    tasks:
+      - weight: 4
+        tags: [browse]
+        request: { path: /api/products, name: products }
+      - tags: [checkout]
+        steps:
+          - request: { path: /api/v1/cart/summary, name: cart }
+          - request: { path: /api/v1/search/filters, name: filters }
+thresholds:
+  - p95{tag:browse} < 100ms
+  - p50 < 100ms
+"#;
+
+fn slow_checkout() -> DemoTarget {
+    DemoTarget::start(&[
+        "--latency",
+        "0",
+        "--route-latency",
+        "/api/v1/cart/summary=fixed(150ms)",
+        "--route-latency",
+        "/api/v1/search/filters=fixed(150ms)",
+    ])
+}
+
+/// The rows of a CSV file without quoted commas, split into fields (quotes kept).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| {
+            let mut fields = Vec::new();
+            let (mut cur, mut quoted) = (String::new(), false);
+            for c in l.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+                    c => cur.push(c),
+                }
+            }
+            fields.push(cur);
+            fields
+        })
+        .collect()
+}
+
+/// `_thresholds.csv` holds the JSON result's thresholds, row for row.
+fn assert_threshold_csv_matches(csv: &str, j: &serde_json::Value) {
+    let rows = csv_rows(csv);
+    assert_eq!(
+        rows[0],
+        [
+            "Threshold",
+            "Scope",
+            "Requests",
+            "Metric",
+            "Operator",
+            "Limit",
+            "Observed",
+            "Unit",
+            "Result",
+            "Aborted",
+            "First Breach (s)",
+            "Detail"
+        ]
+    );
+    let ts = j["thresholds"].as_array().unwrap();
+    assert_eq!(rows.len() - 1, ts.len(), "{csv}");
+    // Equal up to serde_json's float parsing, which may be one unit in the last place off.
+    let num = |s: &str| (!s.is_empty()).then(|| s.parse::<f64>().unwrap());
+    let close = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+        (a, b) => a == b,
+    };
+    for (row, t) in rows[1..].iter().zip(ts) {
+        assert_eq!(row[0], t["expression"].as_str().unwrap());
+        assert_eq!(row[1], t["scope"].as_str().unwrap());
+        let requests: Vec<&str> = t["requests"]
+            .as_array()
+            .map(|a| a.iter().map(|r| r.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(row[2], requests.join("; "));
+        assert_eq!(row[3], t["metric"].as_str().unwrap());
+        assert_eq!(row[4], t["op"].as_str().unwrap());
+        assert!(close(num(&row[5]), t["limit"].as_f64()), "{row:?} {t}");
+        assert!(close(num(&row[6]), t["observed"].as_f64()), "{row:?} {t}");
+        assert_eq!(row[7], t["unit"].as_str().unwrap());
+        let passed = t["passed"].as_bool().unwrap();
+        assert_eq!(row[8], if passed { "passed" } else { "failed" });
+        assert_eq!(row[9], t["aborted"].to_string());
+        assert!(
+            close(num(&row[10]), t["first_breach_s"].as_f64()),
+            "{row:?} {t}"
+        );
+        assert_eq!(row[11], t["detail"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn a_threshold_scoped_by_tag_fails_when_only_the_tagged_requests_are_slow() {
+    let target = slow_checkout();
+    let dir = TempDir::new("tags");
+    let file = dir.path("t.yaml");
+    std::fs::write(&file, TAGGED).unwrap();
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "-H",
+        &target.url,
+        "-u",
+        "4",
+        "-t",
+        "1500ms",
+        "--threshold",
+        "p95{tag:checkout} < 100ms",
+        "--threshold",
+        "requests{tag:checkout} > 0",
+        "--json",
+        &dir.join("r.json"),
+        "--junit",
+        &dir.join("j.xml"),
+        "--summary-md",
+        &dir.join("s.md"),
+        "--csv",
+        &dir.join("c"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    assert_eq!(
+        results(&j),
+        vec![
+            ("p95{tag:browse} < 100ms".into(), true, false),
+            ("p50 < 100ms".into(), true, false),
+            ("p95{tag:checkout} < 100ms".into(), false, false),
+            ("requests{tag:checkout} > 0".into(), true, false),
+        ],
+        "{}",
+        stdout(&out)
+    );
+    let t = &j["thresholds"][2];
+    assert_eq!(t["scope"], "tag:checkout");
+    assert_eq!(
+        t["requests"],
+        serde_json::json!(["GET cart", "GET filters"])
+    );
+    assert!(t["observed"].as_f64().unwrap() >= 150.0, "{t}");
+    assert_eq!(
+        j["thresholds"][0]["requests"],
+        serde_json::json!(["GET products"])
+    );
+    assert!(j["thresholds"][1].get("requests").is_none());
+    // The tag's request count is its names' counts together.
+    let count = |name: &str| {
+        j["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap()["request_count"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(
+        j["thresholds"][3]["observed"].as_f64().unwrap(),
+        count("cart") + count("filters")
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("FAIL  p95{tag:checkout} < 100ms")
+            && text.contains("tag:checkout covers GET cart, GET filters"),
+        "{text}"
+    );
+    let junit = std::fs::read_to_string(dir.path("j.xml")).unwrap();
+    let case = junit
+        .split("<testcase ")
+        .find(|c| c.contains("name=\"p95{tag:checkout} &lt; 100ms\""))
+        .unwrap();
+    assert!(
+        case.contains("<failure type=\"threshold\"")
+            && case.contains("; scope tag:checkout (GET cart, GET filters)"),
+        "{junit}"
+    );
+    let md = std::fs::read_to_string(dir.path("s.md")).unwrap();
+    assert!(
+        md.contains("| ❌ | `p95{tag:checkout} < 100ms` | tag:checkout (GET cart, GET filters) |"),
+        "{md}"
+    );
+    let csv = std::fs::read_to_string(dir.path("c_thresholds.csv")).unwrap();
+    assert_threshold_csv_matches(&csv, &j);
+}
+
+#[test]
+fn a_threshold_scoped_by_tag_aborts_a_lost_run_with_exit_code_3() {
+    let target = slow_checkout();
+    let dir = TempDir::new("tag-abort");
+    let file = dir.path("t.yaml");
+    std::fs::write(&file, TAGGED).unwrap();
+    let started = std::time::Instant::now();
+    let out = run(&[
+        "run",
+        file.to_str().unwrap(),
+        "-H",
+        &target.url,
+        "-u",
+        "4",
+        "-t",
+        "30s",
+        "--threshold",
+        "p95{tag:checkout} < 100ms, abort after 1s",
+        "--json",
+        &dir.join("r.json"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    assert_eq!(j["run"]["verdict"], "aborted");
+    let r = results(&j);
+    assert_eq!(
+        r[2],
+        (
+            "p95{tag:checkout} < 100ms, abort after 1s".into(),
+            false,
+            true
+        )
+    );
+    assert!(
+        r[0].1 && r[1].1,
+        "the fast tag and the aggregate p50 held: {r:?}"
+    );
+}
+
+#[test]
+fn unknown_tags_in_thresholds_are_exit_code_2_naming_the_tags() {
+    let dir = TempDir::new("tag-unknown");
+    let file = dir.path("t.yaml");
+    std::fs::write(&file, TAGGED.replace("p95{tag:browse}", "p95{tag:brwse}")).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("t.yaml:13:5: threshold `p95{tag:brwse} < 100ms`: no task has tag `brwse` (tags: browse, checkout)"),
+        "{err}"
+    );
+    std::fs::write(&file, TAGGED).unwrap();
+    let f = file.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["--threshold", "p95{tag:nope} < 1s"],
+            "no task has tag `nope` (tags: browse, checkout)",
+        ),
+        (
+            vec!["-E", "checkout", "--threshold", "p95{tag:checkout} < 1s"],
+            "left out by -T/--tags or -E/--exclude-tags",
+        ),
+    ] {
+        let mut a = vec!["run", f, "-H", "http://127.0.0.1:9", "-t", "1s"];
+        a.extend(args.iter());
+        let out = run(&a);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn open_model_csv_ends_with_uncorrected_columns_and_thresholds_match_the_json() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("csv-open");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "--arrival-rate",
+        "100/s",
+        "-t",
+        "1s",
+        "--threshold",
+        "p95 < 5s",
+        "--threshold",
+        "rps > 1000000",
+        "--threshold",
+        "p50{name:/api/products} > 1ms",
+        "--json",
+        &dir.join("r.json"),
+        "--csv",
+        &dir.join("o"),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let j = read_json(&dir.path("r.json"));
+    assert_valid(&j);
+    let stats = csv_rows(&std::fs::read_to_string(dir.path("o_stats.csv")).unwrap());
+    let head = &stats[0];
+    assert_eq!(head.len(), 22 + 13);
+    assert_eq!(head[21], "100%", "Locust's columns first, unchanged");
+    assert_eq!(head[22], "Uncorrected Average Response Time");
+    assert_eq!(head[24], "Uncorrected 50%");
+    assert_eq!(head[34], "Uncorrected 100%");
+    let agg = stats.iter().find(|r| r[1] == "Aggregated").unwrap();
+    let u = &j["aggregate"]["latency_uncorrected_ms"];
+    let c = &j["aggregate"]["latency_ms"];
+    let f2 = |v: &serde_json::Value| format!("{:.2}", v.as_f64().unwrap());
+    assert_eq!(agg[2], j["aggregate"]["request_count"].to_string());
+    assert_eq!(agg[11], f2(&c["p50"]));
+    assert_eq!(agg[22], f2(&u["avg"]));
+    assert_eq!(agg[23], f2(&u["min"]));
+    assert_eq!(agg[24], f2(&u["p50"]));
+    assert_eq!(agg[29], f2(&u["p95"]));
+    assert_eq!(agg[34], f2(&u["max"]));
+    assert!(stats.iter().all(|r| r.len() == 35));
+    let csv = std::fs::read_to_string(dir.path("o_thresholds.csv")).unwrap();
+    assert_threshold_csv_matches(&csv, &j);
+    assert_eq!(csv.lines().count(), 4);
+    assert!(csv.contains(",failed,false,"), "{csv}");
+}

@@ -181,6 +181,8 @@ data:
   users: { file: users.csv, mode: unique, on_exhausted: stop_vu }
 user_types:
   - name: u
+    # A think time, so that one user cannot take every iteration before the others start.
+    wait: constant(0.3)
     tasks:
       - tags: [a]
         request:

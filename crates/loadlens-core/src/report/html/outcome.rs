@@ -131,12 +131,22 @@ pub fn thresholds(out: &mut String, doc: &Value) {
         let breach = f(&t["first_breach_s"])
             .map(|b| format!("{b:.1} s"))
             .unwrap_or_else(|| "-".into());
+        // Tag scopes list the request names they merged.
+        let covered: Vec<&str> = t["requests"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let scope = if covered.is_empty() {
+            s(&t["scope"]).to_owned()
+        } else {
+            format!("{} ({})", s(&t["scope"]), covered.join(", "))
+        };
         let _ = write!(
             out,
             r#"<tr class="{}"><td>{result}</td><td><code>{}</code></td><td>{}</td><td>{}</td>{}</tr>"#,
             if passed { "passed" } else { "failed" },
             esc(s(&t["expression"])),
-            esc(s(&t["scope"])),
+            esc(&scope),
             esc(s(&t["detail"])),
             num(breach)
         );

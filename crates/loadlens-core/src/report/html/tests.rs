@@ -97,6 +97,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         breaches: Vec::new(),
         scenarios: Vec::new(),
         failures: Vec::new(),
+        name_tags: Default::default(),
     };
     let summary = Summary::new(
         RunInfo {
@@ -217,7 +218,11 @@ fn thresholds_open_model_generator_and_scenarios_are_shown_when_present() {
          "abort_on_fail": false, "first_breach_s": null, "detail": "120 ms, limit < 300 ms"},
         {"expression": "error_rate < 1%", "metric": "error_rate", "scope": "aggregate", "op": "<",
          "limit": 0.01, "observed": 0.03, "unit": "ratio", "passed": false, "aborted": true,
-         "abort_on_fail": true, "first_breach_s": 12.5, "detail": "3.00 %, limit < 1 %"}
+         "abort_on_fail": true, "first_breach_s": 12.5, "detail": "3.00 %, limit < 1 %"},
+        {"expression": "p95{tag:pay} < 1s", "metric": "p95", "scope": "tag:pay", "op": "<",
+         "limit": 1000.0, "observed": 420.0, "unit": "ms", "passed": true, "aborted": false,
+         "abort_on_fail": false, "first_breach_s": null, "detail": "420 ms (limit < 1000 ms)",
+         "requests": ["GET /cart", "POST /pay<x>"]}
     ]);
     v["arrivals"] = serde_json::json!({"intended": 1000, "started": 990, "dropped_iterations": 10,
         "achieved_pct": 99.0, "vus_allocated": 40, "max_vus": 40,
@@ -231,7 +236,11 @@ fn thresholds_open_model_generator_and_scenarios_are_shown_when_present() {
 
     let mut html = String::new();
     outcome::thresholds(&mut html, &v);
-    assert!(html.contains("Thresholds: 1 of 2 passed"), "{html}");
+    assert!(html.contains("Thresholds: 2 of 3 passed"), "{html}");
+    assert!(
+        html.contains("<td>tag:pay (GET /cart, POST /pay&lt;x&gt;)</td>"),
+        "{html}"
+    );
     assert!(html.contains("✗ failed, aborted the run") && html.contains("12.5 s"));
     assert!(html.contains("<code>error_rate &lt; 1%</code>"));
 

@@ -5,6 +5,7 @@
 //! p95 < 300ms                          aggregate 95th percentile (from the intended start)
 //! p99.9{name:create order} < 1s        one request name (`name` or `METHOD name`)
 //! avg{scenario:browse} <= 120ms        one named scenario
+//! p95{tag:checkout} < 300ms            every request of the tasks tagged `checkout`
 //! error_rate < 1%                      failed / completed
 //! rps > 500                            completed requests per second over the run
 //! dropped_iterations == 0              open model: arrivals with no free VU
@@ -19,10 +20,15 @@
 //!
 //! The same [`Threshold`] is evaluated on every snapshot during the run (to emit
 //! `threshold_breached` events and to abort) and once on the final summary, which decides the
-//! verdict and the exit code.
+//! verdict and the exit code. Tag scopes merge the figures of the request names their tasks
+//! send (see [`tags`]).
+
+pub mod tags;
 
 use std::fmt;
 use std::time::Duration;
+
+pub use tags::{unknown_tag, NameTags, TagSummary};
 
 use crate::executor::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
@@ -98,6 +104,8 @@ pub enum Scope {
     Request(String),
     /// One named scenario.
     Scenario(String),
+    /// Every request sent by the tasks with this tag (see [`tags`]).
+    Tag(String),
 }
 
 impl fmt::Display for Scope {
@@ -106,6 +114,7 @@ impl fmt::Display for Scope {
             Scope::Aggregate => f.write_str("aggregate"),
             Scope::Request(n) => write!(f, "name:{n}"),
             Scope::Scenario(n) => write!(f, "scenario:{n}"),
+            Scope::Tag(t) => write!(f, "tag:{t}"),
         }
     }
 }
@@ -170,7 +179,9 @@ fn split_scope(s: &str) -> Result<(&str, Scope), String> {
         .ok_or_else(|| format!("`{s}`: `{{` without a closing `}}`"))?;
     let inner = s[open + 1..close].trim();
     let (key, val) = inner.split_once(':').ok_or_else(|| {
-        format!("scope `{{{inner}}}` must be `{{name:REQUEST}}` or `{{scenario:NAME}}`")
+        format!(
+            "scope `{{{inner}}}` must be `{{name:REQUEST}}`, `{{scenario:NAME}}` or `{{tag:TAG}}`"
+        )
     })?;
     let val = val
         .trim()
@@ -182,14 +193,10 @@ fn split_scope(s: &str) -> Result<(&str, Scope), String> {
     let scope = match key.trim() {
         "name" | "request" => Scope::Request(val),
         "scenario" => Scope::Scenario(val),
-        "tag" => {
-            return Err(format!(
-                "scope `{{{inner}}}`: requests carry no tags in this version; scope by `name:` or `scenario:`"
-            ))
-        }
+        "tag" => Scope::Tag(val),
         k => {
             return Err(format!(
-                "unknown scope `{k}` in `{{{inner}}}`: use `name:` or `scenario:`"
+                "unknown scope `{k}` in `{{{inner}}}`: use `name:`, `scenario:` or `tag:`"
             ))
         }
     };
@@ -338,6 +345,8 @@ pub struct Observed<'a> {
     pub requests: &'a [RequestSummary],
     /// Per named scenario (empty with a single unnamed profile).
     pub scenarios: &'a [(String, RequestSummary)],
+    /// Per tag that a threshold scopes by ([`NameTags::summaries`]).
+    pub tags: &'a [TagSummary],
     /// Dropped iterations so far.
     pub dropped_iterations: u64,
     /// The generator's health so far (`None` before the first measurement).
@@ -354,6 +363,7 @@ impl Threshold {
                 .iter()
                 .find(|r| r.name == *n || format!("{} {}", r.method, r.name) == *n),
             Scope::Scenario(n) => o.scenarios.iter().find(|(s, _)| s == n).map(|(_, r)| r),
+            Scope::Tag(t) => o.tags.iter().find(|s| s.tag == *t).map(|s| &s.summary),
         };
         let with_requests = r.filter(|r| r.request_count > 0);
         match self.metric {
@@ -499,8 +509,11 @@ pub struct ThresholdResult {
     pub expression: String,
     /// Metric name (`p95`, `error_rate`, `rps`, …).
     pub metric: String,
-    /// `aggregate`, `name:REQUEST` or `scenario:NAME`.
+    /// `aggregate`, `name:REQUEST`, `scenario:NAME` or `tag:TAG`.
     pub scope: String,
+    /// Tag scopes: `METHOD name` of every request name the tag covers (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<String>,
     /// Operator (`<`, `<=`, `>`, `>=`, `==`, `!=`).
     pub op: String,
     /// Limit in `unit`.
@@ -549,6 +562,15 @@ pub fn evaluate(
                 expression: t.expression.clone(),
                 metric: t.metric_name(),
                 scope: t.scope.to_string(),
+                requests: match &t.scope {
+                    Scope::Tag(tag) => o
+                        .tags
+                        .iter()
+                        .find(|s| s.tag == *tag)
+                        .map(|s| s.requests.clone())
+                        .unwrap_or_default(),
+                    _ => Vec::new(),
+                },
                 op: op.into(),
                 limit: t.value,
                 observed: v,
@@ -564,201 +586,4 @@ pub fn evaluate(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn summary(name: &str, count: u64, failures: u64, p95: f64, rps: f64) -> RequestSummary {
-        RequestSummary {
-            method: "GET".into(),
-            name: name.into(),
-            request_count: count,
-            failure_count: failures,
-            rps,
-            error_rate: if count == 0 {
-                0.0
-            } else {
-                failures as f64 / count as f64
-            },
-            latency_ms: Percentiles {
-                p95,
-                p99_9: p95 * 2.0,
-                avg: p95 / 2.0,
-                max: p95 * 3.0,
-                ..Percentiles::default()
-            },
-            ..RequestSummary::default()
-        }
-    }
-
-    #[test]
-    fn parses_the_readable_syntax() {
-        let t = parse("p95 < 300ms").unwrap();
-        assert_eq!(
-            (t.metric, t.op, t.value),
-            (Metric::Latency(LatencyStat::P(95.0)), Op::Lt, 300.0)
-        );
-        assert_eq!(t.scope, Scope::Aggregate);
-        assert_eq!(parse("p99.9 <= 1.5s").unwrap().value, 1500.0);
-        assert_eq!(parse("avg<120").unwrap().value, 120.0);
-        assert_eq!(parse("error_rate < 1%").unwrap().value, 0.01);
-        assert_eq!(parse("error_rate<0.05").unwrap().value, 0.05);
-        assert_eq!(parse("rps > 500").unwrap().value, 500.0);
-        assert_eq!(parse("rps >= 600/m").unwrap().value, 10.0);
-        let t = parse("p95{name:GET /api/products} < 300ms, abort after 10s").unwrap();
-        assert_eq!(t.scope, Scope::Request("GET /api/products".into()));
-        assert!(t.abort_on_fail);
-        assert_eq!(t.delay, Some(Duration::from_secs(10)));
-        assert_eq!(
-            parse("max{scenario:browse} < 2s, abort").unwrap().scope,
-            Scope::Scenario("browse".into())
-        );
-        let g = parse("generator_healthy").unwrap();
-        assert_eq!(
-            (g.metric, g.op, g.value),
-            (Metric::GeneratorHealthy, Op::Eq, 1.0)
-        );
-        assert_eq!(parse("dropped_iterations == 0").unwrap().op, Op::Eq);
-    }
-
-    #[test]
-    fn rejects_with_what_to_write_instead() {
-        let e = |s: &str| parse(s).unwrap_err();
-        assert!(
-            e("p97 < 1s").contains("use one of p50"),
-            "{}",
-            e("p97 < 1s")
-        );
-        assert!(e("latency < 1s").contains("unknown metric `latency`"));
-        assert!(e("p95").contains("METRIC OP VALUE"));
-        assert!(e("p95 < fast").contains("invalid"), "{}", e("p95 < fast"));
-        assert!(e("p95{tag:team=a} < 1s").contains("carry no tags"));
-        assert!(e("p95{host:x} < 1s").contains("unknown scope"));
-        assert!(e("p95 < 1s, maybe").contains("expected `abort`"));
-        assert!(parse("checks > 99%").is_ok());
-        assert!(e("dropped_iterations{name:x} < 1").contains("whole run"));
-        assert!(e("p95 < soon").starts_with("threshold `p95 < soon`: "));
-    }
-
-    #[test]
-    fn evaluates_each_metric_and_scope() {
-        let a = summary("/a", 100, 2, 250.0, 50.0);
-        let b = summary("/b", 10, 5, 900.0, 5.0);
-        let agg = summary("Aggregated", 110, 7, 400.0, 55.0);
-        let scen = vec![("browse".to_owned(), a.clone())];
-        let health = GeneratorHealth {
-            healthy: false,
-            ..GeneratorHealth::default()
-        };
-        let o = Observed {
-            aggregate: &agg,
-            requests: &[a, b],
-            scenarios: &scen,
-            dropped_iterations: 3,
-            generator: Some(&health),
-        };
-        let r = |s: &str| parse(s).unwrap().check(&o);
-        assert_eq!(r("p95 < 500ms"), (Some(400.0), Some(true)));
-        assert_eq!(r("p95 < 300ms").1, Some(false));
-        assert_eq!(r("p95{name:/a} < 300ms").1, Some(true));
-        assert_eq!(r("p95{name:GET /b} < 300ms").1, Some(false));
-        assert_eq!(r("p99.9{name:/a} < 600ms").1, Some(true));
-        assert_eq!(r("avg < 201ms").1, Some(true));
-        assert_eq!(r("max < 1s").1, Some(false));
-        assert_eq!(r("error_rate{name:/a} < 5%").1, Some(true));
-        assert_eq!(r("error_rate{name:/b} < 5%").1, Some(false));
-        assert_eq!(r("rps > 50").1, Some(true));
-        assert_eq!(r("rps{name:/b} > 50").1, Some(false));
-        assert_eq!(r("requests >= 110").1, Some(true));
-        assert_eq!(r("failures < 5").1, Some(false));
-        assert_eq!(r("p95{scenario:browse} < 300ms").1, Some(true));
-        assert_eq!(r("dropped_iterations == 0"), (Some(3.0), Some(false)));
-        assert_eq!(r("generator_healthy"), (Some(0.0), Some(false)));
-        // A name that matches nothing has no data, and fails at the end.
-        assert_eq!(r("p95{name:/nope} < 1s"), (None, None));
-        let res = evaluate(&[parse("p95{name:/nope} < 1s").unwrap()], &o, &[]);
-        assert!(!res[0].passed);
-        assert_eq!(res[0].detail, "no data for p95 name:/nope");
-    }
-
-    #[test]
-    fn guard_reports_first_breaches_and_aborts_only_after_the_delay() {
-        let ok = summary("Aggregated", 100, 0, 100.0, 10.0);
-        let bad = summary("Aggregated", 100, 50, 100.0, 10.0);
-        let obs = |r| Observed {
-            aggregate: r,
-            requests: &[],
-            scenarios: &[],
-            dropped_iterations: 0,
-            generator: None,
-        };
-        let mut g = Guard::new(vec![
-            parse("error_rate < 10%, abort after 5s").unwrap(),
-            parse("p95 < 50ms").unwrap(),
-        ]);
-        let s = Duration::from_secs;
-        assert_eq!(g.check(&obs(&ok), s(1)).0.len(), 1); // p95 breached, not aborting
-        let (ev, abort) = g.check(&obs(&bad), s(2));
-        assert_eq!(ev.len(), 1);
-        assert!(
-            ev[0].contains("error_rate < 10%") && ev[0].contains("50.00%"),
-            "{ev:?}"
-        );
-        assert_eq!(abort, None, "within the delay");
-        let (ev, abort) = g.check(&obs(&bad), s(5));
-        assert!(ev.is_empty());
-        assert!(abort.unwrap().contains("error_rate < 10%"));
-        let breaches = g.into_breaches();
-        let res = evaluate(
-            &[
-                parse("error_rate < 10%, abort after 5s").unwrap(),
-                parse("p95 < 50ms").unwrap(),
-            ],
-            &obs(&ok),
-            &breaches,
-        );
-        // Aborted thresholds fail even if the final figure recovered.
-        assert!(res[0].aborted && !res[0].passed);
-        assert_eq!(res[0].first_breach_s, Some(2.0));
-        assert!(!res[1].passed && !res[1].aborted);
-    }
-}
-
-#[cfg(test)]
-mod check_rate_tests {
-    use super::*;
-
-    #[test]
-    fn check_pass_rate_is_a_threshold() {
-        let agg = RequestSummary {
-            request_count: 100,
-            checks_passed: 99,
-            checks_failed: 1,
-            ..RequestSummary::default()
-        };
-        let o = Observed {
-            aggregate: &agg,
-            requests: &[],
-            scenarios: &[],
-            dropped_iterations: 0,
-            generator: None,
-        };
-        let pass = parse("checks > 98%").unwrap();
-        let fail = parse("checks >= 99.5%").unwrap();
-        assert_eq!(pass.check(&o), (Some(0.99), Some(true)));
-        assert_eq!(fail.check(&o).1, Some(false));
-        assert_eq!(fail.format(0.99), "99.00%");
-        let none = RequestSummary {
-            request_count: 5,
-            ..RequestSummary::default()
-        };
-        let o2 = Observed {
-            aggregate: &none,
-            ..o
-        };
-        assert_eq!(
-            pass.check(&o2),
-            (None, None),
-            "no checks ran: nothing to judge"
-        );
-    }
-}
+mod tests;

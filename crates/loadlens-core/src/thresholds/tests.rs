@@ -1,0 +1,201 @@
+//! Parsing, evaluation, the guard and tag scopes, on hand-made figures.
+
+use super::*;
+
+fn summary(name: &str, count: u64, failures: u64, p95: f64, rps: f64) -> RequestSummary {
+    RequestSummary {
+        method: "GET".into(),
+        name: name.into(),
+        request_count: count,
+        failure_count: failures,
+        rps,
+        error_rate: if count == 0 {
+            0.0
+        } else {
+            failures as f64 / count as f64
+        },
+        latency_ms: Percentiles {
+            p95,
+            p99_9: p95 * 2.0,
+            avg: p95 / 2.0,
+            max: p95 * 3.0,
+            ..Percentiles::default()
+        },
+        ..RequestSummary::default()
+    }
+}
+
+#[test]
+fn parses_the_readable_syntax() {
+    let t = parse("p95 < 300ms").unwrap();
+    assert_eq!(
+        (t.metric, t.op, t.value),
+        (Metric::Latency(LatencyStat::P(95.0)), Op::Lt, 300.0)
+    );
+    assert_eq!(t.scope, Scope::Aggregate);
+    assert_eq!(parse("p99.9 <= 1.5s").unwrap().value, 1500.0);
+    assert_eq!(parse("avg<120").unwrap().value, 120.0);
+    assert_eq!(parse("error_rate < 1%").unwrap().value, 0.01);
+    assert_eq!(parse("error_rate<0.05").unwrap().value, 0.05);
+    assert_eq!(parse("rps > 500").unwrap().value, 500.0);
+    assert_eq!(parse("rps >= 600/m").unwrap().value, 10.0);
+    let t = parse("p95{name:GET /api/products} < 300ms, abort after 10s").unwrap();
+    assert_eq!(t.scope, Scope::Request("GET /api/products".into()));
+    assert!(t.abort_on_fail);
+    assert_eq!(t.delay, Some(Duration::from_secs(10)));
+    assert_eq!(
+        parse("max{scenario:browse} < 2s, abort").unwrap().scope,
+        Scope::Scenario("browse".into())
+    );
+    let g = parse("generator_healthy").unwrap();
+    assert_eq!(
+        (g.metric, g.op, g.value),
+        (Metric::GeneratorHealthy, Op::Eq, 1.0)
+    );
+    assert_eq!(parse("dropped_iterations == 0").unwrap().op, Op::Eq);
+}
+
+#[test]
+fn rejects_with_what_to_write_instead() {
+    let e = |s: &str| parse(s).unwrap_err();
+    assert!(
+        e("p97 < 1s").contains("use one of p50"),
+        "{}",
+        e("p97 < 1s")
+    );
+    assert!(e("latency < 1s").contains("unknown metric `latency`"));
+    assert!(e("p95").contains("METRIC OP VALUE"));
+    assert!(e("p95 < fast").contains("invalid"), "{}", e("p95 < fast"));
+    assert_eq!(
+        parse("p95{tag:checkout} < 1s").unwrap().scope,
+        Scope::Tag("checkout".into())
+    );
+    assert!(e("p95{tag:} < 1s").contains("names nothing"));
+    assert!(e("dropped_iterations{tag:x} == 0").contains("whole run"));
+    assert!(e("p95{host:x} < 1s").contains("unknown scope"));
+    assert!(e("p95 < 1s, maybe").contains("expected `abort`"));
+    assert!(parse("checks > 99%").is_ok());
+    assert!(e("dropped_iterations{name:x} < 1").contains("whole run"));
+    assert!(e("p95 < soon").starts_with("threshold `p95 < soon`: "));
+}
+
+#[test]
+fn evaluates_each_metric_and_scope() {
+    let a = summary("/a", 100, 2, 250.0, 50.0);
+    let b = summary("/b", 10, 5, 900.0, 5.0);
+    let agg = summary("Aggregated", 110, 7, 400.0, 55.0);
+    let scen = vec![("browse".to_owned(), a.clone())];
+    let health = GeneratorHealth {
+        healthy: false,
+        ..GeneratorHealth::default()
+    };
+    let o = Observed {
+        aggregate: &agg,
+        requests: &[a, b],
+        scenarios: &scen,
+        tags: &[],
+        dropped_iterations: 3,
+        generator: Some(&health),
+    };
+    let r = |s: &str| parse(s).unwrap().check(&o);
+    assert_eq!(r("p95 < 500ms"), (Some(400.0), Some(true)));
+    assert_eq!(r("p95 < 300ms").1, Some(false));
+    assert_eq!(r("p95{name:/a} < 300ms").1, Some(true));
+    assert_eq!(r("p95{name:GET /b} < 300ms").1, Some(false));
+    assert_eq!(r("p99.9{name:/a} < 600ms").1, Some(true));
+    assert_eq!(r("avg < 201ms").1, Some(true));
+    assert_eq!(r("max < 1s").1, Some(false));
+    assert_eq!(r("error_rate{name:/a} < 5%").1, Some(true));
+    assert_eq!(r("error_rate{name:/b} < 5%").1, Some(false));
+    assert_eq!(r("rps > 50").1, Some(true));
+    assert_eq!(r("rps{name:/b} > 50").1, Some(false));
+    assert_eq!(r("requests >= 110").1, Some(true));
+    assert_eq!(r("failures < 5").1, Some(false));
+    assert_eq!(r("p95{scenario:browse} < 300ms").1, Some(true));
+    assert_eq!(r("dropped_iterations == 0"), (Some(3.0), Some(false)));
+    assert_eq!(r("generator_healthy"), (Some(0.0), Some(false)));
+    // A name that matches nothing has no data, and fails at the end.
+    assert_eq!(r("p95{name:/nope} < 1s"), (None, None));
+    let res = evaluate(&[parse("p95{name:/nope} < 1s").unwrap()], &o, &[]);
+    assert!(!res[0].passed);
+    assert_eq!(res[0].detail, "no data for p95 name:/nope");
+}
+
+#[test]
+fn guard_reports_first_breaches_and_aborts_only_after_the_delay() {
+    let ok = summary("Aggregated", 100, 0, 100.0, 10.0);
+    let bad = summary("Aggregated", 100, 50, 100.0, 10.0);
+    let obs = |r| Observed {
+        aggregate: r,
+        requests: &[],
+        scenarios: &[],
+        tags: &[],
+        dropped_iterations: 0,
+        generator: None,
+    };
+    let mut g = Guard::new(vec![
+        parse("error_rate < 10%, abort after 5s").unwrap(),
+        parse("p95 < 50ms").unwrap(),
+    ]);
+    let s = Duration::from_secs;
+    assert_eq!(g.check(&obs(&ok), s(1)).0.len(), 1); // p95 breached, not aborting
+    let (ev, abort) = g.check(&obs(&bad), s(2));
+    assert_eq!(ev.len(), 1);
+    assert!(
+        ev[0].contains("error_rate < 10%") && ev[0].contains("50.00%"),
+        "{ev:?}"
+    );
+    assert_eq!(abort, None, "within the delay");
+    let (ev, abort) = g.check(&obs(&bad), s(5));
+    assert!(ev.is_empty());
+    assert!(abort.unwrap().contains("error_rate < 10%"));
+    let breaches = g.into_breaches();
+    let res = evaluate(
+        &[
+            parse("error_rate < 10%, abort after 5s").unwrap(),
+            parse("p95 < 50ms").unwrap(),
+        ],
+        &obs(&ok),
+        &breaches,
+    );
+    // Aborted thresholds fail even if the final figure recovered.
+    assert!(res[0].aborted && !res[0].passed);
+    assert_eq!(res[0].first_breach_s, Some(2.0));
+    assert!(!res[1].passed && !res[1].aborted);
+}
+
+#[test]
+fn check_pass_rate_is_a_threshold() {
+    let agg = RequestSummary {
+        request_count: 100,
+        checks_passed: 99,
+        checks_failed: 1,
+        ..RequestSummary::default()
+    };
+    let o = Observed {
+        aggregate: &agg,
+        requests: &[],
+        scenarios: &[],
+        tags: &[],
+        dropped_iterations: 0,
+        generator: None,
+    };
+    let pass = parse("checks > 98%").unwrap();
+    let fail = parse("checks >= 99.5%").unwrap();
+    assert_eq!(pass.check(&o), (Some(0.99), Some(true)));
+    assert_eq!(fail.check(&o).1, Some(false));
+    assert_eq!(fail.format(0.99), "99.00%");
+    let none = RequestSummary {
+        request_count: 5,
+        ..RequestSummary::default()
+    };
+    let o2 = Observed {
+        aggregate: &none,
+        ..o
+    };
+    assert_eq!(
+        pass.check(&o2),
+        (None, None),
+        "no checks ran: nothing to judge"
+    );
+}

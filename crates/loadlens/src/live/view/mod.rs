@@ -307,36 +307,30 @@ impl View {
         } else {
             " Requests ".to_owned()
         });
-        let Some(s) = &self.latest else {
-            let cols = Col::SETS[0];
-            let header = Row::new(cols.iter().map(|c| c.title()));
-            let widths = cols
-                .iter()
-                .map(|c| Constraint::Length(c.name().len() as u16));
-            let table = Table::new(Vec::<Row<'_>>::new(), widths)
-                .header(header)
-                .block(block);
-            frame.render_widget(table, area);
-            return;
-        };
-        let span = s.point.span_s;
-        let now = |r: &RequestSummary| {
-            let id = self
-                .names
-                .iter()
-                .position(|(m, n)| *m == r.method && *n == r.name);
-            let count = id
-                .and_then(|i| s.interval.requests.get(i))
-                .map_or(0, |st| st.count);
-            if span > 0.0 {
-                count as f64 / span
-            } else {
-                0.0
+        // Before the first snapshot: the header row alone, laid out as it will be.
+        let lines: Vec<(&RequestSummary, f64)> = match &self.latest {
+            None => Vec::new(),
+            Some(s) => {
+                let span = s.point.span_s;
+                let now = |r: &RequestSummary| {
+                    let id = self
+                        .names
+                        .iter()
+                        .position(|(m, n)| *m == r.method && *n == r.name);
+                    let count = id
+                        .and_then(|i| s.interval.requests.get(i))
+                        .map_or(0, |st| st.count);
+                    if span > 0.0 {
+                        count as f64 / span
+                    } else {
+                        0.0
+                    }
+                };
+                let mut lines: Vec<_> = s.requests.iter().map(|r| (r, now(r))).collect();
+                lines.push((&s.total, s.point.rps));
+                lines
             }
         };
-        let mut lines: Vec<(&RequestSummary, f64)> =
-            s.requests.iter().map(|r| (r, now(r))).collect();
-        lines.push((&s.total, s.point.rps));
         let texts: Vec<Vec<String>> = lines
             .iter()
             .map(|(r, now)| Col::ALL.iter().map(|c| c.text(r, *now)).collect())

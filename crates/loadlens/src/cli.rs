@@ -218,6 +218,9 @@ pub struct RunArgs {
     /// Seconds between progress lines when stdout is not a terminal.
     #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: std::time::Duration,
+    /// On a terminal, show one progress line instead of the full-screen view.
+    #[arg(long, env = "LOADLENS_NO_TUI")]
+    pub no_tui: bool,
 
     /// Quick mode: the URL to load.
     #[arg(long, env = "LOADLENS_URL")]
@@ -272,6 +275,9 @@ pub struct DemoArgs {
     /// Seconds between progress lines when stdout is not a terminal.
     #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: std::time::Duration,
+    /// On a terminal, show one progress line instead of the full-screen view.
+    #[arg(long, env = "LOADLENS_NO_TUI")]
+    pub no_tui: bool,
     /// The live web dashboard (the demo starts at once and exits at its end).
     #[command(flatten)]
     pub web: crate::web::WebArgs,

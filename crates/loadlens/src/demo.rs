@@ -15,7 +15,7 @@ use crate::runner::{self, Outputs};
 pub const STOREFRONT: &str = include_str!("../../../examples/storefront.yaml");
 
 /// Run the demo.
-pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
+pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, Failure> {
     let internal = |m: String| Failure::new(Exit::Internal, m);
     let target = DemoTarget::bind(
         SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -46,6 +46,8 @@ pub async fn run(args: DemoArgs) -> Result<Exit, Failure> {
         progress_every: args.progress_interval,
         web: Some(args.web.clone()),
         headless: true,
+        no_tui: args.no_tui,
+        console,
         ..Outputs::default()
     };
     let exit = runner::execute(prepared, &outputs).await;

@@ -30,12 +30,15 @@ use exit::{Exit, Failure};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Log lines go through the console, so that they land inside the full-screen view while it
+    // owns the terminal instead of writing over it.
+    let console = live::Console::default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LOADLENS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(console.clone())
         .init();
     // On one CPU (e.g. `taskset -c 1`), the single-threaded scheduler: no work stealing, no
     // parking and waking of a second thread (measured: more requests per CPU-second).
@@ -52,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Internal.code());
         }
     };
-    let result = runtime.block_on(dispatch(cli.command));
+    let result = runtime.block_on(dispatch(cli.command, console));
     // Don't wait for lingering connection tasks of abandoned users.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> Result<Exit, Failure> {
+async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Failure> {
     match command {
         Command::Run(args) => {
             let outputs = runner::Outputs {
@@ -79,6 +82,8 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
                 progress_every: args.progress_interval,
                 web: Some(args.web.clone()),
                 headless: args.headless,
+                no_tui: args.no_tui,
+                console,
             };
             let prepared = match &args.scenario {
                 Some(path) => {
@@ -90,7 +95,7 @@ async fn dispatch(command: Command) -> Result<Exit, Failure> {
             };
             runner::execute(prepared, &outputs).await
         }
-        Command::Demo(args) => demo::run(args).await,
+        Command::Demo(args) => demo::run(args, console).await,
         Command::DemoTarget(args) => demo_target::run(args)
             .await
             .map(|()| Exit::Passed)

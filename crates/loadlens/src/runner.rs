@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
-use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun, StopReason};
+use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
 use loadlens_core::loadspec;
 use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
@@ -72,6 +72,10 @@ pub struct Outputs {
     pub web: Option<crate::web::WebArgs>,
     /// `--headless`: with `--web`, start at once instead of waiting for the page.
     pub headless: bool,
+    /// `--no-tui`: one progress line on a terminal instead of the full-screen view.
+    pub no_tui: bool,
+    /// Where messages during the run go (stderr, or the full-screen view while it is up).
+    pub console: crate::live::Console,
 }
 
 fn invalid(msg: impl Into<String>) -> Failure {
@@ -575,6 +579,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             loadlens_sinks::otlp::Names::of_scenarios(&p.scenarios)
         }
     });
+    let names = p.plan.names.pairs().to_vec();
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
     } else {
@@ -630,18 +635,16 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         None => (executor, None),
     };
 
-    // Ctrl-C: first stops gracefully, second stops at once. Reports are written either way.
+    // Ctrl-C: first stops gracefully, second stops at once. Reports are written either way. The
+    // full-screen view counts its `q` and Ctrl-C keys (raw mode: no signal) with these.
+    let interrupts = crate::live::Interrupts::new(controls.clone(), outputs.console.clone());
     let signals = {
-        let controls = controls.clone();
+        let interrupts = interrupts.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            eprintln!("\nStopping: in-flight requests get to finish (Ctrl-C again to stop now)…");
-            controls.stop(StopReason::Interrupted);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("Stopping now.");
-                controls.kill();
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if interrupts.request() {
+                    break;
+                }
             }
         })
     };
@@ -666,12 +669,20 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         println!("{line}");
     }
     let done = CancellationToken::new();
-    let view = tokio::spawn(crate::live::show(
-        executor.snapshots(),
+    let view = tokio::spawn(crate::live::show(crate::live::Feed {
+        snapshots: executor.snapshots(),
         run_time,
-        outputs.progress_every,
-        done.clone(),
-    ));
+        plain_every: outputs.progress_every,
+        done: done.clone(),
+        mode: crate::live::Mode::detect(outputs.no_tui),
+        header: crate::live::Header {
+            run_id: p.run.id.clone(),
+            scenario: p.run.scenario.clone(),
+            profile: profile.clone(),
+        },
+        names,
+        interrupts,
+    }));
     let mut out = executor.run(controls).await;
     done.cancel();
     let _ = view.await;

@@ -13,4 +13,5 @@ mod report;
 mod scenario;
 mod schema;
 mod support;
+mod tui;
 mod web;

@@ -1,0 +1,302 @@
+//! The full-screen live view in a real terminal: tmux (Debian's `tmux`, installed by `.ci/run`)
+//! runs loadlens in a 120×40 pane against the demo target; the tests read the screen with
+//! `capture-pane` and type with `send-keys`, as a person would. Each test has its own tmux
+//! server (`-L`, no user configuration), killed at the end even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+
+/// One tmux server with one pane running a shell command.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// A server on its own socket running `command` in a `width`×`height` pane, or `None`
+    /// (with the reason printed) when there is no tmux outside CI.
+    fn start(tag: &str, width: u16, height: u16, command: &str) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            // In CI (.ci/run installs tmux) a missing tmux is a failure, not a silent skip.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no tmux in CI: .ci/run must install Debian's `tmux`"
+            );
+            eprintln!(
+                "skipping the terminal test: no tmux (install Debian's `tmux`, as .ci/run does)"
+            );
+            return None;
+        }
+        let tmux = Tmux {
+            socket: format!("loadlens-it-{tag}-{}", std::process::id()),
+        };
+        let out = tmux.run(&[
+            "-f",
+            "/dev/null",
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            command,
+        ]);
+        assert!(out.status.success(), "tmux new-session: {}", stderr(&out));
+        Some(tmux)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .expect("run tmux")
+    }
+
+    /// What the pane shows now.
+    fn screen(&self) -> String {
+        stdout(&self.run(&["capture-pane", "-p"]))
+    }
+
+    /// The pane's scrollback and screen (the normal screen's: the alternate screen keeps none).
+    fn history(&self) -> String {
+        stdout(&self.run(&["capture-pane", "-p", "-S", "-"]))
+    }
+
+    fn send(&self, keys: &str) {
+        let out = self.run(&["send-keys", keys]);
+        assert!(out.status.success(), "tmux send-keys: {}", stderr(&out));
+    }
+
+    /// Wait up to `limit` for the screen to satisfy `ok`; panics with the last screen.
+    fn wait_for(&self, limit: Duration, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no {what} within {limit:?}; the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+/// The pane's command: loadlens, then its exit code and the terminal settings (raw mode or
+/// not) into files, then a wait so the final screen can be read.
+fn pane_command(args: &[&str], dir: &TempDir) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    format!(
+        "{} {}; echo EXIT=$? > {}; stty -a > {}; sleep 300",
+        quote(bin()),
+        args.join(" "),
+        quote(&dir.join("exit")),
+        quote(&dir.join("stty")),
+    )
+}
+
+/// The exit code written by [`pane_command`], waited for up to `limit`.
+fn exit_code(path: &Path, limit: Duration) -> (i32, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if let Some(code) = s.trim().strip_prefix("EXIT=") {
+                return (code.parse().unwrap(), start.elapsed());
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "loadlens did not exit within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn storefront() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/storefront.yaml")
+}
+
+/// The number after `label ` on the screen (`reqs 123`).
+fn figure(screen: &str, label: &str) -> Option<u64> {
+    let at = screen.find(&format!("{label} "))? + label.len() + 1;
+    screen[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn full_screen_view_shows_the_run_and_q_stops_it_gracefully() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)", "--error-rate", "0.05"]);
+    let dir = TempDir::new("tui");
+    let json = dir.join("r.json");
+    let command = pane_command(
+        &[
+            "run",
+            &storefront().display().to_string(),
+            "-H",
+            &target.url,
+            "-u",
+            "5",
+            "-t",
+            "60s",
+            "--json",
+            &json,
+        ],
+        &dir,
+    );
+    let Some(tmux) = Tmux::start("tui", 120, 40, &command) else {
+        return;
+    };
+
+    let screen = tmux.wait_for(
+        Duration::from_secs(30),
+        "full-screen view with requests",
+        |s| {
+            // The key help is drawn last: with it, the first frame is complete.
+            s.contains("stop gracefully")
+                && s.contains(" Requests ")
+                && s.contains("/api/products")
+                && s.contains("/api/v1/search")
+                && figure(s, "reqs").is_some_and(|n| n > 0)
+        },
+    );
+    // Header, sparklines, errors panel and key help are all there, in the alternate screen
+    // (the line printed before the run is not).
+    assert!(screen.contains(" loadlens  run "), "{screen}");
+    assert!(screen.contains("left 00:00:"), "{screen}");
+    assert!(screen.contains(" req/s  now "), "{screen}");
+    assert!(screen.contains(" p95  now "), "{screen}");
+    assert!(screen.contains(" Errors"), "{screen}");
+    assert!(!screen.contains("loadlens 0."), "{screen}");
+
+    tmux.send("q");
+    let (code, took) = exit_code(&dir.path("exit"), Duration::from_secs(20));
+    assert_eq!(code, 130, "q stops like Ctrl-C (exit 130)");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    assert_eq!(j["run"]["verdict"], "interrupted");
+    assert_eq!(j["run"]["killed"], false, "one q stops gracefully");
+    assert!(j["aggregate"]["request_count"].as_u64().unwrap() > 0);
+    assert!(
+        j["run"]["duration_s"].as_f64().unwrap() < 40.0,
+        "{}",
+        j["run"]
+    );
+
+    // The terminal is back: the end summary is on the normal screen, the view is gone, and the
+    // shell after loadlens sees a cooked terminal (not raw mode).
+    let after = tmux.wait_for(Duration::from_secs(5), "end summary", |s| {
+        s.contains(&format!("wrote {json}"))
+    });
+    assert!(after.contains("Response time percentiles"), "{after}");
+    assert!(after.contains("Aggregated"), "{after}");
+    assert!(!after.contains("stop gracefully"), "{after}");
+    let stty = std::fs::read_to_string(dir.path("stty")).unwrap();
+    let modes: Vec<&str> = stty.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig", "opost"] {
+        assert!(modes.contains(&mode), "{mode} is off after exit:\n{stty}");
+    }
+}
+
+#[test]
+fn ctrl_c_keys_in_the_full_screen_view_stop_gracefully_then_at_once() {
+    // Slow responses: after the first Ctrl-C the run waits for them, so the notice shows, and the
+    // second Ctrl-C abandons them.
+    let target = DemoTarget::start(&["--latency", "fixed(20s)"]);
+    let dir = TempDir::new("tui-ctrl-c");
+    let json = dir.join("r.json");
+    let url = format!("{}/health", target.url);
+    let command = pane_command(
+        &[
+            "run",
+            "--url",
+            &url,
+            "-c",
+            "3",
+            "-z",
+            "60s",
+            "--stop-timeout",
+            "60s",
+            "--json",
+            &json,
+        ],
+        &dir,
+    );
+    let Some(tmux) = Tmux::start("tui-ctrl-c", 100, 30, &command) else {
+        return;
+    };
+    tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
+        s.contains("stop gracefully") && s.contains("elapsed 00:00:01")
+    });
+    tmux.send("C-c");
+    let screen = tmux.wait_for(Duration::from_secs(5), "stop notice", |s| {
+        s.contains("Stopping: in-flight requests get to finish")
+    });
+    assert!(screen.contains("stopping"), "{screen}");
+    assert!(screen.contains(" Requests "), "still full screen: {screen}");
+    tmux.send("C-c");
+    let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(20));
+    assert_eq!(code, 130);
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    assert_eq!(j["run"]["killed"], true, "the second Ctrl-C stops at once");
+    tmux.wait_for(Duration::from_secs(5), "end summary", |s| {
+        s.contains(&format!("wrote {json}"))
+    });
+    let history = tmux.history();
+    assert!(history.contains("interrupted (users stopped"), "{history}");
+    assert!(
+        !history.contains("Stopping"),
+        "the notices were shown in the view: {history}"
+    );
+}
+
+#[test]
+fn no_tui_keeps_one_updating_line_on_a_terminal() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("tui-off");
+    let json = dir.join("r.json");
+    let url = format!("{}/health", target.url);
+    let command = pane_command(
+        &[
+            "run", "--url", &url, "-c", "2", "-z", "60s", "--no-tui", "--json", &json,
+        ],
+        &dir,
+    );
+    let Some(tmux) = Tmux::start("tui-off", 120, 40, &command) else {
+        return;
+    };
+    let screen = tmux.wait_for(Duration::from_secs(30), "progress line", |s| {
+        s.contains("elapsed, 00:00:") && s.contains(" reqs, ") && !s.contains("| 0 reqs, ")
+    });
+    assert!(screen.contains("loadlens 0."), "normal screen: {screen}");
+    assert!(!screen.contains(" Requests "), "{screen}");
+    // Not raw mode: Ctrl-C is a signal, handled as before.
+    tmux.send("C-c");
+    let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(20));
+    assert_eq!(code, 130);
+    let after = tmux.wait_for(Duration::from_secs(5), "end summary", |s| {
+        s.contains(&format!("wrote {json}"))
+    });
+    assert!(
+        after.contains("Stopping: in-flight requests get to finish"),
+        "{after}"
+    );
+}

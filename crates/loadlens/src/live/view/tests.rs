@@ -33,6 +33,7 @@ fn sample(name: u32, ms: u64, fail: Option<&str>) -> Sample {
         checks_failed: 0,
         trace: None,
         vu: 0,
+        scenario: 0,
         user_type: 0,
         task: 0,
         url: None,

@@ -190,6 +190,23 @@ impl UserTypePlan {
         &self.tasks[i]
     }
 
+    /// The URL of the first task request whose URL does not vary (tasks in order, loops
+    /// included): where an open-model VU connects while it waits for its first arrival.
+    pub fn first_static_url(&self) -> Option<&Uri> {
+        fn find(steps: &[StepPlan]) -> Option<&Uri> {
+            steps.iter().find_map(|s| match s {
+                StepPlan::Request(r) => r
+                    .template
+                    .as_ref()
+                    .is_none_or(|t| t.url.static_text().is_some())
+                    .then_some(&r.request.url),
+                StepPlan::Loop { steps, .. } => find(steps),
+                StepPlan::Think(_) => None,
+            })
+        }
+        self.tasks.iter().find_map(|t| find(&t.steps))
+    }
+
     /// Every request plan of this user type.
     pub fn requests_mut(&mut self) -> Vec<&mut RequestPlan> {
         let mut out = Vec::new();

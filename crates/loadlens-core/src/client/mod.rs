@@ -350,6 +350,14 @@ impl Client {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// Open a connection to the origin of `url` now, unless one is open, so that a later
+    /// request to it does not wait for the connection.
+    pub async fn preconnect(&mut self, url: &Uri) -> Result<(), Failure> {
+        self.connection(url, &mut Progress::default())
+            .await
+            .map(|_| ())
+    }
+
     /// Index of a usable connection to the origin of `url`, opening one if needed; `true` if new.
     async fn connection(&mut self, url: &Uri, p: &mut Progress) -> Result<(usize, bool), Failure> {
         self.conns.retain(|c| !c.is_closed());

@@ -423,15 +423,15 @@ impl Lane {
         }
     }
 
-    /// Arrivals are waiting for a VU (see [`OpenLane`]).
-    pub fn has_pending(&self) -> bool {
-        self.open.as_ref().is_some_and(OpenLane::has_pending)
+    /// When an arrival waiting for a VU gets a new one (see [`OpenLane`]).
+    pub fn next_spawn_at(&self) -> Option<Instant> {
+        self.open.as_ref().and_then(OpenLane::next_spawn_at)
     }
 
-    /// Start a new VU for each arrival still waiting after a scheduling round.
-    pub fn spawn_pending(&mut self, vus: &mut JoinSet<VuDone>) {
+    /// Start a new VU for each arrival that has waited long enough for one to free up.
+    pub fn spawn_pending(&mut self, now: Instant, vus: &mut JoinSet<VuDone>) {
         let Some(o) = &mut self.open else { return };
-        for intended in o.take_pending() {
+        for intended in o.take_pending(now) {
             self.spawn_open(Some(intended), vus);
         }
     }

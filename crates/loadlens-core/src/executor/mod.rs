@@ -660,6 +660,7 @@ impl Executor {
                 .chain(self.run_time_cap)
                 .min()
                 .map(|d| tokio::time::Instant::from_std(start + d));
+            let spawn_at = lanes.iter().filter_map(lane::Lane::next_spawn_at).min();
             tokio::select! {
                 _ = controls.stop.cancelled() => break controls.reason().unwrap_or(StopReason::Interrupted),
                 n = arrival_rx.recv_many(&mut arrivals, 1024) => {
@@ -669,11 +670,14 @@ impl Executor {
                         }
                     }
                 }
-                // Arrivals no VU was free for get new VUs after one scheduling round, in which
-                // VUs about to finish may take them instead (see `open::OpenLane`).
-                () = tokio::task::yield_now(), if lanes.iter().any(lane::Lane::has_pending) => {
+                // Arrivals no VU was free for get new VUs after a short grace, in which VUs
+                // about to finish may take them instead (see `open::OpenLane`).
+                _ = tokio::time::sleep_until(
+                    spawn_at.map_or_else(tokio::time::Instant::now, tokio::time::Instant::from_std)
+                ), if spawn_at.is_some() => {
+                    let now = Instant::now();
                     for l in &mut lanes {
-                        l.spawn_pending(&mut vus);
+                        l.spawn_pending(now, &mut vus);
                     }
                 }
                 Some(done) = vus.join_next(), if !vus.is_empty() => {

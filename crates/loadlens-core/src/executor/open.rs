@@ -22,6 +22,9 @@ use super::vu::Vu;
 use super::Shared;
 use crate::stats::{LatencyHistogram, Percentiles};
 
+/// How long an arrival with no idle VU waits for one to finish before a new VU is started.
+pub(super) const SPAWN_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Open-model settings: where the rate starts and how many VUs may serve it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,19 +124,21 @@ impl Drop for PacerThread {
 struct Queue {
     /// Indices of VUs waiting for an arrival (most recent last: its connection is warmest).
     idle: Vec<usize>,
-    /// Arrivals no VU was free for, oldest first. A VU that finishes its iteration takes the
-    /// oldest; those still waiting one scheduling round later get new VUs.
-    pending: VecDeque<Instant>,
+    /// Arrivals no VU was free for (intended start, when queued), oldest first. A VU that
+    /// finishes its iteration takes the oldest; those still waiting after [`SPAWN_GRACE`] get
+    /// new VUs.
+    pending: VecDeque<(Instant, Instant)>,
 }
 
 /// The VUs of one open-model lane and what happened to its arrivals.
 ///
-/// An arrival goes to an idle VU if there is one. If not, it waits for one scheduling round
-/// (the driver yields once) rather than starting a new VU at once: when the generator runs a
-/// little behind, VUs whose responses have arrived but who have not been polled yet are about
-/// to be free, and a new VU costs a connection and its buffers — starting them eagerly turns a
-/// short delay into a burst of connections that delays everything further. What is still
-/// pending after that round gets new VUs (up to `max_vus`); the wait shows in the scheduling
+/// An arrival goes to an idle VU if there is one. If not, it waits up to [`SPAWN_GRACE`] for a
+/// VU to finish rather than starting a new VU at once: when the generator runs a little behind,
+/// VUs whose responses have arrived but who have not been polled yet are about to be free, and
+/// a new VU costs a connection and fresh memory (page faults measured at half the CPU during
+/// such bursts) — starting VUs eagerly turns a short hiccup into a burst of connections that
+/// delays everything further, until `max_vus` is reached and arrivals are dropped. What is still
+/// pending after the grace gets new VUs (up to `max_vus`); the wait shows in the scheduling
 /// delay like any other.
 pub(super) struct OpenLane {
     /// Each VU's arrival slot, by VU index.
@@ -180,9 +185,12 @@ impl OpenLane {
         self.queue().idle.len()
     }
 
-    /// Arrivals waiting for a VU.
-    pub fn has_pending(&self) -> bool {
-        !self.queue().pending.is_empty()
+    /// When the oldest arrival waiting for a VU gets a new one, if any waits.
+    pub fn next_spawn_at(&self) -> Option<Instant> {
+        self.queue()
+            .pending
+            .front()
+            .map(|(_, queued)| *queued + SPAWN_GRACE)
     }
 
     /// A new VU slot: its index and the receiver its worker listens on.
@@ -208,7 +216,7 @@ impl OpenLane {
                 continue;
             }
             if self.allocated + (q.pending.len() as u64) < self.max_vus {
-                q.pending.push_back(intended);
+                q.pending.push_back((intended, Instant::now()));
             } else {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -216,9 +224,18 @@ impl OpenLane {
         }
     }
 
-    /// The arrivals still pending after a scheduling round, each for a new VU.
-    pub fn take_pending(&mut self) -> Vec<Instant> {
-        let taken: Vec<Instant> = self.queue().pending.drain(..).collect();
+    /// The arrivals that have waited [`SPAWN_GRACE`] by `now`, each for a new VU.
+    pub fn take_pending(&mut self, now: Instant) -> Vec<Instant> {
+        let mut q = self.queue();
+        let mut taken = Vec::new();
+        while let Some(&(intended, queued)) = q.pending.front() {
+            if queued + SPAWN_GRACE > now {
+                break;
+            }
+            q.pending.pop_front();
+            taken.push(intended);
+        }
+        drop(q);
         self.started
             .fetch_add(taken.len() as u64, Ordering::Relaxed);
         taken
@@ -265,6 +282,12 @@ impl Worker {
     ) {
         shared.users.fetch_add(1, Ordering::Relaxed);
         vu.start(&shared).await;
+        if first.is_none() {
+            // A pre-allocated VU connects before the arrivals start: a thousand first requests
+            // each opening a connection in the first 50 ms would delay every one of them, and
+            // the delay would start more VUs opening more connections.
+            vu.preconnect(&shared).await;
+        }
         let mut next = first;
         loop {
             if let Some(intended) = next.take() {
@@ -283,7 +306,7 @@ impl Worker {
             {
                 let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
                 match q.pending.pop_front() {
-                    Some(t) => {
+                    Some((t, _)) => {
                         drop(q);
                         self.started.fetch_add(1, Ordering::Relaxed);
                         next = Some(t);

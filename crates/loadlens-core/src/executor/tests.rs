@@ -767,3 +767,23 @@ user_types:
         .unwrap_or_else(|| panic!("no readiness event in {:?}", out.timeline));
     assert!(ready.elapsed_s >= 0.3, "{ready:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_allocated_vus_connect_before_the_first_arrival() {
+    let srv = testutil::http1().await;
+    let out = run(
+        &srv.url("/"),
+        open_load(50.0, 3, 10, Duration::from_millis(600)),
+        Controls::new(),
+    )
+    .await;
+    let a = out.arrivals.as_ref().expect("open-model report");
+    assert_eq!(a.dropped_iterations, 0);
+    assert_eq!(a.vus_allocated, 3, "{a:?}");
+    // Every request went out on a connection its VU opened while waiting for work.
+    let t = out.stats.aggregate();
+    assert_eq!(t.count, a.started);
+    assert!(t.count >= 25, "{a:?}");
+    assert_eq!(t.new_connections, 0, "requests opened connections");
+    assert!(t.connect.is_empty());
+}

@@ -109,6 +109,16 @@ impl Vu {
         .await;
     }
 
+    /// Open a connection to the host of the user type's first request (see
+    /// [`crate::plan::UserTypePlan::first_static_url`]). A failure is left for that request to
+    /// meet and count.
+    pub async fn preconnect(&mut self, shared: &Shared) {
+        let plan = shared.plan.clone();
+        if let Some(url) = plan.user_types[self.user_type].first_static_url() {
+            let _ = self.client.preconnect(url).await;
+        }
+    }
+
     /// Run the user type's `on_stop` steps.
     pub async fn stop(&mut self, shared: &Shared) {
         if self.done && self.iteration == 0 {

@@ -173,6 +173,23 @@ impl TraceSettings {
 }
 
 impl TraceIds {
+    /// The W3C `traceparent` header value, formatted without allocating (one per request).
+    pub fn traceparent_bytes(&self) -> [u8; 55] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        out[0] = b'0';
+        out[1] = b'0';
+        for i in 0..32 {
+            out[3 + i] = HEX[(self.trace_id >> (124 - 4 * i) & 0xf) as usize];
+        }
+        for i in 0..16 {
+            out[36 + i] = HEX[(self.span_id >> (60 - 4 * i) & 0xf) as usize];
+        }
+        out[53] = b'0';
+        out[54] = if self.sampled { b'1' } else { b'0' };
+        out
+    }
+
     /// The W3C `traceparent` header value.
     pub fn traceparent(&self) -> String {
         format!(
@@ -282,6 +299,16 @@ mod tests {
         let ids = all.ids(&mut rng);
         let tp = ids.traceparent();
         assert_eq!(tp.len(), 55);
+        assert_eq!(tp.as_bytes(), ids.traceparent_bytes());
+        let unsampled = TraceIds {
+            trace_id: 0x0af7651916cd43dd8448eb211c80319c,
+            span_id: 0x00f067aa0ba902b7,
+            sampled: false,
+        };
+        assert_eq!(
+            &unsampled.traceparent_bytes(),
+            b"00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-00"
+        );
         assert!(tp.starts_with("00-") && tp.ends_with("-01"), "{tp}");
         let none = TraceSettings::new("r", 0.0);
         assert!(!none.ids(&mut rng).sampled);

@@ -240,9 +240,11 @@ impl Client {
     pub async fn send_with(
         &mut self,
         req: &Request,
-        extra: Vec<(HeaderName, HeaderValue)>,
+        extra: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
     ) -> Outcome {
-        self.extra = extra;
+        // The client keeps one vector for them: no allocation per request.
+        self.extra.clear();
+        self.extra.extend(extra);
         let out = self.send(req).await;
         self.extra.clear();
         out
@@ -402,6 +404,8 @@ impl Client {
         let mut hreq = http::Request::new(Full::new(req.body.clone()));
         *hreq.method_mut() = req.method.clone();
         let mut headers = req.headers.clone();
+        // Room for the extra headers up front: growing the copied map would rehash it.
+        headers.reserve(self.extra.len());
         for (k, v) in &self.extra {
             headers.insert(k.clone(), v.clone());
         }

@@ -311,20 +311,20 @@ impl Vu {
         let out = match trace {
             None => self.client.send(req).await,
             Some((t, ids)) => {
-                let mut extra = Vec::with_capacity(2);
-                if let Ok(v) = HeaderValue::from_str(&ids.traceparent()) {
-                    extra.push((http::header::HeaderName::from_static("traceparent"), v));
-                }
+                let traceparent = HeaderValue::from_bytes(&ids.traceparent_bytes()).ok();
                 let baggage = match req.headers.get("baggage").and_then(|b| b.to_str().ok()) {
                     Some(existing) => {
                         HeaderValue::from_str(&format!("{existing},{}", t.baggage)).ok()
                     }
                     None => Some(t.baggage_value.clone()),
                 };
-                if let Some(v) = baggage {
-                    extra.push((http::header::HeaderName::from_static("baggage"), v));
-                }
-                self.client.send_with(req, extra).await
+                let extra = [
+                    traceparent.map(|v| (http::header::HeaderName::from_static("traceparent"), v)),
+                    baggage.map(|v| (http::header::HeaderName::from_static("baggage"), v)),
+                ];
+                self.client
+                    .send_with(req, extra.into_iter().flatten())
+                    .await
             }
         };
         let trace = trace.map(|(_, ids)| ids);

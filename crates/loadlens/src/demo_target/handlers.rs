@@ -92,7 +92,7 @@ fn write_product(out: &mut String, id: impl fmt::Display, seed: u64, category: O
         |list: &[&'static str], shift: u32| list[((seed >> shift) % list.len() as u64) as usize];
     let (name, brand, price) = (pick(&NAMES, 8), pick(&BRANDS, 16), Money(price_cents(seed)));
     let category = Js(category.unwrap_or_else(|| pick(&CATEGORIES, 24)));
-    let (in_stock, rating) = (seed % 7 != 0, 30 + (seed >> 32) % 20);
+    let (in_stock, rating) = (!seed.is_multiple_of(7), 30 + (seed >> 32) % 20);
     w!(
         out,
         r#"{{"id":"{id}","name":"{name}","brand":"{brand}","category":"{category}","price":{price},"currency":"USD","in_stock":{in_stock},"rating":{}.{}}}"#,

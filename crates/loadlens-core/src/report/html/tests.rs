@@ -15,8 +15,8 @@ fn sample(name: u32, us: u64, fail: bool) -> Sample {
     s.failure = s.failure.filter(|_| fail);
     s.total = Duration::from_micros(us);
     s.phases = Phases {
-        dns: (us % 7 == 0).then(|| Duration::from_micros(300)),
-        connect: (us % 7 == 0).then(|| Duration::from_micros(200)),
+        dns: us.is_multiple_of(7).then(|| Duration::from_micros(300)),
+        connect: us.is_multiple_of(7).then(|| Duration::from_micros(200)),
         ttfb: Some(Duration::from_micros(us * 9 / 10)),
         download: Some(Duration::from_micros(us / 10)),
         ..Phases::default()
@@ -25,7 +25,7 @@ fn sample(name: u32, us: u64, fail: bool) -> Sample {
     s.bytes_sent = 100;
     s.bytes_received = 400;
     s.content_length = 300;
-    s.new_connection = us % 7 == 0;
+    s.new_connection = us.is_multiple_of(7);
     s
 }
 

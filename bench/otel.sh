@@ -4,6 +4,7 @@
 # share CPU 0; the generator is pinned to CPU 1. Interleaved runs; prints rps, spans delivered
 # and generator CPU per 10k requests, then the median ratios.
 #   cargo build --release -p loadlens && flock /tmp/loadlens-bench.lock bench/otel.sh [REPS] [SECONDS]
+#   TARGET_URL=http://127.0.0.1:18480/ bench/otel.sh 5 8     # against nginx instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LOADLENS_BIN:-target/release/loadlens}
@@ -35,7 +36,10 @@ for _ in $(seq 50); do
   grep -q listening "$TMP/target.out" 2>/dev/null && grep -q listening "$TMP/receiver.out" 2>/dev/null && break
   sleep 0.1
 done
-URL=$(sed -n 's/^listening on //p' "$TMP/target.out")
+URL=$(sed -n 's/^listening on //p' "$TMP/target.out")/api/products/sku_1
+# TARGET_URL overrides the demo target, e.g. nginx from ../shared/bench/server.sh
+# (http://127.0.0.1:18480/), which has headroom at these rates where the demo target does not.
+URL=${TARGET_URL:-$URL}
 OTLP=$(sed -n 's/^listening on //p' "$TMP/receiver.out")
 for rep in $(seq "$REPS"); do
   for kind in untraced traced-100 traced-1; do
@@ -45,7 +49,7 @@ for rep in $(seq "$REPS"); do
       traced-1) env=(OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01); flag=(--otel) ;;
     esac
     env "${env[@]}" OTEL_EXPORTER_OTLP_ENDPOINT="$OTLP" OTEL_METRIC_EXPORT_INTERVAL=1000 \
-      /usr/bin/time -f "%U %S" -o "$TMP/time" taskset -c 1 "$BIN" run --url "$URL/api/products/sku_1" \
+      /usr/bin/time -f "%U %S" -o "$TMP/time" taskset -c 1 "$BIN" run --url "$URL" \
       -c 50 -z "${DUR}s" "${flag[@]}" --json "$TMP/$kind-$rep.json" > "$TMP/$kind-$rep.out"
     python3 - "$TMP/$kind-$rep.json" "$TMP/time" "$kind" "$rep" <<'PY'
 import json, sys

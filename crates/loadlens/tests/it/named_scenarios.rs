@@ -58,13 +58,7 @@ fn run_time_caps_a_run_of_several_named_scenarios() {
         "--json",
         &dir.join("r.json"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let took = started.elapsed().as_secs_f64();
     assert!(took < 4.0, "the 20 s scenarios stopped at -t: {took}");
     assert!(
@@ -165,13 +159,7 @@ fn one_picked_scenario_runs_alone_at_once_with_the_load_flags() {
         "--json",
         &dir.join("r.json"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     // The threshold on the scenario left out is skipped, with a word why.
     assert!(
         stderr(&out).contains("warning: threshold `requests{scenario:browse} > 0` is skipped: --scenario did not pick scenario `browse`"),

@@ -139,13 +139,7 @@ thresholds:
         .env("GITHUB_STEP_SUMMARY", &step_summary)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(j["run"]["verdict"], "failed");
@@ -199,13 +193,7 @@ fn all_thresholds_passing_exit_0() {
         "--threshold",
         "requests == 100",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
 }
 
 #[test]
@@ -230,13 +218,7 @@ fn a_lost_run_is_aborted_after_the_delay_with_exit_code_3() {
         "--junit",
         &dir.join("j.xml"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 3);
     let took = started.elapsed();
     assert!(
         took.as_secs_f64() >= 2.0 && took.as_secs_f64() < 10.0,
@@ -287,13 +269,7 @@ fn dropped_iterations_and_an_unhealthy_generator_fail_their_thresholds() {
         "--json",
         &dir.join("r.json"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     let dropped = j["dropped_iterations"].as_u64().unwrap();
@@ -347,13 +323,7 @@ thresholds:
         "--json",
         &dir.join("r.json"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     let sc = j["scenarios"].as_array().unwrap();
@@ -545,13 +515,7 @@ fn a_threshold_scoped_by_tag_fails_when_only_the_tagged_requests_are_slow() {
         "--csv",
         &dir.join("c"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(
@@ -638,13 +602,7 @@ fn a_threshold_scoped_by_tag_aborts_a_lost_run_with_exit_code_3() {
         "--json",
         &dir.join("r.json"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 3);
     assert!(started.elapsed().as_secs_f64() < 10.0);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
@@ -719,13 +677,7 @@ fn open_model_csv_ends_with_uncorrected_columns_and_thresholds_match_the_json() 
         "--csv",
         &dir.join("o"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 1);
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     let stats = csv_rows(&std::fs::read_to_string(dir.path("o_stats.csv")).unwrap());

@@ -133,13 +133,7 @@ fn compare_prints_deltas_and_fails_on_exceeded_bounds() {
     let (b, n) = (dir.join("base.json"), dir.join("new.json"));
 
     let out = run(&["compare", &b, &n]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(
         text.contains("GET /api/products") && text.contains("Aggregated"),

@@ -86,6 +86,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The run exited with `code`; otherwise fail showing what it printed.
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "{}{}", stdout(o), stderr(o));
+}
+
 /// A temporary directory removed on drop.
 pub struct TempDir(pub PathBuf);
 

@@ -159,33 +159,88 @@ impl TraceSettings {
     }
 
     /// New ids for one request's client span, with the sampling decision.
+    #[inline]
     pub fn ids(&self, rng: &mut fastrand::Rng) -> TraceIds {
-        let trace_id = rng.u128(1..);
+        // Two 64-bit draws are cheaper than a ranged 128-bit one; all-zero ids are invalid.
+        let high = rng.u64(..);
+        let low = rng.u64(..).max(u64::from(high == 0));
+        let trace_id = (u128::from(high) << 64) | u128::from(low);
         // OpenTelemetry's ratio sampler compares the lower 8 bytes of the trace id.
-        let lower = trace_id as u64;
-        let bound = (self.ratio * (u64::MAX as f64)) as u64;
         TraceIds {
             trace_id,
             span_id: rng.u64(1..),
-            sampled: self.ratio >= 1.0 || (self.ratio > 0.0 && lower < bound),
+            sampled: self.ratio >= 1.0 || (self.ratio > 0.0 && low < self.bound()),
         }
+    }
+
+    fn bound(&self) -> u64 {
+        (self.ratio * (u64::MAX as f64)) as u64
+    }
+
+    /// Give a request the trace headers once, before the run: `baggage` (appended to the
+    /// request's own, if it has one) and a `traceparent` placeholder that each send replaces
+    /// with the request's own ids. The header map then has its final size, so the per-request
+    /// copy needs no growing and no lookup of the baggage.
+    pub fn prepare(&self, headers: &mut http::HeaderMap) {
+        self.merge_baggage(headers);
+        headers.insert(TRACEPARENT, http::HeaderValue::from_static(PLACEHOLDER));
+    }
+
+    /// Append this run's baggage to the request's `baggage` header, or add it (a `baggage`
+    /// that already says `loadtest.synthetic=` is left as it is).
+    pub fn merge_baggage(&self, headers: &mut http::HeaderMap) {
+        let merged = headers
+            .get(BAGGAGE)
+            .and_then(|b| b.to_str().ok())
+            .filter(|b| !b.contains("loadtest.synthetic="))
+            .and_then(|b| http::HeaderValue::from_str(&format!("{b},{}", self.baggage)).ok());
+        match merged {
+            Some(v) => headers.insert(BAGGAGE, v),
+            None if headers.contains_key(BAGGAGE) => None,
+            None => headers.insert(BAGGAGE, self.baggage_value.clone()),
+        };
+    }
+}
+
+/// The W3C trace-context header.
+pub const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+/// The W3C baggage header.
+pub const BAGGAGE: http::HeaderName = http::HeaderName::from_static("baggage");
+/// What [`TraceSettings::prepare`] puts in `traceparent` until a send sets the real ids
+/// (never sent: a traced send always replaces it).
+const PLACEHOLDER: &str = match std::str::from_utf8(PLACEHOLDER_BYTES) {
+    Ok(s) => s,
+    Err(_) => panic!("ASCII"),
+};
+
+const PLACEHOLDER_BYTES: &[u8; 55] = b"00-00000000000000000000000000000000-0000000000000000-00";
+
+/// Lower-case hex digits of `v` into `out` (16 bytes), two digits per table lookup.
+#[inline]
+fn hex_u64(out: &mut [u8], v: u64) {
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+            i += 1;
+        }
+        t
+    };
+    for (pair, byte) in out.chunks_exact_mut(2).zip(v.to_be_bytes()) {
+        pair.copy_from_slice(&PAIRS[byte as usize]);
     }
 }
 
 impl TraceIds {
     /// The W3C `traceparent` header value, formatted without allocating (one per request).
+    #[inline]
     pub fn traceparent_bytes(&self) -> [u8; 55] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [b'-'; 55];
-        out[0] = b'0';
-        out[1] = b'0';
-        for i in 0..32 {
-            out[3 + i] = HEX[(self.trace_id >> (124 - 4 * i) & 0xf) as usize];
-        }
-        for i in 0..16 {
-            out[36 + i] = HEX[(self.span_id >> (60 - 4 * i) & 0xf) as usize];
-        }
-        out[53] = b'0';
+        let mut out = *PLACEHOLDER_BYTES;
+        hex_u64(&mut out[3..19], (self.trace_id >> 64) as u64);
+        hex_u64(&mut out[19..35], self.trace_id as u64);
+        hex_u64(&mut out[36..52], self.span_id);
         out[54] = if self.sampled { b'1' } else { b'0' };
         out
     }

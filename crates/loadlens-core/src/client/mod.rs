@@ -26,7 +26,7 @@ pub use conn::Origin;
 pub use cookies::CookieJar;
 pub use tls::Alpn;
 
-use crate::sample::{ErrorKind, Failure, Phases};
+use crate::sample::{ErrorKind, Failure, Phases, TraceIds, TRACEPARENT};
 use conn::{Conn, DialTimings, Sender};
 
 /// Which HTTP versions to speak.
@@ -189,8 +189,8 @@ pub struct Outcome {
 pub struct Client {
     shared: Arc<ClientShared>,
     conns: Vec<Conn>,
-    /// Headers added to the request being sent (trace context), see [`Client::send_with`].
-    extra: Vec<(HeaderName, HeaderValue)>,
+    /// The `traceparent` of the request being sent, see [`Client::send_traced`].
+    traceparent: Option<[u8; 55]>,
     /// The VU's cookies.
     pub cookies: CookieJar,
 }
@@ -220,7 +220,7 @@ impl Client {
         Client {
             shared,
             conns: Vec::new(),
-            extra: Vec::new(),
+            traceparent: None,
             cookies: CookieJar::default(),
         }
     }
@@ -235,18 +235,12 @@ impl Client {
         self.conns.clear();
     }
 
-    /// Send `req` with `extra` headers added (they replace headers of the same name), without
-    /// copying the request: trace context changes on every request, the rest does not.
-    pub async fn send_with(
-        &mut self,
-        req: &Request,
-        extra: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
-    ) -> Outcome {
-        // The client keeps one vector for them: no allocation per request.
-        self.extra.clear();
-        self.extra.extend(extra);
+    /// Send `req` with the W3C `traceparent` of `ids`, without copying the request: the trace
+    /// context changes on every request, the rest does not. Each hop of a redirect carries it.
+    pub async fn send_traced(&mut self, req: &Request, ids: &TraceIds) -> Outcome {
+        self.traceparent = Some(ids.traceparent_bytes());
         let out = self.send(req).await;
-        self.extra.clear();
+        self.traceparent = None;
         out
     }
 
@@ -404,10 +398,18 @@ impl Client {
         let mut hreq = http::Request::new(Full::new(req.body.clone()));
         *hreq.method_mut() = req.method.clone();
         let mut headers = req.headers.clone();
-        // Room for the extra headers up front: growing the copied map would rehash it.
-        headers.reserve(self.extra.len());
-        for (k, v) in &self.extra {
-            headers.insert(k.clone(), v.clone());
+        if let Some(tp) = &self.traceparent {
+            // Hex digits and dashes: always a valid value. A traced plan's requests carry a
+            // placeholder (`TraceSettings::prepare`): replacing it in place keeps the copied
+            // map from growing, which `insert` would do on a full map even for a known name.
+            if let Ok(v) = HeaderValue::from_bytes(tp) {
+                match headers.get_mut(&TRACEPARENT) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        headers.insert(TRACEPARENT, v);
+                    }
+                }
+            }
         }
         if !req.prepared {
             complete_headers(cfg, &mut headers, &req.url, req.body.len());

@@ -442,6 +442,9 @@ impl Executor {
             let mut plan = (*sc.plan).clone();
             for ut in &mut plan.user_types {
                 for r in ut.requests_mut() {
+                    if let Some(t) = &self.tracing {
+                        t.prepare(&mut r.request.headers);
+                    }
                     if r.template.is_none() {
                         self.client.prepare(&mut r.request);
                     }

@@ -804,3 +804,74 @@ async fn pre_allocated_vus_connect_before_the_first_arrival() {
     assert_eq!(t.new_connections, 0, "requests opened connections");
     assert!(t.connect.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traced_requests_carry_their_own_traceparent_and_the_run_baggage_joins_theirs() {
+    let srv = testutil::http1().await;
+    // `/echo-headers` answers with the headers it received; the checks read them.
+    let yaml = r#"
+name: baggage
+vars: { team: checkout }
+user_types:
+  - name: u
+    tasks:
+      - name: t
+        steps:
+          - request:
+              path: /echo-headers
+              name: plain
+              check:
+                - body_contains: "baggage: loadtest.run_id=run%201,loadtest.synthetic=true\n"
+                # A trace id that is not all zeros: the plan's placeholder never goes out.
+                - body_matches: "traceparent: 00-[0-9a-f]*[1-9a-f][0-9a-f]*-[0-9a-f]{16}-0[01]\n"
+          - request:
+              path: /echo-headers
+              name: fixed
+              headers: { baggage: "team=search" }
+              check: [{ body_contains: "baggage: team=search,loadtest.run_id=run%201,loadtest.synthetic=true\n" }]
+          - request:
+              path: /echo-headers
+              name: templated
+              headers: { baggage: "team={{ team }}" }
+              check: [{ body_contains: "baggage: team=checkout,loadtest.run_id=run%201,loadtest.synthetic=true\n" }]
+"#;
+    let scenario = crate::scenario::Scenario::from_str_named(yaml, "baggage.yaml").unwrap();
+    let plan = Plan::compile(
+        &scenario,
+        &PlanOptions {
+            host: Some(srv.url("")),
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let client = ClientShared::new(ClientConfig::default()).unwrap();
+    let out = Executor::new(
+        Arc::new(plan),
+        LoadSettings {
+            iterations: Some(10),
+            ..load(2)
+        },
+        client,
+        info(),
+    )
+    .tracing(crate::sample::TraceSettings::new("run 1", 0.5))
+    .sink(Box::new(Collect(got.clone())))
+    .run(Controls::new())
+    .await;
+    let agg = out.stats.aggregate();
+    assert_eq!((agg.count, agg.failures), (30, 0), "{:?}", out.stats);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let samples = got.lock().unwrap().clone();
+    assert_eq!(samples.len(), 30);
+    let mut sampled = 0;
+    for s in &samples {
+        let ids = s.trace.expect("trace ids");
+        assert_ne!(ids.trace_id, 0);
+        sampled += usize::from(ids.sampled);
+    }
+    assert!(
+        sampled > 0 && sampled < 30,
+        "{sampled} of 30 sampled at 50 %"
+    );
+}

@@ -18,7 +18,7 @@ use crate::client::{Client, Request};
 use crate::feeder::{Mode, Row};
 use crate::inspect::LazyJson;
 use crate::plan::{LoopItems, RequestPlan, StepPlan};
-use crate::sample::{ErrorKind, Failure, Sample};
+use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
 use crate::template::{Ctx, Slot};
 
 /// A virtual user.
@@ -283,6 +283,12 @@ impl Vu {
         if let Some(b) = &t.body {
             req.body = Bytes::from(b.render_string(&mut ctx).map_err(fail)?);
         }
+        if let Some(tracing) = &shared.tracing {
+            // A templated `baggage` replaced the one prepared with the run's baggage.
+            if t.headers.iter().any(|(name, _)| name == BAGGAGE) {
+                tracing.merge_baggage(&mut req.headers);
+            }
+        }
         req.prepared = false;
         Ok(Some(req))
     }
@@ -305,29 +311,15 @@ impl Vu {
                 return;
             }
         };
-        // Trace context: this request's client span ids go out in `traceparent`; the client
-        // adds the two headers to its own copy of the header map, so the request is not cloned.
-        let trace = shared.tracing.as_ref().map(|t| (t, t.ids(&mut self.rng)));
+        // Trace context: this request's client span ids go out in `traceparent` (the plan's
+        // requests already carry `baggage` and a placeholder for it, see
+        // `TraceSettings::prepare`); the client sets it in its own copy of the header map, so
+        // the request is not cloned.
+        let trace = shared.tracing.as_ref().map(|t| t.ids(&mut self.rng));
         let out = match trace {
             None => self.client.send(req).await,
-            Some((t, ids)) => {
-                let traceparent = HeaderValue::from_bytes(&ids.traceparent_bytes()).ok();
-                let baggage = match req.headers.get("baggage").and_then(|b| b.to_str().ok()) {
-                    Some(existing) => {
-                        HeaderValue::from_str(&format!("{existing},{}", t.baggage)).ok()
-                    }
-                    None => Some(t.baggage_value.clone()),
-                };
-                let extra = [
-                    traceparent.map(|v| (http::header::HeaderName::from_static("traceparent"), v)),
-                    baggage.map(|v| (http::header::HeaderName::from_static("baggage"), v)),
-                ];
-                self.client
-                    .send_with(req, extra.into_iter().flatten())
-                    .await
-            }
+            Some(ids) => self.client.send_traced(req, &ids).await,
         };
-        let trace = trace.map(|(_, ids)| ids);
         let mut checks_passed = 0u16;
         let mut checks_failed = 0u16;
         let (status, failure) = match &out.result {

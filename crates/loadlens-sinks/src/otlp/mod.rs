@@ -61,7 +61,8 @@
 //!
 //! Samples reach the exporter through the core's bounded sample tap, snapshots through a
 //! bounded queue; both drop (and count) rather than wait. Encoding and sending run on a
-//! thread of their own. Failed exports are retried with backoff within
+//! thread of their own (on a generator given one CPU, whose runtime is single-threaded, in a
+//! task beside the VUs, yielding to them between spans). Failed exports are retried with backoff within
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`; at the end what is buffered is flushed within the flush
 //! timeout (default 5 s), and what could not be delivered is a line in the summary.
 
@@ -224,6 +225,9 @@ struct Progress {
 /// How often the exporter takes what the request path queued.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
+/// Spans encoded between two yields to the runtime (on one CPU the VUs share it).
+const YIELD_EVERY: usize = 64;
+
 /// Most timeline events kept on the run span; later ones are counted as dropped events.
 const MAX_RUN_EVENTS: usize = 128;
 
@@ -240,7 +244,8 @@ pub struct OtlpSink {
     finishing: tokio_util::sync::CancellationToken,
     dropped_msgs: Arc<std::sync::atomic::AtomicU64>,
     progress: Arc<Progress>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Whether the exporter (a thread, or a task on a single-threaded runtime) started.
+    started: bool,
 }
 
 impl std::fmt::Debug for OtlpSink {
@@ -269,7 +274,7 @@ impl OtlpSink {
             finishing: Default::default(),
             dropped_msgs: Arc::default(),
             progress: Arc::default(),
-            thread: None,
+            started: false,
         }
     }
 
@@ -382,6 +387,18 @@ impl Sink for OtlpSink {
             no_cancel: Default::default(),
             progress: self.progress.clone(),
         };
+        let work = worker.run(samples, rx);
+        // A generator given one CPU runs a single-threaded runtime: there the exporter is a
+        // task beside the VUs. A thread of its own could only take turns with them on that
+        // CPU, and would make the process multi-threaded, which costs every system call of
+        // every request a little. With more CPUs it has a thread, so that encoding and
+        // sending never delay a VU.
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if flavor.is_ok_and(|f| f == tokio::runtime::RuntimeFlavor::CurrentThread) {
+            tokio::spawn(work);
+            self.started = true;
+            return;
+        }
         let spawned = std::thread::Builder::new()
             .name("loadlens-otlp".into())
             .spawn(move || {
@@ -395,10 +412,10 @@ impl Sink for OtlpSink {
                         return;
                     }
                 };
-                rt.block_on(worker.run(samples, rx));
+                rt.block_on(work);
             });
         match spawned {
-            Ok(h) => self.thread = Some(h),
+            Ok(_) => self.started = true,
             Err(e) => tracing::warn!(sink = "otlp", error = %e, "Cannot start the exporter."),
         }
     }
@@ -432,7 +449,7 @@ impl Sink for OtlpSink {
         let limit = self.config.flush_timeout + Duration::from_millis(500);
         let tap_dropped = self.tap_handle.as_ref().map_or(0, SampleTap::dropped);
         let msgs_dropped = self.dropped_msgs.load(std::sync::atomic::Ordering::Relaxed);
-        let started = self.thread.is_some();
+        let started = self.started;
         let progress = self.progress.clone();
         Box::pin(async move {
             let mut r = if !started {
@@ -557,8 +574,12 @@ impl Worker {
                             pending.push(s);
                         }
                     }
-                    for s in pending.drain(..) {
+                    for (i, s) in pending.drain(..).enumerate() {
                         encode::spans(&s, &self.spans, &mut self.batch);
+                        if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                            // Beside the VUs (one CPU), let them run between spans.
+                            tokio::task::yield_now().await;
+                        }
                     }
                     self.publish(self.batch.len());
                     if self.batch.len() >= self.config.batch {

@@ -168,7 +168,9 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
     ) else {
         return;
     };
-    for protocol in ["grpc", "http/protobuf"] {
+    // The second run is pinned to one CPU, where the exporter is a task beside the VUs rather
+    // than a thread, and brings its own `baggage`, which the run's entries must join.
+    for (protocol, one_cpu) in [("grpc", false), ("http/protobuf", true)] {
         let agent = Agent::start(&agent_exe);
         let (_target, url) = start_target(&python, &agent);
         let dir = TempDir::new("otel");
@@ -186,8 +188,18 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
             &agent.http
         };
         let result = dir.join("result.json");
-        let out = Command::new(bin())
-            .args(["run", &scenario, "--otel", "--json", &result])
+        let mut cmd = if one_cpu {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", bin()]);
+            c
+        } else {
+            Command::new(bin())
+        };
+        cmd.args(["run", &scenario, "--otel", "--json", &result]);
+        if one_cpu {
+            cmd.args(["--header", "baggage: team=checkout"]);
+        }
+        let out = cmd
             .env_remove("TEST_RUN_ID")
             .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
             .env("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
@@ -296,6 +308,25 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
                 .unwrap_or_else(|| panic!("{protocol}: server span without our parent: {sv}"));
             assert_eq!(parent["trace_id"], sv["trace_id"]);
             assert_eq!(parent["name"], sv["name"], "same request");
+            // The service can tell synthetic traffic apart, and which run sent it.
+            let entry =
+                |key: &str| attr(sv, &format!("baggage.{key}")).map(|v| v["string_value"].clone());
+            assert_eq!(
+                entry("loadtest.synthetic"),
+                Some("true".into()),
+                "{protocol}: {sv}"
+            );
+            assert_eq!(
+                entry("loadtest.run_id"),
+                Some(run_id.as_str().into()),
+                "{protocol}"
+            );
+            let team = one_cpu.then(|| "checkout".into());
+            assert_eq!(
+                entry("team"),
+                team,
+                "{protocol}: the run's own baggage is kept"
+            );
         }
         // Metrics: the last cumulative duration histogram counts every request (the agent
         // does not keep exports in order; their timestamps tell the last).

@@ -6,13 +6,16 @@ Prints `listening on http://127.0.0.1:PORT` once it accepts connections.
 
     GET /ok    -> 200
     GET /fail  -> 503
+
+Every entry of the incoming W3C `baggage` (the SDK's default propagators extract it) becomes a
+`baggage.<key>` attribute of the server span, so a test can see what the service was told.
 """
 
 import socketserver
 import sys
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from opentelemetry import trace
+from opentelemetry import baggage, trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.resources import Resource
@@ -26,6 +29,9 @@ trace.set_tracer_provider(provider)
 
 
 def app(environ, start_response):
+    span = trace.get_current_span()
+    for key, value in baggage.get_all().items():
+        span.set_attribute(f"baggage.{key}", str(value))
     if environ.get("PATH_INFO") == "/fail":
         start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
         return [b"down\n"]

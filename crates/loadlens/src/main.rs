@@ -10,6 +10,7 @@ mod identity;
 mod live;
 mod report_cmd;
 mod runner;
+mod signals;
 mod web;
 
 use std::process::ExitCode;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::RunArgs;
 use crate::exit::{Exit, Failure};
 use crate::identity;
+use crate::signals::{Stop, StopSignals};
 
 /// Header that carries the run id unless configured otherwise.
 pub const DEFAULT_RUN_ID_HEADER: &str = "X-Test-Run-Id";
@@ -550,6 +551,8 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+    // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
+    let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
         eprintln!("warning: {w}");
     }
@@ -563,7 +566,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         println!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
         let start = tokio::select! {
             s = d.wait_for_start() => s,
-            _ = tokio::signal::ctrl_c() => None,
+            _ = stop_signals.next() => None,
         };
         match start {
             Some(req) => p.load = req.apply(p.load),
@@ -635,14 +638,19 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         None => (executor, None),
     };
 
-    // Ctrl-C: first stops gracefully, second stops at once. Reports are written either way. The
-    // full-screen view counts its `q` and Ctrl-C keys (raw mode: no signal) with these.
+    // Ctrl-C or SIGTERM: the first stops gracefully, the second at once. Reports are written
+    // either way. The full-screen view counts its `q` and Ctrl-C keys (raw mode: no signal)
+    // with these.
     let interrupts = crate::live::Interrupts::new(controls.clone(), outputs.console.clone());
     let signals = {
         let interrupts = interrupts.clone();
         tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                if interrupts.request() {
+            loop {
+                let stopped_now = match stop_signals.next().await {
+                    Stop::Interrupt => interrupts.request(),
+                    Stop::Terminate => interrupts.terminate(),
+                };
+                if stopped_now {
                     break;
                 }
             }
@@ -720,7 +728,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
                 "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
                 d.addr()
             );
-            let _ = tokio::signal::ctrl_c().await;
+            StopSignals::new().next().await;
         }
         d.shutdown().await;
     }

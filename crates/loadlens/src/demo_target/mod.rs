@@ -225,32 +225,15 @@ pub async fn run(args: DemoTargetArgs) -> anyhow::Result<()> {
     drop(stdout);
 
     let stop = CancellationToken::new();
-    let signals = tokio::spawn(cancel_on_signal(stop.clone()));
+    let mut stop_signals = crate::signals::StopSignals::new();
+    let signals = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            stop_signals.next().await;
+            stop.cancel();
+        }
+    });
     target.serve(stop).await;
     signals.abort();
     Ok(())
-}
-
-async fn cancel_on_signal(stop: CancellationToken) {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No Ctrl-C handler on this platform: rely on SIGTERM (or run until killed).
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => _ = terminate.recv().await,
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    stop.cancel();
 }

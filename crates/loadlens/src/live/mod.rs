@@ -43,7 +43,7 @@ impl Mode {
         Mode::choose(
             no_tui,
             std::io::stdout().is_terminal(),
-            std::io::stdin().is_terminal(),
+            std::io::stdin().is_terminal() && in_foreground(),
             std::env::var("TERM").ok().as_deref(),
         )
     }
@@ -58,6 +58,20 @@ impl Mode {
             (true, false) => Mode::Line,
         }
     }
+}
+
+/// Whether this process belongs to its terminal's foreground job. A run started with `&` does
+/// not: taking the terminal into raw mode would get it stopped (SIGTTOU), and the keys typed
+/// are the shell's, so it keeps to the one updating line.
+#[cfg(unix)]
+fn in_foreground() -> bool {
+    rustix::termios::tcgetpgrp(std::io::stdin())
+        .is_ok_and(|foreground| foreground == rustix::process::getpgrp())
+}
+
+#[cfg(not(unix))]
+fn in_foreground() -> bool {
+    true
 }
 
 /// What the full-screen view names at its top.
@@ -91,7 +105,7 @@ pub struct Feed {
     pub interrupts: Interrupts,
 }
 
-/// The person's stop requests — SIGINT, or `q`/Ctrl-C typed into the full-screen view, where
+/// The stop requests — SIGINT, SIGTERM, or `q`/Ctrl-C typed into the full-screen view, where
 /// Ctrl-C is a key and not a signal — counted together: the first stops gracefully (as
 /// [`StopReason::Interrupted`], the reason of Ctrl-C: exit 130), the next stops at once.
 #[derive(Debug, Clone)]
@@ -113,11 +127,20 @@ impl Interrupts {
 
     /// One stop request. Returns true once the run was stopped at once (nothing more to do).
     pub fn request(&self) -> bool {
+        self.stop("\nStopping: in-flight requests get to finish (Ctrl-C again to stop now)…")
+    }
+
+    /// A stop request by SIGTERM: the same as Ctrl-C, said differently.
+    pub fn terminate(&self) -> bool {
+        self.stop(
+            "\nStopping (SIGTERM): in-flight requests get to finish (SIGTERM or Ctrl-C again to stop now)…",
+        )
+    }
+
+    fn stop(&self, first_notice: &str) -> bool {
         match self.count.fetch_add(1, Ordering::SeqCst) {
             0 => {
-                self.console.notice(
-                    "\nStopping: in-flight requests get to finish (Ctrl-C again to stop now)…",
-                );
+                self.console.notice(first_notice);
                 self.controls.stop(StopReason::Interrupted);
                 false
             }

@@ -289,8 +289,15 @@ fn bad_input_is_one_clear_line_and_exit_code_2() {
 }
 
 #[test]
-fn ctrl_c_stops_gracefully_and_still_writes_every_report() {
+fn ctrl_c_or_sigterm_stops_gracefully_and_still_writes_every_report() {
     let target = DemoTarget::start(&["--latency", "fixed(20ms)"]);
+    // SIGTERM is what `timeout`, `kill`, containers and CI runners send.
+    for signal in ["INT", "TERM"] {
+        stops_gracefully_on(&target, signal);
+    }
+}
+
+fn stops_gracefully_on(target: &DemoTarget, signal: &str) {
     let dir = TempDir::new("sigint");
     let child = Command::new(bin())
         .args([
@@ -312,14 +319,24 @@ fn ctrl_c_stops_gracefully_and_still_writes_every_report() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let t = Instant::now();
-    interrupt(&child);
+    send_signal(child.id(), signal);
     let out = child.wait_with_output().unwrap();
     assert!(
         t.elapsed() < Duration::from_secs(5),
         "graceful stop took {:?}",
         t.elapsed()
     );
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "SIG{signal}: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("in-flight requests get to finish"),
+        "SIG{signal}: {}",
+        stderr(&out)
+    );
     let j = read_json(&dir.path("r.json"));
     assert_eq!(j["run"]["verdict"], "interrupted");
     assert_eq!(j["run"]["killed"], false);

@@ -178,10 +178,15 @@ impl Recorder {
 
 /// Send SIGINT to a child process.
 pub fn interrupt(child: &Child) {
+    send_signal(child.id(), "INT");
+}
+
+/// Send the signal `name` (`INT`, `TERM`, …) to the process `pid`.
+pub fn send_signal(pid: u32, name: &str) {
     let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .status()
         .unwrap()
         .success();
-    assert!(ok);
+    assert!(ok, "kill -{name} {pid}");
 }

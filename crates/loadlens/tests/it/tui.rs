@@ -300,3 +300,89 @@ fn no_tui_keeps_one_updating_line_on_a_terminal() {
         "{after}"
     );
 }
+
+#[test]
+fn sigterm_during_the_full_screen_view_stops_gracefully_and_gives_the_terminal_back() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("tui-term");
+    let json = dir.join("r.json");
+    let url = format!("{}/health", target.url);
+    let command = pane_command(
+        &[
+            "run", "--url", &url, "-c", "2", "-z", "60s", "--json", &json,
+        ],
+        &dir,
+    );
+    let Some(tmux) = Tmux::start("tui-term", 100, 30, &command) else {
+        return;
+    };
+    tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
+        s.contains("stop gracefully") && figure(s, "reqs").is_some_and(|n| n > 0)
+    });
+    // The pane's shell runs loadlens as its child: that is the process to stop.
+    let shell = stdout(&tmux.run(&["display-message", "-p", "#{pane_pid}"]));
+    let children = Command::new("pgrep")
+        .args(["-P", shell.trim()])
+        .output()
+        .unwrap();
+    let pid: u32 = stdout(&children)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell {shell}"));
+    send_signal(pid, "TERM");
+    let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(20));
+    assert_eq!(code, 130, "SIGTERM stops like Ctrl-C");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    assert_eq!(j["run"]["verdict"], "interrupted");
+    assert_eq!(j["run"]["killed"], false, "one SIGTERM stops gracefully");
+    let after = tmux.wait_for(Duration::from_secs(5), "end summary", |s| {
+        s.contains(&format!("wrote {json}"))
+    });
+    assert!(
+        !after.contains("stop gracefully"),
+        "the view is gone: {after}"
+    );
+    let stty = std::fs::read_to_string(dir.path("stty")).unwrap();
+    let modes: Vec<&str> = stty.split_whitespace().collect();
+    for mode in ["icanon", "echo", "isig", "opost"] {
+        assert!(
+            modes.contains(&mode),
+            "{mode} is off after SIGTERM:\n{stty}"
+        );
+    }
+}
+
+#[test]
+fn a_run_started_in_the_background_keeps_to_one_line_and_is_not_stopped() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("tui-bg");
+    let json = dir.join("r.json");
+    let url = format!("{}/health", target.url);
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    // `set -m`: job control, so `&` puts loadlens in a background job of its own, as in an
+    // interactive shell. Taking the terminal into raw mode from there would stop it (SIGTTOU),
+    // and `wait` would return 128 + 22.
+    let command = format!(
+        "set -m; {} run --url {} -c 2 -z 2s --json {} & wait $!; echo EXIT=$? > {}; sleep 300",
+        quote(bin()),
+        quote(&url),
+        quote(&json),
+        quote(&dir.join("exit")),
+    );
+    let Some(tmux) = Tmux::start("tui-bg", 120, 30, &command) else {
+        return;
+    };
+    let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(30));
+    assert_eq!(code, 0, "{}", tmux.screen());
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    assert!(j["aggregate"]["request_count"].as_u64().unwrap() > 0);
+    let history = tmux.history();
+    assert!(
+        history.contains("loadlens 0."),
+        "the normal screen: {history}"
+    );
+    assert!(history.contains(&format!("wrote {json}")), "{history}");
+}

@@ -11,9 +11,9 @@
 //! thresholds:
 //!   - p95 < 300ms
 //!   - { threshold: "error_rate < 1%", abort_on_fail: true, delay: 30s }
-//! scenarios:                            # several load models side by side (k6 `scenarios`)
-//!   browse:   { user_types: [shopper], load: { arrival_rate: 50/s, run_time: 5m } }
-//!   checkout: { user_types: [buyer], start_time: 1m, load: { users: 10, run_time: 2m } }
+//! # scenarios:                          # instead of `load:`, several load models side by side
+//! #   browse:   { user_types: [shopper], load: { arrival_rate: 50/s, run_time: 5m } }
+//! #   checkout: { user_types: [buyer], start_time: 1m, load: { users: 10, run_time: 2m } }
 //! ```
 //!
 //! In the open model, stage targets are arrival rates: a bare number is per second, or write
@@ -279,6 +279,17 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         }
     }
     settings(&s.load).map_err(|e| ("load".to_owned(), e))?;
+    let only_stop_timeout = Load {
+        stop_timeout: s.load.stop_timeout,
+        ..Load::default()
+    };
+    if !s.scenarios.is_empty() && s.load != only_stop_timeout {
+        // Silently ignoring it would run a different test than the file seems to say.
+        return Err((
+            "load".to_owned(),
+            "a top-level `load:` does not apply beside `scenarios:`: each scenario has its own `load:` (only `stop_timeout` applies to all)".to_owned(),
+        ));
+    }
     for (name, sc) in &s.scenarios {
         sc.start()
             .map_err(|e| (name.clone(), format!("scenario `{name}`: {e}")))?;

@@ -224,3 +224,30 @@ fn picked_scenarios_keep_their_offsets_from_the_first() {
     assert!(served(&target, "GET /api/products") > 0);
     assert!(served(&target, "GET /api/v1/search") > 0);
 }
+
+#[test]
+fn a_top_level_load_beside_scenarios_is_an_error_except_its_stop_timeout() {
+    let dir = TempDir::new("top-load");
+    let file = dir.path("s.yaml");
+    let f = file.to_str().unwrap();
+    // Line 7 of the file, where `scenarios:` was.
+    let with_load =
+        |load: &str| FILE.replace("scenarios:\n", &format!("load: {load}\nscenarios:\n"));
+    std::fs::write(&file, with_load("{ users: 50 }")).unwrap();
+    let validate = vec!["validate", f];
+    let start = vec!["run", f, "-H", "http://127.0.0.1:9", "-t", "1s"];
+    for args in [validate, start] {
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "{f}:7:1: a top-level `load:` does not apply beside `scenarios:`"
+            )),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::write(&file, with_load("{ stop_timeout: 3s }")).unwrap();
+    let out = run(&["validate", f]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -665,9 +665,11 @@ async fn a_run_time_cap_ends_every_scenario_and_later_ones_never_start() {
         .map_or(0.0, |e| e.elapsed_s);
     assert!(ready < 0.2, "{ready}");
     let expected = 50.0 * (0.8 - ready);
+    // None after the cap. (Fewer may complete on a loaded machine, where late VUs turn some
+    // arrivals into dropped iterations; the arrivals themselves are counted exactly below.)
     let long = out.scenarios[0].stats.aggregate().count;
     assert!(
-        (long as f64 - expected).abs() <= 2.0,
+        long as f64 <= expected + 2.0 && long as f64 >= expected / 2.0,
         "50/s for {:.3} s: {long}",
         0.8 - ready
     );

@@ -1,19 +1,24 @@
 //! OTLP settings from the standard OpenTelemetry environment, with the scenario's `otel:`
 //! section as defaults underneath (the environment wins, as every OpenTelemetry SDK does).
 //!
-//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE}`,
+//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
 //! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_{TRACES,METRICS}_EXPORTER`,
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, `OTEL_BSP_{MAX_QUEUE_SIZE,
 //! MAX_EXPORT_BATCH_SIZE,SCHEDULE_DELAY}` and `OTEL_SDK_DISABLED`.
+//!
+//! Certificate and key files (`..._CERTIFICATE`, `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY`;
+//! the signal's own variable wins, each on its own) are read and checked here, so a wrong
+//! file or a key that is not the certificate's is a configuration error before the run.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::Uri;
+
+pub use super::tls::{ClientCertificate, TrustedCertificates};
 
 /// Wire protocol of an OTLP exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,47 +68,9 @@ pub struct SignalConfig {
     /// The certificates to trust for an `https://` endpoint (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
     /// instead of the built-in web PKI roots; `None`: those roots.
     pub certificate: Option<TrustedCertificates>,
-}
-
-/// The trust anchors of a PEM file (`OTEL_EXPORTER_OTLP_CERTIFICATE`): a private CA or a
-/// self-signed collector certificate. As in the OpenTelemetry SDKs, they replace the web PKI
-/// roots for that signal rather than adding to them.
-#[derive(Debug, Clone)]
-pub struct TrustedCertificates {
-    /// The file they were read from (for messages).
-    pub path: PathBuf,
-    /// Its certificates as trust anchors.
-    pub roots: Arc<rustls::RootCertStore>,
-}
-
-impl TrustedCertificates {
-    /// Read every `CERTIFICATE` block of the PEM file at `path`; `var` names the setting in
-    /// errors.
-    pub fn read(var: &str, path: &str) -> Result<Self, ConfigError> {
-        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
-        let pem =
-            std::fs::read(path).map_err(|e| invalid(var, format!("cannot read `{path}`: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| invalid(var, format!("`{path}` is not valid PEM: {e}")))?;
-            roots.add(cert).map_err(|e| {
-                invalid(
-                    var,
-                    format!("`{path}` has a certificate that cannot be trusted: {e}"),
-                )
-            })?;
-        }
-        if roots.is_empty() {
-            return Err(invalid(
-                var,
-                format!("`{path}` has no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-            ));
-        }
-        Ok(TrustedCertificates {
-            path: path.into(),
-            roots: Arc::new(roots),
-        })
-    }
+    /// The certificate and key this client proves itself with when the endpoint asks
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `..._CLIENT_KEY`, mutual TLS).
+    pub client_certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// The scenario file's `otel:` section, as the binary hands it over (all optional).
@@ -171,7 +138,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name: name.to_owned(),
         message: message.into(),
@@ -287,6 +254,36 @@ impl Config {
                 Some(p) => Some(TrustedCertificates::read(&certvar, &p)?),
                 None => base_certificate.clone(),
             };
+            // Each of the pair on its own, the signal's variable first (as for CERTIFICATE).
+            let file_of = |what: &str| {
+                let own = format!("OTEL_EXPORTER_OTLP_{upper}_{what}");
+                let general = format!("OTEL_EXPORTER_OTLP_{what}");
+                get(&own)
+                    .map(|p| (own, p))
+                    .or_else(|| get(&general).map(|p| (general, p)))
+            };
+            let client_certificate = match (file_of("CLIENT_CERTIFICATE"), file_of("CLIENT_KEY")) {
+                (None, None) => None,
+                (Some((cvar, c)), Some((kvar, k))) => {
+                    Some(Arc::new(ClientCertificate::read((&cvar, &c), (&kvar, &k))?))
+                }
+                (Some((var, _)), None) => {
+                    return Err(invalid(
+                        &var,
+                        "a client certificate needs its private key: set \
+                         OTEL_EXPORTER_OTLP_CLIENT_KEY (or the signal's ..._CLIENT_KEY) to its \
+                         PEM file",
+                    ))
+                }
+                (None, Some((var, _))) => {
+                    return Err(invalid(
+                        &var,
+                        "a client key needs its certificate: set \
+                         OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or the signal's \
+                         ..._CLIENT_CERTIFICATE) to its PEM file",
+                    ))
+                }
+            };
             Ok(SignalConfig {
                 exporter,
                 endpoint,
@@ -295,6 +292,7 @@ impl Config {
                 timeout,
                 gzip,
                 certificate,
+                client_certificate,
             })
         };
         let traces = signal("traces", "v1/traces")?;

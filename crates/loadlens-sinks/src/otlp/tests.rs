@@ -557,65 +557,6 @@ fn dropped_iterations_are_exported_every_interval_from_the_snapshots_in_the_open
     assert_eq!(dropped_points(&m.export(SystemTime::now())), None);
 }
 
-#[test]
-fn a_certificate_file_replaces_the_trusted_roots_per_signal_and_bad_files_are_named() {
-    let dir = std::env::temp_dir().join(format!("loadlens-otlp-ca-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pem = |name: &str, count: usize| {
-        let path = dir.join(name);
-        let mut text = String::new();
-        for _ in 0..count {
-            let c =
-                rcgen::generate_simple_self_signed(vec!["collector.internal".to_owned()]).unwrap();
-            text.push_str(&c.cert.pem());
-        }
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
-    };
-    let (one, two) = (pem("one.pem", 1), pem("two.pem", 2));
-    let c = Config::resolve(
-        &FileSettings::default(),
-        env_of(&[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "https://collector.internal:4318",
-            ),
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &one),
-            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &two),
-        ]),
-    )
-    .unwrap();
-    let roots = |s: &config::SignalConfig| s.certificate.as_ref().map(|c| c.roots.len());
-    assert_eq!(roots(&c.traces), Some(1));
-    assert_eq!(roots(&c.metrics), Some(2));
-    let c = Config::resolve(&FileSettings::default(), env_of(&[])).unwrap();
-    assert!(c.traces.certificate.is_none() && c.metrics.certificate.is_none());
-
-    let not_pem = dir.join("not.pem");
-    std::fs::write(&not_pem, "just text\n").unwrap();
-    let missing = dir.join("missing.pem");
-    for (var, path, want) in [
-        (
-            "OTEL_EXPORTER_OTLP_CERTIFICATE",
-            missing.display().to_string(),
-            "cannot read",
-        ),
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-            not_pem.display().to_string(),
-            "no PEM certificate",
-        ),
-    ] {
-        let e = Config::resolve(&FileSettings::default(), env_of(&[(var, &path)])).unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.starts_with(var) && msg.contains(&path) && msg.contains(want),
-            "{msg}"
-        );
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -64,7 +64,8 @@
 //! `key=value,…`, often credentials, never shown), `TIMEOUT`, `COMPRESSION`, and for
 //! `https://` endpoints `CERTIFICATE` (a PEM file whose certificates replace the web PKI roots)
 //! and `CLIENT_CERTIFICATE` with `CLIENT_KEY` (PEM files of the certificate and key presented to
-//! a collector that requires mutual TLS).
+//! a collector that requires mutual TLS). `user:password@` in an endpoint is sent as basic
+//! auth and shown nowhere: the `otel:` line and export errors show the URL without it.
 //!
 //! # Never in the way
 //!

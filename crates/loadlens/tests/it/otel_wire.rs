@@ -2,7 +2,8 @@
 //! makes of it: the `OTEL_EXPORTER_OTLP_*HEADERS` a collector needs for authentication arrive
 //! (and never show in the run's output), an `https://` endpoint signed by a private CA is
 //! trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`, a collector that requires a client
-//! certificate gets the one of `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`/`..._CLIENT_KEY`, and
+//! certificate gets the one of `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`/`..._CLIENT_KEY`,
+//! credentials in the endpoint URL arrive as basic auth (and never show), and
 //! `..._COMPRESSION=gzip` gzips the bodies. The receiver is a small HTTP/1.1 server on 127.0.0.1:0 (optionally TLS) that
 //! records every request and decodes its OTLP protobuf body. What a real receiver accepts is
 //! tested in `otel.rs` against Datadog's test agent.
@@ -396,6 +397,68 @@ fn otel_compression_gzip_gzips_the_bodies_of_its_signal() {
     for r in &metrics {
         assert_eq!(r.header("content-encoding"), None);
         assert!(!r.metrics().resource_metrics.is_empty());
+    }
+}
+
+#[test]
+fn credentials_in_the_endpoint_url_arrive_as_basic_auth_and_never_show() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    // Accepted, and refused (the refusal names the endpoint, without the credentials).
+    for status in [200u16, 403] {
+        let rx = Receiver::start(status, None);
+        let host = rx.url.trim_start_matches("http://");
+        // The password is percent-encoded in the URL (`%21` is `!`) and sent decoded.
+        let endpoint = format!("http://perf:s3cret-otlp%21@{host}");
+        let (out, doc, json) = run(
+            &target,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("LOADLENS_LOG", "trace"),
+            ],
+        );
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let traces = rx.to("/v1/traces");
+        let metrics = rx.to("/v1/metrics");
+        assert!(!traces.is_empty() && !metrics.is_empty(), "{:?}", rx.got());
+        for r in traces.iter().chain(&metrics) {
+            // base64("perf:s3cret-otlp!")
+            assert_eq!(
+                r.header("authorization"),
+                Some("Basic cGVyZjpzM2NyZXQtb3RscCE=")
+            );
+        }
+        assert!(
+            stdout(&out).contains(&format!(
+                "otel: traces http://{host}/v1/traces (http/protobuf)"
+            )),
+            "{}",
+            stdout(&out)
+        );
+        let line = otlp_line(&out);
+        if status == 200 {
+            assert!(line.contains(" 0 failed, 0 dropped"), "{line}");
+            assert_eq!(
+                client_spans(&traces) as u64,
+                doc["aggregate"]["request_count"].as_u64().unwrap()
+            );
+        } else {
+            assert!(
+                line.contains(&format!(
+                    "http://{host}/v1/traces (http/protobuf): HTTP 403"
+                )),
+                "{line}"
+            );
+        }
+        for (what, text) in [
+            ("stdout", stdout(&out)),
+            ("stderr", stderr(&out)),
+            ("JSON result", json),
+        ] {
+            assert!(
+                !text.contains("s3cret") && !text.contains("perf:"),
+                "{status}: {what} shows the credentials: {text}"
+            );
+        }
     }
 }
 

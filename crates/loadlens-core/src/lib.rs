@@ -27,6 +27,7 @@
 //! ```
 
 pub mod client;
+pub mod encoding;
 pub mod executor;
 pub mod feeder;
 pub mod inspect;

@@ -1,19 +1,30 @@
 //! OTLP settings from the standard OpenTelemetry environment, with the scenario's `otel:`
 //! section as defaults underneath (the environment wins, as every OpenTelemetry SDK does).
 //!
-//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE}`,
+//! Read here: `OTEL_EXPORTER_OTLP_{,TRACES_,METRICS_}{ENDPOINT,PROTOCOL,HEADERS,TIMEOUT,COMPRESSION,CERTIFICATE,CLIENT_CERTIFICATE,CLIENT_KEY}`,
 //! `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER(_ARG)`,
 //! `OTEL_METRIC_EXPORT_INTERVAL`, `OTEL_{TRACES,METRICS}_EXPORTER`,
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`, `OTEL_BSP_{MAX_QUEUE_SIZE,
 //! MAX_EXPORT_BATCH_SIZE,SCHEDULE_DELAY}` and `OTEL_SDK_DISABLED`.
+//!
+//! Credentials never outlive this module in a printable form: header values are marked
+//! sensitive, and `user:password@` in an endpoint URL is taken out of the URL (which the run
+//! header and export errors show) and sent, percent-decoded as curl does, as
+//! `Authorization: Basic …` for that signal — unless its headers set `authorization`
+//! themselves. Errors about an endpoint show its credentials as `***`. Certificate and key
+//! files (`..._CERTIFICATE`, `..._CLIENT_CERTIFICATE`, `..._CLIENT_KEY`; the signal's own
+//! variable wins, each on its own) are read and checked here, so a wrong file or a key that
+//! is not the certificate's is a configuration error before the run.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::Uri;
+use loadlens_core::encoding::base64;
+
+pub use super::tls::{ClientCertificate, TrustedCertificates};
 
 /// Wire protocol of an OTLP exporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,47 +74,9 @@ pub struct SignalConfig {
     /// The certificates to trust for an `https://` endpoint (`OTEL_EXPORTER_OTLP_CERTIFICATE`)
     /// instead of the built-in web PKI roots; `None`: those roots.
     pub certificate: Option<TrustedCertificates>,
-}
-
-/// The trust anchors of a PEM file (`OTEL_EXPORTER_OTLP_CERTIFICATE`): a private CA or a
-/// self-signed collector certificate. As in the OpenTelemetry SDKs, they replace the web PKI
-/// roots for that signal rather than adding to them.
-#[derive(Debug, Clone)]
-pub struct TrustedCertificates {
-    /// The file they were read from (for messages).
-    pub path: PathBuf,
-    /// Its certificates as trust anchors.
-    pub roots: Arc<rustls::RootCertStore>,
-}
-
-impl TrustedCertificates {
-    /// Read every `CERTIFICATE` block of the PEM file at `path`; `var` names the setting in
-    /// errors.
-    pub fn read(var: &str, path: &str) -> Result<Self, ConfigError> {
-        use rustls::pki_types::{pem::PemObject as _, CertificateDer};
-        let pem =
-            std::fs::read(path).map_err(|e| invalid(var, format!("cannot read `{path}`: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(&pem) {
-            let cert = cert.map_err(|e| invalid(var, format!("`{path}` is not valid PEM: {e}")))?;
-            roots.add(cert).map_err(|e| {
-                invalid(
-                    var,
-                    format!("`{path}` has a certificate that cannot be trusted: {e}"),
-                )
-            })?;
-        }
-        if roots.is_empty() {
-            return Err(invalid(
-                var,
-                format!("`{path}` has no PEM certificate (-----BEGIN CERTIFICATE-----)"),
-            ));
-        }
-        Ok(TrustedCertificates {
-            path: path.into(),
-            roots: Arc::new(roots),
-        })
-    }
+    /// The certificate and key this client proves itself with when the endpoint asks
+    /// (`OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE` and `..._CLIENT_KEY`, mutual TLS).
+    pub client_certificate: Option<Arc<ClientCertificate>>,
 }
 
 /// The scenario file's `otel:` section, as the binary hands it over (all optional).
@@ -171,7 +144,7 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
+pub(super) fn invalid(name: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         name: name.to_owned(),
         message: message.into(),
@@ -251,25 +224,23 @@ impl Config {
                     (url, "OTEL_EXPORTER_OTLP_ENDPOINT")
                 }
             };
-            let endpoint: Uri = raw.parse().map_err(|e| {
-                invalid(
-                    var,
-                    format!("`{raw}` is not an http:// or https:// URL ({e})"),
-                )
-            })?;
-            if !matches!(endpoint.scheme_str(), Some("http" | "https")) || endpoint.host().is_none()
-            {
-                return Err(invalid(
-                    var,
-                    format!("`{raw}` must be an http:// or https:// URL with a host"),
-                ));
-            }
+            let (endpoint, credentials) = endpoint(var, &raw)?;
             let hvar = format!("OTEL_EXPORTER_OTLP_{upper}_HEADERS");
             let mut hs = base_headers.clone();
             if let Some(h) = get(&hvar) {
                 for (k, v) in headers(&hvar, &h)? {
                     hs.retain(|(n, _)| *n != k);
                     hs.push((k, v));
+                }
+            }
+            // As curl does, `user:password@` in the URL is sent as basic auth; a header set
+            // explicitly says more about what the collector expects, so it wins.
+            if let Some(c) = credentials {
+                if !hs.iter().any(|(n, _)| *n == AUTHORIZATION) {
+                    let mut v = HeaderValue::from_str(&format!("Basic {}", base64(&c)))
+                        .expect("`Basic ` and base64 are visible ASCII");
+                    v.set_sensitive(true);
+                    hs.push((AUTHORIZATION, v));
                 }
             }
             let tvar = format!("OTEL_EXPORTER_OTLP_{upper}_TIMEOUT");
@@ -287,6 +258,36 @@ impl Config {
                 Some(p) => Some(TrustedCertificates::read(&certvar, &p)?),
                 None => base_certificate.clone(),
             };
+            // Each of the pair on its own, the signal's variable first (as for CERTIFICATE).
+            let file_of = |what: &str| {
+                let own = format!("OTEL_EXPORTER_OTLP_{upper}_{what}");
+                let general = format!("OTEL_EXPORTER_OTLP_{what}");
+                get(&own)
+                    .map(|p| (own, p))
+                    .or_else(|| get(&general).map(|p| (general, p)))
+            };
+            let client_certificate = match (file_of("CLIENT_CERTIFICATE"), file_of("CLIENT_KEY")) {
+                (None, None) => None,
+                (Some((cvar, c)), Some((kvar, k))) => {
+                    Some(Arc::new(ClientCertificate::read((&cvar, &c), (&kvar, &k))?))
+                }
+                (Some((var, _)), None) => {
+                    return Err(invalid(
+                        &var,
+                        "a client certificate needs its private key: set \
+                         OTEL_EXPORTER_OTLP_CLIENT_KEY (or the signal's ..._CLIENT_KEY) to its \
+                         PEM file",
+                    ))
+                }
+                (None, Some((var, _))) => {
+                    return Err(invalid(
+                        &var,
+                        "a client key needs its certificate: set \
+                         OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE (or the signal's \
+                         ..._CLIENT_CERTIFICATE) to its PEM file",
+                    ))
+                }
+            };
             Ok(SignalConfig {
                 exporter,
                 endpoint,
@@ -295,6 +296,7 @@ impl Config {
                 timeout,
                 gzip,
                 certificate,
+                client_certificate,
             })
         };
         let traces = signal("traces", "v1/traces")?;
@@ -487,6 +489,70 @@ fn pairs(name: &str, v: &str) -> Result<Vec<(String, String)>, ConfigError> {
     Ok(out)
 }
 
+/// Parse an endpoint URL, taking out its `user:password@` (returned percent-decoded, as
+/// `user:password` bytes for basic auth): the URL kept, shown in the run header and in export
+/// errors, has no credentials. Errors show the value with the credentials as `***`.
+fn endpoint(var: &str, raw: &str) -> Result<(Uri, Option<Vec<u8>>), ConfigError> {
+    let authority_start = raw.find("://").map_or(0, |i| i + 3);
+    let rest = &raw[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (url, credentials) = match rest[..authority_end].rfind('@') {
+        None => (raw.to_owned(), None),
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let mut c = percent_decode_bytes(user);
+            c.push(b':');
+            c.extend(percent_decode_bytes(password));
+            let url = format!("{}{}", &raw[..authority_start], &rest[at + 1..]);
+            (url, (!userinfo.is_empty()).then_some(c))
+        }
+    };
+    // An unencoded `/`, `?` or `#` in a password ends the authority early, leaving the rest of
+    // the password in the path: refuse rather than connect to the wrong host and print it.
+    if url[authority_start..].contains('@') {
+        return Err(invalid(
+            var,
+            format!(
+                "`{}` has an `@` after the host: percent-encode `/`, `?`, `#` and `@` in a user \
+                 name or password (%2F, %3F, %23, %40)",
+                redacted(raw)
+            ),
+        ));
+    }
+    let uri: Uri = url.parse().map_err(|e| {
+        invalid(
+            var,
+            format!(
+                "`{}` is not an http:// or https:// URL ({e})",
+                redacted(raw)
+            ),
+        )
+    })?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(invalid(
+            var,
+            format!(
+                "`{}` must be an http:// or https:// URL with a host",
+                redacted(raw)
+            ),
+        ));
+    }
+    Ok((uri, credentials))
+}
+
+/// `raw` with everything between the scheme and the last `@` replaced by `***`: the user
+/// name and password of a URL, and when the URL is malformed, anything that might hold them.
+fn redacted(raw: &str) -> String {
+    match raw.rfind('@') {
+        Some(at) => {
+            let start = raw[..at].find("://").map_or(0, |i| i + 3);
+            format!("{}***{}", &raw[..start], &raw[at..])
+        }
+        None => raw.to_owned(),
+    }
+}
+
 fn headers(name: &str, v: &str) -> Result<Vec<(HeaderName, HeaderValue)>, ConfigError> {
     pairs(name, v)?
         .into_iter()
@@ -502,6 +568,11 @@ fn headers(name: &str, v: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Config
 }
 
 fn percent_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
+}
+
+/// `%XX` decoded to bytes; a `%` not followed by two hex digits is kept as it is.
+fn percent_decode_bytes(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -517,7 +588,7 @@ fn percent_decode(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]

@@ -57,6 +57,16 @@
 //! `loadtest.tag.<key>` (`env` also as `deployment.environment.name`) and
 //! `OTEL_RESOURCE_ATTRIBUTES`.
 //!
+//! # Connection and credentials
+//!
+//! Per signal (`OTEL_EXPORTER_OTLP_TRACES_…`/`METRICS_…` over `OTEL_EXPORTER_OTLP_…`):
+//! `ENDPOINT`, `PROTOCOL` (`http/protobuf` or `grpc`), `HEADERS` (percent-encoded
+//! `key=value,…`, often credentials, never shown), `TIMEOUT`, `COMPRESSION`, and for
+//! `https://` endpoints `CERTIFICATE` (a PEM file whose certificates replace the web PKI roots)
+//! and `CLIENT_CERTIFICATE` with `CLIENT_KEY` (PEM files of the certificate and key presented to
+//! a collector that requires mutual TLS). `user:password@` in an endpoint is sent as basic
+//! auth and shown nowhere: the `otel:` line and export errors show the URL without it.
+//!
 //! # Never in the way
 //!
 //! Samples reach the exporter through the core's bounded sample tap, snapshots through a
@@ -71,6 +81,7 @@ mod encode;
 mod send;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::io::Write as _;
 use std::sync::Arc;

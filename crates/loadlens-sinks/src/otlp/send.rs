@@ -1,13 +1,16 @@
 //! Sending encoded OTLP requests: OTLP/HTTP (protobuf bodies over HTTP/1.1) or OTLP/gRPC
 //! (unary `Export` calls over HTTP/2, h2c on `http://`), on hyper's connection API with one
 //! kept-alive connection per signal, optional gzip, and retries with backoff for the answers the
-//! OTLP specification calls retryable — all within the signal's timeout.
+//! OTLP specification calls retryable — all within the signal's timeout. `https://` endpoints
+//! use rustls with the signal's trusted roots and, for mutual TLS, its client certificate; a
+//! refused handshake says which setting to change.
 //!
 //! Written on hyper rather than with `opentelemetry-otlp`'s tonic/reqwest clients: hyper is
 //! already in the build, and a gRPC unary call is a 5-byte frame header and a trailer check.
 
 use std::io::Write as _;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use super::config::{Protocol, SignalConfig};
+use super::tls::{client_config, TlsIo};
 
 /// The OTLP service a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +103,15 @@ enum Conn {
 pub struct Sender {
     config: SignalConfig,
     service: Service,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// For an `https://` endpoint: the TLS configuration, or why rustls refused to build it
+    /// (reported by every export rather than a panic or a silent fallback).
+    tls: Option<Result<Arc<rustls::ClientConfig>, rustls::Error>>,
+    /// Whether the server of the current connection asked for a client certificate, so that
+    /// a refused handshake can name the settings that fix it.
+    asked_for_certificate: Arc<AtomicBool>,
     conn: Option<Conn>,
+    /// The TLS error that failed the current connection, if one did (see [`TlsIo`]).
+    conn_tls_error: Arc<Mutex<Option<rustls::Error>>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -115,31 +126,16 @@ impl std::fmt::Debug for Sender {
 impl Sender {
     /// A sender for `service` as `config` says (no connection is opened yet).
     pub fn new(config: SignalConfig, service: Service) -> Self {
-        let tls = (config.endpoint.scheme_str() == Some("https")).then(|| {
-            // `OTEL_EXPORTER_OTLP_CERTIFICATE` replaces the web PKI roots, as in the SDKs.
-            let roots = match &config.certificate {
-                Some(c) => (*c.roots).clone(),
-                None => rustls::RootCertStore {
-                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                },
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut c = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-            if let Ok(c) = &mut c {
-                c.alpn_protocols = match config.protocol {
-                    Protocol::Grpc => vec![b"h2".to_vec()],
-                    Protocol::HttpProtobuf => vec![b"http/1.1".to_vec()],
-                };
-            }
-            c.map(Arc::new)
-        });
+        let asked_for_certificate = Arc::<AtomicBool>::default();
+        let tls = (config.endpoint.scheme_str() == Some("https"))
+            .then(|| client_config(&config, asked_for_certificate.clone()));
         Sender {
-            tls: tls.and_then(Result::ok),
+            tls,
+            asked_for_certificate,
             config,
             service,
             conn: None,
+            conn_tls_error: Arc::default(),
         }
     }
 
@@ -222,10 +218,12 @@ impl Sender {
 
     async fn attempt(&mut self, body: Bytes) -> Result<Bytes, SendError> {
         let req = self.request(body)?;
-        if self.conn.as_ref().is_none_or(|c| match c {
+        let fresh = self.conn.as_ref().is_none_or(|c| match c {
             Conn::H1(s) => s.is_closed(),
             Conn::H2(s) => s.is_closed(),
-        }) {
+        });
+        if fresh {
+            self.conn_tls_error = Arc::default();
             self.conn = Some(self.connect().await?);
         }
         let result = match self.conn.as_mut() {
@@ -243,7 +241,24 @@ impl Sender {
             Ok(r) => r,
             Err(e) => {
                 self.conn = None;
-                return Err(SendError::Transport(format!("request failed: {e}")));
+                // In TLS 1.3 the client's part of the handshake is over before the server has
+                // checked the client's certificate: a refusal arrives with the first answer.
+                let tls = self
+                    .conn_tls_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                let asked = self.asked_for_certificate.load(Ordering::Relaxed);
+                return Err(SendError::Transport(match tls {
+                    Some(tls) if fresh => self.tls_failure(&tls, Some(&tls)),
+                    // The refusal itself can be lost: a server that closes the connection with
+                    // the request unread resets it, and the alert sent before may never be
+                    // read. A server that asked for a client certificate and ended the
+                    // connection before answering has refused it (or its absence).
+                    None if fresh && asked => self
+                        .tls_failure(&format_args!("the server ended the connection ({e})"), None),
+                    _ => format!("request failed: {e}"),
+                }));
             }
         };
         let status = resp.status();
@@ -345,31 +360,73 @@ impl Sender {
         let _ = tcp.set_nodelay(true);
         let grpc = self.config.protocol == Protocol::Grpc;
         if tls {
-            let Some(config) = self.tls.clone() else {
-                return Err(SendError::Transport("TLS is not available".into()));
+            let config = match &self.tls {
+                Some(Ok(c)) => c.clone(),
+                Some(Err(e)) => {
+                    return Err(SendError::Transport(format!("cannot set up TLS: {e}")))
+                }
+                None => return Err(SendError::Transport("TLS is not available".into())),
             };
             let name = rustls::pki_types::ServerName::try_from(host.to_owned())
                 .map_err(|_| SendError::Transport(format!("`{host}` is not a TLS server name")))?;
+            self.asked_for_certificate.store(false, Ordering::Relaxed);
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| {
-                    // A certificate from a private CA is the common case: say what to set.
-                    let untrusted = e
-                        .get_ref()
-                        .and_then(|i| i.downcast_ref::<rustls::Error>())
-                        .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
-                    let hint = if untrusted && self.config.certificate.is_none() {
-                        " (for a private CA, set OTEL_EXPORTER_OTLP_CERTIFICATE to its PEM file)"
-                    } else {
-                        ""
-                    };
-                    SendError::Transport(format!("TLS handshake failed: {e}{hint}"))
+                    let rustls = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
+                    SendError::Transport(self.tls_failure(&e, rustls))
                 })?;
+            let stream = TlsIo {
+                inner: stream,
+                error: self.conn_tls_error.clone(),
+            };
             handshake(TokioIo::new(stream), grpc).await
         } else {
             handshake(TokioIo::new(tcp), grpc).await
         }
+    }
+
+    /// The message of a failed handshake (`cause`, with the `rustls` error when there is
+    /// one), with what to change for the common causes: a collector certificate from a private
+    /// CA, a collector that asks for a client certificate none is configured for, or one that
+    /// refuses the client certificate given.
+    fn tls_failure(&self, cause: &dyn std::fmt::Display, rustls: Option<&rustls::Error>) -> String {
+        use rustls::AlertDescription as A;
+        let asked = self.asked_for_certificate.load(Ordering::Relaxed);
+        let hint = match (rustls, &self.config.client_certificate) {
+            (Some(rustls::Error::InvalidCertificate(_)), _)
+                if self.config.certificate.is_none() =>
+            {
+                " (for a private CA, set OTEL_EXPORTER_OTLP_CERTIFICATE to its PEM file)".to_owned()
+            }
+            // Refused by the server (an alert, or the connection ended) after it asked.
+            (None | Some(rustls::Error::AlertReceived(_)), None) if asked => {
+                " (the server asks for a client certificate: set \
+                 OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY to PEM \
+                 files)"
+                    .to_owned()
+            }
+            // Once it has the client's certificate, that is the one a server can fault.
+            (
+                None
+                | Some(rustls::Error::AlertReceived(
+                    A::BadCertificate
+                    | A::UnsupportedCertificate
+                    | A::CertificateRevoked
+                    | A::CertificateExpired
+                    | A::CertificateUnknown
+                    | A::UnknownCA
+                    | A::AccessDenied,
+                )),
+                Some(client),
+            ) if asked => format!(
+                " (the server does not accept the client certificate in `{}`)",
+                client.certificate_path.display()
+            ),
+            _ => String::new(),
+        };
+        format!("TLS handshake failed: {cause}{hint}")
     }
 }
 
@@ -407,7 +464,8 @@ fn grpc_status(h: &http::HeaderMap) -> Option<u32> {
 mod tests {
     use std::io::Read as _;
 
-    use super::super::config::ExporterKind;
+    use super::super::config::{ClientCertificate, ExporterKind, TrustedCertificates};
+    use super::super::tls::provider;
     use super::*;
 
     fn grpc(gzip: bool) -> Sender {
@@ -419,6 +477,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             gzip,
             certificate: None,
+            client_certificate: None,
         };
         Sender::new(config, Service::Traces)
     }
@@ -450,5 +509,202 @@ mod tests {
             .headers()
             .get("grpc-encoding")
             .is_none());
+    }
+
+    /// A test CA, with a server certificate it signed for 127.0.0.1 and a client certificate
+    /// it signed, written as PEM files the way a user hands them to the exporter.
+    struct Pki {
+        ca: rustls::RootCertStore,
+        server: (
+            rustls::pki_types::CertificateDer<'static>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+        client: Arc<ClientCertificate>,
+        client_der: rustls::pki_types::CertificateDer<'static>,
+    }
+
+    impl Pki {
+        fn new() -> Pki {
+            let ca_key = rcgen::KeyPair::generate().unwrap();
+            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            // A name of its own, as two real CAs have.
+            let name = format!("loadlens test CA {}", fastrand::u64(..));
+            ca.distinguished_name.push(rcgen::DnType::CommonName, name);
+            let ca = ca.self_signed(&ca_key).unwrap();
+            let signed = |name: &str| {
+                let key = rcgen::KeyPair::generate().unwrap();
+                let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+                    .unwrap()
+                    .signed_by(&key, &ca, &ca_key)
+                    .unwrap();
+                (cert, key)
+            };
+            let (server, server_key) = signed("127.0.0.1");
+            let (client, client_key) = signed("loadlens-client");
+            let dir = std::env::temp_dir().join(format!("loadlens-send-{}", fastrand::u64(..)));
+            std::fs::create_dir_all(&dir).unwrap();
+            let (crt, key) = (dir.join("client.crt"), dir.join("client.key"));
+            std::fs::write(&crt, client.pem()).unwrap();
+            std::fs::write(&key, client_key.serialize_pem()).unwrap();
+            let read = ClientCertificate::read(
+                ("CERT", &crt.display().to_string()),
+                ("KEY", &key.display().to_string()),
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(ca.der().clone()).unwrap();
+            Pki {
+                ca: roots,
+                server: (
+                    server.der().clone(),
+                    rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap(),
+                ),
+                client: Arc::new(read.unwrap()),
+                client_der: client.der().clone(),
+            }
+        }
+
+        /// Settings of an exporter to `endpoint` trusting the CA, with or without the client
+        /// certificate.
+        fn signal(&self, endpoint: &str, protocol: Protocol, client: bool) -> SignalConfig {
+            SignalConfig {
+                exporter: ExporterKind::Otlp,
+                endpoint: endpoint.parse().unwrap(),
+                protocol,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(5),
+                gzip: false,
+                certificate: Some(TrustedCertificates {
+                    path: "ca.pem".into(),
+                    roots: Arc::new(self.ca.clone()),
+                }),
+                client_certificate: client.then(|| self.client.clone()),
+            }
+        }
+    }
+
+    /// What the collector saw of one accepted connection: the ALPN protocol, the client's
+    /// certificate and the path of its request.
+    type Seen = (Option<Vec<u8>>, Option<Vec<u8>>, String);
+
+    /// An OTLP/gRPC collector on 127.0.0.1:0 over TLS that requires a client certificate signed
+    /// by the test CA, answering every call with gRPC status 0.
+    async fn mtls_collector(pki: &Pki) -> (String, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
+        use hyper::service::service_fn;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(pki.ca.clone()),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        let mut server = rustls::ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![pki.server.0.clone()], pki.server.1.clone_key())
+            .unwrap();
+        server.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                // A client without a certificate is refused here, by rustls.
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let conn = tls.get_ref().1;
+                let alpn = conn.alpn_protocol().map(<[u8]>::to_vec);
+                let peer = conn.peer_certificates().map(|c| c[0].to_vec());
+                let tx = tx.clone();
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let _ = tx.send((alpn.clone(), peer.clone(), req.uri().path().to_owned()));
+                    async {
+                        http::Response::builder()
+                            .header(CONTENT_TYPE, "application/grpc")
+                            .header("grpc-status", "0")
+                            .body(Full::new(Bytes::new()))
+                    }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), service),
+                );
+            }
+        });
+        (url, rx)
+    }
+
+    #[test]
+    fn a_grpc_https_config_offers_h2_and_the_client_certificate() {
+        let pki = Pki::new();
+        let tls = |protocol, client| {
+            let s = Sender::new(
+                pki.signal("https://collector.internal:4317", protocol, client),
+                Service::Traces,
+            );
+            s.tls
+                .expect("an https endpoint")
+                .expect("a valid TLS config")
+        };
+        let c = tls(Protocol::Grpc, true);
+        assert_eq!(c.alpn_protocols, [b"h2".to_vec()]);
+        let offered = c
+            .client_auth_cert_resolver
+            .resolve(&[], &[rustls::SignatureScheme::ECDSA_NISTP256_SHA256])
+            .expect("the client certificate is offered");
+        assert_eq!(offered.end_entity_cert().unwrap(), &pki.client_der);
+        let c = tls(Protocol::HttpProtobuf, false);
+        assert_eq!(c.alpn_protocols, [b"http/1.1".to_vec()]);
+        assert!(!c.client_auth_cert_resolver.has_certs());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn grpc_over_tls_delivers_to_a_collector_that_requires_the_client_certificate() {
+        let pki = Pki::new();
+        let (url, mut seen) = mtls_collector(&pki).await;
+        // A refused handshake is retried until the deadline: a short one for that case.
+        let export = |client: bool, seconds: u64| {
+            let mut s = Sender::new(pki.signal(&url, Protocol::Grpc, client), Service::Metrics);
+            async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
+                let none = tokio_util::sync::CancellationToken::new();
+                s.export(b"metrics".to_vec(), deadline, &none).await
+            }
+        };
+        assert_eq!(export(true, 5).await, Ok(Bytes::new()));
+        let (alpn, peer, path) = seen.try_recv().expect("the call reached the collector");
+        assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+        assert_eq!(peer.as_deref(), Some(pki.client_der.as_ref()));
+        assert_eq!(path, Service::Metrics.grpc_path());
+
+        let Err(SendError::Transport(e)) = export(false, 1).await else {
+            panic!("delivered without a client certificate");
+        };
+        assert!(
+            e.starts_with("TLS handshake failed")
+                && e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            "{e}"
+        );
+        // A certificate of another CA: refused, and the message names its file.
+        let mut config = pki.signal(&url, Protocol::Grpc, true);
+        config.client_certificate = Some(Pki::new().client);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        let none = tokio_util::sync::CancellationToken::new();
+        let sent = Sender::new(config, Service::Metrics)
+            .export(b"metrics".to_vec(), deadline, &none)
+            .await;
+        let Err(SendError::Transport(e)) = sent else {
+            panic!("delivered with a certificate of another CA");
+        };
+        assert!(
+            e.starts_with("TLS handshake failed")
+                && e.contains("does not accept the client certificate in `")
+                && e.contains("client.crt"),
+            "{e}"
+        );
+        assert!(seen.try_recv().is_err());
     }
 }

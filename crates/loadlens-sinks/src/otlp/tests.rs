@@ -558,62 +558,100 @@ fn dropped_iterations_are_exported_every_interval_from_the_snapshots_in_the_open
 }
 
 #[test]
-fn a_certificate_file_replaces_the_trusted_roots_per_signal_and_bad_files_are_named() {
-    let dir = std::env::temp_dir().join(format!("loadlens-otlp-ca-{}", fastrand::u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pem = |name: &str, count: usize| {
-        let path = dir.join(name);
-        let mut text = String::new();
-        for _ in 0..count {
-            let c =
-                rcgen::generate_simple_self_signed(vec!["collector.internal".to_owned()]).unwrap();
-            text.push_str(&c.cert.pem());
-        }
-        std::fs::write(&path, text).unwrap();
-        path.display().to_string()
+fn credentials_in_an_endpoint_become_basic_auth_and_leave_the_url() {
+    let authorization = |s: &config::SignalConfig| -> Vec<String> {
+        s.headers
+            .iter()
+            .filter(|(n, _)| n == http::header::AUTHORIZATION)
+            .map(|(_, v)| v.to_str().unwrap().to_owned())
+            .collect()
     };
-    let (one, two) = (pem("one.pem", 1), pem("two.pem", 2));
-    let c = Config::resolve(
-        &FileSettings::default(),
-        env_of(&[
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
-                "https://collector.internal:4318",
-            ),
-            ("OTEL_EXPORTER_OTLP_CERTIFICATE", &one),
-            ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", &two),
-        ]),
-    )
-    .unwrap();
-    let roots = |s: &config::SignalConfig| s.certificate.as_ref().map(|c| c.roots.len());
-    assert_eq!(roots(&c.traces), Some(1));
-    assert_eq!(roots(&c.metrics), Some(2));
-    let c = Config::resolve(&FileSettings::default(), env_of(&[])).unwrap();
-    assert!(c.traces.certificate.is_none() && c.metrics.certificate.is_none());
+    // Percent-decoded before encoding, as curl does: `%21` is `!`.
+    let env = env_of(&[(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "https://perf:s3cret%21@collector:4318",
+    )]);
+    let c = Config::resolve(&FileSettings::default(), env).unwrap();
+    assert_eq!(c.traces.endpoint, "https://collector:4318/v1/traces");
+    assert_eq!(c.metrics.endpoint, "https://collector:4318/v1/metrics");
+    for s in [&c.traces, &c.metrics] {
+        // base64("perf:s3cret!")
+        assert_eq!(authorization(s), ["Basic cGVyZjpzM2NyZXQh"]);
+        assert!(s.headers.iter().all(|(_, v)| v.is_sensitive()));
+    }
+    let sender = send::Sender::new(c.traces.clone(), send::Service::Traces);
+    let describe = OtlpSink::new(c.clone(), names()).describe();
+    assert!(
+        describe.starts_with("otel: traces https://collector:4318/v1/traces (http/protobuf)"),
+        "{describe}"
+    );
+    for text in [
+        describe,
+        sender.target(),
+        format!("{sender:?}"),
+        format!("{c:?}"),
+    ] {
+        assert!(!text.contains("s3cret") && !text.contains("perf"), "{text}");
+    }
 
-    let not_pem = dir.join("not.pem");
-    std::fs::write(&not_pem, "just text\n").unwrap();
-    let missing = dir.join("missing.pem");
-    for (var, path, want) in [
+    // A header set explicitly wins over the URL's credentials, signal by signal; a signal's
+    // own endpoint carries its own credentials (or none).
+    let env = env_of(&[
         (
-            "OTEL_EXPORTER_OTLP_CERTIFICATE",
-            missing.display().to_string(),
-            "cannot read",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://perf:s3cret@collector:4318",
         ),
         (
-            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-            not_pem.display().to_string(),
-            "no PEM certificate",
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "Authorization=Bearer%20tok",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "http://m:p%40ss@metrics.internal:4318/v1/metrics",
+        ),
+    ]);
+    let c = Config::resolve(&FileSettings::default(), env).unwrap();
+    assert_eq!(authorization(&c.traces), ["Bearer tok"]);
+    assert_eq!(c.traces.endpoint, "http://collector:4318/v1/traces");
+    // base64("m:p@ss")
+    assert_eq!(authorization(&c.metrics), ["Basic bTpwQHNz"]);
+    assert_eq!(
+        c.metrics.endpoint,
+        "http://metrics.internal:4318/v1/metrics"
+    );
+    let env = env_of(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://perf:s3cret@collector:4318",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://collector:4318/v1/traces",
+        ),
+    ]);
+    let c = Config::resolve(&FileSettings::default(), env).unwrap();
+    assert!(authorization(&c.traces).is_empty());
+    assert_eq!(authorization(&c.metrics).len(), 1);
+
+    // A value the sink refuses is echoed with the credentials masked, including a password
+    // whose unencoded `/` would otherwise end the host early and leave it in the path.
+    for (raw, shown) in [
+        ("ftp://perf:s3cret@collector:21", "`ftp://***@collector:21`"),
+        (
+            "https://perf:s3cret/x@collector:4318",
+            "`https://***@collector:4318`",
+        ),
+        (
+            "https://perf:s3cret@coll ector:4318",
+            "`https://***@coll ector:4318`",
         ),
     ] {
-        let e = Config::resolve(&FileSettings::default(), env_of(&[(var, &path)])).unwrap_err();
+        let var = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+        let e = Config::resolve(&FileSettings::default(), env_of(&[(var, raw)])).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            msg.starts_with(var) && msg.contains(&path) && msg.contains(want),
-            "{msg}"
-        );
+        assert!(msg.starts_with(var) && msg.contains(shown), "{msg}");
+        assert!(!msg.contains("s3cret") && !msg.contains("perf"), "{msg}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn hex(b: &[u8]) -> String {

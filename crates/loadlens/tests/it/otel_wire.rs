@@ -1,8 +1,10 @@
 //! `--otel` on the wire, where the check is about raw HTTP rather than what a real receiver
 //! makes of it: the `OTEL_EXPORTER_OTLP_*HEADERS` a collector needs for authentication arrive
 //! (and never show in the run's output), an `https://` endpoint signed by a private CA is
-//! trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`, and `..._COMPRESSION=gzip` gzips the
-//! bodies. The receiver is a small HTTP/1.1 server on 127.0.0.1:0 (optionally TLS) that
+//! trusted through `OTEL_EXPORTER_OTLP_CERTIFICATE`, a collector that requires a client
+//! certificate gets the one of `OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE`/`..._CLIENT_KEY`,
+//! credentials in the endpoint URL arrive as basic auth (and never show), and
+//! `..._COMPRESSION=gzip` gzips the bodies. The receiver is a small HTTP/1.1 server on 127.0.0.1:0 (optionally TLS) that
 //! records every request and decodes its OTLP protobuf body. What a real receiver accepts is
 //! tested in `otel.rs` against Datadog's test agent.
 
@@ -18,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 use serde_json::Value;
 
-use crate::support::{bin, stderr, stdout, DemoTarget, TempDir};
+use crate::support::{assert_exit, bin, stderr, stdout, DemoTarget, TempDir};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -142,34 +144,71 @@ fn serve<S: Read + Write>(stream: S, status: u16, got: &Mutex<Vec<Received>>) {
     }
 }
 
-/// A test CA, and a server configuration whose certificate it signed for `127.0.0.1` and
-/// `localhost`: the CA's PEM is what a user hands to `OTEL_EXPORTER_OTLP_CERTIFICATE`.
-fn private_ca() -> (String, Arc<rustls::ServerConfig>) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "loadlens test CA");
-    ca.key_usages = vec![
-        rcgen::KeyUsagePurpose::KeyCertSign,
-        rcgen::KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca = ca.self_signed(&ca_key).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
-        .unwrap();
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca.pem(), Arc::new(cfg))
+/// A test CA: its PEM is what a user hands to `OTEL_EXPORTER_OTLP_CERTIFICATE`; it signs the
+/// receiver's certificate and, for mutual TLS, the client's.
+struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "loadlens test CA");
+        ca.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        TestCa {
+            cert: ca.self_signed(&key).unwrap(),
+            key,
+        }
+    }
+
+    fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A certificate it signed for `names`, with its key.
+    fn issue(&self, names: &[&str]) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, &self.cert, &self.key)
+            .unwrap();
+        (cert, key)
+    }
+
+    /// A receiver's configuration with a certificate it signed for `127.0.0.1` and
+    /// `localhost`; with `clients`, it also requires a client certificate signed by this CA.
+    fn server(&self, clients: bool) -> Arc<rustls::ServerConfig> {
+        let (leaf, leaf_key) = self.issue(&["127.0.0.1", "localhost"]);
+        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = if clients {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(self.cert.der().clone()).unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut cfg = builder
+            .with_single_cert(vec![leaf.der().clone()], key)
+            .unwrap();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(cfg)
+    }
 }
 
 /// A short quick-mode run with `--otel` and `env`; returns the output and the JSON result.
@@ -282,10 +321,11 @@ fn otel_headers_reach_the_receiver_per_signal_and_never_the_output() {
 #[test]
 fn an_https_endpoint_signed_by_a_private_ca_is_trusted_through_otel_exporter_otlp_certificate() {
     let target = DemoTarget::start(&["--latency", "0"]);
-    let (ca_pem, server) = private_ca();
+    let ca = TestCa::new();
+    let server = ca.server(false);
     let dir = TempDir::new("otel-ca");
     let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca_pem).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
 
     let rx = Receiver::start(200, Some(server.clone()));
     assert!(rx.url.starts_with("https://127.0.0.1:"));
@@ -358,4 +398,139 @@ fn otel_compression_gzip_gzips_the_bodies_of_its_signal() {
         assert_eq!(r.header("content-encoding"), None);
         assert!(!r.metrics().resource_metrics.is_empty());
     }
+}
+
+#[test]
+fn credentials_in_the_endpoint_url_arrive_as_basic_auth_and_never_show() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    // Accepted, and refused (the refusal names the endpoint, without the credentials).
+    for status in [200u16, 403] {
+        let rx = Receiver::start(status, None);
+        let host = rx.url.trim_start_matches("http://");
+        // The password is percent-encoded in the URL (`%21` is `!`) and sent decoded.
+        let endpoint = format!("http://perf:s3cret-otlp%21@{host}");
+        let (out, doc, json) = run(
+            &target,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+                ("LOADLENS_LOG", "trace"),
+            ],
+        );
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let traces = rx.to("/v1/traces");
+        let metrics = rx.to("/v1/metrics");
+        assert!(!traces.is_empty() && !metrics.is_empty(), "{:?}", rx.got());
+        for r in traces.iter().chain(&metrics) {
+            // base64("perf:s3cret-otlp!")
+            assert_eq!(
+                r.header("authorization"),
+                Some("Basic cGVyZjpzM2NyZXQtb3RscCE=")
+            );
+        }
+        assert!(
+            stdout(&out).contains(&format!(
+                "otel: traces http://{host}/v1/traces (http/protobuf)"
+            )),
+            "{}",
+            stdout(&out)
+        );
+        let line = otlp_line(&out);
+        if status == 200 {
+            assert!(line.contains(" 0 failed, 0 dropped"), "{line}");
+            assert_eq!(
+                client_spans(&traces) as u64,
+                doc["aggregate"]["request_count"].as_u64().unwrap()
+            );
+        } else {
+            assert!(
+                line.contains(&format!(
+                    "http://{host}/v1/traces (http/protobuf): HTTP 403"
+                )),
+                "{line}"
+            );
+        }
+        for (what, text) in [
+            ("stdout", stdout(&out)),
+            ("stderr", stderr(&out)),
+            ("JSON result", json),
+        ] {
+            assert!(
+                !text.contains("s3cret") && !text.contains("perf:"),
+                "{status}: {what} shows the credentials: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_collector_that_requires_a_client_certificate_gets_the_one_of_the_client_certificate_settings()
+{
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let ca = TestCa::new();
+    let server = ca.server(true);
+    let dir = TempDir::new("otel-mtls");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (client, client_key) = ca.issue(&["loadlens-client"]);
+    let (cert_file, key_file) = (dir.join("client.crt"), dir.join("client.key"));
+    std::fs::write(&cert_file, client.pem()).unwrap();
+    std::fs::write(&key_file, client_key.serialize_pem()).unwrap();
+
+    let rx = Receiver::start(200, Some(server.clone()));
+    let trusted = ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca_file.as_str());
+    let (out, doc, _) = run(
+        &target,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.url),
+            trusted,
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &cert_file),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &key_file),
+        ],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let line = otlp_line(&out);
+    assert!(line.contains(" 0 failed, 0 dropped"), "{line}");
+    let requests = doc["aggregate"]["request_count"].as_u64().unwrap();
+    assert_eq!(requests, 6);
+    assert_eq!(client_spans(&rx.to("/v1/traces")) as u64, requests);
+    assert!(!rx.to("/v1/metrics").is_empty());
+
+    // Without them the receiver refuses the handshake: nothing is delivered, and the summary
+    // says which settings would fix it.
+    let rx = Receiver::start(200, Some(server));
+    let (out, _, _) = run(
+        &target,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.url), trusted],
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let line = otlp_line(&out);
+    assert!(line.starts_with("otlp: 0 delivered, "), "{line}");
+    assert!(
+        line.contains("TLS handshake failed")
+            && line.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+        "{line}"
+    );
+    assert!(rx.got().is_empty());
+
+    // A key that is not the certificate's stops the run before it starts (exit 2), naming
+    // the setting.
+    let (_, other_key) = ca.issue(&["someone-else"]);
+    let other_key_file = dir.join("other.key");
+    std::fs::write(&other_key_file, other_key.serialize_pem()).unwrap();
+    let (out, _, _) = run(
+        &target,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &rx.url),
+            trusted,
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &cert_file),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", &other_key_file),
+        ],
+    );
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("OTEL_EXPORTER_OTLP_CLIENT_KEY: `")
+            && stderr(&out).contains("is not the private key of the certificate in"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -470,6 +470,12 @@ impl Plan {
                 reason: "expected an absolute http:// or https:// URL".into(),
             });
         }
+        if let Some(port) = client::invalid_port(&uri) {
+            return Err(PlanError::BadUrl {
+                url: url.to_owned(),
+                reason: format!("the port `{port}` is not a number from 0 to 65535"),
+            });
+        }
         let mut names = NameTable::default();
         let name = names.intern(method.as_str(), uri.path());
         let mut request = Request::new(method, uri);
@@ -1113,6 +1119,39 @@ user_types:
             },
         );
         assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn a_port_that_is_not_a_number_is_an_error_not_port_80() {
+        // `http::Uri` accepts any port text and then reports no port at all.
+        let s =
+            scenario("user_types: [{ name: u, tasks: [{ request: { path: 'http://h:80x/a' } }] }]");
+        let e = Plan::compile(&s, &PlanOptions::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("has the port `80x`: expected a number"),
+            "{e}"
+        );
+        let e = Plan::single(
+            "http://h:99999/",
+            Method::GET,
+            Bytes::new(),
+            &PlanOptions::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("the port `99999` is not a number"),
+            "{e}"
+        );
+        for ok in [
+            "http://h:8080/",
+            "http://[::1]:8080/",
+            "http://[::1]/",
+            "https://h/",
+        ] {
+            let uri: Uri = ok.parse().unwrap();
+            assert_eq!(client::invalid_port(&uri), None, "{ok}");
+        }
     }
 
     #[test]

@@ -73,6 +73,12 @@ impl Origin {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
+        if let Some(p) = super::invalid_port(uri) {
+            return Err(Failure::new(
+                ErrorKind::Request,
+                format!("URL `{uri}` has the port `{p}`: expected a number from 0 to 65535"),
+            ));
+        }
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Ok(Origin { tls, host, port })
     }

@@ -113,6 +113,16 @@ impl ClientShared {
     }
 }
 
+/// The port text of `uri` when it is not a port number. `http::Uri` takes any text there and
+/// then reports no port at all, so `host:8o80` or `host:99999` would quietly mean port 80.
+pub fn invalid_port(uri: &Uri) -> Option<&str> {
+    let authority = uri.authority()?.as_str();
+    // After the host: an IPv6 host is in brackets, with colons of its own.
+    let after_host = authority.rsplit(']').next().unwrap_or_default();
+    let (_, port) = after_host.rsplit_once(':')?;
+    (!port.is_empty() && port.parse::<u16>().is_err()).then_some(port)
+}
+
 /// A request ready to send.
 #[derive(Clone, Debug)]
 pub struct Request {

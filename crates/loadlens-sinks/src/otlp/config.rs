@@ -538,6 +538,17 @@ fn endpoint(var: &str, raw: &str) -> Result<(Uri, Option<Vec<u8>>), ConfigError>
             ),
         ));
     }
+    if let Some(port) = loadlens_core::client::invalid_port(&uri) {
+        // Sending to the scheme's default port instead would fail later with a misleading
+        // "cannot connect to …:80".
+        return Err(invalid(
+            var,
+            format!(
+                "`{}` has the port `{port}`: expected a number from 0 to 65535",
+                redacted(raw)
+            ),
+        ));
+    }
     Ok((uri, credentials))
 }
 

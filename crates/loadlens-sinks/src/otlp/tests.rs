@@ -645,6 +645,11 @@ fn credentials_in_an_endpoint_become_basic_auth_and_leave_the_url() {
             "https://perf:s3cret@coll ector:4318",
             "`https://***@coll ector:4318`",
         ),
+        // Not a port: refused rather than sent to the default port 443.
+        (
+            "https://perf:s3cret@collector:notaport",
+            "`https://***@collector:notaport` has the port `notaport`: expected a number",
+        ),
     ] {
         let var = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
         let e = Config::resolve(&FileSettings::default(), env_of(&[(var, raw)])).unwrap_err();

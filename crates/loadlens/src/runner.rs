@@ -1,6 +1,7 @@
 //! Wiring of a run: merge the scenario with flags into a plan and settings, run the executor
 //! with Ctrl-C handling and the live view, then write every report — also when interrupted.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -648,7 +649,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             loop {
                 let stopped_now = match stop_signals.next().await {
                     Stop::Interrupt => interrupts.request(),
-                    Stop::Terminate => interrupts.terminate(),
+                    Stop::Terminate => interrupts.terminate("SIGTERM"),
+                    Stop::Hangup => interrupts.terminate("SIGHUP"),
                 };
                 if stopped_now {
                     break;
@@ -708,19 +710,23 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     summary.evaluate_thresholds(&p.thresholds);
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
-    println!("\n{}\n", report::text::header(&summary));
-    print!("{}", report::text::render(&summary));
+    // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
+    // gone, and `println!` would panic on it before a single file was written.
     let written = write_reports(&summary, outputs);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
+    let _ = write!(stdout, "{}", report::text::render(&summary));
     let mut report_failed = false;
     for w in &written {
         match w {
-            Ok(path) => println!("wrote {}", path.display()),
+            Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
             Err(e) => {
-                eprintln!("error: {e}");
+                _ = writeln!(std::io::stderr(), "error: {e}");
                 report_failed = true;
             }
         }
     }
+    drop(stdout);
     if let Some(d) = web {
         d.finish(&summary);
         if !outputs.headless {

@@ -1,7 +1,8 @@
-//! The signals that ask loadlens to stop: SIGINT (Ctrl-C on a terminal) and SIGTERM (`kill`,
-//! `timeout`, a container stopping, a CI runner cancelling the job). Both mean "stop and keep
-//! what you have": a run stops gracefully and still writes every report, and a second one stops
-//! it at once. Without a handler SIGTERM would end the process on the spot, with no report and,
+//! The signals that ask loadlens to stop: SIGINT (Ctrl-C on a terminal), SIGTERM (`kill`,
+//! `timeout`, a container stopping, a CI runner cancelling the job) and SIGHUP (the terminal
+//! went away: a closed window, a dropped ssh session). All mean "stop and keep what you have":
+//! a run stops gracefully and still writes every report, and a second one stops it at once.
+//! Without a handler SIGTERM and SIGHUP would end the process on the spot, with no report and,
 //! under the full-screen view, a terminal left in raw mode.
 
 /// Which stop signal arrived.
@@ -11,6 +12,8 @@ pub enum Stop {
     Interrupt,
     /// SIGTERM.
     Terminate,
+    /// SIGHUP.
+    Hangup,
 }
 
 /// Listens for the stop signals from its creation on (a SIGTERM that arrives between two calls
@@ -18,15 +21,20 @@ pub enum Stop {
 pub struct StopSignals {
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl StopSignals {
     /// Start listening. Must be called inside the Tokio runtime.
     pub fn new() -> Self {
+        #[cfg(unix)]
+        use tokio::signal::unix::{signal, SignalKind};
         StopSignals {
             #[cfg(unix)]
-            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+            #[cfg(unix)]
+            hangup: signal(SignalKind::hangup()).ok(),
         }
     }
 
@@ -38,20 +46,25 @@ impl StopSignals {
             }
         };
         #[cfg(unix)]
-        let terminate = async {
-            let received = match self.terminate.as_mut() {
-                Some(t) => t.recv().await.is_some(),
-                None => false,
-            };
-            if !received {
-                std::future::pending::<()>().await;
-            }
-        };
+        let (terminate, hangup) = (received(&mut self.terminate), received(&mut self.hangup));
         #[cfg(not(unix))]
-        let terminate = std::future::pending::<()>();
+        let (terminate, hangup) = (std::future::pending::<()>(), std::future::pending::<()>());
         tokio::select! {
             () = interrupt => Stop::Interrupt,
             () = terminate => Stop::Terminate,
+            () = hangup => Stop::Hangup,
         }
+    }
+}
+
+/// The next delivery of `signal`; never resolves without a handler.
+#[cfg(unix)]
+async fn received(signal: &mut Option<tokio::signal::unix::Signal>) {
+    let received = match signal.as_mut() {
+        Some(s) => s.recv().await.is_some(),
+        None => false,
+    };
+    if !received {
+        std::future::pending::<()>().await;
     }
 }

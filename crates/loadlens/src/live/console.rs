@@ -49,7 +49,8 @@ impl Console {
                 return;
             }
         }
-        eprintln!("{text}");
+        // Never a panic: after SIGHUP there is no terminal to write to.
+        let _ = writeln!(std::io::stderr(), "{text}");
     }
 
     /// Send messages to the full-screen view from now on.

@@ -130,11 +130,11 @@ impl Interrupts {
         self.stop("\nStopping: in-flight requests get to finish (Ctrl-C again to stop now)…")
     }
 
-    /// A stop request by SIGTERM: the same as Ctrl-C, said differently.
-    pub fn terminate(&self) -> bool {
-        self.stop(
-            "\nStopping (SIGTERM): in-flight requests get to finish (SIGTERM or Ctrl-C again to stop now)…",
-        )
+    /// A stop request by `signal` (SIGTERM, SIGHUP): the same as Ctrl-C, said differently.
+    pub fn terminate(&self, signal: &str) -> bool {
+        self.stop(&format!(
+            "\nStopping ({signal}): in-flight requests get to finish ({signal} or Ctrl-C again to stop now)…"
+        ))
     }
 
     fn stop(&self, first_notice: &str) -> bool {
@@ -205,7 +205,13 @@ pub async fn show(mut feed: Feed) {
         match tui::run(&mut feed).await {
             Ok(tui::End::Done) => return,
             Ok(tui::End::Lost) => {}
-            Err(e) => eprintln!("warning: cannot use the full-screen view ({e}); showing one line"),
+            Err(e) => {
+                // Never a panic: the terminal may be gone (SIGHUP).
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: cannot use the full-screen view ({e}); showing one line"
+                );
+            }
         }
         feed.mode = Mode::Line;
     }

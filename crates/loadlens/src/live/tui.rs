@@ -151,7 +151,9 @@ fn restore(active: &AtomicBool) {
 }
 
 /// The thread that reads terminal events; stopped and joined when dropped (within
-/// [`KEY_POLL`]).
+/// [`KEY_POLL`]), or left behind when it does not stop in time: on a terminal that went away
+/// (SIGHUP) crossterm's reader loops on the end of input inside `poll` and never returns, and
+/// joining it would keep the run from ever writing its reports.
 struct KeyReader {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -189,7 +191,12 @@ impl KeyReader {
 impl Drop for KeyReader {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else { return };
+        let deadline = std::time::Instant::now() + KEY_POLL * 4;
+        while !t.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
             let _ = t.join();
         }
     }

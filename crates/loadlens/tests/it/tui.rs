@@ -386,3 +386,47 @@ fn a_run_started_in_the_background_keeps_to_one_line_and_is_not_stopped() {
     );
     assert!(history.contains(&format!("wrote {json}")), "{history}");
 }
+
+#[test]
+fn a_terminal_that_goes_away_stops_the_run_gracefully_and_the_reports_are_still_written() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("tui-hup");
+    let json = dir.join("r.json");
+    let url = format!("{}/health", target.url);
+    let command = pane_command(
+        &[
+            "run", "--url", &url, "-c", "2", "-z", "60s", "--json", &json,
+        ],
+        &dir,
+    );
+    let Some(tmux) = Tmux::start("tui-hup", 100, 30, &command) else {
+        return;
+    };
+    tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
+        s.contains("stop gracefully") && figure(s, "reqs").is_some_and(|n| n > 0)
+    });
+    // The window closes (a dropped ssh session does the same): the terminal is gone and
+    // loadlens gets SIGHUP.
+    drop(tmux);
+    let start = Instant::now();
+    let j = loop {
+        if let Ok(text) = std::fs::read_to_string(dir.path("r.json")) {
+            if let Ok(j) = serde_json::from_str::<serde_json::Value>(&text) {
+                break j;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no report within 20 s of the terminal going away"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(j["run"]["verdict"], "interrupted");
+    assert_eq!(j["run"]["killed"], false, "stopped gracefully");
+    assert!(j["aggregate"]["request_count"].as_u64().unwrap() > 0);
+    assert!(
+        j["run"]["duration_s"].as_f64().unwrap() < 30.0,
+        "stopped when the terminal went away, not at the end of its 60 s: {}",
+        j["run"]
+    );
+}

@@ -134,6 +134,8 @@ pub struct TraceSettings {
     pub baggage: String,
     /// The same, ready to send.
     pub baggage_value: http::HeaderValue,
+    /// Trace ids whose lower 8 bytes are below this are sampled (from `ratio`, once).
+    bound: u64,
 }
 
 impl TraceSettings {
@@ -149,8 +151,10 @@ impl TraceSettings {
             })
             .collect();
         let baggage = format!("loadtest.run_id={id},loadtest.synthetic=true");
+        let ratio = ratio.clamp(0.0, 1.0);
         TraceSettings {
-            ratio: ratio.clamp(0.0, 1.0),
+            ratio,
+            bound: (ratio * (u64::MAX as f64)) as u64,
             // Percent-encoded above, so always a valid header value.
             baggage_value: http::HeaderValue::from_str(&baggage)
                 .unwrap_or_else(|_| http::HeaderValue::from_static("loadtest.synthetic=true")),
@@ -169,12 +173,8 @@ impl TraceSettings {
         TraceIds {
             trace_id,
             span_id: rng.u64(1..),
-            sampled: self.ratio >= 1.0 || (self.ratio > 0.0 && low < self.bound()),
+            sampled: self.ratio >= 1.0 || (self.ratio > 0.0 && low < self.bound),
         }
-    }
-
-    fn bound(&self) -> u64 {
-        (self.ratio * (u64::MAX as f64)) as u64
     }
 
     /// Give a request the trace headers once, before the run: `baggage` (appended to the

@@ -79,6 +79,8 @@
 pub mod config;
 mod encode;
 mod send;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_ca;
 #[cfg(test)]
 mod tests;
 mod tls;

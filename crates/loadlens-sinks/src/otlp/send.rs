@@ -465,7 +465,7 @@ mod tests {
     use std::io::Read as _;
 
     use super::super::config::{ClientCertificate, ExporterKind, TrustedCertificates};
-    use super::super::tls::provider;
+    use super::super::test_ca::TestCa;
     use super::*;
 
     fn grpc(gzip: bool) -> Sender {
@@ -511,37 +511,18 @@ mod tests {
             .is_none());
     }
 
-    /// A test CA, with a server certificate it signed for 127.0.0.1 and a client certificate
-    /// it signed, written as PEM files the way a user hands them to the exporter.
+    /// A test CA with a client certificate it signed, written as PEM files the way a user hands
+    /// them to the exporter.
     struct Pki {
-        ca: rustls::RootCertStore,
-        server: (
-            rustls::pki_types::CertificateDer<'static>,
-            rustls::pki_types::PrivateKeyDer<'static>,
-        ),
+        ca: TestCa,
         client: Arc<ClientCertificate>,
         client_der: rustls::pki_types::CertificateDer<'static>,
     }
 
     impl Pki {
         fn new() -> Pki {
-            let ca_key = rcgen::KeyPair::generate().unwrap();
-            let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            // A name of its own, as two real CAs have.
-            let name = format!("loadlens test CA {}", fastrand::u64(..));
-            ca.distinguished_name.push(rcgen::DnType::CommonName, name);
-            let ca = ca.self_signed(&ca_key).unwrap();
-            let signed = |name: &str| {
-                let key = rcgen::KeyPair::generate().unwrap();
-                let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
-                    .unwrap()
-                    .signed_by(&key, &ca, &ca_key)
-                    .unwrap();
-                (cert, key)
-            };
-            let (server, server_key) = signed("127.0.0.1");
-            let (client, client_key) = signed("loadlens-client");
+            let ca = TestCa::new();
+            let (client, client_key) = ca.issue(&["loadlens-client"]);
             let dir = std::env::temp_dir().join(format!("loadlens-send-{}", fastrand::u64(..)));
             std::fs::create_dir_all(&dir).unwrap();
             let (crt, key) = (dir.join("client.crt"), dir.join("client.key"));
@@ -552,14 +533,8 @@ mod tests {
                 ("KEY", &key.display().to_string()),
             );
             let _ = std::fs::remove_dir_all(&dir);
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(ca.der().clone()).unwrap();
             Pki {
-                ca: roots,
-                server: (
-                    server.der().clone(),
-                    rustls::pki_types::PrivateKeyDer::try_from(server_key.serialize_der()).unwrap(),
-                ),
+                ca,
                 client: Arc::new(read.unwrap()),
                 client_der: client.der().clone(),
             }
@@ -577,7 +552,7 @@ mod tests {
                 gzip: false,
                 certificate: Some(TrustedCertificates {
                     path: "ca.pem".into(),
-                    roots: Arc::new(self.ca.clone()),
+                    roots: Arc::new(self.ca.roots()),
                 }),
                 client_certificate: client.then(|| self.client.clone()),
             }
@@ -592,20 +567,8 @@ mod tests {
     /// by the test CA, answering every call with gRPC status 0.
     async fn mtls_collector(pki: &Pki) -> (String, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
         use hyper::service::service_fn;
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(pki.ca.clone()),
-            provider(),
-        )
-        .build()
-        .unwrap();
-        let mut server = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![pki.server.0.clone()], pki.server.1.clone_key())
-            .unwrap();
-        server.alpn_protocols = vec![b"h2".to_vec()];
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let server = pki.ca.server_config(true, b"h2");
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("https://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
+use loadlens_sinks::otlp::test_ca::TestCa;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -144,73 +145,6 @@ fn serve<S: Read + Write>(stream: S, status: u16, got: &Mutex<Vec<Received>>) {
     }
 }
 
-/// A test CA: its PEM is what a user hands to `OTEL_EXPORTER_OTLP_CERTIFICATE`; it signs the
-/// receiver's certificate and, for mutual TLS, the client's.
-struct TestCa {
-    cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca.distinguished_name
-            .push(rcgen::DnType::CommonName, "loadlens test CA");
-        ca.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        TestCa {
-            cert: ca.self_signed(&key).unwrap(),
-            key,
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    /// A certificate it signed for `names`, with its key.
-    fn issue(&self, names: &[&str]) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &self.cert, &self.key)
-            .unwrap();
-        (cert, key)
-    }
-
-    /// A receiver's configuration with a certificate it signed for `127.0.0.1` and
-    /// `localhost`; with `clients`, it also requires a client certificate signed by this CA.
-    fn server(&self, clients: bool) -> Arc<rustls::ServerConfig> {
-        let (leaf, leaf_key) = self.issue(&["127.0.0.1", "localhost"]);
-        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = if clients {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add(self.cert.der().clone()).unwrap();
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap();
-            builder.with_client_cert_verifier(verifier)
-        } else {
-            builder.with_no_client_auth()
-        };
-        let mut cfg = builder
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .unwrap();
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(cfg)
-    }
-}
-
 /// A short quick-mode run with `--otel` and `env`; returns the output and the JSON result.
 fn run(target: &DemoTarget, env: &[(&str, &str)]) -> (Output, Value, String) {
     let dir = TempDir::new("otel-wire");
@@ -322,7 +256,7 @@ fn otel_headers_reach_the_receiver_per_signal_and_never_the_output() {
 fn an_https_endpoint_signed_by_a_private_ca_is_trusted_through_otel_exporter_otlp_certificate() {
     let target = DemoTarget::start(&["--latency", "0"]);
     let ca = TestCa::new();
-    let server = ca.server(false);
+    let server = ca.server_config(false, b"http/1.1");
     let dir = TempDir::new("otel-ca");
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
@@ -467,7 +401,7 @@ fn a_collector_that_requires_a_client_certificate_gets_the_one_of_the_client_cer
 {
     let target = DemoTarget::start(&["--latency", "0"]);
     let ca = TestCa::new();
-    let server = ca.server(true);
+    let server = ca.server_config(true, b"http/1.1");
     let dir = TempDir::new("otel-mtls");
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();

@@ -5,6 +5,7 @@ mod compare;
 mod datadog;
 mod demo;
 mod demo_target;
+mod descriptors;
 mod exit;
 mod identity;
 mod live;

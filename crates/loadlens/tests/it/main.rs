@@ -5,6 +5,7 @@ mod cli;
 mod dashboard;
 mod datadog;
 mod demo;
+mod ends_on_time;
 mod named_scenarios;
 mod otel;
 mod otel_wire;

@@ -500,26 +500,10 @@ fn check_scopes(
 ) -> Result<(), Failure> {
     let tags = name_tags.tags();
     for t in thresholds {
+        if let Some(e) = unknown_request(t, plan) {
+            return Err(invalid(e));
+        }
         match &t.scope {
-            Scope::Request(n)
-                if !plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .any(|(m, r)| r == n || format!("{m} {r}") == *n) =>
-            {
-                let known: Vec<String> = plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .map(|(m, r)| format!("{m} {r}"))
-                    .collect();
-                return Err(invalid(format!(
-                    "threshold `{}`: no request is named `{n}` (requests: {})",
-                    t.expression,
-                    known.join(", ")
-                )));
-            }
             Scope::Scenario(n) if !scenarios.iter().any(|s| s.name == *n) => {
                 return Err(invalid(format!(
                     "threshold `{}`: no scenario is named `{n}` (define it under `scenarios:`)",
@@ -550,6 +534,27 @@ fn check_scopes(
         }
     }
     Ok(())
+}
+
+/// The error for a threshold scoped on a request name that `plan` does not have (also used by
+/// `validate`, which must reject what `run` rejects).
+pub fn unknown_request(t: &Threshold, plan: &Plan) -> Option<String> {
+    let Scope::Request(n) = &t.scope else {
+        return None;
+    };
+    let pairs = plan.names.pairs();
+    if pairs
+        .iter()
+        .any(|(m, r)| r == n || format!("{m} {r}") == *n)
+    {
+        return None;
+    }
+    let known: Vec<String> = pairs.iter().map(|(m, r)| format!("{m} {r}")).collect();
+    Some(format!(
+        "threshold `{}`: no request is named `{n}` (requests: {})",
+        t.expression,
+        known.join(", ")
+    ))
 }
 
 /// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's

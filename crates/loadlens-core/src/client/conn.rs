@@ -430,6 +430,9 @@ fn dns_failure(host: &str, e: &io::Error) -> Failure {
 /// Classify an I/O error; `during` says what was being done.
 pub fn io_failure(e: &io::Error, during: &str) -> Failure {
     use io::ErrorKind as K;
+    if let Some(kind) = ErrorKind::of_exhaustion(e) {
+        return Failure::new(kind, format!("{during} failed: {e}"));
+    }
     match e.kind() {
         K::ConnectionRefused => Failure::new(ErrorKind::Refused, "connection refused"),
         K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {

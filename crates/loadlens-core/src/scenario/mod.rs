@@ -26,7 +26,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::ScenarioError;
-pub use values::{parse_duration, Method, WaitTime};
+pub(crate) use values::secs_to_duration;
+pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -488,6 +489,13 @@ fn one() -> u32 {
     1
 }
 
+/// A zero timeout would fail every request before it is sent.
+fn zero_timeout(what: &str) -> String {
+    format!(
+        "{what} is 0: every request would time out at once; give a positive duration such as `30s`"
+    )
+}
+
 impl Scenario {
     /// Read and parse `path`, substituting `${VAR}` / `${VAR:-default}` from the environment.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -622,6 +630,17 @@ impl Scenario {
                 ));
             }
         }
+        for (key, t) in [
+            ("timeout", self.client.timeout),
+            ("connect_timeout", self.client.connect_timeout),
+        ] {
+            if t == Some(Duration::ZERO) {
+                return Err(err(
+                    &format!("{key}: 0"),
+                    zero_timeout(&format!("client.{key}")),
+                ));
+            }
+        }
         crate::loadspec::validate(self).map_err(|(needle, message)| err(&needle, message))?;
         Ok(())
     }
@@ -650,6 +669,12 @@ impl Scenario {
                 return Err(err("in:", "`in` and `steps` belong to a `for` loop".into()));
             }
             if let Some(r) = &s.request {
+                if r.timeout == Some(Duration::ZERO) {
+                    return Err(err(
+                        "timeout: 0",
+                        zero_timeout(&format!("the timeout of request `{}`", r.path)),
+                    ));
+                }
                 let bodies = usize::from(r.json.is_some())
                     + usize::from(r.body.is_some())
                     + usize::from(!r.form.is_empty())

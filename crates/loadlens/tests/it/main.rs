@@ -5,6 +5,8 @@ mod cli;
 mod dashboard;
 mod datadog;
 mod demo;
+mod ends_on_time;
+mod load_input;
 mod named_scenarios;
 mod otel;
 mod otel_wire;

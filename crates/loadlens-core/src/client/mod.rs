@@ -526,16 +526,34 @@ impl Client {
         let sink = BodySink::new(req.keep_body, cfg.max_body_size, expected);
         let mut decoder = Decoder::new(encoding, sink);
         // Frame by frame: decoded, counted, kept only when asked, never beyond the limit.
+        const DECODE_SLICE: usize = 4 << 10;
+        const YIELD_AFTER: u64 = 4 << 20;
+        let mut decoded_at_yield = 0;
         let body_result = loop {
             match Conn::drive(conn.parts().1, body.frame()).await {
                 None => break Ok(()),
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        let pushed = decoder.push(&data);
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    // Compressed data can decode to a thousand times its size: decode a frame
+                    // in slices, and let the other VUs (and this request's timeout) run
+                    // whenever a few MiB came out.
+                    let mut failed = None;
+                    for piece in data.chunks(DECODE_SLICE) {
+                        let pushed = decoder.push(piece);
                         p.content_length = decoder.decoded_len();
                         if let Err(e) = pushed {
-                            break Err(body_failure(e));
+                            failed = Some(e);
+                            break;
                         }
+                        if p.content_length - decoded_at_yield > YIELD_AFTER {
+                            decoded_at_yield = p.content_length;
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    if let Some(e) = failed {
+                        break Err(body_failure(e));
                     }
                 }
                 Some(Err(e)) => break Err(conn::hyper_failure(&e)),

@@ -41,8 +41,13 @@ pub enum ErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The peer spoke broken HTTP.
+    /// The peer spoke broken HTTP (malformed head, bad chunked framing, undecodable body).
     Protocol,
+    /// A response body that checks or captures need was larger than the client's
+    /// `max_body_size`; the rest of it was not read.
+    BodyTooLarge,
+    /// Redirects went on beyond `max_redirects` (a redirect loop, usually).
+    TooManyRedirects,
     /// The response status counts as a failure (4xx/5xx unless a check says otherwise).
     Status,
     /// A check on the response failed.
@@ -68,6 +73,8 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
             ErrorKind::Status => "status",
             ErrorKind::Check => "check",
             ErrorKind::Request => "request",

@@ -135,6 +135,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         client.request_timeout = c.timeout.unwrap_or(client.request_timeout);
         client.connect_timeout = c.connect_timeout.unwrap_or(client.connect_timeout);
         client.max_redirects = c.max_redirects.unwrap_or(client.max_redirects);
+        client.max_body_size = c.max_body_size.unwrap_or(client.max_body_size);
         client.insecure = c.insecure.unwrap_or(false);
         client.version = match c.http_version.as_deref() {
             Some("http1") => HttpVersion::Http1,
@@ -161,6 +162,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     client.request_timeout = args.timeout.unwrap_or(client.request_timeout);
     client.connect_timeout = args.connect_timeout.unwrap_or(client.connect_timeout);
     client.max_redirects = args.max_redirects.unwrap_or(client.max_redirects);
+    client.max_body_size = args.max_body_size.unwrap_or(client.max_body_size);
 
     let picked = match scenario {
         Some((s, file)) => pick_scenarios(args, s, file)?,

@@ -476,6 +476,17 @@ pub fn hyper_failure(e: &hyper::Error) -> Failure {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<io::Error>() {
+            // hyper reports broken body framing (chunk sizes, chunk ends) as invalid data or
+            // input: the peer spoke broken HTTP, which is not the same as a failing socket.
+            if matches!(
+                io.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+            ) {
+                return Failure::new(
+                    ErrorKind::Protocol,
+                    format!("invalid HTTP response body: {io}"),
+                );
+            }
             return io_failure(io, "request");
         }
         src = s.source();

@@ -373,6 +373,9 @@ pub struct ClientSettings {
     /// `auto`, `http1` or `http2`.
     #[serde(default)]
     pub http_version: Option<String>,
+    /// Most bytes of a response body kept for checks and captures (`4MiB`, `512KiB`, bytes).
+    #[serde(default, deserialize_with = "values::opt_byte_size")]
+    pub max_body_size: Option<u64>,
 }
 
 /// Run identity settings written in the file.

@@ -348,3 +348,23 @@ fn loads_that_run_rejects_are_located_errors() {
     ));
     assert!(msg.contains("no scenario is named `nope`"), "{msg}");
 }
+
+#[test]
+fn max_body_size_takes_units_or_bytes_and_points_at_a_bad_one() {
+    const ONE_USER: &str = "user_types: [{ name: u, tasks: [{ request: { path: / } }] }]\n";
+    let parse = |v: &str| {
+        Scenario::from_str_named(
+            &format!("client: {{ max_body_size: {v} }}\n{ONE_USER}"),
+            "s.yaml",
+        )
+        .map(|s| s.client.max_body_size)
+    };
+    assert_eq!(parse("4MiB").unwrap(), Some(4 << 20));
+    assert_eq!(parse("512 KiB").unwrap(), Some(512 << 10));
+    assert_eq!(parse("1000").unwrap(), Some(1000));
+    let (line, col, msg) = invalid("user_types: []\nclient:\n  max_body_size: 4 lots\n");
+    assert_eq!((line, col), (3, 18), "{msg}");
+    assert!(msg.contains("invalid size `4 lots`"), "{msg}");
+    let (_, _, msg) = invalid("user_types: []\nclient: { max_body_size: 0 }\n");
+    assert!(msg.contains("at least 1 byte"), "{msg}");
+}

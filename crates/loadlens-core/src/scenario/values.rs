@@ -89,6 +89,17 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     })
 }
 
+/// Deserialize `Option<u64>` bytes from `4MiB`, `512KiB`, `1.5MB` or a number of bytes (see
+/// [`crate::client::parse_size`]), keeping the value's line and column in errors.
+pub(crate) fn opt_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(ScalarVisitor {
+        what: "a size such as `4MiB`, `512KiB` or a number of bytes",
+        from_secs: |n| crate::client::parse_size(&n.to_string()).map(Some),
+        from_str: |t| crate::client::parse_size(t).map(Some),
+        none: None,
+    })
+}
+
 /// Visits a scalar that may be a number (seconds), a string, or null.
 struct ScalarVisitor<T> {
     what: &'static str,

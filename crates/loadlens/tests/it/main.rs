@@ -6,6 +6,7 @@ mod dashboard;
 mod datadog;
 mod demo;
 mod ends_on_time;
+mod faults;
 mod load_input;
 mod named_scenarios;
 mod otel;

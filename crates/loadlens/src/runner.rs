@@ -555,7 +555,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     let client = ClientShared::new(p.client.clone())
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
@@ -564,7 +564,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         None => None,
     };
     if let Some(d) = web.as_mut().filter(|_| !outputs.headless) {
-        println!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
+        say!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
         let start = tokio::select! {
             s = d.wait_for_start() => s,
             _ = stop_signals.next() => None,
@@ -665,7 +665,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
         format!("scenarios {}", names.join(", "))
     };
-    println!(
+    say!(
         "loadlens {} · run {} · {} · {}{}",
         env!("CARGO_PKG_VERSION"),
         p.run.id,
@@ -676,7 +676,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .unwrap_or_default()
     );
     if let Some(line) = &otel_line {
-        println!("{line}");
+        say!("{line}");
     }
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(crate::live::Feed {
@@ -711,7 +711,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
     // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
-    // gone, and `println!` would panic on it before a single file was written.
+    // gone, and a plain `println!` would panic on it before a single file was written.
     let written = write_reports(&summary, outputs);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
@@ -730,7 +730,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     if let Some(d) = web {
         d.finish(&summary);
         if !outputs.headless {
-            println!(
+            say!(
                 "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
                 d.addr()
             );
@@ -771,11 +771,11 @@ async fn start_dashboard(
         .await
         .map_err(|e| invalid(format!("cannot serve the dashboard on {addr}: {e}")))?;
     if crate::web::is_exposed(addr.ip()) && w.web_auth.is_none() {
-        eprintln!(
+        tell!(
             "warning: the dashboard on {addr} is reachable from other machines and can start and stop load; add --web-auth USER:PASSWORD"
         );
     }
-    println!("dashboard: http://{}/", d.addr());
+    say!("dashboard: http://{}/", d.addr());
     Ok(d)
 }
 

@@ -8,6 +8,7 @@ mod demo;
 mod named_scenarios;
 mod otel;
 mod otel_wire;
+mod outputs;
 mod profiles;
 mod report;
 mod scenario;

@@ -1,0 +1,58 @@
+//! Where the output of a run goes can fail: stdout on a full disk or a closed pipe, a report
+//! path that cannot be written. The run still ends normally with every report it can write,
+//! and a report path that can never be written is refused before any load is sent.
+
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+/// A quick-mode run of 3 requests writing `result.json` into `dir`, with stdout set up by the
+/// caller.
+fn quick_run(rec: &Recorder, dir: &TempDir) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "--url", &rec.url, "-c", "1", "-n", "3"])
+        .args(["--json", &dir.join("result.json")])
+        .env_remove("TEST_RUN_ID")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+fn requests_in(dir: &TempDir) -> u64 {
+    let text = std::fs::read_to_string(dir.path("result.json")).expect("result.json written");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["aggregate"]["request_count"].as_u64().unwrap()
+}
+
+#[test]
+fn a_run_with_stdout_on_a_full_disk_still_runs_and_writes_its_reports() {
+    let rec = Recorder::start();
+    let dir = TempDir::new("devfull");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = quick_run(&rec, &dir)
+        .stdout(full)
+        .output()
+        .expect("run loadlens");
+    assert_exit(&out, 0);
+    assert_eq!(rec.requests.lock().unwrap().len(), 3);
+    assert_eq!(requests_in(&dir), 3);
+}
+
+#[test]
+fn a_run_with_stdout_on_a_closed_pipe_still_runs_and_writes_its_reports() {
+    let rec = Recorder::start();
+    let dir = TempDir::new("closedpipe");
+    let mut child = quick_run(&rec, &dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run loadlens");
+    // The reader goes away before the first line (as `loadlens run … | head -0` would).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert_eq!(rec.requests.lock().unwrap().len(), 3);
+    assert_eq!(requests_in(&dir), 3);
+}

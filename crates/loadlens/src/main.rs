@@ -11,6 +11,7 @@ mod exit;
 mod identity;
 mod live;
 mod report_cmd;
+mod reports;
 mod runner;
 mod signals;
 mod web;

@@ -6,14 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
 use loadlens_core::loadspec;
 use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
-use loadlens_core::report::{self, json::ResultDoc, Summary, Verdict};
+use loadlens_core::report::{self, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::{Load, Scenario};
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
@@ -552,6 +551,7 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+    crate::reports::check(outputs)?;
     // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
@@ -712,7 +712,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
 
     // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
     // gone, and a plain `println!` would panic on it before a single file was written.
-    let written = write_reports(&summary, outputs);
+    let written = crate::reports::write(&summary, outputs);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
     let _ = write!(stdout, "{}", report::text::render(&summary));
@@ -721,7 +721,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         match w {
             Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
             Err(e) => {
-                _ = writeln!(std::io::stderr(), "error: {e}");
+                // `:#`: with the OS error that says why.
+                _ = writeln!(std::io::stderr(), "error: {e:#}");
                 report_failed = true;
             }
         }
@@ -777,48 +778,4 @@ async fn start_dashboard(
     }
     say!("dashboard: http://{}/", d.addr());
     Ok(d)
-}
-
-/// Write every requested report; each result is independent, so one failure loses nothing else.
-pub fn write_reports(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result<PathBuf>> {
-    let mut results = Vec::new();
-    // The HTML report is rendered from the JSON document, so both are built from one `ResultDoc`.
-    let doc = (outputs.json.is_some() || outputs.html.is_some()).then(|| ResultDoc::of(summary));
-    if let (Some(path), Some(doc)) = (&outputs.json, &doc) {
-        results.push(
-            doc.write(path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    if let (Some(path), Some(doc)) = (&outputs.html, &doc) {
-        results.push(
-            report::html::write(doc, path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    let written = |r: std::io::Result<()>, path: &PathBuf| {
-        r.with_context(|| format!("cannot write {}", path.display()))
-            .map(|_| path.clone())
-    };
-    if let Some(path) = &outputs.junit {
-        results.push(written(report::junit::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.summary_md {
-        results.push(written(report::markdown::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.step_summary {
-        results.push(written(report::markdown::append(summary, path), path));
-    }
-    if let Some(prefix) = &outputs.csv {
-        match report::csv::write(summary, prefix) {
-            Ok(paths) => results.extend(paths.into_iter().map(Ok)),
-            Err(e) => results.push(Err(anyhow::anyhow!(
-                "cannot write CSV files {}_*.csv: {e}",
-                prefix.display()
-            ))),
-        }
-    }
-    results
 }

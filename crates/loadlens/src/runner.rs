@@ -83,6 +83,20 @@ fn invalid(msg: impl Into<String>) -> Failure {
     Failure::new(Exit::InvalidInput, msg.into())
 }
 
+/// `--header` values, or else `LOADLENS_HEADERS` with one header per line. Only the variable is
+/// split at line ends: in a flag's value a newline is a control character, and refused, not a
+/// second header.
+fn header_flags(args: &RunArgs) -> Vec<String> {
+    if !args.headers.is_empty() {
+        return args.headers.clone();
+    }
+    let env = std::env::var("LOADLENS_HEADERS").unwrap_or_default();
+    env.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
     let run_id = args
@@ -123,8 +137,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     };
 
     let mut extra_headers = Vec::new();
-    for h in &args.headers {
-        extra_headers.push(parse_header(h).map_err(invalid)?);
+    for h in header_flags(args) {
+        extra_headers.push(parse_header(&h).map_err(invalid)?);
     }
 
     let mut client = ClientConfig::default();

@@ -5,6 +5,7 @@ mod cli;
 mod dashboard;
 mod datadog;
 mod demo;
+mod headers;
 mod named_scenarios;
 mod otel;
 mod otel_wire;

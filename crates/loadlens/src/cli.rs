@@ -193,8 +193,10 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub exclude_tags: Vec<String>,
-    /// Extra header for every request, `Name: value` (repeatable).
-    #[arg(long = "header", env = "LOADLENS_HEADERS", value_delimiter = '\n')]
+    /// Extra header for every request, `Name: value` (repeatable). Without it,
+    /// `LOADLENS_HEADERS` gives them, one per line. A value with a control character (a newline
+    /// would start a second header) is refused.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
     /// Skip TLS certificate verification.

@@ -1,5 +1,7 @@
 //! The `loadlens` binary: CLI, live view, demo target and wiring.
 
+#[macro_use]
+mod say;
 mod cli;
 mod compare;
 mod datadog;
@@ -10,6 +12,7 @@ mod exit;
 mod identity;
 mod live;
 mod report_cmd;
+mod reports;
 mod runner;
 mod signals;
 mod web;
@@ -53,7 +56,7 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            tell!("error: cannot start the runtime: {e}");
             return ExitCode::from(Exit::Internal.code());
         }
     };
@@ -63,7 +66,7 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            tell!("error: {}", f.message);
             ExitCode::from(f.exit.code())
         }
     }
@@ -128,10 +131,10 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                 return Err(invalid(at.to_string()));
             }
             for w in loadlens_core::thresholds::NameTags::of([&plan]).warnings(&thresholds) {
-                eprintln!("warning: {w}");
+                tell!("warning: {w}");
             }
             let tasks: usize = plan.user_types.iter().map(|u| u.tasks.len()).sum();
-            println!(
+            say!(
                 "{}: ok ({} user types, {} tasks, {} request names)",
                 args.scenario.display(),
                 plan.user_types.len(),
@@ -156,7 +159,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                     format!("cannot write {}: {e}", args.file.display()),
                 )
             })?;
-            println!(
+            say!(
                 "wrote {} — edit it, then: loadlens validate {0}",
                 args.file.display()
             );

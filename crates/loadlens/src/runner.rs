@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
@@ -14,7 +13,7 @@ use loadlens_core::limits;
 use loadlens_core::loadspec;
 use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
-use loadlens_core::report::{self, json::ResultDoc, Summary, Verdict};
+use loadlens_core::report::{self, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::{Load, Scenario};
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
@@ -85,6 +84,20 @@ fn invalid(msg: impl Into<String>) -> Failure {
     Failure::new(Exit::InvalidInput, msg.into())
 }
 
+/// `--header` values, or else `LOADLENS_HEADERS` with one header per line. Only the variable is
+/// split at line ends: in a flag's value a newline is a control character, and refused, not a
+/// second header.
+fn header_flags(args: &RunArgs) -> Vec<String> {
+    if !args.headers.is_empty() {
+        return args.headers.clone();
+    }
+    let env = std::env::var("LOADLENS_HEADERS").unwrap_or_default();
+    env.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
     let run_id = args
@@ -125,8 +138,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     };
 
     let mut extra_headers = Vec::new();
-    for h in &args.headers {
-        extra_headers.push(parse_header(h).map_err(invalid)?);
+    for h in header_flags(args) {
+        extra_headers.push(parse_header(&h).map_err(invalid)?);
     }
 
     let mut client = ClientConfig::default();
@@ -625,10 +638,11 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+    crate::reports::check(outputs)?;
     // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
-        eprintln!("warning: {w}");
+        tell!("warning: {w}");
     }
     if let Some(w) = crate::descriptors::ensure(crate::descriptors::needed(&p.load, &p.scenarios)) {
         eprintln!("warning: {w}");
@@ -640,7 +654,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         None => None,
     };
     if let Some(d) = web.as_mut().filter(|_| !outputs.headless) {
-        println!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
+        say!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
         let start = tokio::select! {
             s = d.wait_for_start() => s,
             _ = stop_signals.next() => None,
@@ -741,7 +755,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
         format!("scenarios {}", names.join(", "))
     };
-    println!(
+    say!(
         "loadlens {} · run {} · {} · {}{}",
         env!("CARGO_PKG_VERSION"),
         p.run.id,
@@ -752,7 +766,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .unwrap_or_default()
     );
     if let Some(line) = &otel_line {
-        println!("{line}");
+        say!("{line}");
     }
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(crate::live::Feed {
@@ -787,8 +801,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
     // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
-    // gone, and `println!` would panic on it before a single file was written.
-    let written = write_reports(&summary, outputs);
+    // gone, and a plain `println!` would panic on it before a single file was written.
+    let written = crate::reports::write(&summary, outputs);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
     let _ = write!(stdout, "{}", report::text::render(&summary));
@@ -797,7 +811,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         match w {
             Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
             Err(e) => {
-                _ = writeln!(std::io::stderr(), "error: {e}");
+                // `:#`: with the OS error that says why.
+                _ = writeln!(std::io::stderr(), "error: {e:#}");
                 report_failed = true;
             }
         }
@@ -806,7 +821,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     if let Some(d) = web {
         d.finish(&summary);
         if !outputs.headless {
-            println!(
+            say!(
                 "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
                 d.addr()
             );
@@ -847,54 +862,10 @@ async fn start_dashboard(
         .await
         .map_err(|e| invalid(format!("cannot serve the dashboard on {addr}: {e}")))?;
     if crate::web::is_exposed(addr.ip()) && w.web_auth.is_none() {
-        eprintln!(
+        tell!(
             "warning: the dashboard on {addr} is reachable from other machines and can start and stop load; add --web-auth USER:PASSWORD"
         );
     }
-    println!("dashboard: http://{}/", d.addr());
+    say!("dashboard: http://{}/", d.addr());
     Ok(d)
-}
-
-/// Write every requested report; each result is independent, so one failure loses nothing else.
-pub fn write_reports(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result<PathBuf>> {
-    let mut results = Vec::new();
-    // The HTML report is rendered from the JSON document, so both are built from one `ResultDoc`.
-    let doc = (outputs.json.is_some() || outputs.html.is_some()).then(|| ResultDoc::of(summary));
-    if let (Some(path), Some(doc)) = (&outputs.json, &doc) {
-        results.push(
-            doc.write(path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    if let (Some(path), Some(doc)) = (&outputs.html, &doc) {
-        results.push(
-            report::html::write(doc, path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    let written = |r: std::io::Result<()>, path: &PathBuf| {
-        r.with_context(|| format!("cannot write {}", path.display()))
-            .map(|_| path.clone())
-    };
-    if let Some(path) = &outputs.junit {
-        results.push(written(report::junit::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.summary_md {
-        results.push(written(report::markdown::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.step_summary {
-        results.push(written(report::markdown::append(summary, path), path));
-    }
-    if let Some(prefix) = &outputs.csv {
-        match report::csv::write(summary, prefix) {
-            Ok(paths) => results.extend(paths.into_iter().map(Ok)),
-            Err(e) => results.push(Err(anyhow::anyhow!(
-                "cannot write CSV files {}_*.csv: {e}",
-                prefix.display()
-            ))),
-        }
-    }
-    results
 }

@@ -669,6 +669,13 @@ pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
         .ok_or_else(|| format!("header `{s}` must look like `Name: value`"))?;
     let name = HeaderName::from_bytes(k.trim().as_bytes())
         .map_err(|_| format!("invalid header name `{}`", k.trim()))?;
+    if let Some(c) = v.chars().find(|c| c.is_control() && *c != '\t') {
+        // A newline here would end this header and start another one (header injection).
+        return Err(format!(
+            "invalid value for header `{}`: it contains the control character {c:?}",
+            k.trim()
+        ));
+    }
     let value = HeaderValue::from_str(v.trim())
         .map_err(|_| format!("invalid value for header `{}`", k.trim()))?;
     Ok((name, value))

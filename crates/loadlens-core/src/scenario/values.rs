@@ -57,8 +57,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     secs_to_duration(total).ok_or_else(|| format!("invalid duration `{s}`"))
 }
 
+/// `None` for a negative, NaN or infinite number and for one beyond `Duration`'s range
+/// (`1e30`): `from_secs_f64` would panic on those.
 fn secs_to_duration(secs: f64) -> Option<Duration> {
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
@@ -167,7 +169,8 @@ impl WaitTime {
                     .ok_or_else(|| {
                         format!("invalid wait `{s}`: the rate must be a positive number per second")
                     })?;
-                let period = Duration::from_secs_f64(1.0 / rate);
+                let period = secs_to_duration(1.0 / rate)
+                    .ok_or_else(|| format!("invalid wait `{s}`: the rate is too small"))?;
                 Ok(if fun.trim() == "poisson" {
                     WaitTime::Poisson(period)
                 } else {
@@ -258,6 +261,11 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("").is_err());
+        // Beyond what a `Duration` holds: an error, not a panic.
+        assert!(parse_duration("1e30").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(WaitTime::parse("between(1, 1e308)").is_err());
+        assert!(WaitTime::parse("poisson(1e-320)").is_err());
     }
 
     #[test]

@@ -7,13 +7,13 @@
 
 use std::io::{self, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Where decoded body bytes go: counted always, kept up to a limit when asked.
 #[derive(Debug)]
 pub struct BodySink {
     /// The kept bytes; `None` when the body is only counted.
-    kept: Option<BytesMut>,
+    kept: Option<Vec<u8>>,
     /// Decoded bytes seen so far (kept or not).
     len: u64,
     /// Most bytes kept.
@@ -29,7 +29,7 @@ impl BodySink {
         let kept = keep.then(|| {
             let cap = expected.filter(|n| *n <= limit).unwrap_or(0);
             // At most 1 MiB up front: a lying Content-Length must not allocate the limit.
-            BytesMut::with_capacity(cap.min(1 << 20) as usize)
+            Vec::with_capacity(cap.min(1 << 20) as usize)
         });
         BodySink {
             kept,
@@ -51,6 +51,12 @@ impl Write for BodySink {
             if self.len + buf.len() as u64 > self.limit {
                 self.over = true;
                 return Err(io::Error::other("body larger than the limit"));
+            }
+            let need = kept.len() + buf.len();
+            if need > kept.capacity() {
+                // Double, but never past the limit: a body at the limit costs the limit.
+                let cap = (kept.capacity() * 2).max(need).min(self.limit as usize);
+                kept.reserve_exact(cap - kept.len());
             }
             kept.extend_from_slice(buf);
         }
@@ -152,10 +158,7 @@ impl Decoder {
             Decoder::Deflate(mut d) => std::mem::replace(d.get_mut(), counted()),
             Decoder::Brotli(mut d) => std::mem::replace(d.get_mut(), counted()),
         };
-        Ok((
-            sink.kept.map(BytesMut::freeze).unwrap_or_default(),
-            sink.len,
-        ))
+        Ok((sink.kept.map(Bytes::from).unwrap_or_default(), sink.len))
     }
 
     fn error(&self, e: &io::Error) -> BodyError {

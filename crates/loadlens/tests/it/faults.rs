@@ -186,8 +186,8 @@ struct Run {
     json: serde_json::Value,
 }
 
-/// Run loadlens with `args` plus `--json`, watching its memory until it exits.
-fn run_watched(args: &[&str]) -> Run {
+/// Run loadlens with `args` plus `--json` (and `env`), watching its memory until it exits.
+fn run_watched(args: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = TempDir::new("faults");
     let json = dir.join("r.json");
     let start = Instant::now();
@@ -195,6 +195,7 @@ fn run_watched(args: &[&str]) -> Run {
         .args(args)
         .args(["--json", &json])
         .env_remove("TEST_RUN_ID")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -249,6 +250,17 @@ fn run_watched(args: &[&str]) -> Run {
 /// Load `fault` for 1 s with 2 users and a 500 ms timeout (with a body check when `check`),
 /// and check that every request failed with `kind`. Returns the run for more checks.
 fn matrix_case(fault: Fault, check: bool, kind: &str) -> Run {
+    matrix_case_with(fault, check, kind, &[], &[])
+}
+
+/// [`matrix_case`] with more arguments and environment variables.
+fn matrix_case_with(
+    fault: Fault,
+    check: bool,
+    kind: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let target = Target::start(fault);
     let dir = TempDir::new("faults-scenario");
     let scenario = dir.join("s.yaml");
@@ -278,7 +290,8 @@ fn matrix_case(fault: Fault, check: bool, kind: &str) -> Run {
         ];
         url_args.to_vec()
     };
-    let run = run_watched(&args);
+    let args = [&args[..], extra].concat();
+    let run = run_watched(&args, env);
     let what = format!("{fault:?} (check: {check})");
     assert_eq!(run.code, Some(0), "{what}: exit code\n{}", run.out);
     // 1 s of load, a 500 ms timeout, start-up and reports: far less than this even on a
@@ -396,4 +409,45 @@ fn broken_http_is_a_protocol_failure() {
 fn a_redirect_loop_fails_as_too_many_redirects() {
     let run = matrix_case(Fault::RedirectLoop, false, "too_many_redirects");
     assert!(run.out.contains("more than 10 redirects"), "{}", run.out);
+}
+
+#[test]
+fn max_body_size_comes_from_the_flag_or_its_env_twin() {
+    let flag = matrix_case_with(
+        Fault::EndlessChunked,
+        true,
+        "body_too_large",
+        &["--max-body-size", "64KiB"],
+        &[],
+    );
+    assert!(
+        flag.out.contains("larger than max_body_size (64 KiB)"),
+        "{}",
+        flag.out
+    );
+    let env = matrix_case_with(
+        Fault::EndlessChunked,
+        true,
+        "body_too_large",
+        &[],
+        &[("LOADLENS_MAX_BODY_SIZE", "1MiB")],
+    );
+    assert!(
+        env.out.contains("larger than max_body_size (1 MiB)"),
+        "{}",
+        env.out
+    );
+    let out = crate::support::run(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--max-body-size",
+        "4 lots",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("invalid size `4 lots`"),
+        "{}",
+        stderr(&out)
+    );
 }

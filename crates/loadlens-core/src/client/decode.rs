@@ -148,6 +148,11 @@ impl Decoder {
         }
     }
 
+    /// Whether output can be larger than input (a compressed body).
+    pub fn expands(&self) -> bool {
+        !matches!(self, Decoder::Identity(_))
+    }
+
     /// Decoded bytes so far.
     pub fn decoded_len(&self) -> u64 {
         self.sink().len()

@@ -7,13 +7,13 @@
 
 use std::io::{self, Write};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 /// Where decoded body bytes go: counted always, kept up to a limit when asked.
 #[derive(Debug)]
 pub struct BodySink {
     /// The kept bytes; `None` when the body is only counted.
-    kept: Option<BytesMut>,
+    kept: Option<Vec<u8>>,
     /// Decoded bytes seen so far (kept or not).
     len: u64,
     /// Most bytes kept.
@@ -29,7 +29,7 @@ impl BodySink {
         let kept = keep.then(|| {
             let cap = expected.filter(|n| *n <= limit).unwrap_or(0);
             // At most 1 MiB up front: a lying Content-Length must not allocate the limit.
-            BytesMut::with_capacity(cap.min(1 << 20) as usize)
+            Vec::with_capacity(cap.min(1 << 20) as usize)
         });
         BodySink {
             kept,
@@ -52,6 +52,12 @@ impl Write for BodySink {
                 self.over = true;
                 return Err(io::Error::other("body larger than the limit"));
             }
+            let need = kept.len() + buf.len();
+            if need > kept.capacity() {
+                // Double, but never past the limit: a body at the limit costs the limit.
+                let cap = (kept.capacity() * 2).max(need).min(self.limit as usize);
+                kept.reserve_exact(cap - kept.len());
+            }
             kept.extend_from_slice(buf);
         }
         self.len += buf.len() as u64;
@@ -72,10 +78,24 @@ pub enum BodyError {
     Invalid(String),
 }
 
+/// The encodings decoded.
+#[derive(Debug, Clone, Copy)]
+pub enum Codec {
+    /// `gzip`, `x-gzip`.
+    Gzip,
+    /// `deflate`.
+    Deflate,
+    /// `br`.
+    Brotli,
+}
+
 /// A streaming decoder for one `Content-Encoding`, writing into a [`BodySink`].
 pub enum Decoder {
     /// No encoding, `identity`, or one we do not decode (passed through as it is).
     Identity(BodySink),
+    /// An encoded body whose first byte has not come: an empty body (a `HEAD` or `304`
+    /// response with `Content-Encoding`) is no stream to check, and costs no decoder.
+    Pending(Codec, BodySink),
     /// `gzip`, `x-gzip` (several members allowed).
     Gzip(Box<flate2::write::MultiGzDecoder<BodySink>>),
     /// `deflate` (zlib-wrapped, as RFC 9110 says).
@@ -89,20 +109,30 @@ impl Decoder {
     pub fn new(encoding: Option<&str>, sink: BodySink) -> Self {
         let enc = encoding.map(|e| e.trim().to_ascii_lowercase());
         match enc.as_deref() {
-            Some("gzip" | "x-gzip") => {
-                Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink)))
-            }
-            Some("deflate") => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink))),
-            Some("br") => Decoder::Brotli(Box::new(brotli_decompressor::DecompressorWriter::new(
-                sink, 8192,
-            ))),
+            Some("gzip" | "x-gzip") => Decoder::Pending(Codec::Gzip, sink),
+            Some("deflate") => Decoder::Pending(Codec::Deflate, sink),
+            Some("br") => Decoder::Pending(Codec::Brotli, sink),
             _ => Decoder::Identity(sink),
+        }
+    }
+
+    /// Start the decoder of a pending body.
+    fn start(codec: Codec, sink: BodySink) -> Self {
+        match codec {
+            Codec::Gzip => Decoder::Gzip(Box::new(flate2::write::MultiGzDecoder::new(sink))),
+            Codec::Deflate => Decoder::Deflate(Box::new(flate2::write::ZlibDecoder::new(sink))),
+            Codec::Brotli => Decoder::Brotli(Box::new(
+                brotli_decompressor::DecompressorWriter::new(sink, 8192),
+            )),
         }
     }
 
     fn name(&self) -> &'static str {
         match self {
             Decoder::Identity(_) => "identity",
+            Decoder::Pending(Codec::Gzip, _) => "gzip",
+            Decoder::Pending(Codec::Deflate, _) => "deflate",
+            Decoder::Pending(Codec::Brotli, _) => "br",
             Decoder::Gzip(_) => "gzip",
             Decoder::Deflate(_) => "deflate",
             Decoder::Brotli(_) => "br",
@@ -111,11 +141,16 @@ impl Decoder {
 
     fn sink(&self) -> &BodySink {
         match self {
-            Decoder::Identity(s) => s,
+            Decoder::Identity(s) | Decoder::Pending(_, s) => s,
             Decoder::Gzip(d) => d.get_ref(),
             Decoder::Deflate(d) => d.get_ref(),
             Decoder::Brotli(d) => d.get_ref(),
         }
+    }
+
+    /// Whether output can be larger than input (a compressed body).
+    pub fn expands(&self) -> bool {
+        !matches!(self, Decoder::Identity(_))
     }
 
     /// Decoded bytes so far.
@@ -125,8 +160,18 @@ impl Decoder {
 
     /// Feed one frame of the body as it came off the wire.
     pub fn push(&mut self, data: &[u8]) -> Result<(), BodyError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if let Decoder::Pending(codec, _) = self {
+            let codec = *codec;
+            let placeholder = Decoder::Identity(BodySink::new(false, 0, None));
+            if let Decoder::Pending(_, sink) = std::mem::replace(self, placeholder) {
+                *self = Decoder::start(codec, sink);
+            }
+        }
         let res = match self {
-            Decoder::Identity(s) => s.write_all(data),
+            Decoder::Identity(s) | Decoder::Pending(_, s) => s.write_all(data),
             Decoder::Gzip(d) => d.write_all(data),
             Decoder::Deflate(d) => d.write_all(data),
             Decoder::Brotli(d) => d.write_all(data),
@@ -139,7 +184,7 @@ impl Decoder {
     pub fn finish(mut self) -> Result<(Bytes, u64), BodyError> {
         // Finishing flushes the decoder's last output, which may still pass the limit.
         let res = match &mut self {
-            Decoder::Identity(_) => Ok(()),
+            Decoder::Identity(_) | Decoder::Pending(..) => Ok(()),
             Decoder::Gzip(d) => d.try_finish(),
             Decoder::Deflate(d) => d.try_finish(),
             Decoder::Brotli(d) => d.close(),
@@ -147,15 +192,12 @@ impl Decoder {
         res.map_err(|e| self.error(&e))?;
         let counted = || BodySink::new(false, 0, None);
         let sink = match self {
-            Decoder::Identity(s) => s,
+            Decoder::Identity(s) | Decoder::Pending(_, s) => s,
             Decoder::Gzip(mut d) => std::mem::replace(d.get_mut(), counted()),
             Decoder::Deflate(mut d) => std::mem::replace(d.get_mut(), counted()),
             Decoder::Brotli(mut d) => std::mem::replace(d.get_mut(), counted()),
         };
-        Ok((
-            sink.kept.map(BytesMut::freeze).unwrap_or_default(),
-            sink.len,
-        ))
+        Ok((sink.kept.map(Bytes::from).unwrap_or_default(), sink.len))
     }
 
     fn error(&self, e: &io::Error) -> BodyError {
@@ -234,6 +276,15 @@ mod tests {
         let (body, len) = decode("gzip", &gzip(b"hello hello hello"), 1 << 20).unwrap();
         assert_eq!(&body[..], b"hello hello hello");
         assert_eq!(len, 17);
+    }
+
+    #[test]
+    fn an_empty_encoded_body_is_empty_not_invalid() {
+        // HEAD and 304 responses carry Content-Encoding and no body.
+        for enc in ["gzip", "deflate", "br"] {
+            let d = Decoder::new(Some(enc), BodySink::new(true, 100, None));
+            assert_eq!(d.finish(), Ok((Bytes::new(), 0)), "{enc}");
+        }
     }
 
     #[test]

@@ -540,7 +540,12 @@ impl Client {
                     // in slices, and let the other VUs (and this request's timeout) run
                     // whenever a few MiB came out.
                     let mut failed = None;
-                    for piece in data.chunks(DECODE_SLICE) {
+                    let slice = if decoder.expands() {
+                        DECODE_SLICE
+                    } else {
+                        data.len().max(1)
+                    };
+                    for piece in data.chunks(slice) {
                         let pushed = decoder.push(piece);
                         p.content_length = decoder.decoded_len();
                         if let Err(e) = pushed {

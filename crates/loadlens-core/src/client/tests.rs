@@ -186,6 +186,20 @@ async fn decompresses_gzip() {
 }
 
 #[tokio::test]
+async fn a_head_response_with_content_encoding_is_empty_not_invalid() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let mut head = Request::new(Method::HEAD, srv.url("/gzip").parse().unwrap());
+    head.keep_body = true;
+    let o = c.send(&head).await;
+    let r = o.result.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["content-encoding"], "gzip");
+    assert!(r.body.is_empty());
+    assert_eq!(o.content_length, 0);
+}
+
+#[tokio::test]
 async fn cookie_jar_is_per_client() {
     let srv = testutil::http1().await;
     let mut a = client(ClientConfig::default());

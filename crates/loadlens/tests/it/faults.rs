@@ -186,8 +186,8 @@ struct Run {
     json: serde_json::Value,
 }
 
-/// Run loadlens with `args` plus `--json`, watching its memory until it exits.
-fn run_watched(args: &[&str]) -> Run {
+/// Run loadlens with `args` plus `--json` (and `env`), watching its memory until it exits.
+fn run_watched(args: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = TempDir::new("faults");
     let json = dir.join("r.json");
     let start = Instant::now();
@@ -195,6 +195,7 @@ fn run_watched(args: &[&str]) -> Run {
         .args(args)
         .args(["--json", &json])
         .env_remove("TEST_RUN_ID")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -249,6 +250,17 @@ fn run_watched(args: &[&str]) -> Run {
 /// Load `fault` for 1 s with 2 users and a 500 ms timeout (with a body check when `check`),
 /// and check that every request failed with `kind`. Returns the run for more checks.
 fn matrix_case(fault: Fault, check: bool, kind: &str) -> Run {
+    matrix_case_with(fault, check, kind, &[], &[])
+}
+
+/// [`matrix_case`] with more arguments and environment variables.
+fn matrix_case_with(
+    fault: Fault,
+    check: bool,
+    kind: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let target = Target::start(fault);
     let dir = TempDir::new("faults-scenario");
     let scenario = dir.join("s.yaml");
@@ -278,7 +290,8 @@ fn matrix_case(fault: Fault, check: bool, kind: &str) -> Run {
         ];
         url_args.to_vec()
     };
-    let run = run_watched(&args);
+    let args = [&args[..], extra].concat();
+    let run = run_watched(&args, env);
     let what = format!("{fault:?} (check: {check})");
     assert_eq!(run.code, Some(0), "{what}: exit code\n{}", run.out);
     // 1 s of load, a 500 ms timeout, start-up and reports: far less than this even on a
@@ -315,14 +328,17 @@ fn matrix_case(fault: Fault, check: bool, kind: &str) -> Run {
     run
 }
 
-/// Far above what 2 users need, far below what buffering whole bodies reaches in a second.
-const MEMORY_BOUND_MB: f64 = 150.0;
+/// Peak memory when no body is kept: the process itself (about 20 MiB here) with room to
+/// spare, and far below what buffering whole bodies reaches in a second.
+const COUNTING_BOUND_MB: f64 = 64.0;
+/// Peak memory when 2 users keep bodies up to the default 4 MiB `max_body_size`.
+const KEEPING_BOUND_MB: f64 = 150.0;
 
 #[track_caller]
-fn assert_memory_bounded(run: &Run, what: &str) {
+fn assert_memory_bounded(run: &Run, bound_mb: f64, what: &str) {
     assert!(
-        run.peak_mb > 1.0 && run.peak_mb < MEMORY_BOUND_MB,
-        "{what}: peak RSS {:.0} MiB (bound {MEMORY_BOUND_MB} MiB)",
+        run.peak_mb > 1.0 && run.peak_mb < bound_mb,
+        "{what}: peak RSS {:.0} MiB (bound {bound_mb} MiB)",
         run.peak_mb
     );
 }
@@ -351,12 +367,12 @@ fn stalls_end_at_the_request_timeout() {
 #[test]
 fn endless_bodies_nobody_reads_are_counted_until_the_timeout_in_flat_memory() {
     for fault in [
+        Fault::EndlessGzip,
         Fault::EndlessPlain,
         Fault::EndlessChunked,
-        Fault::EndlessGzip,
     ] {
         let run = matrix_case(fault, false, "timeout");
-        assert_memory_bounded(&run, &format!("{fault:?}"));
+        assert_memory_bounded(&run, COUNTING_BOUND_MB, &format!("{fault:?}"));
         let received = run.json["aggregate"]["bytes_received"].as_u64().unwrap();
         assert!(
             received > 1 << 20,
@@ -369,7 +385,7 @@ fn endless_bodies_nobody_reads_are_counted_until_the_timeout_in_flat_memory() {
 fn bodies_a_check_needs_stop_at_max_body_size() {
     for fault in [Fault::EndlessPlain, Fault::EndlessGzip, Fault::GzipBomb] {
         let run = matrix_case(fault, true, "body_too_large");
-        assert_memory_bounded(&run, &format!("{fault:?} with a check"));
+        assert_memory_bounded(&run, KEEPING_BOUND_MB, &format!("{fault:?} with a check"));
         assert!(
             run.out
                 .contains("body_too_large: response body larger than max_body_size (4 MiB)"),
@@ -379,7 +395,7 @@ fn bodies_a_check_needs_stop_at_max_body_size() {
     }
     // Nobody reads the bomb here: it is decoded only to be counted, never held.
     let run = matrix_case(Fault::GzipBomb, false, "timeout");
-    assert_memory_bounded(&run, "GzipBomb");
+    assert_memory_bounded(&run, COUNTING_BOUND_MB, "GzipBomb");
 }
 
 #[test]
@@ -393,4 +409,45 @@ fn broken_http_is_a_protocol_failure() {
 fn a_redirect_loop_fails_as_too_many_redirects() {
     let run = matrix_case(Fault::RedirectLoop, false, "too_many_redirects");
     assert!(run.out.contains("more than 10 redirects"), "{}", run.out);
+}
+
+#[test]
+fn max_body_size_comes_from_the_flag_or_its_env_twin() {
+    let flag = matrix_case_with(
+        Fault::EndlessChunked,
+        true,
+        "body_too_large",
+        &["--max-body-size", "64KiB"],
+        &[],
+    );
+    assert!(
+        flag.out.contains("larger than max_body_size (64 KiB)"),
+        "{}",
+        flag.out
+    );
+    let env = matrix_case_with(
+        Fault::EndlessChunked,
+        true,
+        "body_too_large",
+        &[],
+        &[("LOADLENS_MAX_BODY_SIZE", "1MiB")],
+    );
+    assert!(
+        env.out.contains("larger than max_body_size (1 MiB)"),
+        "{}",
+        env.out
+    );
+    let out = crate::support::run(&[
+        "run",
+        "--url",
+        "http://127.0.0.1:9/",
+        "--max-body-size",
+        "4 lots",
+    ]);
+    assert_exit(&out, 2);
+    assert!(
+        stderr(&out).contains("invalid size `4 lots`"),
+        "{}",
+        stderr(&out)
+    );
 }

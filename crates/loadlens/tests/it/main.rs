@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod credentials;
 mod dashboard;
 mod datadog;
 mod demo;

@@ -18,3 +18,4 @@ mod schema;
 mod support;
 mod tui;
 mod web;
+mod web_security;

@@ -3,7 +3,7 @@
 //! headers merged (scenario < user type < request) and static bodies encoded once — so the
 //! request path only renders what really varies and clones cheap handles for the rest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use crate::inspect::{Capture, Check, Predicate, Source};
 use crate::jsonpath::JsonPath;
 use crate::sample::NameId;
 use crate::scenario::{
-    CaptureSpec, CheckSpec, RequestSpec, Scenario, ScenarioError, Step, WaitTime,
+    CaptureSpec, CheckSpec, NodePath, RequestSpec, Scenario, ScenarioError, Step, WaitTime,
 };
 use crate::template::{Names, Slot, Template};
 
@@ -25,20 +25,22 @@ use crate::template::{Names, Slot, Template};
 #[derive(Debug, Clone, Default)]
 pub struct NameTable {
     names: Vec<(String, String)>,
+    /// Ids by pair: a generated scenario may have 100,000 names, and a linear search per
+    /// request made compiling it quadratic.
+    ids: HashMap<(String, String), NameId>,
 }
 
 impl NameTable {
     /// The id of `(method, name)`, interning it if new.
     pub fn intern(&mut self, method: &str, name: &str) -> NameId {
-        if let Some(i) = self
-            .names
-            .iter()
-            .position(|(m, n)| m == method && n == name)
-        {
-            return NameId(i as u32);
+        let key = (method.to_owned(), name.to_owned());
+        if let Some(id) = self.ids.get(&key) {
+            return *id;
         }
-        self.names.push((method.to_owned(), name.to_owned()));
-        NameId((self.names.len() - 1) as u32)
+        let id = NameId(self.names.len() as u32);
+        self.names.push(key.clone());
+        self.ids.insert(key, id);
+        id
     }
 
     /// `(method, name)` of an id.
@@ -267,27 +269,51 @@ pub struct PlanOptions {
     pub exclude_tags: Vec<String>,
 }
 
+/// Names in first-seen order, each with its index. Looked up by hash: a generated scenario
+/// may define 100,000 variables, and a linear search per use made compiling it quadratic.
+#[derive(Debug, Default)]
+struct Index {
+    names: Vec<String>,
+    ids: HashMap<String, usize>,
+}
+
+impl Index {
+    fn get(&self, name: &str) -> Option<usize> {
+        self.ids.get(name).copied()
+    }
+
+    /// The index of `name`, added at the end if new.
+    fn insert(&mut self, name: &str) -> usize {
+        if let Some(i) = self.get(name) {
+            return i;
+        }
+        self.names.push(name.to_owned());
+        self.ids.insert(name.to_owned(), self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
 /// Names known while compiling one user type.
 struct Scope<'a> {
-    vu: Vec<String>,
-    global: &'a [String],
-    counters: &'a mut Vec<String>,
+    vu: Index,
+    global: &'a Index,
+    counters: &'a mut Index,
 }
 
 impl Names for Scope<'_> {
     fn slot(&mut self, name: &str) -> Option<Slot> {
-        if let Some(i) = self.vu.iter().position(|n| n == name) {
+        if let Some(i) = self.vu.get(name) {
             return Some(Slot::Vu(i));
         }
-        self.global.iter().position(|n| n == name).map(Slot::Global)
+        self.global.get(name).map(Slot::Global)
     }
 
     fn counter(&mut self, name: &str) -> usize {
-        if let Some(i) = self.counters.iter().position(|n| n == name) {
-            return i;
-        }
-        self.counters.push(name.to_owned());
-        self.counters.len() - 1
+        self.counters.insert(name)
     }
 }
 
@@ -300,6 +326,8 @@ struct Compiler<'a> {
     /// `Authorization: Basic …` from the host's `user:password@`, on requests to the host.
     host_auth: Option<HeaderValue>,
     names: NameTable,
+    /// Index of the user type being compiled (to locate its headers in errors).
+    user_type: usize,
 }
 
 impl Plan {
@@ -309,10 +337,11 @@ impl Plan {
         // Feeders first: their columns are variables.
         let mut feeders = Vec::new();
         for (name, spec) in &scenario.data {
+            let at = NodePath::root().key("data").key(name).key("file");
             let path = src.dir.join(&spec.file);
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                src.error(
-                    &spec.file,
+                src.error_at(
+                    &at,
                     format!("data feeder `{name}`: cannot read {}: {e}", path.display()),
                 )
             })?;
@@ -323,25 +352,25 @@ impl Plan {
                 spec.mode,
                 spec.on_exhausted,
             )
-            .map_err(|e| src.error(&spec.file, format!("data feeder `{name}`: {e}")))?;
+            .map_err(|e| src.error_at(&at, format!("data feeder `{name}`: {e}")))?;
             feeders.push(Arc::new(f));
         }
         // Run-wide variables: `vars:` and captures with `scope: global`.
-        let mut globals: Vec<(String, Option<String>)> = scenario
-            .vars
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
+        let mut global_names = Index::default();
+        let mut globals: Vec<(String, Option<String>)> = Vec::new();
+        for (k, v) in &scenario.vars {
+            global_names.insert(k);
+            globals.push((k.clone(), Some(v.clone())));
+        }
         for u in &scenario.user_types {
             for c in all_captures(u) {
-                if c.scope.as_deref() == Some("global") && !globals.iter().any(|(n, _)| n == &c.var)
-                {
+                if c.scope.as_deref() == Some("global") && global_names.get(&c.var).is_none() {
+                    global_names.insert(&c.var);
                     globals.push((c.var.clone(), None));
                 }
             }
         }
-        let global_names: Vec<String> = globals.iter().map(|(n, _)| n.clone()).collect();
-        let mut counters = Vec::new();
+        let mut counters = Index::default();
         let host = opts.host.clone().or_else(|| scenario.host.clone());
         let (host, host_auth) = match host {
             Some(h) => {
@@ -356,20 +385,19 @@ impl Plan {
             host,
             host_auth,
             names: NameTable::default(),
+            user_type: 0,
         };
         let mut user_types = Vec::new();
-        for u in &scenario.user_types {
+        for (i, u) in scenario.user_types.iter().enumerate() {
+            let at = NodePath::root().key("user_types").index(i);
             // VU variables: feeder columns, loop variables, captures.
-            let mut vu: Vec<String> = Vec::new();
+            let mut vu = Index::default();
             let mut uses = Vec::new();
             for (fi, f) in feeders.iter().enumerate() {
                 let slots = f
                     .columns
                     .iter()
-                    .map(|col| {
-                        vu.push(format!("{}.{col}", f.name));
-                        vu.len() - 1
-                    })
+                    .map(|col| vu.insert(&format!("{}.{col}", f.name)))
                     .collect();
                 uses.push(FeederUse { feeder: fi, slots });
             }
@@ -379,17 +407,15 @@ impl Plan {
                     .filter(|c| c.scope.as_deref() != Some("global"))
                     .map(|c| c.var.clone()),
             ) {
-                if !vu.contains(&name) {
-                    vu.push(name);
-                }
+                vu.insert(&name);
             }
             let mut scope = Scope {
                 vu,
                 global: &global_names,
                 counters: &mut counters,
             };
-            let mut base = header_map(&scenario.headers, src)?;
-            for (k, v) in header_map(&u.headers, src)? {
+            let mut base = header_map(&scenario.headers, src, &NodePath::root().key("headers"))?;
+            for (k, v) in header_map(&u.headers, src, &at.key("headers"))? {
                 if let Some(k) = k {
                     base.insert(k, v);
                 }
@@ -400,16 +426,25 @@ impl Plan {
                 .chain(u.headers.iter())
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                 .collect();
-            let on_start = c.steps(&u.on_start, &base_raw, &mut scope)?;
-            let on_stop = c.steps(&u.on_stop, &base_raw, &mut scope)?;
+            c.user_type = i;
+            let on_start = c.steps(&u.on_start, &base_raw, &mut scope, &at.key("on_start"))?;
+            let on_stop = c.steps(&u.on_stop, &base_raw, &mut scope, &at.key("on_stop"))?;
             let mut tasks = Vec::new();
-            for t in &u.tasks {
+            for (j, t) in u.tasks.iter().enumerate() {
                 let keep = (opts.tags.is_empty() || t.tags.iter().any(|x| opts.tags.contains(x)))
                     && !t.tags.iter().any(|x| opts.exclude_tags.contains(x));
                 if !keep {
                     continue;
                 }
-                let steps = c.steps(&t.all_steps(), &base_raw, &mut scope)?;
+                let task = at.key("tasks").index(j);
+                let steps = match (&t.request, &t.steps) {
+                    (Some(r), _) => {
+                        let r = c.request(r, &base_raw, &mut scope, &task.key("request"))?;
+                        vec![StepPlan::Request(Box::new(r))]
+                    }
+                    (None, Some(s)) => c.steps(s, &base_raw, &mut scope, &task.key("steps"))?,
+                    (None, None) => Vec::new(),
+                };
                 let name = t
                     .name
                     .clone()
@@ -584,18 +619,21 @@ impl Compiler<'_> {
         steps: &[Step],
         base: &BTreeMap<String, String>,
         scope: &mut Scope<'_>,
+        list: &NodePath,
     ) -> Result<Vec<StepPlan>, ScenarioError> {
         let src = &self.scenario.source;
         let mut out = Vec::new();
-        for s in steps {
+        for (k, s) in steps.iter().enumerate() {
+            let at = list.index(k);
             if let Some(r) = &s.request {
-                out.push(StepPlan::Request(Box::new(self.request(r, base, scope)?)));
+                let r = self.request(r, base, scope, &at.key("request"))?;
+                out.push(StepPlan::Request(Box::new(r)));
             } else if let Some(w) = s.think {
                 out.push(StepPlan::Think(w));
             } else if let (Some(var), Some(items)) = (&s.for_each, &s.items) {
                 let Some(Slot::Vu(slot)) = scope.slot(var) else {
-                    return Err(src.error(
-                        var,
+                    return Err(src.error_at(
+                        &at.key("for"),
                         format!("loop variable `{var}` clashes with a run-wide variable"),
                     ));
                 };
@@ -611,17 +649,23 @@ impl Compiler<'_> {
                             .trim()
                             .to_owned();
                         let slot = scope.slot(&name).filter(|_| t.trim().starts_with("{{")).ok_or_else(|| {
-                            src.error(t, format!("loop `in: {t}`: expected a list or `{{{{ variable }}}}` holding a JSON array"))
+                            src.error_at(&at.key("in"), format!("loop `in: {t}`: expected a list or `{{{{ variable }}}}` holding a JSON array"))
                         })?;
                         LoopItems::Var(slot, name)
                     }
                     other => {
-                        return Err(
-                            src.error(var, format!("loop `in:` must be a list, got {other}"))
-                        )
+                        return Err(src.error_at(
+                            &at.key("in"),
+                            format!("loop `in:` must be a list, got {other}"),
+                        ))
                     }
                 };
-                let body = self.steps(s.steps.as_deref().unwrap_or_default(), base, scope)?;
+                let body = self.steps(
+                    s.steps.as_deref().unwrap_or_default(),
+                    base,
+                    scope,
+                    &at.key("steps"),
+                )?;
                 out.push(StepPlan::Loop {
                     slot,
                     items,
@@ -637,29 +681,31 @@ impl Compiler<'_> {
         r: &RequestSpec,
         base: &BTreeMap<String, String>,
         scope: &mut Scope<'_>,
+        at: &NodePath,
     ) -> Result<RequestPlan, ScenarioError> {
         let src = &self.scenario.source;
-        let err = |needle: &str, m: String| src.error(needle, m);
-        let tpl = |text: &str, scope: &mut Scope<'_>| {
-            Template::compile(text, scope).map_err(|m| err(text, m))
+        let err = |node: &NodePath, m: String| src.error_at(node, m);
+        let tpl = |text: &str, node: &NodePath, scope: &mut Scope<'_>| {
+            Template::compile(text, scope).map_err(|m| err(node, m))
         };
+        let path_at = at.key("path");
 
         // URL: host + path, then the query.
         let absolute = r.path.contains("://") || r.path.starts_with("{{");
         let mut url = if absolute {
-            tpl(&r.path, scope)?
+            tpl(&r.path, &path_at, scope)?
         } else {
             let host = self.host.as_deref().ok_or_else(|| {
-                err(&r.path, format!("request `{}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host", r.path))
+                err(&path_at, format!("request `{}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host", r.path))
             })?;
             let mut t = Template::literal(host.trim_end_matches('/'));
-            t.push(tpl(&r.path, scope)?);
+            t.push(tpl(&r.path, &path_at, scope)?);
             t
         };
         let mut sep = if r.path.contains('?') { '&' } else { '?' };
         for (k, v) in &r.query {
             url.push_str(&format!("{sep}{}=", encode_component(k)));
-            url.push(tpl(v, scope)?.encoded());
+            url.push(tpl(v, &at.key("query").key(k), scope)?.encoded());
             sep = '&';
         }
         let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
@@ -678,13 +724,13 @@ impl Compiler<'_> {
         let mut body: Option<Template> = None;
         let mut static_body = Bytes::new();
         if let Some(json) = &r.json {
-            let t = json_template(json, scope).map_err(|m| err(&r.path, m))?;
+            let t = json_template(json, scope).map_err(|m| err(&at.key("json"), m))?;
             merged
                 .entry("content-type".into())
                 .or_insert_with(|| "application/json".into());
             body = Some(t);
         } else if let Some(b) = &r.body {
-            body = Some(tpl(b, scope)?);
+            body = Some(tpl(b, &at.key("body"), scope)?);
         } else if !r.form.is_empty() {
             let mut t = Template::default();
             for (i, (k, v)) in r.form.iter().enumerate() {
@@ -693,7 +739,7 @@ impl Compiler<'_> {
                     if i > 0 { "&" } else { "" },
                     encode_component(k)
                 ));
-                t.push(tpl(v, scope)?.encoded());
+                t.push(tpl(v, &at.key("form").key(k), scope)?.encoded());
             }
             merged
                 .entry("content-type".into())
@@ -702,7 +748,12 @@ impl Compiler<'_> {
         } else if let Some(f) = &r.body_file {
             let path = src.dir.join(f);
             static_body = std::fs::read(&path)
-                .map_err(|e| err(f, format!("body_file: cannot read {}: {e}", path.display())))?
+                .map_err(|e| {
+                    err(
+                        &at.key("body_file"),
+                        format!("body_file: cannot read {}: {e}", path.display()),
+                    )
+                })?
                 .into();
         }
         if let Some(b) = body.as_ref().and_then(Template::static_text) {
@@ -710,13 +761,16 @@ impl Compiler<'_> {
             body = None;
         }
         for (k, v) in &merged {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| err(k, format!("invalid header name `{k}`")))?;
-            let t = tpl(v, scope)?;
+            let header_at = || self.header_at(r, at, k);
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
+                src.error_at_key(&header_at(), format!("invalid header name `{k}`"))
+            })?;
+            let t = Template::compile(v, scope).map_err(|m| err(&header_at(), m))?;
             match t.static_text() {
                 Some(text) => {
-                    let value = HeaderValue::from_str(&text)
-                        .map_err(|_| err(v, format!("invalid value for header `{k}`")))?;
+                    let value = HeaderValue::from_str(&text).map_err(|_| {
+                        err(&header_at(), format!("invalid value for header `{k}`"))
+                    })?;
                     static_headers.insert(name, value);
                 }
                 None => var_headers.push((name, t)),
@@ -734,9 +788,9 @@ impl Compiler<'_> {
         let uri: Uri = match &static_url {
             Some(u) => {
                 let uri: Uri = u.parse().map_err(|e: http::uri::InvalidUri| {
-                    err(&r.path, format!("invalid URL `{u}`: {e}"))
+                    err(&path_at, format!("invalid URL `{u}`: {e}"))
                 })?;
-                client::Origin::of(&uri).map_err(|f| err(&r.path, f.message))?;
+                client::Origin::of(&uri).map_err(|f| err(&path_at, f.message))?;
                 uri
             }
             None => Uri::from_static("http://template.invalid/"),
@@ -757,12 +811,16 @@ impl Compiler<'_> {
         let checks = r
             .check
             .iter()
-            .map(|c| compile_check(c).map_err(|m| err(&r.path, m)))
+            .enumerate()
+            .map(|(n, c)| compile_check(c).map_err(|m| err(&at.key("check").index(n), m)))
             .collect::<Result<Vec<_>, _>>()?;
         let captures = r
             .capture
             .iter()
-            .map(|c| compile_capture(c, scope).map_err(|m| err(&c.var, m)))
+            .enumerate()
+            .map(|(n, c)| {
+                compile_capture(c, scope).map_err(|m| err(&at.key("capture").index(n), m))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         request.keep_body =
             checks.iter().any(Check::needs_body) || captures.iter().any(Capture::needs_body);
@@ -775,6 +833,31 @@ impl Compiler<'_> {
             captures,
             status_checked,
         })
+    }
+}
+
+impl Compiler<'_> {
+    /// Where the merged header `lower` (lower-cased) of the request at `at` was written: in the
+    /// request, else in its user type, else in the scenario's `headers:`.
+    fn header_at(&self, r: &RequestSpec, at: &NodePath, lower: &str) -> NodePath {
+        let find = |map: &BTreeMap<String, String>| {
+            map.keys().find(|k| k.eq_ignore_ascii_case(lower)).cloned()
+        };
+        if let Some(k) = find(&r.headers) {
+            return at.key("headers").key(&k);
+        }
+        let u = NodePath::root().key("user_types").index(self.user_type);
+        match self
+            .scenario
+            .user_types
+            .get(self.user_type)
+            .and_then(|t| find(&t.headers))
+        {
+            Some(k) => u.key("headers").key(&k),
+            None => NodePath::root()
+                .key("headers")
+                .key(&find(&self.scenario.headers).unwrap_or_default()),
+        }
     }
 }
 
@@ -1032,19 +1115,21 @@ impl UserTypePlan {
     }
 }
 
+/// The static headers of the `headers:` mapping at `at`.
 fn header_map(
     map: &BTreeMap<String, String>,
     src: &crate::scenario::Source,
+    at: &NodePath,
 ) -> Result<HeaderMap, ScenarioError> {
     let mut h = HeaderMap::new();
     for (k, v) in map {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| src.error(k, format!("invalid header name `{k}`")))?;
+            .map_err(|_| src.error_at_key(&at.key(k), format!("invalid header name `{k}`")))?;
         if v.contains("{{") {
             continue;
         }
         let value = HeaderValue::from_str(v)
-            .map_err(|_| src.error(v, format!("invalid value for header `{k}`")))?;
+            .map_err(|_| src.error_at(&at.key(k), format!("invalid value for header `{k}`")))?;
         h.insert(name, value);
     }
     Ok(h)

@@ -467,19 +467,16 @@ pub fn substitute_env(
     text: &str,
     get: impl Fn(&str) -> Option<String>,
 ) -> Result<String, (usize, String)> {
-    let mut out = String::with_capacity(text.len());
+    let mut out = Output::default();
     let mut rest = text;
     let mut offset = 0;
     while let Some(i) = rest.find("${") {
         out.push_str(&rest[..i]);
-        let line_start = out.rfind('\n').map_or(0, |p| p + 1);
-        let in_comment = out[line_start..].char_indices().any(|(j, c)| {
-            c == '#' && (j == 0 || out[line_start..][..j].ends_with(char::is_whitespace))
-        });
+        let in_comment = out.in_comment;
         let after = &rest[i + 2..];
         let Some(end) = after.find('}') else {
             out.push_str(&rest[i..]);
-            return Ok(out);
+            return Ok(out.text);
         };
         let body = &after[..end];
         let (name, default) = match body.split_once(":-") {
@@ -503,7 +500,41 @@ pub fn substitute_env(
         rest = &after[end + 1..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(out.text)
+}
+
+/// The substituted text, and whether its last line is inside a `#` comment so far. Kept as it
+/// grows, not found by re-reading the line at each `${`: that was quadratic on a long line.
+struct Output {
+    text: String,
+    in_comment: bool,
+    /// The last character is a line start or whitespace (where a `#` starts a comment).
+    after_space: bool,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            text: String::new(),
+            in_comment: false,
+            after_space: true,
+        }
+    }
+}
+
+impl Output {
+    fn push_str(&mut self, s: &str) {
+        for c in s.chars() {
+            if c == '\n' {
+                self.in_comment = false;
+                self.after_space = true;
+            } else {
+                self.in_comment |= c == '#' && self.after_space;
+                self.after_space = c.is_whitespace();
+            }
+        }
+        self.text.push_str(s);
+    }
 }
 
 #[cfg(test)]

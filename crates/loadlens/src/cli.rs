@@ -217,6 +217,10 @@ pub struct RunArgs {
     /// Redirects to follow (default 10; 0 disables).
     #[arg(long, env = "LOADLENS_MAX_REDIRECTS")]
     pub max_redirects: Option<usize>,
+    /// Most bytes of a response body kept for checks and captures, e.g. `4MiB` (the default),
+    /// `512KiB`, or bytes; a larger body fails the request (`body_too_large`).
+    #[arg(long, env = "LOADLENS_MAX_BODY_SIZE", value_parser = loadlens_core::client::parse_size)]
+    pub max_body_size: Option<u64>,
     /// Seconds between progress lines when stdout is not a terminal.
     #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: std::time::Duration,

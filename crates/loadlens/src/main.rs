@@ -7,6 +7,7 @@ mod compare;
 mod datadog;
 mod demo;
 mod demo_target;
+mod descriptors;
 mod exit;
 mod identity;
 mod live;
@@ -119,6 +120,16 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                 .map_err(|e| invalid(e.to_string()))?;
             // The file's thresholds parsed when it was read; what is left are warnings.
             let thresholds: Vec<_> = s.thresholds.iter().filter_map(|t| t.parse().ok()).collect();
+            if let Some(e) = thresholds
+                .iter()
+                .find_map(|t| runner::unknown_request(t, &plan))
+            {
+                // Located like the file's other errors, at the threshold's text.
+                let at = s
+                    .source
+                    .error(e.split('`').nth(1).unwrap_or_default(), e.clone());
+                return Err(invalid(at.to_string()));
+            }
             for w in loadlens_core::thresholds::NameTags::of([&plan]).warnings(&thresholds) {
                 tell!("warning: {w}");
             }

@@ -10,6 +10,7 @@ use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
 use loadlens_core::encoding::redact_url;
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
+use loadlens_core::limits;
 use loadlens_core::loadspec;
 use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
@@ -148,6 +149,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         client.request_timeout = c.timeout.unwrap_or(client.request_timeout);
         client.connect_timeout = c.connect_timeout.unwrap_or(client.connect_timeout);
         client.max_redirects = c.max_redirects.unwrap_or(client.max_redirects);
+        client.max_body_size = c.max_body_size.unwrap_or(client.max_body_size);
         client.insecure = c.insecure.unwrap_or(false);
         client.version = match c.http_version.as_deref() {
             Some("http1") => HttpVersion::Http1,
@@ -161,9 +163,20 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     } else if args.http1 {
         client.version = HttpVersion::Http1;
     }
+    for (flag, t) in [
+        ("--timeout", args.timeout),
+        ("--connect-timeout", args.connect_timeout),
+    ] {
+        if t == Some(Duration::ZERO) {
+            return Err(invalid(format!(
+                "{flag} is 0: every request would time out at once; give a positive duration such as `30s`"
+            )));
+        }
+    }
     client.request_timeout = args.timeout.unwrap_or(client.request_timeout);
     client.connect_timeout = args.connect_timeout.unwrap_or(client.connect_timeout);
     client.max_redirects = args.max_redirects.unwrap_or(client.max_redirects);
+    client.max_body_size = args.max_body_size.unwrap_or(client.max_body_size);
 
     let picked = match scenario {
         Some((s, file)) => pick_scenarios(args, s, file)?,
@@ -219,6 +232,23 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 headers: extra_headers,
                 ..PlanOptions::default()
             };
+            let users_flag = match (args.connections, args.users) {
+                (Some(_), _) => Some("-c/--connections"),
+                (None, Some(_)) => Some("-u/--users"),
+                (None, None) => None,
+            };
+            if let Some(flag) = users_flag {
+                if args.arrival_rate.is_some() {
+                    return Err(invalid(format!(
+                        "{flag} belongs to the closed model and does not apply with --arrival-rate: size the open model with --pre-allocated-vus/--max-vus"
+                    )));
+                }
+                if args.stages.is_some() {
+                    return Err(invalid(format!(
+                        "{flag} does not apply with --stages: the stages' targets are the users"
+                    )));
+                }
+            }
             let body = args.body.clone().unwrap_or_default();
             let plan = Plan::single(url, method, body.into(), &opts)
                 .map_err(|e| invalid(e.to_string()))?;
@@ -285,6 +315,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 let mut l = loadspec::settings(&spec.load)
                     .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
                 l.stop_timeout = args.stop_timeout.or(l.stop_timeout).or(s.load.stop_timeout);
+                limits::check_load(&l, limits::available_memory())
+                    .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
                 l
             };
             scenarios.push(ScenarioRun {
@@ -412,12 +444,46 @@ fn pick_scenarios<'a>(
 
 /// A `load:` section (the file's, or the one named scenario's) under the load flags; `top` is
 /// the file's own `load:` when `l` is a named scenario's (for its stop timeout).
+///
+/// Flags override the file key by key, except where a key would silently change what a flag
+/// means: `--stages` define the run's length unless `-t` is given too (the file's `run_time`
+/// would leave an idle tail after them, as k6 does not either); and a flag that cannot apply
+/// to the file's load model is an error rather than ignored.
 fn flagged_load(args: &RunArgs, l: &Load, top: Option<&Load>) -> Result<LoadSettings, Failure> {
     let file = loadspec::settings(l).map_err(invalid)?;
+    let open = args.arrival_rate.is_some() || file.arrival.is_some();
+    let closed_flag = match (args.users, args.spawn_rate) {
+        (Some(_), _) => Some("-u/--users"),
+        (None, Some(_)) => Some("-r/--spawn-rate"),
+        (None, None) => None,
+    };
+    if let Some(flag) = closed_flag {
+        if open {
+            return Err(invalid(format!(
+                "{flag} belongs to the closed model, and this run is of the open model (`arrival_rate` in the file or --arrival-rate): set the rate with --arrival-rate and the VUs with --max-vus"
+            )));
+        }
+        if args.stages.is_none() && !file.stages.is_empty() {
+            return Err(invalid(format!(
+                "{flag} does not apply: the file's `stages` set the users over time; replace them with --stages (e.g. --stages 30s:50,5m:50)"
+            )));
+        }
+    }
+    if args.arrival_rate.is_some()
+        && file.arrival.is_none()
+        && args.stages.is_none()
+        && !file.stages.is_empty()
+    {
+        return Err(invalid(
+            "--arrival-rate: the file's `stages` are user counts (closed model), not arrival rates; give --stages with rates too",
+        ));
+    }
     let load = LoadSettings {
         users: args.users.or(l.users).unwrap_or(1),
         spawn_rate: args.spawn_rate.or(l.spawn_rate),
-        run_time: args.run_time.or(l.run_time),
+        run_time: args
+            .run_time
+            .or(l.run_time.filter(|_| args.stages.is_none())),
         iterations: args.iterations.or(l.iterations),
         stop_timeout: args
             .stop_timeout
@@ -428,7 +494,8 @@ fn flagged_load(args: &RunArgs, l: &Load, top: Option<&Load>) -> Result<LoadSett
     checked(load_flags(args, load)?)
 }
 
-/// Checks of a load that no single flag or key can make alone.
+/// Checks of a load that no single flag or key can make alone, and of what this machine can
+/// hold (see `loadlens_core::limits`).
 fn checked(load: LoadSettings) -> Result<LoadSettings, Failure> {
     if load.arrival.is_none() && load.stages.is_empty() && load.users == 0 {
         return Err(invalid("users must be at least 1"));
@@ -440,6 +507,7 @@ fn checked(load: LoadSettings) -> Result<LoadSettings, Failure> {
             )));
         }
     }
+    limits::check_load(&load, limits::available_memory()).map_err(invalid)?;
     Ok(load)
 }
 
@@ -455,26 +523,10 @@ fn check_scopes(
 ) -> Result<(), Failure> {
     let tags = name_tags.tags();
     for t in thresholds {
+        if let Some(e) = unknown_request(t, plan) {
+            return Err(invalid(e));
+        }
         match &t.scope {
-            Scope::Request(n)
-                if !plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .any(|(m, r)| r == n || format!("{m} {r}") == *n) =>
-            {
-                let known: Vec<String> = plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .map(|(m, r)| format!("{m} {r}"))
-                    .collect();
-                return Err(invalid(format!(
-                    "threshold `{}`: no request is named `{n}` (requests: {})",
-                    t.expression,
-                    known.join(", ")
-                )));
-            }
             Scope::Scenario(n) if !scenarios.iter().any(|s| s.name == *n) => {
                 return Err(invalid(format!(
                     "threshold `{}`: no scenario is named `{n}` (define it under `scenarios:`)",
@@ -505,6 +557,27 @@ fn check_scopes(
         }
     }
     Ok(())
+}
+
+/// The error for a threshold scoped on a request name that `plan` does not have (also used by
+/// `validate`, which must reject what `run` rejects).
+pub fn unknown_request(t: &Threshold, plan: &Plan) -> Option<String> {
+    let Scope::Request(n) = &t.scope else {
+        return None;
+    };
+    let pairs = plan.names.pairs();
+    if pairs
+        .iter()
+        .any(|(m, r)| r == n || format!("{m} {r}") == *n)
+    {
+        return None;
+    }
+    let known: Vec<String> = pairs.iter().map(|(m, r)| format!("{m} {r}")).collect();
+    Some(format!(
+        "threshold `{}`: no request is named `{n}` (requests: {})",
+        t.expression,
+        known.join(", ")
+    ))
 }
 
 /// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's
@@ -578,6 +651,9 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
         tell!("warning: {w}");
+    }
+    if let Some(w) = crate::descriptors::ensure(crate::descriptors::needed(&p.load, &p.scenarios)) {
+        eprintln!("warning: {w}");
     }
     let client = ClientShared::new(p.client.clone())
         .map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;

@@ -88,12 +88,14 @@ fn suggestion(message: &str) -> Option<String> {
     let rest = message.split("unknown field `").nth(1)?;
     let (unknown, rest) = rest.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let limit = |cand: &str| (unknown.len().max(cand.len()) / 3).max(1);
     let best = expected
         .iter()
+        // The lengths alone rule most out; a 30 KB key is compared with none.
+        .filter(|cand| unknown.len().abs_diff(cand.len()) <= limit(cand))
         .map(|cand| (edit_distance(unknown, cand), *cand))
         .min()?;
-    let limit = (unknown.len().max(best.1.len()) / 3).max(1);
-    (best.0 <= limit).then(|| format!(" — did you mean `{}`?", best.1))
+    (best.0 <= limit(best.1)).then(|| format!(" — did you mean `{}`?", best.1))
 }
 
 /// Levenshtein distance with adjacent transpositions counted as one edit.

@@ -17,6 +17,8 @@
 //! ```
 
 mod error;
+mod locate;
+mod nesting;
 mod values;
 
 use std::collections::BTreeMap;
@@ -26,7 +28,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::ScenarioError;
-pub use values::{parse_duration, Method, WaitTime};
+pub use locate::NodePath;
+pub(crate) use values::secs_to_duration;
+pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -91,9 +95,30 @@ pub struct Source {
 }
 
 impl Source {
-    /// An error located at the first occurrence of `needle`.
+    /// An error located at the first occurrence of `needle`. Prefer [`Source::error_at`]: the
+    /// first occurrence may belong to another node.
     pub fn error(&self, needle: &str, message: impl Into<String>) -> ScenarioError {
         ScenarioError::at_text(&self.file, &self.text, needle, message.into())
+    }
+
+    /// An error located at the value of the node at `at` (or at its deepest existing ancestor).
+    pub fn error_at(&self, at: &NodePath, message: impl Into<String>) -> ScenarioError {
+        self.located(at, false, message.into())
+    }
+
+    /// An error located at the key of the node at `at`, e.g. at `steps:` rather than its list.
+    pub fn error_at_key(&self, at: &NodePath, message: impl Into<String>) -> ScenarioError {
+        self.located(at, true, message.into())
+    }
+
+    fn located(&self, at: &NodePath, key: bool, message: String) -> ScenarioError {
+        let (line, column) = locate::locate(&self.text, at, key).unwrap_or((1, 1));
+        ScenarioError::Invalid {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        }
     }
 }
 
@@ -372,6 +397,9 @@ pub struct ClientSettings {
     /// `auto`, `http1` or `http2`.
     #[serde(default)]
     pub http_version: Option<String>,
+    /// Most bytes of a response body kept for checks and captures (`4MiB`, `512KiB`, bytes).
+    #[serde(default, deserialize_with = "values::opt_byte_size")]
+    pub max_body_size: Option<u64>,
 }
 
 /// Run identity settings written in the file.
@@ -488,6 +516,13 @@ fn one() -> u32 {
     1
 }
 
+/// A zero timeout would fail every request before it is sent.
+fn zero_timeout(what: &str) -> String {
+    format!(
+        "{what} is 0: every request would time out at once; give a positive duration such as `30s`"
+    )
+}
+
 impl Scenario {
     /// Read and parse `path`, substituting `${VAR}` / `${VAR:-default}` from the environment.
     pub fn from_file(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -513,6 +548,9 @@ impl Scenario {
         dir: std::path::PathBuf,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Scenario, ScenarioError> {
+        // A byte-order mark is allowed at the start of a YAML stream (editors on Windows
+        // write one); it is not part of the first key.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let text = if text.contains("${") {
             crate::template::substitute_env(text, env).map_err(|(pos, message)| {
                 let line = text[..pos].matches('\n').count() + 1;
@@ -527,6 +565,19 @@ impl Scenario {
         } else {
             text.to_owned()
         };
+        if let Some(pos) = nesting::too_deep(&text) {
+            let line = text[..pos].matches('\n').count() + 1;
+            let column = text[..pos].chars().rev().take_while(|c| *c != '\n').count() + 1;
+            return Err(ScenarioError::Invalid {
+                file: file.to_owned(),
+                line,
+                column,
+                message: format!(
+                    "brackets nested more than {} levels deep: a scenario needs a few",
+                    nesting::MAX_FLOW_DEPTH
+                ),
+            });
+        }
         let mut scenario: Scenario =
             serde_yaml::from_str(&text).map_err(|e| ScenarioError::from_yaml(file, &text, &e))?;
         scenario.source = Source {
@@ -538,29 +589,28 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Checks serde cannot express, located at the offending key when it can be found.
+    /// Checks serde cannot express, located at the offending node by its path.
     fn validate(&self) -> Result<(), ScenarioError> {
-        let err = |needle: &str, message: String| self.source.error(needle, message);
+        let src = &self.source;
+        let types = NodePath::root().key("user_types");
         if self.user_types.is_empty() {
-            return Err(err(
-                "user_types",
-                "`user_types` must list at least one user type".into(),
-            ));
+            return Err(src.error_at_key(&types, "`user_types` must list at least one user type"));
         }
         if self
             .user_types
             .iter()
             .all(|u| u.weight == 0 && u.count.is_none())
         {
-            return Err(err(
-                "weight",
-                "at least one user type needs a weight above 0 or a `count`".into(),
+            return Err(src.error_at(
+                &types.index(0).key("weight"),
+                "at least one user type needs a weight above 0 or a `count`",
             ));
         }
-        for u in &self.user_types {
+        for (i, u) in self.user_types.iter().enumerate() {
+            let at = types.index(i);
             if u.tasks.is_empty() {
-                return Err(err(
-                    &u.name,
+                return Err(src.error_at_key(
+                    &at.key("tasks"),
                     format!(
                         "user type `{}` has no tasks: add at least one under `tasks:`",
                         u.name
@@ -568,19 +618,20 @@ impl Scenario {
                 ));
             }
             if u.tasks.iter().all(|t| t.weight == 0) {
-                return Err(err(
-                    &u.name,
+                return Err(src.error_at_key(
+                    &at.key("tasks"),
                     format!(
                         "user type `{}`: at least one task needs a weight above 0",
                         u.name
                     ),
                 ));
             }
-            for t in &u.tasks {
+            for (j, t) in u.tasks.iter().enumerate() {
+                let task = at.key("tasks").index(j);
                 match (&t.request, &t.steps) {
                     (Some(_), Some(_)) => {
-                        return Err(err(
-                            "steps",
+                        return Err(src.error_at_key(
+                            &task.key("steps"),
                             format!(
                                 "a task of `{}` has both `request` and `steps`: keep one",
                                 u.name
@@ -588,93 +639,123 @@ impl Scenario {
                         ))
                     }
                     (None, None) => {
-                        return Err(err(
-                            &u.name,
+                        return Err(src.error_at(
+                            &task,
                             format!("a task of `{}` has neither `request` nor `steps`", u.name),
                         ))
                     }
                     (None, Some(s)) if s.is_empty() => {
-                        return Err(err(
-                            "steps",
-                            "`steps` is empty: add at least one step".into(),
+                        return Err(src.error_at_key(
+                            &task.key("steps"),
+                            "`steps` is empty: add at least one step",
                         ))
                     }
-                    _ => {}
+                    // A single-request task is a mapping with `request:`, as a step is.
+                    (Some(r), None) => self.validate_step(&Step::request(r.clone()), &task)?,
+                    (None, Some(s)) => self.validate_steps(s, &task.key("steps"))?,
                 }
-                self.validate_steps(&t.all_steps())?;
             }
-            self.validate_steps(&u.on_start)?;
-            self.validate_steps(&u.on_stop)?;
+            self.validate_steps(&u.on_start, &at.key("on_start"))?;
+            self.validate_steps(&u.on_stop, &at.key("on_stop"))?;
         }
         if let Some(h) = &self.host {
             if !(h.starts_with("http://") || h.starts_with("https://")) {
-                return Err(err(
-                    h,
+                return Err(src.error_at(
+                    &NodePath::root().key("host"),
                     format!("host `{h}` must start with http:// or https://"),
                 ));
             }
         }
         if let Some(v) = &self.client.http_version {
             if !matches!(v.as_str(), "auto" | "http1" | "http2") {
-                return Err(err(
-                    v,
+                return Err(src.error_at(
+                    &NodePath::root().key("client").key("http_version"),
                     format!("client.http_version is `{v}`, expected auto, http1 or http2"),
                 ));
             }
         }
-        crate::loadspec::validate(self).map_err(|(needle, message)| err(&needle, message))?;
+        for (key, t) in [
+            ("timeout", self.client.timeout),
+            ("connect_timeout", self.client.connect_timeout),
+        ] {
+            if t == Some(Duration::ZERO) {
+                return Err(src.error_at(
+                    &NodePath::root().key("client").key(key),
+                    zero_timeout(&format!("client.{key}")),
+                ));
+            }
+        }
+        crate::loadspec::validate(self).map_err(|(needle, message)| src.error(&needle, message))?;
         Ok(())
     }
 
-    fn validate_steps(&self, steps: &[Step]) -> Result<(), ScenarioError> {
-        let err = |needle: &str, message: String| self.source.error(needle, message);
-        for s in steps {
-            let kinds = usize::from(s.request.is_some())
-                + usize::from(s.think.is_some())
-                + usize::from(s.for_each.is_some());
-            if kinds != 1 {
-                return Err(err(
-                    "steps",
-                    "each step needs exactly one of `request`, `think` or `for` (+ `in` and `steps`)".into(),
+    /// Check the steps of the list at `at`.
+    fn validate_steps(&self, steps: &[Step], at: &NodePath) -> Result<(), ScenarioError> {
+        for (k, s) in steps.iter().enumerate() {
+            self.validate_step(s, &at.index(k))?;
+        }
+        Ok(())
+    }
+
+    /// Check one step, the mapping at `at`.
+    fn validate_step(&self, s: &Step, at: &NodePath) -> Result<(), ScenarioError> {
+        let src = &self.source;
+        let kinds = usize::from(s.request.is_some())
+            + usize::from(s.think.is_some())
+            + usize::from(s.for_each.is_some());
+        if kinds != 1 {
+            return Err(src.error_at(
+                at,
+                "each step needs exactly one of `request`, `think` or `for` (+ `in` and `steps`)",
+            ));
+        }
+        if let Some(var) = &s.for_each {
+            if s.items.is_none() || s.steps.as_ref().is_none_or(Vec::is_empty) {
+                return Err(src.error_at(
+                    &at.key("for"),
+                    format!("loop `for: {var}` needs `in:` (a list) and non-empty `steps:`"),
                 ));
             }
-            if let Some(var) = &s.for_each {
-                if s.items.is_none() || s.steps.as_ref().is_none_or(Vec::is_empty) {
-                    return Err(err(
-                        var,
-                        format!("loop `for: {var}` needs `in:` (a list) and non-empty `steps:`"),
-                    ));
-                }
-                self.validate_steps(s.steps.as_deref().unwrap_or_default())?;
-            } else if s.items.is_some() || s.steps.is_some() {
-                return Err(err("in:", "`in` and `steps` belong to a `for` loop".into()));
+            self.validate_steps(s.steps.as_deref().unwrap_or_default(), &at.key("steps"))?;
+        } else if s.items.is_some() || s.steps.is_some() {
+            let key = if s.items.is_some() { "in" } else { "steps" };
+            return Err(src.error_at_key(&at.key(key), "`in` and `steps` belong to a `for` loop"));
+        }
+        if let Some(r) = &s.request {
+            let at = at.key("request");
+            let bodies = usize::from(r.json.is_some())
+                + usize::from(r.body.is_some())
+                + usize::from(!r.form.is_empty())
+                + usize::from(r.body_file.is_some());
+            if bodies > 1 {
+                return Err(src.error_at(
+                    &at,
+                    format!("request `{}` has more than one of `json`, `body`, `form`, `body_file`: keep one", r.path),
+                ));
             }
-            if let Some(r) = &s.request {
-                let bodies = usize::from(r.json.is_some())
-                    + usize::from(r.body.is_some())
-                    + usize::from(!r.form.is_empty())
-                    + usize::from(r.body_file.is_some());
-                if bodies > 1 {
-                    return Err(err(
-                        &r.path,
-                        format!("request `{}` has more than one of `json`, `body`, `form`, `body_file`: keep one", r.path),
-                    ));
-                }
-                if !r.path.starts_with('/') && !r.path.contains("://") && !r.path.starts_with("{{")
-                {
-                    return Err(err(
-                        &r.path,
-                        format!(
-                            "request path `{}` must start with `/` or be an absolute http(s) URL",
-                            r.path
-                        ),
-                    ));
-                }
+            if r.timeout == Some(Duration::ZERO) {
+                return Err(src.error_at(
+                    &at.key("timeout"),
+                    zero_timeout(&format!("the timeout of request `{}`", r.path)),
+                ));
+            }
+            if !r.path.starts_with('/') && !r.path.contains("://") && !r.path.starts_with("{{") {
+                return Err(src.error_at(
+                    &at.key("path"),
+                    format!(
+                        "request path `{}` must start with `/` or be an absolute http(s) URL",
+                        r.path
+                    ),
+                ));
             }
         }
         Ok(())
     }
 }
 
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;

@@ -690,10 +690,15 @@ impl Compiler<'_> {
         };
         let path_at = at.key("path");
 
-        // URL: host + path, then the query.
+        // URL: host + path, then the query. An absolute URL's `user:password@` is sent as basic
+        // auth and shown as `user:***@`, as the host's are.
         let absolute = r.path.contains("://") || r.path.starts_with("{{");
+        let (path, path_auth) = match crate::encoding::url_credentials(&r.path) {
+            (bare, Some(auth)) if absolute => (bare, basic_auth(&auth)),
+            _ => (r.path.clone(), None),
+        };
         let mut url = if absolute {
-            tpl(&r.path, &path_at, scope)?
+            tpl(&path, &path_at, scope)?
         } else {
             let host = self.host.as_deref().ok_or_else(|| {
                 err(&path_at, format!("request `{}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host", r.path))
@@ -708,7 +713,8 @@ impl Compiler<'_> {
             url.push(tpl(v, &at.key("query").key(k), scope)?.encoded());
             sep = '&';
         }
-        let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
+        let shown = crate::encoding::redact_url(&r.path);
+        let default_name = shown.split('?').next().unwrap_or(&shown).to_owned();
         let name = self.names.intern(
             r.method.0.as_str(),
             r.name.as_deref().unwrap_or(&default_name),
@@ -777,7 +783,12 @@ impl Compiler<'_> {
             }
         }
         // The host's credentials go to the host only, and a header given in the file wins.
-        if let Some(auth) = self.host_auth.as_ref().filter(|_| !absolute) {
+        let auth = if absolute {
+            path_auth.as_ref()
+        } else {
+            self.host_auth.as_ref()
+        };
+        if let Some(auth) = auth {
             if !merged.contains_key("authorization") {
                 static_headers.insert(http::header::AUTHORIZATION, auth.clone());
             }

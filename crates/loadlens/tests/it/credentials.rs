@@ -96,8 +96,9 @@ fn a_scenario_hosts_credentials_go_to_that_host_only() {
     std::fs::write(
         &file,
         format!(
-            "host: http://file:s3cret-file@{authority}\nuser_types:\n  - name: u\n    tasks:\n      - steps:\n          - request: {{ path: /rel }}\n          - request: {{ path: {}/abs }}\n",
-            other.url
+            "host: http://file:s3cret-file@{authority}\nuser_types:\n  - name: u\n    tasks:\n      - steps:\n          - request: {{ path: /rel }}\n          - request: {{ path: {}/abs }}\n          - request: {{ path: \"http://abs:s3cret-abs@{}/creds\" }}\n",
+            other.url,
+            other.url.trim_start_matches("http://")
         ),
     )
     .unwrap();
@@ -129,12 +130,19 @@ fn a_scenario_hosts_credentials_go_to_that_host_only() {
             assert!(header_block_has(h, &format!("host: {authority}")), "{h}");
         }
         let others = other.requests.lock().unwrap().clone();
-        assert_eq!(others.len(), 2);
+        assert_eq!(others.len(), 4);
         for h in &others {
-            assert!(
-                !h.to_ascii_lowercase().contains("authorization"),
-                "sent to another host: {h}"
-            );
+            // An absolute URL's own credentials go with it; the host's never do.
+            if h.starts_with("GET /creds ") {
+                let line = basic("abs:s3cret-abs").replace("basic", "authorization: basic");
+                assert!(header_block_has(h, &line), "{h}");
+            } else {
+                assert!(
+                    !h.to_ascii_lowercase().contains("authorization"),
+                    "sent to another host: {h}"
+                );
+            }
+            assert!(!h.contains('@'), "credentials in the Host header: {h}");
         }
         let result = std::fs::read_to_string(&json).unwrap();
         for text in [stdout(&out), stderr(&out), result.clone()] {
@@ -144,6 +152,10 @@ fn a_scenario_hosts_credentials_go_to_that_host_only() {
         assert!(
             result.contains(&format!("http://{user}:***@{authority}")),
             "{result}"
+        );
+        assert!(
+            result.contains("\"name\": \"http://abs:***@"),
+            "the request name: {result}"
         );
     }
 }

@@ -774,9 +774,8 @@ impl Compiler<'_> {
             let t = Template::compile(v, scope).map_err(|m| err(&header_at(), m))?;
             match t.static_text() {
                 Some(text) => {
-                    let value = HeaderValue::from_str(&text).map_err(|_| {
-                        err(&header_at(), format!("invalid value for header `{k}`"))
-                    })?;
+                    let value = HeaderValue::from_str(&text)
+                        .map_err(|_| err(&header_at(), bad_header_value(k, &text)))?;
                     static_headers.insert(name, value);
                 }
                 None => var_headers.push((name, t)),
@@ -1140,10 +1139,21 @@ fn header_map(
             continue;
         }
         let value = HeaderValue::from_str(v)
-            .map_err(|_| src.error_at(&at.key(k), format!("invalid value for header `{k}`")))?;
+            .map_err(|_| src.error_at(&at.key(k), bad_header_value(k, v)))?;
         h.insert(name, value);
     }
     Ok(h)
+}
+
+/// Why `value` cannot be sent as header `name`: a control character (a newline would start
+/// another header) is named.
+fn bad_header_value(name: &str, value: &str) -> String {
+    match value.chars().find(|c| c.is_control() && *c != '\t') {
+        Some(c) => {
+            format!("invalid value for header `{name}`: it contains the control character {c:?}")
+        }
+        None => format!("invalid value for header `{name}`"),
+    }
 }
 
 /// A basic-auth header value, marked sensitive (never shown by `Debug`, not HPACK-indexed).

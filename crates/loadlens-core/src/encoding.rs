@@ -1,6 +1,7 @@
 //! Byte encodings loadlens needs in more than one crate and too little of to justify a
-//! dependency: today standard base64, for HTTP basic-auth values (the dashboard's expected
-//! `--web-auth` header, the OTLP exporter's endpoint credentials).
+//! dependency: standard base64, for HTTP basic-auth values (the dashboard's expected
+//! `--web-auth` header, the OTLP exporter's endpoint credentials), and the `user:password@` of
+//! a URL, taken out to be sent as basic auth and shown as `user:***@`.
 
 /// Standard base64 (RFC 4648, section 4) with padding. Written by hand: its uses are a few
 /// header values built once, which do not justify a dependency.
@@ -16,6 +17,71 @@ pub fn base64(input: &[u8]) -> String {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
             } else {
                 out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Where the `user:password@` of `url` is: the byte range of the authority's user info
+/// (without the `@`), if it has one.
+fn userinfo(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    rest[..end].rfind('@').map(|at| start..start + at)
+}
+
+/// `url` without its `user:password@`, and the `Authorization` value they make (`Basic …`,
+/// percent-decoded first, as curl does). A URL without them comes back unchanged, with `None`.
+/// The credentials must not stay in the URL: HTTP clients put the authority, user info and all,
+/// in the `Host` header, and everything that shows a URL would show the password.
+pub fn url_credentials(url: &str) -> (String, Option<String>) {
+    let Some(range) = userinfo(url) else {
+        return (url.to_owned(), None);
+    };
+    let info = &url[range.clone()];
+    let (user, password) = info.split_once(':').unwrap_or((info, ""));
+    let mut pair = percent_decode(user);
+    pair.push(b':');
+    pair.extend(percent_decode(password));
+    let bare = format!("{}{}", &url[..range.start], &url[range.end + 1..]);
+    let auth = (!info.is_empty()).then(|| format!("Basic {}", base64(&pair)));
+    (bare, auth)
+}
+
+/// `url` fit to be shown: `http://user:***@host/` for `http://user:password@host/`, and
+/// `http://***@host/` when there is only a user name (often a token).
+pub fn redact_url(url: &str) -> String {
+    let Some(range) = userinfo(url) else {
+        return url.to_owned();
+    };
+    let shown = match url[range.clone()].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{shown}{}", &url[..range.start], &url[range.end..])
+}
+
+/// `%XX` sequences decoded; anything else, including a malformed `%`, kept as is.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
             }
         }
     }
@@ -42,5 +108,28 @@ mod tests {
         }
         // Every byte value, not only text.
         assert_eq!(base64(&[0x00, 0xff, 0xfe]), "AP/+");
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_are_never_shown() {
+        let (bare, auth) = url_credentials("http://ops:s3cret-pw@h.test:8080/x?q=a@b");
+        assert_eq!(bare, "http://h.test:8080/x?q=a@b");
+        assert_eq!(auth.as_deref(), Some("Basic b3BzOnMzY3JldC1wdw=="));
+        assert_eq!(
+            redact_url("http://ops:s3cret-pw@h.test:8080/x?q=a@b"),
+            "http://ops:***@h.test:8080/x?q=a@b"
+        );
+        // Percent-encoded, as a password with `@` or `:` must be.
+        let (_, auth) = url_credentials("https://a%40b:p%3Aw@h.test/");
+        assert_eq!(
+            auth.as_deref(),
+            Some(&*format!("Basic {}", base64(b"a@b:p:w")))
+        );
+        assert_eq!(redact_url("https://tok3n@h.test/"), "https://***@h.test/");
+        // Nothing to take out: unchanged, and an `@` in the path is not user info.
+        for url in ["http://h.test/users/@me", "http://h.test", "h.test:80"] {
+            assert_eq!(url_credentials(url), (url.to_owned(), None));
+            assert_eq!(redact_url(url), url);
+        }
     }
 }

@@ -321,7 +321,10 @@ impl Names for Scope<'_> {
 struct Compiler<'a> {
     scenario: &'a Scenario,
     opts: &'a PlanOptions,
+    /// The host without its `user:password@`, which are sent as [`Compiler::host_auth`].
     host: Option<String>,
+    /// `Authorization: Basic …` from the host's `user:password@`, on requests to the host.
+    host_auth: Option<HeaderValue>,
     names: NameTable,
     /// Index of the user type being compiled (to locate its headers in errors).
     user_type: usize,
@@ -368,10 +371,19 @@ impl Plan {
             }
         }
         let mut counters = Index::default();
+        let host = opts.host.clone().or_else(|| scenario.host.clone());
+        let (host, host_auth) = match host {
+            Some(h) => {
+                let (bare, auth) = crate::encoding::url_credentials(&h);
+                (Some(bare), auth.as_deref().and_then(basic_auth))
+            }
+            None => (None, None),
+        };
         let mut c = Compiler {
             scenario,
             opts,
-            host: opts.host.clone().or_else(|| scenario.host.clone()),
+            host,
+            host_auth,
             names: NameTable::default(),
             user_type: 0,
         };
@@ -493,6 +505,11 @@ impl Plan {
         body: Bytes,
         opts: &PlanOptions,
     ) -> Result<Plan, PlanError> {
+        // `user:password@` is sent as basic auth, and never shown: the plan's name is the URL
+        // with the password as `***`.
+        let shown = crate::encoding::redact_url(url);
+        let (bare, auth) = crate::encoding::url_credentials(url);
+        let url = bare.as_str();
         let uri: Uri = url
             .parse()
             .map_err(|e: http::uri::InvalidUri| PlanError::BadUrl {
@@ -515,6 +532,9 @@ impl Plan {
         let name = names.intern(method.as_str(), uri.path());
         let mut request = Request::new(method, uri);
         request.body = body;
+        if let Some(auth) = auth.as_deref().and_then(basic_auth) {
+            request.headers.insert(http::header::AUTHORIZATION, auth);
+        }
         apply_run_headers(&mut request.headers, opts);
         let step = StepPlan::Request(Box::new(RequestPlan {
             name,
@@ -531,7 +551,7 @@ impl Plan {
             steps: vec![step],
         };
         Ok(Plan {
-            name: url.to_owned(),
+            name: shown,
             names,
             user_types: vec![UserTypePlan::new(
                 "default".into(),
@@ -670,9 +690,15 @@ impl Compiler<'_> {
         };
         let path_at = at.key("path");
 
-        // URL: host + path, then the query.
-        let mut url = if r.path.contains("://") || r.path.starts_with("{{") {
-            tpl(&r.path, &path_at, scope)?
+        // URL: host + path, then the query. An absolute URL's `user:password@` is sent as basic
+        // auth and shown as `user:***@`, as the host's are.
+        let absolute = r.path.contains("://") || r.path.starts_with("{{");
+        let (path, path_auth) = match crate::encoding::url_credentials(&r.path) {
+            (bare, Some(auth)) if absolute => (bare, basic_auth(&auth)),
+            _ => (r.path.clone(), None),
+        };
+        let mut url = if absolute {
+            tpl(&path, &path_at, scope)?
         } else {
             let host = self.host.as_deref().ok_or_else(|| {
                 err(&path_at, format!("request `{}` is a relative path but no host is set: add `host:` to the scenario or pass -H/--host", r.path))
@@ -687,7 +713,8 @@ impl Compiler<'_> {
             url.push(tpl(v, &at.key("query").key(k), scope)?.encoded());
             sep = '&';
         }
-        let default_name = r.path.split('?').next().unwrap_or(&r.path).to_owned();
+        let shown = crate::encoding::redact_url(&r.path);
+        let default_name = shown.split('?').next().unwrap_or(&shown).to_owned();
         let name = self.names.intern(
             r.method.0.as_str(),
             r.name.as_deref().unwrap_or(&default_name),
@@ -747,12 +774,22 @@ impl Compiler<'_> {
             let t = Template::compile(v, scope).map_err(|m| err(&header_at(), m))?;
             match t.static_text() {
                 Some(text) => {
-                    let value = HeaderValue::from_str(&text).map_err(|_| {
-                        err(&header_at(), format!("invalid value for header `{k}`"))
-                    })?;
+                    let value = HeaderValue::from_str(&text)
+                        .map_err(|_| err(&header_at(), bad_header_value(k, &text)))?;
                     static_headers.insert(name, value);
                 }
                 None => var_headers.push((name, t)),
+            }
+        }
+        // The host's credentials go to the host only, and a header given in the file wins.
+        let auth = if absolute {
+            path_auth.as_ref()
+        } else {
+            self.host_auth.as_ref()
+        };
+        if let Some(auth) = auth {
+            if !merged.contains_key("authorization") {
+                static_headers.insert(http::header::AUTHORIZATION, auth.clone());
             }
         }
         apply_run_headers(&mut static_headers, self.opts);
@@ -1102,10 +1139,28 @@ fn header_map(
             continue;
         }
         let value = HeaderValue::from_str(v)
-            .map_err(|_| src.error_at(&at.key(k), format!("invalid value for header `{k}`")))?;
+            .map_err(|_| src.error_at(&at.key(k), bad_header_value(k, v)))?;
         h.insert(name, value);
     }
     Ok(h)
+}
+
+/// Why `value` cannot be sent as header `name`: a control character (a newline would start
+/// another header) is named.
+fn bad_header_value(name: &str, value: &str) -> String {
+    match value.chars().find(|c| c.is_control() && *c != '\t') {
+        Some(c) => {
+            format!("invalid value for header `{name}`: it contains the control character {c:?}")
+        }
+        None => format!("invalid value for header `{name}`"),
+    }
+}
+
+/// A basic-auth header value, marked sensitive (never shown by `Debug`, not HPACK-indexed).
+fn basic_auth(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
 }
 
 fn apply_run_headers(h: &mut HeaderMap, opts: &PlanOptions) {

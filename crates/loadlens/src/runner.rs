@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
+use loadlens_core::encoding::redact_url;
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
 use loadlens_core::limits;
 use loadlens_core::loadspec;
@@ -190,7 +191,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             if let Some(h) = &host {
                 if !(h.starts_with("http://") || h.starts_with("https://")) {
                     return Err(invalid(format!(
-                        "host `{h}` must start with http:// or https://"
+                        "host `{}` must start with http:// or https://",
+                        redact_url(h)
                     )));
                 }
             }
@@ -209,7 +211,9 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     .map_err(|f| invalid(format!("scenario `{name}`: {}", f.message)))?,
                 _ => flagged_load(args, &s.load, None)?,
             };
-            (plan, load, host)
+            // Shown in reports and the dashboard: the password as `***` (the plan sends it as
+            // basic auth).
+            (plan, load, host.as_deref().map(redact_url))
         }
         (None, Some(url)) => {
             // Quick mode: -H values are headers, as in hey and oha.
@@ -265,7 +269,11 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             } else {
                 load
             };
-            (plan, checked(load_flags(args, load)?)?, Some(url.clone()))
+            (
+                plan,
+                checked(load_flags(args, load)?)?,
+                Some(redact_url(url)),
+            )
         }
         (None, None) => return Err(invalid("give a scenario file or --url")),
     };

@@ -139,6 +139,7 @@ pub struct Api {
     base: String,
     api_key: Option<Secret>,
     app_key: Option<Secret>,
+    basic_auth: Option<Secret>,
     max_attempts: u32,
     backoff: Duration,
     max_rate_limit_wait: Duration,
@@ -160,6 +161,7 @@ impl Api {
             base: cfg.base_url.clone(),
             api_key: cfg.api_key.clone(),
             app_key: cfg.app_key.clone(),
+            basic_auth: cfg.basic_auth.clone(),
             max_attempts: cfg.max_attempts.max(1),
             backoff: cfg.backoff,
             max_rate_limit_wait: cfg.max_rate_limit_wait,
@@ -200,6 +202,7 @@ impl Api {
             }
         };
         secret("dd-api-key", &self.api_key);
+        secret("authorization", &self.basic_auth);
         if call.app_key {
             secret("dd-application-key", &self.app_key);
         }

@@ -7,7 +7,7 @@
 //! | API key | `DD_API_KEY` or `DATADOG_API_KEY` | — (events, API metrics, monitors) |
 //! | application key | `DD_APP_KEY` or `DATADOG_APP_KEY` | — (monitors) |
 //! | site | `--datadog-site` / `DD_SITE` | `datadoghq.com` |
-//! | API base URL | `--datadog-url` / `LOADLENS_DATADOG_URL` | `https://api.SITE` |
+//! | API base URL | `--datadog-url` / `LOADLENS_DATADOG_URL` (`user:password@` in it: basic auth) | `https://api.SITE` |
 //! | metrics transport | `--datadog-metrics` / `LOADLENS_DATADOG_METRICS` | `auto`: DogStatsD when an agent host is set, else the API |
 //! | agent | `--datadog-agent-host` / `DD_AGENT_HOST`, `--datadog-dogstatsd-port` / `DD_DOGSTATSD_PORT` | port 8125 |
 //!
@@ -159,8 +159,12 @@ pub struct Config {
     pub app_key: Option<Secret>,
     /// Site, for messages.
     pub site: String,
-    /// API base URL without a trailing slash, e.g. `https://api.datadoghq.com`.
+    /// API base URL without a trailing slash, e.g. `https://api.datadoghq.com`; never with a
+    /// `user:password@` (see [`Config::basic_auth`]), so it can be shown.
     pub base_url: String,
+    /// `Authorization: Basic …` from the `user:password@` of the API URL (a proxy in front of
+    /// the API, a test double), sent with every call.
+    pub basic_auth: Option<Secret>,
     /// Metrics transport.
     pub metrics: MetricsTransport,
     /// DogStatsD `host:port` (with [`MetricsTransport::DogStatsd`]).
@@ -206,11 +210,13 @@ pub const OVERFLOW_TAG: &str = "request:__overflow__";
 impl Config {
     /// A configuration with defaults, talking to `base_url` with `api_key` (tests, embedding).
     pub fn new(base_url: &str, api_key: Option<&str>, app_key: Option<&str>) -> Self {
+        let (base_url, basic_auth) = loadlens_core::encoding::url_credentials(base_url);
         Config {
             api_key: api_key.map(Secret::new),
             app_key: app_key.map(Secret::new),
             site: "datadoghq.com".into(),
             base_url: base_url.trim_end_matches('/').to_owned(),
+            basic_auth: basic_auth.map(Secret::new),
             metrics: MetricsTransport::Api,
             dogstatsd: None,
             prefix: "loadlens.".into(),
@@ -296,7 +302,8 @@ impl Config {
                     || u.parse::<http::Uri>().is_err()
                 {
                     return Err(ConfigError::Invalid(format!(
-                        "API URL `{u}` must be an http:// or https:// URL"
+                        "API URL `{}` must be an http:// or https:// URL",
+                        loadlens_core::encoding::redact_url(&u)
                     )));
                 }
                 u
@@ -477,6 +484,36 @@ mod tests {
         assert_eq!(c.base_url, "http://127.0.0.1:9");
         assert_eq!(c.site, "datadoghq.eu");
         assert_eq!(c.metrics, MetricsTransport::Api);
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_leave_the_url() {
+        let c = Config::resolve(
+            None,
+            &Overrides {
+                url: Some("http://dd:s3cret@127.0.0.1:9/".into()),
+                ..Overrides::default()
+            },
+            env(&[("DD_API_KEY", "k")]),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.base_url, "http://127.0.0.1:9");
+        assert_eq!(
+            c.basic_auth.as_ref().map(Secret::expose),
+            Some("Basic ZGQ6czNjcmV0")
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let e = Config::resolve(
+            None,
+            &Overrides {
+                url: Some("ftp://dd:s3cret@h/".into()),
+                ..Overrides::default()
+            },
+            env(&[("DD_API_KEY", "k")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ftp://dd:***@h"), "{e}");
     }
 
     #[test]

@@ -67,6 +67,17 @@ struct Inner {
     last: Option<Arc<Snapshot>>,
     controls: Option<Controls>,
     finals: Option<Finals>,
+    /// The summary's figures once the run ended: the tiles and tables then show the run's own
+    /// rates (requests / duration), as the summary does, not those of the last snapshot, whose
+    /// interval may be a fraction of a second.
+    ended: Option<Ended>,
+}
+
+/// What the summary says at the end of the run.
+struct Ended {
+    elapsed_s: f64,
+    total: RequestSummary,
+    requests: Vec<RequestSummary>,
 }
 
 /// Shared state of the dashboard (see the module docs).
@@ -91,6 +102,7 @@ impl Hub {
                 last: None,
                 controls: None,
                 finals: None,
+                ended: None,
             }),
             events: Arc::default(),
             payload: watch::Sender::new(Arc::from("{}")),
@@ -179,6 +191,11 @@ impl Hub {
         {
             let mut i = self.lock();
             i.finals = Some(finals);
+            i.ended = Some(Ended {
+                elapsed_s: summary.duration.as_secs_f64(),
+                total: summary.total(),
+                requests: summary.requests(),
+            });
             i.phase = Phase::Finished;
         }
         self.publish();
@@ -302,6 +319,18 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
         .collect();
     errors.truncate(100);
     let snap = i.last.as_deref();
+    let ended = i.ended.as_ref();
+    // During the run, the rates of the last interval; at the end, those of the whole run.
+    let (rps, failures_per_s) = match (ended, snap) {
+        (Some(e), _) => (e.total.rps, e.total.failures_per_s),
+        (None, Some(s)) => (s.point.rps, s.point.failures_per_s),
+        (None, None) => (0.0, 0.0),
+    };
+    let (total, requests) = match (ended, snap) {
+        (Some(e), _) => (Some(row(&e.total)), e.requests.iter().map(row).collect()),
+        (None, Some(s)) => (Some(row(&s.total)), s.requests.iter().map(row).collect()),
+        (None, None) => (None, Vec::new()),
+    };
     json!({
         "phase": i.phase,
         "run_id": i.meta.run.id,
@@ -312,13 +341,13 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
         "users_target": target.users.unwrap_or(load.users),
         "rate_target": target.rate_per_s.or(load.arrival.as_ref().map(|a| a.rate_per_s)),
         "run_time_s": i.meta.run_time.map(|d| d.as_secs_f64()),
-        "elapsed_s": snap.map_or(0.0, |s| s.elapsed.as_secs_f64()),
+        "elapsed_s": ended.map_or_else(|| snap.map_or(0.0, |s| s.elapsed.as_secs_f64()), |e| e.elapsed_s),
         "users": snap.map_or(0, |s| s.users),
-        "rps": snap.map_or(0.0, |s| s.point.rps),
-        "failures_per_s": snap.map_or(0.0, |s| s.point.failures_per_s),
+        "rps": rps,
+        "failures_per_s": failures_per_s,
         "p95_now": snap.map_or(0.0, |s| s.point.p95_ms),
-        "total": snap.map(|s| row(&s.total)),
-        "requests": snap.map_or_else(Vec::new, |s| s.requests.iter().map(row).collect()),
+        "total": total,
+        "requests": requests,
         "errors": errors,
         "events": events.iter().map(|e| json!({"elapsed_s": e.elapsed_s, "kind": kind_name(e.kind), "message": e.message})).collect::<Vec<_>>(),
         "charts": charts(i, events),

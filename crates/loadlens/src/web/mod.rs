@@ -14,8 +14,11 @@
 //!   reports of the run so far (the final ones once it ended).
 //!
 //! `--web-auth user:pass` puts every route behind HTTP basic auth; the credentials are compared
-//! in constant time and never logged.
+//! in constant time and never logged. Other web pages are kept away ([`guard`]): DNS rebinding,
+//! cross-site posts and framing are refused, and a connection that sends no request head within
+//! [`HEAD_TIMEOUT`] is closed.
 
+mod guard;
 pub mod hub;
 #[cfg(test)]
 mod tests;
@@ -32,7 +35,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Body, Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use loadlens_core::encoding::base64;
 use loadlens_core::executor::{LoadSettings, StopReason};
 use loadlens_core::report::Summary;
@@ -44,6 +47,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use hub::{Hub, Phase, RunMeta};
+
+/// How long a connection may take to send a request head, also when idle between requests:
+/// a connection that sends nothing does not hold a task forever.
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The page, with the report's style sheet inlined where it says `/*STYLE*/`.
 const PAGE: &str = include_str!("page.html");
@@ -266,9 +273,16 @@ async fn accept_loop(listener: TcpListener, state: Arc<Server>, stop: Cancellati
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                async move {
+                    let mut r = handle(&state, req).await;
+                    guard::harden(r.headers_mut());
+                    Ok::<_, Infallible>(r)
+                }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 _ = conn => {}
                 _ = stop.cancelled() => {}
@@ -328,6 +342,9 @@ async fn handle(s: &Server, req: Request<Incoming>) -> Response<WebBody> {
             );
             return r;
         }
+    }
+    if let Some((status, why)) = guard::refusal(req.method(), req.headers(), s.auth.is_some()) {
+        return plain(status, why);
     }
     let path = req.uri().path().to_owned();
     match (req.method().clone(), path.as_str()) {

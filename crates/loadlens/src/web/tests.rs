@@ -46,3 +46,80 @@ fn a_start_replaces_the_profile_of_its_model() {
     .valid()
     .is_err());
 }
+
+#[test]
+fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
+    use loadlens_core::report::Outcome;
+    use loadlens_core::stats::{RequestStats, RequestSummary, SeriesPoint, Snapshot, StatsSet};
+    use std::time::{Duration, SystemTime};
+
+    let names = vec![("GET".to_owned(), "/".to_owned())];
+    let run = loadlens_core::run::RunInfo {
+        id: "r".into(),
+        scenario: "s".into(),
+        tags: Default::default(),
+    };
+    let meta = RunMeta {
+        run: run.clone(),
+        load: LoadSettings::default(),
+        host: None,
+        names: names.clone(),
+        run_time: None,
+    };
+    let hub = Hub::new(meta, Phase::Running);
+    // The last snapshot: a stub interval of 0.1 s after the last full second, 49 requests in it.
+    let stub = RequestStats {
+        count: 49,
+        ..RequestStats::default()
+    };
+    let mut interval = StatsSet::new(1);
+    interval.requests[0] = stub.clone();
+    let elapsed = Duration::from_millis(10_100);
+    let cumulative = RequestStats {
+        count: 850,
+        failures: 17,
+        ..RequestStats::default()
+    };
+    hub.on_snapshot(Arc::new(Snapshot {
+        at: SystemTime::now(),
+        elapsed,
+        users: 0,
+        point: SeriesPoint::of(elapsed, Duration::from_millis(100), 0, &stub),
+        interval: Arc::new(interval),
+        requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
+        total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
+        dropped_iterations: None,
+    }));
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert_eq!(live["rps"], 490.0, "during the run: the last interval");
+
+    let mut stats = StatsSet::new(1);
+    stats.requests[0] = cumulative;
+    let summary = Summary {
+        run,
+        load: LoadSettings::default(),
+        host: None,
+        started_at: SystemTime::now(),
+        ended_at: SystemTime::now(),
+        duration: Duration::from_secs(10),
+        stop_reason: StopReason::RunTime,
+        killed: false,
+        names,
+        stats,
+        series: loadlens_core::stats::TimeSeries::new(2),
+        timeline: Vec::new(),
+        sinks: Vec::new(),
+        dropped_samples: 0,
+        outcome: Outcome::default(),
+    };
+    hub.finish(&summary);
+    let end: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert_eq!(end["phase"], "finished");
+    // 850 requests in 10 s, as the summary says.
+    assert_eq!(end["rps"], 85.0);
+    assert_eq!(end["failures_per_s"], 1.7);
+    assert_eq!(end["rps"].as_f64(), Some(summary.total().rps));
+    assert_eq!(end["total"]["rps"], 85.0);
+    assert_eq!(end["requests"][0]["rps"], 85.0);
+    assert_eq!(end["elapsed_s"], 10.0);
+}

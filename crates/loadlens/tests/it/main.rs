@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod credentials;
 mod dashboard;
 mod datadog;
 mod demo;
@@ -20,3 +21,4 @@ mod schema;
 mod support;
 mod tui;
 mod web;
+mod web_security;

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -105,33 +105,114 @@ impl TimelineHandle {
 }
 
 /// Bounded, non-blocking delivery of samples to one sink; drops are counted.
+///
+/// A span exporter's tap ([`SampleTap::sampled`]) is also where a request's sampling is
+/// settled: before a sampled request is sent, [`SampleTap::reserve`] takes its span's place in
+/// the queue, so that a request that told the service it is sampled always has its span
+/// exported. A request that finds the queue full is sent not sampled, and counted as dropped:
+/// the service's spans are never left without their parent. Places taken by requests in flight
+/// do not count against the bound until their samples arrive, so many users do not crowd out
+/// sampling while the exporter keeps up; the queue may then exceed its bound by at most the
+/// requests in flight (one per virtual user).
 #[derive(Debug, Clone)]
 pub struct SampleTap {
-    tx: mpsc::Sender<Sample>,
+    tx: mpsc::UnboundedSender<Sample>,
+    /// Samples in the queue, received or not yet: the bound applies to it.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     dropped: Arc<AtomicU64>,
     sampled_only: bool,
 }
 
+/// The receiving end of a [`SampleTap`].
+#[derive(Debug)]
+pub struct SampleReceiver {
+    rx: mpsc::UnboundedReceiver<Sample>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl SampleReceiver {
+    /// The next sample, waiting for one; `None` once every tap is dropped.
+    pub async fn recv(&mut self) -> Option<Sample> {
+        let s = self.rx.recv().await?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Some(s)
+    }
+
+    /// The next sample if one is queued.
+    pub fn try_recv(&mut self) -> Result<Sample, mpsc::error::TryRecvError> {
+        let s = self.rx.try_recv()?;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        Ok(s)
+    }
+}
+
+/// A place in a [`SampleTap`]'s queue, taken before the request is sent: its sample is
+/// accepted whatever the queue holds by then.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    tap: &'a SampleTap,
+}
+
+impl Reservation<'_> {
+    /// Queue the request's sample in the place taken for it.
+    pub fn send(self, s: Sample) {
+        self.tap.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tap.tx.send(s).is_err() {
+            // The sink is gone: nothing will read it.
+            self.tap.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
 impl SampleTap {
     /// A tap with room for `capacity` samples, and its receiving end.
-    pub fn new(capacity: usize) -> (SampleTap, mpsc::Receiver<Sample>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    pub fn new(capacity: usize) -> (SampleTap, SampleReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         (
             SampleTap {
                 tx,
+                queued: queued.clone(),
+                capacity: capacity.max(1),
                 dropped: Arc::new(AtomicU64::new(0)),
                 sampled_only: false,
             },
-            rx,
+            SampleReceiver { rx, queued },
         )
     }
 
     /// A tap that only takes samples of sampled traces (span exporters): the others cost
     /// the request path one branch, not a copy and a channel send.
-    pub fn sampled(capacity: usize) -> (SampleTap, mpsc::Receiver<Sample>) {
+    pub fn sampled(capacity: usize) -> (SampleTap, SampleReceiver) {
         let (mut tap, rx) = Self::new(capacity);
         tap.sampled_only = true;
         (tap, rx)
+    }
+
+    /// Whether it takes only the samples of sampled traces (a span exporter's tap).
+    pub fn sampled_only(&self) -> bool {
+        self.sampled_only
+    }
+
+    /// A place in the queue for a request about to be sent, or `None` (counted as dropped)
+    /// when the queue is full.
+    #[inline]
+    pub fn reserve(&self) -> Option<Reservation<'_>> {
+        if self.queued.load(Ordering::Relaxed) >= self.capacity {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Reservation { tap: self })
+    }
+
+    fn take_place(&self) -> bool {
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        true
     }
 
     /// Offer a sample; never waits.
@@ -140,12 +221,13 @@ impl SampleTap {
         if self.sampled_only && !s.trace.is_some_and(|t| t.sampled) {
             return;
         }
-        if self.tx.try_send(s.clone()).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if self.take_place() && self.tx.send(s.clone()).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
-    /// Samples dropped so far.
+    /// Samples dropped so far (for a span exporter's tap: requests sent not sampled because
+    /// the queue was full).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

@@ -167,8 +167,19 @@ pub(crate) async fn run_traced(
     tracing: Option<loadlens_core::sample::TraceSettings>,
 ) -> (Summary, Box<dyn Sink>) {
     let target = Endpoint::start(Mode::Answer(200));
+    run_against(&target.url, sink, load, controls, tracing).await
+}
+
+/// As [`run_traced`], against the target at `url` (its `/contract` path).
+pub(crate) async fn run_against(
+    url: &str,
+    sink: Box<dyn Sink>,
+    load: LoadSettings,
+    controls: Controls,
+    tracing: Option<loadlens_core::sample::TraceSettings>,
+) -> (Summary, Box<dyn Sink>) {
     let plan = Plan::single(
-        &format!("{}/contract", target.url),
+        &format!("{url}/contract"),
         http::Method::GET,
         Default::default(),
         &PlanOptions::default(),

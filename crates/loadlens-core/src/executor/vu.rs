@@ -19,6 +19,7 @@ use crate::feeder::{Mode, Row};
 use crate::inspect::LazyJson;
 use crate::plan::{LoopItems, RequestPlan, StepPlan};
 use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
+use crate::sink::SampleTap;
 use crate::template::{Ctx, Slot};
 
 /// A virtual user.
@@ -351,7 +352,17 @@ impl Vu {
         // requests already carry `baggage` and a placeholder for it, see
         // `TraceSettings::prepare`); the client sets it in its own copy of the header map, so
         // the request is not cloned.
-        let trace = shared.tracing.as_ref().map(|t| t.ids(&mut self.rng));
+        let mut trace = shared.tracing.as_ref().map(|t| t.ids(&mut self.rng));
+        // A sampled request first takes its span's place in the span exporter's queue: one that
+        // finds it full goes out not sampled (and is counted), rather than telling the service
+        // it is sampled and leaving the service's spans without their parent.
+        let mut reserved = None;
+        if let Some(ids) = trace.as_mut().filter(|t| t.sampled) {
+            if let Some(i) = shared.taps.iter().position(SampleTap::sampled_only) {
+                reserved = shared.taps[i].reserve().map(|r| (i, r));
+                ids.sampled = reserved.is_some();
+            }
+        }
         let out = match trace {
             None => self.client.send(req).await,
             Some(ids) => self.client.send_traced(req, &ids).await,
@@ -433,8 +444,14 @@ impl Vu {
         };
         self.note_outcome(sample.failure.as_ref());
         shared.recorder.record(&sample);
-        for tap in &shared.taps {
-            tap.offer(&sample);
+        let reserved_at = reserved.as_ref().map(|(i, _)| *i);
+        for (i, tap) in shared.taps.iter().enumerate() {
+            if Some(i) != reserved_at {
+                tap.offer(&sample);
+            }
+        }
+        if let Some((_, r)) = reserved {
+            r.send(sample);
         }
     }
 }

@@ -10,7 +10,7 @@
 //! | `PREFIX.requests` | count | requests completed in the interval |
 //! | `PREFIX.failures` | count | requests failed in the interval |
 //! | `PREFIX.bytes.sent`, `PREFIX.bytes.received` | count | wire bytes |
-//! | `PREFIX.users` | gauge | peak active virtual users in the interval (no request tag) |
+//! | `PREFIX.users` | gauge | peak active virtual users in the interval, those active at its start included (no request tag; no point for a last interval without users) |
 //! | `PREFIX.response_time` | distribution | response times in ms, from the HDR histograms |
 //!
 //! Latency is a *distribution*, never a percentile gauge, so Datadog computes correct percentiles
@@ -52,8 +52,10 @@ pub struct MetricsBatch {
     pub timestamp: i64,
     /// Length of the interval, seconds (at least 1).
     pub interval_s: i64,
-    /// Peak active users in the interval.
-    pub users: u64,
+    /// Peak active users in the interval (counting those active at its start). `None` for the
+    /// last interval of a run in which no user was active: a 0 there would become the gauge's
+    /// last value, though the run had users.
+    pub users: Option<u64>,
     /// Per request name (only names with requests in the interval).
     pub names: Vec<NameMetrics>,
 }
@@ -62,11 +64,12 @@ impl MetricsBatch {
     /// Metric points in the batch, the unit of delivery counts whatever the transport: the
     /// users gauge, four counts per request name, and one distribution per name with requests.
     pub fn points(&self) -> u64 {
-        1 + self
-            .names
-            .iter()
-            .map(|n| 4 + u64::from(!n.latency.is_empty()))
-            .sum::<u64>()
+        u64::from(self.users.is_some())
+            + self
+                .names
+                .iter()
+                .map(|n| 4 + u64::from(!n.latency.is_empty()))
+                .sum::<u64>()
     }
 }
 
@@ -130,12 +133,15 @@ fn joined(base: &[String], extra: &[String]) -> Vec<String> {
 /// The body of `POST /api/v2/series` (uncompressed) and the number of points in it.
 pub fn series(batch: &MetricsBatch, base_tags: &[String], prefix: &str) -> (Vec<u8>, u64) {
     let point = |v: u64| json!([{ "timestamp": batch.timestamp, "value": v as f64 }]);
-    let mut out: Vec<Value> = vec![json!({
-        "metric": format!("{prefix}users"),
-        "type": 3,
-        "points": point(batch.users),
-        "tags": base_tags,
-    })];
+    let mut out: Vec<Value> = Vec::new();
+    if let Some(users) = batch.users {
+        out.push(json!({
+            "metric": format!("{prefix}users"),
+            "type": 3,
+            "points": point(users),
+            "tags": base_tags,
+        }));
+    }
     for n in &batch.names {
         let tags = joined(base_tags, &n.tags);
         for (name, v, unit) in [
@@ -229,11 +235,9 @@ pub fn statsd(
             format!("|#{}", t.join(","))
         }
     };
-    lines.push(format!(
-        "{prefix}users:{}|g{}",
-        batch.users,
-        tagstr(base_tags)
-    ));
+    if let Some(users) = batch.users {
+        lines.push(format!("{prefix}users:{users}|g{}", tagstr(base_tags)));
+    }
     for n in &batch.names {
         let tags = tagstr(&joined(base_tags, &n.tags));
         for (name, v) in [
@@ -349,7 +353,7 @@ mod tests {
         let batch = MetricsBatch {
             timestamp: 1,
             interval_s: 10,
-            users: 3,
+            users: Some(3),
             names: vec![NameMetrics {
                 tags: vec!["request:/a".into()],
                 count: 2000,

@@ -269,8 +269,8 @@ impl DatadogSink {
     }
 
     /// Send what was accumulated since the last flush, stamped `timestamp` (Unix seconds, later
-    /// than the last one sent).
-    fn flush(&mut self, elapsed: Duration, timestamp: i64) {
+    /// than the last one sent); `last` at the end of the run.
+    fn flush(&mut self, elapsed: Duration, timestamp: i64, last: bool) {
         let span = elapsed.saturating_sub(self.last_flush);
         self.last_flush = elapsed;
         self.last_timestamp = timestamp;
@@ -279,8 +279,8 @@ impl DatadogSink {
         }
         let batch = self
             .acc
-            .take(timestamp, span.as_secs_f64().round().max(1.0) as i64);
-        if let Some(q) = &self.metrics {
+            .take(timestamp, span.as_secs_f64().round().max(1.0) as i64, last);
+        if let (Some(q), true) = (&self.metrics, batch.points() > 0) {
             q.offer(Job::Metrics(batch));
         }
     }
@@ -403,7 +403,7 @@ impl Sink for DatadogSink {
         // A second point in the second of the last flush would replace it in Datadog: these
         // figures go with the next flush instead.
         if timestamp > self.last_timestamp {
-            self.flush(s.elapsed, timestamp);
+            self.flush(s.elapsed, timestamp, false);
         }
     }
 
@@ -417,6 +417,7 @@ impl Sink for DatadogSink {
                     .duration
                     .max(self.last_flush + Duration::from_secs(1)),
                 timestamp,
+                true,
             );
         }
         if self.events.is_some() {
@@ -573,7 +574,8 @@ impl Accumulator {
         }
     }
 
-    fn take(&mut self, timestamp: i64, interval_s: i64) -> MetricsBatch {
+    /// The interval's figures, and a new interval; `last` at the end of the run.
+    fn take(&mut self, timestamp: i64, interval_s: i64, last: bool) -> MetricsBatch {
         let names = self
             .pending
             .iter_mut()
@@ -594,7 +596,8 @@ impl Accumulator {
             // The users active at the end of this interval are active at the start of the
             // next one: its peak starts there (the last snapshot of a run, with no users left,
             // does not make the gauge's last point 0).
-            users: std::mem::replace(&mut self.users, self.current_users),
+            users: Some(std::mem::replace(&mut self.users, self.current_users))
+                .filter(|&u| u > 0 || !last),
             names,
         }
     }

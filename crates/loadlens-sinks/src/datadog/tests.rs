@@ -470,7 +470,7 @@ fn request_names_beyond_the_cap_share_the_overflow_tag() {
         r.latency.record(Duration::from_millis(3));
     }
     acc.add(&set);
-    let batch = acc.take(1, 10);
+    let batch = acc.take(1, 10, false);
     let tags: Vec<Vec<String>> = batch.names.iter().map(|n| n.tags.clone()).collect();
     assert_eq!(
         tags,
@@ -481,7 +481,7 @@ fn request_names_beyond_the_cap_share_the_overflow_tag() {
         ]
     );
     assert_eq!(batch.names[2].count, 10);
-    assert!(acc.take(2, 10).names.is_empty(), "take resets");
+    assert!(acc.take(2, 10, false).names.is_empty(), "take resets");
 }
 
 #[test]

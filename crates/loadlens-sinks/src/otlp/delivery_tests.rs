@@ -242,3 +242,104 @@ async fn a_slow_receiver_gets_each_span_once() {
     // (Snapshot messages may be dropped while the exporter waits: the test ticks every 50 ms.)
     assert_eq!(report.failed, 0, "{report:?}");
 }
+
+/// A target on `127.0.0.1:0` answering 200 to everything and keeping the `traceparent` of
+/// every request, as the service under test sees it.
+fn traceparent_target() -> (String, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let mut out = c.try_clone().unwrap();
+                let mut r = BufReader::new(c);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("traceparent") {
+                                s.lock().unwrap().push(v.trim().to_owned());
+                            }
+                        }
+                    }
+                    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                    if out.write_all(ok.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_span_cannot_be_queued_is_sent_not_sampled_and_counted() {
+    let rx = Receiver::start();
+    // The exporter is stuck on its first export: the span queue (5) fills up.
+    rx.hold.store(true, Ordering::Relaxed);
+    let sink = sink(
+        &rx.url,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "5"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "20"),
+        ],
+    );
+    let tracing = sink.trace_settings("contract-run");
+    let (target, seen) = traceparent_target();
+    let load = LoadSettings {
+        users: 2,
+        iterations: Some(100),
+        ..LoadSettings::default()
+    };
+    let (summary, sink) =
+        contract::run_against(&target, Box::new(sink), load, Controls::new(), tracing).await;
+    rx.hold.store(false, Ordering::Relaxed);
+    let report = sink.finish(&summary).await;
+
+    // What the service was told: sampled (`-01`) or not (`-00`), one traceparent per request.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len() as u64, summary.total().request_count);
+    let mut told_sampled: Vec<[u8; 8]> = seen
+        .iter()
+        .filter(|tp| tp.ends_with("-01"))
+        .map(|tp| {
+            let id = u64::from_str_radix(&tp[36..52], 16).unwrap();
+            id.to_be_bytes()
+        })
+        .collect();
+    let not_sampled = seen.len() - told_sampled.len();
+    assert!(not_sampled > 0, "the queue never filled: {report:?}");
+    // Every request that told the service it was sampled has its span; the others have none.
+    let mut got = rx.spans();
+    told_sampled.sort_unstable();
+    got.sort_unstable();
+    assert_eq!(
+        got, told_sampled,
+        "spans exported for exactly the requests sent as sampled"
+    );
+    // The others are counted, in the run's summary and in the sink's report.
+    assert_eq!(summary.dropped_samples, not_sampled as u64);
+    assert!(
+        report
+            .errors
+            .iter()
+            .any(|e| e.starts_with(&format!("{not_sampled} requests were not traced"))),
+        "{report:?}"
+    );
+}

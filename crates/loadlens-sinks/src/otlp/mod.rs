@@ -99,7 +99,7 @@ use loadlens_core::plan::Plan;
 use loadlens_core::report::Summary;
 use loadlens_core::run::TimelineEvent;
 use loadlens_core::sample::{Sample, TraceSettings};
-use loadlens_core::sink::{FinishFuture, SampleTap, Sink, SinkContext, SinkReport};
+use loadlens_core::sink::{FinishFuture, SampleReceiver, SampleTap, Sink, SinkContext, SinkReport};
 use loadlens_core::stats::Snapshot;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -316,7 +316,7 @@ const MAX_RUN_EVENTS: usize = 128;
 pub struct OtlpSink {
     config: Config,
     names: Names,
-    tap: Option<(SampleTap, mpsc::Receiver<Sample>)>,
+    tap: Option<(SampleTap, SampleReceiver)>,
     tap_handle: Option<SampleTap>,
     tx: mpsc::Sender<Msg>,
     rx: Option<mpsc::Receiver<Msg>>,
@@ -565,7 +565,7 @@ impl Sink for OtlpSink {
             r.dropped += tap_dropped + msgs_dropped;
             if tap_dropped > 0 {
                 r.errors.push(format!(
-                    "{tap_dropped} requests were not traced: the span queue was full"
+                    "{tap_dropped} requests were not traced (sent not sampled): the span queue was full"
                 ));
             }
             r
@@ -634,11 +634,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn run(
-        mut self,
-        mut samples: Option<mpsc::Receiver<Sample>>,
-        mut rx: mpsc::Receiver<Msg>,
-    ) {
+    async fn run(mut self, mut samples: Option<SampleReceiver>, mut rx: mpsc::Receiver<Msg>) {
         let mut batch_tick = tokio::time::interval(self.config.batch_delay);
         let mut metric_tick = tokio::time::interval(self.config.metric_interval);
         // The sample queue is drained on a short timer rather than awaited: a receiver parked

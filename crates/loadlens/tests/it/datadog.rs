@@ -56,26 +56,26 @@ fn events(stub: &DatadogStub) -> Vec<Value> {
         .collect()
 }
 
-/// Sum of `loadlens.requests` per request tag over every accepted series payload.
+/// What Datadog keeps of `loadlens.requests` (one point per series and second, the last one
+/// written), summed per request tag. Asserts that no point was written over another one.
 fn requests_sent(stub: &DatadogStub) -> std::collections::BTreeMap<String, u64> {
+    let kept = stub.stored_series();
+    assert_eq!(
+        stub.series_points_written(),
+        kept.len(),
+        "two points for one series and second: Datadog keeps only the last"
+    );
     let mut out = std::collections::BTreeMap::new();
-    for r in stub.accepted("POST", "/api/v2/series") {
-        for s in r.json()["series"].as_array().unwrap() {
-            if s["metric"] != "loadlens.requests" {
-                continue;
-            }
-            let tag = s["tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|t| t.as_str())
-                .find(|t| t.starts_with("request:"))
-                .unwrap()
-                .to_owned();
-            for p in s["points"].as_array().unwrap() {
-                *out.entry(tag.clone()).or_insert(0) += p["value"].as_f64().unwrap() as u64;
-            }
+    for ((metric, tags, _), v) in kept {
+        if metric != "loadlens.requests" {
+            continue;
         }
+        let tag = tags
+            .iter()
+            .find(|t| t.starts_with("request:"))
+            .unwrap()
+            .to_owned();
+        *out.entry(tag).or_insert(0) += v as u64;
     }
     out
 }
@@ -292,5 +292,14 @@ fn a_scenario_datadog_section_with_the_fail_action_fails_the_run_with_exit_1() {
     assert!(doc["failures"][0].as_str().unwrap().contains("monitor 7"));
     let sent: u64 = requests_sent(&stub).values().sum();
     assert_eq!(sent, doc["aggregate"]["request_count"].as_u64().unwrap());
+    // The users gauge as Datadog keeps it: 2 users (1 while they stop), never 0 at the end.
+    let users: Vec<(i64, f64)> = stub
+        .stored_series()
+        .into_iter()
+        .filter(|((m, _, _), _)| m == "loadlens.users")
+        .map(|((_, _, ts), v)| (ts, v))
+        .collect();
+    assert!(users.iter().any(|u| u.1 == 2.0), "{users:?}");
+    assert!(users.last().is_some_and(|u| u.1 > 0.0), "{users:?}");
     check_models(&stub.requests());
 }

@@ -663,8 +663,31 @@ impl Scenario {
                 ));
             }
         }
-        crate::loadspec::validate(self).map_err(|(needle, message)| src.error(&needle, message))?;
+        crate::loadspec::validate(self)
+            .map_err(|(needle, message)| self.locate_load_error(&needle, message))?;
         Ok(())
+    }
+
+    /// Load checks name the node at fault by its text (`load`, a named scenario, a user type,
+    /// a threshold): locate the node of that name by its path where there is one, since the
+    /// text also appears elsewhere (`# loadlens demo runs this file` before `load:`). A
+    /// threshold's own text is distinctive enough to be found as it is.
+    fn locate_load_error(&self, needle: &str, message: String) -> ScenarioError {
+        let src = &self.source;
+        let root = NodePath::root();
+        if needle == "load" {
+            return src.error_at_key(&root.key("load"), message);
+        }
+        if self.scenarios.contains_key(needle) {
+            return src.error_at_key(&root.key("scenarios").key(needle), message);
+        }
+        for (name, sc) in &self.scenarios {
+            if let Some(k) = sc.user_types.iter().position(|u| u == needle) {
+                let at = root.key("scenarios").key(name).key("user_types").index(k);
+                return src.error_at(&at, message);
+            }
+        }
+        src.error(needle, message)
     }
 
     /// Check the steps of the list at `at`.

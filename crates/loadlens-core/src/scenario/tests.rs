@@ -360,3 +360,24 @@ user_types:
     let (line, col, msg) = compile_error(&base.replace("User-Agent: t", "\"User Agent\": t"));
     assert_eq!((line, col), (3, 3), "{msg}");
 }
+
+/// Load settings are located at `load:`, not at the first text `load` (here, a comment).
+#[test]
+fn load_errors_are_located_at_the_load_key() {
+    let text = "\
+# `loadlens demo` loads this file
+user_types: [{ name: u, tasks: [{ request: { path: 'http://h/' } }] }]
+load: { max_vus: 0 }
+";
+    let (line, col, msg) = invalid(text);
+    assert_eq!((line, col), (3, 1), "{msg}");
+    let named = "\
+# browse the shop
+user_types: [{ name: u, tasks: [{ request: { path: 'http://h/' } }] }]
+scenarios:
+  browse: { user_types: [shop] }
+";
+    let (line, col, msg) = invalid(named);
+    assert_eq!((line, col), (4, 26), "{msg}");
+    assert!(msg.contains("user type `shop`"), "{msg}");
+}

@@ -32,6 +32,7 @@ pub mod executor;
 pub mod feeder;
 pub mod inspect;
 pub mod jsonpath;
+pub mod limits;
 pub mod loadspec;
 pub mod plan;
 pub mod report;

@@ -38,9 +38,9 @@ fn duration_of(v: &serde_yaml::Value) -> Result<Duration, String> {
     match v {
         serde_yaml::Value::Number(n) => n
             .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("invalid duration `{n}`")),
+            .ok_or_else(|| "not a number".to_owned())
+            .and_then(crate::scenario::secs_to_duration)
+            .map_err(|e| format!("invalid duration `{n}`: {e}")),
         serde_yaml::Value::String(s) => parse_duration(s),
         other => Err(format!("expected a duration such as `30s`, got {other:?}")),
     }
@@ -278,7 +278,25 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
             }
         }
     }
-    settings(&s.load).map_err(|e| ("load".to_owned(), e))?;
+    for t in &s.thresholds {
+        // A scope on a named scenario that does not exist would never be evaluated.
+        if let Ok(thresholds::Threshold {
+            scope: thresholds::Scope::Scenario(name),
+            expression,
+            ..
+        }) = t.parse()
+        {
+            if !s.scenarios.contains_key(&name) {
+                return Err((
+                    t.threshold.clone(),
+                    format!(
+                        "threshold `{expression}`: no scenario is named `{name}` (define it under `scenarios:`)"
+                    ),
+                ));
+            }
+        }
+    }
+    check_load(&s.load, "")?;
     let only_stop_timeout = Load {
         stop_timeout: s.load.stop_timeout,
         ..Load::default()
@@ -293,7 +311,7 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
     for (name, sc) in &s.scenarios {
         sc.start()
             .map_err(|e| (name.clone(), format!("scenario `{name}`: {e}")))?;
-        settings(&sc.load).map_err(|e| (name.clone(), format!("scenario `{name}`: {e}")))?;
+        check_load(&sc.load, name)?;
         for u in &sc.user_types {
             if !s.user_types.iter().any(|t| t.name == *u) {
                 let known: Vec<&str> = s.user_types.iter().map(|t| t.name.as_str()).collect();
@@ -308,4 +326,58 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         }
     }
     Ok(())
+}
+
+/// What `run` would reject in one `load:` section, located at its key: a load that runs
+/// nothing, a spawn rate that never spawns, settings that do not apply together, a load above
+/// what one process can hold ([`crate::limits`], except the memory check, which depends on the
+/// machine that runs it). `scenario` names the section's scenario (empty: the top-level one).
+fn check_load(load: &Load, scenario: &str) -> Result<(), (String, String)> {
+    let at = |key: &str, message: String| {
+        let message = if scenario.is_empty() {
+            message
+        } else {
+            format!("scenario `{scenario}`: {message}")
+        };
+        (key.to_owned(), message)
+    };
+    let l = settings(load).map_err(|e| at("load", e))?;
+    let staged = !l.stages.is_empty();
+    if load.users == Some(0) && !staged && l.arrival.is_none() {
+        return Err(at(
+            "users",
+            "`users: 0` runs nothing: give at least 1 (or ramp with `stages`)".into(),
+        ));
+    }
+    if let Some(r) = load.spawn_rate {
+        if !(r > 0.0 && r.is_finite()) {
+            return Err(at(
+                "spawn_rate",
+                format!("`spawn_rate` must be a positive number of users per second, got {r}"),
+            ));
+        }
+        if staged {
+            return Err(at(
+                "spawn_rate",
+                "`spawn_rate` does not apply with `stages`: the stages ramp the users; remove one"
+                    .into(),
+            ));
+        }
+    }
+    if l.arrival.as_ref().is_some_and(|a| a.rate_per_s == 0.0) && !staged {
+        return Err(at(
+            "arrival_rate",
+            "`arrival_rate` is 0 and there are no `stages`: nothing would run".into(),
+        ));
+    }
+    crate::limits::check_load(&l, None).map_err(|e| {
+        let key = match &l.arrival {
+            Some(_) if e.contains("max_vus") => "max_vus",
+            Some(_) if e.contains("stage") => "stages",
+            Some(_) => "arrival_rate",
+            None if e.contains("stage") => "stages",
+            None => "users",
+        };
+        at(key, e)
+    })
 }

@@ -41,14 +41,23 @@ pub enum ErrorKind {
     Timeout,
     /// The TLS handshake failed (certificate, protocol).
     Tls,
-    /// The peer spoke broken HTTP.
+    /// The peer spoke broken HTTP (malformed head, bad chunked framing, undecodable body).
     Protocol,
+    /// A response body that checks or captures need was larger than the client's
+    /// `max_body_size`; the rest of it was not read.
+    BodyTooLarge,
+    /// Redirects went on beyond `max_redirects` (a redirect loop, usually).
+    TooManyRedirects,
     /// The response status counts as a failure (4xx/5xx unless a check says otherwise).
     Status,
     /// A check on the response failed.
     Check,
     /// The request could not be built (bad URL, missing variable).
     Request,
+    /// The generator's machine ran out of something the request needs: file descriptors
+    /// (`EMFILE`, `ENFILE`), ephemeral ports (`EADDRNOTAVAIL`), socket buffers (`ENOBUFS`) or
+    /// memory. The target was not reached; the user backs off before its next request.
+    Resource,
     /// Anything else.
     Other,
 }
@@ -64,11 +73,29 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::TooManyRedirects => "too_many_redirects",
             ErrorKind::Status => "status",
             ErrorKind::Check => "check",
             ErrorKind::Request => "request",
+            ErrorKind::Resource => "resource",
             ErrorKind::Other => "other",
         }
+    }
+
+    /// The kind of an I/O error that means the local machine is out of resources
+    /// ([`ErrorKind::Resource`]), if it is one.
+    pub fn of_exhaustion(e: &std::io::Error) -> Option<ErrorKind> {
+        // Descriptor errors have no stable `io::ErrorKind`; their numbers are the same on
+        // Linux, macOS and the BSDs. ENOBUFS differs.
+        const ENFILE: i32 = 23;
+        const EMFILE: i32 = 24;
+        const ENOBUFS: i32 = if cfg!(target_os = "linux") { 105 } else { 55 };
+        let exhausted = matches!(
+            e.kind(),
+            std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::OutOfMemory
+        ) || matches!(e.raw_os_error(), Some(ENFILE | EMFILE | ENOBUFS));
+        exhausted.then_some(ErrorKind::Resource)
     }
 
     /// True for errors of the transport (no HTTP response was received).
@@ -97,13 +124,32 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure of `kind` with `message`.
+    /// Longest message kept, in bytes (ellipsis included): a message can quote a templated
+    /// URL or a response, and must not carry megabytes into every report and span.
+    pub const MAX_MESSAGE_BYTES: usize = 512;
+
+    /// A failure of `kind` with `message`, cut to [`Failure::MAX_MESSAGE_BYTES`].
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Failure {
-            kind,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > Self::MAX_MESSAGE_BYTES {
+            message = truncate_message(&message).into_owned();
         }
+        Failure { kind, message }
     }
+}
+
+/// `message` cut to [`Failure::MAX_MESSAGE_BYTES`] (a final `…` included) at a character
+/// boundary.
+pub(crate) fn truncate_message(message: &str) -> std::borrow::Cow<'_, str> {
+    const ELLIPSIS: &str = "…";
+    if message.len() <= Failure::MAX_MESSAGE_BYTES {
+        return message.into();
+    }
+    let mut end = Failure::MAX_MESSAGE_BYTES - ELLIPSIS.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", &message[..end]).into()
 }
 
 impl fmt::Display for Failure {

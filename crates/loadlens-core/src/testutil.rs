@@ -96,6 +96,12 @@ async fn handle(
                 .body(Full::new(Bytes::from_static(b"status")))
                 .unwrap()
         }
+        // Redirects to itself, forever.
+        "/loop" => Response::builder()
+            .status(StatusCode::FOUND)
+            .header("location", "/loop")
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
         p if p.starts_with("/redirect/") => {
             let n: u32 = p[10..].parse().unwrap_or(0);
             let to = if n <= 1 {

@@ -156,6 +156,16 @@ pub(crate) async fn run_with(
     load: LoadSettings,
     controls: Controls,
 ) -> (Summary, Box<dyn Sink>) {
+    run_traced(sink, load, controls, None).await
+}
+
+/// As [`run_with`], with trace context on the requests (what `--otel` gives the executor).
+pub(crate) async fn run_traced(
+    sink: Box<dyn Sink>,
+    load: LoadSettings,
+    controls: Controls,
+    tracing: Option<loadlens_core::sample::TraceSettings>,
+) -> (Summary, Box<dyn Sink>) {
     let target = Endpoint::start(Mode::Answer(200));
     let plan = Plan::single(
         &format!("{}/contract", target.url),
@@ -170,11 +180,13 @@ pub(crate) async fn run_with(
         tags: [("env".to_owned(), "test".to_owned())].into(),
     };
     let client = ClientShared::new(ClientConfig::default()).unwrap();
-    let mut out = Executor::new(Arc::new(plan), load.clone(), client, info.clone())
+    let mut executor = Executor::new(Arc::new(plan), load.clone(), client, info.clone())
         .tick(Duration::from_millis(50))
-        .sink(sink)
-        .run(controls)
-        .await;
+        .sink(sink);
+    if let Some(t) = tracing {
+        executor = executor.tracing(t);
+    }
+    let mut out = executor.run(controls).await;
     let sink = out.sinks.pop().expect("the sink comes back");
     let mut summary = Summary::new(info, load, None, &mut out);
     summary.evaluate_thresholds(&[]);

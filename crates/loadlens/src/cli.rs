@@ -193,8 +193,10 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub exclude_tags: Vec<String>,
-    /// Extra header for every request, `Name: value` (repeatable).
-    #[arg(long = "header", env = "LOADLENS_HEADERS", value_delimiter = '\n')]
+    /// Extra header for every request, `Name: value` (repeatable). Without it,
+    /// `LOADLENS_HEADERS` gives them, one per line. A value with a control character (a newline
+    /// would start a second header) is refused.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
 
     /// Skip TLS certificate verification.
@@ -215,6 +217,10 @@ pub struct RunArgs {
     /// Redirects to follow (default 10; 0 disables).
     #[arg(long, env = "LOADLENS_MAX_REDIRECTS")]
     pub max_redirects: Option<usize>,
+    /// Most bytes of a response body kept for checks and captures, e.g. `4MiB` (the default),
+    /// `512KiB`, or bytes; a larger body fails the request (`body_too_large`).
+    #[arg(long, env = "LOADLENS_MAX_BODY_SIZE", value_parser = loadlens_core::client::parse_size)]
+    pub max_body_size: Option<u64>,
     /// Seconds between progress lines when stdout is not a terminal.
     #[arg(long, env = "LOADLENS_PROGRESS_INTERVAL", default_value = "5s", value_parser = duration)]
     pub progress_interval: std::time::Duration,

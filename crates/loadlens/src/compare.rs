@@ -274,7 +274,8 @@ pub fn run(args: &CompareArgs) -> Result<Exit, Failure> {
     let base = read(&args.base, "baseline")?;
     let new = read(&args.new, "new")?;
     let (text, failures) = compare(&base, &new, &bounds, args.aggregate_only);
-    print!("{text}");
+    // Never a panic on a closed pipe (`loadlens compare … | head`).
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
     Ok(if failures > 0 {
         Exit::ThresholdsFailed
     } else {

@@ -146,7 +146,7 @@ pub async fn start(cfg: Config) -> Result<Option<Box<dyn Sink>>, Failure> {
     let what = describe(&cfg);
     match DatadogSink::connect(cfg).await {
         Ok(sink) => {
-            println!("Datadog: {what}");
+            say!("Datadog: {what}");
             Ok(Some(Box::new(sink)))
         }
         Err(e) if required => Err(Failure::new(
@@ -154,7 +154,7 @@ pub async fn start(cfg: Config) -> Result<Option<Box<dyn Sink>>, Failure> {
             format!("{e} (--datadog-required: not running)"),
         )),
         Err(e) => {
-            eprintln!("warning: {e}; the run goes on without Datadog (--datadog-required refuses to run instead)");
+            tell!("warning: {e}; the run goes on without Datadog (--datadog-required refuses to run instead)");
             Ok(None)
         }
     }

@@ -26,7 +26,7 @@ pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, 
     let addr = target.local_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(target.serve(stop.clone()));
-    println!("demo target listening on http://{addr}");
+    say!("demo target listening on http://{addr}");
 
     let scenario = Scenario::from_str_named(STOREFRONT, "examples/storefront.yaml")
         .map_err(|e| internal(e.to_string()))?;
@@ -54,8 +54,8 @@ pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, 
     stop.cancel();
     let _ = server.await;
     if exit.is_ok() {
-        println!("\nReports are in {}/ — result.json (schemas/result.schema.json) and Locust-style CSVs.", args.out.display());
-        println!(
+        say!("\nReports are in {}/ — result.json (schemas/result.schema.json) and Locust-style CSVs.", args.out.display());
+        say!(
             "HTML report: {} (open it in a browser; it needs no network)",
             args.out.join("report.html").display()
         );

@@ -1,14 +1,18 @@
 //! The `loadlens` binary: CLI, live view, demo target and wiring.
 
+#[macro_use]
+mod say;
 mod cli;
 mod compare;
 mod datadog;
 mod demo;
 mod demo_target;
+mod descriptors;
 mod exit;
 mod identity;
 mod live;
 mod report_cmd;
+mod reports;
 mod runner;
 mod signals;
 mod web;
@@ -52,7 +56,7 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            tell!("error: cannot start the runtime: {e}");
             return ExitCode::from(Exit::Internal.code());
         }
     };
@@ -62,7 +66,7 @@ fn main() -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            tell!("error: {}", f.message);
             ExitCode::from(f.exit.code())
         }
     }
@@ -116,11 +120,21 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                 .map_err(|e| invalid(e.to_string()))?;
             // The file's thresholds parsed when it was read; what is left are warnings.
             let thresholds: Vec<_> = s.thresholds.iter().filter_map(|t| t.parse().ok()).collect();
+            if let Some(e) = thresholds
+                .iter()
+                .find_map(|t| runner::unknown_request(t, &plan))
+            {
+                // Located like the file's other errors, at the threshold's text.
+                let at = s
+                    .source
+                    .error(e.split('`').nth(1).unwrap_or_default(), e.clone());
+                return Err(invalid(at.to_string()));
+            }
             for w in loadlens_core::thresholds::NameTags::of([&plan]).warnings(&thresholds) {
-                eprintln!("warning: {w}");
+                tell!("warning: {w}");
             }
             let tasks: usize = plan.user_types.iter().map(|u| u.tasks.len()).sum();
-            println!(
+            say!(
                 "{}: ok ({} user types, {} tasks, {} request names)",
                 args.scenario.display(),
                 plan.user_types.len(),
@@ -145,7 +159,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                     format!("cannot write {}: {e}", args.file.display()),
                 )
             })?;
-            println!(
+            say!(
                 "wrote {} — edit it, then: loadlens validate {0}",
                 args.file.display()
             );

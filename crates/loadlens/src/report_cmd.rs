@@ -40,6 +40,6 @@ pub fn run(args: &ReportArgs) -> Result<Exit, Failure> {
             format!("cannot write {}: {e}", out.display()),
         )
     })?;
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(Exit::Passed)
 }

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use http::header::{HeaderName, HeaderValue};
 use loadlens_core::client::{parse_header, ClientConfig, ClientShared, HttpVersion};
 use loadlens_core::executor::{profile, Controls, Executor, LoadSettings, ScenarioRun};
+use loadlens_core::limits;
 use loadlens_core::loadspec;
 use loadlens_core::loadspec::ScenarioSpec;
 use loadlens_core::plan::{Plan, PlanOptions};
-use loadlens_core::report::{self, json::ResultDoc, Summary, Verdict};
+use loadlens_core::report::{self, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::{Load, Scenario};
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
@@ -84,6 +84,20 @@ fn invalid(msg: impl Into<String>) -> Failure {
     Failure::new(Exit::InvalidInput, msg.into())
 }
 
+/// `--header` values, or else `LOADLENS_HEADERS` with one header per line. Only the variable is
+/// split at line ends: in a flag's value a newline is a control character, and refused, not a
+/// second header.
+fn header_flags(args: &RunArgs) -> Vec<String> {
+    if !args.headers.is_empty() {
+        return args.headers.clone();
+    }
+    let env = std::env::var("LOADLENS_HEADERS").unwrap_or_default();
+    env.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
     let run_id = args
@@ -124,8 +138,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     };
 
     let mut extra_headers = Vec::new();
-    for h in &args.headers {
-        extra_headers.push(parse_header(h).map_err(invalid)?);
+    for h in header_flags(args) {
+        extra_headers.push(parse_header(&h).map_err(invalid)?);
     }
 
     let mut client = ClientConfig::default();
@@ -134,6 +148,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         client.request_timeout = c.timeout.unwrap_or(client.request_timeout);
         client.connect_timeout = c.connect_timeout.unwrap_or(client.connect_timeout);
         client.max_redirects = c.max_redirects.unwrap_or(client.max_redirects);
+        client.max_body_size = c.max_body_size.unwrap_or(client.max_body_size);
         client.insecure = c.insecure.unwrap_or(false);
         client.version = match c.http_version.as_deref() {
             Some("http1") => HttpVersion::Http1,
@@ -147,9 +162,20 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     } else if args.http1 {
         client.version = HttpVersion::Http1;
     }
+    for (flag, t) in [
+        ("--timeout", args.timeout),
+        ("--connect-timeout", args.connect_timeout),
+    ] {
+        if t == Some(Duration::ZERO) {
+            return Err(invalid(format!(
+                "{flag} is 0: every request would time out at once; give a positive duration such as `30s`"
+            )));
+        }
+    }
     client.request_timeout = args.timeout.unwrap_or(client.request_timeout);
     client.connect_timeout = args.connect_timeout.unwrap_or(client.connect_timeout);
     client.max_redirects = args.max_redirects.unwrap_or(client.max_redirects);
+    client.max_body_size = args.max_body_size.unwrap_or(client.max_body_size);
 
     let picked = match scenario {
         Some((s, file)) => pick_scenarios(args, s, file)?,
@@ -202,6 +228,23 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 headers: extra_headers,
                 ..PlanOptions::default()
             };
+            let users_flag = match (args.connections, args.users) {
+                (Some(_), _) => Some("-c/--connections"),
+                (None, Some(_)) => Some("-u/--users"),
+                (None, None) => None,
+            };
+            if let Some(flag) = users_flag {
+                if args.arrival_rate.is_some() {
+                    return Err(invalid(format!(
+                        "{flag} belongs to the closed model and does not apply with --arrival-rate: size the open model with --pre-allocated-vus/--max-vus"
+                    )));
+                }
+                if args.stages.is_some() {
+                    return Err(invalid(format!(
+                        "{flag} does not apply with --stages: the stages' targets are the users"
+                    )));
+                }
+            }
             let body = args.body.clone().unwrap_or_default();
             let plan = Plan::single(url, method, body.into(), &opts)
                 .map_err(|e| invalid(e.to_string()))?;
@@ -264,6 +307,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 let mut l = loadspec::settings(&spec.load)
                     .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
                 l.stop_timeout = args.stop_timeout.or(l.stop_timeout).or(s.load.stop_timeout);
+                limits::check_load(&l, limits::available_memory())
+                    .map_err(|e| invalid(format!("scenario `{sname}`: {e}")))?;
                 l
             };
             scenarios.push(ScenarioRun {
@@ -391,12 +436,46 @@ fn pick_scenarios<'a>(
 
 /// A `load:` section (the file's, or the one named scenario's) under the load flags; `top` is
 /// the file's own `load:` when `l` is a named scenario's (for its stop timeout).
+///
+/// Flags override the file key by key, except where a key would silently change what a flag
+/// means: `--stages` define the run's length unless `-t` is given too (the file's `run_time`
+/// would leave an idle tail after them, as k6 does not either); and a flag that cannot apply
+/// to the file's load model is an error rather than ignored.
 fn flagged_load(args: &RunArgs, l: &Load, top: Option<&Load>) -> Result<LoadSettings, Failure> {
     let file = loadspec::settings(l).map_err(invalid)?;
+    let open = args.arrival_rate.is_some() || file.arrival.is_some();
+    let closed_flag = match (args.users, args.spawn_rate) {
+        (Some(_), _) => Some("-u/--users"),
+        (None, Some(_)) => Some("-r/--spawn-rate"),
+        (None, None) => None,
+    };
+    if let Some(flag) = closed_flag {
+        if open {
+            return Err(invalid(format!(
+                "{flag} belongs to the closed model, and this run is of the open model (`arrival_rate` in the file or --arrival-rate): set the rate with --arrival-rate and the VUs with --max-vus"
+            )));
+        }
+        if args.stages.is_none() && !file.stages.is_empty() {
+            return Err(invalid(format!(
+                "{flag} does not apply: the file's `stages` set the users over time; replace them with --stages (e.g. --stages 30s:50,5m:50)"
+            )));
+        }
+    }
+    if args.arrival_rate.is_some()
+        && file.arrival.is_none()
+        && args.stages.is_none()
+        && !file.stages.is_empty()
+    {
+        return Err(invalid(
+            "--arrival-rate: the file's `stages` are user counts (closed model), not arrival rates; give --stages with rates too",
+        ));
+    }
     let load = LoadSettings {
         users: args.users.or(l.users).unwrap_or(1),
         spawn_rate: args.spawn_rate.or(l.spawn_rate),
-        run_time: args.run_time.or(l.run_time),
+        run_time: args
+            .run_time
+            .or(l.run_time.filter(|_| args.stages.is_none())),
         iterations: args.iterations.or(l.iterations),
         stop_timeout: args
             .stop_timeout
@@ -407,7 +486,8 @@ fn flagged_load(args: &RunArgs, l: &Load, top: Option<&Load>) -> Result<LoadSett
     checked(load_flags(args, load)?)
 }
 
-/// Checks of a load that no single flag or key can make alone.
+/// Checks of a load that no single flag or key can make alone, and of what this machine can
+/// hold (see `loadlens_core::limits`).
 fn checked(load: LoadSettings) -> Result<LoadSettings, Failure> {
     if load.arrival.is_none() && load.stages.is_empty() && load.users == 0 {
         return Err(invalid("users must be at least 1"));
@@ -419,6 +499,7 @@ fn checked(load: LoadSettings) -> Result<LoadSettings, Failure> {
             )));
         }
     }
+    limits::check_load(&load, limits::available_memory()).map_err(invalid)?;
     Ok(load)
 }
 
@@ -434,26 +515,10 @@ fn check_scopes(
 ) -> Result<(), Failure> {
     let tags = name_tags.tags();
     for t in thresholds {
+        if let Some(e) = unknown_request(t, plan) {
+            return Err(invalid(e));
+        }
         match &t.scope {
-            Scope::Request(n)
-                if !plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .any(|(m, r)| r == n || format!("{m} {r}") == *n) =>
-            {
-                let known: Vec<String> = plan
-                    .names
-                    .pairs()
-                    .iter()
-                    .map(|(m, r)| format!("{m} {r}"))
-                    .collect();
-                return Err(invalid(format!(
-                    "threshold `{}`: no request is named `{n}` (requests: {})",
-                    t.expression,
-                    known.join(", ")
-                )));
-            }
             Scope::Scenario(n) if !scenarios.iter().any(|s| s.name == *n) => {
                 return Err(invalid(format!(
                     "threshold `{}`: no scenario is named `{n}` (define it under `scenarios:`)",
@@ -484,6 +549,27 @@ fn check_scopes(
         }
     }
     Ok(())
+}
+
+/// The error for a threshold scoped on a request name that `plan` does not have (also used by
+/// `validate`, which must reject what `run` rejects).
+pub fn unknown_request(t: &Threshold, plan: &Plan) -> Option<String> {
+    let Scope::Request(n) = &t.scope else {
+        return None;
+    };
+    let pairs = plan.names.pairs();
+    if pairs
+        .iter()
+        .any(|(m, r)| r == n || format!("{m} {r}") == *n)
+    {
+        return None;
+    }
+    let known: Vec<String> = pairs.iter().map(|(m, r)| format!("{m} {r}")).collect();
+    Some(format!(
+        "threshold `{}`: no request is named `{n}` (requests: {})",
+        t.expression,
+        known.join(", ")
+    ))
 }
 
 /// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's
@@ -552,9 +638,13 @@ fn load_flags(args: &RunArgs, mut load: LoadSettings) -> Result<LoadSettings, Fa
 
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
+    crate::reports::check(outputs)?;
     // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
+        tell!("warning: {w}");
+    }
+    if let Some(w) = crate::descriptors::ensure(crate::descriptors::needed(&p.load, &p.scenarios)) {
         eprintln!("warning: {w}");
     }
     let client = ClientShared::new(p.client.clone())
@@ -564,7 +654,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         None => None,
     };
     if let Some(d) = web.as_mut().filter(|_| !outputs.headless) {
-        println!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
+        say!("Waiting for a start from the dashboard (Ctrl-C to quit)…");
         let start = tokio::select! {
             s = d.wait_for_start() => s,
             _ = stop_signals.next() => None,
@@ -665,7 +755,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         let names: Vec<&str> = p.scenarios.iter().map(|s| s.name.as_str()).collect();
         format!("scenarios {}", names.join(", "))
     };
-    println!(
+    say!(
         "loadlens {} · run {} · {} · {}{}",
         env!("CARGO_PKG_VERSION"),
         p.run.id,
@@ -676,7 +766,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .unwrap_or_default()
     );
     if let Some(line) = &otel_line {
-        println!("{line}");
+        say!("{line}");
     }
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(crate::live::Feed {
@@ -711,8 +801,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
     // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
-    // gone, and `println!` would panic on it before a single file was written.
-    let written = write_reports(&summary, outputs);
+    // gone, and a plain `println!` would panic on it before a single file was written.
+    let written = crate::reports::write(&summary, outputs);
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
     let _ = write!(stdout, "{}", report::text::render(&summary));
@@ -721,7 +811,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         match w {
             Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
             Err(e) => {
-                _ = writeln!(std::io::stderr(), "error: {e}");
+                // `:#`: with the OS error that says why.
+                _ = writeln!(std::io::stderr(), "error: {e:#}");
                 report_failed = true;
             }
         }
@@ -730,7 +821,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     if let Some(d) = web {
         d.finish(&summary);
         if !outputs.headless {
-            println!(
+            say!(
                 "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
                 d.addr()
             );
@@ -771,54 +862,10 @@ async fn start_dashboard(
         .await
         .map_err(|e| invalid(format!("cannot serve the dashboard on {addr}: {e}")))?;
     if crate::web::is_exposed(addr.ip()) && w.web_auth.is_none() {
-        eprintln!(
+        tell!(
             "warning: the dashboard on {addr} is reachable from other machines and can start and stop load; add --web-auth USER:PASSWORD"
         );
     }
-    println!("dashboard: http://{}/", d.addr());
+    say!("dashboard: http://{}/", d.addr());
     Ok(d)
-}
-
-/// Write every requested report; each result is independent, so one failure loses nothing else.
-pub fn write_reports(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result<PathBuf>> {
-    let mut results = Vec::new();
-    // The HTML report is rendered from the JSON document, so both are built from one `ResultDoc`.
-    let doc = (outputs.json.is_some() || outputs.html.is_some()).then(|| ResultDoc::of(summary));
-    if let (Some(path), Some(doc)) = (&outputs.json, &doc) {
-        results.push(
-            doc.write(path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    if let (Some(path), Some(doc)) = (&outputs.html, &doc) {
-        results.push(
-            report::html::write(doc, path)
-                .with_context(|| format!("cannot write {}", path.display()))
-                .map(|_| path.clone()),
-        );
-    }
-    let written = |r: std::io::Result<()>, path: &PathBuf| {
-        r.with_context(|| format!("cannot write {}", path.display()))
-            .map(|_| path.clone())
-    };
-    if let Some(path) = &outputs.junit {
-        results.push(written(report::junit::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.summary_md {
-        results.push(written(report::markdown::write(summary, path), path));
-    }
-    if let Some(path) = &outputs.step_summary {
-        results.push(written(report::markdown::append(summary, path), path));
-    }
-    if let Some(prefix) = &outputs.csv {
-        match report::csv::write(summary, prefix) {
-            Ok(paths) => results.extend(paths.into_iter().map(Ok)),
-            Err(e) => results.push(Err(anyhow::anyhow!(
-                "cannot write CSV files {}_*.csv: {e}",
-                prefix.display()
-            ))),
-        }
-    }
-    results
 }

@@ -430,6 +430,9 @@ fn dns_failure(host: &str, e: &io::Error) -> Failure {
 /// Classify an I/O error; `during` says what was being done.
 pub fn io_failure(e: &io::Error, during: &str) -> Failure {
     use io::ErrorKind as K;
+    if let Some(kind) = ErrorKind::of_exhaustion(e) {
+        return Failure::new(kind, format!("{during} failed: {e}"));
+    }
     match e.kind() {
         K::ConnectionRefused => Failure::new(ErrorKind::Refused, "connection refused"),
         K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
@@ -473,6 +476,17 @@ pub fn hyper_failure(e: &hyper::Error) -> Failure {
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
         if let Some(io) = s.downcast_ref::<io::Error>() {
+            // hyper reports broken body framing (chunk sizes, chunk ends) as invalid data or
+            // input: the peer spoke broken HTTP, which is not the same as a failing socket.
+            if matches!(
+                io.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput
+            ) {
+                return Failure::new(
+                    ErrorKind::Protocol,
+                    format!("invalid HTTP response body: {io}"),
+                );
+            }
             return io_failure(io, "request");
         }
         src = s.source();

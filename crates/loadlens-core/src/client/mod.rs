@@ -5,6 +5,10 @@
 //! charged with DNS, connect and TLS time (DESIGN.md, invariants). HTTP/1.1 and HTTP/2 (ALPN on
 //! https, prior knowledge on http when asked), redirects, decompression and timeouts are handled
 //! here; what counts as a failure beyond transport errors is decided by the caller.
+//!
+//! Bodies are streamed (see [`decode`]): a body is counted as it arrives and kept only when the
+//! request asks for it (checks and captures), up to [`ClientConfig::max_body_size`], so no
+//! target can make a VU hold more than that, however long or compressed its bodies are.
 
 mod conn;
 mod cookies;
@@ -17,17 +21,22 @@ mod tests;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 use http_body_util::{BodyExt, Full};
 
 pub use conn::Origin;
 pub use cookies::CookieJar;
+pub use decode::{format_size, parse_size};
 pub use tls::Alpn;
 
 use crate::sample::{ErrorKind, Failure, Phases, TraceIds, TRACEPARENT};
-use conn::{Conn, DialTimings, Sender};
+use conn::{Conn, DialTimings, IoCounters, Sender};
+use decode::{BodyError, BodySink, Decoder};
+
+/// Default of [`ClientConfig::max_body_size`]: 4 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 4 << 20;
 
 /// Which HTTP versions to speak.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +69,10 @@ pub struct ClientConfig {
     pub cookies: bool,
     /// `User-Agent` sent unless a request sets its own.
     pub user_agent: HeaderValue,
+    /// Most bytes of a (decoded) response body kept for checks and captures; a larger body
+    /// fails the request with [`ErrorKind::BodyTooLarge`]. Bodies that are not kept are only
+    /// counted, whatever their size.
+    pub max_body_size: u64,
 }
 
 impl Default for ClientConfig {
@@ -73,6 +86,7 @@ impl Default for ClientConfig {
             decompress: true,
             cookies: true,
             user_agent: HeaderValue::from_static(concat!("loadlens/", env!("CARGO_PKG_VERSION"))),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
         }
     }
 }
@@ -136,7 +150,8 @@ pub struct Request {
     pub body: Bytes,
     /// Overrides the client's request timeout.
     pub timeout: Option<Duration>,
-    /// Keep the response body (for checks and captures); otherwise it is only counted.
+    /// Keep the response body (for checks and captures), up to the client's `max_body_size`;
+    /// otherwise it is only counted.
     pub keep_body: bool,
     /// Default headers were already added by [`ClientShared::prepare`].
     pub prepared: bool,
@@ -185,9 +200,9 @@ pub struct Outcome {
     pub phases: Phases,
     /// Wire bytes written.
     pub bytes_sent: u64,
-    /// Wire bytes read.
+    /// Wire bytes read (on a failure or timeout: what arrived before it).
     pub bytes_received: u64,
-    /// Decoded body length.
+    /// Decoded body length (on a failure or timeout: what was decoded before it).
     pub content_length: u64,
     /// Whether a new connection was opened.
     pub new_connection: bool,
@@ -222,6 +237,20 @@ struct Progress {
     bytes_received: u64,
     content_length: u64,
     new_connection: bool,
+    /// The connection of the exchange under way and its `(written, read)` counters when it
+    /// started: a timeout drops the exchange, and this still tells what crossed the wire.
+    live: Option<(Arc<IoCounters>, (u64, u64))>,
+}
+
+impl Progress {
+    /// Add the wire bytes of the exchange under way (if any) to the totals, and end it.
+    fn settle(&mut self) {
+        if let Some((counters, (w0, r0))) = self.live.take() {
+            let (w1, r1) = counters.get();
+            self.bytes_sent += w1 - w0;
+            self.bytes_received += r1 - r0;
+        }
+    }
 }
 
 impl Client {
@@ -273,6 +302,7 @@ impl Client {
                     ),
                 )),
             };
+        progress.settle();
         Outcome {
             started_at,
             started: start,
@@ -304,10 +334,22 @@ impl Client {
             req.prepared = false;
         }
         let mut resp = resp;
-        for hop in 1..=max {
+        let mut hops = 0;
+        loop {
             let Some(next) = redirect_target(&req.url, &resp) else {
                 return Ok(resp);
             };
+            if hops == max {
+                // Returning the last 3xx would count a redirect loop as a success.
+                return Err(Failure::new(
+                    ErrorKind::TooManyRedirects,
+                    format!(
+                        "more than {max} redirects (a redirect loop?); raise max_redirects \
+                         (--max-redirects) to follow more, or 0 to get 3xx responses as they are"
+                    ),
+                ));
+            }
+            hops += 1;
             let code = resp.status.as_u16();
             if code == 303 || ((code == 301 || code == 302) && req.method == Method::POST) {
                 req.method = Method::GET;
@@ -322,14 +364,10 @@ impl Client {
             }
             req.url = next;
             resp = self.exchange(&req, p).await?;
-            if hop == max || !resp.status.is_redirection() {
+            if !resp.status.is_redirection() {
                 return Ok(resp);
             }
         }
-        Err(Failure::new(
-            ErrorKind::Other,
-            format!("more than {max} redirects"),
-        ))
     }
 
     /// One request/response on one connection (a reused connection that turns out closed is
@@ -449,7 +487,8 @@ impl Client {
         }
         *hreq.headers_mut() = headers;
 
-        let (w0, r0) = conn.counters.get();
+        p.settle();
+        p.live = Some((conn.counters.clone(), conn.counters.get()));
         let t0 = Instant::now();
         let (sender, driver) = conn.parts();
         let resp = match sender {
@@ -468,9 +507,7 @@ impl Client {
         let resp = match resp {
             Ok(r) => r,
             Err(e) => {
-                let (w1, r1) = conn.counters.get();
-                p.bytes_sent += w1 - w0;
-                p.bytes_received += r1 - r0;
+                p.settle();
                 return Err(conn::hyper_failure(&e));
             }
         };
@@ -481,30 +518,52 @@ impl Client {
             .headers
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
-            .filter(|e| cfg.decompress && !e.eq_ignore_ascii_case("identity"))
-            .map(str::to_owned);
-        let keep = req.keep_body || encoding.is_some();
-        let mut buf = BytesMut::new();
-        let mut len = 0u64;
+            .filter(|_| cfg.decompress);
+        let expected = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let sink = BodySink::new(req.keep_body, cfg.max_body_size, expected);
+        let mut decoder = Decoder::new(encoding, sink);
+        // Frame by frame: decoded, counted, kept only when asked, never beyond the limit.
+        const DECODE_SLICE: usize = 4 << 10;
+        const YIELD_AFTER: u64 = 4 << 20;
+        let mut decoded_at_yield = 0;
         let body_result = loop {
             match Conn::drive(conn.parts().1, body.frame()).await {
                 None => break Ok(()),
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        len += data.len() as u64;
-                        if keep {
-                            buf.extend_from_slice(&data);
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    // Compressed data can decode to a thousand times its size: decode a frame
+                    // in slices, and let the other VUs (and this request's timeout) run
+                    // whenever a few MiB came out.
+                    let mut failed = None;
+                    for piece in data.chunks(DECODE_SLICE) {
+                        let pushed = decoder.push(piece);
+                        p.content_length = decoder.decoded_len();
+                        if let Err(e) = pushed {
+                            failed = Some(e);
+                            break;
                         }
+                        if p.content_length - decoded_at_yield > YIELD_AFTER {
+                            decoded_at_yield = p.content_length;
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    if let Some(e) = failed {
+                        break Err(body_failure(e));
                     }
                 }
                 Some(Err(e)) => break Err(conn::hyper_failure(&e)),
             }
         };
         add(&mut p.phases.download, Some(t1.elapsed()));
-        let (w1, r1) = conn.counters.get();
-        p.bytes_sent += w1 - w0;
-        p.bytes_received += r1 - r0;
+        p.settle();
         body_result?;
+        let (body, len) = decoder.finish().map_err(body_failure)?;
+        p.content_length = len;
 
         if cfg.cookies {
             let host = conn.origin.host.clone();
@@ -514,19 +573,28 @@ impl Client {
                 }
             }
         }
-        let mut body = buf.freeze();
-        if let Some(enc) = encoding {
-            body = decode::decode(&enc, body).map_err(|m| Failure::new(ErrorKind::Protocol, m))?;
-            len = body.len() as u64;
-        }
-        p.content_length = len;
         Ok(Response {
             status: parts.status,
             version: parts.version,
             headers: parts.headers,
-            body: if req.keep_body { body } else { Bytes::new() },
+            body,
             url: req.url.clone(),
         })
+    }
+}
+
+/// The failure for a body that could not be taken.
+fn body_failure(e: BodyError) -> Failure {
+    match e {
+        BodyError::TooLarge(limit) => Failure::new(
+            ErrorKind::BodyTooLarge,
+            format!(
+                "response body larger than max_body_size ({}): checks and captures need it \
+                 whole; raise max_body_size (--max-body-size)",
+                format_size(limit)
+            ),
+        ),
+        BodyError::Invalid(m) => Failure::new(ErrorKind::Protocol, m),
     }
 }
 
@@ -601,6 +669,13 @@ pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
         .ok_or_else(|| format!("header `{s}` must look like `Name: value`"))?;
     let name = HeaderName::from_bytes(k.trim().as_bytes())
         .map_err(|_| format!("invalid header name `{}`", k.trim()))?;
+    if let Some(c) = v.chars().find(|c| c.is_control() && *c != '\t') {
+        // A newline here would end this header and start another one (header injection).
+        return Err(format!(
+            "invalid value for header `{}`: it contains the control character {c:?}",
+            k.trim()
+        ));
+    }
     let value = HeaderValue::from_str(v.trim())
         .map_err(|_| format!("invalid value for header `{}`", k.trim()))?;
     Ok((name, value))

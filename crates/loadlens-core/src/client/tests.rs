@@ -112,11 +112,11 @@ async fn follows_redirects_up_to_the_limit() {
     assert_eq!(r.status, 200);
     assert_eq!(r.url.path(), "/");
     let mut c = client(ClientConfig {
-        max_redirects: 1,
+        max_redirects: 3,
         ..ClientConfig::default()
     });
     let r = c.send(&get(&srv.url("/redirect/3"))).await.result.unwrap();
-    assert_eq!(r.status, 302);
+    assert_eq!(r.status, 200, "exactly max_redirects hops are followed");
     let mut c = client(ClientConfig {
         max_redirects: 0,
         ..ClientConfig::default()
@@ -128,6 +128,45 @@ async fn follows_redirects_up_to_the_limit() {
             .unwrap()
             .status,
         302
+    );
+}
+
+#[tokio::test]
+async fn more_redirects_than_the_limit_fail() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig {
+        max_redirects: 1,
+        ..ClientConfig::default()
+    });
+    let f = c
+        .send(&get(&srv.url("/redirect/3")))
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(f.kind, ErrorKind::TooManyRedirects);
+    assert!(
+        f.message.starts_with("more than 1 redirects"),
+        "{}",
+        f.message
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_loop_fails_after_max_redirects_hops() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig {
+        max_redirects: 5,
+        ..ClientConfig::default()
+    });
+    let o = c.send(&get(&srv.url("/loop"))).await;
+    let f = o.result.unwrap_err();
+    assert_eq!(f.kind, ErrorKind::TooManyRedirects);
+    assert_eq!(f.kind.as_str(), "too_many_redirects");
+    assert!(f.message.contains("redirect loop"), "{}", f.message);
+    assert_eq!(
+        srv.requests.load(std::sync::atomic::Ordering::Relaxed),
+        6,
+        "the first request and 5 redirects, then it stops"
     );
 }
 
@@ -230,4 +269,132 @@ async fn sends_host_user_agent_and_accept_encoding() {
         text.contains("accept-encoding: gzip, deflate, br"),
         "{text}"
     );
+}
+
+/// A raw-socket target on 127.0.0.1:0 that reads each request head and answers every request
+/// with `response`, then stalls (`close: false`) or closes the connection.
+async fn raw_target(response: Vec<u8>, close: bool) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let response = Arc::new(response);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s.write_all(&response).await;
+                if !close {
+                    // Hold the connection open, sending nothing more.
+                    std::future::pending::<()>().await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A response that sends `n` body bytes of `body`, in `Content-Length` framing.
+fn sized(body: &[u8], headers: &str) -> Vec<u8> {
+    let mut r = format!(
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{headers}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test]
+async fn a_kept_body_over_the_limit_fails_and_one_not_kept_is_only_counted() {
+    let addr = raw_target(sized(&[b'x'; 100_000], ""), false).await;
+    let url = format!("http://{addr}/");
+    let mut c = client(ClientConfig {
+        max_body_size: 64 << 10,
+        ..ClientConfig::default()
+    });
+    let o = c.send(&get(&url)).await;
+    let f = o.result.unwrap_err();
+    assert_eq!(f.kind, ErrorKind::BodyTooLarge);
+    assert!(f.message.contains("64 KiB"), "{}", f.message);
+    assert!(o.content_length <= 64 << 10, "{}", o.content_length);
+
+    let mut counted = get(&url);
+    counted.keep_body = false;
+    let o = c.send(&counted).await;
+    let r = o.result.unwrap();
+    assert!(r.body.is_empty(), "nothing is kept");
+    assert_eq!(o.content_length, 100_000);
+    assert!(o.bytes_received > 100_000, "{}", o.bytes_received);
+}
+
+#[tokio::test]
+async fn a_gzip_bomb_is_cut_at_the_limit_when_kept() {
+    // 256 MiB of zeros, about 256 KiB on the wire.
+    let bomb = gzip(&vec![0u8; 256 << 20]);
+    let addr = raw_target(sized(&bomb, "Content-Encoding: gzip\r\n"), false).await;
+    let mut c = client(ClientConfig {
+        max_body_size: 1 << 20,
+        ..ClientConfig::default()
+    });
+    let o = c.send(&get(&format!("http://{addr}/"))).await;
+    assert_eq!(o.result.unwrap_err().kind, ErrorKind::BodyTooLarge);
+    assert!(
+        o.content_length <= 1 << 20,
+        "decoding stopped at the limit: {}",
+        o.content_length
+    );
+    assert!(
+        o.bytes_received < bomb.len() as u64,
+        "the rest of the body was not read: {} of {}",
+        o.bytes_received,
+        bomb.len()
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_mid_body_reports_what_arrived() {
+    // The head promises 1 MB; 5,000 bytes come, then nothing.
+    let mut resp = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n".to_vec();
+    resp.extend_from_slice(&[b'y'; 5000]);
+    let addr = raw_target(resp, false).await;
+    let mut c = client(ClientConfig::default());
+    let mut r = get(&format!("http://{addr}/"));
+    r.keep_body = false;
+    r.timeout = Some(Duration::from_millis(300));
+    let o = c.send(&r).await;
+    assert_eq!(o.result.unwrap_err().kind, ErrorKind::Timeout);
+    assert!(o.bytes_received > 5000, "{}", o.bytes_received);
+    assert_eq!(o.content_length, 5000);
+    assert!(o.bytes_sent > 0);
+}
+
+#[tokio::test]
+async fn bad_chunked_framing_is_a_protocol_failure() {
+    let addr = raw_target(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n".to_vec(),
+        true,
+    )
+    .await;
+    let mut c = client(ClientConfig::default());
+    let f = c
+        .send(&get(&format!("http://{addr}/")))
+        .await
+        .result
+        .unwrap_err();
+    assert_eq!(f.kind, ErrorKind::Protocol, "{f}");
 }

@@ -215,7 +215,7 @@ impl Lane {
             let vu = Vu::new(&self.shared, id);
             let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
             vus.spawn(async move {
-                vu.run(shared, tok).await;
+                super::vu::guarded(vu.run(shared.clone(), tok), &shared).await;
                 (lane, id)
             });
             self.live += 1;
@@ -353,7 +353,8 @@ impl Lane {
         let vu = Vu::new(&self.shared, id as u64);
         let (shared, lane, stop) = (self.shared.clone(), self.index, self.stop.clone());
         vus.spawn(async move {
-            worker.run(vu, shared, rx, first, stop).await;
+            let run = worker.run(vu, shared.clone(), rx, first, stop);
+            super::vu::guarded(run, &shared).await;
             (lane, id as u64)
         });
         self.live += 1;

@@ -299,6 +299,10 @@ impl Worker {
                     .unwrap_or_else(|p| p.into_inner())
                     .record(Instant::now().saturating_duration_since(intended));
                 vu.iteration(&shared, Some(intended), &stop).await;
+                // A scheduling point per iteration, as in the closed model (`Vu::run`): with
+                // arrivals always pending, an iteration failing before any I/O would loop here
+                // without ever returning to the runtime.
+                tokio::task::consume_budget().await;
             }
             if stop.is_cancelled() {
                 break;

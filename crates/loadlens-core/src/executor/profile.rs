@@ -29,8 +29,8 @@ mod secs {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let v = f64::deserialize(d)?;
-        if v.is_finite() && v >= 0.0 {
-            Ok(Duration::from_secs_f64(v))
+        if let Ok(d) = Duration::try_from_secs_f64(v) {
+            Ok(d)
         } else {
             Err(serde::de::Error::custom(
                 "duration_s must be a non-negative number",
@@ -183,14 +183,18 @@ pub fn arrival_time(start: f64, stages: &[Stage], k: u64) -> Option<Duration> {
             let denom = from + disc.sqrt();
             if denom > 0.0 {
                 let tau = (2.0 * left / denom).min(d);
-                return Some(Duration::from_secs_f64(at + tau));
+                // `None` past what a duration can hold: such an arrival never comes.
+                return Duration::try_from_secs_f64(at + tau).ok();
             }
         }
         left -= whole;
         at += d;
         from = s.target;
     }
-    (from > 0.0).then(|| Duration::from_secs_f64(at + left / from))
+    // A rate so low (`1e-300/s`) that the next arrival is beyond any duration: none comes.
+    (from > 0.0)
+        .then(|| Duration::try_from_secs_f64(at + left / from).ok())
+        .flatten()
 }
 
 /// Issues the arrivals of an open model in order: a cursor over [`arrival_time`].

@@ -34,7 +34,17 @@ pub(super) struct Vu {
     pub done: bool,
     /// Index of the running task ([`Sample::NO_TASK`] in `on_start`/`on_stop`).
     task: u16,
+    /// Pause before the next request after the machine ran out of something (descriptors,
+    /// ports, buffers): zero until then, doubled on each such failure up to [`MAX_BACKOFF`].
+    backoff: Duration,
 }
+
+/// First pause after a failure of kind [`ErrorKind::Resource`].
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause after failures of kind [`ErrorKind::Resource`]: short enough that the user
+/// resumes soon after descriptors free up, long enough that a thousand starved users do not
+/// spin on `connect` (each failure costs a syscall and a sample).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 impl Vu {
     pub fn new(shared: &Shared, id: u64) -> Self {
@@ -49,6 +59,7 @@ impl Vu {
             began: Instant::now(),
             done: false,
             task: Sample::NO_TASK,
+            backoff: Duration::ZERO,
         }
     }
 
@@ -62,6 +73,12 @@ impl Vu {
             if self.done || !self.think(&shared, &stop).await {
                 break;
             }
+            // A scheduling point in every iteration: one that fails before any I/O (a template
+            // with no value, an invalid URL, no descriptor left) and has no think time would
+            // otherwise never return to the runtime, starving the driver, the timers and the
+            // signal handlers, and the run would never end. Costs nothing until the task's
+            // budget is spent.
+            tokio::task::consume_budget().await;
         }
         self.stop(&shared).await;
         shared.users.fetch_sub(1, Ordering::Relaxed);
@@ -182,7 +199,14 @@ impl Vu {
         Box::pin(async move {
             for step in steps {
                 match step {
-                    StepPlan::Request(r) => self.request(shared, r, intended.take()).await,
+                    StepPlan::Request(r) => {
+                        self.request(shared, r, intended.take()).await;
+                        // Out of descriptors or ports: give the machine time to free some
+                        // rather than failing again at once.
+                        if !self.backoff.is_zero() && !sleep_unless(self.backoff, stop).await {
+                            return false;
+                        }
+                    }
                     StepPlan::Think(w) => {
                         let d = w.next(&mut self.rng, Duration::ZERO);
                         if !sleep_unless(d, stop).await {
@@ -293,6 +317,17 @@ impl Vu {
         Ok(Some(req))
     }
 
+    /// Update the back-off after a request: it grows while the machine is out of resources and
+    /// ends with the first request that is not.
+    fn note_outcome(&mut self, failure: Option<&Failure>) {
+        self.backoff = match failure {
+            Some(f) if f.kind == ErrorKind::Resource => {
+                (self.backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF)
+            }
+            _ => Duration::ZERO,
+        };
+    }
+
     /// Send one request, run its checks and captures, and record its sample.
     async fn request(&mut self, shared: &Shared, step: &RequestPlan, intended: Option<Instant>) {
         // Requests without templates are sent as compiled, without a copy.
@@ -307,6 +342,7 @@ impl Vu {
                 let mut s = Sample::failed_before_send(step.name, f);
                 (s.vu, s.scenario, s.user_type, s.task) =
                     (self.id, shared.scenario, self.user_type as u16, self.task);
+                self.note_outcome(s.failure.as_ref());
                 shared.recorder.record(&s);
                 return;
             }
@@ -395,6 +431,7 @@ impl Vu {
                 _ => "1.1",
             }),
         };
+        self.note_outcome(sample.failure.as_ref());
         shared.recorder.record(&sample);
         for tap in &shared.taps {
             tap.offer(&sample);
@@ -410,5 +447,44 @@ async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
         _ = stop.cancelled() => false,
+    }
+}
+
+/// Run a VU task's future, turning a panic inside it into a failure of the run instead of a
+/// lost task: the user stops, the others go on, and the reason is shown in the summary and
+/// the JSON result (the verdict becomes failed, so a bug is never mistaken for a pass). With
+/// the release profile's `panic = "unwind"`, nothing else of the run is lost.
+pub(super) async fn guarded<F: Future<Output = ()> + Send>(fut: F, shared: &Shared) {
+    let caught = CatchUnwind(Box::pin(fut)).await;
+    if let Err(panic) = caught {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        tracing::error!(error = %what, "A virtual user stopped on an internal error.");
+        shared.controls.fail(format!(
+            "a virtual user stopped on an internal error (a bug, please report it): {what}"
+        ));
+    }
+}
+
+/// Polls the inner future inside [`std::panic::catch_unwind`] (what `futures`' `catch_unwind`
+/// does, without the dependency).
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future<Output = ()>> Future for CatchUnwind<F> {
+    type Output = Result<(), Box<dyn std::any::Any + Send>>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
     }
 }

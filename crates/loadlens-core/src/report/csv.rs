@@ -271,25 +271,27 @@ pub fn failures_csv(summary: &Summary) -> String {
     out
 }
 
-/// Write the four files for `prefix`; returns their paths.
-pub fn write(summary: &Summary, prefix: &Path) -> io::Result<Vec<PathBuf>> {
+/// The four files written for `prefix`.
+pub fn paths(prefix: &Path) -> [PathBuf; 4] {
     let base = prefix.to_string_lossy();
-    let files = [
-        (format!("{base}_stats.csv"), stats_csv(summary)),
-        (format!("{base}_stats_history.csv"), history_csv(summary)),
-        (format!("{base}_failures.csv"), failures_csv(summary)),
-        (format!("{base}_thresholds.csv"), thresholds_csv(summary)),
+    ["stats", "stats_history", "failures", "thresholds"].map(|f| format!("{base}_{f}.csv").into())
+}
+
+/// Write the four files for `prefix`, each whole or not at all ([`super::write_file`]); returns
+/// their paths.
+pub fn write(summary: &Summary, prefix: &Path) -> io::Result<Vec<PathBuf>> {
+    let texts = [
+        stats_csv(summary),
+        history_csv(summary),
+        failures_csv(summary),
+        thresholds_csv(summary),
     ];
-    let mut paths = Vec::new();
-    for (path, text) in files {
-        let path = PathBuf::from(path);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        std::fs::write(&path, text)?;
-        paths.push(path);
+    let mut written = Vec::new();
+    for (path, text) in paths(prefix).into_iter().zip(texts) {
+        super::write_file(&path, text.as_bytes())?;
+        written.push(path);
     }
-    Ok(paths)
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -236,13 +236,10 @@ impl ResultDoc {
         }
     }
 
-    /// Write pretty-printed JSON to `path` (parent directories created).
+    /// Write pretty-printed JSON to `path`, whole or not at all ([`super::write_file`]).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text + "\n")
+        super::write_file(path, (text + "\n").as_bytes())
     }
 
     /// Read a result written by [`ResultDoc::write`].

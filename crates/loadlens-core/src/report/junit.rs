@@ -105,12 +105,9 @@ pub fn render(summary: &Summary) -> String {
     x
 }
 
-/// Write the JUnit file (parent directories created).
+/// Write the JUnit file, whole or not at all ([`super::write_file`]).
 pub fn write(summary: &Summary, path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, render(summary))
+    super::write_file(path, render(summary).as_bytes())
 }
 
 #[cfg(test)]

@@ -248,12 +248,9 @@ pub fn outcome_text(s: &Summary) -> String {
     out
 }
 
-/// Write the Markdown summary to `path` (parent directories created).
+/// Write the Markdown summary to `path`, whole or not at all ([`super::write_file`]).
 pub fn write(s: &Summary, path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, render(s))
+    super::write_file(path, render(s).as_bytes())
 }
 
 /// Append the Markdown summary to `path` (GitHub's `$GITHUB_STEP_SUMMARY`).

@@ -9,6 +9,8 @@ pub mod junit;
 pub mod markdown;
 pub mod text;
 
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::executor::{
@@ -219,4 +221,147 @@ pub(crate) fn scope_label(t: &ThresholdResult, max: usize) -> String {
         names.push(format!("{} more", t.requests.len() - max));
     }
     format!("{} ({})", t.scope, names.join(", "))
+}
+
+/// Write a report file whole or not at all: the text goes to a temporary file beside `path`,
+/// which then replaces `path` in one rename. On a full disk the write fails and `path` keeps
+/// what it had (or does not exist); a truncated, invalid report is never left behind. Parent
+/// directories are created.
+pub fn write_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    replace_with(path, |f| {
+        f.write_all(contents)?;
+        // ENOSPC may only show when the data reaches the disk.
+        f.sync_all()
+    })
+}
+
+/// [`write_file`] with the writing step given, so that its failure can be tested.
+fn replace_with(
+    path: &Path,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = beside(path, "tmp")?;
+    let written = std::fs::File::create(&tmp).and_then(|mut f| fill(&mut f));
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+/// A hidden file name beside `path` (its parent directories created), unique to this process.
+fn beside(path: &Path, what: &str) -> std::io::Result<PathBuf> {
+    let Some(name) = path.file_name() else {
+        return Err(std::io::Error::other("not a file name"));
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot create the directory {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    let name = format!(".{}.{}.{what}", name.to_string_lossy(), std::process::id());
+    Ok(path.with_file_name(name))
+}
+
+/// Check, before a run, that a report can be written to `path`: it is not a directory, its
+/// directory exists or can be created, and a file can be created there. The error says why not
+/// (the OS error), so that a run is refused before it sends any load rather than losing its
+/// report at the end.
+pub fn check_writable(path: &Path) -> std::io::Result<()> {
+    if path.is_dir() {
+        return Err(std::io::Error::other("it is a directory"));
+    }
+    let probe = beside(path, "probe")?;
+    std::fs::File::create(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("loadlens-report-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_report_replaces_the_old_one_whole_and_leaves_nothing_beside_it() {
+        let dir = scratch("replace");
+        let path = dir.join("sub/result.json");
+        write_file(&path, b"{\"old\": true}\n").unwrap();
+        write_file(&path, b"{\"new\": true}\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"new\": true}\n");
+        assert_eq!(names(&dir.join("sub")), ["result.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_that_fails_halfway_leaves_the_old_report_and_no_truncated_one() {
+        let dir = scratch("halfway");
+        let path = dir.join("result.json");
+        write_file(&path, b"{\"complete\": true}\n").unwrap();
+        // As on a full disk: part of the text is written, then ENOSPC.
+        let err = replace_with(&path, |f| {
+            f.write_all(b"{\"trunc")?;
+            Err(std::io::Error::from_raw_os_error(28))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("No space left"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"complete\": true}\n"
+        );
+        assert_eq!(names(&dir), ["result.json"]);
+        // Without an earlier report, there is no file at all rather than a truncated one.
+        let fresh = dir.join("fresh.json");
+        replace_with(&fresh, |f| {
+            f.write_all(b"{")?;
+            Err(std::io::Error::from_raw_os_error(28))
+        })
+        .unwrap_err();
+        assert_eq!(names(&dir), ["result.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_report_path_is_found_with_the_reason() {
+        let dir = scratch("check");
+        // A missing directory is created, and the check leaves no file behind.
+        check_writable(&dir.join("new/dir/result.json")).unwrap();
+        assert_eq!(names(&dir.join("new/dir")), Vec::<String>::new());
+        // A directory as the path.
+        let e = check_writable(&dir).unwrap_err();
+        assert_eq!(e.to_string(), "it is a directory");
+        // A directory that cannot be created: a file is in the way.
+        std::fs::write(dir.join("file"), "x").unwrap();
+        let e = check_writable(&dir.join("file/result.json")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("cannot create the directory "),
+            "{e}"
+        );
+        assert!(
+            e.to_string().ends_with("(os error 17)"),
+            "the OS error: {e}"
+        );
+        // A directory nobody can write to, even root.
+        let e = check_writable(Path::new("/proc/result.json")).unwrap_err();
+        assert!(e.raw_os_error().is_some(), "the OS error: {e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

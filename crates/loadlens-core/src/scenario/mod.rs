@@ -29,7 +29,8 @@ use serde::Deserialize;
 
 pub use error::ScenarioError;
 pub use locate::NodePath;
-pub use values::{parse_duration, Method, WaitTime};
+pub(crate) use values::secs_to_duration;
+pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -396,6 +397,9 @@ pub struct ClientSettings {
     /// `auto`, `http1` or `http2`.
     #[serde(default)]
     pub http_version: Option<String>,
+    /// Most bytes of a response body kept for checks and captures (`4MiB`, `512KiB`, bytes).
+    #[serde(default, deserialize_with = "values::opt_byte_size")]
+    pub max_body_size: Option<u64>,
 }
 
 /// Run identity settings written in the file.
@@ -510,6 +514,13 @@ pub struct DatadogMonitor {
 
 fn one() -> u32 {
     1
+}
+
+/// A zero timeout would fail every request before it is sent.
+fn zero_timeout(what: &str) -> String {
+    format!(
+        "{what} is 0: every request would time out at once; give a positive duration such as `30s`"
+    )
 }
 
 impl Scenario {
@@ -663,6 +674,17 @@ impl Scenario {
                 ));
             }
         }
+        for (key, t) in [
+            ("timeout", self.client.timeout),
+            ("connect_timeout", self.client.connect_timeout),
+        ] {
+            if t == Some(Duration::ZERO) {
+                return Err(src.error_at_key(
+                    &NodePath::root().key("client").key(key),
+                    zero_timeout(&format!("client.{key}")),
+                ));
+            }
+        }
         crate::loadspec::validate(self)
             .map_err(|(needle, message)| self.locate_load_error(&needle, message))?;
         Ok(())
@@ -724,6 +746,12 @@ impl Scenario {
         }
         if let Some(r) = &s.request {
             let at = at.key("request");
+            if r.timeout == Some(Duration::ZERO) {
+                return Err(src.error_at_key(
+                    &at.key("timeout"),
+                    zero_timeout(&format!("the timeout of request `{}`", r.path)),
+                ));
+            }
             let bodies = usize::from(r.json.is_some())
                 + usize::from(r.body.is_some())
                 + usize::from(!r.form.is_empty())

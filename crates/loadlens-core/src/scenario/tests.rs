@@ -381,3 +381,104 @@ scenarios:
     assert_eq!((line, col), (4, 26), "{msg}");
     assert!(msg.contains("user type `shop`"), "{msg}");
 }
+
+#[test]
+fn durations_beyond_the_maximum_are_located_errors() {
+    for (from, to, line) in [
+        ("run_time: 20s", "run_time: 18446744073709551615s", 19),
+        ("timeout: 5s", "timeout: 1e300", 18),
+        ("wait: between(1, 3)", "wait: constant(1e30)", 9),
+        ("wait: between(1, 3)", "wait: between(1,1e308)", 9),
+        ("wait: between(1, 3)", "wait: constant_pacing(1e300)", 9),
+    ] {
+        let (l, _, msg) = invalid(&GOOD.replace(from, to));
+        assert_eq!(l, line, "{to}: {msg}");
+        assert!(
+            msg.contains("365 days") || msg.contains("invalid wait"),
+            "{to}: {msg}"
+        );
+    }
+    let think = GOOD.replace(
+        "request: { method: GET, path: /, name: GET / }",
+        "steps: [{ think: 1e30 }, { request: { path: / } }]",
+    );
+    let (l, _, msg) = invalid(&think);
+    assert_eq!(l, 13, "{msg}");
+    assert!(msg.contains("365 days"), "{msg}");
+}
+
+#[test]
+fn loads_that_run_rejects_are_located_errors() {
+    for (load, key, says) in [
+        (
+            "{ users: 0, run_time: 20s }",
+            "users",
+            "`users: 0` runs nothing",
+        ),
+        (
+            "{ users: 5, spawn_rate: 0 }",
+            "spawn_rate",
+            "positive number",
+        ),
+        (
+            "{ users: 5, spawn_rate: -1 }",
+            "spawn_rate",
+            "positive number",
+        ),
+        (
+            "{ arrival_rate: 0/s, run_time: 5s }",
+            "arrival_rate",
+            "nothing would run",
+        ),
+        (
+            "{ users: 18446744073709551615 }",
+            "users",
+            "limit of 1000000 users",
+        ),
+        (
+            "{ arrival_rate: 1e12, run_time: 5s }",
+            "arrival_rate",
+            "limit of 1000000/s",
+        ),
+        (
+            "{ users: 5, spawn_rate: 2, stages: 1s:5 }",
+            "spawn_rate",
+            "does not apply",
+        ),
+    ] {
+        let text = GOOD.replace("{ users: 10, spawn_rate: 5, run_time: 20s }", load);
+        let (line, col, msg) = invalid(&text);
+        let at = text.find(&format!("{key}:")).unwrap();
+        assert_eq!(line, text[..at].matches('\n').count() + 1, "{load}: {msg}");
+        assert!(col > 1, "{load}: {msg}");
+        assert!(msg.contains(says), "{load}: {msg}");
+    }
+    let (_, _, msg) = invalid(&GOOD.replace("timeout: 5s", "timeout: 0s"));
+    assert!(msg.contains("is 0: every request would time out"), "{msg}");
+    let (_, _, msg) = invalid(&format!("{GOOD}client: {{ timeout: 0ms }}\n"));
+    assert!(msg.contains("client.timeout is 0"), "{msg}");
+    let (_, _, msg) = invalid(&format!(
+        "{GOOD}thresholds: ['p95{{scenario:nope}} < 1s']\n"
+    ));
+    assert!(msg.contains("no scenario is named `nope`"), "{msg}");
+}
+
+#[test]
+fn max_body_size_takes_units_or_bytes_and_points_at_a_bad_one() {
+    const ONE_USER: &str = "user_types: [{ name: u, tasks: [{ request: { path: / } }] }]\n";
+    let parse = |v: &str| {
+        Scenario::from_str_named(
+            &format!("client: {{ max_body_size: {v} }}\n{ONE_USER}"),
+            "s.yaml",
+        )
+        .map(|s| s.client.max_body_size)
+    };
+    assert_eq!(parse("4MiB").unwrap(), Some(4 << 20));
+    assert_eq!(parse("512 KiB").unwrap(), Some(512 << 10));
+    assert_eq!(parse("1000").unwrap(), Some(1000));
+    let (line, col, msg) = invalid("user_types: []\nclient:\n  max_body_size: 4 lots\n");
+    assert_eq!((line, col), (3, 18), "{msg}");
+    assert!(msg.contains("invalid size `4 lots`"), "{msg}");
+    let (_, _, msg) = invalid("user_types: []\nclient: { max_body_size: 0 }\n");
+    assert!(msg.contains("at least 1 byte"), "{msg}");
+}

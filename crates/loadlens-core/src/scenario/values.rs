@@ -6,11 +6,17 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// Parse a duration: `250ms`, `1.5s`, `2m`, `1h30m`, or a bare number of seconds.
+/// The longest duration accepted anywhere (run time, timeouts, think times, stages): 365 days.
+/// Longer ones are input errors rather than overflows: a duration is added to clock instants
+/// and multiplied during the run, and `18446744073709551615s` once panicked there.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
+
+/// Parse a duration: `250ms`, `1.5s`, `2m`, `1h30m`, or a bare number of seconds; at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_duration(secs).ok_or_else(|| format!("invalid duration `{s}`"));
+        return secs_to_duration(secs).map_err(|e| format!("invalid duration `{s}`: {e}"));
     }
     // Accept decimals in each component (`1.5s`), which humantime does not.
     let mut total = 0.0f64;
@@ -54,13 +60,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         }
     }
     flush(&mut num, &mut unit, &mut total)?;
-    secs_to_duration(total).ok_or_else(|| format!("invalid duration `{s}`"))
+    secs_to_duration(total).map_err(|e| format!("invalid duration `{s}`: {e}"))
 }
 
-/// `None` for a negative, NaN or infinite number and for one beyond `Duration`'s range
-/// (`1e30`): `from_secs_f64` would panic on those.
-fn secs_to_duration(secs: f64) -> Option<Duration> {
-    Duration::try_from_secs_f64(secs).ok()
+/// A number of seconds as a duration: not negative, not NaN, at most [`MAX_DURATION`].
+pub(crate) fn secs_to_duration(secs: f64) -> Result<Duration, String> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err("expected 0 or more seconds".into());
+    }
+    if secs > MAX_DURATION.as_secs_f64() {
+        return Err("longer than the maximum of 365 days".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
@@ -71,9 +82,20 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
         from_secs: |s| {
             secs_to_duration(s)
                 .map(Some)
-                .ok_or_else(|| format!("invalid duration `{s}`"))
+                .map_err(|e| format!("invalid duration `{s}`: {e}"))
         },
         from_str: |t| parse_duration(t).map(Some),
+        none: None,
+    })
+}
+
+/// Deserialize `Option<u64>` bytes from `4MiB`, `512KiB`, `1.5MB` or a number of bytes (see
+/// [`crate::client::parse_size`]), keeping the value's line and column in errors.
+pub(crate) fn opt_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    d.deserialize_any(ScalarVisitor {
+        what: "a size such as `4MiB`, `512KiB` or a number of bytes",
+        from_secs: |n| crate::client::parse_size(&n.to_string()).map(Some),
+        from_str: |t| crate::client::parse_size(t).map(Some),
         none: None,
     })
 }
@@ -169,8 +191,9 @@ impl WaitTime {
                     .ok_or_else(|| {
                         format!("invalid wait `{s}`: the rate must be a positive number per second")
                     })?;
-                let period = secs_to_duration(1.0 / rate)
-                    .ok_or_else(|| format!("invalid wait `{s}`: the rate is too small"))?;
+                let period = secs_to_duration(1.0 / rate).map_err(|_| {
+                    format!("invalid wait `{s}`: the rate is below one per 365 days")
+                })?;
                 Ok(if fun.trim() == "poisson" {
                     WaitTime::Poisson(period)
                 } else {
@@ -214,7 +237,7 @@ impl<'de> Deserialize<'de> for WaitTime {
             from_secs: |s| {
                 secs_to_duration(s)
                     .map(WaitTime::Constant)
-                    .ok_or_else(|| format!("invalid wait `{s}`"))
+                    .map_err(|e| format!("invalid wait `{s}`: {e}"))
             },
             from_str: WaitTime::parse,
             none: WaitTime::None,
@@ -261,11 +284,35 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("").is_err());
-        // Beyond what a `Duration` holds: an error, not a panic.
-        assert!(parse_duration("1e30").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
-        assert!(WaitTime::parse("between(1, 1e308)").is_err());
-        assert!(WaitTime::parse("poisson(1e-320)").is_err());
+    }
+
+    #[test]
+    fn durations_beyond_a_year_are_errors_not_panics() {
+        assert_eq!(parse_duration("365d").unwrap(), MAX_DURATION);
+        for d in [
+            "18446744073709551615s",
+            "1e30",
+            "366d",
+            "8761h",
+            "1e308",
+            "inf",
+            "NaN",
+        ] {
+            let e = parse_duration(d).unwrap_err();
+            assert!(e.contains(d), "{d}: {e}");
+        }
+        assert!(parse_duration("18446744073709551615s")
+            .unwrap_err()
+            .contains("maximum of 365 days"));
+        for w in [
+            "constant(1e30)",
+            "between(1,1e308)",
+            "constant_pacing(1e300)",
+            "poisson(1e-300)",
+            "constant_throughput(1e-12)",
+        ] {
+            assert!(WaitTime::parse(w).is_err(), "{w}");
+        }
     }
 
     #[test]

@@ -205,19 +205,30 @@ pub struct ErrorEntry {
 }
 
 /// Failures grouped by request, kind and message, with a cap on distinct entries so that a
-/// target returning unique error texts cannot grow memory without bound.
+/// target returning unique error texts cannot grow memory without bound: at most
+/// [`ErrorCatalogue::MAX_ENTRIES`] entries, each message at most
+/// [`ErrorCatalogue::MAX_MESSAGE_BYTES`] long; failures beyond the cap are counted in one
+/// overflow entry, still by kind.
 #[derive(Clone, Debug, Default)]
 pub struct ErrorCatalogue {
     entries: Vec<ErrorEntry>,
     /// Occurrences that did not fit under the cap.
     pub overflow: u64,
+    /// The same occurrences by kind (at most one entry per kind), so that counts by kind stay
+    /// exact past the cap.
+    overflow_by_kind: Vec<(ErrorKind, u64)>,
 }
 
 impl ErrorCatalogue {
     /// Most distinct `(request, kind, message)` entries kept.
     pub const MAX_ENTRIES: usize = 500;
+    /// Longest message kept, in bytes: longer ones are cut at a character boundary and end
+    /// with `…`. A failure message can quote a templated URL or a response, and 500 entries of
+    /// 100 KB each once made a 46 MB JSON result.
+    pub const MAX_MESSAGE_BYTES: usize = crate::sample::Failure::MAX_MESSAGE_BYTES;
 
     fn add(&mut self, name: NameId, kind: ErrorKind, message: &str, n: u64) {
+        let message = crate::sample::truncate_message(message);
         if let Some(e) = self
             .entries
             .iter_mut()
@@ -228,11 +239,19 @@ impl ErrorCatalogue {
             self.entries.push(ErrorEntry {
                 name,
                 kind,
-                message: message.to_owned(),
+                message: message.into_owned(),
                 count: n,
             });
         } else {
-            self.overflow += n;
+            self.add_overflow(kind, n);
+        }
+    }
+
+    fn add_overflow(&mut self, kind: ErrorKind, n: u64) {
+        self.overflow += n;
+        match self.overflow_by_kind.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, c)) => *c += n,
+            None => self.overflow_by_kind.push((kind, n)),
         }
     }
 
@@ -241,7 +260,9 @@ impl ErrorCatalogue {
         for e in &other.entries {
             self.add(e.name, e.kind, &e.message, e.count);
         }
-        self.overflow += other.overflow;
+        for &(kind, n) in &other.overflow_by_kind {
+            self.add_overflow(kind, n);
+        }
     }
 
     /// Entries, most frequent first.
@@ -251,13 +272,14 @@ impl ErrorCatalogue {
         v
     }
 
-    /// Number of failures per kind, sorted by kind.
+    /// Number of failures per kind (those past the cap included), sorted by kind.
     pub fn by_kind(&self) -> Vec<(ErrorKind, u64)> {
         let mut out: Vec<(ErrorKind, u64)> = Vec::new();
-        for e in &self.entries {
-            match out.iter_mut().find(|(k, _)| *k == e.kind) {
-                Some((_, n)) => *n += e.count,
-                None => out.push((e.kind, e.count)),
+        let entries = self.entries.iter().map(|e| (e.kind, e.count));
+        for (kind, count) in entries.chain(self.overflow_by_kind.iter().copied()) {
+            match out.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += count,
+                None => out.push((kind, count)),
             }
         }
         out.sort();
@@ -267,6 +289,7 @@ impl ErrorCatalogue {
     fn clear(&mut self) {
         self.entries.clear();
         self.overflow = 0;
+        self.overflow_by_kind.clear();
     }
 }
 
@@ -721,6 +744,43 @@ mod tests {
         }
         assert_eq!(c.sorted().len(), ErrorCatalogue::MAX_ENTRIES);
         assert_eq!(c.overflow, 10);
+    }
+
+    #[test]
+    fn error_catalogue_counts_by_kind_past_its_cap_and_cuts_long_messages() {
+        let mut c = ErrorCatalogue::default();
+        for i in 0..ErrorCatalogue::MAX_ENTRIES {
+            c.add(NameId(0), ErrorKind::Status, &format!("unique {i}"), 1);
+        }
+        // A 100 KB templated URL in each message, unique per request.
+        let long = "é".repeat(50_000);
+        for i in 0..30 {
+            c.add(NameId(0), ErrorKind::Request, &format!("{i} {long}"), 1);
+        }
+        let mut merged = ErrorCatalogue::default();
+        merged.merge(&c);
+        merged.merge(&c);
+        assert_eq!(
+            merged.by_kind(),
+            vec![
+                (ErrorKind::Status, 2 * ErrorCatalogue::MAX_ENTRIES as u64),
+                (ErrorKind::Request, 60)
+            ]
+        );
+        assert_eq!(merged.overflow, 60);
+
+        let mut c = ErrorCatalogue::default();
+        c.add(NameId(0), ErrorKind::Request, &long, 1);
+        c.add(NameId(0), ErrorKind::Request, &format!("{long}x"), 1);
+        let e = c.sorted();
+        assert_eq!(e.len(), 1, "equal up to the cut: one entry");
+        assert_eq!(e[0].count, 2);
+        assert!(e[0].message.len() <= ErrorCatalogue::MAX_MESSAGE_BYTES);
+        assert!(e[0].message.ends_with("é…"), "{}", e[0].message);
+        assert_eq!(
+            Failure::new(ErrorKind::Request, long.clone()).message,
+            e[0].message
+        );
     }
 
     #[test]

@@ -17,8 +17,16 @@
 //! application key and the monitor ids (one `GET /api/v1/monitor/{id}` each), and the agent
 //! address: the caller prints one clear message and runs without Datadog, or refuses to run
 //! when Datadog is required. During the run the hooks only fold snapshots into counters and
-//! offer jobs to a bounded queue ([`export`]); one task delivers them with retries. What could
-//! not be delivered is counted in the [`loadlens_core::sink::SinkReport`].
+//! offer jobs to bounded queues ([`export`]): events and metrics have a queue and a sender task
+//! each, so that an event never waits behind a metric payload that is being retried (a 429 with
+//! a long reset, a failing `/api/v2/series`), and each gets the whole end-of-run timeout. What
+//! could not be delivered is counted in the [`loadlens_core::sink::SinkReport`].
+//!
+//! Datadog keeps one point per series and timestamp second (the last one written), so the sink
+//! never sends two: flushes are due on the grid of the metric interval (`2 s` means at 2, 4, 6 s
+//! into the run, whatever the jitter of the snapshot ticks); one that would land in the second
+//! of the previous flush is merged into the next one, and the final flush at the end of the run
+//! takes the next second when the current one is taken.
 
 pub mod api;
 mod config;
@@ -105,14 +113,24 @@ pub struct DatadogSink {
     api: Option<Api>,
     statsd: Option<UdpSocket>,
     stats: Arc<Stats>,
-    deadline: Deadline,
-    queue: Option<Queue>,
-    exporter: Option<JoinHandle<()>>,
+    /// End of the delivery window of events and of metrics: each sender has its own, so that a
+    /// struggling metrics endpoint cannot use up the events' time.
+    deadlines: [Deadline; 2],
+    /// Events (start, breaches, monitor changes, stop) and their sender task.
+    events: Option<Queue>,
+    /// One interval's metrics at a time, and their sender task.
+    metrics: Option<Queue>,
+    senders: Vec<JoinHandle<()>>,
     poller: Option<(CancellationToken, JoinHandle<()>)>,
     run_id: String,
     event_tags: Vec<String>,
     acc: Accumulator,
+    /// Run time of the last flush.
     last_flush: Duration,
+    /// Run time at which the next regular flush is due (a multiple of the metric interval).
+    next_flush: Duration,
+    /// Timestamp (Unix seconds) of the last metrics sent; no series gets a second point in it.
+    last_timestamp: i64,
 }
 
 impl std::fmt::Debug for DatadogSink {
@@ -214,17 +232,20 @@ impl DatadogSink {
     fn build(cfg: Config, api: Option<Api>, statsd: Option<UdpSocket>) -> DatadogSink {
         DatadogSink {
             acc: Accumulator::new(cfg.max_request_names),
+            next_flush: cfg.metric_interval,
             cfg,
             api,
             statsd,
             stats: Arc::new(Stats::default()),
-            deadline: Deadline::default(),
-            queue: None,
-            exporter: None,
+            deadlines: Default::default(),
+            events: None,
+            metrics: None,
+            senders: Vec::new(),
             poller: None,
             run_id: String::new(),
             event_tags: Vec::new(),
             last_flush: Duration::ZERO,
+            last_timestamp: 0,
         }
     }
 
@@ -232,7 +253,7 @@ impl DatadogSink {
         if !self.cfg.events {
             return;
         }
-        if let Some(q) = &self.queue {
+        if let Some(q) = &self.events {
             let e = Event {
                 title: short(&title),
                 text,
@@ -247,16 +268,19 @@ impl DatadogSink {
         }
     }
 
-    fn flush(&mut self, elapsed: Duration) {
+    /// Send what was accumulated since the last flush, stamped `timestamp` (Unix seconds, later
+    /// than the last one sent).
+    fn flush(&mut self, elapsed: Duration, timestamp: i64) {
         let span = elapsed.saturating_sub(self.last_flush);
         self.last_flush = elapsed;
+        self.last_timestamp = timestamp;
         if self.cfg.metrics == MetricsTransport::Off {
             return;
         }
         let batch = self
             .acc
-            .take(unix_now(), span.as_secs_f64().round().max(1.0) as i64);
-        if let Some(q) = &self.queue {
+            .take(timestamp, span.as_secs_f64().round().max(1.0) as i64);
+        if let Some(q) = &self.metrics {
             q.offer(Job::Metrics(batch));
         }
     }
@@ -276,22 +300,28 @@ impl Sink for DatadogSink {
         tags.dedup();
         self.event_tags = tags.clone();
         self.acc.names = ctx.names.clone();
-        let (queue, rx) = Queue::new(self.cfg.queue, self.stats.clone());
         let metrics = match (self.cfg.metrics, self.statsd.take()) {
             (MetricsTransport::Api, _) => MetricsOut::Api,
             (MetricsTransport::DogStatsd, Some(s)) => MetricsOut::Statsd(s),
             _ => MetricsOut::Off,
         };
-        let exporter = Exporter {
-            api: self.api.as_ref().map(|a| (a.clone(), a.client())),
-            metrics,
-            base_tags: tags,
-            prefix: self.cfg.prefix.clone(),
-            max_values: self.cfg.max_values,
-            stats: self.stats.clone(),
-            deadline: self.deadline.clone(),
-        };
-        self.exporter = Some(tokio::spawn(exporter.run(rx)));
+        // Two senders, each with its own queue, connection and deadline.
+        let mut queues = Vec::with_capacity(2);
+        for (out, deadline) in [MetricsOut::Off, metrics].into_iter().zip(&self.deadlines) {
+            let (queue, rx) = Queue::new(self.cfg.queue, self.stats.clone());
+            let exporter = Exporter {
+                api: self.api.as_ref().map(|a| (a.clone(), a.client())),
+                metrics: out,
+                base_tags: tags.clone(),
+                prefix: self.cfg.prefix.clone(),
+                max_values: self.cfg.max_values,
+                stats: self.stats.clone(),
+                deadline: deadline.clone(),
+            };
+            self.senders.push(tokio::spawn(exporter.run(rx)));
+            queues.push(queue);
+        }
+        let (events, metrics) = (queues.remove(0), queues.remove(0));
         if let (Some(api), false) = (&self.api, self.cfg.monitors.is_empty()) {
             let poller = Poller {
                 api: api.clone(),
@@ -299,7 +329,7 @@ impl Sink for DatadogSink {
                 interval: self.cfg.monitor_interval,
                 controls: ctx.controls.clone(),
                 timeline: ctx.timeline.clone(),
-                events: self.cfg.events.then(|| queue.clone()),
+                events: self.cfg.events.then(|| events.clone()),
                 event_tags: self.event_tags.clone(),
                 run_id: run.id.clone(),
                 stats: self.stats.clone(),
@@ -307,7 +337,8 @@ impl Sink for DatadogSink {
             let cancel = CancellationToken::new();
             self.poller = Some((cancel.clone(), tokio::spawn(poller.run(cancel))));
         }
-        self.queue = Some(queue);
+        self.events = Some(events);
+        self.metrics = Some(metrics);
         let mut text = format!("Run {} of {} started.\n", run.id, run.scenario);
         for d in &self.cfg.details {
             text.push_str(d);
@@ -357,18 +388,38 @@ impl Sink for DatadogSink {
         self.acc.add(&s.interval);
         // The gauge reports the interval's peak: the last tick of a run has no users left.
         self.acc.users = self.acc.users.max(s.users);
-        if s.elapsed.saturating_sub(self.last_flush) >= self.cfg.metric_interval {
-            self.flush(s.elapsed);
+        self.acc.current_users = s.users;
+        if s.elapsed < self.next_flush {
+            return;
+        }
+        // Due on the interval's grid: a tick a millisecond early or late does not move the
+        // next flush by a whole tick.
+        while self.next_flush <= s.elapsed {
+            self.next_flush += self.cfg.metric_interval;
+        }
+        let timestamp =
+            s.at.duration_since(std::time::UNIX_EPOCH)
+                .map_or_else(|_| unix_now(), |d| d.as_secs() as i64);
+        // A second point in the second of the last flush would replace it in Datadog: these
+        // figures go with the next flush instead.
+        if timestamp > self.last_timestamp {
+            self.flush(s.elapsed, timestamp);
         }
     }
 
     fn finish(mut self: Box<Self>, summary: &Summary) -> FinishFuture {
-        if self.queue.is_some() {
+        if self.metrics.is_some() {
+            // Its own second, even when the last regular flush was a moment ago (a point up to
+            // a second ahead is accepted: Datadog takes points up to 10 minutes in the future).
+            let timestamp = unix_now().max(self.last_timestamp + 1);
             self.flush(
                 summary
                     .duration
                     .max(self.last_flush + Duration::from_secs(1)),
+                timestamp,
             );
+        }
+        if self.events.is_some() {
             let (title, text, alert) = stop_event(summary);
             self.event(title, text, alert);
         }
@@ -379,20 +430,27 @@ impl Sink for DatadogSink {
                 cancel.cancel();
                 let _ = handle.await;
             }
-            // Dropping the last queue handle lets the sender task end once it has sent all.
-            self.queue = None;
+            // Dropping the last queue handles lets the sender tasks end once they sent all.
+            self.events = None;
+            self.metrics = None;
             let deadline = tokio::time::Instant::now() + timeout;
-            self.deadline.set(deadline);
-            if let Some(mut handle) = self.exporter.take() {
-                // A little past the deadline: the task's own retries stop at it.
-                let grace = deadline + Duration::from_millis(200);
+            for d in &self.deadlines {
+                d.set(deadline);
+            }
+            // A little past the deadline: the tasks' own retries stop at it.
+            let grace = deadline + Duration::from_millis(200);
+            let mut late = false;
+            for mut handle in std::mem::take(&mut self.senders) {
                 if tokio::time::timeout_at(grace, &mut handle).await.is_err() {
                     handle.abort();
-                    stats.give_up_queued(&format!(
-                        "Datadog did not take them within the end-of-run timeout of {}",
-                        humantime::format_duration(timeout)
-                    ));
+                    late = true;
                 }
+            }
+            if late {
+                stats.give_up_queued(&format!(
+                    "Datadog did not take them within the end-of-run timeout of {}",
+                    humantime::format_duration(timeout)
+                ));
             }
             stats.give_up_queued("the sender stopped");
             stats.report()
@@ -453,7 +511,10 @@ struct Accumulator {
     overflow: Option<usize>,
     tagged: usize,
     max: usize,
+    /// Peak active users since the last flush.
     users: u64,
+    /// Active users in the latest snapshot.
+    current_users: u64,
 }
 
 impl Accumulator {
@@ -530,7 +591,10 @@ impl Accumulator {
         MetricsBatch {
             timestamp,
             interval_s,
-            users: std::mem::take(&mut self.users),
+            // The users active at the end of this interval are active at the start of the
+            // next one: its peak starts there (the last snapshot of a run, with no users left,
+            // does not make the gauge's last point 0).
+            users: std::mem::replace(&mut self.users, self.current_users),
             names,
         }
     }

@@ -24,7 +24,6 @@ fn config(url: &str) -> Config {
 fn check_models(captured: &[Captured]) {
     match check_official_models(captured) {
         Ok(ModelCheck::Valid(line)) => eprintln!("official models: {line}"),
-        Ok(ModelCheck::Skipped(why)) => eprintln!("official models: skipped ({why})"),
         Err(e) => panic!("payloads do not match Datadog's official models:\n{e}"),
     }
 }
@@ -516,10 +515,157 @@ fn the_model_check_catches_wrong_fields_types_and_enum_values() {
     for b in &bad {
         match check_official_models(std::slice::from_ref(b)) {
             Err(e) => assert!(e.contains("INVALID"), "{e}"),
-            Ok(ModelCheck::Skipped(_)) => return,
             Ok(ModelCheck::Valid(v)) => {
                 panic!("{} passed the check: {v}", String::from_utf8_lossy(&b.body))
             }
         }
+    }
+}
+
+/// The values Datadog keeps of one metric, per timestamp (summed over tag sets).
+fn stored(stub: &DatadogStub, metric: &str) -> std::collections::BTreeMap<i64, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    for ((m, _, ts), v) in stub.stored_series() {
+        if m == metric {
+            *out.entry(ts).or_insert(0.0) += v;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_datadog_keeps_of_a_run_equals_its_summary_one_point_per_series_and_second() {
+    let stub = DatadogStub::start();
+    let mut cfg = config(stub.url());
+    // The shortest interval: several flushes fall in each second, and the final flush right
+    // after the last regular one.
+    cfg.metric_interval = Duration::from_millis(100);
+    let sink = DatadogSink::connect(cfg).await.unwrap();
+    let load = LoadSettings {
+        users: 2,
+        run_time: Some(Duration::from_millis(2500)),
+        ..LoadSettings::default()
+    };
+    let (summary, sink) = contract::run_with(Box::new(sink), load, Controls::new()).await;
+    let report = finish(sink, &summary).await;
+    assert_eq!((report.failed, report.dropped), (0, 0), "{report:?}");
+
+    // Datadog keeps the last point per series and second: nothing may be replaced.
+    let kept = stub.stored_series();
+    assert_eq!(
+        stub.series_points_written(),
+        kept.len(),
+        "two points for one series and second"
+    );
+    let t = summary.total();
+    let sum = |m: &str| stored(&stub, m).values().sum::<f64>() as u64;
+    assert_eq!(sum("loadlens.requests"), t.request_count);
+    assert_eq!(sum("loadlens.failures"), t.failure_count);
+    assert_eq!(sum("loadlens.bytes.sent"), t.bytes_sent);
+    assert_eq!(sum("loadlens.bytes.received"), t.bytes_received);
+    // The users gauge: 2 users ran to the end; its last point is not 0.
+    let users = stored(&stub, "loadlens.users");
+    assert!(!users.is_empty());
+    assert_eq!(users.values().last(), Some(&2.0), "{users:?}");
+    assert!(users.values().all(|&u| u > 0.0), "{users:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2s_metric_interval_posts_every_2s_of_the_run_whatever_the_tick_jitter() {
+    let stub = DatadogStub::start();
+    let mut cfg = config(stub.url());
+    cfg.metric_interval = Duration::from_secs(2);
+    let mut sink = DatadogSink::unchecked(cfg);
+    sink.on_start(&contract::context());
+    let base = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    for k in 1..=10u64 {
+        // Ticks a little late, by varying amounts, as on a busy machine.
+        let late = Duration::from_micros([900, 300, 1200, 50][k as usize % 4]);
+        let elapsed = Duration::from_secs(k) + late;
+        let mut interval = StatsSet::new(1);
+        interval.requests[0].count = 10;
+        interval.requests[0]
+            .latency
+            .record(Duration::from_millis(5));
+        sink.on_snapshot(&Arc::new(Snapshot {
+            at: base + elapsed,
+            elapsed,
+            users: 3,
+            point: Default::default(),
+            interval: Arc::new(interval),
+            requests: Vec::new(),
+            total: Default::default(),
+            dropped_iterations: None,
+        }));
+    }
+    assert!(stub.wait_for(Duration::from_secs(20), |r| {
+        r.iter().filter(|r| r.path == "/api/v2/series").count() >= 5
+    }));
+    let requests = stored(&stub, "loadlens.requests");
+    let s0 = 1_700_000_000;
+    assert_eq!(
+        requests.into_iter().collect::<Vec<_>>(),
+        [2, 4, 6, 8, 10].map(|s| (s0 + s, 20.0)),
+        "one point every 2 s of the run, 20 requests each"
+    );
+    for r in stub.accepted("POST", "/api/v2/series") {
+        for s in r.json()["series"].as_array().unwrap() {
+            if s["metric"] == "loadlens.requests" {
+                assert_eq!(s["interval"], 2, "{s}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_while_the_metrics_endpoint_is_rate_limited_or_failing() {
+    for (status, reset_s) in [(429u16, 20u64), (500, 0)] {
+        let stub = DatadogStub::start();
+        stub.fail_next("/api/v2/series", status, 10_000, reset_s);
+        let mut cfg = Config::new(stub.url(), Some(API_KEY), Some(APP_KEY));
+        cfg.metric_interval = Duration::from_millis(200);
+        cfg.timeout = Duration::from_secs(2);
+        let sink = DatadogSink::connect(cfg).await.unwrap();
+        let load = LoadSettings {
+            users: 1,
+            run_time: Some(Duration::from_millis(1500)),
+            ..LoadSettings::default()
+        };
+        let (summary, mut sink) = contract::run_with(Box::new(sink), load, Controls::new()).await;
+        // Late in the run: a breach, and the run aborted by it.
+        for (kind, message) in [
+            (EventKind::ThresholdBreached, "p95 < 1ms: 3.2 ms"),
+            (EventKind::StopRequested, "aborted: p95 < 1ms"),
+        ] {
+            let e =
+                loadlens_core::run::TimelineEvent::now(Duration::from_millis(1400), kind, message);
+            sink.on_event(&e);
+        }
+        let t = std::time::Instant::now();
+        let report = finish(sink, &summary).await;
+        assert!(
+            t.elapsed() < Duration::from_millis(3500),
+            "{status}: finish took {:?}",
+            t.elapsed()
+        );
+        let titles: Vec<String> = events(&stub)
+            .iter()
+            .map(|e| e["title"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(titles.len(), 4, "{status}: {titles:?}");
+        assert!(titles[0].ends_with("started: contract"), "{titles:?}");
+        assert!(titles[1].contains("threshold breached"), "{titles:?}");
+        assert!(titles[2].contains("aborted: p95"), "{titles:?}");
+        assert!(titles[3].contains("passed: contract"), "{titles:?}");
+        // The metrics were not delivered, and the report says so.
+        assert!(report.failed > 0, "{status}: {report:?}");
+        assert!(
+            report
+                .errors
+                .iter()
+                .any(|e| e.contains(&format!("answered {status}"))
+                    || e.contains("within the end-of-run timeout")),
+            "{status}: {report:?}"
+        );
     }
 }

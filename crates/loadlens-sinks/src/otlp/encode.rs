@@ -239,6 +239,28 @@ pub fn spans(s: &Sample, ctx: &SpanContext, out: &mut Vec<Span>) {
         (s.phases.connect, CONNECT_SPAN),
         (s.phases.tls, TLS_SPAN),
     ];
+    // The phase that failed, when the request failed while connecting: its span is an error
+    // with the reason, as the request span is.
+    let failed_phase = s
+        .failure
+        .as_ref()
+        .filter(|_| s.status.is_none())
+        .and_then(|f| {
+            match f.kind {
+                ErrorKind::Dns => Some(DNS_SPAN),
+                ErrorKind::Tls => Some(TLS_SPAN),
+                ErrorKind::Refused => Some(CONNECT_SPAN),
+                // `io_failure(.., "connect")` in the client: reset or other errors of the connect.
+                ErrorKind::Reset | ErrorKind::Other | ErrorKind::ConnectTimeout
+                    if f.message.contains("during connect")
+                        || f.message.starts_with("connect ") =>
+                {
+                    Some(CONNECT_SPAN)
+                }
+                _ => None,
+            }
+            .map(|phase| (phase, f))
+        });
     for (d, span_name) in phases {
         let Some(d) = d else { continue };
         let child_end = t.saturating_add(d.as_nanos() as u64);
@@ -251,6 +273,14 @@ pub fn spans(s: &Sample, ctx: &SpanContext, out: &mut Vec<Span>) {
             ],
             _ => vec![kv("server.address", host), kv_int("server.port", port)],
         };
+        let (mut attributes, mut status) = (attributes, None);
+        if let Some((_, f)) = failed_phase.filter(|(p, _)| *p == span_name) {
+            attributes.push(kv("error.type", f.kind.as_str()));
+            status = Some(Status {
+                code: status::StatusCode::Error as i32,
+                message: f.message.clone(),
+            });
+        }
         out.push(Span {
             trace_id: trace_id.clone(),
             span_id: fastrand::u64(1..).to_be_bytes().to_vec(),
@@ -261,6 +291,7 @@ pub fn spans(s: &Sample, ctx: &SpanContext, out: &mut Vec<Span>) {
             start_time_unix_nano: t,
             end_time_unix_nano: child_end,
             attributes,
+            status,
             ..Default::default()
         });
         t = child_end;
@@ -444,7 +475,13 @@ impl Metrics {
             ];
         }
         let (m, n) = self.names.request(slot as u32);
-        vec![kv("http.request.method", m), kv("loadtest.request_name", n)]
+        let mut a = vec![kv("http.request.method", m), kv("loadtest.request_name", n)];
+        // Required on `http.client.request.duration` by the HTTP semantic conventions.
+        if let Some((host, port)) = self.names.server(slot as u32) {
+            a.push(kv("server.address", host));
+            a.push(kv_int("server.port", i64::from(port)));
+        }
+        a
     }
 
     /// Name attributes plus `http.response.status_code` and `error.type` (the status code for
@@ -471,9 +508,12 @@ impl Metrics {
         self.users.is_none() && self.total.is_empty()
     }
 
-    /// The metrics to export at `now`; in delta temporality, resets what was exported.
+    /// The metrics to export; in delta temporality, resets what was exported. Points are
+    /// stamped with the time of the last snapshot folded in, which they contain everything up
+    /// to (`now` only before the first snapshot): stamped with the export's own time, they
+    /// would claim up to a snapshot interval that they do not contain yet.
     pub fn export(&mut self, now: SystemTime) -> Vec<Metric> {
-        let now = nanos(now);
+        let now = self.users.map_or_else(|| nanos(now), |(_, at)| at);
         let delta = self.temporality == Temporality::Delta;
         let start = if delta {
             self.last_export

@@ -19,7 +19,8 @@
 //! | `loadtest {scenario}` | INTERNAL | none (a trace of its own) | the run; its events are the timeline's |
 //!
 //! Every request span links to the run span. The three connection spans (names as .NET's HttpClient instrumentation uses them) exist
-//! only for a request that opened a new connection, and only for the phases that happened.
+//! only for a request that opened a new connection, and only for the phases that happened; the
+//! phase that failed (DNS, connect or TLS) is status ERROR with the reason and `error.type`.
 //! Request span attributes: `http.request.method`, `url.full`, `server.address`,
 //! `server.port`, `http.response.status_code`, `network.protocol.version`, `error.type` (the
 //! status code for HTTP errors, else the failure kind: `timeout`, `refused`, `check`, …),
@@ -40,7 +41,7 @@
 //!
 //! | metric | type | attributes |
 //! |---|---|---|
-//! | `http.client.request.duration` (s) | histogram, semconv buckets 5 ms … 10 s | `http.request.method`, `loadtest.request_name`, `http.response.status_code`, `error.type` (status code of 4xx/5xx or the transport error kind) |
+//! | `http.client.request.duration` (s) | histogram, semconv buckets 5 ms … 10 s | `http.request.method`, `loadtest.request_name`, `server.address`, `server.port` (when the name's URL is not templated), `http.response.status_code`, `error.type` (status code of 4xx/5xx or the transport error kind) |
 //! | `loadtest.requests` | counter | + `http.response.status_code` (absent when no answer came) |
 //! | `loadtest.failures` | counter | + `error.type` |
 //! | `loadtest.users` | gauge | — |
@@ -74,9 +75,13 @@
 //! thread of their own (on a generator given one CPU, whose runtime is single-threaded, in a
 //! task beside the VUs, yielding to them between spans). Failed exports are retried with backoff within
 //! `OTEL_EXPORTER_OTLP_TIMEOUT`; at the end what is buffered is flushed within the flush
-//! timeout (default 5 s), and what could not be delivered is a line in the summary.
+//! timeout (default 5 s), and what could not be delivered is a line in the summary. An export
+//! in flight when the run ends is waited for within that timeout, never abandoned and sent
+//! again (the collector may have it already: it would count those spans twice).
 
 pub mod config;
+#[cfg(test)]
+mod delivery_tests;
 mod encode;
 mod send;
 #[cfg(any(test, feature = "testing"))]
@@ -123,6 +128,9 @@ pub const OVERFLOW_NAME: &str = "_OTHER";
 pub struct Names {
     /// `(method, request name)` in `NameId` order.
     pub requests: Vec<(String, String)>,
+    /// `server.address` and `server.port` of each request name (`NameId` order), when its URL
+    /// names the server before the run (not a templated URL).
+    pub servers: Vec<Option<(String, u16)>>,
     /// The run's scenarios in [`Sample::scenario`] order: one for a plain run, one per entry
     /// of `scenarios:` otherwise.
     pub scenarios: Vec<ScenarioNames>,
@@ -160,6 +168,7 @@ impl Names {
     pub fn of(plan: &Plan) -> Self {
         Names {
             requests: plan.names.pairs().to_vec(),
+            servers: servers([plan]),
             scenarios: vec![ScenarioNames::of(None, plan)],
         }
     }
@@ -172,11 +181,20 @@ impl Names {
                 .first()
                 .map(|s| s.plan.names.pairs().to_vec())
                 .unwrap_or_default(),
+            servers: servers(scenarios.iter().map(|s| &*s.plan)),
             scenarios: scenarios
                 .iter()
                 .map(|s| ScenarioNames::of((!s.name.is_empty()).then(|| s.name.clone()), &s.plan))
                 .collect(),
         }
+    }
+
+    /// `server.address` and `server.port` of a request name, when known.
+    fn server(&self, i: u32) -> Option<(&str, u16)> {
+        self.servers
+            .get(i as usize)?
+            .as_ref()
+            .map(|(h, p)| (h.as_str(), *p))
     }
 
     fn request(&self, i: u32) -> (&str, &str) {
@@ -211,6 +229,55 @@ impl Names {
             .cloned()
             .unwrap_or_else(|| format!("task {}", s.task))
     }
+}
+
+/// The server of each request name of `plans` (which share one name table): the host and port
+/// of the first of its requests whose URL is not templated.
+fn servers<'a>(plans: impl IntoIterator<Item = &'a Plan>) -> Vec<Option<(String, u16)>> {
+    use loadlens_core::plan::StepPlan;
+    fn walk(steps: &[StepPlan], out: &mut Vec<Option<(String, u16)>>) {
+        for s in steps {
+            match s {
+                StepPlan::Request(r) => {
+                    let url = &r.request.url;
+                    let templated = r.template.is_some() && url.host() == Some("template.invalid");
+                    let i = r.name.0 as usize;
+                    if templated || out.get(i).is_some_and(Option::is_some) {
+                        continue;
+                    }
+                    if out.len() <= i {
+                        out.resize(i + 1, None);
+                    }
+                    let port = url
+                        .port_u16()
+                        .unwrap_or(if url.scheme_str() == Some("https") {
+                            443
+                        } else {
+                            80
+                        });
+                    out[i] = url.host().map(|h| {
+                        (
+                            h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                            port,
+                        )
+                    });
+                }
+                StepPlan::Loop { steps, .. } => walk(steps, out),
+                StepPlan::Think(_) => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in plans {
+        for u in &p.user_types {
+            walk(&u.on_start, &mut out);
+            walk(&u.on_stop, &mut out);
+            for t in &u.tasks {
+                walk(&t.steps, &mut out);
+            }
+        }
+    }
+    out
 }
 
 enum Msg {
@@ -253,8 +320,9 @@ pub struct OtlpSink {
     tap_handle: Option<SampleTap>,
     tx: mpsc::Sender<Msg>,
     rx: Option<mpsc::Receiver<Msg>>,
-    /// Cancelled by `finish`: abandons an export in progress so the final flush starts at once.
-    finishing: tokio_util::sync::CancellationToken,
+    /// Started by `finish`: an export in progress makes no further attempt, so that the final
+    /// flush starts as soon as a request in flight is answered.
+    finishing: send::Finishing,
     dropped_msgs: Arc<std::sync::atomic::AtomicU64>,
     progress: Arc<Progress>,
     /// Whether the exporter (a thread, or a task on a single-threaded runtime) started.
@@ -443,6 +511,7 @@ impl Sink for OtlpSink {
 
     fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture {
         let (done, report) = oneshot::channel();
+        let deadline = std::time::Instant::now() + self.config.flush_timeout;
         let msg = Msg::Finish {
             dropped_iterations: summary
                 .outcome
@@ -454,10 +523,11 @@ impl Sink for OtlpSink {
                 summary.verdict(),
                 loadlens_core::executor::describe(&summary.stop_reason)
             ),
-            deadline: std::time::Instant::now() + self.config.flush_timeout,
+            deadline,
             done,
         };
-        self.finishing.cancel();
+        self.finishing
+            .start(tokio::time::Instant::from_std(deadline));
         let tx = self.tx.clone();
         let limit = self.config.flush_timeout + Duration::from_millis(500);
         let tap_dropped = self.tap_handle.as_ref().map_or(0, SampleTap::dropped);
@@ -557,9 +627,9 @@ struct Worker {
     metrics_out: Exporter,
     batch: Vec<Span>,
     report: SinkReport,
-    finishing: tokio_util::sync::CancellationToken,
-    /// Never cancelled: the final flush runs to its deadline.
-    no_cancel: tokio_util::sync::CancellationToken,
+    finishing: send::Finishing,
+    /// Never started: the final flush runs to its deadline.
+    no_cancel: send::Finishing,
     progress: Arc<Progress>,
 }
 

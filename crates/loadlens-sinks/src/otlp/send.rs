@@ -59,8 +59,9 @@ pub enum SendError {
     /// No answer within the timeout.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
-    /// The run is finishing: the attempt was abandoned so the final flush can start.
-    #[error("abandoned for the final flush")]
+    /// The run is finishing: no request was in flight, and the export was left to the final
+    /// flush.
+    #[error("left to the final flush")]
     Cancelled,
 }
 
@@ -91,6 +92,37 @@ fn grpc_name(code: u32) -> &'static str {
         14 => "UNAVAILABLE",
         16 => "UNAUTHENTICATED",
         _ => "other",
+    }
+}
+
+/// How the end of the run reaches an export in progress: waits between attempts end at once
+/// (the export is left to the final flush), while a request already sent runs to its answer,
+/// within the final flush's deadline. Abandoning a request in flight would send its content a
+/// second time in the final flush: the receiver may have it already.
+#[derive(Debug, Clone, Default)]
+pub struct Finishing {
+    token: tokio_util::sync::CancellationToken,
+    by: Arc<Mutex<Option<tokio::time::Instant>>>,
+}
+
+impl Finishing {
+    /// The run is finishing; the final flush must be done by `by`.
+    pub fn start(&self, by: tokio::time::Instant) {
+        *self.by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by);
+        self.token.cancel();
+    }
+
+    /// Whether [`Finishing::start`] was called.
+    pub fn started(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// `deadline`, or the final flush's deadline if that is sooner.
+    fn bound(&self, deadline: tokio::time::Instant) -> tokio::time::Instant {
+        self.by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map_or(deadline, |b| b.min(deadline))
     }
 }
 
@@ -149,28 +181,38 @@ impl Sender {
 
     /// Send one encoded `Export…ServiceRequest`, retrying retryable failures with backoff until
     /// `deadline` or the signal's timeout, whichever is sooner. Returns the raw response message.
-    /// `cancel` abandons the attempt (and its retries) at once.
+    /// Once `finishing` has started, no new attempt is made ([`SendError::Cancelled`]), and an
+    /// attempt in flight ends by the final flush's deadline (see [`Finishing`]).
     pub async fn export(
         &mut self,
         message: Vec<u8>,
         deadline: tokio::time::Instant,
-        cancel: &tokio_util::sync::CancellationToken,
+        finishing: &Finishing,
     ) -> Result<Bytes, SendError> {
         let deadline = deadline.min(tokio::time::Instant::now() + self.config.timeout);
         let body = self.body(message);
         let mut backoff = Duration::from_millis(100);
         loop {
-            let attempt = tokio::select! {
-                r = tokio::time::timeout_at(deadline, self.attempt(body.clone())) => r,
-                _ = cancel.cancelled() => {
-                    self.conn = None;
-                    return Err(SendError::Cancelled);
+            if finishing.started() {
+                return Err(SendError::Cancelled);
+            }
+            let attempt = {
+                let attempt = tokio::time::timeout_at(deadline, self.attempt(body.clone()));
+                tokio::pin!(attempt);
+                tokio::select! {
+                    r = &mut attempt => r.ok(),
+                    _ = finishing.token.cancelled() => {
+                        tokio::time::timeout_at(finishing.bound(deadline), &mut attempt)
+                            .await
+                            .ok()
+                            .and_then(Result::ok)
+                    }
                 }
             };
             let err = match attempt {
-                Ok(Ok(b)) => return Ok(b),
-                Ok(Err(e)) => e,
-                Err(_) => {
+                Some(Ok(b)) => return Ok(b),
+                Some(Err(e)) => e,
+                None => {
                     self.conn = None;
                     return Err(SendError::Timeout(self.config.timeout));
                 }
@@ -185,7 +227,7 @@ impl Sender {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = cancel.cancelled() => return Err(SendError::Cancelled),
+                _ = finishing.token.cancelled() => return Err(SendError::Cancelled),
             }
             backoff = (backoff * 2).min(Duration::from_secs(2));
         }
@@ -633,7 +675,7 @@ mod tests {
             let mut s = Sender::new(pki.signal(&url, Protocol::Grpc, client), Service::Metrics);
             async move {
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(seconds);
-                let none = tokio_util::sync::CancellationToken::new();
+                let none = Finishing::default();
                 s.export(b"metrics".to_vec(), deadline, &none).await
             }
         };
@@ -655,7 +697,7 @@ mod tests {
         let mut config = pki.signal(&url, Protocol::Grpc, true);
         config.client_certificate = Some(Pki::new().client);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-        let none = tokio_util::sync::CancellationToken::new();
+        let none = Finishing::default();
         let sent = Sender::new(config, Service::Metrics)
             .export(b"metrics".to_vec(), deadline, &none)
             .await;

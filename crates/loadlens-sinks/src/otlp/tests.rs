@@ -22,6 +22,7 @@ fn names() -> Names {
             ("POST".into(), "/b".into()),
             ("GET".into(), "/c".into()),
         ],
+        servers: Vec::new(),
         scenarios: vec![ScenarioNames {
             name: None,
             user_types: vec!["shopper".into()],
@@ -679,6 +680,7 @@ fn contract_sink(url: &str, timeout: Duration) -> Box<dyn Sink> {
     let config = Config::resolve(&file, env).unwrap();
     let names = Names {
         requests: vec![("GET".into(), "/contract".into())],
+        servers: Vec::new(),
         scenarios: vec![ScenarioNames {
             name: None,
             user_types: vec!["default".into()],
@@ -723,4 +725,97 @@ async fn the_export_timeout_bounds_each_export_within_a_longer_flush() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passes_the_sink_contract() {
     crate::contract::check_all(&contract_sink).await;
+}
+
+#[test]
+fn duration_points_name_their_server_and_are_stamped_with_the_snapshot_they_hold() {
+    let plan = loadlens_core::plan::Plan::single(
+        "http://127.0.0.1:8080/a",
+        http::Method::GET,
+        Default::default(),
+        &loadlens_core::plan::PlanOptions::default(),
+    )
+    .unwrap();
+    let names = Names::of(&plan);
+    assert_eq!(names.servers, [Some(("127.0.0.1".to_owned(), 8080))]);
+    let rec = Recorder::new(1);
+    rec.record(&sample(0, Some(200), None));
+    let mut agg = Aggregator::new(rec, names.requests.clone());
+    let snap = agg.tick(Duration::from_secs(1), 1);
+    let mut m = Metrics::new(names, 100, Temporality::Cumulative, SystemTime::now());
+    m.fold(&snap);
+    // Exported a while after the snapshot: the points say up to when they count.
+    let out = m.export(snap.at + Duration::from_secs(5));
+    let Some(Data::Histogram(h)) = &out[0].data else {
+        panic!("{:?}", out[0])
+    };
+    let p = &h.data_points[0];
+    let a = |k: &str| {
+        p.attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .and_then(|kv| kv.value.as_ref()?.value.clone())
+    };
+    assert_eq!(
+        a("server.address"),
+        Some(Value::StringValue("127.0.0.1".into()))
+    );
+    assert_eq!(a("server.port"), Some(Value::IntValue(8080)));
+    assert_eq!(
+        p.time_unix_nano,
+        encode::nanos(snap.at),
+        "stamped at the snapshot"
+    );
+}
+
+#[test]
+fn a_failed_dns_lookup_connect_or_handshake_is_an_error_span_with_the_reason() {
+    let ms = |n| Some(Duration::from_millis(n));
+    let cases = [
+        (
+            ErrorKind::Dns,
+            "could not resolve host `nowhere.invalid`",
+            [ms(3), None, None],
+            DNS_SPAN,
+        ),
+        (
+            ErrorKind::Refused,
+            "connection refused",
+            [None, ms(1), None],
+            CONNECT_SPAN,
+        ),
+        (
+            ErrorKind::Tls,
+            "TLS handshake failed: bad certificate",
+            [None, ms(1), ms(4)],
+            TLS_SPAN,
+        ),
+    ];
+    for (kind, message, [dns, connect, tls], failed) in cases {
+        let mut s = sample(0, None, Some(Failure::new(kind, message)));
+        s.new_connection = true;
+        s.phases = Phases {
+            dns,
+            connect,
+            tls,
+            ..Phases::default()
+        };
+        let mut out = Vec::new();
+        encode::spans(&s, &ctx(), &mut out);
+        for child in &out[1..] {
+            let st = child.status.clone().unwrap_or_default();
+            if child.name == failed {
+                assert_eq!(
+                    (st.code, st.message.as_str()),
+                    (2, message),
+                    "{}",
+                    child.name
+                );
+                assert_eq!(string(attr(child, "error.type")), kind.as_str());
+            } else {
+                assert_eq!(st.code, 0, "{} before the failed {failed}", child.name);
+            }
+        }
+        assert!(out[1..].iter().any(|c| c.name == failed), "{out:?}");
+    }
 }

@@ -93,7 +93,7 @@ pub async fn run(feed: &mut Feed) -> io::Result<End> {
     drop(terminal);
     drop(session);
     for line in held {
-        eprintln!("{line}");
+        tell!("{line}");
     }
     end
 }

@@ -102,12 +102,24 @@ impl LoadRequest {
         load
     }
 
-    fn valid(&self) -> Result<(), &'static str> {
+    /// The request's values, checked like the same flags (`-u`, `--arrival-rate`) against
+    /// what this machine can hold (`loadlens_core::limits`).
+    fn valid(&self) -> Result<(), String> {
+        use loadlens_core::limits;
         match (self.users, self.rate) {
-            (None, None) => Err("give `users` or `rate`"),
-            (_, Some(r)) if !(r.is_finite() && r >= 0.0) => Err("`rate` must be 0 or more"),
-            _ => Ok(()),
+            (None, None) => return Err("give `users` or `rate`".into()),
+            (_, Some(r)) if !(r.is_finite() && r >= 0.0) => {
+                return Err("`rate` must be 0 or more".into())
+            }
+            _ => {}
         }
+        if let Some(u) = self.users {
+            limits::check_users("`users`", u, limits::available_memory())?;
+        }
+        if let Some(r) = self.rate {
+            limits::check_rate("`rate`", r)?;
+        }
+        Ok(())
     }
 }
 
@@ -439,7 +451,7 @@ async fn read_load(req: Request<Incoming>) -> Result<LoadRequest, Response<WebBo
         )
     })?;
     load.valid()
-        .map_err(|e| plain(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| plain(StatusCode::BAD_REQUEST, &e))?;
     Ok(load)
 }
 

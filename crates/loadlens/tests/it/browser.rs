@@ -1,5 +1,5 @@
 //! The HTML report in a real browser: headless Chromium (Debian's `chromium`, installed by
-//! `.ci/run`) loads the report from disk and the tests assert what a person would see — chart
+//! `scripts/test`) loads the report from disk and the tests assert what a person would see — chart
 //! lines drawn, one row per request name, the numbers of the JSON result — and how long a large
 //! report takes to render. Screenshots are kept under `target/tmp/browser/`.
 //!
@@ -15,8 +15,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
-/// The Chromium binary, or `None` (with the reason printed) when there is none.
-pub fn chromium() -> Option<PathBuf> {
+/// The Chromium binary; a test fails, saying how to install it, when there is none.
+pub fn chromium() -> PathBuf {
     let candidates = std::env::var_os("LOADLENS_CHROMIUM")
         .map(PathBuf::from)
         .into_iter()
@@ -30,18 +30,13 @@ pub fn chromium() -> Option<PathBuf> {
         );
     for c in candidates {
         if c.is_file() {
-            return Some(c);
+            return c;
         }
     }
-    // In CI (.ci/run installs Chromium) a missing browser is a failure, not a silent skip.
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "no Chromium at /usr/bin/chromium in CI: .ci/run must install Debian's `chromium`"
+    panic!(
+        "no Chromium at /usr/bin/chromium: run the suite with `scripts/test`, which installs \
+         Debian's `chromium`, or set LOADLENS_CHROMIUM"
     );
-    eprintln!(
-        "skipping the browser test: no Chromium at /usr/bin/chromium (install Debian's `chromium`, as .ci/run does, or set LOADLENS_CHROMIUM)"
-    );
-    None
 }
 
 /// Where screenshots are kept.
@@ -184,7 +179,7 @@ fn cell(row: &Value, i: usize) -> &str {
 
 #[test]
 fn the_demo_report_shows_charts_and_the_numbers_of_the_json_result() {
-    let Some(chrome) = chromium() else { return };
+    let chrome = chromium();
     let dir = TempDir::new("browser-demo");
     let out_dir = dir.join("out");
     let out = run(&["demo", "-t", "3s", "--out", &out_dir]);
@@ -267,7 +262,7 @@ fn the_demo_report_shows_charts_and_the_numbers_of_the_json_result() {
 /// to 50 names and 3,599 one-second points, and rebuilt with `loadlens report`.
 #[test]
 fn a_one_hour_report_with_50_names_is_under_5_mb_and_renders_in_under_2_s() {
-    let Some(chrome) = chromium() else { return };
+    let chrome = chromium();
     let dir = TempDir::new("browser-big");
     let out_dir = dir.join("out");
     let out = run(&["demo", "-t", "2s", "--out", &out_dir]);

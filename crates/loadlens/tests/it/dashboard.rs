@@ -244,9 +244,7 @@ const TOTAL: &str = "Number((document.querySelector('#request-stats tfoot tr')?.
 
 #[test]
 fn the_dashboard_starts_a_run_updates_live_and_stops_it_behind_basic_auth() {
-    let Some(chrome_path) = chromium() else {
-        return;
-    };
+    let chrome_path = chromium();
     let _one = BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
     let url = format!("{}/api/products", target.url);

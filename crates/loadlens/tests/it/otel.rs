@@ -1,8 +1,8 @@
 //! `--otel` end to end with real peers: Datadog's test agent receives OTLP over gRPC and
 //! http/protobuf, and a service instrumented with the official OpenTelemetry Python SDK
 //! (`peers/otel_target.py`) sends its server spans to the same agent; its spans must be the
-//! children of loadlens's client spans. Without the peers (see `.ci/run` for the install) the
-//! peer tests skip locally, saying why, and fail under CI.
+//! children of loadlens's client spans. Without the peers the tests fail with
+//! the command that installs them (`scripts/test`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -14,21 +14,19 @@ use serde_json::Value;
 
 use crate::support::{bin, listening_url, raw_get, stdout, TempDir};
 
-/// A peer executable: `env` names it, else the default install of `.ci/run`.
-fn peer(env: &str, default: &str, what: &str) -> Option<PathBuf> {
+/// A peer executable: `env` names it, else the default install of `scripts/test`. A missing
+/// peer fails the test with the command that installs it: a test never passes without testing.
+fn peer(env: &str, default: &str, what: &str) -> PathBuf {
     let path = std::env::var_os(env)
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(default)))?;
-    if path.is_file() {
-        return Some(path);
-    }
-    let why = format!(
-        "no {what} at {} (install it as .ci/run does, or set {env})",
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(default)))
+        .unwrap_or_else(|| PathBuf::from(default));
+    assert!(
+        path.is_file(),
+        "no {what} at {}: run the suite with `scripts/test`, which installs it, or set {env}",
         path.display()
     );
-    assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("skipping: {why}");
-    None
+    path
 }
 
 fn free_port() -> u16 {
@@ -154,20 +152,16 @@ fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
 
 #[test]
 fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_them() {
-    let Some(agent_exe) = peer(
+    let agent_exe = peer(
         "LOADLENS_DDAPM_TEST_AGENT",
         ".cache/loadlens-peers/bin/ddapm-test-agent",
         "ddapm-test-agent",
-    ) else {
-        return;
-    };
-    let Some(python) = peer(
+    );
+    let python = peer(
         "LOADLENS_OTEL_PYTHON",
         ".cache/loadlens-otel-app/bin/python",
         "Python with the OpenTelemetry SDK",
-    ) else {
-        return;
-    };
+    );
     // The second run is pinned to one CPU, where the exporter is a task beside the VUs rather
     // than a thread, and brings its own `baggage`, which the run's entries must join.
     for (protocol, one_cpu) in [("grpc", false), ("http/protobuf", true)] {
@@ -364,14 +358,14 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
     }
 }
 
-/// The test agent, or `None` (skipping locally, failing under CI) when it is not installed.
-fn agent() -> Option<Agent> {
+/// The test agent (a test fails when it is not installed).
+fn agent() -> Agent {
     let exe = peer(
         "LOADLENS_DDAPM_TEST_AGENT",
         ".cache/loadlens-peers/bin/ddapm-test-agent",
         "ddapm-test-agent",
-    )?;
-    Some(Agent::start(&exe))
+    );
+    Agent::start(&exe)
 }
 
 /// The integer value of an OTLP number data point in the agent's JSON.
@@ -384,7 +378,7 @@ fn int_value(point: &Value) -> i64 {
 
 #[test]
 fn dropped_iterations_are_exported_every_interval_and_end_at_the_runs_count() {
-    let Some(agent) = agent() else { return };
+    let agent = agent();
     // 100 arrivals/s against a 300 ms endpoint need ~30 VUs; 2 are allowed.
     let target = crate::support::DemoTarget::start(&["--latency", "fixed(300ms)"]);
     let dir = TempDir::new("otel-dropped");
@@ -436,7 +430,7 @@ fn dropped_iterations_are_exported_every_interval_and_end_at_the_runs_count() {
 
 #[test]
 fn under_named_scenarios_each_span_carries_its_scenario_user_type_and_task() {
-    let Some(agent) = agent() else { return };
+    let agent = agent();
     let target = crate::support::DemoTarget::start(&["--latency", "0"]);
     let dir = TempDir::new("otel-scenarios");
     let scenario = dir.join("s.yaml");
@@ -528,7 +522,7 @@ fn gzip_compressed_exports_are_accepted_by_the_agent_over_grpc_and_http() {
     // That the bodies are really gzipped is checked on the wire in `otel_wire.rs`; here a real
     // receiver decodes them.
     for protocol in ["grpc", "http/protobuf"] {
-        let Some(agent) = agent() else { return };
+        let agent = agent();
         let target = crate::support::DemoTarget::start(&["--latency", "0"]);
         let dir = TempDir::new("otel-gzip");
         let result = dir.join("r.json");

@@ -1,4 +1,4 @@
-//! The full-screen live view in a real terminal: tmux (Debian's `tmux`, installed by `.ci/run`)
+//! The full-screen live view in a real terminal: tmux (Debian's `tmux`, installed by `scripts/test`)
 //! runs loadlens in a 120×40 pane against the demo target; the tests read the screen with
 //! `capture-pane` and type with `send-keys`, as a person would. Each test has its own tmux
 //! server (`-L`, no user configuration), killed at the end even when the test fails.
@@ -15,20 +15,13 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// A server on its own socket running `command` in a `width`×`height` pane, or `None`
-    /// (with the reason printed) when there is no tmux outside CI.
-    fn start(tag: &str, width: u16, height: u16, command: &str) -> Option<Tmux> {
-        if Command::new("tmux").arg("-V").output().is_err() {
-            // In CI (.ci/run installs tmux) a missing tmux is a failure, not a silent skip.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "no tmux in CI: .ci/run must install Debian's `tmux`"
-            );
-            eprintln!(
-                "skipping the terminal test: no tmux (install Debian's `tmux`, as .ci/run does)"
-            );
-            return None;
-        }
+    /// A server on its own socket running `command` in a `width`×`height` pane. A test fails,
+    /// saying how to install it, when there is no tmux.
+    fn start(tag: &str, width: u16, height: u16, command: &str) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "no tmux: run the suite with `scripts/test`, which installs Debian's `tmux`"
+        );
         let tmux = Tmux {
             socket: format!("loadlens-it-{tag}-{}", std::process::id()),
         };
@@ -44,7 +37,7 @@ impl Tmux {
             command,
         ]);
         assert!(out.status.success(), "tmux new-session: {}", stderr(&out));
-        Some(tmux)
+        tmux
     }
 
     fn run(&self, args: &[&str]) -> Output {
@@ -159,9 +152,7 @@ fn full_screen_view_shows_the_run_and_q_stops_it_gracefully() {
         ],
         &dir,
     );
-    let Some(tmux) = Tmux::start("tui", 120, 40, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui", 120, 40, &command);
 
     let screen = tmux.wait_for(
         Duration::from_secs(30),
@@ -239,9 +230,7 @@ fn ctrl_c_keys_in_the_full_screen_view_stop_gracefully_then_at_once() {
         ],
         &dir,
     );
-    let Some(tmux) = Tmux::start("tui-ctrl-c", 100, 30, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui-ctrl-c", 100, 30, &command);
     tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
         s.contains("stop gracefully") && s.contains("elapsed 00:00:01")
     });
@@ -280,9 +269,7 @@ fn no_tui_keeps_one_updating_line_on_a_terminal() {
         ],
         &dir,
     );
-    let Some(tmux) = Tmux::start("tui-off", 120, 40, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui-off", 120, 40, &command);
     let screen = tmux.wait_for(Duration::from_secs(30), "progress line", |s| {
         s.contains("elapsed, 00:00:") && s.contains(" reqs, ") && !s.contains("| 0 reqs, ")
     });
@@ -313,9 +300,7 @@ fn sigterm_during_the_full_screen_view_stops_gracefully_and_gives_the_terminal_b
         ],
         &dir,
     );
-    let Some(tmux) = Tmux::start("tui-term", 100, 30, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui-term", 100, 30, &command);
     tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
         s.contains("stop gracefully") && figure(s, "reqs").is_some_and(|n| n > 0)
     });
@@ -371,9 +356,7 @@ fn a_run_started_in_the_background_keeps_to_one_line_and_is_not_stopped() {
         quote(&json),
         quote(&dir.join("exit")),
     );
-    let Some(tmux) = Tmux::start("tui-bg", 120, 30, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui-bg", 120, 30, &command);
     let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(30));
     assert_eq!(code, 0, "{}", tmux.screen());
     let j: serde_json::Value =
@@ -399,9 +382,7 @@ fn a_terminal_that_goes_away_stops_the_run_gracefully_and_the_reports_are_still_
         ],
         &dir,
     );
-    let Some(tmux) = Tmux::start("tui-hup", 100, 30, &command) else {
-        return;
-    };
+    let tmux = Tmux::start("tui-hup", 100, 30, &command);
     tmux.wait_for(Duration::from_secs(30), "full-screen view", |s| {
         s.contains("stop gracefully") && figure(s, "reqs").is_some_and(|n| n > 0)
     });

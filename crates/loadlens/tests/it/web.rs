@@ -293,6 +293,10 @@ fn a_run_waits_for_the_page_then_its_load_is_changed_and_it_is_stopped() {
     assert_eq!(post("/api/stop", "{}").0, 409);
     assert_eq!(post("/api/start", r#"{"users":"many"}"#).0, 400);
     assert_eq!(post("/api/start", "{}").0, 400);
+    // More users than a process can hold: refused before anything is allocated.
+    let (code, _, body) = post("/api/start", r#"{"users":18446744073709551615}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("above the limit of 1000000 users"), "{body}");
     assert_eq!(post("/api/start", r#"{"users":3}"#).0, 202);
     assert_eq!(
         post("/api/start", r#"{"users":3}"#).0,
@@ -303,6 +307,9 @@ fn a_run_waits_for_the_page_then_its_load_is_changed_and_it_is_stopped() {
         s["phase"] == "running" && s["users"] == 3
     });
     assert_eq!(post("/api/load", r#"{"rate":5}"#).0, 400, "closed model");
+    let (code, _, body) = post("/api/load", r#"{"users":18446744073709551615}"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("above the limit of 1000000 users"), "{body}");
     assert_eq!(post("/api/load", r#"{"users":6}"#).0, 202);
     let s = live.until("6 users", |s| s["users"] == 6);
     assert_eq!(s["users_target"], 6);

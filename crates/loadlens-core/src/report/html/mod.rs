@@ -65,12 +65,9 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// Write the report of `doc` to `path` (parent directories created).
+/// Write the report of `doc` to `path`, whole or not at all ([`super::write_file`]).
 pub fn write(doc: &ResultDoc, path: &Path) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(path, render(doc))
+    super::write_file(path, render(doc).as_bytes())
 }
 
 /// The whole report as one HTML document.

@@ -66,6 +66,9 @@ impl Feeder {
         mode: Mode,
         on_exhausted: Exhausted,
     ) -> Result<Feeder, String> {
+        // Spreadsheets save "CSV UTF-8" with a byte-order mark: it is not part of the first
+        // column's name (which would then never match `{{ users.email }}`).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut records = parse_csv(text).map_err(|(line, why)| format!("{file}:{line}: {why}"))?;
         if records.is_empty() {
             return Err(format!(
@@ -79,6 +82,12 @@ impl Feeder {
             .collect();
         if columns.iter().any(String::is_empty) {
             return Err(format!("{file}:1: empty column name in the header line"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = columns.iter().find(|c| !seen.insert(c.as_str())) {
+            return Err(format!(
+                "{file}:1: column `{dup}` appears twice in the header line"
+            ));
         }
         for (i, r) in records.iter().enumerate() {
             if r.len() != columns.len() {
@@ -229,6 +238,30 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec!["1", "2", "1", "2", "1"]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_column() {
+        let f = Feeder::parse(
+            "u",
+            "u.csv",
+            "\u{feff}email,pw\nx@y,1\n",
+            Mode::Sequential,
+            Exhausted::Recycle,
+        )
+        .unwrap();
+        assert_eq!(f.columns, vec!["email", "pw"]);
+        let e = Feeder::parse(
+            "u",
+            "u.csv",
+            "a,b,a\n1,2,3\n",
+            Mode::Random,
+            Exhausted::Recycle,
+        );
+        assert_eq!(
+            e.unwrap_err(),
+            "u.csv:1: column `a` appears twice in the header line"
+        );
     }
 
     #[test]

@@ -679,14 +679,37 @@ impl Scenario {
             ("connect_timeout", self.client.connect_timeout),
         ] {
             if t == Some(Duration::ZERO) {
-                return Err(src.error_at(
+                return Err(src.error_at_key(
                     &NodePath::root().key("client").key(key),
                     zero_timeout(&format!("client.{key}")),
                 ));
             }
         }
-        crate::loadspec::validate(self).map_err(|(needle, message)| src.error(&needle, message))?;
+        crate::loadspec::validate(self)
+            .map_err(|(needle, message)| self.locate_load_error(&needle, message))?;
         Ok(())
+    }
+
+    /// Load checks name the node at fault by its text (`load`, a named scenario, a user type,
+    /// a threshold): locate the node of that name by its path where there is one, since the
+    /// text also appears elsewhere (`# loadlens demo runs this file` before `load:`). A
+    /// threshold's own text is distinctive enough to be found as it is.
+    fn locate_load_error(&self, needle: &str, message: String) -> ScenarioError {
+        let src = &self.source;
+        let root = NodePath::root();
+        if needle == "load" {
+            return src.error_at_key(&root.key("load"), message);
+        }
+        if self.scenarios.contains_key(needle) {
+            return src.error_at_key(&root.key("scenarios").key(needle), message);
+        }
+        for (name, sc) in &self.scenarios {
+            if let Some(k) = sc.user_types.iter().position(|u| u == needle) {
+                let at = root.key("scenarios").key(name).key("user_types").index(k);
+                return src.error_at(&at, message);
+            }
+        }
+        src.error(needle, message)
     }
 
     /// Check the steps of the list at `at`.
@@ -723,6 +746,12 @@ impl Scenario {
         }
         if let Some(r) = &s.request {
             let at = at.key("request");
+            if r.timeout == Some(Duration::ZERO) {
+                return Err(src.error_at_key(
+                    &at.key("timeout"),
+                    zero_timeout(&format!("the timeout of request `{}`", r.path)),
+                ));
+            }
             let bodies = usize::from(r.json.is_some())
                 + usize::from(r.body.is_some())
                 + usize::from(!r.form.is_empty())
@@ -731,12 +760,6 @@ impl Scenario {
                 return Err(src.error_at(
                     &at,
                     format!("request `{}` has more than one of `json`, `body`, `form`, `body_file`: keep one", r.path),
-                ));
-            }
-            if r.timeout == Some(Duration::ZERO) {
-                return Err(src.error_at(
-                    &at.key("timeout"),
-                    zero_timeout(&format!("the timeout of request `{}`", r.path)),
                 ));
             }
             if !r.path.starts_with('/') && !r.path.contains("://") && !r.path.starts_with("{{") {

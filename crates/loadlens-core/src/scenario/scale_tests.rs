@@ -57,6 +57,10 @@ fn assert_linear(what: &str, make: impl Fn(usize) -> String, n: usize) -> Option
     let result = validate(&big_text);
     let big = t.elapsed();
     let ratio = big.as_secs_f64() / small.max(Duration::from_millis(5)).as_secs_f64();
+    eprintln!(
+        "{what}: {n} in {small:?}, {} in {big:?} (×{ratio:.1})",
+        10 * n
+    );
     assert!(
         ratio < 30.0,
         "{what}: {n} took {small:?}, {} took {big:?} (×{ratio:.0}): not linear",

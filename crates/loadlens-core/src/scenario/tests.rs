@@ -269,6 +269,120 @@ thresholds:
 }
 
 #[test]
+fn a_byte_order_mark_at_the_start_is_accepted() {
+    // Before, the mark glued itself to the first key: "missing field `user_types`".
+    let s = Scenario::from_str_named(&format!("\u{feff}{}", GOOD.trim_start()), "s.yaml");
+    assert_eq!(s.unwrap().name.as_deref(), Some("storefront"));
+    let s = Scenario::from_str_named(&format!("\u{feff}---\n{}", GOOD.trim_start()), "s.yaml");
+    assert_eq!(s.unwrap().name.as_deref(), Some("storefront"));
+    // Errors keep the lines and columns an editor shows (the mark is invisible there).
+    let (line, col, msg) = invalid("\u{feff}zzz: 1\nuser_types: []\n");
+    assert_eq!((line, col), (1, 1), "{msg}");
+}
+
+#[test]
+fn an_error_is_located_at_its_own_node_not_at_an_earlier_similar_key() {
+    let text = "\
+host: http://127.0.0.1:1
+user_types:
+  - name: a
+    tasks:
+      - steps:
+          - request: { path: /a }
+      - steps:
+          - request: { path: /b }
+  - name: b
+    tasks:
+      - request: { path: /c }
+      - steps: []
+";
+    let (line, col, msg) = invalid(text);
+    assert_eq!((line, col), (12, 9), "{msg}");
+    assert!(msg.contains("`steps` is empty"), "{msg}");
+
+    let both = text.replace(
+        "      - request: { path: /c }\n      - steps: []",
+        "      - request: { path: /c }\n        steps: [{ think: 1s }]",
+    );
+    let (line, col, msg) = invalid(&both);
+    assert_eq!((line, col), (12, 9), "{msg}");
+    assert!(msg.contains("both `request` and `steps`"), "{msg}");
+
+    // The second `path: /b` of the same text is the one reported, at its value.
+    let (line, col, msg) = invalid(
+        &text
+            .replace("path: /b", "path: b")
+            .replace("steps: []", "steps: [{ think: 1s }]"),
+    );
+    assert_eq!((line, col), (8, 30), "{msg}");
+}
+
+/// Header errors come from compiling the plan, with the header's own line and column.
+#[test]
+fn header_errors_point_at_the_header() {
+    let compile_error = |text: &str| {
+        let s = Scenario::from_str_named(text, "s.yaml").unwrap();
+        match crate::plan::Plan::compile(&s, &Default::default()).unwrap_err() {
+            crate::plan::PlanError::Scenario(ScenarioError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            }) => (line, column, message),
+            e => panic!("unexpected {e}"),
+        }
+    };
+    let base = "\
+host: http://127.0.0.1:1
+headers:
+  User-Agent: t
+user_types:
+  - name: u
+    headers: { X-Team: a }
+    tasks:
+      - request:
+          path: /
+          headers:
+            Accept: '*/*'
+            X-Ok: yes
+";
+    // A name with a space, in a request: the key, on its line.
+    let (line, col, msg) = compile_error(&base.replace("X-Ok: yes", "Bad Name: yes"));
+    assert_eq!((line, col), (12, 13), "{msg}");
+    assert!(msg.contains("invalid header name `bad name`"), "{msg}");
+    // A value with a control character (written as an escape, so absent from the text).
+    let (line, col, msg) = compile_error(&base.replace("X-Ok: yes", "X-Ok: \"a\\u0001b\""));
+    assert_eq!((line, col), (12, 19), "{msg}");
+    assert!(msg.contains("invalid value for header `x-ok`"), "{msg}");
+    // In the user type's and the scenario's headers.
+    let (line, col, msg) = compile_error(&base.replace("X-Team: a", "X-Team: \"\\n\""));
+    assert_eq!((line, col), (6, 24), "{msg}");
+    let (line, col, msg) = compile_error(&base.replace("User-Agent: t", "\"User Agent\": t"));
+    assert_eq!((line, col), (3, 3), "{msg}");
+}
+
+/// Load settings are located at `load:`, not at the first text `load` (here, a comment).
+#[test]
+fn load_errors_are_located_at_the_load_key() {
+    let text = "\
+# `loadlens demo` loads this file
+user_types: [{ name: u, tasks: [{ request: { path: 'http://h/' } }] }]
+load: { max_vus: 0 }
+";
+    let (line, col, msg) = invalid(text);
+    assert_eq!((line, col), (3, 1), "{msg}");
+    let named = "\
+# browse the shop
+user_types: [{ name: u, tasks: [{ request: { path: 'http://h/' } }] }]
+scenarios:
+  browse: { user_types: [shop] }
+";
+    let (line, col, msg) = invalid(named);
+    assert_eq!((line, col), (4, 26), "{msg}");
+    assert!(msg.contains("user type `shop`"), "{msg}");
+}
+
+#[test]
 fn durations_beyond_the_maximum_are_located_errors() {
     for (from, to, line) in [
         ("run_time: 20s", "run_time: 18446744073709551615s", 19),

@@ -134,7 +134,7 @@ fn a_zero_timeout_is_rejected_in_flags_and_files() {
     )
     .unwrap();
     for cmd in ["run", "validate"] {
-        rejected(&[cmd, &f], &[&format!("{f}:5:20: client.timeout is 0")]);
+        rejected(&[cmd, &f], &[&format!("{f}:5:11: client.timeout is 0")]);
     }
 }
 

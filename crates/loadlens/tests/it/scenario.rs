@@ -329,3 +329,112 @@ fn serde_yaml_to_json(text: &str) -> serde_json::Value {
     let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
     serde_json::to_value(v).unwrap()
 }
+
+/// A scenario and a CSV saved by a Windows editor or a spreadsheet start with a byte-order
+/// mark: both are read as if it were not there.
+#[test]
+fn validate_reads_files_saved_with_a_byte_order_mark() {
+    let dir = TempDir::new("bom");
+    std::fs::write(dir.path("users.csv"), "\u{feff}email,password\na@b.c,x\n").unwrap();
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        "\u{feff}name: bom\nhost: http://127.0.0.1:9\ndata:\n  users: { file: users.csv }\nuser_types:\n  - name: u\n    tasks:\n      - request: { path: \"/x/{{ users.email }}\" }\n",
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains(": ok (1 user types, 1 tasks"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// An error is reported at its own line, not at the first similar text above it.
+#[test]
+fn validate_locates_header_and_step_errors_on_their_own_lines() {
+    let dir = TempDir::new("locate");
+    let file = dir.path("s.yaml");
+    let text = "\
+host: http://127.0.0.1:9
+user_types:
+  - name: a
+    tasks:
+      - steps:
+          - request: { path: /a }
+  - name: b
+    tasks:
+      - request:
+          path: /b
+          headers: { X-Ok: '1', \"X Bad\": '2' }
+      - steps: []
+";
+    std::fs::write(&file, text).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("s.yaml:12:9: `steps` is empty"), "{err}");
+
+    std::fs::write(&file, text.replace("      - steps: []\n", "")).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("s.yaml:11:33: invalid header name `x bad`"),
+        "{err}"
+    );
+}
+
+/// 80,000 tasks and 100,000 nested brackets (each ~200 KB and more): validated in about ten
+/// times the time of a tenth of them, not a hundred.
+#[test]
+fn validate_handles_large_generated_files_in_linear_time() {
+    let dir = TempDir::new("large");
+    let tasks = |n: usize| {
+        let mut s =
+            String::from("host: http://127.0.0.1:9\nuser_types:\n  - name: u\n    tasks:\n");
+        for i in 0..n {
+            s.push_str(&format!(
+                "      - {{ name: t{i}, request: {{ path: /p/{i} }} }}\n"
+            ));
+        }
+        s
+    };
+    let validate = |name: &str, text: &str| {
+        let file = dir.path(name);
+        std::fs::write(&file, text).unwrap();
+        let start = std::time::Instant::now();
+        let out = run(&["validate", file.to_str().unwrap()]);
+        (start.elapsed(), out)
+    };
+    let (small, out) = validate("small.yaml", &tasks(8_000));
+    assert_exit(&out, 0);
+    let (big, out) = validate("big.yaml", &tasks(80_000));
+    assert_exit(&out, 0);
+    assert!(
+        stdout(&out).contains("80000 tasks, 80000 request names"),
+        "{}",
+        stdout(&out)
+    );
+    let ratio = big.as_secs_f64() / small.as_secs_f64();
+    assert!(
+        ratio < 30.0,
+        "8,000 tasks: {small:?}, 80,000: {big:?} (×{ratio:.0})"
+    );
+
+    let nested = format!(
+        "user_types:\n  - name: u\n    tasks:\n      - request: {{ path: /, json: {}1{} }}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (took, out) = validate("nested.yaml", &nested);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(err.contains("nested.yaml:4:"), "{err}");
+    assert!(err.contains("nested more than 1000 levels deep"), "{err}");
+    assert!(
+        took < big,
+        "100,000 brackets took {took:?}, 80,000 tasks {big:?}"
+    );
+}

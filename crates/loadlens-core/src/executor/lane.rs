@@ -215,7 +215,7 @@ impl Lane {
             let vu = Vu::new(&self.shared, id);
             let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
             vus.spawn(async move {
-                super::vu::guarded(vu.run(shared.clone(), tok), &shared).await;
+                super::vu::guarded(vu.run(shared.clone(), tok), &shared.controls).await;
                 (lane, id)
             });
             self.live += 1;
@@ -354,7 +354,7 @@ impl Lane {
         let (shared, lane, stop) = (self.shared.clone(), self.index, self.stop.clone());
         vus.spawn(async move {
             let run = worker.run(vu, shared.clone(), rx, first, stop);
-            super::vu::guarded(run, &shared).await;
+            super::vu::guarded(run, &shared.controls).await;
             (lane, id as u64)
         });
         self.live += 1;

@@ -146,8 +146,10 @@ impl Lane {
                 return;
             }
         }
-        if self.end.is_some_and(|e| now >= e) {
-            return self.finish(StopReason::RunTime, now);
+        if let Some(e) = self.end.filter(|e| now >= *e) {
+            // Ended at its run time exactly, however late this step runs: the intended
+            // arrivals are counted up to there.
+            return self.finish(StopReason::RunTime, e);
         }
         let t = now - self.load_start;
         if !self.load.stages.is_empty() {
@@ -414,6 +416,29 @@ impl Lane {
         }
     }
 
+    /// The offset at which this open-model lane's arrivals end, when that is now: its run
+    /// time is reached, or the run's cap (`capped`) is.
+    pub fn arrivals_end_due(&self, now: Duration, capped: Option<Duration>) -> Option<Duration> {
+        if self.state != State::Running || self.warming_up || self.open.is_none() {
+            return None;
+        }
+        match (self.end, capped) {
+            (Some(e), cap) if now >= e => Some(cap.map_or(e, |c| c.min(e))),
+            (_, Some(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Stop the pacer and return the arrivals intended before `end` that it has not sent yet
+    /// (it runs late on a loaded machine); the driver routes them after those already sent.
+    pub fn take_owed(&mut self, end: Instant) -> Vec<Instant> {
+        self.open
+            .as_mut()
+            .and_then(|o| o.pacer.take())
+            .map(|p| p.finish_before(end))
+            .unwrap_or_default()
+    }
+
     /// One open-model arrival intended at `intended`.
     pub fn arrive(&mut self, intended: Instant) {
         if self.state != State::Running || self.warming_up || !self.shared.take_iteration() {
@@ -473,12 +498,12 @@ impl Lane {
             Some(d) => until.min(d),
             None => until,
         };
-        let intended = self.intended_by(until);
+        let intended = arrivals_in(self.intended_by(until));
         let started = o.started();
         let delays = open::delays(&o.delays);
         Some((
             ArrivalReport {
-                intended: intended.round() as u64,
+                intended: intended as u64,
                 started,
                 dropped_iterations: o.dropped.load(Ordering::Relaxed),
                 achieved_pct: open::achieved_pct(started, intended),
@@ -490,6 +515,13 @@ impl Lane {
             delays,
         ))
     }
+}
+
+/// The number of arrival instants in `[0, t)` when the integral of the rate over it is
+/// `integral`: arrival `k` is intended where the integral reaches `k`, so 59.2 means arrivals
+/// 0 to 59, sixty of them. The epsilon keeps a float rounding of an exact 60 from counting 61.
+fn arrivals_in(integral: f64) -> f64 {
+    (integral - 1e-9).ceil().max(0.0)
 }
 
 /// `0.42 s`.

@@ -636,7 +636,8 @@ impl Executor {
         // The driver: one loop for every load model. Each wake-up (10 ms tick, a batch of
         // arrivals from the pacers, a VU ending, a lane's start or end) steps every lane.
         let mut vus: JoinSet<lane::VuDone> = JoinSet::new();
-        let (arrival_tx, mut arrival_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (arrival_tx, mut arrival_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
         let mut arrivals = Vec::with_capacity(1024);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -644,7 +645,36 @@ impl Executor {
         let mut load_changes = controls.load.subscribe();
         let stop_reason = loop {
             let now = start.elapsed();
-            if self.run_time_cap.is_some_and(|cap| now >= cap) {
+            let capped = self.run_time_cap.filter(|cap| now >= *cap);
+            // Open-model lanes whose arrivals end now (run time or cap): every arrival intended
+            // before the end is issued, however late the pacer or this loop ran — first those
+            // already sent, then those the pacer still owed.
+            let owed: Vec<(usize, Vec<Instant>)> = lanes
+                .iter_mut()
+                .filter_map(|l| {
+                    let end = l.arrivals_end_due(now, capped)?;
+                    Some((l.index, l.take_owed(start + end)))
+                })
+                .collect();
+            if !owed.is_empty() {
+                let before = capped.map(|c| start + c);
+                while let Ok((i, at)) = arrival_rx.try_recv() {
+                    if before.is_none_or(|b| at < b) {
+                        lanes[i].arrive(at);
+                    }
+                }
+                for (i, late) in owed {
+                    for at in late {
+                        lanes[i].arrive(at);
+                    }
+                    // Arrivals waiting for a new VU get it now rather than after the grace.
+                    lanes[i].spawn_pending(Instant::now() + open::SPAWN_GRACE, &mut vus);
+                }
+            }
+            if let Some(cap) = capped {
+                for l in &mut lanes {
+                    l.finish(StopReason::RunTime, cap);
+                }
                 break StopReason::RunTime;
             }
             for l in &mut lanes {
@@ -670,8 +700,13 @@ impl Executor {
                 _ = controls.stop.cancelled() => break controls.reason().unwrap_or(StopReason::Interrupted),
                 n = arrival_rx.recv_many(&mut arrivals, 1024) => {
                     if n > 0 {
+                        // Arrivals intended at or after the cap are not the run's, even when
+                        // this loop sees them before it sees the cap.
+                        let cap = self.run_time_cap.map(|c| start + c);
                         for (i, at) in arrivals.drain(..) {
-                            lanes[i].arrive(at);
+                            if cap.is_none_or(|c| at < c) {
+                                lanes[i].arrive(at);
+                            }
                         }
                     }
                 }

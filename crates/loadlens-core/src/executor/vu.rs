@@ -201,6 +201,9 @@ impl Vu {
                 match step {
                     StepPlan::Request(r) => {
                         self.request(shared, r, intended.take()).await;
+                        // Also inside one iteration: a `for` loop over many items whose
+                        // requests all fail before any I/O must not hold the thread either.
+                        tokio::task::consume_budget().await;
                         // Out of descriptors or ports: give the machine time to free some
                         // rather than failing again at once.
                         if !self.backoff.is_zero() && !sleep_unless(self.backoff, stop).await {

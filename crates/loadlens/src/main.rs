@@ -9,6 +9,7 @@ mod descriptors;
 mod exit;
 mod identity;
 mod live;
+mod loadflags;
 mod report_cmd;
 mod runner;
 mod signals;

@@ -11,6 +11,7 @@ mod descriptors;
 mod exit;
 mod identity;
 mod live;
+mod loadflags;
 mod report_cmd;
 mod reports;
 mod runner;

@@ -146,8 +146,10 @@ impl Lane {
                 return;
             }
         }
-        if self.end.is_some_and(|e| now >= e) {
-            return self.finish(StopReason::RunTime, now);
+        if let Some(e) = self.end.filter(|e| now >= *e) {
+            // Ended at its run time exactly, however late this step runs: the intended
+            // arrivals are counted up to there.
+            return self.finish(StopReason::RunTime, e);
         }
         let t = now - self.load_start;
         if !self.load.stages.is_empty() {
@@ -215,7 +217,7 @@ impl Lane {
             let vu = Vu::new(&self.shared, id);
             let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
             vus.spawn(async move {
-                super::vu::guarded(vu.run(shared.clone(), tok), &shared).await;
+                super::vu::guarded(vu.run(shared.clone(), tok), &shared.controls).await;
                 (lane, id)
             });
             self.live += 1;
@@ -354,7 +356,7 @@ impl Lane {
         let (shared, lane, stop) = (self.shared.clone(), self.index, self.stop.clone());
         vus.spawn(async move {
             let run = worker.run(vu, shared.clone(), rx, first, stop);
-            super::vu::guarded(run, &shared).await;
+            super::vu::guarded(run, &shared.controls).await;
             (lane, id as u64)
         });
         self.live += 1;
@@ -412,6 +414,29 @@ impl Lane {
             Some((at, before, rate)) if t >= at => before + rate * (t - at).as_secs_f64(),
             _ => profile::arrivals_by(a.rate_per_s, &self.load.stages, t),
         }
+    }
+
+    /// The offset at which this open-model lane's arrivals end, when that is now: its run
+    /// time is reached, or the run's cap (`capped`) is.
+    pub fn arrivals_end_due(&self, now: Duration, capped: Option<Duration>) -> Option<Duration> {
+        if self.state != State::Running || self.warming_up || self.open.is_none() {
+            return None;
+        }
+        match (self.end, capped) {
+            (Some(e), cap) if now >= e => Some(cap.map_or(e, |c| c.min(e))),
+            (_, Some(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Stop the pacer and return the arrivals intended before `end` that it has not sent yet
+    /// (it runs late on a loaded machine); the driver routes them after those already sent.
+    pub fn take_owed(&mut self, end: Instant) -> Vec<Instant> {
+        self.open
+            .as_mut()
+            .and_then(|o| o.pacer.take())
+            .map(|p| p.finish_before(end))
+            .unwrap_or_default()
     }
 
     /// One open-model arrival intended at `intended`.
@@ -473,12 +498,12 @@ impl Lane {
             Some(d) => until.min(d),
             None => until,
         };
-        let intended = self.intended_by(until);
+        let intended = arrivals_in(self.intended_by(until));
         let started = o.started();
         let delays = open::delays(&o.delays);
         Some((
             ArrivalReport {
-                intended: intended.round() as u64,
+                intended: intended as u64,
                 started,
                 dropped_iterations: o.dropped.load(Ordering::Relaxed),
                 achieved_pct: open::achieved_pct(started, intended),
@@ -490,6 +515,13 @@ impl Lane {
             delays,
         ))
     }
+}
+
+/// The number of arrival instants in `[0, t)` when the integral of the rate over it is
+/// `integral`: arrival `k` is intended where the integral reaches `k`, so 59.2 means arrivals
+/// 0 to 59, sixty of them. The epsilon keeps a float rounding of an exact 60 from counting 61.
+fn arrivals_in(integral: f64) -> f64 {
+    (integral - 1e-9).ceil().max(0.0)
 }
 
 /// `0.42 s`.

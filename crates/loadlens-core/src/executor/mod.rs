@@ -18,11 +18,13 @@ mod health;
 mod lane;
 mod open;
 pub mod profile;
+mod settings;
 mod vu;
 
 pub use health::GeneratorHealth;
 pub use open::{ArrivalReport, ArrivalSettings};
 pub use profile::Stage;
+pub use settings::LoadSettings;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -40,79 +42,6 @@ use crate::stats::{
     Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
 };
 use crate::thresholds::{Breach, Guard, NameTags, Observed, Scope, Threshold};
-
-/// How much load, for how long.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LoadSettings {
-    /// Concurrent users at full load.
-    pub users: u64,
-    /// Users started per second (`None`: all at once).
-    pub spawn_rate: Option<f64>,
-    /// Run time (`None`: until iterations are done or the run is stopped).
-    #[serde(with = "opt_secs")]
-    pub run_time: Option<Duration>,
-    /// Total task iterations across users.
-    pub iterations: Option<u64>,
-    /// Grace period for in-flight requests after the stop.
-    #[serde(with = "opt_secs")]
-    pub stop_timeout: Option<Duration>,
-    /// Ramp through these stages: targets are users (closed model) or arrivals per second (open
-    /// model). Without `run_time`, the run lasts as long as the stages.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub stages: Vec<Stage>,
-    /// Open model (arrival rate) when set; `users` and `spawn_rate` are then unused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub arrival: Option<ArrivalSettings>,
-}
-
-impl LoadSettings {
-    /// A closed model of `users` users started at once, with no end of its own.
-    pub fn closed(users: u64) -> Self {
-        LoadSettings {
-            users,
-            ..LoadSettings::default()
-        }
-    }
-
-    /// How long the load lasts by itself: the run time, else the stages' total.
-    pub fn duration(&self) -> Option<Duration> {
-        self.run_time
-            .or_else(|| (!self.stages.is_empty()).then(|| profile::total(&self.stages)))
-    }
-
-    /// One line for headers and timelines: `50 users`, `ramping users over 3 stages`,
-    /// `200 arrivals/s (20–100 VUs)`.
-    pub fn describe(&self) -> String {
-        match (&self.arrival, self.stages.len()) {
-            (Some(a), 0) => format!(
-                "{} arrivals/s ({}–{} VUs)",
-                a.rate_per_s, a.pre_allocated_vus, a.max_vus
-            ),
-            (Some(a), n) => format!(
-                "arrivals from {}/s ramping over {n} stages ({}–{} VUs)",
-                a.rate_per_s, a.pre_allocated_vus, a.max_vus
-            ),
-            (None, 0) => format!("{} users", self.users),
-            (None, n) => format!("users ramping over {n} stages"),
-        }
-    }
-}
-
-mod opt_secs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&d.as_secs_f64()),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<f64>::deserialize(d)?
-            .map(|s| Duration::try_from_secs_f64(s).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
 
 /// Why the run stopped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -636,7 +565,8 @@ impl Executor {
         // The driver: one loop for every load model. Each wake-up (10 ms tick, a batch of
         // arrivals from the pacers, a VU ending, a lane's start or end) steps every lane.
         let mut vus: JoinSet<lane::VuDone> = JoinSet::new();
-        let (arrival_tx, mut arrival_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (arrival_tx, mut arrival_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
         let mut arrivals = Vec::with_capacity(1024);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -644,7 +574,36 @@ impl Executor {
         let mut load_changes = controls.load.subscribe();
         let stop_reason = loop {
             let now = start.elapsed();
-            if self.run_time_cap.is_some_and(|cap| now >= cap) {
+            let capped = self.run_time_cap.filter(|cap| now >= *cap);
+            // Open-model lanes whose arrivals end now (run time or cap): every arrival intended
+            // before the end is issued, however late the pacer or this loop ran — first those
+            // already sent, then those the pacer still owed.
+            let owed: Vec<(usize, Vec<Instant>)> = lanes
+                .iter_mut()
+                .filter_map(|l| {
+                    let end = l.arrivals_end_due(now, capped)?;
+                    Some((l.index, l.take_owed(start + end)))
+                })
+                .collect();
+            if !owed.is_empty() {
+                let before = capped.map(|c| start + c);
+                while let Ok((i, at)) = arrival_rx.try_recv() {
+                    if before.is_none_or(|b| at < b) {
+                        lanes[i].arrive(at);
+                    }
+                }
+                for (i, late) in owed {
+                    for at in late {
+                        lanes[i].arrive(at);
+                    }
+                    // Arrivals waiting for a new VU get it now rather than after the grace.
+                    lanes[i].spawn_pending(Instant::now() + open::SPAWN_GRACE, &mut vus);
+                }
+            }
+            if let Some(cap) = capped {
+                for l in &mut lanes {
+                    l.finish(StopReason::RunTime, cap);
+                }
                 break StopReason::RunTime;
             }
             for l in &mut lanes {
@@ -670,8 +629,13 @@ impl Executor {
                 _ = controls.stop.cancelled() => break controls.reason().unwrap_or(StopReason::Interrupted),
                 n = arrival_rx.recv_many(&mut arrivals, 1024) => {
                     if n > 0 {
+                        // Arrivals intended at or after the cap are not the run's, even when
+                        // this loop sees them before it sees the cap.
+                        let cap = self.run_time_cap.map(|c| start + c);
                         for (i, at) in arrivals.drain(..) {
-                            lanes[i].arrive(at);
+                            if cap.is_none_or(|c| at < c) {
+                                lanes[i].arrive(at);
+                            }
                         }
                     }
                 }

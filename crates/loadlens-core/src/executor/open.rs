@@ -63,18 +63,24 @@ pub struct ArrivalReport {
 pub(super) struct PacerThread {
     stop: Arc<AtomicBool>,
     handle: JoinHandle<()>,
+    /// Shared with the thread, which locks it only to take due arrivals: at the end of the
+    /// lane, the arrivals it has not sent yet (because it ran late) are taken from here.
+    pacer: Arc<Mutex<Pacer>>,
+    /// The instant the pacer's offsets count from.
+    start: Instant,
 }
 
 impl PacerThread {
     /// Issue `pacer`'s arrivals from `start` on, as `(lane, intended)` messages.
     pub fn spawn(
-        mut pacer: Pacer,
+        pacer: Pacer,
         lane: usize,
         start: Instant,
         tx: mpsc::UnboundedSender<(usize, Instant)>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let pacer = Arc::new(Mutex::new(pacer));
+        let (flag, shared) = (stop.clone(), pacer.clone());
         let handle = std::thread::Builder::new()
             .name(format!("loadlens-pacer-{lane}"))
             .spawn(move || {
@@ -83,11 +89,19 @@ impl PacerThread {
                 // wake per arrival cost more than the requests themselves at 10,000/s. An
                 // arrival waits at most QUANTUM plus the OS's timer slack, and is never early.
                 const QUANTUM: std::time::Duration = std::time::Duration::from_micros(200);
+                let lock = || shared.lock().unwrap_or_else(|p| p.into_inner());
                 let mut last_wake = std::time::Duration::ZERO;
-                while let Some(at) = pacer.next_at() {
-                    if flag.load(Ordering::Relaxed) {
-                        return;
-                    }
+                loop {
+                    // The stop flag is read under the lock, so once `finish` holds it, nothing
+                    // more is sent.
+                    let next = {
+                        let p = lock();
+                        if flag.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        p.next_at()
+                    };
+                    let Some(at) = next else { return };
                     let now = start.elapsed();
                     let wake = at.max(last_wake + QUANTUM);
                     if wake > now {
@@ -96,20 +110,44 @@ impl PacerThread {
                         continue;
                     }
                     last_wake = now;
-                    while let Some(due) = pacer.take_due(now) {
+                    let mut p = lock();
+                    if flag.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    while let Some(due) = p.take_due(now) {
                         if tx.send((lane, start + due)).is_err() {
                             return;
                         }
                     }
                 }
             })?;
-        Ok(PacerThread { stop, handle })
+        Ok(PacerThread {
+            stop,
+            handle,
+            pacer,
+            start,
+        })
     }
 
     /// Stop issuing arrivals.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.thread().unpark();
+    }
+
+    /// Stop, and return the arrivals intended before `end` that the thread has not sent yet:
+    /// on a loaded machine it can run late, and an arrival intended before the lane's end must
+    /// still be issued (or counted as dropped), not lost.
+    pub fn finish_before(&self, end: Instant) -> Vec<Instant> {
+        self.stop();
+        let mut p = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
+        let end = end.saturating_duration_since(self.start);
+        let mut late = Vec::new();
+        while let Some(at) = p.next_at().filter(|at| *at < end) {
+            let _ = p.take_due(at);
+            late.push(self.start + at);
+        }
+        late
     }
 }
 
@@ -320,6 +358,8 @@ impl Worker {
                 }
             }
             next = tokio::select! {
+                // An arrival handed over just before the stop is still served.
+                biased;
                 t = rx.recv() => match t {
                     Some(t) => Some(t),
                     None => break,

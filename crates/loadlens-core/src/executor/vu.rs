@@ -202,6 +202,9 @@ impl Vu {
                 match step {
                     StepPlan::Request(r) => {
                         self.request(shared, r, intended.take()).await;
+                        // Also inside one iteration: a `for` loop over many items whose
+                        // requests all fail before any I/O must not hold the thread either.
+                        tokio::task::consume_budget().await;
                         // Out of descriptors or ports: give the machine time to free some
                         // rather than failing again at once.
                         if !self.backoff.is_zero() && !sleep_unless(self.backoff, stop).await {
@@ -471,7 +474,7 @@ async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
 /// lost task: the user stops, the others go on, and the reason is shown in the summary and
 /// the JSON result (the verdict becomes failed, so a bug is never mistaken for a pass). With
 /// the release profile's `panic = "unwind"`, nothing else of the run is lost.
-pub(super) async fn guarded<F: Future<Output = ()> + Send>(fut: F, shared: &Shared) {
+pub(super) async fn guarded<F: Future<Output = ()> + Send>(fut: F, controls: &super::Controls) {
     let caught = CatchUnwind(Box::pin(fut)).await;
     if let Err(panic) = caught {
         let what = panic
@@ -480,7 +483,7 @@ pub(super) async fn guarded<F: Future<Output = ()> + Send>(fut: F, shared: &Shar
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".to_owned());
         tracing::error!(error = %what, "A virtual user stopped on an internal error.");
-        shared.controls.fail(format!(
+        controls.fail(format!(
             "a virtual user stopped on an internal error (a bug, please report it): {what}"
         ));
     }
@@ -503,5 +506,32 @@ impl<F: Future<Output = ()>> Future for CatchUnwind<F> {
             Ok(std::task::Poll::Ready(())) => std::task::Poll::Ready(Ok(())),
             Err(panic) => std::task::Poll::Ready(Err(panic)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_user_fails_the_run_instead_of_ending_it() {
+        let controls = super::super::Controls::new();
+        guarded(async {}, &controls).await;
+        assert!(controls.failures().is_empty());
+        guarded(
+            async {
+                tokio::task::yield_now().await;
+                panic!("index out of bounds");
+            },
+            &controls,
+        )
+        .await;
+        let f = controls.failures();
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].contains("internal error") && f[0].contains("index out of bounds"),
+            "{f:?}"
+        );
+        assert!(!controls.is_stopping(), "the other users go on");
     }
 }

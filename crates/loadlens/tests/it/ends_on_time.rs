@@ -221,3 +221,52 @@ fn a_low_soft_descriptor_limit_is_raised_to_the_hard_one() {
         e.json["errors"]
     );
 }
+
+#[test]
+fn sigterm_stops_a_run_whose_requests_fail_before_any_io() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("sigterm-spin");
+    let file = scenario(
+        &dir,
+        "vars: { bad: \"a b\" }\nuser_types:\n  - name: u\n    tasks:\n      - request: { path: \"/{{ bad }}\", name: bad }\n",
+    );
+    let out = std::fs::File::create(dir.path("stdout")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", &file, "-H", &target.url, "-u", "8", "-t", "10m"])
+        .args(["--stop-timeout", "2s", "--json", &dir.join("r.json")])
+        .env_remove("TEST_RUN_ID")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The banner is printed as the run starts; from then on the users spin on their failures.
+    let started = Instant::now();
+    while !std::fs::read_to_string(dir.path("stdout"))
+        .unwrap()
+        .contains("loadlens ")
+    {
+        assert!(started.elapsed() < KILL_AFTER, "no banner");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    crate::support::send_signal(child.id(), "TERM");
+    let termed = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if termed.elapsed() > KILL_AFTER {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("SIGTERM did not stop the run within {KILL_AFTER:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    assert_valid(&j);
+    assert_eq!(j["run"]["stop_reason"], "interrupted");
+    assert!(j["errors_by_kind"]["request"].as_u64().unwrap() > 0);
+}

@@ -796,9 +796,13 @@ user_types:
     let a = out.arrivals.as_ref().expect("open-model report");
     assert_eq!(a.intended, 50, "{a:?}");
     assert_eq!(a.dropped_iterations, 0);
-    // 50/s of 10 ms requests keep less than one VU busy: the five logged-in VUs serve them all.
-    assert_eq!(a.vus_allocated, 5, "{a:?}");
-    assert!(a.schedule_delay_ms.p99 < 100.0, "{:?}", a.schedule_delay_ms);
+    // 50/s of 10 ms requests keep less than one VU busy: the five logged-in VUs serve them all,
+    // with their p50 on time. Only a stall of the machine (other work on both CPUs) holds
+    // arrivals back so that they need more VUs at once: at most one per arrival of the longest
+    // stall, measured. Arrivals during the logins would need ~15 more and start 300 ms late.
+    let stalled = (50.0 * a.schedule_delay_ms.max / 1000.0).ceil() as u64;
+    assert!(a.vus_allocated <= 5 + stalled, "{a:?}");
+    assert!(a.schedule_delay_ms.p50 < 100.0, "{:?}", a.schedule_delay_ms);
     // The run time counts from the first arrival, after the logins.
     assert!(
         out.duration >= Duration::from_millis(1300),

@@ -828,7 +828,11 @@ async fn pre_allocated_vus_connect_before_the_first_arrival() {
     .await;
     let a = out.arrivals.as_ref().expect("open-model report");
     assert_eq!(a.dropped_iterations, 0);
-    assert_eq!(a.vus_allocated, 3, "{a:?}");
+    // The three pre-allocated VUs serve 50/s of fast requests; only a stall of the machine
+    // (other work on both CPUs) holds arrivals back so that they need more VUs at once: at
+    // most one per arrival of the longest stall, measured.
+    let stalled = (50.0 * a.schedule_delay_ms.max / 1000.0).ceil() as u64;
+    assert!(a.vus_allocated <= 3 + stalled, "{a:?}");
     // Every request went out on a connection its VU opened while waiting for work.
     let t = out.stats.aggregate();
     assert_eq!(t.count, a.started);

@@ -2,10 +2,7 @@
 //! header source is refused before the run, or, when a template renders it during the run,
 //! fails that request and is counted, without sending anything.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
 use crate::support::*;
 
@@ -71,50 +68,10 @@ fn a_newline_in_a_scenario_header_is_an_error_at_its_value() {
     assert!(rec.requests.lock().unwrap().is_empty());
 }
 
-/// A server that answers every request with `{"v": "1\nX-Injected: yes"}` and keeps each
-/// request's header block.
-fn newline_server() -> (String, Arc<Mutex<Vec<String>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let heads = Arc::new(Mutex::new(Vec::new()));
-    let h2 = heads.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut conn) = conn else { return };
-            let heads = h2.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    heads.lock().unwrap().push(head);
-                    let body = r#"{"v": "1\nX-Injected: yes"}"#;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if conn.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, heads)
-}
-
 #[test]
 fn a_newline_rendered_into_a_header_during_the_run_fails_that_request_and_is_counted() {
-    let (url, heads) = newline_server();
+    let server = Recorder::answering("application/json", r#"{"v": "1\nX-Injected: yes"}"#);
+    let (url, heads) = (server.url.clone(), server.requests.clone());
     let dir = TempDir::new("hdr-tpl");
     let file = dir.path("s.yaml");
     std::fs::write(

@@ -138,7 +138,13 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Answers `ok` to every request.
     pub fn start() -> Recorder {
+        Recorder::answering("text/plain", "ok")
+    }
+
+    /// Answers every request with `body` of `content_type`.
+    pub fn answering(content_type: &'static str, body: &'static str) -> Recorder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -162,10 +168,11 @@ impl Recorder {
                             head.push_str(&line);
                         }
                         r3.lock().unwrap().push(head);
-                        if conn
-                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                            .is_err()
-                        {
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if conn.write_all(answer.as_bytes()).is_err() {
                             return;
                         }
                     }

@@ -6,7 +6,7 @@
 //! https, prior knowledge on http when asked), redirects, decompression and timeouts are handled
 //! here; what counts as a failure beyond transport errors is decided by the caller.
 //!
-//! Bodies are streamed (see [`decode`]): a body is counted as it arrives and kept only when the
+//! Bodies are streamed (see the `decode` module): a body is counted as it arrives and kept only when the
 //! request asks for it (checks and captures), up to [`ClientConfig::max_body_size`], so no
 //! target can make a VU hold more than that, however long or compressed its bodies are.
 

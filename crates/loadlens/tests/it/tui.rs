@@ -93,11 +93,13 @@ fn pane_command(args: &[&str], dir: &TempDir) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let args: Vec<String> = args.iter().map(|a| quote(a)).collect();
     format!(
-        "{} {}; echo EXIT=$? > {}; stty -a > {}; sleep 300",
+        // The terminal's modes are saved before the exit code: a test that has seen the exit
+        // code finds them (in the other order it could read them before the shell wrote them).
+        "{} {}; code=$?; stty -a > {}; echo EXIT=$code > {}; sleep 300",
         quote(bin()),
         args.join(" "),
-        quote(&dir.join("exit")),
         quote(&dir.join("stty")),
+        quote(&dir.join("exit")),
     )
 }
 

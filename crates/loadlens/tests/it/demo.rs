@@ -45,7 +45,8 @@ fn demo_runs_the_storefront_and_writes_reports() {
         j["aggregate"]
     );
     assert_eq!(j["run"]["scenario"], "storefront");
-    assert!(j["requests"].as_array().unwrap().len() >= 8);
+    // Nine request names; the two rare ones (checkout, health) may get no request in 3 s.
+    assert!(j["requests"].as_array().unwrap().len() >= 7);
     assert!(j["series"]["points"].as_array().unwrap().len() >= 2);
     assert!(dir.path("out").join("storefront_stats.csv").exists());
 }

@@ -32,11 +32,11 @@ fn userinfo(url: &str) -> Option<std::ops::Range<usize>> {
     rest[..end].rfind('@').map(|at| start..start + at)
 }
 
-/// `url` without its `user:password@`, and the `Authorization` value they make (`Basic …`,
-/// percent-decoded first, as curl does). A URL without them comes back unchanged, with `None`.
-/// The credentials must not stay in the URL: HTTP clients put the authority, user info and all,
-/// in the `Host` header, and everything that shows a URL would show the password.
-pub fn url_credentials(url: &str) -> (String, Option<String>) {
+/// `url` without its `user:password@`, and those credentials as the `user:password` bytes of
+/// basic auth, percent-decoded as curl does (`None` when the URL has none). The credentials must
+/// not stay in the URL: HTTP clients put the authority, user info and all, in the `Host`
+/// header, and everything that shows a URL would show the password.
+pub fn take_userinfo(url: &str) -> (String, Option<Vec<u8>>) {
     let Some(range) = userinfo(url) else {
         return (url.to_owned(), None);
     };
@@ -46,8 +46,14 @@ pub fn url_credentials(url: &str) -> (String, Option<String>) {
     pair.push(b':');
     pair.extend(percent_decode(password));
     let bare = format!("{}{}", &url[..range.start], &url[range.end + 1..]);
-    let auth = (!info.is_empty()).then(|| format!("Basic {}", base64(&pair)));
-    (bare, auth)
+    (bare, (!info.is_empty()).then_some(pair))
+}
+
+/// `url` without its `user:password@` ([`take_userinfo`]), and the `Authorization` value they
+/// make (`Basic …`). A URL without them comes back unchanged, with `None`.
+pub fn url_credentials(url: &str) -> (String, Option<String>) {
+    let (bare, pair) = take_userinfo(url);
+    (bare, pair.map(|p| format!("Basic {}", base64(&p))))
 }
 
 /// `url` fit to be shown: `http://user:***@host/` for `http://user:password@host/`, and
@@ -64,7 +70,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `%XX` sequences decoded; anything else, including a malformed `%`, kept as is.
-fn percent_decode(s: &str) -> Vec<u8> {
+pub fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

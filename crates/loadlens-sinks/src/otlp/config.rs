@@ -494,20 +494,7 @@ fn pairs(name: &str, v: &str) -> Result<Vec<(String, String)>, ConfigError> {
 /// errors, has no credentials. Errors show the value with the credentials as `***`.
 fn endpoint(var: &str, raw: &str) -> Result<(Uri, Option<Vec<u8>>), ConfigError> {
     let authority_start = raw.find("://").map_or(0, |i| i + 3);
-    let rest = &raw[authority_start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (url, credentials) = match rest[..authority_end].rfind('@') {
-        None => (raw.to_owned(), None),
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-            let mut c = percent_decode_bytes(user);
-            c.push(b':');
-            c.extend(percent_decode_bytes(password));
-            let url = format!("{}{}", &raw[..authority_start], &rest[at + 1..]);
-            (url, (!userinfo.is_empty()).then_some(c))
-        }
-    };
+    let (url, credentials) = loadlens_core::encoding::take_userinfo(raw);
     // An unencoded `/`, `?` or `#` in a password ends the authority early, leaving the rest of
     // the password in the path: refuse rather than connect to the wrong host and print it.
     if url[authority_start..].contains('@') {
@@ -579,27 +566,7 @@ fn headers(name: &str, v: &str) -> Result<Vec<(HeaderName, HeaderValue)>, Config
 }
 
 fn percent_decode(s: &str) -> String {
-    String::from_utf8_lossy(&percent_decode_bytes(s)).into_owned()
-}
-
-/// `%XX` decoded to bytes; a `%` not followed by two hex digits is kept as it is.
-fn percent_decode_bytes(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
+    String::from_utf8_lossy(&loadlens_core::encoding::percent_decode(s)).into_owned()
 }
 
 #[cfg(test)]

@@ -583,6 +583,28 @@ pub struct Snapshot {
     /// Open model: arrivals so far that found no free VU, over every scenario (`None` when no
     /// scenario of the run uses the open model). Set by the executor.
     pub dropped_iterations: Option<u64>,
+    /// The generator's own resource use over the last interval. Set by the executor.
+    pub health: HealthSample,
+}
+
+/// The generator's own resource use over one interval, for JSON lines, OTLP, Datadog and
+/// Prometheus. A figure the platform cannot give (no `/proc`) is `None`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HealthSample {
+    /// CPU time of this process over the interval, percent of the CPUs it may use (0–100).
+    pub process_cpu_pct: Option<f64>,
+    /// CPU busy time of the whole machine over the interval, percent of all its CPUs (0–100).
+    pub machine_cpu_pct: Option<f64>,
+    /// Resident memory of this process at the end of the interval, bytes.
+    pub rss_bytes: Option<u64>,
+    /// HTTP connections open at the end of the interval.
+    pub open_connections: Option<u64>,
+    /// Network bytes sent per second over the interval (the network namespace's interfaces).
+    pub net_sent_bytes_per_s: Option<f64>,
+    /// Network bytes received per second over the interval.
+    pub net_received_bytes_per_s: Option<f64>,
+    /// How late the aggregator's tick fired, a measure of scheduling delay, milliseconds.
+    pub sched_delay_ms: Option<f64>,
 }
 
 /// Builds snapshots from the recorder once per tick and keeps the cumulative state.
@@ -637,6 +659,7 @@ impl Aggregator {
             requests,
             total,
             dropped_iterations: None,
+            health: HealthSample::default(),
         }
     }
 

@@ -89,6 +89,7 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
         requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
         total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
         dropped_iterations: None,
+        health: Default::default(),
     }));
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
     assert_eq!(live["rps"], 490.0, "during the run: the last interval");

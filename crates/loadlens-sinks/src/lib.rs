@@ -26,8 +26,22 @@
 
 #[cfg(feature = "datadog")]
 pub mod datadog;
+pub mod integration;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+
+pub use integration::Integration;
+
+/// Every integration built in, in the order of their flags in `--help` and their lines in the
+/// start banner: one line per integration, behind its feature.
+pub fn registry() -> Vec<&'static dyn Integration> {
+    vec![
+        #[cfg(feature = "otlp")]
+        &otlp::Otlp,
+        #[cfg(feature = "datadog")]
+        &datadog::Datadog,
+    ]
+}
 
 // Extend the condition with each new sink's feature.
 #[cfg(all(test, any(feature = "datadog", feature = "otlp")))]

@@ -39,8 +39,8 @@ impl Integration for Otlp {
     }
 
     fn configure(&self, input: &Input<'_>) -> Result<Option<Box<dyn Configured>>, ConfigError> {
-        let file: FileSettings = match &input.section {
-            Some(s) => s.parse()?,
+        let file = match &input.section {
+            Some(s) => parse(s)?,
             None => FileSettings::default(),
         };
         // A section turns the export on unless it says `enabled: false`.
@@ -67,8 +67,29 @@ impl Integration for Otlp {
     }
 
     fn check(&self, section: &Section<'_>) -> Result<(), ScenarioError> {
-        section.parse::<FileSettings>().map(drop)
+        parse(section).map(drop)
     }
+}
+
+/// The `otel:` section, with the values the environment cannot excuse checked at their keys
+/// (the rest is checked with the environment, in [`Config::resolve`]).
+fn parse(section: &Section<'_>) -> Result<FileSettings, ScenarioError> {
+    let file: FileSettings = section.parse()?;
+    if let Some(p) = &file.protocol {
+        if !matches!(p.to_ascii_lowercase().as_str(), "grpc" | "http/protobuf") {
+            return Err(section.error_at(
+                &["protocol"],
+                format!("otel.protocol: `{p}`: expected grpc or http/protobuf"),
+            ));
+        }
+    }
+    if let Some(r) = file.sample_ratio.filter(|r| !(0.0..=1.0).contains(r)) {
+        return Err(section.error_at(
+            &["sample_ratio"],
+            format!("otel.sample_ratio: {r} is outside 0..1"),
+        ));
+    }
+    Ok(file)
 }
 
 /// The sink, built: it starts exporting when the run starts.

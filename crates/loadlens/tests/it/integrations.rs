@@ -56,6 +56,11 @@ fn an_error_inside_a_section_is_located_inside_it() {
             "did you mean `action`?",
         ),
         (
+            "otel:\n  endpoint: http://127.0.0.1:1\n  sample_ratio: 1.5\n",
+            "s.yaml:8:3: otel.sample_ratio: 1.5 is outside 0..1",
+            "",
+        ),
+        (
             "datadog:\n  metric_interval: soon\n",
             "s.yaml:7:20: datadog.metric_interval: ",
             "soon",

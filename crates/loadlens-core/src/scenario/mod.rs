@@ -1,5 +1,8 @@
 //! The scenario file: what to test. Parsed from YAML with serde, strictly (unknown keys are
-//! errors with a suggestion), and every error names file, line and column.
+//! errors with a suggestion), and every error names file, line and column. Top-level keys that
+//! are not the core's are the integrations' sections: set aside by name
+//! ([`Scenario::sections`]), read by their owners ([`Source::parse_section`]), and refused when
+//! nobody owns them ([`Scenario::check_sections`]).
 //!
 //! ```yaml
 //! name: storefront

@@ -29,12 +29,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use sections::opt_duration;
 use serde::Deserialize;
 
 pub use error::ScenarioError;
 pub use locate::NodePath;
 pub(crate) use values::secs_to_duration;
-pub use values::{opt_duration, parse_duration, Method, WaitTime, MAX_DURATION};
+pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

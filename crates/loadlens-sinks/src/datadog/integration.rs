@@ -109,7 +109,7 @@ struct Flags {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    loadlens_core::scenario::parse_duration(s)
+    loadlens_core::scenario::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl Integration for Datadog {

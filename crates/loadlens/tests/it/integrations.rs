@@ -61,6 +61,11 @@ fn an_error_inside_a_section_is_located_inside_it() {
             "",
         ),
         (
+            "datadog:\n  monitors:\n    - { id: 12, action: mark }\n    - id: 13\n      action: explode\n",
+            "s.yaml:10:7: datadog.monitors[1].action: monitor action `explode` is not one of mark, abort, fail",
+            "",
+        ),
+        (
             "datadog:\n  metric_interval: soon\n",
             "s.yaml:7:20: datadog.metric_interval: ",
             "soon",

@@ -117,6 +117,13 @@ fn run_and_demo_list_the_same_integration_flags() {
     ] {
         assert!(flags.iter().any(|x| x == f), "{f} missing from {flags:?}");
     }
+    // Under their own heading, after the command's own options.
+    for h in [&run_help, &demo_help] {
+        let (own, theirs) = h
+            .split_once("\nIntegrations:\n")
+            .expect("an Integrations heading");
+        assert!(integration_flags(own).is_empty() && integration_flags(theirs) == flags);
+    }
     // Each with its environment twin.
     for twin in [
         "LOADLENS_OTEL",

@@ -176,6 +176,36 @@ fn the_scenario_schema_is_in_sync_with_the_top_level_keys_and_the_sections() {
     }
 }
 
+/// Every registered integration's section is in the schema with exactly the keys it accepts:
+/// a new integration is checked here without a line of its own.
+#[test]
+fn every_registered_section_is_in_the_schema_with_its_keys() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
+    let dir = TempDir::new("schema");
+    for i in loadlens_sinks::registry() {
+        let name = i.name();
+        let file = write(&dir, "s.yaml", &format!("{USERS}{name}: {{ zzz: 1 }}\n"));
+        let msg = stderr(&run(&["validate", &file]));
+        assert!(msg.contains("unknown field `zzz`"), "{name}: {msg}");
+        let list = msg
+            .split("expected one of ")
+            .nth(1)
+            .or_else(|| msg.split("expected ").nth(1))
+            .unwrap_or("");
+        let mut parser_keys: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+        parser_keys.sort();
+        let mut schema_keys: Vec<&str> = schema["properties"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schemas/scenario.schema.json has no `{name}` section"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        schema_keys.sort();
+        assert_eq!(parser_keys, schema_keys, "schema out of sync for `{name}:`");
+    }
+}
+
 /// One short run against a refused target with Datadog on the local stub: what the start
 /// banner says of Datadog.
 fn datadog_line(file: &str, stub: &DatadogStub, flags: &[&str], env: &[(&str, &str)]) -> String {

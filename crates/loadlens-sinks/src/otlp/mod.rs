@@ -1,7 +1,8 @@
 //! OpenTelemetry export (`--otel`): a CLIENT span per sampled request that the service's own
 //! spans continue, connection phases as child spans, and OTLP metrics built from the
 //! per-second HDR snapshots — over OTLP/gRPC or OTLP/HTTP (protobuf), configured by the
-//! standard `OTEL_*` environment ([`config`]).
+//! standard `OTEL_*` environment ([`config`]). [`Otlp`] is the integration: `--otel`, the
+//! `otel:` section, and the sink built from them.
 //!
 //! # Spans
 //!
@@ -83,6 +84,7 @@ pub mod config;
 #[cfg(test)]
 mod delivery_tests;
 mod encode;
+mod integration;
 mod send;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_ca;
@@ -115,6 +117,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Config, ConfigError, ExporterKind, FileSettings, Protocol};
 pub use encode::{CONNECT_SPAN, DNS_SPAN, DURATION_BOUNDS_S, TLS_SPAN};
+pub use integration::Otlp;
 
 use encode::{Metrics, SpanContext};
 use send::{Sender, Service};

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `datadog` | [`datadog`] | run events, metrics (HTTP API or DogStatsD), monitor guards |
 //! | `otlp` | [`otlp`] | a client span per request (connection phases as children) and OTLP metrics, over gRPC or http/protobuf |
+//! | `jsonl` | [`jsonl`] | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
 //!
 //! Every sink folder has the same few files (`mod.rs`, `config.rs`, its encoder and sender,
 //! `tests.rs`) and passes the shared contract test in `contract.rs`: it flushes on finish,
@@ -26,9 +27,13 @@
 
 #[cfg(feature = "datadog")]
 pub mod datadog;
+#[cfg(feature = "jsonl")]
+pub mod jsonl;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 
 // Extend the condition with each new sink's feature.
-#[cfg(all(test, any(feature = "datadog", feature = "otlp")))]
+#[cfg(all(test, any(feature = "datadog", feature = "otlp", feature = "jsonl")))]
+// The JSON-lines sink's tests use its runs only (it has no endpoint to fail).
+#[cfg_attr(not(any(feature = "datadog", feature = "otlp")), allow(dead_code))]
 pub(crate) mod contract;

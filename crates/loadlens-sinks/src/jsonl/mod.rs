@@ -1,6 +1,6 @@
 //! JSON-lines telemetry (`--jsonl FILE`, `-` for stdout): the run's lifecycle, per-interval
 //! figures per request name and the generator's own health, one JSON object per line, for Loki,
-//! ELK or any log pipeline. The format is in [`line`] and `schemas/jsonl.schema.json`.
+//! ELK or any log pipeline. The format is in [`mod@line`] and `schemas/jsonl.schema.json`.
 //!
 //! Lines, in the order they are written:
 //!

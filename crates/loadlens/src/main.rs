@@ -14,6 +14,7 @@ mod live;
 mod loadflags;
 mod report_cmd;
 mod reports;
+mod resolved;
 mod runner;
 mod signals;
 mod web;

@@ -523,13 +523,15 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             loadlens_sinks::otlp::Names::of_scenarios(&p.scenarios)
         }
     });
+    let config = crate::resolved::config(&p, &[]);
     let names = p.plan.names.pairs().to_vec();
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
     } else {
         Executor::scenarios(p.scenarios.clone(), client, p.run.clone())
     }
-    .thresholds(p.thresholds.clone());
+    .thresholds(p.thresholds.clone())
+    .config(config);
     let executor = match p.run_time_cap {
         Some(cap) => executor.run_time_cap(cap),
         None => executor,

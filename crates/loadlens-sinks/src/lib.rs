@@ -27,10 +27,26 @@
 
 #[cfg(feature = "datadog")]
 pub mod datadog;
+pub mod integration;
 #[cfg(feature = "jsonl")]
 pub mod jsonl;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+
+pub use integration::Integration;
+
+/// Every integration built in, in the order of their flags in `--help` and their lines in the
+/// start banner: one line per integration, behind its feature.
+pub fn registry() -> Vec<&'static dyn Integration> {
+    vec![
+        #[cfg(feature = "otlp")]
+        &otlp::Otlp,
+        #[cfg(feature = "datadog")]
+        &datadog::Datadog,
+        #[cfg(feature = "jsonl")]
+        &jsonl::Jsonl,
+    ]
+}
 
 // Extend the condition with each new sink's feature.
 #[cfg(all(test, any(feature = "datadog", feature = "otlp", feature = "jsonl")))]

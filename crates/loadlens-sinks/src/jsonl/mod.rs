@@ -16,8 +16,11 @@
 //! ([`writer`]), and a full queue drops lines and counts them (in the sink's report and in the
 //! `run_end` line). Only the `run_end` line waits for room, bounded by the finish timeout.
 
+mod integration;
 pub mod line;
 pub mod writer;
+
+pub use integration::Jsonl;
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

@@ -91,6 +91,7 @@ pub mod config;
 mod delivery_tests;
 mod encode;
 mod health;
+mod integration;
 mod send;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_ca;
@@ -123,6 +124,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Config, ConfigError, ExporterKind, FileSettings, Protocol};
 pub use encode::{CONNECT_SPAN, DNS_SPAN, DURATION_BOUNDS_S, TLS_SPAN};
+pub use integration::Otlp;
 
 use encode::{Metrics, SpanContext};
 use send::{Sender, Service};

@@ -21,7 +21,12 @@ struct Flags {
     /// JSON-lines telemetry: the run's lifecycle, per-interval figures per request name and the
     /// generator's health, one JSON object per line (schema: schemas/jsonl.schema.json),
     /// appended to FILE; `-` for stdout. Also `jsonl: { file: … }` in the scenario.
-    #[arg(id = "jsonl", long = "jsonl", env = "LOADLENS_JSONL", value_name = "FILE")]
+    #[arg(
+        id = "jsonl",
+        long = "jsonl",
+        env = "LOADLENS_JSONL",
+        value_name = "FILE"
+    )]
     jsonl: Option<String>,
 }
 
@@ -51,7 +56,9 @@ impl Integration for Jsonl {
             None => FileSettings::default(),
         };
         if let (Some(s), Some("")) = (&input.section, file.file.as_deref()) {
-            return Err(s.error_at(&["file"], "give a file path, or `-` for stdout").into());
+            return Err(s
+                .error_at(&["file"], "give a file path, or `-` for stdout")
+                .into());
         }
         match input.pick::<String>("jsonl", file.file) {
             Some(path) if path.trim().is_empty() => Err(ConfigError::Invalid(

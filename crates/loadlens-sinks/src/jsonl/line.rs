@@ -12,7 +12,7 @@ use loadlens_core::executor::describe;
 use loadlens_core::report::{Summary, Verdict};
 use loadlens_core::run::{rfc3339, EventKind, RunInfo, TimelineEvent};
 use loadlens_core::stats::{HealthSample, Snapshot};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 /// Version of the line format, in the `run_start` line; a change that removes or renames a
 /// field bumps it.
@@ -36,18 +36,31 @@ impl Header {
         }
     }
 
-    /// One line (without its newline): the common fields, then `fields`.
-    pub fn line(&self, at: SystemTime, event: &str, fields: Value) -> String {
-        let mut m = Map::new();
-        m.insert("ts".into(), rfc3339(at).into());
-        m.insert("run_id".into(), self.run_id.clone().into());
-        m.insert("tags".into(), json!(self.tags));
-        m.insert("event".into(), event.into());
-        if let Value::Object(f) = fields {
-            m.extend(f);
+    /// One line (without its newline) made at `ts` (RFC 3339): the common fields first, in a
+    /// fixed order, then `fields` (an object).
+    pub fn line(&self, ts: &str, event: &str, fields: &Value) -> String {
+        // Written by hand rather than as one map: serde_json's maps sort their keys, and a
+        // reader of the raw file wants `ts` and `event` first.
+        let mut out = format!(
+            "{{\"ts\":{},\"run_id\":{},\"tags\":{},\"event\":{}",
+            Value::from(ts),
+            Value::from(self.run_id.as_str()),
+            json!(self.tags),
+            Value::from(event),
+        );
+        if fields.as_object().is_some_and(|f| !f.is_empty()) {
+            let rest = fields.to_string();
+            out.push(',');
+            out.push_str(&rest[1..rest.len() - 1]);
         }
-        Value::Object(m).to_string()
+        out.push('}');
+        out
     }
+}
+
+/// [`rfc3339`] of `at`: the `ts` of a line made from a snapshot or at the time of writing.
+pub fn ts(at: SystemTime) -> String {
+    rfc3339(at)
 }
 
 /// The `run_start` line's fields.

@@ -122,9 +122,8 @@ impl JsonlSink {
         self
     }
 
-    fn write(&self, event: &str, fields: serde_json::Value) {
-        self.writer
-            .offer(self.header.line(SystemTime::now(), event, fields));
+    fn write(&self, ts: &str, event: &str, fields: &serde_json::Value) {
+        self.writer.offer(self.header.line(ts, event, fields));
     }
 }
 
@@ -154,22 +153,23 @@ impl Sink for JsonlSink {
     fn on_start(&mut self, ctx: &SinkContext) {
         self.header = Header::of(&ctx.run);
         self.names = ctx.names.clone();
-        self.write("run_start", line::run_start(&ctx.run, &ctx.config));
+        let now = line::ts(SystemTime::now());
+        self.write(&now, "run_start", &line::run_start(&ctx.run, &ctx.config));
     }
 
     fn on_event(&mut self, e: &TimelineEvent) {
+        // Stamped when it happened: events reach sinks with the next snapshot.
         if let Some((event, fields)) = line::timeline(e) {
-            self.write(event, fields);
+            self.write(&e.at, event, &fields);
         }
     }
 
     fn on_snapshot(&mut self, s: &Arc<Snapshot>) {
+        let at = line::ts(s.at);
         for fields in line::intervals(s, &self.names) {
-            self.writer
-                .offer(self.header.line(s.at, "interval", fields));
+            self.write(&at, "interval", &fields);
         }
-        self.writer
-            .offer(self.header.line(s.at, "health", line::health(s)));
+        self.write(&at, "health", &line::health(s));
     }
 
     fn finish(self: Box<Self>, summary: &Summary) -> FinishFuture {
@@ -181,7 +181,7 @@ impl Sink for JsonlSink {
             this.header.clone()
         };
         let end = line::run_end(summary, this.writer.dropped());
-        let last = header.line(SystemTime::now(), "run_end", end);
+        let last = header.line(&line::ts(SystemTime::now()), "run_end", &end);
         let limit = this.finish_timeout;
         Box::pin(async move {
             let started = tokio::time::Instant::now();

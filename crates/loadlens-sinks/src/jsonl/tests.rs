@@ -350,3 +350,26 @@ async fn a_file_is_appended_to() {
     assert_eq!(starts, 2, "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_line_starts_with_its_common_fields_in_a_fixed_order() {
+    let h = line::Header {
+        run_id: "r-1".into(),
+        tags: [("env".to_owned(), "ci".to_owned())].into(),
+    };
+    let l = h.line(
+        "2026-12-03T04:05:06.789Z",
+        "stop_requested",
+        &serde_json::json!({ "message": "interrupted", "elapsed_s": 2.5 }),
+    );
+    assert_eq!(
+        l,
+        r#"{"ts":"2026-12-03T04:05:06.789Z","run_id":"r-1","tags":{"env":"ci"},"event":"stop_requested","elapsed_s":2.5,"message":"interrupted"}"#
+    );
+    let empty = h.line("t", "note", &serde_json::json!({}));
+    assert_eq!(
+        empty,
+        r#"{"ts":"t","run_id":"r-1","tags":{"env":"ci"},"event":"note"}"#
+    );
+    serde_json::from_str::<Value>(&empty).unwrap();
+}

@@ -25,7 +25,9 @@ type Sums = BTreeMap<String, [u64; 4]>;
 fn interval_sums(lines: &[Value]) -> Sums {
     let mut sums = Sums::new();
     for l in lines.iter().filter(|l| l["event"] == "interval") {
-        let s = sums.entry(format!("{} {}", l["method"], l["name"])).or_default();
+        let s = sums
+            .entry(format!("{} {}", l["method"], l["name"]))
+            .or_default();
         for (i, k) in ["requests", "failures", "bytes_sent", "bytes_received"]
             .iter()
             .enumerate()
@@ -81,8 +83,10 @@ thresholds:
         file.to_str().unwrap(),
         "-H",
         &target.url,
-        "--tags",
-        "env=test,team=perf",
+        "--tag",
+        "env=test",
+        "--tag",
+        "team=perf",
         "--run-id",
         "jsonl-run-1",
         "--jsonl",
@@ -100,7 +104,13 @@ thresholds:
     let ev = events(&lines);
     assert_eq!(ev[0], "run_start", "{ev:?}");
     assert_eq!(*ev.last().unwrap(), "run_end", "{ev:?}");
-    for want in ["stage_change", "threshold_breach", "stop_requested", "interval", "health"] {
+    for want in [
+        "stage_change",
+        "threshold_breach",
+        "stop_requested",
+        "interval",
+        "health",
+    ] {
         assert!(ev.contains(&want), "no {want} line in {ev:?}");
     }
     for l in &lines {
@@ -144,8 +154,15 @@ thresholds:
         .iter()
         .find(|s| s["name"] == "jsonl")
         .expect("the jsonl sink reports");
-    assert_eq!(sink["delivered"].as_u64(), Some(lines.len() as u64), "{sink}");
-    assert_eq!((sink["failed"].as_u64(), sink["dropped"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        sink["delivered"].as_u64(),
+        Some(lines.len() as u64),
+        "{sink}"
+    );
+    assert_eq!(
+        (sink["failed"].as_u64(), sink["dropped"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -180,10 +197,16 @@ fn a_dash_writes_the_lines_to_stdout_and_a_guard_action_is_a_line() {
         .iter()
         .find(|l| l["event"] == "guard_action")
         .unwrap_or_else(|| panic!("no guard_action in {ev:?}"));
-    assert_eq!((guard["guard"].as_str(), guard["action"].as_str()), (Some("threshold"), Some("abort")));
+    assert_eq!(
+        (guard["guard"].as_str(), guard["action"].as_str()),
+        (Some("threshold"), Some("abort"))
+    );
     let end = lines.last().unwrap();
     assert_eq!(end["verdict"], "aborted");
-    assert!(end["reason"].as_str().unwrap().starts_with("aborted"), "{end}");
+    assert!(
+        end["reason"].as_str().unwrap().starts_with("aborted"),
+        "{end}"
+    );
 }
 
 #[test]

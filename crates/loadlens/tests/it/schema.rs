@@ -37,7 +37,9 @@ pub fn validate(root: &Value, s: &Value, v: &Value, path: &str, errors: &mut Vec
             .collect();
         let matched = results.iter().filter(|e| e.is_empty()).count();
         if matched != 1 {
-            errors.push(format!("{path}: matches {matched} of the oneOf branches, not 1"));
+            errors.push(format!(
+                "{path}: matches {matched} of the oneOf branches, not 1"
+            ));
             // The errors of the closest branch say what is wrong.
             if let Some(closest) = results.into_iter().min_by_key(Vec::len) {
                 errors.extend(closest);
@@ -161,13 +163,19 @@ fn the_line_checker_catches_drift() {
     assert_eq!(check(ok.clone()), Vec::<String>::new());
     let mut extra = ok.clone();
     extra["extra"] = 1.into();
-    assert!(check(extra).iter().any(|e| e.contains("$.extra: not in the schema")));
+    assert!(check(extra)
+        .iter()
+        .any(|e| e.contains("$.extra: not in the schema")));
     let mut unknown = ok.clone();
     unknown["event"] = "stopped".into();
-    assert!(check(unknown).iter().any(|e| e.contains("matches 0 of the oneOf")));
+    assert!(check(unknown)
+        .iter()
+        .any(|e| e.contains("matches 0 of the oneOf")));
     let mut missing = ok;
     missing.as_object_mut().unwrap().remove("run_id");
-    assert!(check(missing).iter().any(|e| e.contains("missing required `run_id`")));
+    assert!(check(missing)
+        .iter()
+        .any(|e| e.contains("missing required `run_id`")));
 }
 
 #[test]

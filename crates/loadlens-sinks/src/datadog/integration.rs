@@ -129,20 +129,22 @@ impl Integration for Datadog {
             Some(s) => Some(s.parse()?),
             None => None,
         };
-        // The flags as given (command line or environment twin); the file's values are
-        // merged under them, key by key, in `Config::resolve`.
+        let f = file.clone().unwrap_or_default();
+        // flag > environment twin > file, key by key ([`Input::pick`]); what only the
+        // environment or only the file sets (the keys, `tags`, `events`, …) and the monitors
+        // (`ID[:ACTION]` flags replace the file's list) are merged in `Config::resolve`.
         let flags = Overrides {
-            enabled: input.pick("datadog", None),
-            required: input.pick("datadog-required", None).unwrap_or(false),
-            site: input.pick("datadog-site", None),
-            url: input.pick("datadog-url", None),
-            metrics: input.pick("datadog-metrics", None),
-            metric_prefix: input.pick("datadog-metric-prefix", None),
-            metric_interval: input.pick("datadog-metric-interval", None),
+            enabled: input.pick("datadog", f.enabled),
+            required: input.pick("datadog-required", f.required).unwrap_or(false),
+            site: input.pick("datadog-site", f.site),
+            url: input.pick("datadog-url", f.url),
+            metrics: input.pick("datadog-metrics", f.metrics),
+            metric_prefix: input.pick("datadog-metric-prefix", f.metric_prefix),
+            metric_interval: input.pick("datadog-metric-interval", f.metric_interval),
             monitors: input.pick_list("datadog-monitor", Vec::new()),
-            monitor_interval: input.pick("datadog-monitor-interval", None),
-            agent_host: input.pick("datadog-agent-host", None),
-            dogstatsd_port: input.pick("datadog-dogstatsd-port", None),
+            monitor_interval: input.pick("datadog-monitor-interval", f.monitor_interval),
+            agent_host: input.pick("datadog-agent-host", f.agent_host),
+            dogstatsd_port: input.pick("datadog-dogstatsd-port", f.dogstatsd_port),
         };
         let mut cfg = match Config::resolve(file.as_ref(), &flags, |k| (input.env)(k)) {
             Ok(Some(c)) => c,

@@ -9,6 +9,7 @@ mod demo;
 mod ends_on_time;
 mod faults;
 mod headers;
+mod integrations;
 mod jsonl;
 mod load_input;
 mod named_scenarios;

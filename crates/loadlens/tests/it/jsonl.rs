@@ -252,3 +252,26 @@ fn a_jsonl_file_that_cannot_be_opened_refuses_the_run_before_any_load() {
     assert!(stderr(&out).contains(&bad), "{}", stderr(&out));
     assert_eq!(rec.requests.lock().unwrap().len(), 0);
 }
+
+#[test]
+fn a_mistake_in_the_jsonl_section_is_located_inside_it() {
+    let dir = TempDir::new("jsonl-section");
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        "user_types:\n  - name: u\n    tasks: [{ request: { path: /x } }]\njsonl:\n  path: run.jsonl\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["run", file, "-H", "http://127.0.0.1:9"],
+        vec!["validate", file],
+    ] {
+        let cmd = args[0];
+        let out = run(&args);
+        assert_exit(&out, 2);
+        let err = stderr(&out);
+        assert!(err.contains("s.yaml:5:3"), "{cmd}: {err}");
+        assert!(err.contains("path") && err.contains("file"), "{cmd}: {err}");
+    }
+}

@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use loadlens_core::report::Summary;
-use loadlens_core::run::{RunInfo, TimelineEvent};
+use loadlens_core::run::TimelineEvent;
 use loadlens_core::sink::{FinishFuture, Sink, SinkContext, SinkReport};
 use loadlens_core::stats::Snapshot;
 
@@ -93,7 +93,10 @@ impl JsonlSink {
     pub fn open(output: &Output) -> Result<JsonlSink, OpenError> {
         let out: Box<dyn std::io::Write + Send> = match output {
             Output::Stdout => Box::new(std::io::stdout()),
-            Output::File(path) => Box::new(open_file(path)?),
+            Output::File(path) => Box::new(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                open_file(path)?,
+            )),
         };
         let path = match output {
             Output::File(p) => p.clone(),
@@ -176,7 +179,7 @@ impl Sink for JsonlSink {
         let this = *self;
         // A sink that never saw the start (a run refused early) still names its run.
         let header = if this.header.run_id.is_empty() {
-            Header::of(&RunInfo::clone(&summary.run))
+            Header::of(&summary.run)
         } else {
             this.header.clone()
         };

@@ -67,7 +67,9 @@ pub struct Closed {
 }
 
 impl Writer {
-    /// A writer thread writing lines to `out`, behind a queue of `capacity` lines.
+    /// A writer thread writing lines to `out`, behind a queue of `capacity` lines. Each line
+    /// and its newline go to `out` in one `write_all`, so that on stdout (whose lock is taken
+    /// per call) another writer never splits a line; give a file behind a `BufWriter`.
     pub fn spawn(out: Box<dyn Write + Send>, capacity: usize) -> std::io::Result<Writer> {
         let (tx, rx) = mpsc::sync_channel::<String>(capacity.max(1));
         let counts = Arc::new(Counts::default());
@@ -76,17 +78,15 @@ impl Writer {
         std::thread::Builder::new()
             .name("loadlens-jsonl".into())
             .spawn(move || {
-                let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+                let mut out = out;
                 let mut pending = 0u64;
                 // Flush whenever the queue is empty, so that a reader tailing the file sees
                 // each interval's lines as they come.
                 while let Ok(first) = rx.recv() {
                     let mut next = Some(first);
-                    while let Some(line) = next {
-                        match out
-                            .write_all(line.as_bytes())
-                            .and_then(|()| out.write_all(b"\n"))
-                        {
+                    while let Some(mut line) = next {
+                        line.push('\n');
+                        match out.write_all(line.as_bytes()) {
                             Ok(()) => pending += 1,
                             Err(e) => c.fail(1, &e),
                         }

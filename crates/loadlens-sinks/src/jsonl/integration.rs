@@ -6,6 +6,7 @@ use clap::{Args, Command};
 use loadlens_core::scenario::ScenarioError;
 use loadlens_core::sink::Sink;
 
+use super::config::FileSettings;
 use super::{JsonlSink, Output};
 use crate::integration::{
     ConfigError, Configured, Input, Integration, Section, StartError, StartFuture,
@@ -28,14 +29,6 @@ struct Flags {
         value_name = "FILE"
     )]
     jsonl: Option<String>,
-}
-
-/// The scenario's `jsonl:` section.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileSettings {
-    /// Where the lines go (`-` for stdout).
-    file: Option<String>,
 }
 
 impl Integration for Jsonl {

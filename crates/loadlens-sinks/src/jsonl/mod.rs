@@ -16,6 +16,7 @@
 //! ([`writer`]), and a full queue drops lines and counts them (in the sink's report and in the
 //! `run_end` line). Only the `run_end` line waits for room, bounded by the finish timeout.
 
+mod config;
 mod integration;
 pub mod line;
 pub mod writer;

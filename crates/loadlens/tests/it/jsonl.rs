@@ -275,3 +275,29 @@ fn a_mistake_in_the_jsonl_section_is_located_inside_it() {
         assert!(err.contains("path") && err.contains("file"), "{cmd}: {err}");
     }
 }
+
+#[test]
+fn no_secret_reaches_the_lines() {
+    let rec = Recorder::start();
+    let dir = TempDir::new("jsonl-secret");
+    let url = rec.url.replace("http://", "http://alice:pw-s3cret@");
+    let out = run(&[
+        "run",
+        "--url",
+        &url,
+        "-n",
+        "3",
+        "-c",
+        "1",
+        "--header",
+        "Authorization: Bearer tok-s3cret",
+        "--jsonl",
+        &dir.join("run.jsonl"),
+    ]);
+    assert_exit(&out, 0);
+    let text = std::fs::read_to_string(dir.path("run.jsonl")).unwrap();
+    let lines = assert_valid_lines(&text);
+    assert!(!text.contains("s3cret"), "{text}");
+    let host = lines[0]["config"]["host"].as_str().unwrap();
+    assert!(host.contains("alice:***@"), "{host}");
+}

@@ -73,6 +73,10 @@ pub struct SinkContext {
     pub controls: Controls,
     /// Adds events to the run's timeline (summary, JSON result, HTML report, other sinks).
     pub timeline: TimelineHandle,
+    /// The run's resolved configuration (load, target, thresholds, client settings, the
+    /// integrations on), secrets removed, as the caller described it to
+    /// [`Executor::config`](crate::executor::Executor::config); `null` when it gave none.
+    pub config: serde_json::Value,
 }
 
 /// A cloneable handle that appends events to the run's timeline, stamped with the time since

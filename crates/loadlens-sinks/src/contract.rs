@@ -215,6 +215,7 @@ pub(crate) fn context() -> SinkContext {
         names: vec![("GET".into(), "/contract".into())],
         controls: Controls::new(),
         timeline: TimelineHandle::new(Arc::new(Mutex::new(Vec::new())), Instant::now()),
+        config: serde_json::Value::Null,
     }
 }
 

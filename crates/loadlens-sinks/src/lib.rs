@@ -6,6 +6,7 @@
 //! |---|---|---|---|
 //! | `otlp` | [`otlp`] | `otel:` | a client span per request (connection phases as children) and OTLP metrics, over gRPC or http/protobuf |
 //! | `datadog` | [`datadog`] | `datadog:` | run events, metrics (HTTP API or DogStatsD), monitor guards |
+//! | `jsonl` | [`jsonl`] | `jsonl:` | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
 //!
 //! The feature `all` turns every integration on (the binary uses it). Every folder has the same
 //! few files (`mod.rs`, `config.rs`, `integration.rs`, its encoder and sender, `tests.rs`), and
@@ -31,6 +32,8 @@
 #[cfg(feature = "datadog")]
 pub mod datadog;
 pub mod integration;
+#[cfg(feature = "jsonl")]
+pub mod jsonl;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 
@@ -44,6 +47,8 @@ pub fn registry() -> Vec<&'static dyn Integration> {
         &otlp::Otlp,
         #[cfg(feature = "datadog")]
         &datadog::Datadog,
+        #[cfg(feature = "jsonl")]
+        &jsonl::Jsonl,
     ]
 }
 

@@ -13,6 +13,7 @@ mod live;
 mod loadflags;
 mod report_cmd;
 mod reports;
+mod resolved;
 mod runner;
 mod signals;
 mod web;

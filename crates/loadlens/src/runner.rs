@@ -510,6 +510,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             None => return Ok(Exit::Interrupted),
         }
     }
+    let mut config = crate::resolved::config(&p);
     let names = p.plan.names.pairs().to_vec();
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
@@ -555,6 +556,8 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             Err(e) => tell!("warning: {e}"),
         }
     }
+    config["integrations"] = started.clone().into();
+    let executor = executor.config(config);
     let controls = Controls::new();
     let (executor, follow) = match &web {
         Some(d) => {

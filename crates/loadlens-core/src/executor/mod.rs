@@ -269,6 +269,7 @@ pub struct Executor {
     thresholds: Vec<Threshold>,
     tracing: Option<crate::sample::TraceSettings>,
     run_time_cap: Option<Duration>,
+    config: serde_json::Value,
 }
 
 /// The aggregator's view of one lane.
@@ -311,6 +312,7 @@ impl Executor {
             thresholds: Vec::new(),
             tracing: None,
             run_time_cap: None,
+            config: serde_json::Value::Null,
         }
     }
 
@@ -325,6 +327,13 @@ impl Executor {
     /// Trace every request: W3C `traceparent` and `baggage` on the wire, trace ids in samples.
     pub fn tracing(mut self, settings: crate::sample::TraceSettings) -> Self {
         self.tracing = Some(settings);
+        self
+    }
+
+    /// The run's resolved configuration, secrets removed, handed to sinks in
+    /// [`SinkContext::config`] (a JSON-lines sink writes it in its first line).
+    pub fn config(mut self, config: serde_json::Value) -> Self {
+        self.config = config;
         self
     }
 
@@ -414,6 +423,7 @@ impl Executor {
             names: names.clone(),
             controls: controls.clone(),
             timeline: TimelineHandle::new(timeline.clone(), start),
+            config: self.config.clone(),
         };
         for s in &mut self.sinks {
             s.on_start(&ctx);

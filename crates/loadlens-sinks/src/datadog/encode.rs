@@ -13,6 +13,18 @@
 //! | `PREFIX.users` | gauge | peak active virtual users in the interval, those active at its start included (no request tag; no point for a last interval without users) |
 //! | `PREFIX.response_time` | distribution | response times in ms, from the HDR histograms |
 //!
+//! The generator's own health, gauges of the interval's last snapshot (no request tag; a
+//! figure the platform does not give has no point):
+//!
+//! | metric | unit | value |
+//! |---|---|---|
+//! | `PREFIX.generator.cpu_pct` | percent | CPU time of loadlens, percent of the CPUs it may use |
+//! | `PREFIX.generator.machine_cpu_pct` | percent | CPU busy time of the whole machine |
+//! | `PREFIX.generator.rss_bytes` | byte | resident memory of loadlens |
+//! | `PREFIX.generator.open_connections` | connection | HTTP connections open |
+//! | `PREFIX.generator.net.sent_bytes_per_s`, `PREFIX.generator.net.received_bytes_per_s` | byte | network bytes per second |
+//! | `PREFIX.generator.sched_delay_ms` | millisecond | how late the 1 s aggregation tick fired |
+//!
 //! Latency is a *distribution*, never a percentile gauge, so Datadog computes correct percentiles
 //! across workers and over any time span. Volume is bounded: per request name and interval, up
 //! to [`Config::max_values`](super::Config::max_values) values (1,000 by default) are sent as
@@ -25,7 +37,7 @@
 
 use std::io::Write as _;
 
-use loadlens_core::stats::LatencyHistogram;
+use loadlens_core::stats::{HealthSample, LatencyHistogram};
 use serde_json::{json, Value};
 
 /// One request name's figures for one interval.
@@ -58,13 +70,45 @@ pub struct MetricsBatch {
     pub users: Option<u64>,
     /// Per request name (only names with requests in the interval).
     pub names: Vec<NameMetrics>,
+    /// The generator's health in the interval's last snapshot.
+    pub health: HealthSample,
+}
+
+/// The generator's health gauges: name after the prefix, Datadog unit, value.
+pub fn health_gauges(h: &HealthSample) -> Vec<(&'static str, &'static str, f64)> {
+    [
+        ("generator.cpu_pct", "percent", h.process_cpu_pct),
+        ("generator.machine_cpu_pct", "percent", h.machine_cpu_pct),
+        ("generator.rss_bytes", "byte", h.rss_bytes.map(|b| b as f64)),
+        (
+            "generator.open_connections",
+            "connection",
+            h.open_connections.map(|n| n as f64),
+        ),
+        (
+            "generator.net.sent_bytes_per_s",
+            "byte",
+            h.net_sent_bytes_per_s,
+        ),
+        (
+            "generator.net.received_bytes_per_s",
+            "byte",
+            h.net_received_bytes_per_s,
+        ),
+        ("generator.sched_delay_ms", "millisecond", h.sched_delay_ms),
+    ]
+    .into_iter()
+    .filter_map(|(name, unit, v)| Some((name, unit, v?)))
+    .collect()
 }
 
 impl MetricsBatch {
     /// Metric points in the batch, the unit of delivery counts whatever the transport: the
-    /// users gauge, four counts per request name, and one distribution per name with requests.
+    /// users gauge, the health gauges, four counts per request name, and one distribution per
+    /// name with requests.
     pub fn points(&self) -> u64 {
         u64::from(self.users.is_some())
+            + health_gauges(&self.health).len() as u64
             + self
                 .names
                 .iter()
@@ -132,13 +176,22 @@ fn joined(base: &[String], extra: &[String]) -> Vec<String> {
 
 /// The body of `POST /api/v2/series` (uncompressed) and the number of points in it.
 pub fn series(batch: &MetricsBatch, base_tags: &[String], prefix: &str) -> (Vec<u8>, u64) {
-    let point = |v: u64| json!([{ "timestamp": batch.timestamp, "value": v as f64 }]);
+    let point = |v: f64| json!([{ "timestamp": batch.timestamp, "value": v }]);
     let mut out: Vec<Value> = Vec::new();
     if let Some(users) = batch.users {
         out.push(json!({
             "metric": format!("{prefix}users"),
             "type": 3,
-            "points": point(users),
+            "points": point(users as f64),
+            "tags": base_tags,
+        }));
+    }
+    for (name, unit, v) in health_gauges(&batch.health) {
+        out.push(json!({
+            "metric": format!("{prefix}{name}"),
+            "type": 3,
+            "unit": unit,
+            "points": point(v),
             "tags": base_tags,
         }));
     }
@@ -155,7 +208,7 @@ pub fn series(batch: &MetricsBatch, base_tags: &[String], prefix: &str) -> (Vec<
                 "type": 1,
                 "interval": batch.interval_s,
                 "unit": unit,
-                "points": point(v),
+                "points": point(v as f64),
                 "tags": tags,
             }));
         }
@@ -237,6 +290,13 @@ pub fn statsd(
     };
     if let Some(users) = batch.users {
         lines.push(format!("{prefix}users:{users}|g{}", tagstr(base_tags)));
+    }
+    for (name, _, v) in health_gauges(&batch.health) {
+        lines.push(format!(
+            "{prefix}{name}:{}|g{}",
+            trim_float(v),
+            tagstr(base_tags)
+        ));
     }
     for n in &batch.names {
         let tags = tagstr(&joined(base_tags, &n.tags));
@@ -360,6 +420,7 @@ mod tests {
                 latency: hist(&(1..=2000).collect::<Vec<_>>()),
                 ..NameMetrics::default()
             }],
+            health: HealthSample::default(),
         };
         let (packets, points) = statsd(&batch, &["test_run:x".into()], "ll.", 1000, 1432);
         assert_eq!(points, 6);

@@ -392,6 +392,7 @@ impl Sink for DatadogSink {
         // The gauge reports the interval's peak: the last tick of a run has no users left.
         self.acc.users = self.acc.users.max(s.users);
         self.acc.current_users = s.users;
+        self.acc.health = s.health.clone();
         if s.elapsed < self.next_flush {
             return;
         }
@@ -519,6 +520,8 @@ struct Accumulator {
     users: u64,
     /// Active users in the latest snapshot.
     current_users: u64,
+    /// The generator's health in the latest snapshot.
+    health: loadlens_core::stats::HealthSample,
 }
 
 impl Accumulator {
@@ -602,6 +605,7 @@ impl Accumulator {
             users: Some(std::mem::replace(&mut self.users, self.current_users))
                 .filter(|&u| u > 0 || !last),
             names,
+            health: self.health.clone(),
         }
     }
 }

@@ -670,3 +670,95 @@ async fn events_arrive_while_the_metrics_endpoint_is_rate_limited_or_failing() {
         );
     }
 }
+
+fn health() -> loadlens_core::stats::HealthSample {
+    loadlens_core::stats::HealthSample {
+        process_cpu_pct: Some(42.5),
+        machine_cpu_pct: Some(61.0),
+        rss_bytes: Some(98_765_432),
+        open_connections: Some(17),
+        net_sent_bytes_per_s: Some(1500.5),
+        net_received_bytes_per_s: Some(250_000.0),
+        sched_delay_ms: Some(3.25),
+    }
+}
+
+/// The health gauges: (metric, unit, value) of the snapshot's figures.
+const HEALTH: [(&str, &str, f64); 7] = [
+    ("loadlens.generator.cpu_pct", "percent", 42.5),
+    ("loadlens.generator.machine_cpu_pct", "percent", 61.0),
+    ("loadlens.generator.rss_bytes", "byte", 98_765_432.0),
+    ("loadlens.generator.open_connections", "connection", 17.0),
+    ("loadlens.generator.net.sent_bytes_per_s", "byte", 1500.5),
+    (
+        "loadlens.generator.net.received_bytes_per_s",
+        "byte",
+        250_000.0,
+    ),
+    ("loadlens.generator.sched_delay_ms", "millisecond", 3.25),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generator_health_goes_as_gauges_with_units_and_the_snapshot_values() {
+    let stub = DatadogStub::start();
+    let sink = DatadogSink::connect(config(stub.url())).await.unwrap();
+    let mut sink: Box<dyn loadlens_core::sink::Sink> = Box::new(sink);
+    sink.on_start(&contract::context());
+    let mut agg = loadlens_core::stats::Aggregator::new(
+        loadlens_core::stats::Recorder::new(1),
+        vec![("GET".into(), "/contract".into())],
+    );
+    let mut snap = agg.tick(Duration::from_secs(1), 3);
+    snap.health = health();
+    sink.on_snapshot(&std::sync::Arc::new(snap));
+    let (summary, _) = contract::short_run(
+        Box::new(DatadogSink::unchecked(config(&contract::refused_url()))),
+        4,
+        Controls::new(),
+    )
+    .await;
+    let report = finish(sink, &summary).await;
+    assert_eq!((report.failed, report.dropped), (0, 0), "{report:?}");
+
+    let series: Vec<Value> = stub
+        .accepted("POST", "/api/v2/series")
+        .iter()
+        .flat_map(|r| r.json()["series"].as_array().unwrap().clone())
+        .collect();
+    for (metric, unit, value) in HEALTH {
+        let s = series
+            .iter()
+            .find(|s| s["metric"] == metric)
+            .unwrap_or_else(|| panic!("{metric} in {series:#?}"));
+        assert_eq!(s["type"], 3, "{metric} is a gauge");
+        assert_eq!(s["unit"], unit, "{metric}");
+        assert_eq!(s["points"][0]["value"].as_f64(), Some(value), "{metric}");
+        let tags = s["tags"].as_array().unwrap();
+        assert!(
+            tags.iter().any(|t| t == "test_run:contract-run"),
+            "{tags:?}"
+        );
+        assert!(!tags
+            .iter()
+            .any(|t| t.as_str().unwrap().starts_with("request:")));
+    }
+    check_models(&stub.requests());
+
+    // Over DogStatsD: the same gauges.
+    let batch = encode::MetricsBatch {
+        timestamp: 1,
+        interval_s: 1,
+        health: health(),
+        ..Default::default()
+    };
+    let (packets, points) = encode::statsd(&batch, &["test_run:x".into()], "loadlens.", 10, 1432);
+    assert_eq!(points, 7);
+    let text = String::from_utf8(packets.concat()).unwrap();
+    for (metric, _, value) in HEALTH {
+        let line = format!("{metric}:{value}|g|#test_run:x");
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    // A figure the platform does not give has no point.
+    let none = encode::MetricsBatch::default();
+    assert_eq!(none.points(), 0);
+}

@@ -364,6 +364,8 @@ pub struct Metrics {
     users: Option<(u64, u64)>,
     dropped_iterations: Option<u64>,
     cpu_at_start: Option<(f64, f64)>,
+    /// The generator's health from the snapshots.
+    health: super::health::Health,
 }
 
 /// The generator's CPU seconds (user, system) and resident memory in bytes, from `/proc`.
@@ -413,6 +415,7 @@ impl Metrics {
             users: None,
             dropped_iterations: None,
             cpu_at_start: process_usage().map(|p| p.0),
+            health: Default::default(),
         }
     }
 
@@ -423,6 +426,7 @@ impl Metrics {
     /// Fold in one snapshot's interval.
     pub fn fold(&mut self, snap: &Snapshot) {
         self.users = Some((snap.users, nanos(snap.at)));
+        self.health.fold(snap);
         if snap.dropped_iterations.is_some() {
             self.dropped_iterations = snap.dropped_iterations;
         }
@@ -610,6 +614,16 @@ impl Metrics {
                 ));
             }
         }
+        for (direction, bytes) in self.health.network() {
+            sums.push((
+                "system.network.io",
+                "By",
+                "Network bytes the load generator's machine (its network namespace) sent and received since the run started.",
+                vec![kv("network.io.direction", direction)],
+                bytes,
+                true,
+            ));
+        }
         let mut by_name: BTreeMap<&str, (Metric, Vec<NumberDataPoint>)> = BTreeMap::new();
         for (name, unit, desc, attributes, value, monotonic) in sums {
             let key = format!("{name}|{}", attrs_key(&attributes));
@@ -678,7 +692,8 @@ impl Metrics {
                 users as i64,
             );
         }
-        if let Some((_, Some(rss))) = usage {
+        // The snapshot's figure, else /proc's now.
+        if let Some(rss) = self.health.rss_bytes().or(usage.and_then(|u| u.1)) {
             gauge(
                 "process.memory.usage",
                 "By",
@@ -686,6 +701,7 @@ impl Metrics {
                 rss as i64,
             );
         }
+        out.extend(self.health.gauges(now));
         self.last_export = now;
         out
     }

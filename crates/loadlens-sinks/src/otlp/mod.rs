@@ -49,6 +49,13 @@
 //! | `loadtest.dropped_iterations` | counter, open model only | — |
 //! | `process.cpu.time` (s) | counter | `cpu.mode` = `user`/`system` |
 //! | `process.memory.usage` (By) | gauge | — |
+//! | `process.cpu.utilization`, `system.cpu.utilization` (1) | gauge, 0–1 | — |
+//! | `system.network.io` (By) | counter | `network.io.direction` = `transmit`/`receive` |
+//! | `loadtest.connections.open` ({connection}), `loadtest.scheduling.delay` (s) | gauge | — |
+//!
+//! The utilization gauges, `system.network.io` and the two `loadtest.*` gauges are the
+//! generator's own health per interval (`Snapshot::health`, see `health.rs`), and so is
+//! `process.memory.usage` when the snapshot has it (else it is read from `/proc` at export).
 //!
 //! The histogram comes from the core's interval HDR histograms, which are kept per request
 //! name, not per status: its points therefore carry the method and request name only; the
@@ -84,6 +91,7 @@ pub mod config;
 #[cfg(test)]
 mod delivery_tests;
 mod encode;
+mod health;
 mod integration;
 mod send;
 #[cfg(any(test, feature = "testing"))]

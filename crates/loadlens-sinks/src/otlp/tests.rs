@@ -819,3 +819,102 @@ fn a_failed_dns_lookup_connect_or_handshake_is_an_error_span_with_the_reason() {
         assert!(out[1..].iter().any(|c| c.name == failed), "{out:?}");
     }
 }
+
+#[test]
+fn generator_health_becomes_semconv_metrics_with_units_and_the_snapshot_values() {
+    use loadlens_core::stats::HealthSample;
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value as N;
+    let health = |cpu: f64, sent: f64| HealthSample {
+        process_cpu_pct: Some(cpu),
+        machine_cpu_pct: Some(50.0),
+        rss_bytes: Some(123_456_789),
+        open_connections: Some(12),
+        net_sent_bytes_per_s: Some(sent),
+        net_received_bytes_per_s: Some(4000.0),
+        sched_delay_ms: Some(2.5),
+    };
+    for temporality in [Temporality::Cumulative, Temporality::Delta] {
+        let mut agg = Aggregator::new(Recorder::new(3), names().requests);
+        let mut m = Metrics::new(names(), 10, temporality, SystemTime::now());
+        // Two intervals: 1 s at 1,000 B/s sent, then 2 s at 3,000 B/s.
+        let mut a = agg.tick(Duration::from_secs(1), 2);
+        a.health = health(25.0, 1000.0);
+        let mut b = agg.tick(Duration::from_secs(3), 2);
+        b.health = health(75.0, 3000.0);
+        m.fold(&a);
+        let first = m.export(SystemTime::now());
+        m.fold(&b);
+        let out = m.export(SystemTime::now());
+        let find = |out: &[opentelemetry_proto::tonic::metrics::v1::Metric], n: &str| {
+            out.iter()
+                .find(|x| x.name == n)
+                .unwrap_or_else(|| panic!("{n}"))
+                .clone()
+        };
+        let gauge = |n: &str, unit: &str| {
+            let m = find(&out, n);
+            assert_eq!(m.unit, unit, "{n}");
+            let Some(Data::Gauge(g)) = m.data else {
+                panic!("{n} is not a gauge")
+            };
+            assert_eq!(g.data_points.len(), 1, "{n}");
+            g.data_points[0].value.unwrap()
+        };
+        // The latest snapshot's figures, in the conventions' units.
+        assert_eq!(gauge("process.cpu.utilization", "1"), N::AsDouble(0.75));
+        assert_eq!(gauge("system.cpu.utilization", "1"), N::AsDouble(0.5));
+        assert_eq!(gauge("process.memory.usage", "By"), N::AsInt(123_456_789));
+        assert_eq!(
+            gauge("loadtest.connections.open", "{connection}"),
+            N::AsInt(12)
+        );
+        assert_eq!(gauge("loadtest.scheduling.delay", "s"), N::AsDouble(0.0025));
+        // Bytes: the rates times the intervals; a counter, cumulative or per export.
+        let net = |out: &[opentelemetry_proto::tonic::metrics::v1::Metric]| {
+            let m = find(out, "system.network.io");
+            assert_eq!(m.unit, "By");
+            let Some(Data::Sum(s)) = m.data else { panic!() };
+            assert!(s.is_monotonic);
+            let mut v: Vec<(String, i64)> = s
+                .data_points
+                .iter()
+                .map(|p| {
+                    let dir = p
+                        .attributes
+                        .iter()
+                        .find(|kv| kv.key == "network.io.direction")
+                        .map(|kv| format!("{:?}", kv.value.as_ref().unwrap().value))
+                        .unwrap();
+                    let Some(N::AsInt(n)) = p.value else { panic!() };
+                    (dir, n)
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        let s = |d: &str| format!("{:?}", Some(Value::StringValue(d.into())));
+        assert_eq!(
+            net(&first),
+            vec![(s("receive"), 4000), (s("transmit"), 1000)]
+        );
+        let want = match temporality {
+            Temporality::Cumulative => vec![(s("receive"), 12_000), (s("transmit"), 7000)],
+            Temporality::Delta => vec![(s("receive"), 8000), (s("transmit"), 6000)],
+        };
+        assert_eq!(net(&out), want, "{temporality:?}");
+    }
+    // Figures the platform does not give have no points.
+    let mut agg = Aggregator::new(Recorder::new(3), names().requests);
+    let mut m = Metrics::new(names(), 10, Temporality::Cumulative, SystemTime::now());
+    m.fold(&agg.tick(Duration::from_secs(4), 1));
+    let out = m.export(SystemTime::now());
+    for n in [
+        "process.cpu.utilization",
+        "system.cpu.utilization",
+        "system.network.io",
+        "loadtest.connections.open",
+        "loadtest.scheduling.delay",
+    ] {
+        assert!(out.iter().all(|x| x.name != n), "{n}");
+    }
+}

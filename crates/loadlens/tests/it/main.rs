@@ -10,6 +10,7 @@ mod ends_on_time;
 mod faults;
 mod headers;
 mod integrations;
+mod jsonl;
 mod load_input;
 mod named_scenarios;
 mod otel;

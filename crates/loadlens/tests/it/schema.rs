@@ -1,11 +1,18 @@
-//! A small JSON Schema checker for the subset `schemas/result.schema.json` uses (type, const,
-//! enum, properties, required, additionalProperties, items, $ref, minimum/maximum), so the
-//! committed schema and the written JSON cannot drift apart.
+//! A small JSON Schema checker for the subset `schemas/result.schema.json` and
+//! `schemas/jsonl.schema.json` use (type, const, enum, properties, required,
+//! additionalProperties, items, $ref, minimum/maximum, oneOf), so the committed schemas and the
+//! written JSON cannot drift apart.
 
 use serde_json::Value;
 
 pub fn schema() -> Value {
     let text = include_str!("../../../../schemas/result.schema.json");
+    serde_json::from_str(text).unwrap()
+}
+
+/// The schema of one JSON line (`--jsonl`).
+pub fn jsonl_schema() -> Value {
+    let text = include_str!("../../../../schemas/jsonl.schema.json");
     serde_json::from_str(text).unwrap()
 }
 
@@ -18,6 +25,26 @@ pub fn validate(root: &Value, s: &Value, v: &Value, path: &str, errors: &mut Vec
             .split('/')
             .fold(root, |node, key| &node[key]);
         return validate(root, target, v, path, errors);
+    }
+    if let Some(branches) = s.get("oneOf").and_then(Value::as_array) {
+        let results: Vec<Vec<String>> = branches
+            .iter()
+            .map(|b| {
+                let mut e = Vec::new();
+                validate(root, b, v, path, &mut e);
+                e
+            })
+            .collect();
+        let matched = results.iter().filter(|e| e.is_empty()).count();
+        if matched != 1 {
+            errors.push(format!(
+                "{path}: matches {matched} of the oneOf branches, not 1"
+            ));
+            // The errors of the closest branch say what is wrong.
+            if let Some(closest) = results.into_iter().min_by_key(Vec::len) {
+                errors.extend(closest);
+            }
+        }
     }
     if let Some(c) = s.get("const") {
         if c != v {
@@ -97,6 +124,58 @@ pub fn assert_valid(v: &Value) {
         "result does not match schemas/result.schema.json:\n{}",
         errors.join("\n")
     );
+}
+
+/// Every line of `text` is a JSON object valid against `schemas/jsonl.schema.json`; returns
+/// them parsed.
+#[track_caller]
+pub fn assert_valid_lines(text: &str) -> Vec<Value> {
+    let root = jsonl_schema();
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("line {}: not JSON ({e}): {line}", i + 1));
+        let mut errors = Vec::new();
+        validate(&root, &root, &v, "$", &mut errors);
+        assert!(
+            errors.is_empty(),
+            "line {} does not match schemas/jsonl.schema.json:\n{}\n{line}",
+            i + 1,
+            errors.join("\n")
+        );
+        lines.push(v);
+    }
+    lines
+}
+
+#[test]
+fn the_line_checker_catches_drift() {
+    let root = jsonl_schema();
+    let check = |v: Value| {
+        let mut errors = Vec::new();
+        validate(&root, &root, &v, "$", &mut errors);
+        errors
+    };
+    let ok = serde_json::json!({
+        "ts": "2026-12-03T04:05:06.789Z", "run_id": "r", "tags": {}, "event": "stop_requested",
+        "elapsed_s": 1.5, "message": "interrupted"
+    });
+    assert_eq!(check(ok.clone()), Vec::<String>::new());
+    let mut extra = ok.clone();
+    extra["extra"] = 1.into();
+    assert!(check(extra)
+        .iter()
+        .any(|e| e.contains("$.extra: not in the schema")));
+    let mut unknown = ok.clone();
+    unknown["event"] = "stopped".into();
+    assert!(check(unknown)
+        .iter()
+        .any(|e| e.contains("matches 0 of the oneOf")));
+    let mut missing = ok;
+    missing.as_object_mut().unwrap().remove("run_id");
+    assert!(check(missing)
+        .iter()
+        .any(|e| e.contains("missing required `run_id`")));
 }
 
 #[test]

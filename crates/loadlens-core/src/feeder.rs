@@ -57,6 +57,57 @@ pub enum Row<'a> {
     StopRun,
 }
 
+/// A CSV data file that cannot feed VUs; the message starts with `file:line:`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeederError {
+    /// A quoted field without its closing quote.
+    #[error("{file}:{line}: unterminated quoted field")]
+    Unterminated {
+        /// The file.
+        file: String,
+        /// The line the field starts on.
+        line: usize,
+    },
+    /// No header line.
+    #[error("{file}: empty CSV file: expected a header line with column names")]
+    Empty {
+        /// The file.
+        file: String,
+    },
+    /// A header with an empty column name.
+    #[error("{file}:1: empty column name in the header line")]
+    EmptyColumn {
+        /// The file.
+        file: String,
+    },
+    /// A column name twice in the header.
+    #[error("{file}:1: column `{column}` appears twice in the header line")]
+    DuplicateColumn {
+        /// The file.
+        file: String,
+        /// The column.
+        column: String,
+    },
+    /// A row with another number of fields than the header.
+    #[error("{file}:{line}: expected {expected} fields like the header, found {found}")]
+    Fields {
+        /// The file.
+        file: String,
+        /// The row's line.
+        line: usize,
+        /// Fields in the header.
+        expected: usize,
+        /// Fields in the row.
+        found: usize,
+    },
+    /// A header and nothing else.
+    #[error("{file}: no data rows after the header line")]
+    NoRows {
+        /// The file.
+        file: String,
+    },
+}
+
 impl Feeder {
     /// Parse CSV `text` (first line: column names). `file` names it in errors.
     pub fn parse(
@@ -65,15 +116,17 @@ impl Feeder {
         text: &str,
         mode: Mode,
         on_exhausted: Exhausted,
-    ) -> Result<Feeder, String> {
+    ) -> Result<Feeder, FeederError> {
         // Spreadsheets save "CSV UTF-8" with a byte-order mark: it is not part of the first
         // column's name (which would then never match `{{ users.email }}`).
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let mut records = parse_csv(text).map_err(|(line, why)| format!("{file}:{line}: {why}"))?;
+        let file_name = || file.to_owned();
+        let mut records = parse_csv(text).map_err(|line| FeederError::Unterminated {
+            file: file_name(),
+            line,
+        })?;
         if records.is_empty() {
-            return Err(format!(
-                "{file}: empty CSV file: expected a header line with column names"
-            ));
+            return Err(FeederError::Empty { file: file_name() });
         }
         let columns: Vec<String> = records
             .remove(0)
@@ -81,26 +134,27 @@ impl Feeder {
             .map(|c| c.trim().to_owned())
             .collect();
         if columns.iter().any(String::is_empty) {
-            return Err(format!("{file}:1: empty column name in the header line"));
+            return Err(FeederError::EmptyColumn { file: file_name() });
         }
         let mut seen = std::collections::HashSet::new();
         if let Some(dup) = columns.iter().find(|c| !seen.insert(c.as_str())) {
-            return Err(format!(
-                "{file}:1: column `{dup}` appears twice in the header line"
-            ));
+            return Err(FeederError::DuplicateColumn {
+                file: file_name(),
+                column: dup.clone(),
+            });
         }
         for (i, r) in records.iter().enumerate() {
             if r.len() != columns.len() {
-                return Err(format!(
-                    "{file}:{}: expected {} fields like the header, found {}",
-                    i + 2,
-                    columns.len(),
-                    r.len()
-                ));
+                return Err(FeederError::Fields {
+                    file: file_name(),
+                    line: i + 2,
+                    expected: columns.len(),
+                    found: r.len(),
+                });
             }
         }
         if records.is_empty() {
-            return Err(format!("{file}: no data rows after the header line"));
+            return Err(FeederError::NoRows { file: file_name() });
         }
         Ok(Feeder {
             name: name.to_owned(),
@@ -140,7 +194,8 @@ impl Feeder {
 }
 
 /// RFC 4180 CSV: quoted fields with `""` escapes and embedded newlines. Blank lines are skipped.
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
+/// The records of `text`, or the line of a quoted field that never closes.
+fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, usize> {
     let mut out = Vec::new();
     let mut record: Vec<String> = Vec::new();
     let mut field = String::new();
@@ -189,7 +244,7 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, (usize, String)> {
         }
     }
     if in_quotes {
-        return Err((line, "unterminated quoted field".into()));
+        return Err(line);
     }
     if field_started || !field.is_empty() || !record.is_empty() {
         record.push(field);
@@ -259,7 +314,7 @@ mod tests {
             Exhausted::Recycle,
         );
         assert_eq!(
-            e.unwrap_err(),
+            e.unwrap_err().to_string(),
             "u.csv:1: column `a` appears twice in the header line"
         );
     }
@@ -273,21 +328,25 @@ mod tests {
             Mode::Random,
             Exhausted::Recycle,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, "u.csv:3: expected 2 fields like the header, found 1");
         assert!(
             Feeder::parse("u", "u.csv", "", Mode::Random, Exhausted::Recycle)
                 .unwrap_err()
+                .to_string()
                 .contains("empty CSV")
         );
         assert!(
             Feeder::parse("u", "u.csv", "a\n", Mode::Random, Exhausted::Recycle)
                 .unwrap_err()
+                .to_string()
                 .contains("no data rows")
         );
         assert!(
             Feeder::parse("u", "u.csv", "a\n\"x\n", Mode::Random, Exhausted::Recycle)
                 .unwrap_err()
+                .to_string()
                 .contains("unterminated")
         );
     }

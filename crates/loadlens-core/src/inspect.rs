@@ -11,6 +11,117 @@ use crate::client::Response;
 use crate::jsonpath::{to_text, JsonPath};
 use crate::template::Slot;
 
+/// Why a check failed: what was expected and what came. Values from the response are cut to
+/// 60 characters so that one failure cannot flood the error catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckFailure {
+    /// A status outside every accepted range.
+    #[error("status: expected {}, got {got}", ranges(.expected))]
+    Status {
+        /// The accepted inclusive ranges.
+        expected: Vec<(u16, u16)>,
+        /// The status that came.
+        got: u16,
+    },
+    /// The body lacks the text.
+    #[error("body: expected to contain `{}`", short(.text))]
+    BodyContains {
+        /// The text looked for.
+        text: String,
+    },
+    /// The body does not match the pattern.
+    #[error("body: expected to match /{pattern}/")]
+    BodyMatches {
+        /// The regular expression.
+        pattern: String,
+    },
+    /// A JSONPath check on a body that is not JSON.
+    #[error("{path}: the body is not JSON")]
+    NotJson {
+        /// The JSONPath.
+        path: String,
+    },
+    /// `exists: true` and the value is missing.
+    #[error("{what}: expected to exist, missing")]
+    Absent {
+        /// The JSONPath or `header NAME`.
+        what: String,
+    },
+    /// `exists: false` and the value is there.
+    #[error("{what}: expected to be absent, got {got}")]
+    Present {
+        /// The JSONPath or `header NAME`.
+        what: String,
+        /// The value found (cut).
+        got: String,
+    },
+    /// A comparison with a value that is missing.
+    #[error("{what}: missing")]
+    Missing {
+        /// The JSONPath or `header NAME`.
+        what: String,
+    },
+    /// `equals:` with another value.
+    #[error("{what}: expected {expected}, got {got}")]
+    NotEqual {
+        /// The JSONPath or `header NAME`.
+        what: String,
+        /// The expected value as JSON (cut).
+        expected: String,
+        /// The value found as JSON (cut).
+        got: String,
+    },
+    /// `matches:` with a value that does not match.
+    #[error("{what}: expected to match /{pattern}/, got {got}")]
+    NoMatch {
+        /// The JSONPath or `header NAME`.
+        what: String,
+        /// The regular expression.
+        pattern: String,
+        /// The value found (cut).
+        got: String,
+    },
+    /// `max_duration:` exceeded.
+    #[error("duration: expected at most {} ms, took more", .max.as_millis())]
+    TooSlow {
+        /// The limit.
+        max: Duration,
+    },
+}
+
+/// `200 or 201-204`, as a failed status check lists what it accepts.
+fn ranges(r: &[(u16, u16)]) -> String {
+    let want: Vec<String> = r
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    want.join(" or ")
+}
+
+/// A capture that found nothing and has no default.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("capture `{name}`: {from} not found in the response")]
+pub struct NotCaptured {
+    /// The variable it would have set.
+    pub name: String,
+    /// Where it looked: a JSONPath, `header NAME`, `/regex/`, `cookie NAME` or `status`.
+    pub from: String,
+}
+
+/// A status spec that is neither a code, a class nor a range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid status `{spec}`: expected a code (200), a class (2xx) or a range (200-299)")]
+pub struct BadStatus {
+    /// The spec as written, trimmed.
+    pub spec: String,
+}
+
 /// How a value is compared.
 #[derive(Debug, Clone)]
 pub enum Predicate {
@@ -91,15 +202,16 @@ fn short(s: &str) -> String {
 }
 
 impl Predicate {
-    fn test(&self, what: &str, value: Option<&Value>) -> Result<(), String> {
+    fn test(&self, what: &str, value: Option<&Value>) -> Result<(), CheckFailure> {
+        let what = || what.to_owned();
         match (self, value) {
             (Predicate::Exists(true), Some(_)) | (Predicate::Exists(false), None) => Ok(()),
-            (Predicate::Exists(true), None) => Err(format!("{what}: expected to exist, missing")),
-            (Predicate::Exists(false), Some(v)) => Err(format!(
-                "{what}: expected to be absent, got {}",
-                short(&v.to_string())
-            )),
-            (_, None) => Err(format!("{what}: missing")),
+            (Predicate::Exists(true), None) => Err(CheckFailure::Absent { what: what() }),
+            (Predicate::Exists(false), Some(v)) => Err(CheckFailure::Present {
+                what: what(),
+                got: short(&v.to_string()),
+            }),
+            (_, None) => Err(CheckFailure::Missing { what: what() }),
             (Predicate::Equals(want), Some(got)) => {
                 let ok = got == want
                     || match (want, got) {
@@ -110,11 +222,11 @@ impl Predicate {
                 if ok {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{what}: expected {}, got {}",
-                        short(&want.to_string()),
-                        short(&got.to_string())
-                    ))
+                    Err(CheckFailure::NotEqual {
+                        what: what(),
+                        expected: short(&want.to_string()),
+                        got: short(&got.to_string()),
+                    })
                 }
             }
             (Predicate::Matches(re), Some(got)) => {
@@ -122,11 +234,11 @@ impl Predicate {
                 if re.is_match(&text) {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{what}: expected to match /{}/, got {}",
-                        re.as_str(),
-                        short(&text)
-                    ))
+                    Err(CheckFailure::NoMatch {
+                        what: what(),
+                        pattern: re.as_str().to_owned(),
+                        got: short(&text),
+                    })
                 }
             }
         }
@@ -143,46 +255,45 @@ impl Check {
     }
 
     /// Evaluate; `Err` carries a readable reason (what was expected, what came).
-    pub fn eval(&self, resp: &Response, json: &mut LazyJson, took: Duration) -> Result<(), String> {
+    pub fn eval(
+        &self,
+        resp: &Response,
+        json: &mut LazyJson,
+        took: Duration,
+    ) -> Result<(), CheckFailure> {
         match self {
             Check::Status(ranges) => {
                 let code = resp.status.as_u16();
                 if ranges.iter().any(|(a, b)| (*a..=*b).contains(&code)) {
                     Ok(())
                 } else {
-                    let want: Vec<String> = ranges
-                        .iter()
-                        .map(|(a, b)| {
-                            if a == b {
-                                a.to_string()
-                            } else {
-                                format!("{a}-{b}")
-                            }
-                        })
-                        .collect();
-                    Err(format!(
-                        "status: expected {}, got {code}",
-                        want.join(" or ")
-                    ))
+                    Err(CheckFailure::Status {
+                        expected: ranges.clone(),
+                        got: code,
+                    })
                 }
             }
             Check::BodyContains(s) => {
                 if memfind(&resp.body, s.as_bytes()) {
                     Ok(())
                 } else {
-                    Err(format!("body: expected to contain `{}`", short(s)))
+                    Err(CheckFailure::BodyContains { text: s.clone() })
                 }
             }
             Check::BodyMatches(re) => {
                 if re.is_match(&String::from_utf8_lossy(&resp.body)) {
                     Ok(())
                 } else {
-                    Err(format!("body: expected to match /{}/", re.as_str()))
+                    Err(CheckFailure::BodyMatches {
+                        pattern: re.as_str().to_owned(),
+                    })
                 }
             }
             Check::Json(path, pred) => {
                 let Some(doc) = json.get(&resp.body) else {
-                    return Err(format!("{}: the body is not JSON", path.as_str()));
+                    return Err(CheckFailure::NotJson {
+                        path: path.as_str().to_owned(),
+                    });
                 };
                 pred.test(path.as_str(), path.find(doc))
             }
@@ -197,10 +308,7 @@ impl Check {
                 if took <= *max {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "duration: expected at most {} ms, took more",
-                        max.as_millis()
-                    ))
+                    Err(CheckFailure::TooSlow { max: *max })
                 }
             }
         }
@@ -219,7 +327,7 @@ impl Capture {
         resp: &Response,
         json: &mut LazyJson,
         cookies: &crate::client::CookieJar,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotCaptured> {
         let found = match &self.source {
             Source::Json(path) => json.get(&resp.body).and_then(|d| path.find(d)).map(to_text),
             Source::Header(h) => resp
@@ -243,7 +351,10 @@ impl Capture {
                 Source::Cookie(c) => format!("cookie {c}"),
                 Source::Status => "status".into(),
             };
-            format!("capture `{}`: {from} not found in the response", self.name)
+            NotCaptured {
+                name: self.name.clone(),
+                from,
+            }
         })
     }
 }
@@ -253,11 +364,9 @@ fn memfind(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Parse a status spec item: `200`, `"2xx"`, `"200-299"`.
-pub fn status_range(s: &str) -> Result<(u16, u16), String> {
+pub fn status_range(s: &str) -> Result<(u16, u16), BadStatus> {
     let s = s.trim();
-    let bad = || {
-        format!("invalid status `{s}`: expected a code (200), a class (2xx) or a range (200-299)")
-    };
+    let bad = || BadStatus { spec: s.to_owned() };
     if let Some(class) = s.strip_suffix("xx").or_else(|| s.strip_suffix("XX")) {
         let d: u16 = class.parse().map_err(|_| bad())?;
         if !(1..=5).contains(&d) {
@@ -311,7 +420,7 @@ mod tests {
         let e = Check::Status(vec![(200, 200), (201, 201)])
             .eval(&r, &mut j, t)
             .unwrap_err();
-        assert_eq!(e, "status: expected 200 or 201, got 503");
+        assert_eq!(e.to_string(), "status: expected 200 or 201, got 503");
         assert!(Check::Status(vec![status_range("5xx").unwrap()])
             .eval(&r, &mut j, t)
             .is_ok());
@@ -336,10 +445,14 @@ mod tests {
         )
         .eval(&r, &mut j, t)
         .unwrap_err();
-        assert_eq!(e, r#"$.token_type: expected "Basic", got "Bearer""#);
+        assert_eq!(
+            e.to_string(),
+            r#"$.token_type: expected "Basic", got "Bearer""#
+        );
         assert!(Check::Json(jp("$.missing"), Predicate::Exists(true))
             .eval(&r, &mut j, t)
             .unwrap_err()
+            .to_string()
             .contains("missing"));
         let h = HeaderName::from_static("content-type");
         assert!(
@@ -353,6 +466,7 @@ mod tests {
         assert!(Check::Json(jp("$.a"), Predicate::Exists(true))
             .eval(&resp(200, "not json"), &mut LazyJson::default(), t)
             .unwrap_err()
+            .to_string()
             .contains("not JSON"));
     }
 
@@ -405,7 +519,10 @@ mod tests {
         let e = cap(Source::Cookie("session".into()), None)
             .eval(&r, &mut j, &cookies)
             .unwrap_err();
-        assert_eq!(e, "capture `v`: cookie session not found in the response");
+        assert_eq!(
+            e.to_string(),
+            "capture `v`: cookie session not found in the response"
+        );
     }
 
     #[test]

@@ -12,6 +12,47 @@ enum Seg {
     Descend(String),
 }
 
+/// A JSONPath that does not compile; each variant carries the path as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonPathError {
+    /// The path does not start with `$`.
+    #[error("invalid JSONPath `{path}`: must start with `$` (e.g. `$.items[0].id`)")]
+    NoRoot {
+        /// The path as written.
+        path: String,
+    },
+    /// `..` with no name after it.
+    #[error("invalid JSONPath `{path}`: `..` must be followed by a name (e.g. `$.items[0].id`)")]
+    EmptyDescend {
+        /// The path as written.
+        path: String,
+    },
+    /// `.` with no name after it.
+    #[error("invalid JSONPath `{path}`: empty name after `.` (e.g. `$.items[0].id`)")]
+    EmptyName {
+        /// The path as written.
+        path: String,
+    },
+    /// `[` without its `]`.
+    #[error("invalid JSONPath `{path}`: missing `]` (e.g. `$.items[0].id`)")]
+    Unclosed {
+        /// The path as written.
+        path: String,
+    },
+    /// Brackets holding something other than an index, `*` or a quoted name.
+    #[error("invalid JSONPath `{path}`: expected an index, `*` or a quoted name in `[]` (e.g. `$.items[0].id`)")]
+    BadIndex {
+        /// The path as written.
+        path: String,
+    },
+    /// A character where `.`, `..` or `[` must come.
+    #[error("invalid JSONPath `{path}`: expected `.`, `..` or `[` (e.g. `$.items[0].id`)")]
+    Unexpected {
+        /// The path as written.
+        path: String,
+    },
+}
+
 /// A compiled path.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonPath {
@@ -21,31 +62,33 @@ pub struct JsonPath {
 
 impl JsonPath {
     /// Compile `text` (must start with `$`).
-    pub fn compile(text: &str) -> Result<JsonPath, String> {
-        let bad = |why: &str| format!("invalid JSONPath `{text}`: {why} (e.g. `$.items[0].id`)");
+    pub fn compile(text: &str) -> Result<JsonPath, JsonPathError> {
+        let path = || text.to_owned();
         let mut rest = text
             .trim()
             .strip_prefix('$')
-            .ok_or_else(|| bad("must start with `$`"))?;
+            .ok_or_else(|| JsonPathError::NoRoot { path: path() })?;
         let mut segs = Vec::new();
         while !rest.is_empty() {
             if let Some(r) = rest.strip_prefix("..") {
                 let end = r.find(['.', '[']).unwrap_or(r.len());
                 if end == 0 {
-                    return Err(bad("`..` must be followed by a name"));
+                    return Err(JsonPathError::EmptyDescend { path: path() });
                 }
                 segs.push(Seg::Descend(r[..end].to_owned()));
                 rest = &r[end..];
             } else if let Some(r) = rest.strip_prefix('.') {
                 let end = r.find(['.', '[']).unwrap_or(r.len());
                 match &r[..end] {
-                    "" => return Err(bad("empty name after `.`")),
+                    "" => return Err(JsonPathError::EmptyName { path: path() }),
                     "*" => segs.push(Seg::Wildcard),
                     name => segs.push(Seg::Key(name.to_owned())),
                 }
                 rest = &r[end..];
             } else if let Some(r) = rest.strip_prefix('[') {
-                let end = r.find(']').ok_or_else(|| bad("missing `]`"))?;
+                let end = r
+                    .find(']')
+                    .ok_or_else(|| JsonPathError::Unclosed { path: path() })?;
                 let inner = r[..end].trim();
                 if inner == "*" {
                     segs.push(Seg::Wildcard);
@@ -58,12 +101,12 @@ impl JsonPath {
                 } else {
                     let i = inner
                         .parse::<i64>()
-                        .map_err(|_| bad("expected an index, `*` or a quoted name in `[]`"))?;
+                        .map_err(|_| JsonPathError::BadIndex { path: path() })?;
                     segs.push(Seg::Index(i));
                 }
                 rest = &r[end + 1..];
             } else {
-                return Err(bad("expected `.`, `..` or `[`"));
+                return Err(JsonPathError::Unexpected { path: path() });
             }
         }
         Ok(JsonPath {
@@ -146,12 +189,15 @@ mod tests {
     fn bad_paths() {
         assert!(JsonPath::compile("access_token")
             .unwrap_err()
+            .to_string()
             .contains("must start with `$`"));
         assert!(JsonPath::compile("$.a[")
             .unwrap_err()
+            .to_string()
             .contains("missing `]`"));
         assert!(JsonPath::compile("$.a[x]")
             .unwrap_err()
+            .to_string()
             .contains("expected an index"));
     }
 }

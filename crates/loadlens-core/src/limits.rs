@@ -32,42 +32,90 @@ pub fn available_memory() -> Option<u64> {
     Some(kib.saturating_mul(1024))
 }
 
+/// A load above what one process can hold; the message says which setting and what fits.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LimitError {
+    /// More users or VUs than [`MAX_USERS`].
+    #[error("{what} is {users}, above the limit of {MAX_USERS} users per process: split the load over several loadlens processes")]
+    TooManyUsers {
+        /// The setting, as the user knows it (`users (-u/-c)`).
+        what: String,
+        /// The number asked for.
+        users: u64,
+    },
+    /// More users or VUs than half of the available memory holds at [`VU_MEMORY`] each.
+    #[error(
+        "{what} is {users}: at {} KiB each they need {} MiB, more than half of the {} MiB of memory available; this machine can hold about {fits}",
+        VU_MEMORY / 1024,
+        .need / (1024 * 1024),
+        .available / (1024 * 1024)
+    )]
+    Memory {
+        /// The setting, as the user knows it.
+        what: String,
+        /// The number asked for.
+        users: u64,
+        /// Bytes they need.
+        need: u64,
+        /// Bytes of memory available.
+        available: u64,
+        /// How many fit.
+        fits: u64,
+    },
+    /// An arrival rate above [`MAX_ARRIVAL_RATE`].
+    #[error("{what} is {rate}/s, above the limit of {MAX_ARRIVAL_RATE}/s per process: split the load over several loadlens processes")]
+    Rate {
+        /// The setting, as the user knows it.
+        what: String,
+        /// Arrivals per second asked for.
+        rate: f64,
+    },
+    /// A stage target (closed model) above [`MAX_USERS`].
+    #[error("a stage's target is {peak} users, above the limit of {MAX_USERS} users per process")]
+    StageTarget {
+        /// The highest stage target.
+        peak: f64,
+    },
+}
+
 /// Check `users` users (or VUs) against [`MAX_USERS`] and, when `available` memory is known,
 /// against half of it at [`VU_MEMORY`] each. `what` names the setting in the error
 /// (`-c/--users`, `max_vus`).
-pub fn check_users(what: &str, users: u64, available: Option<u64>) -> Result<(), String> {
+pub fn check_users(what: &str, users: u64, available: Option<u64>) -> Result<(), LimitError> {
     if users > MAX_USERS {
-        return Err(format!(
-            "{what} is {users}, above the limit of {MAX_USERS} users per process: split the load over several loadlens processes"
-        ));
+        return Err(LimitError::TooManyUsers {
+            what: what.to_owned(),
+            users,
+        });
     }
     if let Some(avail) = available {
         let need = users.saturating_mul(VU_MEMORY);
         if need > avail / 2 {
-            let fits = avail / 2 / VU_MEMORY;
-            return Err(format!(
-                "{what} is {users}: at {} KiB each they need {} MiB, more than half of the {} MiB of memory available; this machine can hold about {fits}",
-                VU_MEMORY / 1024,
-                need / (1024 * 1024),
-                avail / (1024 * 1024)
-            ));
+            return Err(LimitError::Memory {
+                what: what.to_owned(),
+                users,
+                need,
+                available: avail,
+                fits: avail / 2 / VU_MEMORY,
+            });
         }
     }
     Ok(())
 }
 
 /// Check an arrival rate (per second) against [`MAX_ARRIVAL_RATE`].
-pub fn check_rate(what: &str, rate: f64) -> Result<(), String> {
+pub fn check_rate(what: &str, rate: f64) -> Result<(), LimitError> {
     if rate > MAX_ARRIVAL_RATE {
-        return Err(format!(
-            "{what} is {rate}/s, above the limit of {MAX_ARRIVAL_RATE}/s per process: split the load over several loadlens processes"
-        ));
+        return Err(LimitError::Rate {
+            what: what.to_owned(),
+            rate,
+        });
     }
     Ok(())
 }
 
 /// Check a whole load: the most users or VUs it can run, and every arrival rate it asks for.
-pub fn check_load(load: &LoadSettings, available: Option<u64>) -> Result<(), String> {
+pub fn check_load(load: &LoadSettings, available: Option<u64>) -> Result<(), LimitError> {
     match &load.arrival {
         Some(a) => {
             check_rate("the arrival rate", a.rate_per_s)?;
@@ -81,9 +129,7 @@ pub fn check_load(load: &LoadSettings, available: Option<u64>) -> Result<(), Str
             let peak = load.stages.iter().map(|s| s.target).fold(0.0, f64::max);
             // Stage targets are floats; anything above the cap is rejected before the cast.
             if peak > MAX_USERS as f64 {
-                return Err(format!(
-                    "a stage's target is {peak} users, above the limit of {MAX_USERS} users per process"
-                ));
+                return Err(LimitError::StageTarget { peak });
             }
             check_users("a stage's target", peak as u64, available)
         }
@@ -102,12 +148,17 @@ mod tests {
     fn users_fit_in_half_the_available_memory_and_under_the_cap() {
         assert!(check_users("-c", 10_000, Some(4 * GIB)).is_ok());
         let e = check_users("-c", 100_000, Some(4 * GIB)).unwrap_err();
+        assert!(matches!(e, LimitError::Memory { fits: 32768, .. }));
+        let e = e.to_string();
+        assert_eq!(e, "-c is 100000: at 64 KiB each they need 6250 MiB, more than half of the 4096 MiB of memory available; this machine can hold about 32768");
         assert!(e.contains("can hold about 32768"), "{e}");
         assert!(check_users("-c", 10_000_000, None)
             .unwrap_err()
+            .to_string()
             .contains("limit of 1000000"));
         assert!(check_users("-c", u64::MAX, Some(u64::MAX))
             .unwrap_err()
+            .to_string()
             .contains("18446744073709551615"));
     }
 
@@ -123,6 +174,7 @@ mod tests {
         };
         assert!(check_load(&open, None)
             .unwrap_err()
+            .to_string()
             .contains("1000000000000/s"));
         let staged = LoadSettings {
             users: 1,
@@ -132,7 +184,10 @@ mod tests {
             }],
             ..LoadSettings::default()
         };
-        assert!(check_load(&staged, None).unwrap_err().contains("stage"));
+        assert!(check_load(&staged, None)
+            .unwrap_err()
+            .to_string()
+            .contains("stage"));
         assert!(check_load(&LoadSettings::closed(50), Some(GIB)).is_ok());
     }
 }

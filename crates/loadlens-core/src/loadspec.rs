@@ -51,7 +51,7 @@ fn target_of(v: &serde_yaml::Value) -> Result<f64, String> {
         serde_yaml::Value::Number(n) => {
             n.as_f64().ok_or_else(|| format!("invalid target `{n}`"))?
         }
-        serde_yaml::Value::String(s) => parse_rate(s)?,
+        serde_yaml::Value::String(s) => parse_rate(s).map_err(|e| e.to_string())?,
         other => {
             return Err(format!(
                 "expected a number or a rate such as `500/s`, got {other:?}"
@@ -177,12 +177,34 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
 
 impl ThresholdSpec {
     /// Parse the rule and apply the entry's options.
-    pub fn parse(&self) -> Result<Threshold, String> {
+    pub fn parse(&self) -> Result<Threshold, thresholds::ParseError> {
         let mut t = thresholds::parse(&self.threshold)?;
         t.abort_on_fail |= self.abort_on_fail || self.delay.is_some();
         t.delay = t.delay.or(self.delay);
         Ok(t)
     }
+}
+
+/// A `load:` or `scenarios:` entry whose settings do not work together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// A `start_time` that is not a duration.
+    #[error("start_time: {0}")]
+    StartTime(String),
+    /// Open-model settings without an arrival rate or stages.
+    #[error("`pre_allocated_vus`/`max_vus` belong to the open model: add `arrival_rate`")]
+    OpenModelOnly,
+    /// `max_vus: 0`.
+    #[error("max_vus must be at least 1")]
+    NoVus,
+    /// More pre-allocated VUs than the most allowed.
+    #[error("pre_allocated_vus ({pre}) is above max_vus ({max}): raise max_vus or lower pre_allocated_vus")]
+    PreAboveMax {
+        /// `pre_allocated_vus`.
+        pre: u64,
+        /// `max_vus`.
+        max: u64,
+    },
 }
 
 /// One entry of `scenarios:`.
@@ -202,24 +224,20 @@ pub struct ScenarioSpec {
 
 impl ScenarioSpec {
     /// The start offset.
-    pub fn start(&self) -> Result<Duration, String> {
+    pub fn start(&self) -> Result<Duration, LoadError> {
         self.start_time
             .as_ref()
             .map_or(Ok(Duration::ZERO), duration_of)
-            .map_err(|e| format!("start_time: {e}"))
+            .map_err(LoadError::StartTime)
     }
 }
 
 /// Load settings from the file's `load:` (CLI flags are applied on top by the caller).
-pub fn settings(load: &Load) -> Result<LoadSettings, String> {
+pub fn settings(load: &Load) -> Result<LoadSettings, LoadError> {
     let stages = load.stages.clone().unwrap_or_default().0;
     let arrival = match (load.arrival_rate, load.pre_allocated_vus, load.max_vus) {
         (None, None, None) => None,
-        (None, _, _) if stages.is_empty() => {
-            return Err(
-                "`pre_allocated_vus`/`max_vus` belong to the open model: add `arrival_rate`".into(),
-            )
-        }
+        (None, _, _) if stages.is_empty() => return Err(LoadError::OpenModelOnly),
         (rate, pre, max) => Some(arrival(rate.map_or(0.0, |r| r.0), pre, max)?),
     };
     Ok(LoadSettings {
@@ -235,7 +253,11 @@ pub fn settings(load: &Load) -> Result<LoadSettings, String> {
 
 /// Open-model settings with defaults: pre-allocated VUs default to the start rate × 100 ms
 /// (at least 1, at most `max`), max VUs to ten times the pre-allocated ones.
-pub fn arrival(rate: f64, pre: Option<u64>, max: Option<u64>) -> Result<ArrivalSettings, String> {
+pub fn arrival(
+    rate: f64,
+    pre: Option<u64>,
+    max: Option<u64>,
+) -> Result<ArrivalSettings, LoadError> {
     let pre = pre.unwrap_or_else(|| {
         // The default never exceeds an explicit max.
         let d = ((rate / 10.0).ceil() as u64).max(1);
@@ -243,12 +265,10 @@ pub fn arrival(rate: f64, pre: Option<u64>, max: Option<u64>) -> Result<ArrivalS
     });
     let max = max.unwrap_or_else(|| pre.max(1) * 10);
     if max == 0 {
-        return Err("max_vus must be at least 1".into());
+        return Err(LoadError::NoVus);
     }
     if pre > max {
-        return Err(format!(
-            "pre_allocated_vus ({pre}) is above max_vus ({max}): raise max_vus or lower pre_allocated_vus"
-        ));
+        return Err(LoadError::PreAboveMax { pre, max });
     }
     Ok(ArrivalSettings {
         rate_per_s: rate,
@@ -268,7 +288,9 @@ pub fn validate(s: &Scenario) -> Result<(), (String, String)> {
         .map(String::as_str)
         .collect();
     for t in &s.thresholds {
-        let parsed = t.parse().map_err(|e| (t.threshold.clone(), e))?;
+        let parsed = t
+            .parse()
+            .map_err(|e| (t.threshold.clone(), e.to_string()))?;
         if let thresholds::Scope::Tag(tag) = &parsed.scope {
             if !tags.contains(tag.as_str()) {
                 return Err((
@@ -341,7 +363,7 @@ fn check_load(load: &Load, scenario: &str) -> Result<(), (String, String)> {
         };
         (key.to_owned(), message)
     };
-    let l = settings(load).map_err(|e| at("load", e))?;
+    let l = settings(load).map_err(|e| at("load", e.to_string()))?;
     let staged = !l.stages.is_empty();
     if load.users == Some(0) && !staged && l.arrival.is_none() {
         return Err(at(
@@ -371,6 +393,7 @@ fn check_load(load: &Load, scenario: &str) -> Result<(), (String, String)> {
         ));
     }
     crate::limits::check_load(&l, None).map_err(|e| {
+        let e = e.to_string();
         let key = match &l.arrival {
             Some(_) if e.contains("max_vus") => "max_vus",
             Some(_) if e.contains("stage") => "stages",

@@ -686,7 +686,7 @@ impl Compiler<'_> {
         let src = &self.scenario.source;
         let err = |node: &NodePath, m: String| src.error_at(node, m);
         let tpl = |text: &str, node: &NodePath, scope: &mut Scope<'_>| {
-            Template::compile(text, scope).map_err(|m| err(node, m))
+            Template::compile(text, scope).map_err(|m| err(node, m.to_string()))
         };
         let path_at = at.key("path");
 
@@ -771,7 +771,7 @@ impl Compiler<'_> {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| {
                 src.error_at_key(&header_at(), format!("invalid header name `{k}`"))
             })?;
-            let t = Template::compile(v, scope).map_err(|m| err(&header_at(), m))?;
+            let t = Template::compile(v, scope).map_err(|m| err(&header_at(), m.to_string()))?;
             match t.static_text() {
                 Some(text) => {
                     let value = HeaderValue::from_str(&text)
@@ -889,7 +889,7 @@ fn json_template(v: &serde_json::Value, scope: &mut Scope<'_>) -> Result<Templat
     let mut t = Template::default();
     match v {
         Value::String(s) if s.contains("{{") => {
-            let inner = Template::compile(s, scope)?;
+            let inner = Template::compile(s, scope).map_err(|e| e.to_string())?;
             let whole = s.trim().starts_with("{{")
                 && s.trim().ends_with("}}")
                 && s.matches("{{").count() == 1;
@@ -967,8 +967,10 @@ fn compile_check(c: &CheckSpec) -> Result<Check, String> {
     Ok(if let Some(s) = &c.status {
         use serde_json::Value;
         let one = |v: &Value| match v {
-            Value::Number(n) => crate::inspect::status_range(&n.to_string()),
-            Value::String(s) => crate::inspect::status_range(s),
+            Value::Number(n) => {
+                crate::inspect::status_range(&n.to_string()).map_err(|e| e.to_string())
+            }
+            Value::String(s) => crate::inspect::status_range(s).map_err(|e| e.to_string()),
             other => Err(format!("invalid status `{other}`")),
         };
         let ranges = match s {
@@ -981,7 +983,10 @@ fn compile_check(c: &CheckSpec) -> Result<Check, String> {
     } else if let Some(re) = &c.body_matches {
         Check::BodyMatches(compile_regex(re)?)
     } else if let Some(p) = &c.json {
-        Check::Json(JsonPath::compile(p)?, predicate(p)?)
+        Check::Json(
+            JsonPath::compile(p).map_err(|e| e.to_string())?,
+            predicate(p)?,
+        )
     } else if let Some(h) = &c.header {
         let name = HeaderName::from_bytes(h.as_bytes())
             .map_err(|_| format!("invalid header name `{h}`"))?;
@@ -1010,7 +1015,7 @@ fn compile_capture(c: &CaptureSpec, scope: &mut Scope<'_>) -> Result<Capture, St
         ));
     }
     let source = if let Some(p) = &c.json {
-        Source::Json(JsonPath::compile(p)?)
+        Source::Json(JsonPath::compile(p).map_err(|e| e.to_string())?)
     } else if let Some(h) = &c.header {
         Source::Header(
             HeaderName::from_bytes(h.as_bytes())

@@ -10,6 +10,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
+mod error;
+pub use error::{CompileError, RenderError, UnsetEnv};
+
 /// Where a variable lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Slot {
@@ -118,7 +121,7 @@ impl Template {
     }
 
     /// Compile `text`; errors name the expression and what was expected.
-    pub fn compile(text: &str, names: &mut dyn Names) -> Result<Template, String> {
+    pub fn compile(text: &str, names: &mut dyn Names) -> Result<Template, CompileError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find("{{") {
@@ -126,9 +129,9 @@ impl Template {
                 parts.push(Part::Lit(rest[..open].to_owned()));
             }
             let after = &rest[open + 2..];
-            let close = after
-                .find("}}")
-                .ok_or_else(|| format!("unclosed `{{{{` in `{text}`: expected `}}}}`"))?;
+            let close = after.find("}}").ok_or_else(|| CompileError::Unclosed {
+                text: text.to_owned(),
+            })?;
             let expr = after[..close].trim();
             parts.push(compile_expr(expr, names)?);
             rest = &after[close + 2..];
@@ -197,13 +200,12 @@ impl Template {
     }
 
     /// Render into `out`. A variable without a value is an error naming it.
-    pub fn render(&self, ctx: &mut Ctx<'_>, out: &mut String) -> Result<(), String> {
+    pub fn render(&self, ctx: &mut Ctx<'_>, out: &mut String) -> Result<(), RenderError> {
         for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var(slot, name) => {
-                    let missing =
-                        || format!("variable `{name}` has no value (not captured or set yet)");
+                    let missing = || RenderError::Unset { name: name.clone() };
                     match slot {
                         Slot::Vu(i) => out.push_str(
                             ctx.vars
@@ -243,7 +245,7 @@ impl Template {
     }
 
     /// Render to a new string.
-    pub fn render_string(&self, ctx: &mut Ctx<'_>) -> Result<String, String> {
+    pub fn render_string(&self, ctx: &mut Ctx<'_>) -> Result<String, RenderError> {
         let mut s = String::new();
         self.render(ctx, &mut s)?;
         Ok(s)
@@ -347,9 +349,9 @@ fn render_func(f: &Func, ctx: &mut Ctx<'_>, out: &mut String) {
     }
 }
 
-fn compile_expr(expr: &str, names: &mut dyn Names) -> Result<Part, String> {
+fn compile_expr(expr: &str, names: &mut dyn Names) -> Result<Part, CompileError> {
     if expr.is_empty() {
-        return Err("empty expression `{{ }}`".into());
+        return Err(CompileError::Empty);
     }
     let Some((fun, args)) = expr.strip_suffix(')').and_then(|e| e.split_once('(')) else {
         return match expr {
@@ -358,21 +360,32 @@ fn compile_expr(expr: &str, names: &mut dyn Names) -> Result<Part, String> {
             name if is_name(name) => names
                 .slot(name)
                 .map(|s| Part::Var(s, name.to_owned()))
-                .ok_or_else(|| format!("unknown variable `{name}` in `{{{{ {expr} }}}}`: define it with a capture, a loop, `vars:` or a data feeder")),
-            _ => Err(format!("invalid expression `{{{{ {expr} }}}}`: expected a variable name or a function call such as `uuid()`")),
+                .ok_or_else(|| CompileError::UnknownVariable {
+                    name: name.to_owned(),
+                    expr: expr.to_owned(),
+                }),
+            _ => Err(CompileError::InvalidExpression {
+                expr: expr.to_owned(),
+            }),
         };
     };
     let args: Vec<String> = split_args(args);
     let fun = fun.trim();
     let int = |s: &str| {
-        s.parse::<i64>()
-            .map_err(|_| format!("`{fun}` expects integer arguments, got `{s}`"))
+        s.parse::<i64>().map_err(|_| CompileError::NotInteger {
+            function: fun.to_owned(),
+            argument: s.to_owned(),
+        })
     };
     let arity = |n: usize| {
         if args.len() == n {
             Ok(())
         } else {
-            Err(format!("`{fun}` takes {n} argument(s), got {}", args.len()))
+            Err(CompileError::Arity {
+                function: fun.to_owned(),
+                expected: n,
+                got: args.len(),
+            })
         }
     };
     Ok(Part::Func(match fun {
@@ -384,13 +397,13 @@ fn compile_expr(expr: &str, names: &mut dyn Names) -> Result<Part, String> {
             arity(2)?;
             let (a, b) = (int(&args[0])?, int(&args[1])?);
             if a > b {
-                return Err(format!("random_int({a}, {b}): the minimum is larger than the maximum"));
+                return Err(CompileError::EmptyRange { min: a, max: b });
             }
             Func::RandomInt(a, b)
         }
         "random_choice" => {
             if args.is_empty() {
-                return Err("random_choice needs at least one argument".into());
+                return Err(CompileError::NoChoices);
             }
             Func::RandomChoice(args)
         }
@@ -413,9 +426,9 @@ fn compile_expr(expr: &str, names: &mut dyn Names) -> Result<Part, String> {
         "vu_id" => Func::VuId,
         "iteration" => Func::Iteration,
         other => {
-            return Err(format!(
-                "unknown function `{other}`: expected uuid, random_int, random_choice, random_string, now_unix, now_unix_ms or counter"
-            ))
+            return Err(CompileError::UnknownFunction {
+                function: other.to_owned(),
+            })
         }
     }))
 }
@@ -466,7 +479,7 @@ fn split_args(s: &str) -> Vec<String> {
 pub fn substitute_env(
     text: &str,
     get: impl Fn(&str) -> Option<String>,
-) -> Result<String, (usize, String)> {
+) -> Result<String, UnsetEnv> {
     let mut out = Output::default();
     let mut rest = text;
     let mut offset = 0;
@@ -486,13 +499,16 @@ pub fn substitute_env(
         if in_comment || !is_name(name) {
             out.push_str(&rest[i..i + 2 + end + 1]);
         } else {
-            match get(name).filter(|v| !v.is_empty()).or_else(|| default.map(str::to_owned)) {
+            match get(name)
+                .filter(|v| !v.is_empty())
+                .or_else(|| default.map(str::to_owned))
+            {
                 Some(v) => out.push_str(&v.replace('\n', " ")),
                 None => {
-                    return Err((
-                        offset + i,
-                        format!("environment variable `{name}` is not set: export it or write `${{{name}:-default}}`"),
-                    ))
+                    return Err(UnsetEnv {
+                        offset: offset + i,
+                        name: name.to_owned(),
+                    })
                 }
             }
         }
@@ -565,7 +581,11 @@ mod tests {
         n
     }
 
-    fn render(t: &Template, vars: &[Option<String>], globals: &Globals) -> Result<String, String> {
+    fn render(
+        t: &Template,
+        vars: &[Option<String>],
+        globals: &Globals,
+    ) -> Result<String, RenderError> {
         let mut rng = fastrand::Rng::with_seed(5);
         let mut ctx = Ctx {
             vars,
@@ -597,23 +617,74 @@ mod tests {
     fn missing_value_names_the_variable() {
         let mut n = names();
         let t = Template::compile("Bearer {{ sku }}", &mut n).unwrap();
-        let e = render(&t, &[None, None], &Globals::new(1, 0)).unwrap_err();
+        let e = render(&t, &[None, None], &Globals::new(1, 0))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("variable `sku` has no value"), "{e}");
+    }
+
+    #[test]
+    fn compile_errors_are_variants_with_the_messages_users_know() {
+        let mut n = names();
+        let mut e = |t: &str| Template::compile(t, &mut n).unwrap_err();
+        assert_eq!(
+            e("{{ sku").to_string(),
+            "unclosed `{{` in `{{ sku`: expected `}}`"
+        );
+        assert_eq!(e("{{ }}"), CompileError::Empty);
+        assert_eq!(e("{{ }}").to_string(), "empty expression `{{ }}`");
+        assert_eq!(
+            e("{{ tokn }}").to_string(),
+            "unknown variable `tokn` in `{{ tokn }}`: define it with a capture, a loop, `vars:` or a data feeder"
+        );
+        assert_eq!(
+            e("{{ a b }}").to_string(),
+            "invalid expression `{{ a b }}`: expected a variable name or a function call such as `uuid()`"
+        );
+        assert_eq!(
+            e("{{ uuid(1) }}"),
+            CompileError::Arity {
+                function: "uuid".into(),
+                expected: 0,
+                got: 1
+            }
+        );
+        assert_eq!(
+            e("{{ uuid(1) }}").to_string(),
+            "`uuid` takes 0 argument(s), got 1"
+        );
+        assert_eq!(
+            e("{{ random_int(a, 2) }}").to_string(),
+            "`random_int` expects integer arguments, got `a`"
+        );
+        assert_eq!(
+            e("{{ random_int(5, 1) }}").to_string(),
+            "random_int(5, 1): the minimum is larger than the maximum"
+        );
+        assert_eq!(
+            e("{{ nope() }}").to_string(),
+            "unknown function `nope`: expected uuid, random_int, random_choice, random_string, now_unix, now_unix_ms or counter"
+        );
     }
 
     #[test]
     fn compile_errors_are_specific() {
         let mut n = names();
-        let e = Template::compile("{{ tokn }}", &mut n).unwrap_err();
+        let e = Template::compile("{{ tokn }}", &mut n)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variable `tokn`"), "{e}");
         assert!(Template::compile("{{ nope() }}", &mut n)
             .unwrap_err()
+            .to_string()
             .contains("unknown function `nope`"));
         assert!(Template::compile("{{ random_int(5, 1) }}", &mut n)
             .unwrap_err()
+            .to_string()
             .contains("larger"));
         assert!(Template::compile("{{ sku", &mut n)
             .unwrap_err()
+            .to_string()
             .contains("unclosed"));
     }
 
@@ -660,7 +731,8 @@ mod tests {
         let out =
             substitute_env("host: ${HOST}\nuser: ${USER_X:-perf}\n# ${IGNORED}\n", env).unwrap();
         assert_eq!(out, "host: http://h:1\nuser: perf\n# ${IGNORED}\n");
-        let (pos, msg) = substitute_env("a: 1\nb: ${MISSING}\n", env).unwrap_err();
+        let e = substitute_env("a: 1\nb: ${MISSING}\n", env).unwrap_err();
+        let (pos, msg) = (e.offset, e.to_string());
         assert_eq!(pos, 8);
         assert!(msg.contains("`MISSING` is not set"), "{msg}");
     }

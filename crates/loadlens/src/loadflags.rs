@@ -11,8 +11,8 @@ use loadlens_core::scenario::{Load, Scenario};
 use crate::cli::RunArgs;
 use crate::exit::{Exit, Failure};
 
-fn invalid(msg: impl Into<String>) -> Failure {
-    Failure::new(Exit::InvalidInput, msg.into())
+fn invalid(msg: impl std::fmt::Display) -> Failure {
+    Failure::new(Exit::InvalidInput, msg.to_string())
 }
 
 /// The named scenarios to run, in file order: all of `scenarios:`, or those `--scenario`

@@ -20,7 +20,8 @@ pub struct ReportArgs {
 
 /// Read the result and write the report.
 pub fn run(args: &ReportArgs) -> Result<Exit, Failure> {
-    let doc = ResultDoc::read(&args.result).map_err(|e| Failure::new(Exit::InvalidInput, e))?;
+    let doc = ResultDoc::read(&args.result)
+        .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;
     let out = args
         .html
         .clone()

@@ -81,8 +81,8 @@ pub struct Outputs {
     pub console: crate::live::Console,
 }
 
-fn invalid(msg: impl Into<String>) -> Failure {
-    Failure::new(Exit::InvalidInput, msg.into())
+fn invalid(msg: impl std::fmt::Display) -> Failure {
+    Failure::new(Exit::InvalidInput, msg.to_string())
 }
 
 /// `--header` values, or else `LOADLENS_HEADERS` with one header per line. Only the variable is

@@ -220,9 +220,32 @@ pub fn format_size(n: u64) -> String {
     }
 }
 
+/// A byte size that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// A unit other than B, KB/KiB, MB/MiB, GB/GiB.
+    #[error("invalid size `{text}`: expected bytes or a number with KiB, MiB or GiB, e.g. `4MiB`")]
+    Unit {
+        /// The size as written.
+        text: String,
+    },
+    /// No number before the unit.
+    #[error("invalid size `{text}`: expected a number such as `4MiB` or `65536`")]
+    NotANumber {
+        /// The size as written.
+        text: String,
+    },
+    /// Less than a byte or more than a PiB.
+    #[error("invalid size `{text}`: expected at least 1 byte and at most 1 PiB")]
+    OutOfRange {
+        /// The size as written.
+        text: String,
+    },
+}
+
 /// Parse a byte size: a number of bytes, or a number with a unit `B`, `KB`/`KiB`, `MB`/`MiB`,
 /// `GB`/`GiB` (case-insensitive; `KB` and `KiB` both mean 1024, as in most load tools).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -235,19 +258,19 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         _ => {
-            return Err(format!(
-            "invalid size `{text}`: expected bytes or a number with KiB, MiB or GiB, e.g. `4MiB`"
-        ))
+            return Err(SizeError::Unit {
+                text: text.to_owned(),
+            })
         }
     };
-    let n: f64 = num.parse().map_err(|_| {
-        format!("invalid size `{text}`: expected a number such as `4MiB` or `65536`")
+    let n: f64 = num.parse().map_err(|_| SizeError::NotANumber {
+        text: text.to_owned(),
     })?;
     let bytes = n * mult as f64;
     if !(bytes.is_finite() && bytes >= 1.0 && bytes <= (1u64 << 50) as f64) {
-        return Err(format!(
-            "invalid size `{text}`: expected at least 1 byte and at most 1 PiB"
-        ));
+        return Err(SizeError::OutOfRange {
+            text: text.to_owned(),
+        });
     }
     Ok(bytes as u64)
 }

@@ -28,7 +28,7 @@ use http_body_util::{BodyExt, Full};
 
 pub use conn::Origin;
 pub use cookies::CookieJar;
-pub use decode::{format_size, parse_size};
+pub use decode::{format_size, parse_size, SizeError};
 pub use tls::Alpn;
 
 use crate::sample::{ErrorKind, Failure, Phases, TraceIds, TRACEPARENT};
@@ -667,22 +667,55 @@ pub fn resolve(base: &Uri, reference: &str) -> Option<Uri> {
     format!("{scheme}://{authority}{path}").parse().ok()
 }
 
+/// A `Name: value` header (`-H`) that cannot be sent. The value itself is never part of the
+/// message: it may be a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// No `:` between name and value.
+    #[error("header `{header}` must look like `Name: value`")]
+    Form {
+        /// The text as given.
+        header: String,
+    },
+    /// A name with characters HTTP does not allow.
+    #[error("invalid header name `{name}`")]
+    Name {
+        /// The name, trimmed.
+        name: String,
+    },
+    /// A control character in the value (a newline would inject another header).
+    #[error("invalid value for header `{name}`: it contains the control character {character:?}")]
+    ControlCharacter {
+        /// The header's name, trimmed.
+        name: String,
+        /// The first control character found.
+        character: char,
+    },
+    /// Another byte HTTP does not allow in a value.
+    #[error("invalid value for header `{name}`")]
+    Value {
+        /// The header's name, trimmed.
+        name: String,
+    },
+}
+
 /// A header name/value pair parsed from `Name: value`.
-pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), String> {
-    let (k, v) = s
-        .split_once(':')
-        .ok_or_else(|| format!("header `{s}` must look like `Name: value`"))?;
-    let name = HeaderName::from_bytes(k.trim().as_bytes())
-        .map_err(|_| format!("invalid header name `{}`", k.trim()))?;
+pub fn parse_header(s: &str) -> Result<(HeaderName, HeaderValue), HeaderError> {
+    let (k, v) = s.split_once(':').ok_or_else(|| HeaderError::Form {
+        header: s.to_owned(),
+    })?;
+    let k = k.trim();
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| HeaderError::Name { name: k.to_owned() })?;
     if let Some(c) = v.chars().find(|c| c.is_control() && *c != '\t') {
         // A newline here would end this header and start another one (header injection).
-        return Err(format!(
-            "invalid value for header `{}`: it contains the control character {c:?}",
-            k.trim()
-        ));
+        return Err(HeaderError::ControlCharacter {
+            name: k.to_owned(),
+            character: c,
+        });
     }
-    let value = HeaderValue::from_str(v.trim())
-        .map_err(|_| format!("invalid value for header `{}`", k.trim()))?;
+    let value =
+        HeaderValue::from_str(v.trim()).map_err(|_| HeaderError::Value { name: k.to_owned() })?;
     Ok((name, value))
 }
 
@@ -717,5 +750,16 @@ mod url_tests {
         assert_eq!(k.as_str(), "x-test");
         assert_eq!(v, "a b");
         assert!(parse_header("nocolon").is_err());
+        assert_eq!(
+            parse_header("X: a\nb").unwrap_err(),
+            HeaderError::ControlCharacter {
+                name: "X".into(),
+                character: '\n'
+            }
+        );
+        assert_eq!(
+            parse_header("X: a\nb").unwrap_err().to_string(),
+            "invalid value for header `X`: it contains the control character '\\n'"
+        );
     }
 }

@@ -39,68 +39,166 @@ mod secs {
     }
 }
 
+/// A `--stages` value that does not parse; `index` counts stages from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StagesError {
+    /// A stage without its `:`.
+    #[error("stage {index} `{stage}` must be DURATION:TARGET, e.g. `30s:100`")]
+    Form {
+        /// Position of the stage, from 1.
+        index: usize,
+        /// The stage as written.
+        stage: String,
+    },
+    /// A duration that does not parse.
+    #[error("stage {index} `{stage}`: {reason}")]
+    Duration {
+        /// Position of the stage, from 1.
+        index: usize,
+        /// The stage as written.
+        stage: String,
+        /// What is wrong with the duration.
+        reason: String,
+    },
+    /// A target rate (`600/m`) that does not parse.
+    #[error("stage {index} `{stage}`: {source}")]
+    Rate {
+        /// Position of the stage, from 1.
+        index: usize,
+        /// The stage as written.
+        stage: String,
+        /// What is wrong with the rate.
+        source: RateError,
+    },
+    /// A target that is not a number.
+    #[error("stage {index} `{stage}`: target `{target}` is not a number")]
+    TargetNotANumber {
+        /// Position of the stage, from 1.
+        index: usize,
+        /// The stage as written.
+        stage: String,
+        /// The target as written.
+        target: String,
+    },
+    /// A negative or infinite target.
+    #[error("stage {index} `{stage}`: target must be 0 or more")]
+    NegativeTarget {
+        /// Position of the stage, from 1.
+        index: usize,
+        /// The stage as written.
+        stage: String,
+    },
+    /// Nothing to parse.
+    #[error("no stages given: expected e.g. `30s:100,5m:100,30s:0`")]
+    Empty,
+}
+
+/// An arrival rate that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RateError {
+    /// The count before `/` is not a number.
+    #[error("invalid arrival rate `{rate}`: expected e.g. `200/s` or `1200/m`")]
+    NotANumber {
+        /// The rate as written.
+        rate: String,
+    },
+    /// The unit after `/` is neither `s`, `m`, `h` nor a duration.
+    #[error("invalid time unit `{unit}` in arrival rate `{rate}` (use /s or /m)")]
+    Unit {
+        /// The unit as written.
+        unit: String,
+        /// The rate as written.
+        rate: String,
+    },
+    /// A negative, infinite or per-zero-time rate.
+    #[error("arrival rate `{rate}` must be 0 or more")]
+    Negative {
+        /// The rate as written.
+        rate: String,
+    },
+}
+
 /// Parse the CLI shorthand `30s:100,5m:100,30s:0` (duration:target, comma-separated).
 /// Targets are users or arrivals per second; `30s:600/m` gives a rate in another unit.
-pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
+pub fn parse_stages(s: &str) -> Result<Vec<Stage>, StagesError> {
     let mut out = Vec::new();
     for (i, part) in s.split(',').map(str::trim).enumerate() {
+        let (index, stage) = (i + 1, part.to_owned());
         let Some((d, t)) = part.split_once(':') else {
-            return Err(format!(
-                "stage {} `{part}` must be DURATION:TARGET, e.g. `30s:100`",
-                i + 1
-            ));
+            return Err(StagesError::Form { index, stage });
         };
-        let duration = crate::scenario::parse_duration(d)
-            .map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?;
+        let duration = match crate::scenario::parse_duration(d) {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = e.to_string();
+                return Err(StagesError::Duration {
+                    index,
+                    stage,
+                    reason,
+                });
+            }
+        };
         // A rate (`500/m`) in the open model; a plain number is users or arrivals per second.
         let target: f64 = if t.contains('/') {
-            parse_rate(t).map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?
+            match parse_rate(t) {
+                Ok(r) => r,
+                Err(source) => {
+                    return Err(StagesError::Rate {
+                        index,
+                        stage,
+                        source,
+                    })
+                }
+            }
         } else {
-            t.trim().parse().map_err(|_| {
-                format!(
-                    "stage {} `{part}`: target `{}` is not a number",
-                    i + 1,
-                    t.trim()
-                )
-            })?
+            match t.trim().parse() {
+                Ok(t) => t,
+                Err(_) => {
+                    let target = t.trim().to_owned();
+                    return Err(StagesError::TargetNotANumber {
+                        index,
+                        stage,
+                        target,
+                    });
+                }
+            }
         };
         if !(target.is_finite() && target >= 0.0) {
-            return Err(format!(
-                "stage {} `{part}`: target must be 0 or more",
-                i + 1
-            ));
+            return Err(StagesError::NegativeTarget { index, stage });
         }
         out.push(Stage { duration, target });
     }
     if out.is_empty() {
-        return Err("no stages given: expected e.g. `30s:100,5m:100,30s:0`".into());
+        return Err(StagesError::Empty);
     }
     Ok(out)
 }
 
 /// Parse an arrival rate: `200`, `200/s`, `1200/m`, `50/1s`; returns arrivals per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
+pub fn parse_rate(s: &str) -> Result<f64, RateError> {
     let t = s.trim();
+    let rate = || t.to_owned();
     let (num, unit) = t.split_once('/').unwrap_or((t, "s"));
     let n: f64 = num
         .trim()
         .parse()
-        .map_err(|_| format!("invalid arrival rate `{t}`: expected e.g. `200/s` or `1200/m`"))?;
+        .map_err(|_| RateError::NotANumber { rate: rate() })?;
     let per = match unit.trim() {
         "s" | "sec" | "1s" => 1.0,
         "m" | "min" | "1m" => 60.0,
         "h" | "1h" => 3600.0,
         other => crate::scenario::parse_duration(other)
-            .map_err(|_| {
-                format!("invalid time unit `{other}` in arrival rate `{t}` (use /s or /m)")
+            .map_err(|_| RateError::Unit {
+                unit: other.to_owned(),
+                rate: rate(),
             })?
             .as_secs_f64(),
     };
-    let rate = n / per;
-    if !(rate.is_finite() && rate >= 0.0 && per > 0.0) {
-        return Err(format!("arrival rate `{t}` must be 0 or more"));
+    let per_second = n / per;
+    if !(per_second.is_finite() && per_second >= 0.0 && per > 0.0) {
+        return Err(RateError::Negative { rate: rate() });
     }
-    Ok(rate)
+    Ok(per_second)
 }
 
 /// Total length of `stages`.
@@ -269,11 +367,23 @@ mod tests {
         assert_eq!(s[1].duration, Duration::from_secs(300));
         assert_eq!(s[2].target, 0.0);
         assert_eq!(total(&s), Duration::from_secs(360));
-        assert!(parse_stages("30s").unwrap_err().contains("DURATION:TARGET"));
-        assert!(parse_stages("30s:x").unwrap_err().contains("not a number"));
+        assert!(parse_stages("30s")
+            .unwrap_err()
+            .to_string()
+            .contains("DURATION:TARGET"));
+        assert!(parse_stages("30s:x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a number"));
         assert_eq!(parse_stages("1m:600/m").unwrap()[0].target, 10.0);
-        assert!(parse_stages("3q:1").unwrap_err().contains("unknown unit"));
-        assert!(parse_stages("1s:-1").unwrap_err().contains("0 or more"));
+        assert!(parse_stages("3q:1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown unit"));
+        assert!(parse_stages("1s:-1")
+            .unwrap_err()
+            .to_string()
+            .contains("0 or more"));
     }
 
     #[test]

@@ -291,7 +291,10 @@ impl Vu {
             rng: &mut self.rng,
         };
         let mut req = plan.request.clone();
-        let url = t.url.render_string(&mut ctx).map_err(fail)?;
+        let url = t
+            .url
+            .render_string(&mut ctx)
+            .map_err(|e| fail(e.to_string()))?;
         req.url = url
             .parse()
             .map_err(|e| fail(format!("invalid URL after templating `{url}`: {e}")))?;
@@ -309,7 +312,7 @@ impl Vu {
             req.headers.insert(name.clone(), v);
         }
         if let Some(b) = &t.body {
-            req.body = Bytes::from(b.render_string(&mut ctx).map_err(fail)?);
+            req.body = Bytes::from(b.render_string(&mut ctx).map_err(|e| fail(e.to_string()))?);
         }
         if let Some(tracing) = &shared.tracing {
             // A templated `baggage` replaced the one prepared with the run's baggage.
@@ -394,7 +397,7 @@ impl Vu {
                         Err(reason) => {
                             checks_failed += 1;
                             if failure.is_none() {
-                                failure = Some(Failure::new(ErrorKind::Check, reason));
+                                failure = Some(Failure::new(ErrorKind::Check, reason.to_string()));
                             }
                         }
                     }
@@ -404,7 +407,7 @@ impl Vu {
                         Ok(v) => self.write(shared, cap.slot, v),
                         Err(reason) => {
                             if failure.is_none() {
-                                failure = Some(Failure::new(ErrorKind::Check, reason));
+                                failure = Some(Failure::new(ErrorKind::Check, reason.to_string()));
                             }
                         }
                     }

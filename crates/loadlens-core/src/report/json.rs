@@ -15,6 +15,49 @@ use crate::thresholds::ThresholdResult;
 /// Version of the result format written by this build.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// A result file that cannot be read back (`loadlens merge`, `report`, `compare`).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file cannot be read.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{}: not JSON: {source}", .path.display())]
+    NotJson {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Where the JSON breaks.
+        source: serde_json::Error,
+    },
+    /// A result of another format version.
+    #[error("{}: format_version {version} is not supported (this build reads {FORMAT_VERSION})", .path.display())]
+    Version {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The version it declares.
+        version: u64,
+    },
+    /// JSON that is not a loadlens result.
+    #[error("{}: not a loadlens result (no format_version)", .path.display())]
+    NotAResult {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// A result whose fields do not match this format version.
+    #[error("{}: {source}", .path.display())]
+    Shape {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The first field that does not match.
+        source: serde_json::Error,
+    },
+}
+
 /// The whole JSON result document.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -243,25 +286,30 @@ impl ResultDoc {
     }
 
     /// Read a result written by [`ResultDoc::write`].
-    pub fn read(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not JSON: {e}", path.display()))?;
+    pub fn read(path: &Path) -> Result<Self, ReadError> {
+        let path_buf = || path.to_path_buf();
+        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+            path: path_buf(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|source| ReadError::NotJson {
+                path: path_buf(),
+                source,
+            })?;
         match v.get("format_version").and_then(|f| f.as_u64()) {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
-            Some(v) => {
-                return Err(format!(
-                    "{}: format_version {v} is not supported (this build reads {FORMAT_VERSION})",
-                    path.display()
-                ))
+            Some(version) => {
+                return Err(ReadError::Version {
+                    path: path_buf(),
+                    version,
+                })
             }
-            None => {
-                return Err(format!(
-                    "{}: not a loadlens result (no format_version)",
-                    path.display()
-                ))
-            }
+            None => return Err(ReadError::NotAResult { path: path_buf() }),
         }
-        serde_json::from_value(v).map_err(|e| format!("{}: {e}", path.display()))
+        serde_json::from_value(v).map_err(|source| ReadError::Shape {
+            path: path_buf(),
+            source,
+        })
     }
 }

@@ -35,6 +35,7 @@ use serde::Deserialize;
 pub use error::ScenarioError;
 pub use locate::NodePath;
 pub(crate) use values::secs_to_duration;
+pub use values::WaitError;
 pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
@@ -458,7 +459,8 @@ impl Scenario {
         // write one); it is not part of the first key.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let text = if text.contains("${") {
-            crate::template::substitute_env(text, env).map_err(|(pos, message)| {
+            crate::template::substitute_env(text, env).map_err(|e| {
+                let (pos, message) = (e.offset, e.to_string());
                 let line = text[..pos].matches('\n').count() + 1;
                 let column = pos - text[..pos].rfind('\n').map_or(0, |i| i + 1) + 1;
                 ScenarioError::Invalid {

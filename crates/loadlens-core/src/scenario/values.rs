@@ -94,8 +94,16 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
 pub(crate) fn opt_byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     d.deserialize_any(ScalarVisitor {
         what: "a size such as `4MiB`, `512KiB` or a number of bytes",
-        from_secs: |n| crate::client::parse_size(&n.to_string()).map(Some),
-        from_str: |t| crate::client::parse_size(t).map(Some),
+        from_secs: |n| {
+            crate::client::parse_size(&n.to_string())
+                .map(Some)
+                .map_err(|e| e.to_string())
+        },
+        from_str: |t| {
+            crate::client::parse_size(t)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        },
         none: None,
     })
 }
@@ -152,11 +160,48 @@ pub enum WaitTime {
     Poisson(Duration),
 }
 
+/// A wait time that does not parse; each variant carries the wait as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// Not one of the forms.
+    #[error("invalid wait `{wait}`: expected `between(MIN, MAX)`, `constant(T)`, `constant_pacing(T)`, `constant_throughput(N)`, `poisson(RATE)` or `none` (times in seconds or with units, e.g. `between(1, 3)`)")]
+    Form {
+        /// The wait as written.
+        wait: String,
+    },
+    /// An argument that is not a duration.
+    #[error("invalid wait `{wait}`: {reason}")]
+    Duration {
+        /// The wait as written.
+        wait: String,
+        /// What is wrong with the duration.
+        reason: String,
+    },
+    /// `between(a, b)` with `a > b`.
+    #[error("invalid wait `{wait}`: the minimum is larger than the maximum")]
+    EmptyRange {
+        /// The wait as written.
+        wait: String,
+    },
+    /// A rate that is not a positive number.
+    #[error("invalid wait `{wait}`: the rate must be a positive number per second")]
+    Rate {
+        /// The wait as written.
+        wait: String,
+    },
+    /// A rate so low that the period exceeds the longest duration.
+    #[error("invalid wait `{wait}`: the rate is below one per 365 days")]
+    RateTooLow {
+        /// The wait as written.
+        wait: String,
+    },
+}
+
 impl WaitTime {
     /// Parse `between(1, 3)`, `constant(2)`, `constant(500ms)`, `constant_pacing(5)`,
     /// `constant_throughput(2)` (iterations per second per user), `poisson(0.5)` (mean rate per
     /// second) or `none`.
-    pub fn parse(s: &str) -> Result<WaitTime, String> {
+    pub fn parse(s: &str) -> Result<WaitTime, WaitError> {
         let s = s.trim();
         if s.is_empty() || s == "none" || s == "0" {
             return Ok(WaitTime::None);
@@ -164,20 +209,23 @@ impl WaitTime {
         if let Ok(d) = parse_duration(s) {
             return Ok(WaitTime::Constant(d));
         }
-        let expected = "expected `between(MIN, MAX)`, `constant(T)`, `constant_pacing(T)`, `constant_throughput(N)`, `poisson(RATE)` or `none` (times in seconds or with units, e.g. `between(1, 3)`)";
+        let wait = || s.to_owned();
         let (fun, args) = s
             .strip_suffix(')')
             .and_then(|x| x.split_once('('))
-            .ok_or_else(|| format!("invalid wait `{s}`: {expected}"))?;
+            .ok_or_else(|| WaitError::Form { wait: wait() })?;
         let args: Vec<&str> = args.split(',').map(str::trim).collect();
-        let parse = |a: &str| parse_duration(a).map_err(|e| format!("invalid wait `{s}`: {e}"));
+        let parse = |a: &str| {
+            parse_duration(a).map_err(|e| WaitError::Duration {
+                wait: wait(),
+                reason: e.to_string(),
+            })
+        };
         match (fun.trim(), args.as_slice()) {
             ("between", [a, b]) => {
                 let (a, b) = (parse(a)?, parse(b)?);
                 if a > b {
-                    return Err(format!(
-                        "invalid wait `{s}`: the minimum is larger than the maximum"
-                    ));
+                    return Err(WaitError::EmptyRange { wait: wait() });
                 }
                 Ok(WaitTime::Between(a, b))
             }
@@ -188,19 +236,16 @@ impl WaitTime {
                     .parse()
                     .ok()
                     .filter(|r: &f64| *r > 0.0 && r.is_finite())
-                    .ok_or_else(|| {
-                        format!("invalid wait `{s}`: the rate must be a positive number per second")
-                    })?;
-                let period = secs_to_duration(1.0 / rate).map_err(|_| {
-                    format!("invalid wait `{s}`: the rate is below one per 365 days")
-                })?;
+                    .ok_or_else(|| WaitError::Rate { wait: wait() })?;
+                let period = secs_to_duration(1.0 / rate)
+                    .map_err(|_| WaitError::RateTooLow { wait: wait() })?;
                 Ok(if fun.trim() == "poisson" {
                     WaitTime::Poisson(period)
                 } else {
                     WaitTime::ConstantPacing(period)
                 })
             }
-            _ => Err(format!("invalid wait `{s}`: {expected}")),
+            _ => Err(WaitError::Form { wait: wait() }),
         }
     }
 
@@ -239,7 +284,7 @@ impl<'de> Deserialize<'de> for WaitTime {
                     .map(WaitTime::Constant)
                     .map_err(|e| format!("invalid wait `{s}`: {e}"))
             },
-            from_str: WaitTime::parse,
+            from_str: |t| WaitTime::parse(t).map_err(|e| e.to_string()),
             none: WaitTime::None,
         })
     }
@@ -327,9 +372,11 @@ mod tests {
         );
         assert!(WaitTime::parse("between(3, 1)")
             .unwrap_err()
+            .to_string()
             .contains("larger"));
         assert!(WaitTime::parse("sometimes")
             .unwrap_err()
+            .to_string()
             .contains("expected"));
         let w = WaitTime::Between(Duration::from_secs(1), Duration::from_secs(2));
         let mut rng = fastrand::Rng::with_seed(1);

@@ -168,42 +168,133 @@ pub struct Threshold {
     pub delay: Option<Duration>,
 }
 
+/// A threshold that does not parse: the rule as written and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("threshold `{threshold}`: {kind}")]
+pub struct ParseError {
+    /// The rule as written, trimmed.
+    pub threshold: String,
+    /// What is wrong.
+    pub kind: ParseErrorKind,
+}
+
+/// What is wrong with a threshold; the message shows the expected form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseErrorKind {
+    /// `{` without `}`.
+    #[error("`{lhs}`: `{{` without a closing `}}`")]
+    UnclosedScope {
+        /// The metric and scope as written.
+        lhs: String,
+    },
+    /// A scope that is not `key:value`.
+    #[error(
+        "scope `{{{scope}}}` must be `{{name:REQUEST}}`, `{{scenario:NAME}}` or `{{tag:TAG}}`"
+    )]
+    ScopeForm {
+        /// The text between the braces.
+        scope: String,
+    },
+    /// A scope with an empty value.
+    #[error("scope `{{{scope}}}` names nothing")]
+    EmptyScope {
+        /// The text between the braces.
+        scope: String,
+    },
+    /// A scope key other than `name`, `scenario` or `tag`.
+    #[error("unknown scope `{key}` in `{{{scope}}}`: use `name:`, `scenario:` or `tag:`")]
+    UnknownScope {
+        /// The key.
+        key: String,
+        /// The text between the braces.
+        scope: String,
+    },
+    /// A percentile the histograms do not report.
+    #[error("percentile `{percentile}` is not kept: use one of p50, p66, p75, p80, p90, p95, p98, p99, p99.9, p99.99")]
+    Percentile {
+        /// The percentile as written (`p97`).
+        percentile: String,
+    },
+    /// A metric name that does not exist.
+    #[error("unknown metric `{metric}`: expected a latency (p50 … p99.99, avg, min, max), error_rate, checks, rps, requests, failures, dropped_iterations or generator_healthy")]
+    UnknownMetric {
+        /// The metric as written.
+        metric: String,
+    },
+    /// A limit that is not a number.
+    #[error("`{value}` is not a number")]
+    NotANumber {
+        /// The limit as written.
+        value: String,
+    },
+    /// A latency limit or `abort after` delay that is not a duration.
+    #[error("{0}")]
+    Duration(String),
+    /// An `rps` limit that is not a rate.
+    #[error(transparent)]
+    Rate(#[from] crate::executor::profile::RateError),
+    /// `generator_healthy` compared with something other than a boolean.
+    #[error("generator_healthy compares with true or false, not `{value}`")]
+    NotABoolean {
+        /// The limit as written.
+        value: String,
+    },
+    /// An option after the comma other than `abort` / `abort after D`.
+    #[error("unknown option `{option}`: expected `abort` or `abort after 30s`")]
+    UnknownOption {
+        /// The option as written.
+        option: String,
+    },
+    /// No operator and value.
+    #[error("expected `METRIC OP VALUE`, e.g. `p95 < 300ms`, `error_rate < 1%`, `rps > 500`")]
+    MissingComparison,
+    /// A run-wide metric with a scope.
+    #[error("`{metric}` applies to the whole run, not to a scope")]
+    WholeRunOnly {
+        /// The metric.
+        metric: String,
+    },
+}
+
 /// Split `metric{scope}` into its parts.
-fn split_scope(s: &str) -> Result<(&str, Scope), String> {
+fn split_scope(s: &str) -> Result<(&str, Scope), ParseErrorKind> {
     let Some(open) = s.find('{') else {
         return Ok((s.trim(), Scope::Aggregate));
     };
     let close = s
         .rfind('}')
         .filter(|c| *c > open)
-        .ok_or_else(|| format!("`{s}`: `{{` without a closing `}}`"))?;
+        .ok_or_else(|| ParseErrorKind::UnclosedScope { lhs: s.to_owned() })?;
     let inner = s[open + 1..close].trim();
-    let (key, val) = inner.split_once(':').ok_or_else(|| {
-        format!(
-            "scope `{{{inner}}}` must be `{{name:REQUEST}}`, `{{scenario:NAME}}` or `{{tag:TAG}}`"
-        )
-    })?;
+    let (key, val) = inner
+        .split_once(':')
+        .ok_or_else(|| ParseErrorKind::ScopeForm {
+            scope: inner.to_owned(),
+        })?;
     let val = val
         .trim()
         .trim_matches(|c| c == '"' || c == '\'')
         .to_owned();
     if val.is_empty() {
-        return Err(format!("scope `{{{inner}}}` names nothing"));
+        return Err(ParseErrorKind::EmptyScope {
+            scope: inner.to_owned(),
+        });
     }
     let scope = match key.trim() {
         "name" | "request" => Scope::Request(val),
         "scenario" => Scope::Scenario(val),
         "tag" => Scope::Tag(val),
         k => {
-            return Err(format!(
-                "unknown scope `{k}` in `{{{inner}}}`: use `name:`, `scenario:` or `tag:`"
-            ))
+            return Err(ParseErrorKind::UnknownScope {
+                key: k.to_owned(),
+                scope: inner.to_owned(),
+            })
         }
     };
     Ok((s[..open].trim(), scope))
 }
 
-fn parse_metric(m: &str) -> Result<Metric, String> {
+fn parse_metric(m: &str) -> Result<Metric, ParseErrorKind> {
     Ok(match m {
         "avg" | "mean" => Metric::Latency(LatencyStat::Avg),
         "min" => Metric::Latency(LatencyStat::Min),
@@ -219,33 +310,37 @@ fn parse_metric(m: &str) -> Result<Metric, String> {
         p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
             let q: f64 = p[1..].parse().unwrap_or_default();
             if !PERCENTILES.contains(&q) {
-                return Err(format!(
-                    "percentile `{p}` is not kept: use one of p50, p66, p75, p80, p90, p95, p98, p99, p99.9, p99.99"
-                ));
+                return Err(ParseErrorKind::Percentile {
+                    percentile: p.to_owned(),
+                });
             }
             Metric::Latency(LatencyStat::P(q))
         }
         other => {
-            return Err(format!(
-                "unknown metric `{other}`: expected a latency (p50 … p99.99, avg, min, max), error_rate, checks, rps, requests, failures, dropped_iterations or generator_healthy"
-            ))
+            return Err(ParseErrorKind::UnknownMetric {
+                metric: other.to_owned(),
+            })
         }
     })
 }
 
-fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
+fn parse_value(metric: Metric, v: &str) -> Result<f64, ParseErrorKind> {
     let v = v.trim();
     let num = |s: &str| {
         s.trim()
             .parse::<f64>()
             .ok()
             .filter(|x| x.is_finite())
-            .ok_or_else(|| format!("`{v}` is not a number"))
+            .ok_or_else(|| ParseErrorKind::NotANumber {
+                value: v.to_owned(),
+            })
     };
     match metric {
         Metric::Latency(_) => {
             if v.ends_with(|c: char| c.is_ascii_alphabetic()) {
-                crate::scenario::parse_duration(v).map(|d| d.as_secs_f64() * 1000.0)
+                crate::scenario::parse_duration(v)
+                    .map(|d| d.as_secs_f64() * 1000.0)
+                    .map_err(|e| ParseErrorKind::Duration(e.to_string()))
             } else {
                 num(v)
             }
@@ -254,21 +349,24 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
             Some(p) => num(p).map(|x| x / 100.0),
             None => num(v),
         },
-        Metric::Rps => crate::executor::profile::parse_rate(v),
+        Metric::Rps => Ok(crate::executor::profile::parse_rate(v)?),
         Metric::Requests | Metric::Failures | Metric::DroppedIterations => num(v),
         Metric::GeneratorHealthy => match v {
             "true" | "1" => Ok(1.0),
             "false" | "0" => Ok(0.0),
-            _ => Err(format!(
-                "generator_healthy compares with true or false, not `{v}`"
-            )),
+            _ => Err(ParseErrorKind::NotABoolean {
+                value: v.to_owned(),
+            }),
         },
     }
 }
 
 /// Parse one threshold; errors say what is wrong and show the expected form.
-pub fn parse(text: &str) -> Result<Threshold, String> {
-    let ctx = |e: String| format!("threshold `{}`: {e}", text.trim());
+pub fn parse(text: &str) -> Result<Threshold, ParseError> {
+    let ctx = |kind: ParseErrorKind| ParseError {
+        threshold: text.trim().to_owned(),
+        kind,
+    };
     let (rule, options) = match text.split_once(',') {
         Some((r, o)) => (r.trim(), Some(o.trim())),
         None => (text.trim(), None),
@@ -280,12 +378,15 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
             ["abort"] | ["abort_on_fail"] => abort_on_fail = true,
             ["abort" | "abort_on_fail", "after", d] => {
                 abort_on_fail = true;
-                delay = Some(crate::scenario::parse_duration(d).map_err(ctx)?);
+                delay = Some(
+                    crate::scenario::parse_duration(d)
+                        .map_err(|e| ctx(ParseErrorKind::Duration(e.to_string())))?,
+                );
             }
             _ => {
-                return Err(ctx(format!(
-                    "unknown option `{o}`: expected `abort` or `abort after 30s`"
-                )))
+                return Err(ctx(ParseErrorKind::UnknownOption {
+                    option: o.to_owned(),
+                }))
             }
         }
     }
@@ -309,21 +410,17 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
     };
     let (name, scope) = split_scope(lhs).map_err(ctx)?;
     let metric = parse_metric(name).map_err(ctx)?;
-    let value =
-        match (metric, rhs) {
-            (Metric::GeneratorHealthy, None) => 1.0,
-            (_, None) => return Err(ctx(
-                "expected `METRIC OP VALUE`, e.g. `p95 < 300ms`, `error_rate < 1%`, `rps > 500`"
-                    .into(),
-            )),
-            (m, Some(v)) => parse_value(m, v).map_err(ctx)?,
-        };
+    let value = match (metric, rhs) {
+        (Metric::GeneratorHealthy, None) => 1.0,
+        (_, None) => return Err(ctx(ParseErrorKind::MissingComparison)),
+        (m, Some(v)) => parse_value(m, v).map_err(ctx)?,
+    };
     if matches!(metric, Metric::DroppedIterations | Metric::GeneratorHealthy)
         && scope != Scope::Aggregate
     {
-        return Err(ctx(format!(
-            "`{name}` applies to the whole run, not to a scope"
-        )));
+        return Err(ctx(ParseErrorKind::WholeRunOnly {
+            metric: name.to_owned(),
+        }));
     }
     Ok(Threshold {
         expression: text.trim().to_owned(),

@@ -57,7 +57,7 @@ fn parses_the_readable_syntax() {
 
 #[test]
 fn rejects_with_what_to_write_instead() {
-    let e = |s: &str| parse(s).unwrap_err();
+    let e = |s: &str| parse(s).unwrap_err().to_string();
     assert!(
         e("p97 < 1s").contains("use one of p50"),
         "{}",
@@ -197,5 +197,41 @@ fn check_pass_rate_is_a_threshold() {
         pass.check(&o2),
         (None, None),
         "no checks ran: nothing to judge"
+    );
+}
+
+#[test]
+fn errors_carry_the_rule_and_a_kind_to_match_on() {
+    let e = parse("p97 < 1s").unwrap_err();
+    assert_eq!(e.threshold, "p97 < 1s");
+    assert!(matches!(e.kind, ParseErrorKind::Percentile { .. }));
+    let msg = |s: &str| parse(s).unwrap_err().to_string();
+    assert_eq!(
+        msg("p95{tag:x < 1s"),
+        "threshold `p95{tag:x < 1s`: `p95{tag:x `: `{` without a closing `}`"
+    );
+    assert_eq!(
+        msg("p95{x} < 1s"),
+        "threshold `p95{x} < 1s`: scope `{x}` must be `{name:REQUEST}`, `{scenario:NAME}` or `{tag:TAG}`"
+    );
+    assert_eq!(
+        msg("p95{host:x} < 1s"),
+        "threshold `p95{host:x} < 1s`: unknown scope `host` in `{host:x}`: use `name:`, `scenario:` or `tag:`"
+    );
+    assert_eq!(
+        msg("error_rate < x%"),
+        "threshold `error_rate < x%`: `x%` is not a number"
+    );
+    assert_eq!(
+        msg("rps > fast"),
+        "threshold `rps > fast`: invalid arrival rate `fast`: expected e.g. `200/s` or `1200/m`"
+    );
+    assert_eq!(
+        msg("generator_healthy == maybe"),
+        "threshold `generator_healthy == maybe`: generator_healthy compares with true or false, not `maybe`"
+    );
+    assert_eq!(
+        msg("p95 < 1s, later"),
+        "threshold `p95 < 1s, later`: unknown option `later`: expected `abort` or `abort after 30s`"
     );
 }

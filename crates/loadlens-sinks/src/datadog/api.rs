@@ -147,7 +147,7 @@ pub struct Api {
 
 impl Api {
     /// An API handle for `cfg`.
-    pub fn new(cfg: &Config) -> Result<Self, String> {
+    pub fn new(cfg: &Config) -> Result<Self, loadlens_core::client::ClientError> {
         let client = ClientConfig {
             request_timeout: cfg.request_timeout,
             connect_timeout: cfg.request_timeout.min(Duration::from_secs(10)),
@@ -155,7 +155,7 @@ impl Api {
             cookies: false,
             ..ClientConfig::default()
         };
-        let shared = ClientShared::new(client).map_err(|e| e.to_string())?;
+        let shared = ClientShared::new(client)?;
         Ok(Api {
             shared,
             base: cfg.base_url.clone(),

@@ -135,16 +135,33 @@ pub enum MonitorAction {
     Fail,
 }
 
+/// A `--datadog-monitor` entry that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MonitorError {
+    /// An action other than mark, abort, fail.
+    #[error("monitor action `{action}` is not one of mark, abort, fail")]
+    Action {
+        /// The action, trimmed and lowercased.
+        action: String,
+    },
+    /// An id that is not a number.
+    #[error("monitor `{monitor}`: expected ID or ID:ACTION, e.g. 12345:abort")]
+    Id {
+        /// The entry as given.
+        monitor: String,
+    },
+}
+
 impl std::str::FromStr for MonitorAction {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = MonitorError;
+    fn from_str(s: &str) -> Result<Self, MonitorError> {
         match s.trim().to_ascii_lowercase().as_str() {
             "mark" | "" => Ok(MonitorAction::Mark),
             "abort" => Ok(MonitorAction::Abort),
             "fail" => Ok(MonitorAction::Fail),
-            other => Err(format!(
-                "monitor action `{other}` is not one of mark, abort, fail"
-            )),
+            other => Err(MonitorError::Action {
+                action: other.to_owned(),
+            }),
         }
     }
 }
@@ -159,14 +176,13 @@ pub struct MonitorSpec {
 }
 
 impl std::str::FromStr for MonitorSpec {
-    type Err = String;
+    type Err = MonitorError;
     /// `12345` or `12345:abort`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, MonitorError> {
         let (id, action) = s.split_once(':').unwrap_or((s, "mark"));
-        let id = id
-            .trim()
-            .parse()
-            .map_err(|_| format!("monitor `{s}`: expected ID or ID:ACTION, e.g. 12345:abort"))?;
+        let id = id.trim().parse().map_err(|_| MonitorError::Id {
+            monitor: s.to_owned(),
+        })?;
         Ok(MonitorSpec {
             id,
             action: action.parse()?,
@@ -432,7 +448,10 @@ impl Config {
                 .iter()
                 .flat_map(|m| m.split(','))
                 .filter(|m| !m.trim().is_empty())
-                .map(|m| m.parse().map_err(ConfigError::Invalid))
+                .map(|m| {
+                    m.parse()
+                        .map_err(|e: MonitorError| ConfigError::Invalid(e.to_string()))
+                })
                 .collect::<Result<Vec<MonitorSpec>, _>>()?
         };
         if !monitors.is_empty() && (api_key.is_none() || app_key.is_none()) {
@@ -666,5 +685,24 @@ mod tests {
         };
         let err = Config::resolve(Some(&bad), &Overrides::default(), &e).unwrap_err();
         assert!(err.to_string().contains("mark, abort, fail"), "{err}");
+    }
+
+    #[test]
+    fn monitor_entries_fail_with_a_variant_and_the_documented_message() {
+        let e = "12x:abort".parse::<MonitorSpec>().unwrap_err();
+        assert_eq!(
+            e,
+            MonitorError::Id {
+                monitor: "12x:abort".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "monitor `12x:abort`: expected ID or ID:ACTION, e.g. 12345:abort"
+        );
+        assert_eq!(
+            "12:Boom".parse::<MonitorSpec>().unwrap_err().to_string(),
+            "monitor action `boom` is not one of mark, abort, fail"
+        );
     }
 }

@@ -150,7 +150,7 @@ impl DatadogSink {
     /// Check the keys, the monitors and the agent address, and prepare the sink.
     pub async fn connect(cfg: Config) -> Result<DatadogSink, StartError> {
         let api = match &cfg.api_key {
-            Some(_) => Some(Api::new(&cfg).map_err(StartError::Unreachable)?),
+            Some(_) => Some(Api::new(&cfg).map_err(|e| StartError::Unreachable(e.to_string()))?),
             None => None,
         };
         if let Some(api) = &api {

@@ -553,11 +553,33 @@ fn models(r: &Captured) -> Vec<(&'static str, Value)> {
     out
 }
 
+/// Why [`check_official_models`] did not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelCheckError {
+    /// Python or `datadog-api-client` is missing: the check could not run.
+    #[error("{why}: run the suite with `scripts/test`, which installs it (python3 -m pip install datadog-api-client==2.62.0)")]
+    Missing {
+        /// What is missing.
+        why: String,
+    },
+    /// The checker ran and found bodies that do not match the models.
+    #[error("{report}\n{stderr}")]
+    Invalid {
+        /// The checker's report (`INVALID …` lines).
+        report: String,
+        /// Its standard error.
+        stderr: String,
+    },
+    /// The checker's files could not be written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Validate every request and response body in `captured` with the official models of the
 /// Python package `datadog-api-client` (strictly: wrong types, unknown attributes and values
-/// outside enums fail). When the package or Python is missing, this fails under CI (`CI` set)
-/// and is skipped, with the reason printed, elsewhere.
-pub fn check_official_models(captured: &[Captured]) -> Result<ModelCheck, String> {
+/// outside enums fail). When the package or Python is missing, this fails with the command
+/// that installs it: a test never passes without checking.
+pub fn check_official_models(captured: &[Captured]) -> Result<ModelCheck, ModelCheckError> {
     let items: Vec<Value> = captured
         .iter()
         .flat_map(|r| {
@@ -571,11 +593,11 @@ pub fn check_official_models(captured: &[Captured]) -> Result<ModelCheck, String
         std::process::id(),
         fastrand::u64(..)
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&dir)?;
     let script = dir.join("check_models.py");
     let data = dir.join("captured.json");
-    std::fs::write(&script, include_str!("check_models.py")).map_err(|e| e.to_string())?;
-    std::fs::write(&data, Value::Array(items).to_string()).map_err(|e| e.to_string())?;
+    std::fs::write(&script, include_str!("check_models.py"))?;
+    std::fs::write(&data, Value::Array(items).to_string())?;
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let out = std::process::Command::new(&python)
         .arg(&script)
@@ -583,12 +605,7 @@ pub fn check_official_models(captured: &[Captured]) -> Result<ModelCheck, String
         .output();
     let _ = std::fs::remove_dir_all(&dir);
     // A missing checker fails the test: a test never passes without testing.
-    let missing = |why: String| -> Result<ModelCheck, String> {
-        Err(format!(
-            "{why}: run the suite with `scripts/test`, which installs it \
-             (python3 -m pip install datadog-api-client==2.62.0)"
-        ))
-    };
+    let missing = |why: String| Err(ModelCheckError::Missing { why });
     let out = match out {
         Ok(o) => o,
         Err(e) => return missing(format!("cannot run {python}: {e}")),
@@ -597,9 +614,9 @@ pub fn check_official_models(captured: &[Captured]) -> Result<ModelCheck, String
     match out.status.code() {
         Some(0) => Ok(ModelCheck::Valid(text)),
         Some(3) => missing(text),
-        _ => Err(format!(
-            "{text}\n{}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
+        _ => Err(ModelCheckError::Invalid {
+            report: text,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        }),
     }
 }

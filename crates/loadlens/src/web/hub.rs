@@ -4,19 +4,19 @@
 //! The hub is the only reader of the executor's snapshot channel on behalf of the pages: it
 //! merges each snapshot's interval into its own cumulative set (for the error table and the
 //! downloads), appends the snapshot's point to its own series, renders the charts with the HTML
-//! report's SVG code *once*, and publishes the resulting JSON on a `watch` channel. Page
-//! connections only copy that string, so ten open pages cost what one does, and a slow page
+//! report's own builder (`report::html::over_time`) *once*, and publishes the resulting JSON on
+//! a `watch` channel. Page connections only copy that string, so ten open pages cost what one does, and a slow page
 //! never delays the aggregator.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use loadlens_core::executor::{Controls, LoadSettings, StopReason};
-use loadlens_core::report::html::svg::{self, Line, Marker, PALETTE};
+use loadlens_core::report::html::over_time;
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{self, Outcome, Summary};
 use loadlens_core::run::{EventKind, RunInfo, TimelineEvent};
-use loadlens_core::stats::{RequestSummary, SeriesPoint, Snapshot, StatsSet, TimeSeries};
+use loadlens_core::stats::{RequestSummary, Snapshot, StatsSet, TimeSeries};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -354,74 +354,15 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
     })
 }
 
-/// The charts of the HTML report, drawn by its SVG code: req/s and failures/s, p50/p95/p99,
-/// active users, with numbered markers for timeline events.
+/// The charts of the HTML report, from the report's own builder ([`over_time`]) and the live
+/// series; the axis spans the planned run time so that it does not rescale every second.
 fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
-    // As in the report: the last point of a run is often a stub of a few milliseconds after the
-    // stop, whose rates are noise; it is left out unless it is all there is.
-    let mut pts = i.series.points();
-    if pts.len() > 1 {
-        pts.retain(|p| p.span_s >= 0.2);
-    }
-    if pts.is_empty() {
-        return String::new();
-    }
-    let x_max = pts
-        .last()
-        .map_or(0.0, |p| p.elapsed_s)
-        .max(i.meta.run_time.map_or(0.0, |d| d.as_secs_f64()));
-    let markers: Vec<Marker> = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| !matches!(e.kind, EventKind::RunStarted | EventKind::RunFinished))
-        .map(|(n, e)| {
-            let kind = kind_name(e.kind);
-            Marker {
-                x: e.elapsed_s,
-                number: n + 1,
-                text: format!("#{} at {:.1}s — {kind}: {}", n + 1, e.elapsed_s, e.message),
-                kind,
-            }
-        })
-        .collect();
-    let line = |label: &str, color, f: &dyn Fn(&SeriesPoint) -> Option<f64>| Line {
-        label: label.into(),
-        color,
-        width: 1.5,
-        points: pts.iter().map(|p| f(p).map(|y| (p.elapsed_s, y))).collect(),
-    };
-    // An interval without responses has no latency: a gap, not a zero.
-    let lat = |f: fn(&SeriesPoint) -> f64| move |p: &SeriesPoint| (p.requests > 0).then(|| f(p));
-    let mut out = svg::time_chart(
-        "chart-rps",
-        "Requests per second",
-        "",
-        x_max,
-        &[
-            line("req/s", PALETTE[0], &|p| Some(p.rps)),
-            line("failures/s", PALETTE[2], &|p| Some(p.failures_per_s)),
-        ],
-        &markers,
-    );
-    out.push_str(&svg::time_chart(
-        "chart-latency",
-        "Response time",
-        " ms",
-        x_max,
-        &[
-            line("p50", PALETTE[4], &lat(|p| p.p50_ms)),
-            line("p95", PALETTE[1], &lat(|p| p.p95_ms)),
-            line("p99", PALETTE[2], &lat(|p| p.p99_ms)),
-        ],
-        &markers,
-    ));
-    out.push_str(&svg::time_chart(
-        "chart-users",
-        "Active users",
-        "",
-        x_max,
-        &[line("users", PALETTE[3], &|p| Some(p.users as f64))],
-        &markers,
-    ));
-    out
+    let points = i.series.points();
+    over_time::charts(&over_time::Series {
+        points: &points,
+        resolution_s: i.series.resolution() as u64,
+        min_span_s: i.meta.run_time.map_or(0.0, |d| d.as_secs_f64()),
+        timeline: events,
+    })
+    .unwrap_or_default()
 }

@@ -121,10 +121,11 @@ impl LoadRequest {
             _ => {}
         }
         if let Some(u) = self.users {
-            limits::check_users("`users`", u, limits::available_memory())?;
+            limits::check_users("`users`", u, limits::available_memory())
+                .map_err(|e| e.to_string())?;
         }
         if let Some(r) = self.rate {
-            limits::check_rate("`rate`", r)?;
+            limits::check_rate("`rate`", r).map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -124,3 +124,93 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
     assert_eq!(end["requests"][0]["rps"], 85.0);
     assert_eq!(end["elapsed_s"], 10.0);
 }
+
+#[test]
+fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
+    use loadlens_core::report::html::over_time::CHARTS;
+    use loadlens_core::run::{EventKind, TimelineEvent};
+    use loadlens_core::stats::{RequestStats, RequestSummary, SeriesPoint, Snapshot, StatsSet};
+    use std::time::{Duration, SystemTime};
+
+    let names = vec![("GET".to_owned(), "/".to_owned())];
+    let meta = RunMeta {
+        run: loadlens_core::run::RunInfo {
+            id: "r".into(),
+            scenario: "s".into(),
+            tags: Default::default(),
+        },
+        load: LoadSettings::default(),
+        host: None,
+        names,
+        run_time: None,
+    };
+    let hub = Hub::new(meta, Phase::Running);
+    hub.events.lock().unwrap().push(TimelineEvent::now(
+        Duration::from_millis(2500),
+        EventKind::ThresholdBreached,
+        "p95 < 1ms",
+    ));
+    let mut cumulative = RequestStats::default();
+    for s in 1..=5u64 {
+        let interval = RequestStats {
+            count: 10 * s,
+            failures: s % 2,
+            ..RequestStats::default()
+        };
+        cumulative.count += interval.count;
+        cumulative.failures += interval.failures;
+        let elapsed = Duration::from_secs(s);
+        let mut set = StatsSet::new(1);
+        set.requests[0] = interval.clone();
+        hub.on_snapshot(Arc::new(Snapshot {
+            at: SystemTime::now(),
+            elapsed,
+            users: s,
+            point: SeriesPoint::of(elapsed, Duration::from_secs(1), s, &interval),
+            interval: Arc::new(set),
+            requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
+            total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
+            dropped_iterations: None,
+            health: Default::default(),
+        }));
+    }
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    let charts = live["charts"].as_str().unwrap();
+    let (_, report) = hub.download("report.html").unwrap();
+    // The same three figures, byte for byte: series, colours, axes, legends and markers.
+    assert!(
+        charts.starts_with(r#"<figure class="chart" id="chart-rps">"#),
+        "{charts}"
+    );
+    assert!(
+        report.contains(charts),
+        "the report's charts differ from the dashboard's"
+    );
+    // And they are the ones the builder defines, users in the report's colour.
+    for (id, _, _, lines) in CHARTS {
+        assert_eq!(charts.matches(&format!(r#"id="{id}""#)).count(), 1, "{id}");
+        for (label, color, _) in lines {
+            assert!(
+                charts.contains(&format!(r#"data-label="{label}" d="M"#))
+                    && charts.contains(&format!(r#"stroke="{color}""#))
+                    && charts.contains(&format!(
+                        r#"<span><i style="background:{color}"></i>{}</span>"#,
+                        label
+                    )),
+                "{id}/{label}: {charts}"
+            );
+        }
+    }
+    assert!(charts.contains(r##"data-label="users" d="M"##));
+    assert!(
+        charts.contains(r##"stroke="#b07aa1""##),
+        "users are drawn in PALETTE[6]"
+    );
+    assert_eq!(
+        charts
+            .matches(r#"<g class="marker threshold_breached">"#)
+            .count(),
+        3,
+        "one marker per chart"
+    );
+}

@@ -169,6 +169,25 @@ fn dechunk(head: &str, body: &str) -> String {
 }
 
 /// Read `n` events from the event stream (bounded in time): the JSON of each `data:` line.
+/// `(label, stroke)` of every line in `svg`, in drawing order, and the legend's `(colour, label)`.
+fn series_of(svg: &str) -> Vec<(String, String)> {
+    let attr = |tag: &str, name: &str| {
+        let at = tag.find(&format!(r#" {name}=""#))? + name.len() + 3;
+        Some(tag[at..].split('"').next()?.to_owned())
+    };
+    let mut out: Vec<(String, String)> = svg
+        .split("<path ")
+        .skip(1)
+        .filter_map(|t| Some((attr(t, "data-label")?, attr(t, "stroke")?)))
+        .collect();
+    for item in svg.split(r#"<span><i style="background:"#).skip(1) {
+        let (color, rest) = item.split_once(r#""></i>"#).unwrap();
+        let label = rest.split("</span>").next().unwrap();
+        out.push((format!("legend {label}"), color.to_owned()));
+    }
+    out
+}
+
 pub fn read_events(addr: &str, n: usize, auth: Option<&str>) -> Vec<Value> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -254,6 +273,20 @@ fn the_event_stream_pushes_one_state_per_snapshot_with_growing_numbers() {
     let (status, _, html) = http(&live.addr, "GET", "/download/report.html", None, None);
     assert_eq!(status, 200);
     assert!(html.contains("chart-rps"));
+    // The page's charts are the report's: same charts, series, colours and legends.
+    let over_time = |h: &str| {
+        let from = h.find(r#"<figure class="chart" id="chart-rps">"#).unwrap();
+        let to = h.find(r#"id="chart-users""#).unwrap();
+        let end = to + h[to..].find("</figure>").unwrap();
+        series_of(&h[from..end])
+    };
+    let live_series = over_time(last["charts"].as_str().unwrap());
+    assert_eq!(live_series, over_time(&html));
+    assert_eq!(
+        live_series.len(),
+        12,
+        "six lines and their legends: {live_series:?}"
+    );
     assert_eq!(http(&live.addr, "GET", "/download/x", None, None).0, 404);
     // Headless: the run is not waiting and ends by itself.
     assert_eq!(

@@ -2,7 +2,7 @@
 //!
 //! It is generated from a [`ResultDoc`] alone — the same document `--json` writes — so
 //! `loadlens report RESULT.json --html out.html` rebuilds it from a saved result. Charts are
-//! inline SVG drawn by [`svg`]; styles are inlined from `style.css`. Sections: run header and
+//! inline SVG drawn by [`svg`] (those over time by [`over_time`], shared with the dashboard); styles are inlined from `style.css`. Sections: run header and
 //! verdict, charts over time with markers for timeline events, the timeline, the per-request
 //! tables (Locust's columns, percentiles, connection phases), percentile curves, the
 //! connection-phase breakdown, errors, sinks, and any section of the document this build does
@@ -13,6 +13,7 @@
 //! names stays well under 5 MB (checked by a test).
 
 mod outcome;
+pub mod over_time;
 pub mod svg;
 
 use std::fmt::Write as _;
@@ -23,7 +24,7 @@ use serde_json::Value;
 use super::json::ResultDoc;
 use super::text::ms as fmt_ms;
 use crate::stats::{PhaseStats, RequestSummary};
-use svg::{Bar, Line, Marker, PALETTE};
+use svg::{Bar, Line, PALETTE};
 
 /// The report's style sheet (also inlined by the live web dashboard, which draws the same charts).
 pub const STYLE: &str = include_str!("style.css");
@@ -246,30 +247,6 @@ fn nav(out: &mut String, doc: &ResultDoc, value: &Value, extra: &[(String, Value
     out.push_str("</nav>");
 }
 
-/// Markers for the events worth seeing on the charts (not the run's own start and end, which are
-/// the edges of the time axis), numbered like the rows of the timeline table.
-fn markers(doc: &ResultDoc) -> Vec<Marker> {
-    doc.timeline
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            !matches!(
-                e.kind,
-                crate::run::EventKind::RunStarted | crate::run::EventKind::RunFinished
-            )
-        })
-        .map(|(i, e)| {
-            let kind = kind_name(&e.kind);
-            Marker {
-                x: e.elapsed_s,
-                number: i + 1,
-                text: format!("#{} at {:.1}s — {kind}: {}", i + 1, e.elapsed_s, e.message),
-                kind,
-            }
-        })
-        .collect()
-}
-
 fn kind_name<T: serde::Serialize>(k: &T) -> String {
     serde_json::to_value(k)
         .ok()
@@ -279,70 +256,18 @@ fn kind_name<T: serde::Serialize>(k: &T) -> String {
 
 fn charts_over_time(out: &mut String, doc: &ResultDoc) {
     section_open(out, "over-time", "Over time");
-    // The last point of a run is often a stub of a few milliseconds after the stop, whose rates
-    // are noise; it is left out unless it is all there is.
-    let all = &doc.series.points;
-    let pts: Vec<&crate::stats::SeriesPoint> = if all.len() > 1 {
-        all.iter().filter(|p| p.span_s >= 0.2).collect()
-    } else {
-        all.iter().collect()
+    let series = over_time::Series {
+        points: &doc.series.points,
+        resolution_s: doc.series.resolution_s,
+        min_span_s: doc.run.duration_s,
+        timeline: &doc.timeline,
     };
-    let x_max = pts
-        .last()
-        .map_or(doc.run.duration_s, |p| p.elapsed_s)
-        .max(doc.run.duration_s);
-    let markers = markers(doc);
-    if pts.is_empty() {
-        out.push_str("<p class=\"empty\">No time series: the run ended before its first second.</p></section>");
-        return;
+    match over_time::charts(&series) {
+        Some(charts) => out.push_str(&charts),
+        None => out.push_str(
+            "<p class=\"empty\">No time series: the run ended before its first second.</p>",
+        ),
     }
-    let line =
-        |label: &str, color, width, f: &dyn Fn(&crate::stats::SeriesPoint) -> Option<f64>| Line {
-            label: label.into(),
-            color,
-            width,
-            points: pts.iter().map(|p| f(p).map(|y| (p.elapsed_s, y))).collect(),
-        };
-    // An interval without responses has no latency: a gap, not a zero.
-    let lat = |f: fn(&crate::stats::SeriesPoint) -> f64| {
-        move |p: &crate::stats::SeriesPoint| (p.requests > 0).then(|| f(p))
-    };
-    let resolution = if doc.series.resolution_s > 1 {
-        format!(" (one point per {} s)", doc.series.resolution_s)
-    } else {
-        String::new()
-    };
-    out.push_str(&svg::time_chart(
-        "chart-rps",
-        &format!("Requests per second{resolution}"),
-        "",
-        x_max,
-        &[
-            line("req/s", PALETTE[0], 1.5, &|p| Some(p.rps)),
-            line("failures/s", PALETTE[2], 1.5, &|p| Some(p.failures_per_s)),
-        ],
-        &markers,
-    ));
-    out.push_str(&svg::time_chart(
-        "chart-latency",
-        &format!("Response time{resolution}"),
-        " ms",
-        x_max,
-        &[
-            line("p50", PALETTE[4], 1.5, &lat(|p| p.p50_ms)),
-            line("p95", PALETTE[1], 1.5, &lat(|p| p.p95_ms)),
-            line("p99", PALETTE[2], 1.5, &lat(|p| p.p99_ms)),
-        ],
-        &markers,
-    ));
-    out.push_str(&svg::time_chart(
-        "chart-users",
-        "Active users",
-        "",
-        x_max,
-        &[line("users", PALETTE[6], 1.5, &|p| Some(p.users as f64))],
-        &markers,
-    ));
     out.push_str("</section>");
 }
 

@@ -1,7 +1,9 @@
 //! The executor: runs one or more scenarios ("lanes"), each with its own load model and start
 //! offset, until their run times, the iteration budget or a stop request; stops virtual users
-//! gracefully within the stop timeout; and runs the aggregator that turns recorded samples into
-//! one [`Snapshot`] per second, checks thresholds on it and measures the generator's own health.
+//! gracefully within the stop timeout. Beside the users runs the aggregator (`aggregator.rs`,
+//! its own task): users → recorder → aggregator → sinks and guards, as DESIGN.md draws it. It
+//! turns recorded samples into one [`Snapshot`] per second, measures the generator's own health
+//! (`health.rs`), checks the thresholds and feeds the sinks and live views.
 //!
 //! Load models, all driven by the one loop in [`Executor::run`] through its lanes (`lane.rs`):
 //! - closed: N users (optionally started at a spawn rate), or `stages` ramping the user count;
@@ -14,6 +16,7 @@
 //! during the run ([`Controls::set_users`], [`Controls::set_arrival_rate`]): the driver loop
 //! wakes on each change and hands it to every lane.
 
+mod aggregator;
 mod health;
 mod lane;
 mod open;
@@ -38,10 +41,8 @@ use crate::client::ClientShared;
 use crate::plan::Plan;
 use crate::run::{EventKind, RunInfo, TimelineEvent};
 use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
-use crate::stats::{
-    Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
-};
-use crate::thresholds::{Breach, Guard, NameTags, Observed, Scope, Threshold};
+use crate::stats::{LatencyHistogram, Recorder, Snapshot, StatsSet, TimeSeries};
+use crate::thresholds::{Breach, NameTags, Threshold};
 
 /// Why the run stopped.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -271,14 +272,6 @@ pub struct Executor {
     run_time_cap: Option<Duration>,
 }
 
-/// The aggregator's view of one lane.
-struct LaneView {
-    name: String,
-    shared: Arc<Shared>,
-    agg: Option<Aggregator>,
-    dropped: Option<Arc<AtomicU64>>,
-}
-
 impl Executor {
     /// Prepare a run of `plan` with `load`.
     pub fn new(
@@ -434,133 +427,29 @@ impl Executor {
 
         // Aggregator: its own task, so a slow sink hook never delays spawning or stopping.
         let agg_stop = CancellationToken::new();
-        let aggregator = {
-            let single = lanes.len() == 1;
-            let mut views: Vec<LaneView> = lanes
-                .iter()
-                .map(|l| LaneView {
-                    name: l.name.clone(),
-                    shared: l.shared.clone(),
-                    agg: (!single)
-                        .then(|| Aggregator::new(l.shared.recorder.clone(), names.clone())),
-                    dropped: l.open.as_ref().map(|o| o.dropped.clone()),
-                })
-                .collect();
-            let total_recorder = if single {
-                lanes[0].shared.recorder.clone()
-            } else {
-                Recorder::new(names.len())
-            };
-            let mut agg = Aggregator::new(total_recorder, names.clone());
-            let mut guard = Guard::new(self.thresholds.clone());
-            // Tag scopes merge their names' cumulative figures on each tick (none: no cost).
-            let by_tag: Vec<Threshold> = self
-                .thresholds
-                .iter()
-                .filter(|t| matches!(t.scope, Scope::Tag(_)))
-                .cloned()
-                .collect();
-            let name_tags = name_tags.clone();
-            let controls = controls.clone();
-            let stop = agg_stop.clone();
-            let tx = self.snapshots.clone();
-            let mut sinks = std::mem::take(&mut self.sinks);
-            let timeline = timeline.clone();
-            let tick = self.tick;
-            let n_names = names.len();
-            tokio::spawn(async move {
-                let mut interval =
-                    tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut health = health::HealthMonitor::new();
-                let mut seen_events = 0;
-                loop {
-                    let last = tokio::select! {
-                        _ = interval.tick() => false,
-                        _ = stop.cancelled() => true,
-                    };
-                    let elapsed = start.elapsed();
-                    let users = views
-                        .iter()
-                        .map(|v| v.shared.users.load(Ordering::Relaxed))
-                        .sum();
-                    let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
-                    let mut snap = if single {
-                        let snap = agg.tick(elapsed, users);
-                        // One named scenario (picked with --scenario) is the whole run.
-                        if !views[0].name.is_empty() {
-                            per_scenario.push((views[0].name.clone(), snap.total.clone()));
-                        }
-                        snap
-                    } else {
-                        let mut merged = StatsSet::new(n_names);
-                        for v in &mut views {
-                            let Some(a) = v.agg.as_mut() else { continue };
-                            let s = a.tick(elapsed, v.shared.users.load(Ordering::Relaxed));
-                            merged.merge(&s.interval);
-                            per_scenario.push((v.name.clone(), s.total.clone()));
-                        }
-                        agg.tick_with(merged, elapsed, users)
-                    };
-                    // The open-model lanes' counters: in the last snapshot, taken after every
-                    // lane ended, this is the run's final count.
-                    snap.dropped_iterations = views
-                        .iter()
-                        .filter_map(|v| v.dropped.as_ref())
-                        .map(|d| d.load(Ordering::Relaxed))
-                        .reduce(|a, b| a + b);
-                    let snap = Arc::new(snap);
-                    health.sample();
-                    if !guard.is_empty() {
-                        let gh = health.report(None);
-                        let tags = name_tags.summaries(&by_tag, agg.cumulative(), elapsed);
-                        let observed = Observed {
-                            aggregate: &snap.total,
-                            requests: &snap.requests,
-                            scenarios: &per_scenario,
-                            tags: &tags,
-                            dropped_iterations: snap.dropped_iterations.unwrap_or(0),
-                            generator: Some(&gh),
-                        };
-                        let (breached, abort) = guard.check(&observed, elapsed);
-                        let mut events: Vec<TimelineEvent> = breached
-                            .into_iter()
-                            .map(|m| TimelineEvent::now(elapsed, EventKind::ThresholdBreached, m))
-                            .collect();
-                        if let Some(why) = abort {
-                            events.push(TimelineEvent::now(
-                                elapsed,
-                                EventKind::ThresholdBreached,
-                                format!("aborting the run: {why}"),
-                            ));
-                            controls.stop(StopReason::Aborted(why));
-                        }
-                        timeline
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .append(&mut events);
-                    }
-                    {
-                        let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
-                        for e in &tl[seen_events..] {
-                            for s in &mut sinks {
-                                s.on_event(e);
-                            }
-                        }
-                        seen_events = tl.len();
-                    }
-                    for s in &mut sinks {
-                        s.on_snapshot(&snap);
-                    }
-                    tx.send_replace(Some(snap));
-                    if last {
-                        let views: Vec<(String, Option<Aggregator>)> =
-                            views.into_iter().map(|v| (v.name, v.agg)).collect();
-                        return (agg, views, sinks, guard, health);
-                    }
-                }
-            })
-        };
+        let aggregator = aggregator::spawn(
+            aggregator::Inputs {
+                lanes: lanes
+                    .iter()
+                    .map(|l| aggregator::LaneView {
+                        name: l.name.clone(),
+                        shared: l.shared.clone(),
+                        dropped: l.open.as_ref().map(|o| o.dropped.clone()),
+                    })
+                    .collect(),
+                names: names.clone(),
+                thresholds: self.thresholds.clone(),
+                name_tags: name_tags.clone(),
+                controls: controls.clone(),
+                sinks: std::mem::take(&mut self.sinks),
+                snapshots: self.snapshots.clone(),
+                timeline: timeline.clone(),
+                client: self.client.clone(),
+                tick: self.tick,
+                start,
+            },
+            agg_stop.clone(),
+        );
 
         // The driver: one loop for every load model. Each wake-up (10 ms tick, a batch of
         // arrivals from the pacers, a VU ending, a lane's start or end) steps every lane.
@@ -731,11 +620,17 @@ impl Executor {
         }
 
         agg_stop.cancel();
-        let (agg, views, sinks, guard, health) = match aggregator.await {
+        let aggregator::Finished {
+            total,
+            lanes: views,
+            sinks,
+            guard,
+            health,
+        } = match aggregator.await {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let (stats, series) = agg.into_parts();
+        let (stats, series) = total.into_parts();
         let scenarios = views
             .into_iter()
             .zip(lanes.iter().zip(reports))

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod client;
+pub mod duration;
 pub mod encoding;
 pub mod executor;
 pub mod feeder;

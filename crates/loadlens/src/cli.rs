@@ -289,6 +289,6 @@ pub struct DemoArgs {
     pub web: crate::web::WebArgs,
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    loadlens_core::scenario::parse_duration(s)
+fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
+    loadlens_core::duration::parse_duration(s)
 }

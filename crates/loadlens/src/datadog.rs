@@ -100,8 +100,8 @@ pub struct DatadogArgs {
     pub dogstatsd_port: Option<u16>,
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    loadlens_core::scenario::parse_duration(s)
+fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
+    loadlens_core::duration::parse_duration(s)
 }
 
 /// The Datadog settings of this run, `None` when Datadog is off. Configuration errors are

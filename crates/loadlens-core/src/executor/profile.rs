@@ -50,7 +50,7 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, String> {
                 i + 1
             ));
         };
-        let duration = crate::scenario::parse_duration(d)
+        let duration = crate::duration::parse_duration(d)
             .map_err(|e| format!("stage {} `{part}`: {e}", i + 1))?;
         // A rate (`500/m`) in the open model; a plain number is users or arrivals per second.
         let target: f64 = if t.contains('/') {
@@ -90,7 +90,7 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
         "s" | "sec" | "1s" => 1.0,
         "m" | "min" | "1m" => 60.0,
         "h" | "1h" => 3600.0,
-        other => crate::scenario::parse_duration(other)
+        other => crate::duration::parse_duration(other)
             .map_err(|_| {
                 format!("invalid time unit `{other}` in arrival rate `{t}` (use /s or /m)")
             })?

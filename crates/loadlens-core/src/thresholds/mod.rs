@@ -245,7 +245,9 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
     match metric {
         Metric::Latency(_) => {
             if v.ends_with(|c: char| c.is_ascii_alphabetic()) {
-                crate::scenario::parse_duration(v).map(|d| d.as_secs_f64() * 1000.0)
+                crate::duration::parse_duration(v)
+                    .map(|d| d.as_secs_f64() * 1000.0)
+                    .map_err(|e| e.to_string())
             } else {
                 num(v)
             }
@@ -280,7 +282,7 @@ pub fn parse(text: &str) -> Result<Threshold, String> {
             ["abort"] | ["abort_on_fail"] => abort_on_fail = true,
             ["abort" | "abort_on_fail", "after", d] => {
                 abort_on_fail = true;
-                delay = Some(crate::scenario::parse_duration(d).map_err(ctx)?);
+                delay = Some(crate::duration::parse_duration(d).map_err(|e| ctx(e.to_string()))?);
             }
             _ => {
                 return Err(ctx(format!(

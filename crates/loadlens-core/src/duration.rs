@@ -1,6 +1,7 @@
 //! Durations as users write them (`250ms`, `1m30s`, `1.5s`, or a number of seconds), parsed
-//! one way everywhere: scenario files, flags, thresholds, stages and arrival rates. At the
-//! bottom of the core's layers: it imports nothing from the crate.
+//! one way everywhere: scenario files, flags, thresholds, stages and arrival rates; and
+//! milliseconds as reports write them ([`ms`]). At the bottom of the core's layers: it imports
+//! nothing from the crate.
 
 use std::time::Duration;
 
@@ -112,6 +113,19 @@ pub fn secs_to_duration(secs: f64) -> Result<Duration, RangeError> {
         return Err(RangeError::TooLong);
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Milliseconds with precision that suits the magnitude (sub-ms loopback latencies stay visible).
+pub fn ms(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v < 10.0 {
+        format!("{v:.2}")
+    } else if v < 100.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.0}")
+    }
 }
 
 #[cfg(test)]

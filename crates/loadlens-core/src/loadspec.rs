@@ -26,8 +26,8 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::duration::{parse_duration, secs_to_duration};
-use crate::executor::profile::{parse_rate, parse_stages};
-use crate::executor::{ArrivalSettings, LoadSettings, Stage};
+use crate::load::profile::{parse_rate, parse_stages};
+use crate::load::{ArrivalSettings, LoadSettings, Stage};
 use crate::scenario::{Load, Scenario};
 use crate::thresholds::{self, Threshold};
 

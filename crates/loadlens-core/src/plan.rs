@@ -12,6 +12,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri};
 
 use crate::client::{self, Request};
+use crate::encoding::encode_component;
 use crate::feeder::Feeder;
 use crate::inspect::{Capture, Check, Predicate, Source};
 use crate::jsonpath::JsonPath;
@@ -20,6 +21,7 @@ use crate::scenario::{
     CaptureSpec, CheckSpec, NodePath, RequestSpec, Scenario, ScenarioError, Step, WaitTime,
 };
 use crate::template::{Names, Slot, Template};
+use crate::thresholds::NameTags;
 
 /// Interned `(method, name)` pairs.
 #[derive(Debug, Clone, Default)]
@@ -1172,18 +1174,37 @@ fn apply_run_headers(h: &mut HeaderMap, opts: &PlanOptions) {
     }
 }
 
-/// Percent-encode a query component (RFC 3986 unreserved characters kept).
-pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
+// Built here, where plans are known, so that the thresholds need not import the plan (see the
+// crate's layers).
+impl NameTags {
+    /// The tags of every request name sent by `plans` (the plans of one run share one name
+    /// table; each may keep only some user types).
+    pub fn of<'a>(plans: impl IntoIterator<Item = &'a Plan>) -> Self {
+        let mut out = NameTags::default();
+        for plan in plans {
+            for (i, (m, n)) in plan.names.pairs().iter().enumerate() {
+                out.set_label(i, format!("{m} {n}"));
             }
-            _ => out.push_str(&format!("%{b:02X}")),
+            for u in &plan.user_types {
+                walk(&u.on_start, &[], &mut out);
+                walk(&u.on_stop, &[], &mut out);
+                for t in &u.tasks {
+                    walk(&t.steps, &t.tags, &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn walk(steps: &[StepPlan], tags: &[String], out: &mut NameTags) {
+    for s in steps {
+        match s {
+            StepPlan::Request(r) => out.see(r.name.0 as usize, tags),
+            StepPlan::Loop { steps, .. } => walk(steps, tags, out),
+            StepPlan::Think(_) => {}
         }
     }
-    out
 }
 
 /// Default stop timeout when neither file nor CLI sets one.

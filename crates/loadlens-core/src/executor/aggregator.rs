@@ -20,9 +20,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::health::HealthMonitor;
 use super::{Controls, Shared, StopReason};
 use crate::client::ClientShared;
+use crate::health::HealthMonitor;
 use crate::run::{EventKind, TimelineEvent};
 use crate::sink::Sink;
 use crate::stats::{self, Recorder, RequestSummary, Snapshot, StatsSet};

@@ -17,17 +17,16 @@
 //! wakes on each change and hands it to every lane.
 
 mod aggregator;
-mod health;
 mod lane;
 mod open;
-pub mod profile;
-mod settings;
 mod vu;
 
-pub use health::GeneratorHealth;
-pub use open::{ArrivalReport, ArrivalSettings};
-pub use profile::Stage;
-pub use settings::LoadSettings;
+// The run's inputs and results are defined in the lower layers that also use them (see the
+// crate's layers); the executor re-exports them where its callers look for them.
+pub use crate::health::GeneratorHealth;
+pub use crate::load::{profile, ArrivalReport, ArrivalSettings, LoadSettings, Stage};
+pub use crate::report::ScenarioOutput;
+pub use crate::run::{describe, Controls, LoadTarget, StopReason};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,126 +38,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientShared;
 use crate::plan::Plan;
+use crate::report::{Outcome, Summary};
 use crate::run::{EventKind, RunInfo, TimelineEvent};
 use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
 use crate::stats::{LatencyHistogram, Recorder, Snapshot, StatsSet, TimeSeries};
 use crate::thresholds::{Breach, NameTags, Threshold};
-
-/// Why the run stopped.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
-pub enum StopReason {
-    /// The run time elapsed.
-    RunTime,
-    /// The iteration budget was spent.
-    Iterations,
-    /// Every user finished on its own.
-    UsersFinished,
-    /// Ctrl-C (or the stop button): graceful.
-    Interrupted,
-    /// A guard (threshold, monitor) aborted the run.
-    Aborted(String),
-    /// A data feeder with `on_exhausted: stop_run` ran out of rows.
-    DataExhausted(String),
-}
-
-/// The load asked for during a run through [`Controls::set_users`] and
-/// [`Controls::set_arrival_rate`] (the web dashboard's fields). `None` keeps the load model's
-/// own; a value replaces it, stages included, from that moment to the end of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LoadTarget {
-    /// Closed model: users to run (ramped at once; the most recently started stop first).
-    pub users: Option<u64>,
-    /// Open model: arrivals per second.
-    pub rate_per_s: Option<f64>,
-}
-
-/// Stop handles given to the executor. Clone them to stop the run from elsewhere.
-#[derive(Debug, Clone, Default)]
-pub struct Controls {
-    stop: CancellationToken,
-    kill: CancellationToken,
-    reason: Arc<Mutex<Option<StopReason>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    /// Latest load asked for; the driver loop wakes on each change.
-    load: watch::Sender<LoadTarget>,
-}
-
-impl Controls {
-    /// New, not stopped.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stop gracefully, for `reason` (the first reason given wins).
-    pub fn stop(&self, reason: StopReason) {
-        {
-            let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-            r.get_or_insert(reason);
-        }
-        self.stop.cancel();
-    }
-
-    /// Stop now: in-flight requests are abandoned. Reports are still written.
-    pub fn kill(&self) {
-        self.stop(StopReason::Interrupted);
-        self.kill.cancel();
-    }
-
-    /// True once a stop was requested.
-    pub fn is_stopping(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
-    /// True once killed.
-    pub fn is_killed(&self) -> bool {
-        self.kill.is_cancelled()
-    }
-
-    /// Fail the run without stopping it: the verdict becomes failed, with `reason` shown in the
-    /// summary and the JSON result (a guard such as a monitor with the `fail` action).
-    pub fn fail(&self, reason: impl Into<String>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(reason.into());
-    }
-
-    /// Reasons given to [`Controls::fail`] so far.
-    pub fn failures(&self) -> Vec<String> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Change the closed model's user count for the rest of the run (every closed-model
-    /// scenario of the run gets `users`). Users are started or stopped on the driver's next step.
-    pub fn set_users(&self, users: u64) {
-        self.load.send_modify(|t| t.users = Some(users));
-    }
-
-    /// Change the open model's arrival rate (per second) for the rest of the run (every
-    /// open-model scenario gets `rate`). Negative or non-finite rates are ignored.
-    pub fn set_arrival_rate(&self, rate: f64) {
-        if rate.is_finite() && rate >= 0.0 {
-            self.load.send_modify(|t| t.rate_per_s = Some(rate));
-        }
-    }
-
-    /// The load asked for so far through [`Controls::set_users`] and
-    /// [`Controls::set_arrival_rate`].
-    pub fn load_target(&self) -> LoadTarget {
-        *self.load.borrow()
-    }
-
-    fn reason(&self) -> Option<StopReason> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
 
 /// One named scenario of a run: its plan, load model and start offset (k6's `startTime`).
 #[derive(Debug, Clone)]
@@ -171,21 +55,6 @@ pub struct ScenarioRun {
     pub load: LoadSettings,
     /// When it starts, from the start of the run.
     pub start_time: Duration,
-}
-
-/// What one named scenario produced.
-#[derive(Debug)]
-pub struct ScenarioOutput {
-    /// Name.
-    pub name: String,
-    /// Start offset.
-    pub start_time: Duration,
-    /// Load model.
-    pub load: LoadSettings,
-    /// Its cumulative statistics.
-    pub stats: StatsSet,
-    /// Open model figures.
-    pub arrivals: Option<ArrivalReport>,
 }
 
 /// Everything the run produced, for reports.
@@ -674,6 +543,45 @@ impl Executor {
     }
 }
 
+// Built here rather than in `report`: the reports sit below the sinks, which finish with a
+// `Summary`, and the executor, whose `RunOutput` holds the sinks.
+impl Summary {
+    /// Build from the executor's output (sinks are finished separately).
+    pub fn new(
+        run: RunInfo,
+        load: LoadSettings,
+        host: Option<String>,
+        out: &mut RunOutput,
+    ) -> Self {
+        Summary {
+            run,
+            load,
+            host,
+            started_at: out.started_at,
+            ended_at: out.ended_at,
+            duration: out.duration,
+            stop_reason: out.stop_reason.clone(),
+            killed: out.killed,
+            names: out.names.clone(),
+            stats: std::mem::take(&mut out.stats),
+            series: std::mem::replace(&mut out.series, TimeSeries::new(2)),
+            timeline: std::mem::take(&mut out.timeline),
+            sinks: Vec::new(),
+            dropped_samples: out.dropped_samples,
+            outcome: Outcome {
+                dropped_iterations: out.dropped_iterations,
+                arrivals: out.arrivals.take(),
+                generator: out.generator.clone(),
+                breaches: std::mem::take(&mut out.breaches),
+                scenarios: std::mem::take(&mut out.scenarios),
+                thresholds: Vec::new(),
+                name_tags: std::mem::take(&mut out.name_tags),
+                failures: std::mem::take(&mut out.failures),
+            },
+        }
+    }
+}
+
 /// The run's stop reason once every lane has ended, `None` while one still runs.
 fn all_ended(lanes: &[lane::Lane]) -> Option<StopReason> {
     let mut reasons = Vec::new();
@@ -709,18 +617,6 @@ impl Shared {
         self.iterations_left
             .as_ref()
             .is_none_or(|l| l.load(Ordering::Relaxed) > 0)
-    }
-}
-
-/// Human-readable stop reason.
-pub fn describe(r: &StopReason) -> String {
-    match r {
-        StopReason::RunTime => "run time elapsed".into(),
-        StopReason::Iterations => "all iterations done".into(),
-        StopReason::UsersFinished => "every user finished".into(),
-        StopReason::Interrupted => "interrupted".into(),
-        StopReason::Aborted(why) => format!("aborted: {why}"),
-        StopReason::DataExhausted(feeder) => format!("data feeder `{feeder}` ran out of rows"),
     }
 }
 

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use tags::{unknown_tag, NameTags, TagSummary};
 
-use crate::executor::GeneratorHealth;
+use crate::health::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
 
 /// What a threshold measures.
@@ -256,7 +256,7 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, String> {
             Some(p) => num(p).map(|x| x / 100.0),
             None => num(v),
         },
-        Metric::Rps => crate::executor::profile::parse_rate(v),
+        Metric::Rps => crate::load::profile::parse_rate(v),
         Metric::Requests | Metric::Failures | Metric::DroppedIterations => num(v),
         Metric::GeneratorHealthy => match v {
             "true" | "1" => Ok(1.0),
@@ -420,7 +420,7 @@ impl Threshold {
     /// A value in this threshold's unit, readable (`312 ms`, `1.20%`, `480.5/s`).
     pub fn format(&self, v: f64) -> String {
         match self.metric {
-            Metric::Latency(_) => format!("{} ms", crate::report::text::ms(v)),
+            Metric::Latency(_) => format!("{} ms", crate::duration::ms(v)),
             Metric::ErrorRate | Metric::Checks => format!("{:.2}%", v * 100.0),
             Metric::Rps => format!("{v:.1}/s"),
             Metric::GeneratorHealthy => if v >= 1.0 { "true" } else { "false" }.into(),

@@ -3,7 +3,7 @@
 //! gracefully within the stop timeout. Beside the users runs the aggregator (`aggregator.rs`,
 //! its own task): users → recorder → aggregator → sinks and guards, as DESIGN.md draws it. It
 //! turns recorded samples into one [`Snapshot`] per second, measures the generator's own health
-//! (`health.rs`), checks the thresholds and feeds the sinks and live views.
+//! ([`crate::health`]), checks the thresholds and feeds the sinks and live views.
 //!
 //! Load models, all driven by the one loop in [`Executor::run`] through its lanes (`lane.rs`):
 //! - closed: N users (optionally started at a spawn rate), or `stages` ramping the user count;

@@ -203,7 +203,9 @@ impl HealthMonitor {
                     let pct = self.pct(ticks.saturating_sub(last), wall);
                     self.max_pct = Some(self.max_pct.map_or(pct, |m: f64| m.max(pct)));
                     self.observe(pct, wall);
-                    process_cpu_pct = Some(pct);
+                    // CPU time is counted in 10 ms ticks per thread: a short interval can show
+                    // a few percent above 100, which the figure's 0–100 range does not allow.
+                    process_cpu_pct = Some(pct.min(100.0));
                 }
             }
         }

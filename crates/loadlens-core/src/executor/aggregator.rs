@@ -359,10 +359,7 @@ mod tests {
             let Some(pct) = h.process_cpu_pct else {
                 continue;
             };
-            // CPU time comes in ticks of 10 ms per thread: over a short interval a few ticks
-            // more or less move the figure by a few percent either way.
-            let resolution = 3.0 / (s.point.span_s * cores);
-            assert!((0.0..=100.0 + resolution).contains(&pct), "{h:?}");
+            assert!((0.0..=100.0).contains(&pct), "{h:?}");
             let machine = h.machine_cpu_pct.expect("machine CPU");
             assert!((0.0..=100.0 + 1e-6).contains(&machine), "{h:?}");
             assert!(h.rss_bytes.expect("RSS") > 1 << 20, "{h:?}");

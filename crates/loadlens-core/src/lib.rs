@@ -8,6 +8,25 @@
 //! second the aggregator builds a [`stats::Snapshot`] for live views and sinks; at the end a
 //! [`report::Summary`] feeds every report.
 //!
+//! # Layers
+//!
+//! The modules form layers, listed bottom to top. A module imports from its own layer and the
+//! layers below, never from a higher one (the test in `layers_tests.rs` reads this list and
+//! checks every `crate::` path in the modules' code, tests aside):
+//!
+//! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`]: small shared helpers.
+//! 2. [`run`], [`sample`]: the run's identity, timeline and controls; one request's measurement.
+//! 3. [`stats`], [`client`]: HDR statistics and snapshots; the HTTP client.
+//! 4. [`health`], [`load`], [`template`]: the generator's own health; the load model; templates.
+//! 5. [`inspect`], [`limits`], [`thresholds`]: checks and captures; load limits; thresholds.
+//! 6. [`scenario`], [`loadspec`]: the scenario file's model (`loadspec` holds its load and
+//!    thresholds sections, whose types and the scenario's nest in each other).
+//! 7. [`plan`]: the compiled scenario.
+//! 8. [`report`]: the summary and the reports.
+//! 9. [`sink`]: the sink contract (sinks finish with the summary).
+//! 10. [`executor`]: runs the plan, aggregates, feeds the sinks; re-exports the load and run
+//!     types its callers use.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use loadlens_core::{client, executor, plan, report, run};
@@ -27,12 +46,15 @@
 //! ```
 
 pub mod client;
+pub mod duration;
 pub mod encoding;
 pub mod executor;
 pub mod feeder;
+pub mod health;
 pub mod inspect;
 pub mod jsonpath;
 pub mod limits;
+pub mod load;
 pub mod loadspec;
 pub mod plan;
 pub mod report;
@@ -44,5 +66,7 @@ pub mod stats;
 pub mod template;
 pub mod thresholds;
 
+#[cfg(test)]
+mod layers_tests;
 #[cfg(test)]
 pub(crate) mod testutil;

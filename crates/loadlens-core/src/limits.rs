@@ -10,7 +10,7 @@
 //!   checked where that is unknown);
 //! - at most [`MAX_ARRIVAL_RATE`] arrivals per second (the start rate and every stage's target).
 
-use crate::executor::LoadSettings;
+use crate::load::LoadSettings;
 
 /// Most users or VUs in one process: well beyond what one machine drives (thousands to tens
 /// of thousands), well below what exhausts it.

@@ -25,9 +25,10 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::executor::profile::{parse_rate, parse_stages};
-use crate::executor::{ArrivalSettings, LoadSettings, Stage};
-use crate::scenario::{parse_duration, Load, Scenario};
+use crate::duration::{parse_duration, secs_to_duration};
+use crate::load::profile::{parse_rate, parse_stages};
+use crate::load::{ArrivalSettings, LoadSettings, Stage};
+use crate::scenario::{Load, Scenario};
 use crate::thresholds::{self, Threshold};
 
 /// `stages:` — the shorthand string or a list of `{ duration, target }`.
@@ -39,9 +40,9 @@ fn duration_of(v: &serde_yaml::Value) -> Result<Duration, String> {
         serde_yaml::Value::Number(n) => n
             .as_f64()
             .ok_or_else(|| "not a number".to_owned())
-            .and_then(crate::scenario::secs_to_duration)
+            .and_then(|s| secs_to_duration(s).map_err(|e| e.to_string()))
             .map_err(|e| format!("invalid duration `{n}`: {e}")),
-        serde_yaml::Value::String(s) => parse_duration(s),
+        serde_yaml::Value::String(s) => parse_duration(s).map_err(|e| e.to_string()),
         other => Err(format!("expected a duration such as `30s`, got {other:?}")),
     }
 }

@@ -1,8 +1,14 @@
-//! Run identity: the run id and tags present on every request header, event, metric, span,
-//! log line and report; and the run's timeline of events.
+//! Run identity and control: the run id and tags present on every request header, event,
+//! metric, span, log line and report; the run's timeline of events; and the [`Controls`] that
+//! stop, fail or re-target a run, with the [`StopReason`] it ended for. Below the sinks and the
+//! executor, which both hold the controls.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Who and what this run is.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -84,6 +90,134 @@ impl TimelineEvent {
 /// RFC 3339 with milliseconds, UTC.
 pub fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Why the run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum StopReason {
+    /// The run time elapsed.
+    RunTime,
+    /// The iteration budget was spent.
+    Iterations,
+    /// Every user finished on its own.
+    UsersFinished,
+    /// Ctrl-C (or the stop button): graceful.
+    Interrupted,
+    /// A guard (threshold, monitor) aborted the run.
+    Aborted(String),
+    /// A data feeder with `on_exhausted: stop_run` ran out of rows.
+    DataExhausted(String),
+}
+
+/// The load asked for during a run through [`Controls::set_users`] and
+/// [`Controls::set_arrival_rate`] (the web dashboard's fields). `None` keeps the load model's
+/// own; a value replaces it, stages included, from that moment to the end of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadTarget {
+    /// Closed model: users to run (ramped at once; the most recently started stop first).
+    pub users: Option<u64>,
+    /// Open model: arrivals per second.
+    pub rate_per_s: Option<f64>,
+}
+
+/// Stop handles given to the executor. Clone them to stop the run from elsewhere.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    pub(crate) stop: CancellationToken,
+    pub(crate) kill: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    /// Latest load asked for; the executor's driver loop wakes on each change.
+    pub(crate) load: watch::Sender<LoadTarget>,
+}
+
+impl Controls {
+    /// New, not stopped.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stop gracefully, for `reason` (the first reason given wins).
+    pub fn stop(&self, reason: StopReason) {
+        {
+            let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+            r.get_or_insert(reason);
+        }
+        self.stop.cancel();
+    }
+
+    /// Stop now: in-flight requests are abandoned. Reports are still written.
+    pub fn kill(&self) {
+        self.stop(StopReason::Interrupted);
+        self.kill.cancel();
+    }
+
+    /// True once a stop was requested.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// True once killed.
+    pub fn is_killed(&self) -> bool {
+        self.kill.is_cancelled()
+    }
+
+    /// Fail the run without stopping it: the verdict becomes failed, with `reason` shown in the
+    /// summary and the JSON result (a guard such as a monitor with the `fail` action).
+    pub fn fail(&self, reason: impl Into<String>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(reason.into());
+    }
+
+    /// Reasons given to [`Controls::fail`] so far.
+    pub fn failures(&self) -> Vec<String> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Change the closed model's user count for the rest of the run (every closed-model
+    /// scenario of the run gets `users`). Users are started or stopped on the driver's next step.
+    pub fn set_users(&self, users: u64) {
+        self.load.send_modify(|t| t.users = Some(users));
+    }
+
+    /// Change the open model's arrival rate (per second) for the rest of the run (every
+    /// open-model scenario gets `rate`). Negative or non-finite rates are ignored.
+    pub fn set_arrival_rate(&self, rate: f64) {
+        if rate.is_finite() && rate >= 0.0 {
+            self.load.send_modify(|t| t.rate_per_s = Some(rate));
+        }
+    }
+
+    /// The load asked for so far through [`Controls::set_users`] and
+    /// [`Controls::set_arrival_rate`].
+    pub fn load_target(&self) -> LoadTarget {
+        *self.load.borrow()
+    }
+
+    pub(crate) fn reason(&self) -> Option<StopReason> {
+        self.reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Human-readable stop reason.
+pub fn describe(r: &StopReason) -> String {
+    match r {
+        StopReason::RunTime => "run time elapsed".into(),
+        StopReason::Iterations => "all iterations done".into(),
+        StopReason::UsersFinished => "every user finished".into(),
+        StopReason::Interrupted => "interrupted".into(),
+        StopReason::Aborted(why) => format!("aborted: {why}"),
+        StopReason::DataExhausted(feeder) => format!("data feeder `{feeder}` ran out of rows"),
+    }
 }
 
 #[cfg(test)]

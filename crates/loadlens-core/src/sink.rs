@@ -13,26 +13,11 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::executor::Controls;
+pub use crate::report::SinkReport;
 use crate::report::Summary;
-use crate::run::{EventKind, RunInfo, TimelineEvent};
+use crate::run::{Controls, EventKind, RunInfo, TimelineEvent};
 use crate::sample::Sample;
 use crate::stats::Snapshot;
-
-/// What a sink did, for the summary.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SinkReport {
-    /// Sink name (`otlp`, `datadog`, …).
-    pub name: String,
-    /// Items delivered (spans, points, events).
-    pub delivered: u64,
-    /// Items that could not be delivered after retries.
-    pub failed: u64,
-    /// Items dropped because a queue was full.
-    pub dropped: u64,
-    /// Distinct error messages (secrets never included).
-    pub errors: Vec<String>,
-}
 
 /// A boxed future returned by [`Sink::finish`].
 pub type FinishFuture = Pin<Box<dyn Future<Output = SinkReport> + Send>>;

@@ -237,7 +237,7 @@ impl Template {
                 Part::Encoded(t) => {
                     let mut inner = String::new();
                     t.render(ctx, &mut inner)?;
-                    out.push_str(&crate::plan::encode_component(&inner));
+                    out.push_str(&crate::encoding::encode_component(&inner));
                 }
             }
         }

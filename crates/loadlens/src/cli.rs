@@ -312,6 +312,6 @@ pub fn parse() -> Cli {
     cli
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
-    loadlens_core::scenario::parse_duration(s)
+fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
+    loadlens_core::duration::parse_duration(s)
 }

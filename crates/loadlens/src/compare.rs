@@ -17,8 +17,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
+use loadlens_core::duration::ms as fmt_ms;
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::report::text::ms as fmt_ms;
 use loadlens_core::stats::RequestSummary;
 
 use crate::exit::{Exit, Failure};

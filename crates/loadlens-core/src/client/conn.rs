@@ -101,10 +101,43 @@ impl IoCounters {
     }
 }
 
+/// Connections opened and closed through one [`ClientShared`], for the generator's health
+/// figures: two relaxed atomic adds per connection, none per request.
+#[derive(Debug, Default)]
+pub struct ConnCount {
+    opened: AtomicU64,
+    closed: AtomicU64,
+}
+
+impl ConnCount {
+    /// Connections open now (opened − closed).
+    pub fn open(&self) -> u64 {
+        // Closed first: a connection is counted opened before it can be counted closed, so
+        // this order never sees more closed than opened.
+        let closed = self.closed.load(Ordering::Relaxed);
+        self.opened.load(Ordering::Relaxed).saturating_sub(closed)
+    }
+
+    fn opened(self: &Arc<Self>) -> OpenConn {
+        self.opened.fetch_add(1, Ordering::Relaxed);
+        OpenConn(self.clone())
+    }
+}
+
+/// One open connection: counted closed when dropped, which is when its socket closes.
+struct OpenConn(Arc<ConnCount>);
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.closed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A TCP stream that counts bytes.
 pub(super) struct Counting {
     inner: TcpStream,
     counters: Arc<IoCounters>,
+    _open: OpenConn,
 }
 
 impl AsyncRead for Counting {
@@ -365,6 +398,7 @@ pub async fn dial(
     let counting = Counting {
         inner: tcp,
         counters: counters.clone(),
+        _open: shared.connections.opened(),
     };
 
     let (stream, h2) = if origin.tls {

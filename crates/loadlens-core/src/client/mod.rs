@@ -105,6 +105,7 @@ pub struct ClientShared {
     /// Settings.
     pub config: ClientConfig,
     tls: Arc<rustls::ClientConfig>,
+    connections: Arc<conn::ConnCount>,
 }
 
 impl ClientShared {
@@ -123,7 +124,17 @@ impl ClientShared {
             HttpVersion::Http2PriorKnowledge => Alpn::Http2,
         };
         let tls = tls::client_config(config.insecure, alpn)?;
-        Ok(Arc::new(ClientShared { config, tls }))
+        Ok(Arc::new(ClientShared {
+            config,
+            tls,
+            connections: Arc::default(),
+        }))
+    }
+
+    /// HTTP connections open now over every VU of this client (TCP connections, whatever the
+    /// HTTP version): opened − closed, counted as sockets open and close.
+    pub fn open_connections(&self) -> u64 {
+        self.connections.open()
     }
 }
 

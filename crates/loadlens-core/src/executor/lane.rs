@@ -13,10 +13,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::open::{self, ArrivalReport, OpenLane, PacerThread};
-use super::profile::{self, Pacer};
+use super::open::{self, OpenLane, PacerThread};
 use super::vu::Vu;
 use super::{LoadSettings, LoadTarget, Shared, StopReason};
+use crate::load::profile::{self, Pacer};
+use crate::load::ArrivalReport;
 use crate::run::{EventKind, TimelineEvent};
 use crate::stats::LatencyHistogram;
 

@@ -1,7 +1,9 @@
 //! The executor: runs one or more scenarios ("lanes"), each with its own load model and start
 //! offset, until their run times, the iteration budget or a stop request; stops virtual users
-//! gracefully within the stop timeout; and runs the aggregator that turns recorded samples into
-//! one [`Snapshot`] per second, checks thresholds on it and measures the generator's own health.
+//! gracefully within the stop timeout. Beside the users runs the aggregator (`aggregator.rs`,
+//! its own task): users → recorder → aggregator → sinks and guards, as DESIGN.md draws it. It
+//! turns recorded samples into one [`Snapshot`] per second, measures the generator's own health
+//! ([`crate::health`]), checks the thresholds and feeds the sinks and live views.
 //!
 //! Load models, all driven by the one loop in [`Executor::run`] through its lanes (`lane.rs`):
 //! - closed: N users (optionally started at a spawn rate), or `stages` ramping the user count;
@@ -14,17 +16,17 @@
 //! during the run ([`Controls::set_users`], [`Controls::set_arrival_rate`]): the driver loop
 //! wakes on each change and hands it to every lane.
 
-mod health;
+mod aggregator;
 mod lane;
 mod open;
-pub mod profile;
-mod settings;
 mod vu;
 
-pub use health::GeneratorHealth;
-pub use open::{ArrivalReport, ArrivalSettings};
-pub use profile::Stage;
-pub use settings::LoadSettings;
+// The run's inputs and results are defined in the lower layers that also use them (see the
+// crate's layers); the executor re-exports them where its callers look for them.
+pub use crate::health::GeneratorHealth;
+pub use crate::load::{profile, ArrivalReport, ArrivalSettings, LoadSettings, Stage};
+pub use crate::report::ScenarioOutput;
+pub use crate::run::{describe, Controls, LoadTarget, StopReason};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,128 +38,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::ClientShared;
 use crate::plan::Plan;
+use crate::report::{Outcome, Summary};
 use crate::run::{EventKind, RunInfo, TimelineEvent};
 use crate::sink::{SampleTap, Sink, SinkContext, TimelineHandle};
-use crate::stats::{
-    Aggregator, LatencyHistogram, Recorder, RequestSummary, Snapshot, StatsSet, TimeSeries,
-};
-use crate::thresholds::{Breach, Guard, NameTags, Observed, Scope, Threshold};
-
-/// Why the run stopped.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
-pub enum StopReason {
-    /// The run time elapsed.
-    RunTime,
-    /// The iteration budget was spent.
-    Iterations,
-    /// Every user finished on its own.
-    UsersFinished,
-    /// Ctrl-C (or the stop button): graceful.
-    Interrupted,
-    /// A guard (threshold, monitor) aborted the run.
-    Aborted(String),
-    /// A data feeder with `on_exhausted: stop_run` ran out of rows.
-    DataExhausted(String),
-}
-
-/// The load asked for during a run through [`Controls::set_users`] and
-/// [`Controls::set_arrival_rate`] (the web dashboard's fields). `None` keeps the load model's
-/// own; a value replaces it, stages included, from that moment to the end of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct LoadTarget {
-    /// Closed model: users to run (ramped at once; the most recently started stop first).
-    pub users: Option<u64>,
-    /// Open model: arrivals per second.
-    pub rate_per_s: Option<f64>,
-}
-
-/// Stop handles given to the executor. Clone them to stop the run from elsewhere.
-#[derive(Debug, Clone, Default)]
-pub struct Controls {
-    stop: CancellationToken,
-    kill: CancellationToken,
-    reason: Arc<Mutex<Option<StopReason>>>,
-    failures: Arc<Mutex<Vec<String>>>,
-    /// Latest load asked for; the driver loop wakes on each change.
-    load: watch::Sender<LoadTarget>,
-}
-
-impl Controls {
-    /// New, not stopped.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Stop gracefully, for `reason` (the first reason given wins).
-    pub fn stop(&self, reason: StopReason) {
-        {
-            let mut r = self.reason.lock().unwrap_or_else(|p| p.into_inner());
-            r.get_or_insert(reason);
-        }
-        self.stop.cancel();
-    }
-
-    /// Stop now: in-flight requests are abandoned. Reports are still written.
-    pub fn kill(&self) {
-        self.stop(StopReason::Interrupted);
-        self.kill.cancel();
-    }
-
-    /// True once a stop was requested.
-    pub fn is_stopping(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
-    /// True once killed.
-    pub fn is_killed(&self) -> bool {
-        self.kill.is_cancelled()
-    }
-
-    /// Fail the run without stopping it: the verdict becomes failed, with `reason` shown in the
-    /// summary and the JSON result (a guard such as a monitor with the `fail` action).
-    pub fn fail(&self, reason: impl Into<String>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(reason.into());
-    }
-
-    /// Reasons given to [`Controls::fail`] so far.
-    pub fn failures(&self) -> Vec<String> {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Change the closed model's user count for the rest of the run (every closed-model
-    /// scenario of the run gets `users`). Users are started or stopped on the driver's next step.
-    pub fn set_users(&self, users: u64) {
-        self.load.send_modify(|t| t.users = Some(users));
-    }
-
-    /// Change the open model's arrival rate (per second) for the rest of the run (every
-    /// open-model scenario gets `rate`). Negative or non-finite rates are ignored.
-    pub fn set_arrival_rate(&self, rate: f64) {
-        if rate.is_finite() && rate >= 0.0 {
-            self.load.send_modify(|t| t.rate_per_s = Some(rate));
-        }
-    }
-
-    /// The load asked for so far through [`Controls::set_users`] and
-    /// [`Controls::set_arrival_rate`].
-    pub fn load_target(&self) -> LoadTarget {
-        *self.load.borrow()
-    }
-
-    fn reason(&self) -> Option<StopReason> {
-        self.reason
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-}
+use crate::stats::{LatencyHistogram, Recorder, Snapshot, StatsSet, TimeSeries};
+use crate::thresholds::{Breach, NameTags, Threshold};
 
 /// One named scenario of a run: its plan, load model and start offset (k6's `startTime`).
 #[derive(Debug, Clone)]
@@ -170,21 +55,6 @@ pub struct ScenarioRun {
     pub load: LoadSettings,
     /// When it starts, from the start of the run.
     pub start_time: Duration,
-}
-
-/// What one named scenario produced.
-#[derive(Debug)]
-pub struct ScenarioOutput {
-    /// Name.
-    pub name: String,
-    /// Start offset.
-    pub start_time: Duration,
-    /// Load model.
-    pub load: LoadSettings,
-    /// Its cumulative statistics.
-    pub stats: StatsSet,
-    /// Open model figures.
-    pub arrivals: Option<ArrivalReport>,
 }
 
 /// Everything the run produced, for reports.
@@ -270,14 +140,6 @@ pub struct Executor {
     tracing: Option<crate::sample::TraceSettings>,
     run_time_cap: Option<Duration>,
     config: serde_json::Value,
-}
-
-/// The aggregator's view of one lane.
-struct LaneView {
-    name: String,
-    shared: Arc<Shared>,
-    agg: Option<Aggregator>,
-    dropped: Option<Arc<AtomicU64>>,
 }
 
 impl Executor {
@@ -444,133 +306,29 @@ impl Executor {
 
         // Aggregator: its own task, so a slow sink hook never delays spawning or stopping.
         let agg_stop = CancellationToken::new();
-        let aggregator = {
-            let single = lanes.len() == 1;
-            let mut views: Vec<LaneView> = lanes
-                .iter()
-                .map(|l| LaneView {
-                    name: l.name.clone(),
-                    shared: l.shared.clone(),
-                    agg: (!single)
-                        .then(|| Aggregator::new(l.shared.recorder.clone(), names.clone())),
-                    dropped: l.open.as_ref().map(|o| o.dropped.clone()),
-                })
-                .collect();
-            let total_recorder = if single {
-                lanes[0].shared.recorder.clone()
-            } else {
-                Recorder::new(names.len())
-            };
-            let mut agg = Aggregator::new(total_recorder, names.clone());
-            let mut guard = Guard::new(self.thresholds.clone());
-            // Tag scopes merge their names' cumulative figures on each tick (none: no cost).
-            let by_tag: Vec<Threshold> = self
-                .thresholds
-                .iter()
-                .filter(|t| matches!(t.scope, Scope::Tag(_)))
-                .cloned()
-                .collect();
-            let name_tags = name_tags.clone();
-            let controls = controls.clone();
-            let stop = agg_stop.clone();
-            let tx = self.snapshots.clone();
-            let mut sinks = std::mem::take(&mut self.sinks);
-            let timeline = timeline.clone();
-            let tick = self.tick;
-            let n_names = names.len();
-            tokio::spawn(async move {
-                let mut interval =
-                    tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
-                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let mut health = health::HealthMonitor::new();
-                let mut seen_events = 0;
-                loop {
-                    let last = tokio::select! {
-                        _ = interval.tick() => false,
-                        _ = stop.cancelled() => true,
-                    };
-                    let elapsed = start.elapsed();
-                    let users = views
-                        .iter()
-                        .map(|v| v.shared.users.load(Ordering::Relaxed))
-                        .sum();
-                    let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
-                    let mut snap = if single {
-                        let snap = agg.tick(elapsed, users);
-                        // One named scenario (picked with --scenario) is the whole run.
-                        if !views[0].name.is_empty() {
-                            per_scenario.push((views[0].name.clone(), snap.total.clone()));
-                        }
-                        snap
-                    } else {
-                        let mut merged = StatsSet::new(n_names);
-                        for v in &mut views {
-                            let Some(a) = v.agg.as_mut() else { continue };
-                            let s = a.tick(elapsed, v.shared.users.load(Ordering::Relaxed));
-                            merged.merge(&s.interval);
-                            per_scenario.push((v.name.clone(), s.total.clone()));
-                        }
-                        agg.tick_with(merged, elapsed, users)
-                    };
-                    // The open-model lanes' counters: in the last snapshot, taken after every
-                    // lane ended, this is the run's final count.
-                    snap.dropped_iterations = views
-                        .iter()
-                        .filter_map(|v| v.dropped.as_ref())
-                        .map(|d| d.load(Ordering::Relaxed))
-                        .reduce(|a, b| a + b);
-                    let snap = Arc::new(snap);
-                    health.sample();
-                    if !guard.is_empty() {
-                        let gh = health.report(None);
-                        let tags = name_tags.summaries(&by_tag, agg.cumulative(), elapsed);
-                        let observed = Observed {
-                            aggregate: &snap.total,
-                            requests: &snap.requests,
-                            scenarios: &per_scenario,
-                            tags: &tags,
-                            dropped_iterations: snap.dropped_iterations.unwrap_or(0),
-                            generator: Some(&gh),
-                        };
-                        let (breached, abort) = guard.check(&observed, elapsed);
-                        let mut events: Vec<TimelineEvent> = breached
-                            .into_iter()
-                            .map(|m| TimelineEvent::now(elapsed, EventKind::ThresholdBreached, m))
-                            .collect();
-                        if let Some(why) = abort {
-                            events.push(TimelineEvent::now(
-                                elapsed,
-                                EventKind::ThresholdBreached,
-                                format!("aborting the run: {why}"),
-                            ));
-                            controls.stop(StopReason::Aborted(why));
-                        }
-                        timeline
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .append(&mut events);
-                    }
-                    {
-                        let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
-                        for e in &tl[seen_events..] {
-                            for s in &mut sinks {
-                                s.on_event(e);
-                            }
-                        }
-                        seen_events = tl.len();
-                    }
-                    for s in &mut sinks {
-                        s.on_snapshot(&snap);
-                    }
-                    tx.send_replace(Some(snap));
-                    if last {
-                        let views: Vec<(String, Option<Aggregator>)> =
-                            views.into_iter().map(|v| (v.name, v.agg)).collect();
-                        return (agg, views, sinks, guard, health);
-                    }
-                }
-            })
-        };
+        let aggregator = aggregator::spawn(
+            aggregator::Inputs {
+                lanes: lanes
+                    .iter()
+                    .map(|l| aggregator::LaneView {
+                        name: l.name.clone(),
+                        shared: l.shared.clone(),
+                        dropped: l.open.as_ref().map(|o| o.dropped.clone()),
+                    })
+                    .collect(),
+                names: names.clone(),
+                thresholds: self.thresholds.clone(),
+                name_tags: name_tags.clone(),
+                controls: controls.clone(),
+                sinks: std::mem::take(&mut self.sinks),
+                snapshots: self.snapshots.clone(),
+                timeline: timeline.clone(),
+                client: self.client.clone(),
+                tick: self.tick,
+                start,
+            },
+            agg_stop.clone(),
+        );
 
         // The driver: one loop for every load model. Each wake-up (10 ms tick, a batch of
         // arrivals from the pacers, a VU ending, a lane's start or end) steps every lane.
@@ -741,11 +499,17 @@ impl Executor {
         }
 
         agg_stop.cancel();
-        let (agg, views, sinks, guard, health) = match aggregator.await {
+        let aggregator::Finished {
+            total,
+            lanes: views,
+            sinks,
+            guard,
+            health,
+        } = match aggregator.await {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
-        let (stats, series) = agg.into_parts();
+        let (stats, series) = total.into_parts();
         let scenarios = views
             .into_iter()
             .zip(lanes.iter().zip(reports))
@@ -789,6 +553,45 @@ impl Executor {
     }
 }
 
+// Built here rather than in `report`: the reports sit below the sinks, which finish with a
+// `Summary`, and the executor, whose `RunOutput` holds the sinks.
+impl Summary {
+    /// Build from the executor's output (sinks are finished separately).
+    pub fn new(
+        run: RunInfo,
+        load: LoadSettings,
+        host: Option<String>,
+        out: &mut RunOutput,
+    ) -> Self {
+        Summary {
+            run,
+            load,
+            host,
+            started_at: out.started_at,
+            ended_at: out.ended_at,
+            duration: out.duration,
+            stop_reason: out.stop_reason.clone(),
+            killed: out.killed,
+            names: out.names.clone(),
+            stats: std::mem::take(&mut out.stats),
+            series: std::mem::replace(&mut out.series, TimeSeries::new(2)),
+            timeline: std::mem::take(&mut out.timeline),
+            sinks: Vec::new(),
+            dropped_samples: out.dropped_samples,
+            outcome: Outcome {
+                dropped_iterations: out.dropped_iterations,
+                arrivals: out.arrivals.take(),
+                generator: out.generator.clone(),
+                breaches: std::mem::take(&mut out.breaches),
+                scenarios: std::mem::take(&mut out.scenarios),
+                thresholds: Vec::new(),
+                name_tags: std::mem::take(&mut out.name_tags),
+                failures: std::mem::take(&mut out.failures),
+            },
+        }
+    }
+}
+
 /// The run's stop reason once every lane has ended, `None` while one still runs.
 fn all_ended(lanes: &[lane::Lane]) -> Option<StopReason> {
     let mut reasons = Vec::new();
@@ -824,18 +627,6 @@ impl Shared {
         self.iterations_left
             .as_ref()
             .is_none_or(|l| l.load(Ordering::Relaxed) > 0)
-    }
-}
-
-/// Human-readable stop reason.
-pub fn describe(r: &StopReason) -> String {
-    match r {
-        StopReason::RunTime => "run time elapsed".into(),
-        StopReason::Iterations => "all iterations done".into(),
-        StopReason::UsersFinished => "every user finished".into(),
-        StopReason::Interrupted => "interrupted".into(),
-        StopReason::Aborted(why) => format!("aborted: {why}"),
-        StopReason::DataExhausted(feeder) => format!("data feeder `{feeder}` ran out of rows"),
     }
 }
 

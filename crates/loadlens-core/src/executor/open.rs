@@ -17,47 +17,13 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::profile::Pacer;
 use super::vu::Vu;
 use super::Shared;
-use crate::stats::{LatencyHistogram, Percentiles};
+use crate::load::profile::Pacer;
+use crate::stats::LatencyHistogram;
 
 /// How long an arrival with no idle VU waits for one to finish before a new VU is started.
 pub(super) const SPAWN_GRACE: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// Open-model settings: where the rate starts and how many VUs may serve it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArrivalSettings {
-    /// Arrivals per second at the start (constant when there are no stages; the stages' targets
-    /// are arrivals per second too).
-    pub rate_per_s: f64,
-    /// VUs started before the first arrival.
-    pub pre_allocated_vus: u64,
-    /// Most VUs ever started; an arrival that finds none free beyond this is dropped.
-    pub max_vus: u64,
-}
-
-/// What the open model did, for reports.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ArrivalReport {
-    /// Arrivals the profile intended up to the stop (the integral of the rate).
-    pub intended: u64,
-    /// Iterations started.
-    pub started: u64,
-    /// Arrivals that found no free VU (`max_vus` reached) and were not run.
-    pub dropped_iterations: u64,
-    /// `started` as a percent of `intended`.
-    pub achieved_pct: f64,
-    /// Most VUs started at once.
-    pub vus_allocated: u64,
-    /// The `max_vus` limit.
-    pub max_vus: u64,
-    /// Delay between each iteration's intended start and the moment its VU began it, ms.
-    /// Large values mean the generator (not the target) fell behind.
-    pub schedule_delay_ms: Percentiles,
-}
 
 /// The pacer thread of one open-model lane.
 pub(super) struct PacerThread {

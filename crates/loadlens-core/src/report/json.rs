@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::SinkReport;
 use super::{Summary, Verdict};
-use crate::executor::{describe, ArrivalReport, GeneratorHealth, LoadSettings};
+use crate::health::GeneratorHealth;
+use crate::load::{ArrivalReport, LoadSettings};
+use crate::run::describe;
 use crate::run::{rfc3339, TimelineEvent};
-use crate::sink::SinkReport;
 use crate::stats::{RequestSummary, SeriesPoint};
 use crate::thresholds::ThresholdResult;
 

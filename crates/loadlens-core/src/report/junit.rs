@@ -51,7 +51,7 @@ pub fn render(summary: &Summary) -> String {
         ),
         (
             "stop_reason".to_owned(),
-            crate::executor::describe(&summary.stop_reason),
+            crate::run::describe(&summary.stop_reason),
         ),
     ];
     props.extend(

@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::text::ms;
 use super::{Summary, Verdict};
+use crate::duration::ms;
 use crate::stats::RequestSummary;
 
 /// Most request rows in the Markdown table (the aggregate is always shown).
@@ -71,7 +71,7 @@ pub fn render(s: &Summary) -> String {
         "{} · {:.1} s · {}\n",
         verdict_line(s),
         s.duration.as_secs_f64(),
-        crate::executor::describe(&s.stop_reason)
+        crate::run::describe(&s.stop_reason)
     );
     if !s.outcome.thresholds.is_empty() {
         out.push_str(

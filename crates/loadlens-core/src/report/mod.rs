@@ -13,11 +13,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::executor::{
-    ArrivalReport, GeneratorHealth, LoadSettings, RunOutput, ScenarioOutput, StopReason,
-};
-use crate::run::{RunInfo, TimelineEvent};
-use crate::sink::SinkReport;
+use crate::health::GeneratorHealth;
+use crate::load::{ArrivalReport, LoadSettings};
+use crate::run::{RunInfo, StopReason, TimelineEvent};
 use crate::stats::{ErrorEntry, RequestSummary, StatsSet, TimeSeries};
 use crate::thresholds::{Breach, NameTags, Observed, Threshold, ThresholdResult};
 
@@ -33,6 +31,36 @@ pub enum Verdict {
     Aborted,
     /// Interrupted by the user (Ctrl-C).
     Interrupted,
+}
+
+/// What a sink did, for the summary.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SinkReport {
+    /// Sink name (`otlp`, `datadog`, …).
+    pub name: String,
+    /// Items delivered (spans, points, events).
+    pub delivered: u64,
+    /// Items that could not be delivered after retries.
+    pub failed: u64,
+    /// Items dropped because a queue was full.
+    pub dropped: u64,
+    /// Distinct error messages (secrets never included).
+    pub errors: Vec<String>,
+}
+
+/// What one named scenario produced.
+#[derive(Debug)]
+pub struct ScenarioOutput {
+    /// Name.
+    pub name: String,
+    /// Start offset.
+    pub start_time: Duration,
+    /// Load model.
+    pub load: LoadSettings,
+    /// Its cumulative statistics.
+    pub stats: StatsSet,
+    /// Open model figures.
+    pub arrivals: Option<ArrivalReport>,
 }
 
 /// Everything known at the end of a run.
@@ -87,47 +115,12 @@ pub struct Outcome {
     pub thresholds: Vec<ThresholdResult>,
     /// The task tags of each request name, for thresholds scoped by tag.
     pub name_tags: NameTags,
-    /// Why a guard failed the run ([`crate::executor::Controls::fail`]; e.g. a Datadog monitor
+    /// Why a guard failed the run ([`crate::run::Controls::fail`]; e.g. a Datadog monitor
     /// with the `fail` action went to Alert).
     pub failures: Vec<String>,
 }
 
 impl Summary {
-    /// Build from the executor's output (sinks are finished separately).
-    pub fn new(
-        run: RunInfo,
-        load: LoadSettings,
-        host: Option<String>,
-        out: &mut RunOutput,
-    ) -> Self {
-        Summary {
-            run,
-            load,
-            host,
-            started_at: out.started_at,
-            ended_at: out.ended_at,
-            duration: out.duration,
-            stop_reason: out.stop_reason.clone(),
-            killed: out.killed,
-            names: out.names.clone(),
-            stats: std::mem::take(&mut out.stats),
-            series: std::mem::replace(&mut out.series, TimeSeries::new(2)),
-            timeline: std::mem::take(&mut out.timeline),
-            sinks: Vec::new(),
-            dropped_samples: out.dropped_samples,
-            outcome: Outcome {
-                dropped_iterations: out.dropped_iterations,
-                arrivals: out.arrivals.take(),
-                generator: out.generator.clone(),
-                breaches: std::mem::take(&mut out.breaches),
-                scenarios: std::mem::take(&mut out.scenarios),
-                thresholds: Vec::new(),
-                name_tags: std::mem::take(&mut out.name_tags),
-                failures: std::mem::take(&mut out.failures),
-            },
-        }
-    }
-
     /// Each named scenario's aggregate, over the time it ran.
     pub fn scenario_totals(&self) -> Vec<(String, RequestSummary)> {
         self.outcome

@@ -4,20 +4,8 @@
 use std::fmt::Write as _;
 
 use super::Summary;
+use crate::duration::ms;
 use crate::stats::{PhaseStats, RequestSummary};
-
-/// Milliseconds with precision that suits the magnitude (sub-ms loopback latencies stay visible).
-pub fn ms(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v < 10.0 {
-        format!("{v:.2}")
-    } else if v < 100.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.0}")
-    }
-}
 
 fn name_width(rows: &[RequestSummary]) -> usize {
     rows.iter()
@@ -284,7 +272,7 @@ pub fn header(summary: &Summary) -> String {
         summary.run.id,
         summary.run.scenario,
         summary.duration.as_secs_f64(),
-        crate::executor::describe(&summary.stop_reason),
+        crate::run::describe(&summary.stop_reason),
         if summary.killed {
             " (users stopped without waiting)"
         } else {

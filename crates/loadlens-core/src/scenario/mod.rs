@@ -34,9 +34,8 @@ use serde::Deserialize;
 
 pub use error::ScenarioError;
 pub use locate::NodePath;
-pub(crate) use values::secs_to_duration;
 pub use values::WaitError;
-pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
+pub use values::{Method, WaitTime};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -1,78 +1,13 @@
 //! Small value types of the scenario language, each parsed from a string with a clear error:
-//! durations (`250ms`, `1m30s`, or a number of seconds), wait times, HTTP methods.
+//! durations (`250ms`, `1m30s`, or a number of seconds, through [`crate::duration`]), wait
+//! times, HTTP methods.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-/// The longest duration accepted anywhere (run time, timeouts, think times, stages): 365 days.
-/// Longer ones are input errors rather than overflows: a duration is added to clock instants
-/// and multiplied during the run, and `18446744073709551615s` once panicked there.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
-
-/// Parse a duration: `250ms`, `1.5s`, `2m`, `1h30m`, or a bare number of seconds; at most
-/// [`MAX_DURATION`].
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return secs_to_duration(secs).map_err(|e| format!("invalid duration `{s}`: {e}"));
-    }
-    // Accept decimals in each component (`1.5s`), which humantime does not.
-    let mut total = 0.0f64;
-    let mut num = String::new();
-    let mut unit = String::new();
-    let flush = |num: &mut String, unit: &mut String, total: &mut f64| -> Result<(), String> {
-        if num.is_empty() {
-            return Err(format!(
-                "invalid duration `{s}`: expected e.g. `500ms`, `10s`, `1m30s`, `2h`"
-            ));
-        }
-        let v: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid number in duration `{s}`"))?;
-        let mult = match unit.as_str() {
-            "ms" => 1e-3,
-            "us" | "µs" => 1e-6,
-            "s" | "sec" | "" => 1.0,
-            "m" | "min" => 60.0,
-            "h" => 3600.0,
-            "d" => 86_400.0,
-            u => {
-                return Err(format!(
-                    "unknown unit `{u}` in duration `{s}` (use ms, s, m, h)"
-                ))
-            }
-        };
-        *total += v * mult;
-        num.clear();
-        unit.clear();
-        Ok(())
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            if !unit.is_empty() {
-                flush(&mut num, &mut unit, &mut total)?;
-            }
-            num.push(c);
-        } else if !c.is_whitespace() {
-            unit.push(c);
-        }
-    }
-    flush(&mut num, &mut unit, &mut total)?;
-    secs_to_duration(total).map_err(|e| format!("invalid duration `{s}`: {e}"))
-}
-
-/// A number of seconds as a duration: not negative, not NaN, at most [`MAX_DURATION`].
-pub(crate) fn secs_to_duration(secs: f64) -> Result<Duration, String> {
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err("expected 0 or more seconds".into());
-    }
-    if secs > MAX_DURATION.as_secs_f64() {
-        return Err("longer than the maximum of 365 days".into());
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
+use crate::duration::{parse_duration, secs_to_duration};
 
 /// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
 /// untagged enum) so that errors keep the value's line and column.
@@ -84,7 +19,7 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
                 .map(Some)
                 .map_err(|e| format!("invalid duration `{s}`: {e}"))
         },
-        from_str: |t| parse_duration(t).map(Some),
+        from_str: |t| parse_duration(t).map(Some).map_err(|e| e.to_string()),
         none: None,
     })
 }
@@ -318,18 +253,7 @@ impl<'de> Deserialize<'de> for Method {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("").is_err());
-    }
+    use crate::duration::MAX_DURATION;
 
     #[test]
     fn durations_beyond_a_year_are_errors_not_panics() {
@@ -343,11 +267,12 @@ mod tests {
             "inf",
             "NaN",
         ] {
-            let e = parse_duration(d).unwrap_err();
+            let e = parse_duration(d).unwrap_err().to_string();
             assert!(e.contains(d), "{d}: {e}");
         }
         assert!(parse_duration("18446744073709551615s")
             .unwrap_err()
+            .to_string()
             .contains("maximum of 365 days"));
         for w in [
             "constant(1e30)",

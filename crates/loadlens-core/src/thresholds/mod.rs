@@ -30,7 +30,7 @@ use std::time::Duration;
 
 pub use tags::{unknown_tag, NameTags, TagSummary};
 
-use crate::executor::GeneratorHealth;
+use crate::health::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
 
 /// What a threshold measures.
@@ -338,7 +338,7 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, ParseErrorKind> {
     match metric {
         Metric::Latency(_) => {
             if v.ends_with(|c: char| c.is_ascii_alphabetic()) {
-                crate::scenario::parse_duration(v)
+                crate::duration::parse_duration(v)
                     .map(|d| d.as_secs_f64() * 1000.0)
                     .map_err(|e| ParseErrorKind::Duration(e.to_string()))
             } else {
@@ -349,7 +349,7 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, ParseErrorKind> {
             Some(p) => num(p).map(|x| x / 100.0),
             None => num(v),
         },
-        Metric::Rps => Ok(crate::executor::profile::parse_rate(v)?),
+        Metric::Rps => Ok(crate::load::profile::parse_rate(v)?),
         Metric::Requests | Metric::Failures | Metric::DroppedIterations => num(v),
         Metric::GeneratorHealthy => match v {
             "true" | "1" => Ok(1.0),
@@ -379,7 +379,7 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
             ["abort" | "abort_on_fail", "after", d] => {
                 abort_on_fail = true;
                 delay = Some(
-                    crate::scenario::parse_duration(d)
+                    crate::duration::parse_duration(d)
                         .map_err(|e| ctx(ParseErrorKind::Duration(e.to_string())))?,
                 );
             }
@@ -515,7 +515,7 @@ impl Threshold {
     /// A value in this threshold's unit, readable (`312 ms`, `1.20%`, `480.5/s`).
     pub fn format(&self, v: f64) -> String {
         match self.metric {
-            Metric::Latency(_) => format!("{} ms", crate::report::text::ms(v)),
+            Metric::Latency(_) => format!("{} ms", crate::duration::ms(v)),
             Metric::ErrorRate | Metric::Checks => format!("{:.2}%", v * 100.0),
             Metric::Rps => format!("{v:.1}/s"),
             Metric::GeneratorHealthy => if v >= 1.0 { "true" } else { "false" }.into(),

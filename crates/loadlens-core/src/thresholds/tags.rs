@@ -4,7 +4,7 @@
 //! carry none.
 //!
 //! Statistics are kept per request *name*, so the request path knows nothing of tags: at plan
-//! time [`NameTags`] maps each name to the tags of the tasks that send it, and a tag scope
+//! time [`NameTags`] (built by [`NameTags::of`], in the plan) maps each name to the tags of the tasks that send it, and a tag scope
 //! merges the cumulative histograms and counters of those names when it is evaluated (on every
 //! snapshot during the run, for `abort_on_fail`, and once on the final figures).
 //!
@@ -17,7 +17,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::{Scope, Threshold};
-use crate::plan::{Plan, StepPlan};
 use crate::stats::{RequestStats, RequestSummary, StatsSet};
 
 /// The tags of one request name.
@@ -48,34 +47,10 @@ pub struct TagSummary {
     pub summary: RequestSummary,
 }
 
-fn walk(steps: &[StepPlan], tags: &[String], out: &mut NameTags) {
-    for s in steps {
-        match s {
-            StepPlan::Request(r) => out.see(r.name.0 as usize, tags),
-            StepPlan::Loop { steps, .. } => walk(steps, tags, out),
-            StepPlan::Think(_) => {}
-        }
-    }
-}
-
 impl NameTags {
-    /// The tags of every request name sent by `plans` (the plans of one run share one name
-    /// table; each may keep only some user types).
-    pub fn of<'a>(plans: impl IntoIterator<Item = &'a Plan>) -> Self {
-        let mut out = NameTags::default();
-        for plan in plans {
-            for (i, (m, n)) in plan.names.pairs().iter().enumerate() {
-                out.entry(i).label = format!("{m} {n}");
-            }
-            for u in &plan.user_types {
-                walk(&u.on_start, &[], &mut out);
-                walk(&u.on_stop, &[], &mut out);
-                for t in &u.tasks {
-                    walk(&t.steps, &t.tags, &mut out);
-                }
-            }
-        }
-        out
+    /// Name `i` is `label` (`METHOD name`, as in reports).
+    pub(crate) fn set_label(&mut self, i: usize, label: String) {
+        self.entry(i).label = label;
     }
 
     /// Hand-made: `(METHOD name, tags)` in `NameId` order, each sent by one task.
@@ -97,7 +72,8 @@ impl NameTags {
         &mut self.names[i]
     }
 
-    fn see(&mut self, i: usize, tags: &[String]) {
+    /// Name `i` is sent by a task with `tags` (none: `on_start`/`on_stop`).
+    pub(crate) fn see(&mut self, i: usize, tags: &[String]) {
         let e = self.entry(i);
         e.any.extend(tags.iter().cloned());
         let these: BTreeSet<String> = tags.iter().cloned().collect();
@@ -196,7 +172,7 @@ pub fn unknown_tag(expression: &str, tag: &str, known: &BTreeSet<&str>) -> Strin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::PlanOptions;
+    use crate::plan::{Plan, PlanOptions};
     use crate::sample::{ErrorKind, Failure, NameId, Sample};
     use crate::scenario::Scenario;
     use crate::thresholds::{evaluate, parse, Guard, Observed};

@@ -108,8 +108,8 @@ struct Flags {
     dogstatsd_port: Option<u16>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    loadlens_core::scenario::parse_duration(s).map_err(|e| e.to_string())
+fn duration(s: &str) -> Result<Duration, loadlens_core::duration::DurationError> {
+    loadlens_core::duration::parse_duration(s)
 }
 
 impl Integration for Datadog {

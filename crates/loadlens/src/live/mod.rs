@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use loadlens_core::duration::ms;
 use loadlens_core::executor::{Controls, StopReason};
-use loadlens_core::report::text::ms;
 use loadlens_core::stats::Snapshot;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;

@@ -22,7 +22,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::json::ResultDoc;
-use super::text::ms as fmt_ms;
+use crate::duration::ms as fmt_ms;
 use crate::stats::{PhaseStats, RequestSummary};
 use svg::{Bar, Line, PALETTE};
 

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loadlens_core::report::text::ms;
+use loadlens_core::duration::ms;
 use loadlens_core::sample::ErrorKind;
 use loadlens_core::stats::{RequestSummary, SeriesPoint, Snapshot};
 use ratatui::layout::{Constraint, Flex, Layout, Rect};

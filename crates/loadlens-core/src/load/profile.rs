@@ -127,7 +127,7 @@ pub fn parse_stages(s: &str) -> Result<Vec<Stage>, StagesError> {
         let Some((d, t)) = part.split_once(':') else {
             return Err(StagesError::Form { index, stage });
         };
-        let duration = match crate::scenario::parse_duration(d) {
+        let duration = match crate::duration::parse_duration(d) {
             Ok(d) => d,
             Err(e) => {
                 let reason = e.to_string();
@@ -187,7 +187,7 @@ pub fn parse_rate(s: &str) -> Result<f64, RateError> {
         "s" | "sec" | "1s" => 1.0,
         "m" | "min" | "1m" => 60.0,
         "h" | "1h" => 3600.0,
-        other => crate::scenario::parse_duration(other)
+        other => crate::duration::parse_duration(other)
             .map_err(|_| RateError::Unit {
                 unit: other.to_owned(),
                 rate: rate(),

@@ -1,9 +1,16 @@
-//! [`LoadSettings`]: how much load and for how long, whatever the file and flags said; what the
-//! executor's lanes run and what reports show.
+//! The load model: [`LoadSettings`], how much load and for how long, whatever the file and
+//! flags said (what the executor's lanes run and what reports show); its stages and arrival
+//! rates ([`profile`]: parsing and the exact arithmetic of ramps and arrival times); and what
+//! the open model did ([`ArrivalReport`]). Below the scenario, the thresholds and the executor,
+//! which all speak of load.
+
+pub mod profile;
 
 use std::time::Duration;
 
-use super::{profile, ArrivalSettings, Stage};
+pub use profile::Stage;
+
+use crate::stats::Percentiles;
 
 /// How much load, for how long.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,6 +67,40 @@ impl LoadSettings {
             (None, n) => format!("users ramping over {n} stages"),
         }
     }
+}
+
+/// Open-model settings: where the rate starts and how many VUs may serve it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalSettings {
+    /// Arrivals per second at the start (constant when there are no stages; the stages' targets
+    /// are arrivals per second too).
+    pub rate_per_s: f64,
+    /// VUs started before the first arrival.
+    pub pre_allocated_vus: u64,
+    /// Most VUs ever started; an arrival that finds none free beyond this is dropped.
+    pub max_vus: u64,
+}
+
+/// What the open model did, for reports.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrivalReport {
+    /// Arrivals the profile intended up to the stop (the integral of the rate).
+    pub intended: u64,
+    /// Iterations started.
+    pub started: u64,
+    /// Arrivals that found no free VU (`max_vus` reached) and were not run.
+    pub dropped_iterations: u64,
+    /// `started` as a percent of `intended`.
+    pub achieved_pct: f64,
+    /// Most VUs started at once.
+    pub vus_allocated: u64,
+    /// The `max_vus` limit.
+    pub max_vus: u64,
+    /// Delay between each iteration's intended start and the moment its VU began it, ms.
+    /// Large values mean the generator (not the target) fell behind.
+    pub schedule_delay_ms: Percentiles,
 }
 
 mod opt_secs {

@@ -1,0 +1,395 @@
+//! The aggregator: the executor's second half, in a task of its own so that a slow sink hook
+//! never delays spawning or stopping users. Once per tick (1 s by default) it
+//!
+//! 1. drains every lane's [`Recorder`] into one [`Snapshot`] (per-scenario figures too when
+//!    the run has several scenarios), through [`stats::Aggregator`](crate::stats::Aggregator);
+//! 2. samples the generator's own health ([`HealthMonitor`]) into [`Snapshot::health`];
+//! 3. checks the guards (thresholds) on it: breaches become timeline events, an abort stops the
+//!    run through [`Controls`];
+//! 4. fans the new timeline events and the snapshot out to the sinks, then publishes the
+//!    snapshot to the live views (`watch` channel).
+//!
+//! When the executor stops it (after every user ended), it takes one last snapshot, so the
+//! final one holds the run's complete figures, and hands back what the reports need.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Controls, Shared, StopReason};
+use crate::client::ClientShared;
+use crate::health::HealthMonitor;
+use crate::run::{EventKind, TimelineEvent};
+use crate::sink::Sink;
+use crate::stats::{self, Recorder, RequestSummary, Snapshot, StatsSet};
+use crate::thresholds::{Guard, NameTags, Observed, Scope, Threshold};
+
+/// The aggregator's view of one lane.
+pub(super) struct LaneView {
+    /// Scenario name (empty for a plain run).
+    pub name: String,
+    /// Its users count and recorder.
+    pub shared: Arc<Shared>,
+    /// Open model: its dropped-iterations counter.
+    pub dropped: Option<Arc<AtomicU64>>,
+}
+
+/// Everything the aggregator task needs, handed over when it starts.
+pub(super) struct Inputs {
+    /// One view per lane, in lane order.
+    pub lanes: Vec<LaneView>,
+    /// `(method, name)` pairs in `NameId` order.
+    pub names: Vec<(String, String)>,
+    /// The thresholds checked on every snapshot.
+    pub thresholds: Vec<Threshold>,
+    /// The task tags of each request name, for thresholds scoped by tag.
+    pub name_tags: NameTags,
+    /// To abort the run when a threshold says so.
+    pub controls: Controls,
+    /// The sinks, given back at the end.
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// The live views' channel.
+    pub snapshots: watch::Sender<Option<Arc<Snapshot>>>,
+    /// The run's timeline, shared with the driver and the sinks.
+    pub timeline: Arc<Mutex<Vec<TimelineEvent>>>,
+    /// The client, for its open connections.
+    pub client: Arc<ClientShared>,
+    /// Aggregation interval.
+    pub tick: Duration,
+    /// When the run started.
+    pub start: Instant,
+}
+
+/// What the aggregator hands back after its last snapshot.
+pub(super) struct Finished {
+    /// The run's aggregator: cumulative stats and time series.
+    pub total: stats::Aggregator,
+    /// Per lane: its name and, with several scenarios, its own aggregator.
+    pub lanes: Vec<(String, Option<stats::Aggregator>)>,
+    /// The sinks, to be finished by the caller.
+    pub sinks: Vec<Box<dyn Sink>>,
+    /// The thresholds' breaches.
+    pub guard: Guard,
+    /// The generator's health over the run.
+    pub health: HealthMonitor,
+}
+
+/// Start the aggregator task. Cancelling `stop` makes it take its last snapshot and return.
+pub(super) fn spawn(inputs: Inputs, stop: CancellationToken) -> JoinHandle<Finished> {
+    tokio::spawn(run(inputs, stop))
+}
+
+async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
+    let Inputs {
+        lanes,
+        names,
+        thresholds,
+        name_tags,
+        controls,
+        mut sinks,
+        snapshots,
+        timeline,
+        client,
+        tick,
+        start,
+    } = inputs;
+    let single = lanes.len() == 1;
+    let n_names = names.len();
+    // With several scenarios each lane has its own aggregator and the run's merges them.
+    let mut views: Vec<(LaneView, Option<stats::Aggregator>)> = lanes
+        .into_iter()
+        .map(|v| {
+            let agg =
+                (!single).then(|| stats::Aggregator::new(v.shared.recorder.clone(), names.clone()));
+            (v, agg)
+        })
+        .collect();
+    let total_recorder = if single {
+        views[0].0.shared.recorder.clone()
+    } else {
+        Recorder::new(n_names)
+    };
+    let mut agg = stats::Aggregator::new(total_recorder, names);
+    let mut guard = Guard::new(thresholds.clone());
+    // Tag scopes merge their names' cumulative figures on each tick (none: no cost).
+    let by_tag: Vec<Threshold> = thresholds
+        .into_iter()
+        .filter(|t| matches!(t.scope, Scope::Tag(_)))
+        .collect();
+
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut health = HealthMonitor::new();
+    let mut seen_events = 0;
+    loop {
+        // How late a scheduled tick fired; the final snapshot is not a scheduled tick.
+        let (last, sched_delay) = tokio::select! {
+            due = interval.tick() => (false, Some(tokio::time::Instant::now().saturating_duration_since(due))),
+            _ = stop.cancelled() => (true, None),
+        };
+        let elapsed = start.elapsed();
+        let users = views
+            .iter()
+            .map(|(v, _)| v.shared.users.load(Ordering::Relaxed))
+            .sum();
+        let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
+        let mut snap = if single {
+            let snap = agg.tick(elapsed, users);
+            // One named scenario (picked with --scenario) is the whole run.
+            if !views[0].0.name.is_empty() {
+                per_scenario.push((views[0].0.name.clone(), snap.total.clone()));
+            }
+            snap
+        } else {
+            let mut merged = StatsSet::new(n_names);
+            for (v, a) in &mut views {
+                let Some(a) = a.as_mut() else { continue };
+                let s = a.tick(elapsed, v.shared.users.load(Ordering::Relaxed));
+                merged.merge(&s.interval);
+                per_scenario.push((v.name.clone(), s.total.clone()));
+            }
+            agg.tick_with(merged, elapsed, users)
+        };
+        // The open-model lanes' counters: in the last snapshot, taken after every lane
+        // ended, this is the run's final count.
+        snap.dropped_iterations = views
+            .iter()
+            .filter_map(|(v, _)| v.dropped.as_ref())
+            .map(|d| d.load(Ordering::Relaxed))
+            .reduce(|a, b| a + b);
+        snap.health = health.sample(Some(client.open_connections()), sched_delay);
+        let snap = Arc::new(snap);
+        if !guard.is_empty() {
+            let gh = health.report(None);
+            let tags = name_tags.summaries(&by_tag, agg.cumulative(), elapsed);
+            let observed = Observed {
+                aggregate: &snap.total,
+                requests: &snap.requests,
+                scenarios: &per_scenario,
+                tags: &tags,
+                dropped_iterations: snap.dropped_iterations.unwrap_or(0),
+                generator: Some(&gh),
+            };
+            let (breached, abort) = guard.check(&observed, elapsed);
+            let mut events: Vec<TimelineEvent> = breached
+                .into_iter()
+                .map(|m| TimelineEvent::now(elapsed, EventKind::ThresholdBreached, m))
+                .collect();
+            if let Some(why) = abort {
+                events.push(TimelineEvent::now(
+                    elapsed,
+                    EventKind::ThresholdBreached,
+                    format!("aborting the run: {why}"),
+                ));
+                controls.stop(StopReason::Aborted(why));
+            }
+            timeline
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&mut events);
+        }
+        {
+            let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
+            for e in &tl[seen_events..] {
+                for s in &mut sinks {
+                    s.on_event(e);
+                }
+            }
+            seen_events = tl.len();
+        }
+        for s in &mut sinks {
+            s.on_snapshot(&snap);
+        }
+        snapshots.send_replace(Some(snap));
+        if last {
+            return Finished {
+                total: agg,
+                lanes: views.into_iter().map(|(v, a)| (v.name, a)).collect(),
+                sinks,
+                guard,
+                health,
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientConfig;
+    use crate::executor::{Executor, LoadSettings, RunOutput};
+    use crate::plan::{Plan, PlanOptions};
+    use crate::run::RunInfo;
+    use crate::testutil;
+
+    /// Keeps every snapshot the aggregator publishes.
+    struct Keep(Arc<Mutex<Vec<Arc<Snapshot>>>>);
+
+    impl Sink for Keep {
+        fn name(&self) -> &str {
+            "keep"
+        }
+        fn on_snapshot(&mut self, s: &Arc<Snapshot>) {
+            self.0.lock().unwrap().push(s.clone());
+        }
+        fn finish(self: Box<Self>, _: &crate::report::Summary) -> crate::sink::FinishFuture {
+            Box::pin(async { crate::sink::SinkReport::default() })
+        }
+    }
+
+    /// Run `users` closed-model users against `url` for `run_time`, ticking every 100 ms.
+    async fn run(url: &str, users: u64, run_time: Duration) -> (RunOutput, Vec<Arc<Snapshot>>) {
+        let plan = Plan::single(
+            url,
+            http::Method::GET,
+            Default::default(),
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        let client = ClientShared::new(ClientConfig::default()).unwrap();
+        let info = RunInfo {
+            id: "health".into(),
+            scenario: "health".into(),
+            tags: Default::default(),
+        };
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let load = LoadSettings {
+            run_time: Some(run_time),
+            ..LoadSettings::closed(users)
+        };
+        let out = Executor::new(Arc::new(plan), load, client, info)
+            .tick(Duration::from_millis(100))
+            .sink(Box::new(Keep(kept.clone())))
+            .run(Controls::new())
+            .await;
+        let snaps = std::mem::take(&mut *kept.lock().unwrap());
+        (out, snaps)
+    }
+
+    /// Whether this platform has the `/proc` files the health figures come from.
+    fn has_proc() -> bool {
+        ["/proc/self/stat", "/proc/stat", "/proc/self/net/dev"]
+            .iter()
+            .all(|p| std::path::Path::new(p).exists())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn open_connections_equal_the_users_of_a_closed_model_run() {
+        let srv = testutil::http1().await;
+        let (out, snaps) = run(&srv.url("/"), 5, Duration::from_millis(800)).await;
+        // Keep-alive held: each user opened one connection for the whole run.
+        assert_eq!(out.stats.aggregate().new_connections, 5);
+        let (last, scheduled) = snaps.split_last().expect("snapshots");
+        let open: Vec<u64> = scheduled
+            .iter()
+            .map(|s| s.health.open_connections.expect("open connections"))
+            .collect();
+        assert!(open.iter().all(|n| *n <= 5), "{open:?}");
+        assert!(open.contains(&5), "{open:?}");
+        // The last snapshot comes after every user ended and closed its connection.
+        assert_eq!(last.health.open_connections, Some(0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn network_bytes_per_second_cover_the_runs_own_traffic() {
+        assert!(has_proc(), "this test needs Linux's /proc");
+        let srv = testutil::http1().await;
+        let (out, snaps) = run(&srv.url("/"), 2, Duration::from_millis(800)).await;
+        let total = out.stats.aggregate();
+        // Client and server both send over loopback: every byte of the run is sent once and
+        // received once there, plus TCP/IP headers (other traffic can only add to it).
+        let own = (total.bytes_sent + total.bytes_received) as f64;
+        assert!(own > 10_000.0, "{own}");
+        let mut sent = 0.0;
+        let mut received = 0.0;
+        for s in &snaps {
+            let span = s.point.span_s;
+            sent += s.health.net_sent_bytes_per_s.unwrap_or(0.0) * span;
+            received += s.health.net_received_bytes_per_s.unwrap_or(0.0) * span;
+        }
+        assert!(sent >= own, "sent {sent} < the run's own {own} bytes");
+        assert!(
+            received >= own,
+            "received {received} < the run's own {own} bytes"
+        );
+    }
+
+    /// CPU time (user + system) in seconds of this thread (`thread-self`) or this process
+    /// (`self`), read here independently of the code under test.
+    fn cpu_s(of: &str) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{of}/stat")).expect("Linux /proc");
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .map(|v| v.parse().unwrap())
+            .collect();
+        (f[0] + f[1]) as f64 / 100.0
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burned_cpu_shows_in_process_cpu() {
+        assert!(has_proc(), "this test needs Linux's /proc");
+        let srv = testutil::http1().await;
+        let process_before = cpu_s("self");
+        // A short burn inside the run (other tests of this binary run beside it, some of them
+        // timing-sensitive: a whole burned CPU for the whole run would starve them).
+        let burner = std::thread::spawn(|| {
+            let before = cpu_s("thread-self");
+            let t = std::time::Instant::now();
+            let mut x = 0u64;
+            while t.elapsed() < Duration::from_millis(250) {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            std::hint::black_box(x);
+            cpu_s("thread-self") - before
+        });
+        let (_, snaps) = run(&srv.url("/"), 1, Duration::from_millis(1000)).await;
+        let burned = burner.join().unwrap();
+        let process = cpu_s("self") - process_before;
+        assert!(burned > 0.02, "the burner got {burned} s of CPU");
+        let cores = std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64);
+        let mut measured = 0.0;
+        for s in &snaps {
+            let h = &s.health;
+            let Some(pct) = h.process_cpu_pct else {
+                continue;
+            };
+            assert!((0.0..=100.0).contains(&pct), "{h:?}");
+            let machine = h.machine_cpu_pct.expect("machine CPU");
+            assert!((0.0..=100.0 + 1e-6).contains(&machine), "{h:?}");
+            assert!(h.rss_bytes.expect("RSS") > 1 << 20, "{h:?}");
+            measured += pct / 100.0 * cores * s.point.span_s;
+        }
+        // The snapshots account for the burn (the process's figure includes it, plus the
+        // run's own and other tests') and for no more than the process used around the run
+        // (CPU time is counted in 10 ms ticks per thread: a few ticks of slack).
+        assert!(
+            measured >= burned * 0.7,
+            "snapshots show {measured:.3} CPU s, the burner alone used {burned:.3}"
+        );
+        assert!(
+            measured <= process * 1.2 + 0.05,
+            "snapshots show {measured:.3} CPU s, the process used {process:.3} around the run"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scheduled_ticks_report_their_delay_and_the_final_one_none() {
+        let srv = testutil::http1().await;
+        let (out, snaps) = run(&srv.url("/"), 1, Duration::from_millis(500)).await;
+        let (last, scheduled) = snaps.split_last().expect("snapshots");
+        assert!(!scheduled.is_empty());
+        for s in scheduled {
+            let d = s.health.sched_delay_ms.expect("a scheduled tick's delay");
+            // Never negative, and never more than the whole run.
+            assert!(d >= 0.0 && d <= out.duration.as_secs_f64() * 1000.0, "{d}");
+        }
+        assert_eq!(last.health.sched_delay_ms, None);
+    }
+}

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `datadog` | [`datadog`] | run events, metrics (HTTP API or DogStatsD), monitor guards |
 //! | `otlp` | [`otlp`] | a client span per request (connection phases as children) and OTLP metrics, over gRPC or http/protobuf |
+//! | `prometheus` | [`prometheus`] | `/metrics` for a Prometheus server to scrape (OpenMetrics), and remote write |
 //!
 //! Every sink folder has the same few files (`mod.rs`, `config.rs`, its encoder and sender,
 //! `tests.rs`) and passes the shared contract test in `contract.rs`: it flushes on finish,
@@ -28,7 +29,12 @@
 pub mod datadog;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 
 // Extend the condition with each new sink's feature.
-#[cfg(all(test, any(feature = "datadog", feature = "otlp")))]
+#[cfg(all(
+    test,
+    any(feature = "datadog", feature = "otlp", feature = "prometheus")
+))]
 pub(crate) mod contract;

@@ -1,6 +1,7 @@
 //! Command-line interface. Flag names follow Locust where they overlap (`-u`, `-r`, `-t`, `-H`,
 //! `--headless`, `--csv`), quick mode follows hey/oha (`--url`, `-c`, `-n`, `-z`, `-m`, `-d`),
-//! and every flag has an environment twin (`LOADLENS_USERS`, …).
+//! and every flag has an environment twin (`LOADLENS_USERS`, …). The integrations' flags come
+//! from their own folders in `loadlens-sinks`, through the registry ([`command`]).
 
 use std::path::PathBuf;
 
@@ -168,15 +169,6 @@ pub struct RunArgs {
     /// Header that carries the run id; `none` turns it off.
     #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
     pub run_id_header: Option<String>,
-    /// Datadog: run events, metrics, monitor guards.
-    #[command(flatten)]
-    pub datadog: crate::datadog::DatadogArgs,
-    /// OpenTelemetry: a client span per request (its `traceparent` continues into the
-    /// service) and OTLP metrics, configured by the standard `OTEL_*` variables
-    /// (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL` grpc|http/protobuf, …). Also `otel:` in the
-    /// scenario.
-    #[arg(long, env = "LOADLENS_OTEL")]
-    pub otel: bool,
     /// Run only tasks with one of these tags (comma-separated or repeated), as Locust's `-T`.
     #[arg(
         short = 'T',
@@ -258,6 +250,10 @@ pub struct RunArgs {
     /// Quick mode: request body.
     #[arg(short = 'd', long, env = "LOADLENS_BODY", requires = "url")]
     pub body: Option<String>,
+
+    /// The integrations' flags (OTLP, Datadog, …) as parsed: see [`command`].
+    #[arg(skip)]
+    pub integrations: clap::ArgMatches,
 }
 
 /// `loadlens demo`.
@@ -269,12 +265,6 @@ pub struct DemoArgs {
     /// Users (default: the scenario's).
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
-    /// Datadog, as in `run`.
-    /// Export traces and metrics over OTLP, configured by the standard `OTEL_*` variables.
-    #[arg(long, env = "LOADLENS_OTEL")]
-    pub otel: bool,
-    #[command(flatten)]
-    pub datadog: crate::datadog::DatadogArgs,
     /// Directory for the reports.
     #[arg(long, env = "LOADLENS_DEMO_OUT", default_value = "loadlens-demo")]
     pub out: PathBuf,
@@ -287,6 +277,33 @@ pub struct DemoArgs {
     /// The live web dashboard (the demo starts at once and exits at its end).
     #[command(flatten)]
     pub web: crate::web::WebArgs,
+    /// The integrations' flags, as in `run`: see [`command`].
+    #[arg(skip)]
+    pub integrations: clap::ArgMatches,
+}
+
+/// The command line: the derived commands, with every integration's flags (from
+/// [`loadlens_sinks::registry`]) added to `run` and `demo` alike.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let args = loadlens_sinks::integration::args(&loadlens_sinks::registry());
+    Cli::command()
+        .mut_subcommand("run", |c| c.args(args.clone()))
+        .mut_subcommand("demo", |c| c.args(args))
+}
+
+/// Parse the command line (exits with clap's message on an error), keeping the matches of
+/// `run` or `demo` for the integrations.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches as _;
+    let matches = command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match (&mut cli.command, matches.subcommand()) {
+        (Command::Run(a), Some((_, m))) => a.integrations = m.clone(),
+        (Command::Demo(a), Some((_, m))) => a.integrations = m.clone(),
+        _ => {}
+    }
+    cli
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {

@@ -34,8 +34,7 @@ pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, 
         host: vec![format!("http://{addr}")],
         users: args.users,
         run_time: Some(args.run_time),
-        datadog: args.datadog.clone(),
-        otel: args.otel,
+        integrations: args.integrations.clone(),
         ..RunArgs::default()
     };
     let prepared = runner::prepare(&run_args, Some((&scenario, "examples/storefront.yaml")))?;

@@ -4,7 +4,6 @@
 mod say;
 mod cli;
 mod compare;
-mod datadog;
 mod demo;
 mod demo_target;
 mod descriptors;
@@ -25,17 +24,16 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use clap::Parser;
 use loadlens_core::scenario::Scenario;
 
-use cli::{Cli, Command};
+use cli::Command;
 
 /// The commented starter scenario written by `loadlens init`.
 const STARTER: &str = include_str!("assets/starter.yaml");
 use exit::{Exit, Failure};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = cli::parse();
     // Log lines go through the console, so that they land inside the full-screen view while it
     // owns the terminal instead of writing over it.
     let console = live::Console::default();
@@ -111,6 +109,8 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
         Command::Validate(args) => {
             let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
             let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;
+            loadlens_sinks::integration::check_sections(&s, &loadlens_sinks::registry())
+                .map_err(|e| invalid(e.to_string()))?;
             // Compile too: templates, variables, checks, captures and feeder files are checked
             // here, before any run. A scenario without a host gets a placeholder one.
             let opts = loadlens_core::plan::PlanOptions {

@@ -17,6 +17,7 @@ use loadlens_core::report::{self, Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
+use loadlens_sinks::integration::{self, Configured, Input, RunFacts, Section};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -44,10 +45,9 @@ pub struct Prepared {
     pub thresholds: Vec<Threshold>,
     /// Named scenarios of the file (empty: one scenario with `load`).
     pub scenarios: Vec<ScenarioRun>,
-    /// Datadog (`datadog:`, `DD_*`, `--datadog*`), resolved; its keys are checked in [`execute`].
-    pub datadog: Option<loadlens_sinks::datadog::Config>,
-    /// OpenTelemetry export (`--otel` or `otel:`), resolved with the `OTEL_*` environment.
-    pub otel: Option<loadlens_sinks::otlp::Config>,
+    /// The integrations that are on for this run (OTLP, Datadog, …), resolved from their
+    /// flags, environment and sections; each is started (and checked) in [`execute`].
+    pub integrations: Vec<Box<dyn Configured>>,
     /// `-t` over several named scenarios: the whole run ends then.
     pub run_time_cap: Option<Duration>,
     /// Said on stderr before the run (skipped thresholds, tag scopes counting untagged requests).
@@ -101,6 +101,10 @@ fn header_flags(args: &RunArgs) -> Vec<String> {
 
 /// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
+    let registry = loadlens_sinks::registry();
+    if let Some((s, _)) = scenario {
+        integration::check_sections(s, &registry).map_err(|e| invalid(e.to_string()))?;
+    }
     let run_id = args
         .run_id
         .clone()
@@ -370,20 +374,38 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         args,
     )?;
     warnings.extend(name_tags.warnings(&thresholds));
-    let otel = otel_config(args, scenario.map(|(s, _)| s))?;
-    let datadog = crate::datadog::resolve(&args.datadog, scenario.map(|(s, _)| s), &host, &load)?;
+    let run = RunInfo {
+        id: run_id,
+        scenario: name,
+        tags,
+    };
+    let facts = RunFacts {
+        run: run.clone(),
+        host: host.clone(),
+        load: load.describe(),
+        plan: Arc::new(plan.clone()),
+        scenarios: scenarios.clone(),
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let mut integrations = Vec::new();
+    for i in &registry {
+        let input = Input {
+            matches: &args.integrations,
+            section: scenario.and_then(|(s, _)| Section::of(s, i.name())),
+            env: &env,
+            run: &facts,
+        };
+        if let Some(c) = i.configure(&input).map_err(|e| invalid(e.to_string()))? {
+            integrations.push(c);
+        }
+    }
     Ok(Prepared {
-        datadog,
-        otel,
+        integrations,
         thresholds,
         scenarios,
         run_time_cap,
         warnings,
-        run: RunInfo {
-            id: run_id,
-            scenario: name,
-            tags,
-        },
+        run,
         plan,
         load,
         client,
@@ -460,32 +482,6 @@ pub fn unknown_request(t: &Threshold, plan: &Plan) -> Option<String> {
     ))
 }
 
-/// The OTLP settings when `--otel` or an enabled `otel:` section asks for them: the file's
-/// values under the standard `OTEL_*` environment.
-fn otel_config(
-    args: &RunArgs,
-    scenario: Option<&Scenario>,
-) -> Result<Option<loadlens_sinks::otlp::Config>, Failure> {
-    let section = scenario.and_then(|s| s.otel.as_ref());
-    let on = args.otel || section.is_some_and(|o| o.enabled != Some(false));
-    if !on {
-        return Ok(None);
-    }
-    let file = section.map_or_else(Default::default, |o| loadlens_sinks::otlp::FileSettings {
-        endpoint: o.endpoint.clone(),
-        protocol: o.protocol.clone(),
-        service_name: o.service_name.clone(),
-        resource_attributes: o.resource_attributes.clone(),
-        sample_ratio: o.sample_ratio,
-        metric_interval: o.metric_interval,
-        max_request_names: o.max_request_names,
-        flush_timeout: o.timeout,
-    });
-    let config = loadlens_sinks::otlp::Config::resolve(&file, |k| std::env::var(k).ok())
-        .map_err(|e| invalid(format!("otel: {e}")))?;
-    Ok((!config.is_off()).then_some(config))
-}
-
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
     crate::reports::check(outputs)?;
@@ -514,15 +510,6 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             None => return Ok(Exit::Interrupted),
         }
     }
-    // Under `scenarios:` each scenario's plan keeps only its user types, so the user type
-    // indexes of its samples are its own.
-    let otel_names = p.otel.as_ref().map(|_| {
-        if p.scenarios.is_empty() {
-            loadlens_sinks::otlp::Names::of(&p.plan)
-        } else {
-            loadlens_sinks::otlp::Names::of_scenarios(&p.scenarios)
-        }
-    });
     let names = p.plan.names.pairs().to_vec();
     let executor = if p.scenarios.is_empty() {
         Executor::new(Arc::new(p.plan), p.load.clone(), client, p.run.clone())
@@ -548,27 +535,26 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             (end, cap) => end.or(cap),
         }
     };
-    let mut otel_line = None;
-    let executor = match p.otel.clone() {
-        Some(config) => {
-            let sink = loadlens_sinks::otlp::OtlpSink::new(config, otel_names.unwrap_or_default());
-            otel_line = Some(sink.describe());
-            match sink.trace_settings(&p.run.id) {
-                Some(t) => executor.tracing(t),
-                None => executor,
+    // Each integration's start-up check (keys, monitors, agent, …) runs before the run: a
+    // required one that fails refuses it (exit 2), any other is one line and left out.
+    let mut executor = executor;
+    let mut started = Vec::new();
+    for c in std::mem::take(&mut p.integrations) {
+        let line = c.describe();
+        let required = c.required();
+        let tracing = c.tracing();
+        match c.start().await {
+            Ok(sink) => {
+                if let Some(t) = tracing {
+                    executor = executor.tracing(t);
+                }
+                executor = executor.sink(sink);
+                started.push(line);
             }
-            .sink(Box::new(sink))
+            Err(e) if required => return Err(invalid(e.to_string())),
+            Err(e) => tell!("warning: {e}"),
         }
-        None => executor,
-    };
-    // Datadog's keys, monitors and agent are checked before the run (exit 2 if required).
-    let executor = match p.datadog.take() {
-        Some(cfg) => match crate::datadog::start(cfg).await? {
-            Some(sink) => executor.sink(sink),
-            None => executor,
-        },
-        None => executor,
-    };
+    }
     let controls = Controls::new();
     let (executor, follow) = match &web {
         Some(d) => {
@@ -615,7 +601,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
             .map(|d| format!(" for {}", humantime::format_duration(d)))
             .unwrap_or_default()
     );
-    if let Some(line) = &otel_line {
+    for line in &started {
         say!("{line}");
     }
     let done = CancellationToken::new();

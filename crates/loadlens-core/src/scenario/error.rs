@@ -84,7 +84,7 @@ impl ScenarioError {
 }
 
 /// For "unknown field `x`, expected one of `a`, `b`": the nearest expected key, if close.
-fn suggestion(message: &str) -> Option<String> {
+pub(super) fn suggestion(message: &str) -> Option<String> {
     let rest = message.split("unknown field `").nth(1)?;
     let (unknown, rest) = rest.split_once('`')?;
     let expected: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();

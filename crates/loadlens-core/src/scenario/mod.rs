@@ -19,6 +19,7 @@
 mod error;
 mod locate;
 mod nesting;
+mod sections;
 mod values;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use serde::Deserialize;
 pub use error::ScenarioError;
 pub use locate::NodePath;
 pub(crate) use values::secs_to_duration;
-pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
+pub use values::{opt_duration, parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -72,12 +73,11 @@ pub struct Scenario {
     /// (see [`crate::loadspec`]).
     #[serde(default)]
     pub scenarios: BTreeMap<String, crate::loadspec::ScenarioSpec>,
-    /// Datadog: run events, metrics, monitor guards (flags and `DD_*` variables override it).
-    #[serde(default)]
-    pub datadog: Option<DatadogSettings>,
-    /// OpenTelemetry export; the standard `OTEL_*` variables override it.
-    #[serde(default)]
-    pub otel: Option<OtelSettings>,
+    /// The top-level keys that are not the core's, in order: the integrations' sections
+    /// (`otel:`, `datadog:`, …), read by their owners with [`Source::parse_section`] and
+    /// checked with [`Scenario::check_sections`].
+    #[serde(skip)]
+    pub sections: Vec<String>,
     /// Where the scenario came from (for located errors and relative file paths).
     #[serde(skip)]
     pub source: Source,
@@ -414,104 +414,6 @@ pub struct RunSettings {
     pub run_id_header: Option<serde_yaml::Value>,
 }
 
-/// The `datadog:` section. API and application keys are never read from the file: they come
-/// from `DD_API_KEY` / `DD_APP_KEY` (or `DATADOG_API_KEY` / `DATADOG_APP_KEY`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DatadogSettings {
-    /// Turn the integration on (true) or off (false); on by default when the section exists.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// Refuse to run (exit 2) when Datadog rejects the keys or cannot be reached at the start.
-    #[serde(default)]
-    pub required: Option<bool>,
-    /// Datadog site: `datadoghq.com` (default), `us3.datadoghq.com`, `datadoghq.eu`, …
-    #[serde(default)]
-    pub site: Option<String>,
-    /// Base URL of the API instead of `https://api.SITE` (a proxy, a test stub).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Metrics transport: `auto` (default), `api`, `dogstatsd` or `off`.
-    #[serde(default)]
-    pub metrics: Option<String>,
-    /// Metric name prefix (default `loadlens.`).
-    #[serde(default)]
-    pub metric_prefix: Option<String>,
-    /// How often metrics are sent (default 10s).
-    #[serde(default, deserialize_with = "values::opt_duration")]
-    pub metric_interval: Option<Duration>,
-    /// Request names tagged individually; the rest share one overflow tag (default 50).
-    #[serde(default)]
-    pub max_request_names: Option<usize>,
-    /// Send run events (start, stop, breaches, monitor changes); default true.
-    #[serde(default)]
-    pub events: Option<bool>,
-    /// Tags added to everything sent to Datadog, beyond the run's tags.
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
-    /// DogStatsD host (default `DD_AGENT_HOST`).
-    #[serde(default)]
-    pub agent_host: Option<String>,
-    /// DogStatsD port (default `DD_DOGSTATSD_PORT`, else 8125).
-    #[serde(default)]
-    pub dogstatsd_port: Option<u16>,
-    /// Monitors polled during the run, each with its action on Alert.
-    #[serde(default)]
-    pub monitors: Vec<DatadogMonitor>,
-    /// How often monitors are polled (default 15s).
-    #[serde(default, deserialize_with = "values::opt_duration")]
-    pub monitor_interval: Option<Duration>,
-    /// Most time spent delivering what is left at the end of the run (default 5s).
-    #[serde(default, deserialize_with = "values::opt_duration")]
-    pub timeout: Option<Duration>,
-}
-
-/// The `otel:` section: OpenTelemetry export of a span per request and OTLP metrics (as
-/// `--otel`). Every key is a default that the standard `OTEL_*` environment overrides.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OtelSettings {
-    /// Turn the export on (true) or off (false); on by default when the section exists.
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    /// OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`), e.g. `http://127.0.0.1:4318`.
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    /// `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`).
-    #[serde(default)]
-    pub protocol: Option<String>,
-    /// `service.name` (`OTEL_SERVICE_NAME`; default `loadlens`).
-    #[serde(default)]
-    pub service_name: Option<String>,
-    /// Resource attributes (`OTEL_RESOURCE_ATTRIBUTES` adds to and overrides them).
-    #[serde(default)]
-    pub resource_attributes: BTreeMap<String, String>,
-    /// Fraction of requests traced, 0..1 (`OTEL_TRACES_SAMPLER=traceidratio` + `_ARG`).
-    #[serde(default)]
-    pub sample_ratio: Option<f64>,
-    /// How often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`; default 60s).
-    #[serde(default, deserialize_with = "values::opt_duration")]
-    pub metric_interval: Option<Duration>,
-    /// Request names exported individually in metrics; the rest share `_OTHER` (default 100).
-    #[serde(default)]
-    pub max_request_names: Option<usize>,
-    /// Most time spent flushing at the end of the run (default 5s).
-    #[serde(default, deserialize_with = "values::opt_duration")]
-    pub timeout: Option<Duration>,
-}
-
-/// One Datadog monitor to watch.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DatadogMonitor {
-    /// Monitor id (the number in its URL).
-    pub id: u64,
-    /// On Alert: `mark` (default: a timeline event), `abort` (stop the run, exit 3) or `fail`
-    /// (the run fails at the end, exit 1).
-    #[serde(default)]
-    pub action: Option<String>,
-}
-
 fn one() -> u32 {
     1
 }
@@ -578,8 +480,10 @@ impl Scenario {
                 ),
             });
         }
-        let mut scenario: Scenario =
-            serde_yaml::from_str(&text).map_err(|e| ScenarioError::from_yaml(file, &text, &e))?;
+        let (mut scenario, sections) =
+            sections::deserialize(serde_yaml::Deserializer::from_str(&text))
+                .map_err(|e| ScenarioError::from_yaml(file, &text, &e))?;
+        scenario.sections = sections;
         scenario.source = Source {
             file: file.to_owned(),
             text,

@@ -16,7 +16,69 @@
 
 use std::time::Duration;
 
-use loadlens_core::scenario::DatadogSettings;
+/// The `datadog:` section. API and application keys are never read from the file: they come
+/// from `DD_API_KEY` / `DD_APP_KEY` (or `DATADOG_API_KEY` / `DATADOG_APP_KEY`).
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogSettings {
+    /// Turn the integration on (true) or off (false); on by default when the section exists.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Refuse to run (exit 2) when Datadog rejects the keys or cannot be reached at the start.
+    #[serde(default)]
+    pub required: Option<bool>,
+    /// Datadog site: `datadoghq.com` (default), `us3.datadoghq.com`, `datadoghq.eu`, …
+    #[serde(default)]
+    pub site: Option<String>,
+    /// Base URL of the API instead of `https://api.SITE` (a proxy, a test stub).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Metrics transport: `auto` (default), `api`, `dogstatsd` or `off`.
+    #[serde(default)]
+    pub metrics: Option<String>,
+    /// Metric name prefix (default `loadlens.`).
+    #[serde(default)]
+    pub metric_prefix: Option<String>,
+    /// How often metrics are sent (default 10s).
+    #[serde(default, deserialize_with = "loadlens_core::scenario::opt_duration")]
+    pub metric_interval: Option<Duration>,
+    /// Request names tagged individually; the rest share one overflow tag (default 50).
+    #[serde(default)]
+    pub max_request_names: Option<usize>,
+    /// Send run events (start, stop, breaches, monitor changes); default true.
+    #[serde(default)]
+    pub events: Option<bool>,
+    /// Tags added to everything sent to Datadog, beyond the run's tags.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// DogStatsD host (default `DD_AGENT_HOST`).
+    #[serde(default)]
+    pub agent_host: Option<String>,
+    /// DogStatsD port (default `DD_DOGSTATSD_PORT`, else 8125).
+    #[serde(default)]
+    pub dogstatsd_port: Option<u16>,
+    /// Monitors polled during the run, each with its action on Alert.
+    #[serde(default)]
+    pub monitors: Vec<DatadogMonitor>,
+    /// How often monitors are polled (default 15s).
+    #[serde(default, deserialize_with = "loadlens_core::scenario::opt_duration")]
+    pub monitor_interval: Option<Duration>,
+    /// Most time spent delivering what is left at the end of the run (default 5s).
+    #[serde(default, deserialize_with = "loadlens_core::scenario::opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// One Datadog monitor to watch.
+#[derive(Debug, Clone, Default, serde::Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DatadogMonitor {
+    /// Monitor id (the number in its URL).
+    pub id: u64,
+    /// On Alert: `mark` (default: a timeline event), `abort` (stop the run, exit 3) or `fail`
+    /// (the run fails at the end, exit 1).
+    #[serde(default)]
+    pub action: Option<String>,
+}
 
 /// Sites Datadog documents; others are accepted too (new sites appear), with the same URL shape.
 pub const KNOWN_SITES: [&str; 7] = [
@@ -561,7 +623,7 @@ mod tests {
         let file = DatadogSettings {
             site: Some("us5.datadoghq.com".into()),
             metric_prefix: Some("perf".into()),
-            monitors: vec![loadlens_core::scenario::DatadogMonitor {
+            monitors: vec![DatadogMonitor {
                 id: 7,
                 action: Some("fail".into()),
             }],
@@ -596,7 +658,7 @@ mod tests {
         assert_eq!(c.monitors[0].action, MonitorAction::Abort);
         assert_eq!(c.monitors[1].action, MonitorAction::Mark);
         let bad = DatadogSettings {
-            monitors: vec![loadlens_core::scenario::DatadogMonitor {
+            monitors: vec![DatadogMonitor {
                 id: 7,
                 action: Some("explode".into()),
             }],

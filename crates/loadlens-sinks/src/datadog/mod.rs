@@ -32,6 +32,7 @@ pub mod api;
 mod config;
 pub mod encode;
 pub mod export;
+mod integration;
 pub mod monitors;
 #[cfg(any(test, feature = "testing"))]
 pub mod stub;
@@ -52,9 +53,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::ApiError;
 pub use config::{
-    Config, ConfigError, MetricsTransport, MonitorAction, MonitorSpec, Overrides, Secret,
-    KNOWN_SITES, OVERFLOW_TAG,
+    Config, ConfigError, DatadogMonitor, DatadogSettings, MetricsTransport, MonitorAction,
+    MonitorSpec, Overrides, Secret, KNOWN_SITES, OVERFLOW_TAG,
 };
+pub use integration::Datadog;
 
 use api::{Api, Call, Deadline};
 use encode::{tag, Event, MetricsBatch, NameMetrics};

@@ -79,24 +79,46 @@ pub struct SignalConfig {
     pub client_certificate: Option<Arc<ClientCertificate>>,
 }
 
-/// The scenario file's `otel:` section, as the binary hands it over (all optional).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The scenario file's `otel:` section: OpenTelemetry export of a span per request and OTLP
+/// metrics (as `--otel`). Every key is a default that the standard `OTEL_*` environment
+/// overrides.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileSettings {
-    /// `endpoint`: like `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// `enabled`: turn the export on (true) or off (false); on by default when the section
+    /// exists.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `endpoint`: like `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://127.0.0.1:4318`.
+    #[serde(default)]
     pub endpoint: Option<String>,
-    /// `protocol`: `grpc` or `http/protobuf`.
+    /// `protocol`: `grpc` or `http/protobuf` (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+    #[serde(default)]
     pub protocol: Option<String>,
-    /// `service_name`.
+    /// `service_name`: `service.name` (`OTEL_SERVICE_NAME`; default `loadlens`).
+    #[serde(default)]
     pub service_name: Option<String>,
-    /// `resource_attributes`.
+    /// `resource_attributes` (`OTEL_RESOURCE_ATTRIBUTES` adds to and overrides them).
+    #[serde(default)]
     pub resource_attributes: BTreeMap<String, String>,
-    /// `sample_ratio` (0..=1).
+    /// `sample_ratio`: fraction of requests traced, 0..1 (`OTEL_TRACES_SAMPLER=traceidratio`
+    /// + `_ARG`).
+    #[serde(default)]
     pub sample_ratio: Option<f64>,
-    /// `metric_interval`.
+    /// `metric_interval`: how often metrics are exported (`OTEL_METRIC_EXPORT_INTERVAL`;
+    /// default 60s).
+    #[serde(default, deserialize_with = "loadlens_core::scenario::opt_duration")]
     pub metric_interval: Option<Duration>,
-    /// `max_request_names`.
+    /// `max_request_names`: request names exported individually in metrics; the rest share
+    /// `_OTHER` (default 100).
+    #[serde(default)]
     pub max_request_names: Option<usize>,
-    /// `timeout`: most time spent flushing at the end.
+    /// `timeout`: most time spent flushing at the end of the run (default 5s).
+    #[serde(
+        default,
+        rename = "timeout",
+        deserialize_with = "loadlens_core::scenario::opt_duration"
+    )]
     pub flush_timeout: Option<Duration>,
 }
 

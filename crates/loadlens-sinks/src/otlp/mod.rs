@@ -83,6 +83,7 @@ pub mod config;
 #[cfg(test)]
 mod delivery_tests;
 mod encode;
+mod integration;
 mod send;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_ca;
@@ -115,6 +116,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Config, ConfigError, ExporterKind, FileSettings, Protocol};
 pub use encode::{CONNECT_SPAN, DNS_SPAN, DURATION_BOUNDS_S, TLS_SPAN};
+pub use integration::Otlp;
 
 use encode::{Metrics, SpanContext};
 use send::{Sender, Service};

@@ -2,6 +2,9 @@
 //! (OpenMetrics text, or the classic 0.0.4 text format for scrapers that do not accept it), and
 //! optionally pushed with remote write 1.0 to Prometheus, Mimir or Thanos.
 //!
+//! - `config.rs` and `integration.rs`: the `prometheus:` section, the flags
+//!   (`--prometheus [ADDR]`, `--prometheus-remote-write URL`, `--prometheus-linger DURATION`)
+//!   and their resolution, flag > environment twin > section;
 //! - [`exposition`]: the cumulative metrics and their families (names, labels, buckets) and the
 //!   text formats;
 //! - [`server`]: the scrape endpoint, bound at start-up (a port in use refuses the run);
@@ -16,7 +19,9 @@
 //! metrics, for at most [`Config::linger`] (5 s by default), so that the scraper sees the run's
 //! last counts; then the listener closes. A run nobody scrapes ends at once.
 
+mod config;
 pub mod exposition;
+mod integration;
 pub mod remote_write;
 pub mod server;
 #[cfg(test)]
@@ -31,65 +36,9 @@ use loadlens_core::report::Summary;
 use loadlens_core::sink::{FinishFuture, Sink, SinkContext, SinkReport};
 use loadlens_core::stats::Snapshot;
 
+pub use config::{Config, FileSettings, DEFAULT_LINGER, DEFAULT_LISTEN};
 pub use exposition::{Format, Metrics, BUCKETS_S};
-
-/// The scrape endpoint's default address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9646";
-
-/// How long the endpoint waits, by default, for a scrape of the final metrics.
-pub const DEFAULT_LINGER: Duration = Duration::from_secs(5);
-
-/// The sink's configuration, resolved.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Serve `/metrics` on this address (`None`: remote write only).
-    pub listen: Option<SocketAddr>,
-    /// Remote-write receiver URL, possibly with `user:password@` (taken out and sent as basic
-    /// auth, never shown).
-    pub remote_write: Option<String>,
-    /// At the end of a scraped run, how long to wait for a scrape of the final metrics.
-    pub linger: Duration,
-    /// How long the final remote write may take at the end of the run.
-    pub finish_timeout: Duration,
-    /// Attempts per remote-write request while the run lasts.
-    pub max_attempts: u32,
-    /// First retry backoff of remote write.
-    pub backoff: Duration,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: DEFAULT_LISTEN.parse().ok(),
-            remote_write: None,
-            linger: DEFAULT_LINGER,
-            finish_timeout: Duration::from_secs(5),
-            max_attempts: 4,
-            backoff: Duration::from_millis(250),
-        }
-    }
-}
-
-impl Config {
-    /// The remote-write URL fit to be shown (credentials masked).
-    pub fn remote_write_shown(&self) -> Option<String> {
-        self.remote_write
-            .as_deref()
-            .map(loadlens_core::encoding::redact_url)
-    }
-
-    /// One line for the start banner; no secrets.
-    pub fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if let Some(a) = self.listen {
-            parts.push(format!("serving http://{a}/metrics"));
-        }
-        if let Some(u) = self.remote_write_shown() {
-            parts.push(format!("remote write to {u}"));
-        }
-        parts.join(", ")
-    }
-}
+pub use integration::Prometheus;
 
 /// Why the sink could not start.
 #[derive(Debug, thiserror::Error)]

@@ -9,6 +9,7 @@ mod demo;
 mod ends_on_time;
 mod faults;
 mod headers;
+mod integrations;
 mod load_input;
 mod named_scenarios;
 mod otel;

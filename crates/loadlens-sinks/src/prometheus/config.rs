@@ -83,7 +83,10 @@ pub struct FileSettings {
 /// environment twin of a switch may say) is the default address.
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let s = s.trim();
-    if matches!(s.to_ascii_lowercase().as_str(), "" | "true" | "on" | "yes" | "1") {
+    if matches!(
+        s.to_ascii_lowercase().as_str(),
+        "" | "true" | "on" | "yes" | "1"
+    ) {
         return DEFAULT_LISTEN.parse().map_err(|_| String::new());
     }
     if let Ok(port) = s.parse::<u16>() {

@@ -16,6 +16,7 @@ mod otel;
 mod otel_wire;
 mod outputs;
 mod profiles;
+mod prometheus;
 mod report;
 mod scenario;
 mod schema;

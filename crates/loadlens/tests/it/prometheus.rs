@@ -259,9 +259,9 @@ fn a_real_prometheus_scrapes_a_run_and_its_counters_equal_the_runs_counts() {
         "per request name too"
     );
     assert_eq!(
-        prom.by_name(&format!(
-            r#"sum by (name) (max_over_time(loadlens_request_duration_seconds_bucket{{le="+Inf",job="loadlens",run_id="prom-e2e-1"}}[5m]))"#
-        )),
+        prom.by_name(
+            r#"sum by (name) (max_over_time(loadlens_request_duration_seconds_bucket{le="+Inf",job="loadlens",run_id="prom-e2e-1"}[5m]))"#
+        ),
         counts(&doc),
         "the latency histogram counts every request"
     );

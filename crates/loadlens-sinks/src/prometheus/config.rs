@@ -79,20 +79,20 @@ pub struct FileSettings {
     pub linger: Option<Duration>,
 }
 
-/// A listen address: `HOST:PORT`, or a port alone (on 127.0.0.1). `true`/`on` (what an
-/// environment twin of a switch may say) is the default address.
-pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// A listen address: `HOST:PORT`, or a port alone (on 127.0.0.1). What an environment twin of
+/// a switch may say also works: `true`/`on`/`yes` is the default address, `false`/`off`/`no`
+/// turns the endpoint off (`None`).
+pub fn parse_listen(s: &str) -> Result<Option<SocketAddr>, String> {
     let s = s.trim();
-    if matches!(
-        s.to_ascii_lowercase().as_str(),
-        "" | "true" | "on" | "yes" | "1"
-    ) {
-        return DEFAULT_LISTEN.parse().map_err(|_| String::new());
+    match s.to_ascii_lowercase().as_str() {
+        "false" | "off" | "no" => return Ok(None),
+        "" | "true" | "on" | "yes" => return Ok(DEFAULT_LISTEN.parse().ok()),
+        _ => {}
     }
     if let Ok(port) = s.parse::<u16>() {
-        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        return Ok(Some(SocketAddr::from(([127, 0, 0, 1], port))));
     }
-    s.parse().map_err(|_| {
+    s.parse().map(Some).map_err(|_| {
         format!("`{s}` is not an address: expected HOST:PORT such as {DEFAULT_LISTEN}, or a port")
     })
 }
@@ -111,5 +111,29 @@ pub fn check_remote_write(url: &str) -> Result<(), String> {
             "`{}` is not an http:// or https:// URL (e.g. http://127.0.0.1:9090/api/v1/write)",
             loadlens_core::encoding::redact_url(url)
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_ports_and_switch_words() {
+        let at = |s: &str| parse_listen(s).map(|a| a.map(|a| a.to_string()));
+        assert_eq!(at("0.0.0.0:9100"), Ok(Some("0.0.0.0:9100".into())));
+        assert_eq!(at("9100"), Ok(Some("127.0.0.1:9100".into())));
+        assert_eq!(at("true"), Ok(Some(DEFAULT_LISTEN.into())));
+        assert_eq!(at("off"), Ok(None));
+        assert!(at("localhost")
+            .unwrap_err()
+            .contains("`localhost` is not an address"));
+    }
+
+    #[test]
+    fn a_remote_write_url_must_be_http_and_its_password_is_never_shown() {
+        assert!(check_remote_write("https://u:p@mimir.example/api/v1/push").is_ok());
+        let e = check_remote_write("ftp://u:s3cret@host/").unwrap_err();
+        assert!(e.contains("u:***@host") && !e.contains("s3cret"), "{e}");
     }
 }

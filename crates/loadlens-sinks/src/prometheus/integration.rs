@@ -21,7 +21,7 @@ pub struct Prometheus;
 #[derive(Args, Debug, Default, Clone)]
 struct Flags {
     /// Prometheus: serve the run's metrics on http://ADDR/metrics (OpenMetrics) while it lasts
-    /// [default ADDR: 127.0.0.1:9646; a port alone means 127.0.0.1]. Also `prometheus:` in the
+    /// [default ADDR: 127.0.0.1:9646; a port alone means 127.0.0.1; `off` turns it off]. Also `prometheus:` in the
     /// scenario.
     #[arg(
         id = "prometheus",
@@ -74,7 +74,8 @@ impl Integration for Prometheus {
         let listen = input
             .pick("prometheus", file.listen.clone())
             .map(|a| parse_listen(&a).map_err(|e| invalid("--prometheus", e)))
-            .transpose()?;
+            .transpose()?
+            .flatten();
         let remote_write = input.pick("prometheus-remote-write", file.remote_write.clone());
         if let Some(url) = &remote_write {
             check_remote_write(url).map_err(|e| invalid("--prometheus-remote-write", e))?;

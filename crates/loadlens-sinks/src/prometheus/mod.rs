@@ -22,6 +22,8 @@
 mod config;
 pub mod exposition;
 mod integration;
+#[cfg(test)]
+mod peer;
 pub mod remote_write;
 pub mod server;
 #[cfg(test)]

@@ -621,3 +621,94 @@ async fn the_shared_contract_for_remote_write() {
     contract::honours_timeout_when_down(&make).await;
     contract::reports_http_errors(&make).await;
 }
+
+fn sample(
+    ms: u64,
+    status: Option<u16>,
+    failure: Option<loadlens_core::sample::ErrorKind>,
+) -> loadlens_core::sample::Sample {
+    loadlens_core::sample::Sample {
+        name: loadlens_core::sample::NameId(0),
+        started_at: std::time::SystemTime::now(),
+        total: Duration::from_millis(ms),
+        schedule_delay: Duration::ZERO,
+        phases: Default::default(),
+        status,
+        bytes_sent: 10,
+        bytes_received: 20,
+        content_length: 5,
+        new_connection: false,
+        failure: failure.map(|k| loadlens_core::sample::Failure::new(k, "x")),
+        checks_passed: 0,
+        checks_failed: 0,
+        trace: None,
+        vu: 0,
+        scenario: 0,
+        user_type: 0,
+        task: 0,
+        url: None,
+        protocol: None,
+    }
+}
+
+/// Status classes, failures and bucket placement with known figures, over two intervals: the
+/// counters and buckets add up across snapshots.
+#[test]
+fn status_classes_failures_and_buckets_accumulate_across_snapshots() {
+    use loadlens_core::sample::ErrorKind;
+    let ctx = contract::context();
+    let recorder = loadlens_core::stats::Recorder::new(1);
+    let mut agg = loadlens_core::stats::Aggregator::new(recorder.clone(), ctx.names.clone());
+    let mut m = Metrics::new(&ctx.run, &ctx.names);
+    // Interval 1: 200 in 3 ms, 200 in 40 ms with a failed check, 404 in 2 s.
+    recorder.record(&sample(3, Some(200), None));
+    recorder.record(&sample(40, Some(200), Some(ErrorKind::Check)));
+    recorder.record(&sample(2_000, Some(404), Some(ErrorKind::Status)));
+    m.update(&agg.tick(Duration::from_secs(1), 2));
+    // Interval 2: a refused connection after 1 ms, a 503 in 40 s (beyond the last bound).
+    recorder.record(&sample(1, None, Some(ErrorKind::Refused)));
+    recorder.record(&sample(40_000, Some(503), Some(ErrorKind::Status)));
+    m.update(&agg.tick(Duration::from_secs(2), 2));
+    let lines = parse(
+        &render(&m.families(), Format::OpenMetrics),
+        Format::OpenMetrics,
+    );
+    let class = |c: &str| {
+        find(&lines, "loadlens_requests_total", &[("status_class", c)])
+            .first()
+            .map(|l| l.2)
+    };
+    assert_eq!(
+        (
+            class("2xx"),
+            class("4xx"),
+            class("5xx"),
+            class("none"),
+            class("3xx")
+        ),
+        (Some(2.0), Some(1.0), Some(1.0), Some(1.0), None)
+    );
+    assert_eq!(
+        find(&lines, "loadlens_request_failures_total", &[])[0].2,
+        4.0
+    );
+    let bucket = |le: &str| {
+        find(
+            &lines,
+            "loadlens_request_duration_seconds_bucket",
+            &[("le", le)],
+        )[0]
+        .2
+    };
+    assert_eq!(bucket("0.001"), 1.0, "the refused one (1 ms)");
+    assert_eq!(bucket("0.005"), 2.0, "and 3 ms");
+    assert_eq!(bucket("0.05"), 3.0, "and 40 ms");
+    assert_eq!(bucket("2.5"), 4.0, "and 2 s");
+    assert_eq!(bucket("30"), 4.0, "40 s is beyond the last bound");
+    assert_eq!(bucket("+Inf"), 5.0);
+    let sum = find(&lines, "loadlens_request_duration_seconds_sum", &[])[0].2;
+    assert!(
+        (sum - 42.044).abs() < 42.044 * 0.001,
+        "sum within HDR precision: {sum}"
+    );
+}

@@ -712,3 +712,37 @@ fn status_classes_failures_and_buckets_accumulate_across_snapshots() {
         "sum within HDR precision: {sum}"
     );
 }
+
+/// Generator health: a figure the snapshot has becomes a gauge (in base units), one it lacks
+/// is left out rather than shown as 0.
+#[test]
+fn generator_health_figures_are_gauges_and_missing_ones_are_omitted() {
+    let ctx = contract::context();
+    let recorder = loadlens_core::stats::Recorder::new(1);
+    let mut agg = loadlens_core::stats::Aggregator::new(recorder, ctx.names.clone());
+    let mut snap = agg.tick(Duration::from_secs(1), 3);
+    snap.health.process_cpu_pct = Some(50.0);
+    snap.health.rss_bytes = Some(64 << 20);
+    snap.health.sched_delay_ms = Some(12.0);
+    snap.dropped_iterations = Some(7);
+    let mut m = Metrics::new(&ctx.run, &ctx.names);
+    m.update(&snap);
+    let text = render(&m.families(), Format::OpenMetrics);
+    let lines = parse(&text, Format::OpenMetrics);
+    let value = |n: &str| find(&lines, n, &[]).first().map(|l| l.2);
+    assert_eq!(value("loadlens_process_cpu_ratio"), Some(0.5));
+    assert_eq!(
+        value("loadlens_process_resident_memory_bytes"),
+        Some(67108864.0)
+    );
+    assert_eq!(value("loadlens_scheduling_delay_seconds"), Some(0.012));
+    assert_eq!(value("loadlens_users"), Some(3.0));
+    assert_eq!(value("loadlens_dropped_iterations_total"), Some(7.0));
+    for absent in [
+        "loadlens_machine_cpu_ratio",
+        "loadlens_open_connections",
+        "loadlens_network_sent_bytes_per_second",
+    ] {
+        assert!(!text.contains(absent), "{absent} has no figure: {text}");
+    }
+}

@@ -176,6 +176,18 @@ impl<'a> Section<'a> {
         self.source.error_at_key(&at, message)
     }
 
+    /// The path of the section's node, to build deeper paths for [`Section::error_at_node`]
+    /// (`section.path().key("monitors").index(2).key("action")`).
+    pub fn path(&self) -> NodePath {
+        NodePath::root().key(self.name)
+    }
+
+    /// An error located at the node `at` (built from [`Section::path`]), at its key when it
+    /// ends in one.
+    pub fn error_at_node(&self, at: &NodePath, message: impl Into<String>) -> ScenarioError {
+        self.source.error_at_key(at, message)
+    }
+
     /// An error located at the item `index` of the list at `path` under the section.
     pub fn error_at_item(
         &self,

@@ -286,7 +286,13 @@ pub struct DemoArgs {
 /// [`loadlens_sinks::registry`]) added to `run` and `demo` alike.
 pub fn command() -> clap::Command {
     use clap::CommandFactory as _;
-    let args = loadlens_sinks::integration::args(&loadlens_sinks::registry());
+    // Under a heading of their own, in registry order (each integration's derive numbered its
+    // flags from 0, which would interleave them with the command's own).
+    let args: Vec<clap::Arg> = loadlens_sinks::integration::args(&loadlens_sinks::registry())
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| a.help_heading("Integrations").display_order(i))
+        .collect();
     Cli::command()
         .mut_subcommand("run", |c| c.args(args.clone()))
         .mut_subcommand("demo", |c| c.args(args))

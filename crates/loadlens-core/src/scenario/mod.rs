@@ -1,5 +1,8 @@
 //! The scenario file: what to test. Parsed from YAML with serde, strictly (unknown keys are
-//! errors with a suggestion), and every error names file, line and column.
+//! errors with a suggestion), and every error names file, line and column. Top-level keys that
+//! are not the core's are the integrations' sections: set aside by name
+//! ([`Scenario::sections`]), read by their owners ([`Source::parse_section`]), and refused when
+//! nobody owns them ([`Scenario::check_sections`]).
 //!
 //! ```yaml
 //! name: storefront
@@ -26,12 +29,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use sections::opt_duration;
 use serde::Deserialize;
 
 pub use error::ScenarioError;
 pub use locate::NodePath;
 pub(crate) use values::secs_to_duration;
-pub use values::{opt_duration, parse_duration, Method, WaitTime, MAX_DURATION};
+pub use values::{parse_duration, Method, WaitTime, MAX_DURATION};
 
 /// A parsed scenario file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -19,6 +19,15 @@ use serde::de::{
 
 use super::{locate::NodePath, Scenario, ScenarioError, Source};
 
+/// Deserialize `Option<Duration>` from a string (`500ms`, `10s`, `1m30s`) or a number of
+/// seconds, as the core's own keys are, for `#[serde(deserialize_with)]` in a section; errors
+/// keep the value's line and column.
+pub fn opt_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    super::values::opt_duration(d)
+}
+
 /// Reads a `Scenario` from `de`, setting aside the top-level keys that are not its fields.
 pub(super) fn deserialize<'de, D: Deserializer<'de>>(
     de: D,

@@ -75,9 +75,8 @@ pub(crate) fn secs_to_duration(secs: f64) -> Result<Duration, String> {
 }
 
 /// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
-/// untagged enum) so that errors keep the value's line and column. For `#[serde(deserialize_with)]`
-/// in sections that integrations own.
-pub fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+/// untagged enum) so that errors keep the value's line and column.
+pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     d.deserialize_any(ScalarVisitor {
         what: "a duration such as `500ms`, `10s`, `1m30s` or a number of seconds",
         from_secs: |s| {

@@ -10,7 +10,7 @@ use loadlens_core::scenario::ScenarioError;
 use loadlens_core::sink::Sink;
 
 use super::config::DatadogSettings;
-use super::{Config, DatadogSink, MetricsTransport, Overrides};
+use super::{Config, DatadogSink, MetricsTransport, MonitorAction, Overrides};
 use crate::integration::{
     ConfigError, Configured, Input, Integration, Section, StartError, StartFuture,
 };
@@ -109,7 +109,7 @@ struct Flags {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    loadlens_core::scenario::parse_duration(s)
+    loadlens_core::scenario::parse_duration(s).map_err(|e| e.to_string())
 }
 
 impl Integration for Datadog {
@@ -125,8 +125,8 @@ impl Integration for Datadog {
     }
 
     fn configure(&self, input: &Input<'_>) -> Result<Option<Box<dyn Configured>>, ConfigError> {
-        let file: Option<DatadogSettings> = match &input.section {
-            Some(s) => Some(s.parse()?),
+        let file = match &input.section {
+            Some(s) => Some(parse(s)?),
             None => None,
         };
         let f = file.clone().unwrap_or_default();
@@ -159,8 +159,21 @@ impl Integration for Datadog {
     }
 
     fn check(&self, section: &Section<'_>) -> Result<(), ScenarioError> {
-        section.parse::<DatadogSettings>().map(drop)
+        parse(section).map(drop)
     }
+}
+
+/// The `datadog:` section, with what only the file can get wrong (a monitor's action) checked
+/// at its key; the rest is checked with the flags and the environment, in [`Config::resolve`].
+fn parse(section: &Section<'_>) -> Result<DatadogSettings, ScenarioError> {
+    let file: DatadogSettings = section.parse()?;
+    for (i, m) in file.monitors.iter().enumerate() {
+        if let Some(Err(e)) = m.action.as_deref().map(str::parse::<MonitorAction>) {
+            let at = section.path().key("monitors").index(i).key("action");
+            return Err(section.error_at_node(&at, format!("datadog.monitors[{i}].action: {e}")));
+        }
+    }
+    Ok(file)
 }
 
 /// Resolved, keys not checked yet.

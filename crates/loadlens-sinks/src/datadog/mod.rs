@@ -15,8 +15,9 @@
 //!
 //! At the start, [`DatadogSink::connect`] checks the API key (`GET /api/v1/validate`), the
 //! application key and the monitor ids (one `GET /api/v1/monitor/{id}` each), and the agent
-//! address: the caller prints one clear message and runs without Datadog, or refuses to run
-//! when Datadog is required. During the run the hooks only fold snapshots into counters and
+//! address; the integration ([`Datadog`]: the `--datadog*` flags, the `datadog:` section, the
+//! `DD_*` environment) turns a failure into one clear line and a run without Datadog, or
+//! refuses to run when Datadog is required (`--datadog-required`). During the run the hooks only fold snapshots into counters and
 //! offer jobs to bounded queues ([`export`]): events and metrics have a queue and a sender task
 //! each, so that an event never waits behind a metric payload that is being retried (a 429 with
 //! a long reset, a failing `/api/v2/series`), and each gets the whole end-of-run timeout. What

@@ -20,14 +20,10 @@ probe:
   ports: [1, 2]
 ";
 
-/// A flag and a list with environment twins that only these tests use.
-fn command() -> Command {
+/// A flag with the environment twin `twin`, a list and a flag with a default.
+fn command_with(twin: &'static str) -> Command {
     Command::new("run")
-        .arg(
-            Arg::new("probe-site")
-                .long("probe-site")
-                .env("LOADLENS_TEST_PROBE_SITE"),
-        )
+        .arg(Arg::new("probe-site").long("probe-site").env(twin))
         .arg(
             Arg::new("probe-port")
                 .long("probe-port")
@@ -40,6 +36,12 @@ fn command() -> Command {
                 .long("probe-default")
                 .default_value("from-default"),
         )
+}
+
+/// Its twin is never set: only the environment test sets a twin, of its own name, so tests
+/// running in parallel do not see it.
+fn command() -> Command {
+    command_with("LOADLENS_TEST_PROBE_SITE_NEVER_SET")
 }
 
 fn facts(s: &Scenario) -> RunFacts {
@@ -66,9 +68,9 @@ struct Probe {
 }
 
 /// Picks `probe-site` the way an integration would, from `args` and the file.
-fn site(args: &[&str]) -> Option<String> {
+fn site(cmd: Command, args: &[&str]) -> Option<String> {
     let s = Scenario::from_str_named(TEXT, "s.yaml").unwrap();
-    let matches = command().try_get_matches_from(args).unwrap();
+    let matches = cmd.try_get_matches_from(args).unwrap();
     let run = facts(&s);
     let input = Input {
         matches: &matches,
@@ -82,17 +84,18 @@ fn site(args: &[&str]) -> Option<String> {
 
 #[test]
 fn the_file_value_is_used_when_no_flag_is_given() {
-    assert_eq!(site(&["run"]).as_deref(), Some("from-file"));
+    assert_eq!(site(command(), &["run"]).as_deref(), Some("from-file"));
 }
 
-// The environment twin is read by clap from the process environment: one test sets it, and
-// only this test reads it (the other tests give the flag, which wins over it anyway).
+// clap reads the twin from the process environment; this test's twin is a variable no other
+// test's command declares.
 #[test]
 fn the_environment_twin_wins_over_the_file_and_the_flag_over_both() {
-    std::env::set_var("LOADLENS_TEST_PROBE_SITE", "from-env");
-    let from_env = site(&["run"]);
-    let from_flag = site(&["run", "--probe-site", "from-flag"]);
-    std::env::remove_var("LOADLENS_TEST_PROBE_SITE");
+    const TWIN: &str = "LOADLENS_TEST_PROBE_SITE_ENV_LAYER";
+    std::env::set_var(TWIN, "from-env");
+    let from_env = site(command_with(TWIN), &["run"]);
+    let from_flag = site(command_with(TWIN), &["run", "--probe-site", "from-flag"]);
+    std::env::remove_var(TWIN);
     assert_eq!(from_env.as_deref(), Some("from-env"));
     assert_eq!(from_flag.as_deref(), Some("from-flag"));
 }
@@ -100,7 +103,7 @@ fn the_environment_twin_wins_over_the_file_and_the_flag_over_both() {
 #[test]
 fn the_flag_wins_over_the_file() {
     assert_eq!(
-        site(&["run", "--probe-site", "from-flag"]).as_deref(),
+        site(command(), &["run", "--probe-site", "from-flag"]).as_deref(),
         Some("from-flag")
     );
 }

@@ -1,7 +1,8 @@
 //! OpenTelemetry export (`--otel`): a CLIENT span per sampled request that the service's own
 //! spans continue, connection phases as child spans, and OTLP metrics built from the
 //! per-second HDR snapshots — over OTLP/gRPC or OTLP/HTTP (protobuf), configured by the
-//! standard `OTEL_*` environment ([`config`]).
+//! standard `OTEL_*` environment ([`config`]). [`Otlp`] is the integration: `--otel`, the
+//! `otel:` section, and the sink built from them.
 //!
 //! # Spans
 //!

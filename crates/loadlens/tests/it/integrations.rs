@@ -61,6 +61,11 @@ fn an_error_inside_a_section_is_located_inside_it() {
             "",
         ),
         (
+            "datadog:\n  monitors:\n    - { id: 12, action: mark }\n    - id: 13\n      action: explode\n",
+            "s.yaml:10:7: datadog.monitors[1].action: monitor action `explode` is not one of mark, abort, fail",
+            "",
+        ),
+        (
             "datadog:\n  metric_interval: soon\n",
             "s.yaml:7:20: datadog.metric_interval: ",
             "soon",
@@ -111,6 +116,13 @@ fn run_and_demo_list_the_same_integration_flags() {
         "--datadog-monitor",
     ] {
         assert!(flags.iter().any(|x| x == f), "{f} missing from {flags:?}");
+    }
+    // Under their own heading, after the command's own options.
+    for h in [&run_help, &demo_help] {
+        let (own, theirs) = h
+            .split_once("\nIntegrations:\n")
+            .expect("an Integrations heading");
+        assert!(integration_flags(own).is_empty() && integration_flags(theirs) == flags);
     }
     // Each with its environment twin.
     for twin in [
@@ -165,6 +177,36 @@ fn the_scenario_schema_is_in_sync_with_the_top_level_keys_and_the_sections() {
             .collect();
         schema_keys.sort();
         assert_eq!(parser_keys, schema_keys, "schema out of sync for: {yaml}");
+    }
+}
+
+/// Every registered integration's section is in the schema with exactly the keys it accepts:
+/// a new integration is checked here without a line of its own.
+#[test]
+fn every_registered_section_is_in_the_schema_with_its_keys() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
+    let dir = TempDir::new("schema");
+    for i in loadlens_sinks::registry() {
+        let name = i.name();
+        let file = write(&dir, "s.yaml", &format!("{USERS}{name}: {{ zzz: 1 }}\n"));
+        let msg = stderr(&run(&["validate", &file]));
+        assert!(msg.contains("unknown field `zzz`"), "{name}: {msg}");
+        let list = msg
+            .split("expected one of ")
+            .nth(1)
+            .or_else(|| msg.split("expected ").nth(1))
+            .unwrap_or("");
+        let mut parser_keys: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+        parser_keys.sort();
+        let mut schema_keys: Vec<&str> = schema["properties"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("schemas/scenario.schema.json has no `{name}` section"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        schema_keys.sort();
+        assert_eq!(parser_keys, schema_keys, "schema out of sync for `{name}:`");
     }
 }
 

@@ -2,9 +2,9 @@
 //! (OpenMetrics text, or the classic 0.0.4 text format for scrapers that do not accept it), and
 //! optionally pushed with remote write 1.0 to Prometheus, Mimir or Thanos.
 //!
-//! - `config.rs` and `integration.rs`: the `prometheus:` section, the flags
-//!   (`--prometheus [ADDR]`, `--prometheus-remote-write URL`, `--prometheus-linger DURATION`)
-//!   and their resolution, flag > environment twin > section;
+//! - [`Prometheus`] is the integration (`integration.rs`, with `config.rs`): the
+//!   `prometheus:` section, the flags (`--prometheus [ADDR]`, `--prometheus-remote-write URL`,
+//!   `--prometheus-linger DURATION`) and their resolution, flag > environment twin > section;
 //! - [`exposition`]: the cumulative metrics and their families (names, labels, buckets) and the
 //!   text formats;
 //! - [`server`]: the scrape endpoint, bound at start-up (a port in use refuses the run);

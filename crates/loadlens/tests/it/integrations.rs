@@ -152,10 +152,6 @@ fn the_scenario_schema_is_in_sync_with_the_top_level_keys_and_the_sections() {
             &schema["properties"]["datadog"]["properties"]["monitors"]["items"],
         ),
         ("otel: { zzz: 1 }\n", &schema["properties"]["otel"]),
-        (
-            "prometheus: { zzz: 1 }\n",
-            &schema["properties"]["prometheus"],
-        ),
     ];
     for (yaml, node) in cases {
         let file = write(&dir, "s.yaml", &format!("{USERS}{yaml}"));

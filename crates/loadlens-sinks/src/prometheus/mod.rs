@@ -178,8 +178,7 @@ impl Sink for PrometheusSink {
                 if e.scrapes() > 0 {
                     e.linger(config.linger).await;
                 }
-                e.stop();
-                Some(e.scrapes())
+                Some(e.shutdown().await)
             };
             let (counts, scrapes) = tokio::join!(push, serve);
             let mut report = SinkReport {

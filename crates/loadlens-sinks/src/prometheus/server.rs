@@ -39,7 +39,13 @@ pub struct Endpoint {
     shared: Arc<Shared>,
     addr: SocketAddr,
     stop: CancellationToken,
+    /// The accept loop; it ends once the listener is closed and its connections are done.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
+
+/// How long connections may take, once the endpoint stops, to finish the answer they are
+/// writing (the final scrape's, typically).
+const DRAIN: Duration = Duration::from_secs(1);
 
 impl Endpoint {
     /// Serve `/metrics` on `listener` (already bound, so that a port in use was an error at
@@ -54,8 +60,13 @@ impl Endpoint {
             final_served: Notify::new(),
         });
         let stop = CancellationToken::new();
-        tokio::spawn(accept(listener, shared.clone(), stop.clone()));
-        Ok(Endpoint { shared, addr, stop })
+        let task = tokio::spawn(accept(listener, shared.clone(), stop.clone()));
+        Ok(Endpoint {
+            shared,
+            addr,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// The address it listens on.
@@ -88,9 +99,14 @@ impl Endpoint {
             .is_ok()
     }
 
-    /// Stop listening and close every connection.
-    pub fn stop(&self) {
+    /// Stop listening, let answers being written finish (at most 1 s), then close every
+    /// connection. Returns the scrapes answered in all.
+    pub async fn shutdown(mut self) -> u64 {
         self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        self.scrapes()
     }
 }
 
@@ -101,10 +117,12 @@ impl Drop for Endpoint {
 }
 
 async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let conn = tokio::select! {
             c = listener.accept() => c,
-            () = stop.cancelled() => return,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = stop.cancelled() => break,
         };
         let Ok((stream, _)) = conn else {
             // Out of file descriptors or similar: back off rather than spin.
@@ -112,19 +130,29 @@ async fn accept(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: Ca
             continue;
         };
         let (shared, stop) = (shared.clone(), stop.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(answer(&shared, &req)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
             tokio::select! {
-                _ = conn => {}
+                _ = conn.as_mut() => return,
                 () = stop.cancelled() => {}
             }
+            // The answer being written (the final scrape's, say) still goes out; then close.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN, conn).await;
         });
     }
+    // No new connection from here on; the open ones finish their answer or are dropped.
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN + Duration::from_millis(100), async {
+        while connections.join_next().await.is_some() {}
+    });
+    let _ = drained.await;
 }
 
 fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -49,7 +49,7 @@ const DRAIN: Duration = Duration::from_secs(1);
 
 impl Endpoint {
     /// Serve `/metrics` on `listener` (already bound, so that a port in use was an error at
-    /// start-up) until [`Endpoint::stop`]. Must be called within a tokio runtime.
+    /// start-up) until [`Endpoint::shutdown`]. Must be called within a tokio runtime.
     pub fn serve(listener: std::net::TcpListener, first: Arc<Metrics>) -> std::io::Result<Self> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;

@@ -7,6 +7,7 @@
 //! | `otlp` | [`otlp`] | `otel:` | a client span per request (connection phases as children) and OTLP metrics, over gRPC or http/protobuf |
 //! | `datadog` | [`datadog`] | `datadog:` | run events, metrics (HTTP API or DogStatsD), monitor guards |
 //! | `jsonl` | [`jsonl`] | `jsonl:` | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
+//! | `prometheus` | [`prometheus`] | `prometheus:` | `/metrics` for a Prometheus server to scrape (OpenMetrics) during the run, and remote write |
 //!
 //! The feature `all` turns every integration on (the binary uses it). Every folder has the same
 //! few files (`mod.rs`, `config.rs`, `integration.rs`, its encoder and sender, `tests.rs`), and
@@ -36,6 +37,8 @@ pub mod integration;
 pub mod jsonl;
 #[cfg(feature = "otlp")]
 pub mod otlp;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 
 pub use integration::Integration;
 
@@ -49,6 +52,8 @@ pub fn registry() -> Vec<&'static dyn Integration> {
         &datadog::Datadog,
         #[cfg(feature = "jsonl")]
         &jsonl::Jsonl,
+        #[cfg(feature = "prometheus")]
+        &prometheus::Prometheus,
     ]
 }
 

@@ -17,6 +17,7 @@ mod otel;
 mod otel_wire;
 mod outputs;
 mod profiles;
+mod prometheus;
 mod report;
 mod scenario;
 mod schema;

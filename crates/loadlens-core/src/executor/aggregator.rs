@@ -36,6 +36,8 @@ pub(super) struct LaneView {
     pub shared: Arc<Shared>,
     /// Open model: its dropped-iterations counter.
     pub dropped: Option<Arc<AtomicU64>>,
+    /// Open model: its started-iterations counter (with `dropped`, the arrivals issued).
+    pub started: Option<Arc<AtomicU64>>,
 }
 
 /// Everything the aggregator task needs, handed over when it starts.
@@ -125,6 +127,8 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut health = HealthMonitor::new();
     let mut seen_events = 0;
+    // Arrivals issued (started + dropped) at the previous tick, for the interval's rate.
+    let mut arrivals_before: Option<(u64, std::time::Duration)> = None;
     loop {
         // How late a scheduled tick fired; the final snapshot is not a scheduled tick.
         let (last, sched_delay) = tokio::select! {
@@ -161,6 +165,22 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
             .filter_map(|(v, _)| v.dropped.as_ref())
             .map(|d| d.load(Ordering::Relaxed))
             .reduce(|a, b| a + b);
+        let arrivals = views
+            .iter()
+            .filter_map(|(v, _)| v.started.as_ref())
+            .map(|s| s.load(Ordering::Relaxed))
+            .reduce(|a, b| a + b)
+            .map(|started| started + snap.dropped_iterations.unwrap_or(0));
+        snap.arrival_rate = arrivals.map(|now| {
+            let (before, at) = arrivals_before.unwrap_or_default();
+            let span = elapsed.saturating_sub(at).as_secs_f64();
+            arrivals_before = Some((now, elapsed));
+            if span > 0.0 {
+                now.saturating_sub(before) as f64 / span
+            } else {
+                0.0
+            }
+        });
         snap.health = health.sample(Some(client.open_connections()), sched_delay);
         let snap = Arc::new(snap);
         if !guard.is_empty() {
@@ -243,6 +263,14 @@ mod tests {
 
     /// Run `users` closed-model users against `url` for `run_time`, ticking every 100 ms.
     async fn run(url: &str, users: u64, run_time: Duration) -> (RunOutput, Vec<Arc<Snapshot>>) {
+        let load = LoadSettings {
+            run_time: Some(run_time),
+            ..LoadSettings::closed(users)
+        };
+        run_with(url, load).await
+    }
+
+    async fn run_with(url: &str, load: LoadSettings) -> (RunOutput, Vec<Arc<Snapshot>>) {
         let plan = Plan::single(
             url,
             http::Method::GET,
@@ -257,10 +285,6 @@ mod tests {
             tags: Default::default(),
         };
         let kept = Arc::new(Mutex::new(Vec::new()));
-        let load = LoadSettings {
-            run_time: Some(run_time),
-            ..LoadSettings::closed(users)
-        };
         let out = Executor::new(Arc::new(plan), load, client, info)
             .tick(Duration::from_millis(100))
             .sink(Box::new(Keep(kept.clone())))
@@ -292,6 +316,43 @@ mod tests {
         assert!(open.contains(&5), "{open:?}");
         // The last snapshot comes after every user ended and closed its connection.
         assert_eq!(last.health.open_connections, Some(0));
+    }
+
+    /// The open model's arrival rate per interval adds up, over the run, to exactly the arrivals
+    /// issued (started or dropped); the closed model has none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn arrival_rates_add_up_to_the_arrivals_issued_and_the_closed_model_has_none() {
+        let srv = testutil::http1().await;
+        let load = LoadSettings {
+            run_time: Some(Duration::from_millis(900)),
+            arrival: Some(crate::load::ArrivalSettings {
+                rate_per_s: 200.0,
+                pre_allocated_vus: 2,
+                max_vus: 4,
+            }),
+            ..LoadSettings::default()
+        };
+        let (out, snaps) = run_with(&srv.url("/"), load).await;
+        let a = out.arrivals.expect("open model");
+        let issued = (a.started + a.dropped_iterations) as f64;
+        assert!(issued > 50.0, "{a:?}");
+        let mut summed = 0.0;
+        let mut at = Duration::ZERO;
+        for s in &snaps {
+            let span = s.elapsed.saturating_sub(at).as_secs_f64();
+            at = s.elapsed;
+            summed += s
+                .arrival_rate
+                .expect("every snapshot of an open run has a rate")
+                * span;
+        }
+        assert!(
+            (summed - issued).abs() < 0.5,
+            "rates sum to {summed}, {issued} issued"
+        );
+
+        let (_, closed) = run(&srv.url("/"), 2, Duration::from_millis(300)).await;
+        assert!(closed.iter().all(|s| s.arrival_rate.is_none()));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -314,6 +314,7 @@ impl Executor {
                         name: l.name.clone(),
                         shared: l.shared.clone(),
                         dropped: l.open.as_ref().map(|o| o.dropped.clone()),
+                        started: l.open.as_ref().map(|o| o.started_counter()),
                     })
                     .collect(),
                 names: names.clone(),

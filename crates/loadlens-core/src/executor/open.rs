@@ -179,6 +179,11 @@ impl OpenLane {
         self.allocated
     }
 
+    /// The counter of iterations started, for the aggregator's arrival rate.
+    pub fn started_counter(&self) -> Arc<AtomicU64> {
+        self.started.clone()
+    }
+
     /// Iterations started so far.
     pub fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)

@@ -37,6 +37,8 @@ pub struct RequestStats {
     pub count: u64,
     /// Requests that failed.
     pub failures: u64,
+    /// Failures per status class of their response: 1xx to 5xx, then none (no response).
+    pub failures_by_class: [u64; 6],
     /// Response times (from the intended start in the open model).
     pub latency: LatencyHistogram,
     /// Response times from the actual start (differs from `latency` only in the open model).
@@ -69,6 +71,15 @@ pub struct RequestStats {
     pub by_outcome: Vec<(Outcome, LatencyHistogram)>,
 }
 
+/// The index of a status in [`RequestStats::failures_by_class`]: 0–4 for 1xx–5xx, 5 for no
+/// response (or a status outside 100–599).
+pub fn status_class(status: Option<u16>) -> usize {
+    match status {
+        Some(code @ 100..=599) => usize::from(code / 100 - 1),
+        _ => 5,
+    }
+}
+
 impl RequestStats {
     /// Fold one sample in.
     #[inline]
@@ -76,6 +87,7 @@ impl RequestStats {
         self.count += 1;
         if s.failure.is_some() {
             self.failures += 1;
+            self.failures_by_class[status_class(s.status)] += 1;
         }
         // Requests that never got a response still count, with the time they took to fail.
         self.latency.record(s.total);
@@ -133,6 +145,13 @@ impl RequestStats {
     pub fn merge(&mut self, other: &RequestStats) {
         self.count += other.count;
         self.failures += other.failures;
+        for (mine, theirs) in self
+            .failures_by_class
+            .iter_mut()
+            .zip(other.failures_by_class)
+        {
+            *mine += theirs;
+        }
         self.latency.merge(&other.latency);
         self.latency_uncorrected.merge(&other.latency_uncorrected);
         self.dns.merge(&other.dns);
@@ -164,6 +183,7 @@ impl RequestStats {
     pub fn clear(&mut self) {
         self.count = 0;
         self.failures = 0;
+        self.failures_by_class = [0; 6];
         for h in [
             &mut self.latency,
             &mut self.latency_uncorrected,
@@ -583,6 +603,9 @@ pub struct Snapshot {
     /// Open model: arrivals so far that found no free VU, over every scenario (`None` when no
     /// scenario of the run uses the open model). Set by the executor.
     pub dropped_iterations: Option<u64>,
+    /// Open model: arrivals issued per second over the last interval (started or dropped), over
+    /// every scenario (`None` when no scenario uses the open model). Set by the executor.
+    pub arrival_rate: Option<f64>,
     /// The generator's own resource use over the last interval. Set by the executor.
     pub health: HealthSample,
 }
@@ -659,6 +682,7 @@ impl Aggregator {
             requests,
             total,
             dropped_iterations: None,
+            arrival_rate: None,
             health: HealthSample::default(),
         }
     }

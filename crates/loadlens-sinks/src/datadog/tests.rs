@@ -596,6 +596,7 @@ async fn a_2s_metric_interval_posts_every_2s_of_the_run_whatever_the_tick_jitter
             requests: Vec::new(),
             total: Default::default(),
             dropped_iterations: None,
+            arrival_rate: None,
             health: Default::default(),
         }));
     }

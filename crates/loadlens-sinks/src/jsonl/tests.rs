@@ -284,6 +284,7 @@ fn health_lines_carry_the_snapshot_figures_and_null_for_missing_ones() {
         requests: Vec::new(),
         total: Default::default(),
         dropped_iterations: None,
+        arrival_rate: None,
         health: HealthSample::default(),
     };
     let h = line::health(&s);

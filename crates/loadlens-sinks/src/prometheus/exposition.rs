@@ -57,7 +57,8 @@ struct NameSeries {
     name: String,
     /// Requests per status class, in [`CLASSES`] order.
     classes: [u64; 6],
-    failures: u64,
+    /// Failures per status class of their response, in [`CLASSES`] order.
+    failures: [u64; 6],
     /// Requests at or under each bound of [`BUCKETS_S`] (not yet cumulative across buckets).
     buckets: [u64; BUCKETS_S.len()],
     count: u64,
@@ -79,6 +80,7 @@ pub struct Metrics {
     names: Vec<NameSeries>,
     users: u64,
     dropped_iterations: Option<u64>,
+    arrival_rate: Option<f64>,
     health: HealthSample,
     /// Wall-clock time of the latest snapshot, milliseconds since the epoch.
     at_ms: i64,
@@ -165,6 +167,7 @@ impl Metrics {
                 .collect(),
             users: 0,
             dropped_iterations: None,
+            arrival_rate: None,
             health: HealthSample::default(),
             at_ms: now_ms(SystemTime::now()),
             updates: 0,
@@ -179,7 +182,9 @@ impl Metrics {
                 continue;
             }
             series.count += stats.count;
-            series.failures += stats.failures;
+            for (mine, n) in series.failures.iter_mut().zip(stats.failures_by_class) {
+                *mine += n;
+            }
             for (outcome, h) in &stats.by_outcome {
                 let class = match outcome.status {
                     100..=199 => 0,
@@ -195,6 +200,7 @@ impl Metrics {
         }
         self.users = snap.users;
         self.dropped_iterations = snap.dropped_iterations;
+        self.arrival_rate = snap.arrival_rate;
         self.health = snap.health.clone();
         self.at_ms = now_ms(snap.at);
         self.updates += 1;
@@ -243,14 +249,24 @@ impl Metrics {
             "Requests completed, per request name, method and status class (none: no response).",
             requests,
         ));
+        let mut failures = Vec::new();
+        for s in seen() {
+            // Every class with requests gets its series, zeros too, so that a failure ratio per
+            // class can be queried from the start.
+            for ((class, n), requests) in CLASSES.iter().zip(s.failures).zip(s.classes) {
+                if n > 0 || requests > 0 {
+                    let mut labels = name_labels(s);
+                    labels.push(("status_class".into(), (*class).into()));
+                    failures.push(point("_total", labels, n as f64));
+                }
+            }
+        }
         out.push(family(
             "loadlens_request_failures",
             Kind::Counter,
             None,
-            "Requests that failed (status, check or transport error), per request name and method.",
-            seen()
-                .map(|s| point("_total", name_labels(s), s.failures as f64))
-                .collect(),
+            "Requests that failed (status, check or transport error), per request name, method and status class of the response (none: no response).",
+            failures,
         ));
 
         let mut latency = Vec::new();
@@ -290,6 +306,15 @@ impl Metrics {
                 None,
                 "Open model: arrivals that found no free virtual user.",
                 vec![point("_total", self.run_labels.clone(), d as f64)],
+            ));
+        }
+        if let Some(r) = self.arrival_rate {
+            out.push(family(
+                "loadlens_arrival_rate",
+                Kind::Gauge,
+                None,
+                "Open model: arrivals issued per second over the last interval (started or dropped).",
+                vec![point("", self.run_labels.clone(), r)],
             ));
         }
         self.health_families(&mut out);

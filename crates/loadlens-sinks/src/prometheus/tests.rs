@@ -696,9 +696,29 @@ fn status_classes_failures_and_buckets_accumulate_across_snapshots() {
         ),
         (Some(2.0), Some(1.0), Some(1.0), Some(1.0), None)
     );
+    let failed = |c: &str| {
+        find(
+            &lines,
+            "loadlens_request_failures_total",
+            &[("status_class", c)],
+        )
+        .first()
+        .map(|l| l.2)
+    };
     assert_eq!(
-        find(&lines, "loadlens_request_failures_total", &[])[0].2,
-        4.0
+        (
+            failed("2xx"),
+            failed("4xx"),
+            failed("5xx"),
+            failed("none"),
+            failed("3xx")
+        ),
+        (Some(1.0), Some(1.0), Some(1.0), Some(1.0), None),
+        "the failed check on a 200 is a 2xx failure; a class without requests has no series"
+    );
+    assert!(
+        find(&lines, "loadlens_arrival_rate", &[]).is_empty(),
+        "no arrival rate outside the open model"
     );
     let bucket = |le: &str| {
         find(
@@ -733,6 +753,7 @@ fn generator_health_figures_are_gauges_and_missing_ones_are_omitted() {
     snap.health.rss_bytes = Some(64 << 20);
     snap.health.sched_delay_ms = Some(12.0);
     snap.dropped_iterations = Some(7);
+    snap.arrival_rate = Some(250.0);
     let mut m = Metrics::new(&ctx.run, &ctx.names);
     m.update(&snap);
     let text = render(&m.families(), Format::OpenMetrics);
@@ -746,6 +767,7 @@ fn generator_health_figures_are_gauges_and_missing_ones_are_omitted() {
     assert_eq!(value("loadlens_scheduling_delay_seconds"), Some(0.012));
     assert_eq!(value("loadlens_users"), Some(3.0));
     assert_eq!(value("loadlens_dropped_iterations_total"), Some(7.0));
+    assert_eq!(value("loadlens_arrival_rate"), Some(250.0));
     for absent in [
         "loadlens_machine_cpu_ratio",
         "loadlens_open_connections",

@@ -89,6 +89,7 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
         requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
         total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
         dropped_iterations: None,
+        arrival_rate: None,
         health: Default::default(),
     }));
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
@@ -171,6 +172,7 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
             requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
             total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
             dropped_iterations: None,
+            arrival_rate: None,
             health: Default::default(),
         }));
     }

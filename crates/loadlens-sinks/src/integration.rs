@@ -56,6 +56,13 @@ pub trait Configured: Send {
         None
     }
 
+    /// True when its sink writes to standard output (`--jsonl -`): the live view then keeps to
+    /// plain lines, so that neither the full-screen view nor an updating line mixes into what
+    /// the sink writes.
+    fn writes_stdout(&self) -> bool {
+        false
+    }
+
     /// The start-up check (keys valid, port bindable, file writable, …), then the sink.
     fn start(self: Box<Self>) -> StartFuture;
 }

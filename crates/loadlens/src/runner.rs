@@ -540,9 +540,11 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     // required one that fails refuses it (exit 2), any other is one line and left out.
     let mut executor = executor;
     let mut started = Vec::new();
+    let mut stdout_shared = false;
     for c in std::mem::take(&mut p.integrations) {
         let line = c.describe();
         let required = c.required();
+        let writes_stdout = c.writes_stdout();
         let tracing = c.tracing();
         match c.start().await {
             Ok(sink) => {
@@ -551,6 +553,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
                 }
                 executor = executor.sink(sink);
                 started.push(line);
+                stdout_shared |= writes_stdout;
             }
             Err(e) if required => return Err(invalid(e.to_string())),
             Err(e) => tell!("warning: {e}"),
@@ -613,7 +616,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         run_time,
         plain_every: outputs.progress_every,
         done: done.clone(),
-        mode: crate::live::Mode::detect(outputs.no_tui),
+        mode: crate::live::Mode::detect(outputs.no_tui, stdout_shared),
         header: crate::live::Header {
             run_id: p.run.id.clone(),
             scenario: p.run.scenario.clone(),

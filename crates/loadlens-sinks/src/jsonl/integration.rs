@@ -84,6 +84,10 @@ impl Configured for Ready {
         true
     }
 
+    fn writes_stdout(&self) -> bool {
+        matches!(self.output, Output::Stdout)
+    }
+
     fn start(self: Box<Self>) -> StartFuture {
         Box::pin(async move {
             let sink = JsonlSink::open(&self.output).map_err(|e| StartError::new(e.to_string()))?;

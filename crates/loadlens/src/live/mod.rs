@@ -38,11 +38,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The mode for this process: full screen on a terminal unless `no_tui`.
-    pub fn detect(no_tui: bool) -> Mode {
+    /// The mode for this process: full screen on a terminal unless `no_tui`; plain lines when
+    /// `stdout_shared` (an integration writes its own lines to stdout).
+    pub fn detect(no_tui: bool, stdout_shared: bool) -> Mode {
         Mode::choose(
             no_tui,
-            std::io::stdout().is_terminal(),
+            std::io::stdout().is_terminal() && !stdout_shared,
             std::io::stdin().is_terminal() && in_foreground(),
             std::env::var("TERM").ok().as_deref(),
         )

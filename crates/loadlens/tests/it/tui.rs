@@ -413,3 +413,59 @@ fn a_terminal_that_goes_away_stops_the_run_gracefully_and_the_reports_are_still_
         j["run"]
     );
 }
+
+/// `--jsonl -` on a terminal: the lines own stdout, so the live view keeps to plain lines — no
+/// full screen, no updating line — and every JSON line arrives whole, one per line.
+#[test]
+fn json_lines_on_stdout_keep_the_terminal_to_plain_lines() {
+    let target = DemoTarget::start(&["--latency", "fixed(5ms)"]);
+    let dir = TempDir::new("tui-jsonl");
+    let url = format!("{}/health", target.url);
+    let command = pane_command(
+        &[
+            "run",
+            "--url",
+            &url,
+            "-c",
+            "2",
+            "-z",
+            "3s",
+            "--progress-interval",
+            "1s",
+            "--jsonl",
+            "-",
+        ],
+        &dir,
+    );
+    let tmux = Tmux::start("tui-jsonl", 200, 50, &command);
+    let (code, _) = exit_code(&dir.path("exit"), Duration::from_secs(60));
+    assert_eq!(code, 0);
+    let history = tmux.history();
+    assert!(!history.contains(" Requests "), "no full screen: {history}");
+    let lines: Vec<&str> = history
+        .lines()
+        .filter(|l| l.contains("\"event\":"))
+        .collect();
+    // Every line of the run is on the normal screen, from the first to the last (a full-screen
+    // view would have taken those written during the run into its alternate screen).
+    for event in ["run_start", "interval", "health", "run_end"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("\"event\":\"{event}\""))),
+            "no {event} line on the terminal: {history}"
+        );
+    }
+    for l in &lines {
+        // A long line wraps in the pane; the run's lines are shorter than 200 columns only in
+        // part, so check the ones that fit: each starts with `{` and nothing is written into it.
+        assert!(
+            l.starts_with('{'),
+            "a JSON line with something before it: {l}"
+        );
+        if l.len() < 200 {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not one whole JSON object ({e}): {l}"));
+        }
+    }
+}

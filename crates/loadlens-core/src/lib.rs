@@ -2,7 +2,7 @@
 //! [`client`] with phase timings, the [`executor`] and its virtual users, HDR [`stats`], the
 //! [`sink`] contract, and the end-of-run [`report`]s.
 //!
-//! Data flows as DESIGN.md draws it: a [`scenario::Scenario`] compiles into a [`plan::Plan`];
+//! Data flows as `docs/architecture.md` draws it: a [`scenario::Scenario`] compiles into a [`plan::Plan`];
 //! the [`executor::Executor`] runs virtual users that send requests through their own
 //! [`client::Client`] and record one [`sample::Sample`] each into per-thread shards; once a
 //! second the aggregator builds a [`stats::Snapshot`] for live views and sinks; at the end a

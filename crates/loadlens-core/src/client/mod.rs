@@ -2,7 +2,7 @@
 //!
 //! Each VU owns a [`Client`]: its own keep-alive connections (one per origin), its cookie jar,
 //! and the phase timings of every request it sends. A request that opens a connection is the one
-//! charged with DNS, connect and TLS time (DESIGN.md, invariants). HTTP/1.1 and HTTP/2 (ALPN on
+//! charged with DNS, connect and TLS time (docs/architecture.md, invariants). HTTP/1.1 and HTTP/2 (ALPN on
 //! https, prior knowledge on http when asked), redirects, decompression and timeouts are handled
 //! here; what counts as a failure beyond transport errors is decided by the caller.
 //!

@@ -1,7 +1,7 @@
 //! The executor: runs one or more scenarios ("lanes"), each with its own load model and start
 //! offset, until their run times, the iteration budget or a stop request; stops virtual users
 //! gracefully within the stop timeout. Beside the users runs the aggregator (`aggregator.rs`,
-//! its own task): users → recorder → aggregator → sinks and guards, as DESIGN.md draws it. It
+//! its own task): users → recorder → aggregator → sinks and guards, as docs/architecture.md draws it. It
 //! turns recorded samples into one [`Snapshot`] per second, measures the generator's own health
 //! ([`crate::health`]), checks the thresholds and feeds the sinks and live views.
 //!

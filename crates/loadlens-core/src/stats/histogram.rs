@@ -1,7 +1,7 @@
 //! A latency histogram: HDR with 3 significant digits, recorded in microseconds.
 //!
 //! HDR histograms keep memory constant for any run length and merge exactly, which is what
-//! makes percentiles across threads and workers correct (DESIGN.md, invariants).
+//! makes percentiles across threads and workers correct (docs/architecture.md, invariants).
 
 use std::time::Duration;
 

@@ -15,7 +15,8 @@
 //!   who, what, which gate or config, the old and new value when the entry has them. From the
 //!   timeline it reaches every output: summary, JSON result, HTML report, web dashboard, the
 //!   OpenTelemetry run span (`feature_flag.*` attributes) and Datadog (an event tagged
-//!   `feature_flag:<id>`). The task never touches the request path; a failing Statsig only
+//!   `feature_flag:<id>`), and a `warn` log line, which the live terminal view shows in its log
+//!   rows. The task never touches the request path; a failing Statsig only
 //!   costs polls, which are counted and reported.
 //!
 //! [`api`] is the Console API client, shared with the guard actions.
@@ -269,6 +270,9 @@ impl Poller {
         let n = fresh.len() as u64;
         for e in fresh {
             let (message, flag) = describe(&e, &self.gates, &self.configs);
+            // A log line too: the live terminal view shows warnings in its log rows (and a
+            // headless run prints them), so the person watching sees the flip as it lands.
+            tracing::warn!(integration = "statsig", change = %message, "Config changed during the run.");
             self.timeline
                 .push_flag(EventKind::ConfigChanged, message, flag);
         }

@@ -136,6 +136,13 @@ fn a_gate_flipped_mid_run_appears_once_on_the_timeline_in_the_reports_and_in_dat
         (Some(1), Some(0))
     );
 
+    // The terminal: a log line as the change lands (the live view shows it in its log rows).
+    assert_eq!(
+        se.matches("Config changed during the run.").count(),
+        1,
+        "{se}"
+    );
+
     // The summary, the Markdown and the HTML report (a marker and a timeline row).
     assert_eq!(
         so.matches("gate new_checkout changed by Alice").count(),

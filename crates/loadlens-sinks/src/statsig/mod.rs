@@ -254,18 +254,26 @@ impl Poller {
 
     /// Read the pages, then put the new entries on the timeline, oldest first.
     async fn poll(&mut self) -> Result<(), ApiError> {
-        let mut fresh = Vec::new();
+        // Every page first: an entry is marked seen only once the whole read succeeded, so a
+        // poll that fails half-way loses nothing (the next one sees the entry again).
+        let mut read = Vec::new();
         for page in 1..=self.max_pages.max(1) {
             let p = self.console.audit_logs(self.since, page).await?;
-            for e in p.entries.iter() {
-                if self.seen.insert(e.id.clone()) && self.watched(e) && !before(e, self.since) {
-                    fresh.push(e.clone());
-                }
-            }
-            if !p.has_next() {
+            let more = p.has_next();
+            read.extend(p.entries);
+            if !more {
                 break;
             }
         }
+        let mut fresh = Vec::new();
+        for e in read {
+            if self.seen.insert(e.id.clone()) && self.watched(&e) && !before(&e, self.since) {
+                fresh.push(e);
+            }
+        }
+        // Oldest first. The log lists the newest first; changes within one second keep that
+        // order reversed.
+        fresh.reverse();
         fresh.sort_by_key(|e| at_ms(e).unwrap_or(u64::MAX));
         let n = fresh.len() as u64;
         for e in fresh {

@@ -306,3 +306,88 @@ fn a_429_at_the_start_is_waited_out_as_retry_after_says() {
         .any(|e| e["message"] == "statsig: gate g is disabled at the start"));
     assert_eq!(stub.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_config_change_is_a_feature_flag_event_on_the_opentelemetry_run_span() {
+    let agent = crate::otel::agent();
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let stub = ConsoleStub::start();
+    stub.gate("new_checkout", false);
+    let url = format!("{}/api/products", target.url);
+    let args = [
+        "run",
+        "--url",
+        &url,
+        "-c",
+        "1",
+        "-t",
+        "4s",
+        "--otel",
+        "--statsig-url",
+        stub.url(),
+        "--statsig-gate",
+        "new_checkout",
+        "--statsig-interval",
+        "300ms",
+    ];
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            let mut c = Command::new(bin());
+            c.args(args)
+                .env_remove("TEST_RUN_ID")
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", &agent.http)
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+                .env("STATSIG_CONSOLE_API_KEY", KEY);
+            c.output().expect("run loadlens")
+        });
+        assert!(stub.wait_for(Duration::from_secs(30), |r| r
+            .iter()
+            .filter(|r| r.route() == "/console/v1/audit_logs")
+            .count()
+            >= 2));
+        stub.flip_by("new_checkout", true, "Alice");
+        run.join().unwrap()
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_span = agent
+        .spans()
+        .into_iter()
+        .map(|(_, s)| s)
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("loadtest"))
+        })
+        .expect("the run span");
+    let events = run_span["events"].as_array().expect("run span events");
+    let flagged: Vec<&Value> = events
+        .iter()
+        .filter(|e| crate::otel::attr(e, "feature_flag.key").is_some())
+        .collect();
+    let s = |e: &Value, k: &str| {
+        crate::otel::attr(e, k).map(|v| v["string_value"].as_str().unwrap_or_default().to_owned())
+    };
+    // The state at the start, then the change.
+    assert_eq!(flagged.len(), 2, "{events:?}");
+    let change = flagged[1];
+    assert_eq!(change["name"], "ConfigChanged");
+    assert_eq!(
+        s(change, "feature_flag.key").as_deref(),
+        Some("new_checkout")
+    );
+    assert_eq!(
+        s(change, "feature_flag.provider.name").as_deref(),
+        Some("statsig")
+    );
+    assert_eq!(
+        s(change, "feature_flag.result.value").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        s(change, "loadlens.feature_flag.previous_value").as_deref(),
+        Some("false")
+    );
+    assert!(s(change, "loadlens.feature_flag.changed_by")
+        .unwrap()
+        .starts_with("Alice"));
+}

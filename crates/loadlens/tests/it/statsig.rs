@@ -391,3 +391,96 @@ fn a_config_change_is_a_feature_flag_event_on_the_opentelemetry_run_span() {
         .unwrap()
         .starts_with("Alice"));
 }
+
+#[test]
+fn a_config_change_reaches_the_web_dashboards_events_during_the_run() {
+    use std::io::{BufRead, BufReader, Read};
+    let target = DemoTarget::start(&[]);
+    let stub = ConsoleStub::start();
+    stub.gate("new_checkout", true);
+    let url = format!("{}/api/products", target.url);
+    let mut child = Command::new(bin())
+        .args([
+            "run",
+            "--url",
+            &url,
+            "-c",
+            "1",
+            "-t",
+            "6s",
+            "--headless",
+            "--web",
+            "--web-port",
+            "0",
+        ])
+        .args([
+            "--statsig-url",
+            stub.url(),
+            "--statsig-gate",
+            "new_checkout",
+        ])
+        .args(["--statsig-interval", "300ms"])
+        .env_remove("TEST_RUN_ID")
+        .env("STATSIG_CONSOLE_API_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start loadlens");
+    let stdout = child.stdout.take().unwrap();
+    // Killed however the test ends, so that a failure leaves no run behind.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let mut reader = BufReader::new(stdout);
+    let mut addr = None;
+    for _ in 0..20 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(a) = line.trim().strip_prefix("dashboard: http://") {
+            addr = Some(a.trim_end_matches('/').to_owned());
+            break;
+        }
+    }
+    let addr = addr.expect("the dashboard's address");
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = reader.read_to_string(&mut rest);
+    });
+    let polled = stub.wait_for(Duration::from_secs(30), |r| {
+        r.iter()
+            .filter(|r| r.route() == "/console/v1/audit_logs")
+            .count()
+            >= 2
+    });
+    assert!(polled, "{:?} {:?}", stub.requests(), child.0.try_wait());
+    stub.flip_by("new_checkout", false, "Alice");
+    let t = Instant::now();
+    let changes = loop {
+        let (status, _, body) = crate::web::http(&addr, "GET", "/api/state", None, None);
+        assert_eq!(status, 200, "{body}");
+        let state: Value = serde_json::from_str(&body).unwrap();
+        let changes: Vec<String> = state["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "config_changed")
+            .map(|e| e["message"].as_str().unwrap().to_owned())
+            .collect();
+        if !changes.is_empty() || t.elapsed() > Duration::from_secs(20) {
+            break changes;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(
+        changes[0].starts_with("statsig: gate new_checkout changed by Alice"),
+        "{changes:?}"
+    );
+}

@@ -233,6 +233,14 @@ pub fn render(summary: &Summary) -> String {
         let _ = writeln!(out, "\nFAILED by a guard: {f}");
     }
 
+    let changes = crate::report::markdown::config_changes(summary);
+    if !changes.is_empty() {
+        let _ = writeln!(out, "\nFeature flags and configs:");
+        for (at, message) in changes {
+            let _ = writeln!(out, "  {at:>7.1} s  {message}");
+        }
+    }
+
     // Sinks and drops.
     for s in &summary.sinks {
         let _ = writeln!(

@@ -21,6 +21,7 @@ mod prometheus;
 mod report;
 mod scenario;
 mod schema;
+mod statsig;
 mod support;
 mod tui;
 mod web;

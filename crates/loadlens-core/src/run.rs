@@ -60,6 +60,8 @@ pub enum EventKind {
     ConfigChanged,
     /// Anything a sink wants on the timeline.
     Note,
+    /// A guard action or a planned flip, with its outcome ([`crate::action::Record`]).
+    Action,
 }
 
 /// One event on the run's timeline.

@@ -377,6 +377,11 @@ impl Sink for DatadogSink {
             EventKind::StageChanged | EventKind::ConfigChanged => {
                 (format!("loadlens run {id}: {}", e.message), "info")
             }
+            // A guard action or a planned flip, with its outcome.
+            EventKind::Action if e.message.contains(": FAILED") => {
+                (format!("loadlens run {id}: action {}", e.message), "error")
+            }
+            EventKind::Action => (format!("loadlens run {id}: action {}", e.message), "info"),
             EventKind::StopRequested if e.message.starts_with("aborted") => {
                 (format!("loadlens run {id} {}", e.message), "error")
             }

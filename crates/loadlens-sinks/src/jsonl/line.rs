@@ -103,6 +103,7 @@ pub fn timeline(e: &TimelineEvent) -> Option<(&'static str, Value)> {
         EventKind::StopRequested => "stop_requested",
         EventKind::ConfigChanged => "config_change",
         EventKind::Note => "note",
+        EventKind::Action => "action",
     };
     Some((event, fields))
 }

@@ -97,6 +97,8 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         breaches: Vec::new(),
         scenarios: Vec::new(),
         failures: Vec::new(),
+        actions: Vec::new(),
+        comparison: Vec::new(),
         name_tags: Default::default(),
     };
     let summary = Summary::new(

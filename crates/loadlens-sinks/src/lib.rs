@@ -39,6 +39,8 @@ pub mod jsonl;
 pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "statsig")]
+pub mod statsig;
 
 pub use integration::Integration;
 

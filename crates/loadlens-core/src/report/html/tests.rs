@@ -97,8 +97,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         breaches: Vec::new(),
         scenarios: Vec::new(),
         failures: Vec::new(),
-        actions: Vec::new(),
-        comparison: Vec::new(),
+        segments: Vec::new(),
         name_tags: Default::default(),
     };
     let summary = Summary::new(

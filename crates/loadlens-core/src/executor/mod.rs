@@ -313,6 +313,7 @@ impl Executor {
             controls: controls.clone(),
             timeline: TimelineHandle::new(timeline.clone(), start),
             config: self.config.clone(),
+            actions: self.actions.clone(),
         };
         if let Some(a) = &self.actions {
             a.attach(ctx.timeline.clone());

@@ -6,9 +6,12 @@
 //! fails its verdict ([`Controls::fail`], exit code 1). A monitor already in `Alert` when the
 //! run starts triggers its action at once.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use loadlens_core::action::Action;
+use loadlens_core::actions::Actions;
 use loadlens_core::client::Client;
 use loadlens_core::executor::{Controls, StopReason};
 use loadlens_core::run::EventKind;
@@ -75,6 +78,8 @@ pub struct Poller {
     pub run_id: String,
     /// Shared counters (poll errors are reported there).
     pub stats: Arc<Stats>,
+    /// The run's guard actions (`disable_gate=`); `None` when the run has none.
+    pub actions: Option<Actions>,
 }
 
 impl Poller {
@@ -133,7 +138,7 @@ impl Poller {
         if alert && !*acted {
             *acted = true;
             let at = self.timeline.elapsed().as_secs_f64();
-            match m.action {
+            match &m.action {
                 MonitorAction::Mark => {}
                 MonitorAction::Abort => {
                     message.push_str(" — aborting the run");
@@ -145,6 +150,18 @@ impl Poller {
                     message.push_str(" — the run will fail");
                     self.controls
                         .fail(format!("{who} went to Alert at {at:.1} s"));
+                }
+                MonitorAction::DisableGate(gate) => {
+                    let _ = write!(message, " — disabling gate {gate}");
+                    let action = Action::Gate {
+                        target: None,
+                        gate: gate.clone(),
+                        enable: false,
+                    };
+                    match &self.actions {
+                        Some(a) => a.guard(&format!("{who} went to Alert at {at:.1} s"), &action),
+                        None => tracing::warn!(sink = "datadog", monitor = m.id, "No guard actions for this run: the gate is not disabled."),
+                    }
                 }
             }
         }

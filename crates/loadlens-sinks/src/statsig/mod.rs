@@ -7,6 +7,7 @@
 //! reaches a message.
 
 pub mod api;
+pub mod gates;
 
 pub use api::{
     ApiError, AuditLog, AuditPage, Console, ConsoleConfig, Deadline, DynamicConfig, Gate,

@@ -75,6 +75,10 @@ pub struct TimelineEvent {
     pub kind: EventKind,
     /// Human-readable description.
     pub message: String,
+    /// The feature flag or config this event is about, for the outputs that give it structure
+    /// (OpenTelemetry `feature_flag.*` attributes, Datadog tags, the JSON result).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flag: Option<FlagChange>,
 }
 
 impl TimelineEvent {
@@ -85,8 +89,33 @@ impl TimelineEvent {
             at: rfc3339(SystemTime::now()),
             kind,
             message: message.into(),
+            flag: None,
         }
     }
+}
+
+/// A feature flag or config, its change or its state, as a flag service's audit log or API
+/// tells it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlagChange {
+    /// The flag service (`statsig`).
+    pub provider: String,
+    /// The gate's or config's id (OpenTelemetry's `feature_flag.key`).
+    pub key: String,
+    /// `gate`, `dynamic_config`, or what the service calls the entity.
+    pub entity: String,
+    /// What happened, in the service's words (`gate_update`, `state at start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+    /// Who did it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// The value before, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub old_value: Option<String>,
+    /// The value after (or now), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_value: Option<String>,
 }
 
 /// RFC 3339 with milliseconds, UTC.

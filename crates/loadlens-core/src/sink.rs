@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 pub use crate::report::SinkReport;
 use crate::report::Summary;
-use crate::run::{Controls, EventKind, RunInfo, TimelineEvent};
+use crate::run::{Controls, EventKind, FlagChange, RunInfo, TimelineEvent};
 use crate::sample::Sample;
 use crate::stats::Snapshot;
 
@@ -84,6 +84,16 @@ impl TimelineHandle {
     /// Append an event of `kind` now.
     pub fn push(&self, kind: EventKind, message: impl Into<String>) {
         let e = TimelineEvent::now(self.start.elapsed(), kind, message);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
+
+    /// Append an event of `kind` about a feature flag or config now.
+    pub fn push_flag(&self, kind: EventKind, message: impl Into<String>, flag: FlagChange) {
+        let mut e = TimelineEvent::now(self.start.elapsed(), kind, message);
+        e.flag = Some(flag);
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -8,6 +8,7 @@
 //! | `datadog` | [`datadog`] | `datadog:` | run events, metrics (HTTP API or DogStatsD), monitor guards |
 //! | `jsonl` | [`jsonl`] | `jsonl:` | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
 //! | `prometheus` | [`prometheus`] | `prometheus:` | `/metrics` for a Prometheus server to scrape (OpenMetrics) during the run, and remote write |
+//! | `statsig` | [`statsig`] | `statsig:` | gate and config state at the start and config changes from the audit log on the timeline; the Console API client |
 //!
 //! The feature `all` turns every integration on (the binary uses it). Every folder has the same
 //! few files (`mod.rs`, `config.rs`, `integration.rs`, its encoder and sender, `tests.rs`), and
@@ -56,6 +57,8 @@ pub fn registry() -> Vec<&'static dyn Integration> {
         &jsonl::Jsonl,
         #[cfg(feature = "prometheus")]
         &prometheus::Prometheus,
+        #[cfg(feature = "statsig")]
+        &statsig::Statsig,
     ]
 }
 

@@ -253,6 +253,17 @@ impl DatadogSink {
     }
 
     fn event(&self, title: String, text: String, alert_type: &'static str) {
+        self.event_tagged(title, text, alert_type, &[]);
+    }
+
+    /// [`Self::event`] with tags beyond the run's (the feature flag of a config change).
+    fn event_tagged(
+        &self,
+        title: String,
+        text: String,
+        alert_type: &'static str,
+        extra: &[String],
+    ) {
         if !self.cfg.events {
             return;
         }
@@ -263,11 +274,8 @@ impl DatadogSink {
                 alert_type,
                 date: unix_now(),
             };
-            q.offer(Job::Event(encode::event(
-                &e,
-                &self.event_tags,
-                &self.run_id,
-            )));
+            let tags: Vec<String> = self.event_tags.iter().chain(extra).cloned().collect();
+            q.offer(Job::Event(encode::event(&e, &tags, &self.run_id)));
         }
     }
 
@@ -390,7 +398,19 @@ impl Sink for DatadogSink {
             _ => return,
         };
         let text = format!("{} (at {:.1} s into the run)", e.message, e.elapsed_s);
-        self.event(title, text, alert);
+        // A config change is tagged with its flag, so that a monitor's graph can overlay the
+        // changes of one gate (Statsig's own "config changes" integration does the same).
+        let extra: Vec<String> = e
+            .flag
+            .iter()
+            .flat_map(|f| {
+                [
+                    format!("feature_flag:{}", f.key),
+                    format!("{}_{}:{}", f.provider, f.entity, f.key),
+                ]
+            })
+            .collect();
+        self.event_tagged(title, text, alert, &extra);
     }
 
     fn on_snapshot(&mut self, s: &Arc<Snapshot>) {

@@ -67,6 +67,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         at: "2026-11-22T00:00:00.000Z".into(),
         kind,
         message: msg.into(),
+        flag: None,
     };
     let end = seconds as f64;
     // Built through `RunOutput`, as the executor leaves it, so that fields added to `Summary`

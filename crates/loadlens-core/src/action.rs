@@ -40,13 +40,11 @@ impl Action {
     pub fn parse_words(s: &str) -> Result<Action, String> {
         let words: Vec<&str> = s.split_whitespace().collect();
         match words.as_slice() {
-            [verb, gate] if *verb == "disable_gate" || *verb == "enable_gate" => {
-                Ok(Action::Gate {
-                    target: None,
-                    gate: (*gate).to_owned(),
-                    enable: *verb == "enable_gate",
-                })
-            }
+            [verb, gate] if *verb == "disable_gate" || *verb == "enable_gate" => Ok(Action::Gate {
+                target: None,
+                gate: (*gate).to_owned(),
+                enable: *verb == "enable_gate",
+            }),
             _ => Err(format!(
                 "unknown action `{s}`: expected `disable_gate GATE` or `enable_gate GATE`"
             )),
@@ -231,9 +229,10 @@ impl<'de> serde::Deserialize<'de> for Planned {
                 }
                 // Any other key is a target: the integration that acts (`statsig:`).
                 target => {
-                    action = Some(one_action(v, Some(target)).map_err(|e| {
-                        D::Error::custom(format!("{target}: {e}"))
-                    })?);
+                    action = Some(
+                        one_action(v, Some(target))
+                            .map_err(|e| D::Error::custom(format!("{target}: {e}")))?,
+                    );
                 }
             }
         }
@@ -246,7 +245,9 @@ impl<'de> serde::Deserialize<'de> for Planned {
             )
         })?;
         if restore && !matches!(action, Action::Gate { .. }) {
-            return Err(D::Error::custom("restore: only a gate flip can be restored"));
+            return Err(D::Error::custom(
+                "restore: only a gate flip can be restored",
+            ));
         }
         Ok(Planned {
             when,
@@ -284,10 +285,12 @@ pub struct Record {
     pub status: Status,
     /// The answer, the error, or why it was skipped.
     pub detail: String,
+    /// The reason left with the action: `loadlens run RUN_ID: CAUSE`.
+    pub reason: String,
 }
 
 impl Record {
-    /// One line: `disable gate new_checkout (statsig): done — threshold … failed (…)`.
+    /// One line: `disable gate new_checkout (statsig): done (…) — loadlens run ID: threshold …`.
     pub fn line(&self) -> String {
         let status = match self.status {
             Status::Done => "done",
@@ -300,7 +303,7 @@ impl Record {
         } else {
             format!(" ({})", self.detail)
         };
-        format!("{}: {status}{detail} — {}", self.action, self.cause)
+        format!("{}: {status}{detail} — {}", self.action, self.reason)
     }
 }
 
@@ -327,7 +330,10 @@ mod tests {
         assert_eq!(list.0[0].to_string(), "enable gate a");
         assert_eq!(list.0[1].to_string(), "webhook http://h/x");
         let e = serde_yaml::from_str::<OnFail>("shutdown now").unwrap_err();
-        assert!(e.to_string().contains("expected `disable_gate GATE`"), "{e}");
+        assert!(
+            e.to_string().contains("expected `disable_gate GATE`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -341,19 +347,33 @@ mod tests {
         .unwrap();
         assert_eq!(p[0].when, When::At(Duration::from_secs(300)));
         assert!(p[0].restore);
-        assert_eq!(p[0].action.to_string(), "enable gate new_checkout (statsig)");
+        assert_eq!(
+            p[0].action.to_string(),
+            "enable gate new_checkout (statsig)"
+        );
         assert_eq!(p[1].when, When::AtShare(0.5));
         assert_eq!(p[2].when, When::Stage(2));
         assert_eq!(p[3].when, When::RunFailed);
         for (bad, says) in [
             ("{ statsig: { enable_gate: g } }", "needs `at: 5m`"),
             ("{ at: 5m }", "needs what to do"),
-            ("{ at: 5m, stage: 2, statsig: { enable_gate: g } }", "not several"),
-            ("{ at: 150%, statsig: { enable_gate: g } }", "between 0% and 100%"),
+            (
+                "{ at: 5m, stage: 2, statsig: { enable_gate: g } }",
+                "not several",
+            ),
+            (
+                "{ at: 150%, statsig: { enable_gate: g } }",
+                "between 0% and 100%",
+            ),
             ("{ at: 5m, statsig: { flip: g } }", "unknown action `flip`"),
-            ("{ at: 5m, webhook: { url: 'http://h/' }, restore: true }", "only a gate flip"),
+            (
+                "{ at: 5m, webhook: { url: 'http://h/' }, restore: true }",
+                "only a gate flip",
+            ),
         ] {
-            let e = serde_yaml::from_str::<Planned>(bad).unwrap_err().to_string();
+            let e = serde_yaml::from_str::<Planned>(bad)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{bad}: {e}");
         }
     }

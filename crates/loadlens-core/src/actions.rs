@@ -239,12 +239,14 @@ impl Actions {
 
     fn start(&self, cause: &str, action: &Action, kind: Kind) {
         let elapsed = self.elapsed();
+        let reason = format!("loadlens run {}: {cause}", self.inner.run_id);
         let mut record = Record {
             elapsed_s: elapsed.as_secs_f64(),
             cause: cause.to_owned(),
             action: action.to_string(),
             status: Status::Failed,
             detail: String::new(),
+            reason: reason.clone(),
         };
         let target = match action {
             Action::Gate { target, .. } => match self.target_of(target.as_deref()) {
@@ -285,7 +287,6 @@ impl Actions {
             self.record(record);
             return;
         }
-        let reason = format!("loadlens run {}: {cause}", self.inner.run_id);
         let this = self.clone();
         let mut s = self.lock();
         let id = s.next_id;
@@ -369,8 +370,9 @@ impl Actions {
                 })?;
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("webhook header `{name}` is not a header name"))?;
-            let mut value = HeaderValue::from_str(value.trim())
-                .map_err(|_| format!("webhook header {name}: the value of {var} cannot be sent in a header"))?;
+            let mut value = HeaderValue::from_str(value.trim()).map_err(|_| {
+                format!("webhook header {name}: the value of {var} cannot be sent in a header")
+            })?;
             value.set_sensitive(true);
             req.headers.insert(name, value);
         }
@@ -425,7 +427,11 @@ impl Actions {
                 gate,
                 enable: before,
             };
-            self.start("restore at the end of the run", &action, Kind::Planned { restore: false });
+            self.start(
+                "restore at the end of the run",
+                &action,
+                Kind::Planned { restore: false },
+            );
         }
         self.wait(deadline).await;
         let mut s = self.lock();

@@ -127,7 +127,11 @@ pub fn dry_run_lines(plan: &Plan, thresholds: &[Threshold]) -> Vec<String> {
         lines.push(format!(
             "dry run: {}{}",
             f.cause,
-            if f.restore { ", restored at the end" } else { "" }
+            if f.restore {
+                ", restored at the end"
+            } else {
+                ""
+            }
         ));
     }
     for a in &plan.on_failed {

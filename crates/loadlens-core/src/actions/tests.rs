@@ -64,7 +64,10 @@ fn actions(fake: &Arc<FakeGates>, dry_run: bool) -> (Actions, Arc<Mutex<Vec<Time
 async fn a_guard_switches_a_gate_once_with_a_reason_naming_the_run() {
     let fake = Arc::new(FakeGates::default());
     let (a, tl) = actions(&fake, false);
-    a.guard("threshold `p95 < 1ms` failed: observed 3 ms", &gate("checkout", false));
+    a.guard(
+        "threshold `p95 < 1ms` failed: observed 3 ms",
+        &gate("checkout", false),
+    );
     a.guard("monitor 1234 is in Alert", &gate("checkout", false));
     let (records, late) = a.finish(Duration::from_secs(5)).await;
     let calls = fake.calls.lock().unwrap().clone();
@@ -97,7 +100,11 @@ async fn a_dry_run_records_and_does_nothing() {
     assert!(fake.calls.lock().unwrap().is_empty());
     assert_eq!(records.len(), 2);
     assert!(records.iter().all(|r| r.status == Status::DryRun));
-    assert!(records[0].line().contains("dry run, not done"), "{:?}", records[0]);
+    assert!(
+        records[0].line().contains("dry run, not done"),
+        "{:?}",
+        records[0]
+    );
 }
 
 #[tokio::test]
@@ -119,7 +126,10 @@ async fn a_failed_action_is_recorded_as_failed_and_a_missing_target_says_why() {
     none.guard("threshold failed", &gate("checkout", false));
     let (records, late) = none.finish(Duration::from_secs(1)).await;
     assert_eq!(records[0].status, Status::Failed);
-    assert_eq!(records[0].detail, "statsig is off: the key was refused (401)");
+    assert_eq!(
+        records[0].detail,
+        "statsig is off: the key was refused (401)"
+    );
     // Never attached to a run: the event is handed back for the summary's timeline.
     assert_eq!(late.len(), 1);
 }
@@ -139,7 +149,10 @@ async fn a_planned_flip_with_restore_puts_the_gate_back_at_the_end() {
         .collect();
     assert_eq!(
         calls,
-        [("checkout".to_owned(), true), ("checkout".to_owned(), false)]
+        [
+            ("checkout".to_owned(), true),
+            ("checkout".to_owned(), false)
+        ]
     );
     assert_eq!(records.len(), 2);
     assert_eq!(records[1].cause, "restore at the end of the run");
@@ -197,7 +210,11 @@ async fn flips_cut_the_run_into_segments_and_a_breach_asks_for_its_action() {
         .collect();
     assert!(gates.contains(&"checkout".to_owned()), "{gates:?}");
     assert!(gates.contains(&"pricing".to_owned()), "{gates:?}");
-    assert_eq!(gates.len(), 2, "the breach seen on every tick acts once: {gates:?}");
+    assert_eq!(
+        gates.len(),
+        2,
+        "the breach seen on every tick acts once: {gates:?}"
+    );
     let c = summary.comparison();
     assert_eq!(c.len(), 1);
     let f = &c[0];
@@ -220,7 +237,10 @@ async fn flips_cut_the_run_into_segments_and_a_breach_asks_for_its_action() {
         serde_json::from_str(&serde_json::to_string(&doc).unwrap()).unwrap();
     assert_eq!(back.comparison.len(), 1);
     assert_eq!(back.comparison[0].flip, c[0].flip);
-    assert_eq!(back.comparison[0].aggregate.after.map(|a| a.requests), Some(af.requests));
+    assert_eq!(
+        back.comparison[0].aggregate.after.map(|a| a.requests),
+        Some(af.requests)
+    );
     assert_eq!(back.actions.len(), 2);
     let html = crate::report::html::render(&doc);
     assert!(html.contains(r#"<section id="comparison"><h2>Before/after</h2>"#));

@@ -7,7 +7,7 @@
 //! 3. checks the guards (thresholds) on it: breaches become timeline events, an abort stops the
 //!    run through [`Controls`];
 //! 4. with planned flips (`actions:`), adds the interval to the current segment and, at a
-//!    flip's time, starts the next segment and asks for the flip ([`Actions::planned`]); the
+//!    flip's time (an extra tick then, outside the schedule), starts the next segment and asks for the flip ([`Actions::planned`]); the
 //!    segments' own HDR histograms make the before/after comparison exact. A threshold with
 //!    `on_fail` asks for its actions when it first fails ([`Actions::guard`]); neither waits;
 //! 5. fans the new timeline events and the snapshot out to the sinks, then publishes the
@@ -153,9 +153,14 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
     let mut seen_events = 0;
     loop {
         // How late a scheduled tick fired; the final snapshot is not a scheduled tick.
+        // A planned flip gets a tick of its own at its time, so that its segments begin there.
+        let flip_due = flips
+            .get(next_flip)
+            .map(|f| tokio::time::Instant::from_std(start + f.at));
         let (last, sched_delay) = tokio::select! {
             due = interval.tick() => (false, Some(tokio::time::Instant::now().saturating_duration_since(due))),
             _ = stop.cancelled() => (true, None),
+            _ = tokio::time::sleep_until(flip_due.unwrap_or_else(tokio::time::Instant::now)), if flip_due.is_some() => (false, None),
         };
         let elapsed = start.elapsed();
         let users = views

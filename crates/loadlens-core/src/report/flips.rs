@@ -102,7 +102,9 @@ fn segment_rows(
     let rows = names
         .iter()
         .zip(&s.stats.requests)
-        .map(|((m, n), st)| (st.count > 0).then(|| Figures::of(&RequestSummary::of(m, n, st, span))))
+        .map(|((m, n), st)| {
+            (st.count > 0).then(|| Figures::of(&RequestSummary::of(m, n, st, span)))
+        })
         .collect();
     let agg = s.stats.aggregate();
     let total = (agg.count > 0).then(|| Figures::of(&RequestSummary::of("", "", &agg, span)));

@@ -378,7 +378,11 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
         None => (text.trim(), None),
     };
     let (mut abort_on_fail, mut delay, mut on_fail) = (false, None, Vec::new());
-    for o in options.into_iter().flat_map(|o| o.split(',')).map(str::trim) {
+    for o in options
+        .into_iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+    {
         let words: Vec<&str> = o.split_whitespace().collect();
         match words.as_slice() {
             ["abort"] | ["abort_on_fail"] => abort_on_fail = true,

@@ -160,7 +160,11 @@ impl Poller {
                     };
                     match &self.actions {
                         Some(a) => a.guard(&format!("{who} went to Alert at {at:.1} s"), &action),
-                        None => tracing::warn!(sink = "datadog", monitor = m.id, "No guard actions for this run: the gate is not disabled."),
+                        None => tracing::warn!(
+                            sink = "datadog",
+                            monitor = m.id,
+                            "No guard actions for this run: the gate is not disabled."
+                        ),
                     }
                 }
             }

@@ -38,7 +38,11 @@ impl GateTarget for Gates {
                     format!(
                         "Statsig: gate {} is {}",
                         c.gate.id,
-                        if c.gate.is_enabled { "enabled" } else { "disabled" }
+                        if c.gate.is_enabled {
+                            "enabled"
+                        } else {
+                            "disabled"
+                        }
                     )
                 })
                 .map_err(|e| e.to_string())

@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn the_state_is_read_from_a_console_api_gate_or_a_bare_object() {
-        assert_eq!(enabled(br#"{"message":"ok","data":{"id":"g","isEnabled":true}}"#), Some(true));
+        assert_eq!(
+            enabled(br#"{"message":"ok","data":{"id":"g","isEnabled":true}}"#),
+            Some(true)
+        );
         assert_eq!(enabled(br#"{"isEnabled":false}"#), Some(false));
         assert_eq!(enabled(br#"{"enabled":true}"#), Some(true));
         assert_eq!(enabled(b"not json"), None);

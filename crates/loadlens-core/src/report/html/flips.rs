@@ -18,7 +18,11 @@ pub fn actions(out: &mut String, doc: &Value) {
     out.push_str("<table><thead><tr><th>at</th><th>action</th><th>outcome</th><th>detail</th><th>cause</th></tr></thead><tbody>");
     for a in list {
         let status = a["status"].as_str().unwrap_or("");
-        let class = if status == "failed" { " class=\"bad\"" } else { "" };
+        let class = if status == "failed" {
+            " class=\"bad\""
+        } else {
+            ""
+        };
         let _ = write!(
             out,
             r#"<tr{class}><td class="num">{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
@@ -46,7 +50,11 @@ fn cell(r: &Value, key: &str, pct: bool) -> String {
             let worse = if key == "rps" { d < 0.0 } else { d > 0.0 };
             (
                 format!(" ({}{:.1}{unit})", if d >= 0.0 { "+" } else { "" }, d * k),
-                if worse && d != 0.0 { " class=\"num bad\"" } else { " class=\"num\"" },
+                if worse && d != 0.0 {
+                    " class=\"num bad\""
+                } else {
+                    " class=\"num\""
+                },
             )
         }
         None => (String::new(), " class=\"num\""),
@@ -82,7 +90,11 @@ pub fn comparison(out: &mut String, doc: &Value) {
         for r in rows.iter().chain(std::iter::once(&f["aggregate"])) {
             let m = r["method"].as_str().unwrap_or("");
             let n = r["name"].as_str().unwrap_or("");
-            let name = if m.is_empty() { n.to_owned() } else { format!("{m} {n}") };
+            let name = if m.is_empty() {
+                n.to_owned()
+            } else {
+                format!("{m} {n}")
+            };
             let _ = write!(
                 out,
                 "<tr><td>{}</td>{}{}{}{}{}</tr>",

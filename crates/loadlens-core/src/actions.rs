@@ -80,7 +80,15 @@ struct State {
     tasks: JoinSet<()>,
     /// Gates to put back at the end: target, gate, and the state to restore (a task that
     /// reads it first fills it in).
-    restores: Vec<(Arc<dyn GateTarget>, String, Arc<Mutex<Option<bool>>>)>,
+    restores: Vec<Restore>,
+}
+
+/// A gate to put back at the end: its target, its id, and the state read before the flip
+/// (filled in by the flip's task; `None` while it has not run).
+struct Restore {
+    target: Arc<dyn GateTarget>,
+    gate: String,
+    before: Arc<Mutex<Option<bool>>>,
 }
 
 impl std::fmt::Debug for Actions {
@@ -295,7 +303,11 @@ impl Actions {
         let restore_slot = match (kind, action, &target) {
             (Kind::Planned { restore: true }, Action::Gate { gate, .. }, Some(t)) => {
                 let slot = Arc::new(Mutex::new(None));
-                s.restores.push((t.clone(), gate.clone(), slot.clone()));
+                s.restores.push(Restore {
+                    target: t.clone(),
+                    gate: gate.clone(),
+                    before: slot.clone(),
+                });
                 Some(slot)
             }
             _ => None,
@@ -418,8 +430,13 @@ impl Actions {
         // The flips first: a restore must not race the flip it undoes.
         self.wait(deadline).await;
         let restores = std::mem::take(&mut self.lock().restores);
-        for (t, gate, slot) in restores {
-            let Some(before) = *slot.lock().unwrap_or_else(|p| p.into_inner()) else {
+        for Restore {
+            target: t,
+            gate,
+            before,
+        } in restores
+        {
+            let Some(before) = *before.lock().unwrap_or_else(|p| p.into_inner()) else {
                 continue;
             };
             let action = Action::Gate {

@@ -62,9 +62,6 @@ pub struct SinkContext {
     /// integrations on), secrets removed, as the caller described it to
     /// [`Executor::config`](crate::executor::Executor::config); `null` when it gave none.
     pub config: serde_json::Value,
-    /// The run's guard actions, for a sink whose guard acts on an outside system (a monitor
-    /// in Alert disabling a feature gate); `None` when the run has none configured.
-    pub actions: Option<crate::actions::Actions>,
 }
 
 /// A cloneable handle that appends events to the run's timeline, stamped with the time since

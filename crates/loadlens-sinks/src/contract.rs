@@ -216,7 +216,6 @@ pub(crate) fn context() -> SinkContext {
         controls: Controls::new(),
         timeline: TimelineHandle::new(Arc::new(Mutex::new(Vec::new())), Instant::now()),
         config: serde_json::Value::Null,
-        actions: None,
     }
 }
 

@@ -313,10 +313,12 @@ impl Executor {
             controls: controls.clone(),
             timeline: TimelineHandle::new(timeline.clone(), start),
             config: self.config.clone(),
-            actions: self.actions.clone(),
         };
         if let Some(a) = &self.actions {
             a.attach(ctx.timeline.clone());
+            // Guards outside the core (a sink's monitor) ask through the controls.
+            let a = a.clone();
+            controls.on_action(move |cause, action| a.guard(cause, action));
         }
         for s in &mut self.sinks {
             s.on_start(&ctx);

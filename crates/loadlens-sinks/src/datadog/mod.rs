@@ -344,7 +344,6 @@ impl Sink for DatadogSink {
                 event_tags: self.event_tags.clone(),
                 run_id: run.id.clone(),
                 stats: self.stats.clone(),
-                actions: ctx.actions.clone(),
             };
             let cancel = CancellationToken::new();
             self.poller = Some((cancel.clone(), tokio::spawn(poller.run(cancel))));

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use loadlens_core::action::Action;
-use loadlens_core::actions::Actions;
 use loadlens_core::client::Client;
 use loadlens_core::executor::{Controls, StopReason};
 use loadlens_core::run::EventKind;
@@ -78,8 +77,6 @@ pub struct Poller {
     pub run_id: String,
     /// Shared counters (poll errors are reported there).
     pub stats: Arc<Stats>,
-    /// The run's guard actions (`disable_gate=`); `None` when the run has none.
-    pub actions: Option<Actions>,
 }
 
 impl Poller {
@@ -158,13 +155,13 @@ impl Poller {
                         gate: gate.clone(),
                         enable: false,
                     };
-                    match &self.actions {
-                        Some(a) => a.guard(&format!("{who} went to Alert at {at:.1} s"), &action),
-                        None => tracing::warn!(
+                    let cause = format!("{who} went to Alert at {at:.1} s");
+                    if !self.controls.act(&cause, &action) {
+                        tracing::warn!(
                             sink = "datadog",
                             monitor = m.id,
                             "No guard actions for this run: the gate is not disabled."
-                        ),
+                        );
                     }
                 }
             }

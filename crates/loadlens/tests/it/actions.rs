@@ -206,8 +206,11 @@ fn a_monitor_in_alert_with_disable_gate_disables_the_gate_once_beside_a_threshol
     );
 }
 
+/// Each request a server received: its header block and its body.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 /// A server that records each request's headers and body and answers 200.
-fn hook_server() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+fn hook_server() -> (String, Received) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -84,6 +84,7 @@ fn a_threshold_breach_disables_the_gate_exactly_once_with_the_reason_naming_the_
     assert_eq!(puts(&stub, "disable"), 1, "{:#?}", stub.requests());
     assert_eq!(stub.violations(), Vec::<String>::new());
     let doc = result(&dir);
+    crate::schema::assert_valid(&doc);
     let actions = doc["actions"].as_array().expect("actions in the result");
     assert_eq!(actions.len(), 1, "{actions:#?}");
     let a = &actions[0];
@@ -210,7 +211,7 @@ fn a_monitor_in_alert_with_disable_gate_disables_the_gate_once_beside_a_threshol
 type Received = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A server that records each request's headers and body and answers 200.
-fn hook_server() -> (String, Received) {
+fn hook_server(fail_first: usize) -> (String, Received) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -237,11 +238,17 @@ fn hook_server() -> (String, Received) {
                 .unwrap_or(0);
             let mut body = vec![0; len];
             let _ = reader.read_exact(&mut body);
-            g.lock()
-                .unwrap()
-                .push((head, String::from_utf8_lossy(&body).into_owned()));
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            let n = {
+                let mut g = g.lock().unwrap();
+                g.push((head, String::from_utf8_lossy(&body).into_owned()));
+                g.len()
+            };
+            let answer: &[u8] = if n <= fail_first {
+                b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+            };
+            let _ = conn.write_all(answer);
         }
     });
     (url, got)
@@ -249,7 +256,8 @@ fn hook_server() -> (String, Received) {
 
 #[test]
 fn a_webhook_receives_its_body_with_the_header_from_the_environment() {
-    let (hook, got) = hook_server();
+    // The hook is busy at first: the webhook is retried (at most 3 attempts).
+    let (hook, got) = hook_server(1);
     let target = DemoTarget::start(&["--latency", "0"]);
     let dir = TempDir::new("act-webhook");
     let scenario = dir.path("s.yaml");
@@ -277,8 +285,9 @@ fn a_webhook_receives_its_body_with_the_header_from_the_environment() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let got = got.lock().unwrap().clone();
-    assert_eq!(got.len(), 1, "{got:#?}");
-    let (head, body) = &got[0];
+    assert_eq!(got.len(), 2, "one 503, then delivered: {got:#?}");
+    assert_eq!(got[0].1, got[1].1, "the retry sends the same body");
+    let (head, body) = &got[1];
     assert!(head.starts_with("POST /hook "), "{head}");
     assert!(
         head.contains("authorization: Bearer hook-s3cret")
@@ -380,6 +389,7 @@ fn a_planned_flip_at_half_the_run_shows_the_slowdown_in_the_before_after_compari
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let doc = result(&dir);
+    crate::schema::assert_valid(&doc);
     let c = &doc["comparison"][0];
     assert!(
         c["flip"]
@@ -434,4 +444,75 @@ fn a_planned_flip_at_half_the_run_shows_the_slowdown_in_the_before_after_compari
     );
     let html = std::fs::read_to_string(dir.path("report.html")).unwrap();
     assert!(html.contains(r#"<section id="comparison">"#));
+}
+
+#[test]
+fn the_end_of_a_failed_run_disables_the_gate_and_a_busy_webhook_that_stays_busy_is_shown_failed() {
+    let stub = ConsoleStub::start();
+    stub.gate(GATE, true);
+    let (hook, got) = hook_server(usize::MAX);
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("act-failed-run");
+    let scenario = dir.path("s.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "host: {}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: / }} }}] }}]\nload: {{ users: 2, run_time: 2s }}\nthresholds: ['p95 < 0ms']\nactions:\n  - {{ on: run_failed, statsig: {{ disable_gate: {GATE} }} }}\n  - {{ on: run_failed, webhook: {{ url: '{hook}' }} }}\n",
+            target.url
+        ),
+    )
+    .unwrap();
+    let json = dir.join("result.json");
+    let out = loadlens(
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--headless",
+            "--no-tui",
+            "--run-id",
+            "act-run-5",
+            "--statsig-gate",
+            GATE,
+            "--statsig-url",
+            stub.url(),
+            "--json",
+            &json,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stub.gate_enabled(GATE), Some(false));
+    assert_eq!(puts(&stub, "disable"), 1);
+    // Three attempts, then failed: shown as such, not dropped.
+    assert_eq!(got.lock().unwrap().len(), 3);
+    let doc = result(&dir);
+    crate::schema::assert_valid(&doc);
+    let actions = doc["actions"].as_array().unwrap();
+    assert_eq!(actions.len(), 2, "{actions:#?}");
+    for a in actions {
+        assert!(
+            a["reason"].as_str().unwrap().starts_with(
+                "loadlens run act-run-5: the run failed: threshold `p95 < 0ms` failed"
+            ),
+            "{a:#}"
+        );
+    }
+    let gate = actions
+        .iter()
+        .find(|a| a["action"] == "disable gate new_checkout (statsig)")
+        .unwrap();
+    assert_eq!(gate["status"], "done");
+    let hook = actions
+        .iter()
+        .find(|a| a["action"].as_str().unwrap().starts_with("webhook"))
+        .unwrap();
+    assert_eq!(hook["status"], "failed");
+    assert!(
+        hook["detail"].as_str().unwrap().contains("answered 503"),
+        "{hook:#}"
+    );
+    assert!(stdout(&out).contains(": FAILED (POST"), "{}", stdout(&out));
+    // After the run, yet on the result's timeline.
+    let timeline = doc["timeline"].as_array().unwrap();
+    assert_eq!(timeline.iter().filter(|e| e["kind"] == "action").count(), 2);
 }

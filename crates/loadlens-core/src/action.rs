@@ -160,22 +160,37 @@ pub struct Planned {
 
 impl<'de> serde::Deserialize<'de> for Planned {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PlannedVisitor)
+    }
+}
+
+/// Reads an `actions:` entry key by key, so that an error is located at the key it is about.
+struct PlannedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PlannedVisitor {
+    type Value = Planned;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an action such as `{ at: 5m, statsig: { enable_gate: new_checkout } }`")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Planned, A::Error> {
         use serde::de::Error;
-        let m = serde_yaml::Mapping::deserialize(d)?;
         let mut when = None;
         let mut action = None;
         let mut restore = false;
-        let set_when = |w: When, when: &mut Option<When>| {
+        let set_when = |w: When, when: &mut Option<When>| -> Result<(), A::Error> {
             if when.is_some() {
-                return Err(D::Error::custom(
+                return Err(A::Error::custom(
                     "give one of `at`, `stage` or `on`, not several",
                 ));
             }
             *when = Some(w);
             Ok(())
         };
-        for (k, v) in m {
-            let key = k.as_str().unwrap_or_default().to_owned();
+        while let Some(key) = map.next_key::<String>()? {
+            let v: serde_yaml::Value = map.next_value()?;
+            let k = serde_yaml::Value::String(key.clone());
             match key.as_str() {
                 "at" => {
                     let text = match &v {
@@ -187,35 +202,35 @@ impl<'de> serde::Deserialize<'de> for Planned {
                         Some(p) => match p.trim().parse::<f64>() {
                             Ok(p) if (0.0..=100.0).contains(&p) => When::AtShare(p / 100.0),
                             _ => {
-                                return Err(D::Error::custom(format!(
+                                return Err(A::Error::custom(format!(
                                     "at: `{text}` is not a share of the run between 0% and 100%"
                                 )))
                             }
                         },
                         None => When::At(
                             crate::duration::parse_duration(&text)
-                                .map_err(|e| D::Error::custom(format!("at: {e}")))?,
+                                .map_err(|e| A::Error::custom(format!("at: {e}")))?,
                         ),
                     };
                     set_when(w, &mut when)?;
                 }
                 "stage" => {
                     let n = v.as_u64().filter(|n| *n >= 1).ok_or_else(|| {
-                        D::Error::custom("stage: expected a stage number, 1 for the first")
+                        A::Error::custom("stage: expected a stage number, 1 for the first")
                     })?;
                     set_when(When::Stage(n as usize), &mut when)?;
                 }
                 "on" => match v.as_str() {
                     Some("run_failed") => set_when(When::RunFailed, &mut when)?,
-                    _ => return Err(D::Error::custom("on: expected `run_failed`")),
+                    _ => return Err(A::Error::custom("on: expected `run_failed`")),
                 },
                 "restore" => {
                     restore = v
                         .as_bool()
-                        .ok_or_else(|| D::Error::custom("restore: expected true or false"))?;
+                        .ok_or_else(|| A::Error::custom("restore: expected true or false"))?;
                 }
                 _ if action.is_some() => {
-                    return Err(D::Error::custom(format!(
+                    return Err(A::Error::custom(format!(
                         "`{key}`: one action per entry (this one already has one)"
                     )))
                 }
@@ -224,28 +239,28 @@ impl<'de> serde::Deserialize<'de> for Planned {
                     m.insert(k, v);
                     action = Some(
                         one_action(serde_yaml::Value::Mapping(m), None)
-                            .map_err(D::Error::custom)?,
+                            .map_err(A::Error::custom)?,
                     );
                 }
                 // Any other key is a target: the integration that acts (`statsig:`).
                 target => {
                     action = Some(
                         one_action(v, Some(target))
-                            .map_err(|e| D::Error::custom(format!("{target}: {e}")))?,
+                            .map_err(|e| A::Error::custom(format!("{target}: {e}")))?,
                     );
                 }
             }
         }
         let when = when.ok_or_else(|| {
-            D::Error::custom("an action needs `at: 5m`, `at: 50%`, `stage: 2` or `on: run_failed`")
+            A::Error::custom("an action needs `at: 5m`, `at: 50%`, `stage: 2` or `on: run_failed`")
         })?;
         let action = action.ok_or_else(|| {
-            D::Error::custom(
+            A::Error::custom(
                 "an action needs what to do, e.g. `statsig: { enable_gate: new_checkout }` or `webhook: { url: … }`",
             )
         })?;
         if restore && !matches!(action, Action::Gate { .. }) {
-            return Err(D::Error::custom(
+            return Err(A::Error::custom(
                 "restore: only a gate flip can be restored",
             ));
         }

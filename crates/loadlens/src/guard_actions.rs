@@ -112,6 +112,51 @@ pub fn resolve(
     Ok(plan)
 }
 
+/// Every gate action has an integration on to switch it: `targets` are the names of those that
+/// lend one (`statsig`). Checked before the run, so that a typo or a missing key is found then
+/// rather than at the flip.
+pub fn check_targets(
+    plan: &Plan,
+    thresholds: &[Threshold],
+    targets: &[&str],
+) -> Result<(), String> {
+    let gates = plan
+        .flips
+        .iter()
+        .map(|f| (&f.action, f.cause.clone()))
+        .chain(
+            plan.on_failed
+                .iter()
+                .map(|a| (a, format!("{a}, if the run fails"))),
+        )
+        .chain(thresholds.iter().flat_map(|t| {
+            t.on_fail
+                .iter()
+                .map(move |a| (a, format!("{a}, when threshold `{}` fails", t.expression)))
+        }));
+    let on = if targets.is_empty() {
+        "none is on".to_owned()
+    } else {
+        format!("on: {}", targets.join(", "))
+    };
+    for (a, what) in gates {
+        let Action::Gate { target, .. } = a else {
+            continue;
+        };
+        let missing = match target {
+            Some(t) => !targets.contains(&t.as_str()),
+            None => targets.is_empty(),
+        };
+        if missing {
+            return Err(format!(
+                "{what}: no integration {}that switches feature gates is on for this run ({on}; Statsig needs STATSIG_CONSOLE_API_KEY and --statsig-gate or a `statsig:` section)",
+                target.as_deref().map(|t| format!("`{t}` ")).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The lines `--dry-run-actions` prints before the run: every action it would take.
 pub fn dry_run_lines(plan: &Plan, thresholds: &[Threshold]) -> Vec<String> {
     let mut lines = Vec::new();

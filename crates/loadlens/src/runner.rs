@@ -408,6 +408,12 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             integrations.push(c);
         }
     }
+    let lent: Vec<_> = integrations
+        .iter()
+        .filter_map(|c| c.gate_target())
+        .collect();
+    let names: Vec<&str> = lent.iter().map(|g| g.name()).collect();
+    crate::guard_actions::check_targets(&actions, &thresholds, &names).map_err(invalid)?;
     Ok(Prepared {
         actions,
         integrations,

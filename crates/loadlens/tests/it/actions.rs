@@ -516,3 +516,39 @@ fn the_end_of_a_failed_run_disables_the_gate_and_a_busy_webhook_that_stays_busy_
     let timeline = doc["timeline"].as_array().unwrap();
     assert_eq!(timeline.iter().filter(|e| e["kind"] == "action").count(), 2);
 }
+
+#[test]
+fn gate_actions_without_an_integration_to_switch_them_refuse_the_run_with_the_reason() {
+    let dir = TempDir::new("act-no-target");
+    let scenario = dir.path("s.yaml");
+    std::fs::write(
+        &scenario,
+        "host: http://127.0.0.1:9\nuser_types: [{ name: u, tasks: [{ request: { path: / } }] }]\nload: { users: 1, run_time: 10s }\nactions:\n  - { at: 5s, statsig: { enable_gate: a } }\n  - { at: 150%, statsig: { enable_gate: b } }\n",
+    )
+    .unwrap();
+    // The entry is located in the file.
+    let out = loadlens(&["validate", scenario.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "s.yaml:6:5: actions[1]: at: `150%` is not a share of the run between 0% and 100%"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    // Statsig is off (no key): refused before any load, naming what is missing.
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("150%", "6s");
+    std::fs::write(&scenario, text).unwrap();
+    let mut c = Command::new(bin());
+    c.args(["run", scenario.to_str().unwrap(), "--headless", "--no-tui"])
+        .env_remove("STATSIG_CONSOLE_API_KEY");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("enable gate a (statsig), planned at 5.0 s: no integration `statsig` that switches feature gates is on for this run"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -317,12 +317,17 @@ impl Actions {
         s.tasks.spawn(async move {
             let result = match (&action, target) {
                 (Action::Gate { gate, enable, .. }, Some(t)) => {
-                    if let Some(slot) = restore_slot {
-                        // Unknown state: restoring means undoing this flip.
-                        let before = t.gate_enabled(gate).await.unwrap_or(!enable);
+                    // Unknown state: restoring means undoing this flip.
+                    let before = match &restore_slot {
+                        Some(_) => t.gate_enabled(gate).await.unwrap_or(!enable),
+                        None => !enable,
+                    };
+                    let done = t.set_gate(gate, *enable, &reason).await;
+                    // Only a flip that was made is put back.
+                    if let (Some(slot), Ok(_)) = (restore_slot, &done) {
                         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(before);
                     }
-                    t.set_gate(gate, *enable, &reason).await
+                    done
                 }
                 (Action::Webhook(w), _) => this.send_webhook(w, &cause).await,
                 (Action::Gate { .. }, None) => Err("no target".into()),

@@ -249,3 +249,17 @@ async fn flips_cut_the_run_into_segments_and_a_breach_asks_for_its_action() {
     assert!(md.contains("### Before/after: planned at 0.5 s"), "{md}");
     assert!(md.contains("### Actions"), "{md}");
 }
+
+#[tokio::test]
+async fn a_flip_that_failed_is_not_restored() {
+    let fake = Arc::new(FakeGates {
+        fail: true,
+        ..FakeGates::default()
+    });
+    let (a, _) = actions(&fake, false);
+    a.planned("planned at 5 s", &gate("checkout", true), true);
+    let (records, _) = a.finish(Duration::from_secs(5)).await;
+    assert_eq!(fake.calls.lock().unwrap().len(), 1);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, Status::Failed);
+}

@@ -57,6 +57,17 @@ fn latency_row(out: &mut String, label: &str, r: &RequestSummary) {
     }
 }
 
+/// The timeline's feature-flag events (state at the start, changes during the run), as
+/// `(seconds into the run, message)`: what the summary and the Markdown list under their own
+/// heading.
+pub fn config_changes(s: &Summary) -> Vec<(f64, &str)> {
+    s.timeline
+        .iter()
+        .filter(|e| e.flag.is_some() || e.kind == crate::run::EventKind::ConfigChanged)
+        .map(|e| (e.elapsed_s, e.message.as_str()))
+        .collect()
+}
+
 /// The Markdown summary.
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
@@ -134,6 +145,14 @@ pub fn render(s: &Summary) -> String {
             ms(d.p99),
             ms(d.max)
         );
+    }
+    let changes = config_changes(s);
+    if !changes.is_empty() {
+        out.push_str("### Feature flags and configs\n\n| at | event |\n|--:|---|\n");
+        for (at, message) in &changes {
+            let _ = writeln!(out, "| {at:.1} s | {} |", cell(message));
+        }
+        out.push('\n');
     }
     out.push_str("### Generator\n\n");
     out.push_str(&generator_line(s));

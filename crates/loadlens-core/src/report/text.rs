@@ -240,6 +240,14 @@ pub fn render(summary: &Summary) -> String {
     }
     out.push_str(&crate::report::flips::render(&summary.comparison(), false));
 
+    let changes = crate::report::markdown::config_changes(summary);
+    if !changes.is_empty() {
+        let _ = writeln!(out, "\nFeature flags and configs:");
+        for (at, message) in changes {
+            let _ = writeln!(out, "  {at:>7.1} s  {message}");
+        }
+    }
+
     // Sinks and drops.
     for s in &summary.sinks {
         let _ = writeln!(

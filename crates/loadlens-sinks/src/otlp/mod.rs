@@ -741,26 +741,7 @@ impl Worker {
             return;
         }
         let at = r.start + Duration::from_secs_f64(e.elapsed_s.max(0.0));
-        let mut attributes = vec![encode::kv("message", e.message.clone())];
-        if let Some(f) = &e.flag {
-            // The feature-flag semantic conventions: the flag, its provider and its value now;
-            // who changed it and the value before have no convention and keep a `loadlens.`
-            // prefix.
-            attributes.push(encode::kv("feature_flag.key", f.key.clone()));
-            attributes.push(encode::kv("feature_flag.provider.name", f.provider.clone()));
-            let more = [
-                ("feature_flag.result.value", &f.new_value),
-                ("loadlens.feature_flag.previous_value", &f.old_value),
-                ("loadlens.feature_flag.changed_by", &f.by),
-                ("loadlens.feature_flag.action", &f.action),
-            ];
-            for (k, v) in more {
-                if let Some(v) = v {
-                    attributes.push(encode::kv(k, v.clone()));
-                }
-            }
-            attributes.push(encode::kv("loadlens.feature_flag.entity", f.entity.clone()));
-        }
+        let attributes = event_attributes(e);
         r.events.push(span::Event {
             time_unix_nano: encode::nanos(at),
             name: format!("{:?}", e.kind),
@@ -968,4 +949,31 @@ fn points(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> usize {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The attributes of a timeline event on the run span: its message and, for a feature flag's
+/// state or change, the feature-flag semantic conventions — the flag, its provider and its
+/// value now; who changed it and the value before have no convention and keep a `loadlens.`
+/// prefix.
+pub(crate) fn event_attributes(
+    e: &TimelineEvent,
+) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+    let mut attributes = vec![encode::kv("message", e.message.clone())];
+    if let Some(f) = &e.flag {
+        attributes.push(encode::kv("feature_flag.key", f.key.clone()));
+        attributes.push(encode::kv("feature_flag.provider.name", f.provider.clone()));
+        let more = [
+            ("feature_flag.result.value", &f.new_value),
+            ("loadlens.feature_flag.previous_value", &f.old_value),
+            ("loadlens.feature_flag.changed_by", &f.by),
+            ("loadlens.feature_flag.action", &f.action),
+        ];
+        for (k, v) in more {
+            if let Some(v) = v {
+                attributes.push(encode::kv(k, v.clone()));
+            }
+        }
+        attributes.push(encode::kv("loadlens.feature_flag.entity", f.entity.clone()));
+    }
+    attributes
 }

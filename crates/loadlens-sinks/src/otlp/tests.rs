@@ -918,3 +918,49 @@ fn generator_health_becomes_semconv_metrics_with_units_and_the_snapshot_values()
         assert!(out.iter().all(|x| x.name != n), "{n}");
     }
 }
+
+#[test]
+fn a_feature_flag_event_carries_the_feature_flag_semantic_conventions() {
+    use loadlens_core::run::{EventKind, FlagChange, TimelineEvent};
+    let mut e = TimelineEvent::now(
+        Duration::from_secs(3),
+        EventKind::ConfigChanged,
+        "statsig: gate new_checkout changed by Alice",
+    );
+    e.flag = Some(FlagChange {
+        provider: "statsig".into(),
+        key: "new_checkout".into(),
+        entity: "gate".into(),
+        action: Some("gate_update".into()),
+        by: Some("Alice".into()),
+        old_value: Some("true".into()),
+        new_value: Some("false".into()),
+    });
+    let attrs: Vec<(String, String)> = super::event_attributes(&e)
+        .into_iter()
+        .map(|kv| {
+            let v = match kv.value.and_then(|v| v.value) {
+                Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) => s,
+                other => format!("{other:?}"),
+            };
+            (kv.key, v)
+        })
+        .collect();
+    let get = |k: &str| {
+        attrs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("feature_flag.key"), Some("new_checkout"));
+    assert_eq!(get("feature_flag.provider.name"), Some("statsig"));
+    assert_eq!(get("feature_flag.result.value"), Some("false"));
+    assert_eq!(get("loadlens.feature_flag.previous_value"), Some("true"));
+    assert_eq!(get("loadlens.feature_flag.changed_by"), Some("Alice"));
+    e.flag = None;
+    assert_eq!(
+        super::event_attributes(&e).len(),
+        1,
+        "other events keep their message only"
+    );
+}

@@ -15,7 +15,8 @@
 //!   who, what, which gate or config, the old and new value when the entry has them. From the
 //!   timeline it reaches every output: summary, JSON result, HTML report, web dashboard, the
 //!   OpenTelemetry run span (`feature_flag.*` attributes) and Datadog (an event tagged
-//!   `feature_flag:<id>`). The task never touches the request path; a failing Statsig only
+//!   `feature_flag:<id>`), and a `warn` log line, which the live terminal view shows in its log
+//!   rows. The task never touches the request path; a failing Statsig only
 //!   costs polls, which are counted and reported.
 //!
 //! [`api`] is the Console API client, shared with the guard actions.
@@ -254,22 +255,33 @@ impl Poller {
 
     /// Read the pages, then put the new entries on the timeline, oldest first.
     async fn poll(&mut self) -> Result<(), ApiError> {
-        let mut fresh = Vec::new();
+        // Every page first: an entry is marked seen only once the whole read succeeded, so a
+        // poll that fails half-way loses nothing (the next one sees the entry again).
+        let mut read = Vec::new();
         for page in 1..=self.max_pages.max(1) {
             let p = self.console.audit_logs(self.since, page).await?;
-            for e in p.entries.iter() {
-                if self.seen.insert(e.id.clone()) && self.watched(e) && !before(e, self.since) {
-                    fresh.push(e.clone());
-                }
-            }
-            if !p.has_next() {
+            let more = p.has_next();
+            read.extend(p.entries);
+            if !more {
                 break;
             }
         }
+        let mut fresh = Vec::new();
+        for e in read {
+            if self.seen.insert(e.id.clone()) && self.watched(&e) && !before(&e, self.since) {
+                fresh.push(e);
+            }
+        }
+        // Oldest first. The log lists the newest first; changes within one second keep that
+        // order reversed.
+        fresh.reverse();
         fresh.sort_by_key(|e| at_ms(e).unwrap_or(u64::MAX));
         let n = fresh.len() as u64;
         for e in fresh {
             let (message, flag) = describe(&e, &self.gates, &self.configs);
+            // A log line too: the live terminal view shows warnings in its log rows (and a
+            // headless run prints them), so the person watching sees the flip as it lands.
+            tracing::warn!(integration = "statsig", change = %message, "Config changed during the run.");
             self.timeline
                 .push_flag(EventKind::ConfigChanged, message, flag);
         }

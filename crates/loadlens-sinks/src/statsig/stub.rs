@@ -200,8 +200,8 @@ impl ConsoleStub {
         self.with(|s| s.audit.push(entry));
     }
 
-    /// Answer the next `times` requests whose path (without query) is `path` with `status`;
-    /// `retry_after` adds a `Retry-After` header (seconds).
+    /// Answer the next `times` requests whose path — without its query, or with it exactly —
+    /// is `path` with `status`; `retry_after` adds a `Retry-After` header (seconds).
     pub fn fail_next(&self, path: &str, status: u16, times: usize, retry_after: Option<u64>) {
         self.with(|s| {
             s.faults.push(Fault {
@@ -290,7 +290,11 @@ fn gate_json(id: &str, g: &GateState) -> Value {
 /// Answer one request: status, extra headers, body.
 fn answer(s: &mut State, req: &Captured) -> (u16, Vec<(String, String)>, Value) {
     let route = req.route().to_owned();
-    if let Some(f) = s.faults.iter_mut().find(|f| f.path == route && f.times > 0) {
+    if let Some(f) = s
+        .faults
+        .iter_mut()
+        .find(|f| (f.path == route || f.path == req.path) && f.times > 0)
+    {
         f.times -= 1;
         let headers = f
             .retry_after

@@ -353,3 +353,42 @@ async fn summary() -> loadlens_core::report::Summary {
         .await
         .0
 }
+
+#[tokio::test]
+async fn a_poll_failing_on_a_later_page_loses_no_change() {
+    let stub = ConsoleStub::start();
+    stub.gate("g", true);
+    let mut cfg = config(&stub, Some(KEY));
+    let console = cfg.console.as_mut().unwrap();
+    console.page_size = 1;
+    console.max_attempts = 1;
+    let mut sink = StatsigSink::connect(cfg).await.unwrap();
+    // Two changes: two pages of one entry; the first read of page 2 fails.
+    stub.flip_by("g", false, "Alice");
+    stub.flip_by("g", true, "Bob");
+    let day = &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()[..10];
+    stub.fail_next(
+        &format!("/console/v1/audit_logs?startDate={day}&limit=1&page=2"),
+        503,
+        1,
+        None,
+    );
+    let (ctx, events) = ctx();
+    sink.on_start(&ctx);
+    let t = Instant::now();
+    while of_kind(&events, EventKind::ConfigChanged).len() < 2
+        && t.elapsed() < Duration::from_secs(20)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = Box::new(sink).finish(&summary().await).await;
+    let changes = of_kind(&events, EventKind::ConfigChanged);
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(
+        changes[0].message.contains("by Alice"),
+        "oldest first: {changes:?}"
+    );
+    assert!(changes[1].message.contains("by Bob"), "{changes:?}");
+    assert_eq!((report.delivered, report.failed), (2, 1));
+    assert!(stub.requests().iter().any(|r| r.status == 503));
+}

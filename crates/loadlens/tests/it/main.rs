@@ -22,6 +22,7 @@ mod prometheus;
 mod report;
 mod scenario;
 mod schema;
+mod statsig;
 mod support;
 mod tui;
 mod web;

@@ -48,9 +48,9 @@ impl Drop for Proc {
 }
 
 /// `ddapm-test-agent` on free loopback ports.
-struct Agent {
+pub(crate) struct Agent {
     _proc: Proc,
-    http: String,
+    pub(crate) http: String,
     grpc: String,
 }
 
@@ -84,7 +84,7 @@ impl Agent {
     }
 
     /// Every span received: `(service.name, span)`.
-    fn spans(&self) -> Vec<(String, Value)> {
+    pub(crate) fn spans(&self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         for req in raw_get(&self.http, "/test/session/traces")
             .as_array()
@@ -142,7 +142,7 @@ fn start_target(python: &PathBuf, agent: &Agent) -> (Proc, String) {
     (Proc(child), url)
 }
 
-fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
     span["attributes"]
         .as_array()?
         .iter()
@@ -359,7 +359,7 @@ fn client_spans_reach_the_agent_over_grpc_and_http_and_the_service_spans_join_th
 }
 
 /// The test agent (a test fails when it is not installed).
-fn agent() -> Agent {
+pub(crate) fn agent() -> Agent {
     let exe = peer(
         "LOADLENS_DDAPM_TEST_AGENT",
         ".cache/loadlens-peers/bin/ddapm-test-agent",

@@ -401,6 +401,7 @@ fn a_planned_flip_at_half_the_run_shows_the_slowdown_in_the_before_after_compari
     let at = c["at_s"].as_f64().unwrap();
     assert!((2.5..4.0).contains(&at), "{c:#}");
     let agg = &c["aggregate"];
+    eprintln!("before/after at {at:.2} s: {agg:#}");
     let (before, after) = (&agg["before"], &agg["after"]);
     assert!(before["requests"].as_u64().unwrap() > 0 && after["requests"].as_u64().unwrap() > 0);
     // 80 ms more per response while the gate is on; the target learns of it within a poll

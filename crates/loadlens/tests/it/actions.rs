@@ -452,6 +452,7 @@ fn the_end_of_a_failed_run_disables_the_gate_and_a_busy_webhook_that_stays_busy_
     let stub = ConsoleStub::start();
     stub.gate(GATE, true);
     let (hook, got) = hook_server(usize::MAX);
+    let dd = loadlens_sinks::datadog::stub::DatadogStub::start();
     let target = DemoTarget::start(&["--latency", "0"]);
     let dir = TempDir::new("act-failed-run");
     let scenario = dir.path("s.yaml");
@@ -472,6 +473,8 @@ fn the_end_of_a_failed_run_disables_the_gate_and_a_busy_webhook_that_stays_busy_
             "--no-tui",
             "--run-id",
             "act-run-5",
+            "--datadog-url",
+            dd.url(),
             "--statsig-gate",
             GATE,
             "--statsig-url",
@@ -479,11 +482,29 @@ fn the_end_of_a_failed_run_disables_the_gate_and_a_busy_webhook_that_stays_busy_
             "--json",
             &json,
         ],
-        &[],
+        &[("DD_API_KEY", loadlens_sinks::datadog::stub::API_KEY)],
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(stub.gate_enabled(GATE), Some(false));
     assert_eq!(puts(&stub, "disable"), 1);
+    // Done after the run, and still sent to Datadog as events of the run.
+    let titles: Vec<String> = dd
+        .accepted("POST", "/api/v1/events")
+        .iter()
+        .map(|c| c.json()["title"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("action disable gate new_checkout (statsig): done")),
+        "{titles:#?}"
+    );
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("action webhook") && t.contains("FAILED")),
+        "{titles:#?}"
+    );
     // Three attempts, then failed: shown as such, not dropped.
     assert_eq!(got.lock().unwrap().len(), 3);
     let doc = result(&dir);

@@ -214,3 +214,83 @@ pub async fn finish(actions: &Actions, plan: &Plan, summary: &mut Summary) {
     summary.timeline.extend(late);
     summary.outcome.actions = records;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadlens_core::load::Stage;
+
+    fn planned(yaml: &str) -> Vec<Planned> {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn flips_are_resolved_against_the_run_time_and_the_stages() {
+        let load = LoadSettings {
+            stages: vec![
+                Stage {
+                    duration: Duration::from_secs(30),
+                    target: 10.0,
+                },
+                Stage {
+                    duration: Duration::from_secs(60),
+                    target: 10.0,
+                },
+            ],
+            ..LoadSettings::default()
+        };
+        let p = resolve(
+            &planned(
+                "- { at: 50%, statsig: { enable_gate: g } }\n\
+                 - { stage: 2, statsig: { disable_gate: g } }\n\
+                 - { at: 10s, statsig: { enable_gate: g }, restore: true }\n\
+                 - { on: run_failed, statsig: { disable_gate: g } }\n",
+            ),
+            &load,
+            &[],
+            false,
+        )
+        .unwrap();
+        let at: Vec<u64> = p.flips.iter().map(|f| f.at.as_secs()).collect();
+        assert_eq!(at, [45, 30, 10]);
+        assert_eq!(
+            p.flips[1].cause,
+            "disable gate g (statsig), planned at stage 2 (30.0 s)"
+        );
+        assert!(p.flips[2].restore);
+        assert_eq!(p.on_failed.len(), 1);
+
+        let e = resolve(
+            &planned("- { stage: 3, statsig: { enable_gate: g } }\n"),
+            &load,
+            &[],
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e, "actions[1]: stage 3: the load has 2 stage(s)");
+        let open_ended = LoadSettings::default();
+        let e = resolve(
+            &planned("- { at: 50%, statsig: { enable_gate: g } }\n"),
+            &open_ended,
+            &[],
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("needs a run time"), "{e}");
+        let many = "- { at: 1s, statsig: { enable_gate: g } }\n".repeat(MAX_FLIPS + 1);
+        let e = resolve(&planned(&many), &load, &[], false).unwrap_err();
+        assert!(e.contains("at most 16"), "{e}");
+    }
+
+    #[test]
+    fn gate_actions_need_an_integration_that_switches_gates() {
+        let t = loadlens_core::thresholds::parse("p95 < 1s, disable_gate g").unwrap();
+        let plan = Plan::default();
+        assert!(check_targets(&plan, std::slice::from_ref(&t), &["statsig"]).is_ok());
+        let e = check_targets(&plan, &[t], &[]).unwrap_err();
+        assert!(
+            e.starts_with("disable gate g, when threshold `p95 < 1s, disable_gate g` fails: no integration that switches feature gates is on for this run (none is on;"),
+            "{e}"
+        );
+    }
+}

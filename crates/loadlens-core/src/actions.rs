@@ -346,6 +346,9 @@ impl Actions {
     }
 
     fn record(&self, r: Record) {
+        // Shown live (the terminal view's log rows, stderr when headless): a guard acting on
+        // an outside system is worth a look during the run, not only in the summary.
+        tracing::warn!("Guard action: {}", r.line());
         let mut s = self.lock();
         let kind = EventKind::Action;
         let message = r.line();

@@ -15,7 +15,8 @@
 //! checks every `crate::` path in the modules' code, tests aside):
 //!
 //! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`]: small shared helpers.
-//! 2. [`run`], [`sample`]: the run's identity, timeline and controls; one request's measurement.
+//! 2. [`run`], [`sample`], [`action`]: the run's identity, timeline and controls; one request's
+//!    measurement; the model of guard actions and planned flips.
 //! 3. [`stats`], [`client`]: HDR statistics and snapshots; the HTTP client.
 //! 4. [`health`], [`load`], [`template`]: the generator's own health; the load model; templates.
 //! 5. [`inspect`], [`limits`], [`thresholds`]: checks and captures; load limits; thresholds.
@@ -23,7 +24,8 @@
 //!    thresholds sections, whose types and the scenario's nest in each other).
 //! 7. [`plan`]: the compiled scenario.
 //! 8. [`report`]: the summary and the reports.
-//! 9. [`sink`]: the sink contract (sinks finish with the summary).
+//! 9. [`sink`], [`actions`]: the sink contract (sinks finish with the summary); the runner of
+//!    guard actions and planned flips.
 //! 10. [`executor`]: runs the plan, aggregates, feeds the sinks; re-exports the load and run
 //!     types its callers use.
 //!
@@ -45,6 +47,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod action;
+pub mod actions;
 pub mod client;
 pub mod duration;
 pub mod encoding;

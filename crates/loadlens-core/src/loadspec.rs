@@ -127,6 +127,8 @@ pub struct ThresholdSpec {
     pub abort_on_fail: bool,
     /// Grace time before it may abort.
     pub delay: Option<Duration>,
+    /// Guard actions when it first fails (`on_fail: disable_gate new_checkout`).
+    pub on_fail: crate::action::OnFail,
 }
 
 impl<'de> Deserialize<'de> for ThresholdSpec {
@@ -142,6 +144,7 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
                     threshold: v.to_owned(),
                     abort_on_fail: false,
                     delay: None,
+                    on_fail: Default::default(),
                 })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ThresholdSpec, A::Error> {
@@ -149,11 +152,13 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
                     threshold: String::new(),
                     abort_on_fail: false,
                     delay: None,
+                    on_fail: Default::default(),
                 };
                 while let Some(k) = map.next_key::<String>()? {
                     match k.as_str() {
                         "threshold" => out.threshold = map.next_value()?,
                         "abort_on_fail" => out.abort_on_fail = map.next_value()?,
+                        "on_fail" => out.on_fail = map.next_value()?,
                         "delay" => {
                             let v: serde_yaml::Value = map.next_value()?;
                             out.delay = Some(duration_of(&v).map_err(de::Error::custom)?);
@@ -161,7 +166,7 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
                         other => {
                             return Err(de::Error::unknown_field(
                                 other,
-                                &["threshold", "abort_on_fail", "delay"],
+                                &["threshold", "abort_on_fail", "delay", "on_fail"],
                             ))
                         }
                     }
@@ -182,6 +187,7 @@ impl ThresholdSpec {
         let mut t = thresholds::parse(&self.threshold)?;
         t.abort_on_fail |= self.abort_on_fail || self.delay.is_some();
         t.delay = t.delay.or(self.delay);
+        t.on_fail.extend(self.on_fail.0.iter().cloned());
         Ok(t)
     }
 }

@@ -60,6 +60,8 @@ pub enum EventKind {
     ConfigChanged,
     /// Anything a sink wants on the timeline.
     Note,
+    /// A guard action or a planned flip, with its outcome ([`crate::action::Record`]).
+    Action,
 }
 
 /// One event on the run's timeline.
@@ -150,6 +152,19 @@ pub struct LoadTarget {
     pub rate_per_s: Option<f64>,
 }
 
+/// What a guard action request goes to: the run's actions runner (`crate::actions`), set
+/// by the executor when the run has one.
+type ActionHook = Arc<dyn Fn(&str, &crate::action::Action) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Hook(Arc<Mutex<Option<ActionHook>>>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
+}
+
 /// Stop handles given to the executor. Clone them to stop the run from elsewhere.
 #[derive(Debug, Clone, Default)]
 pub struct Controls {
@@ -159,6 +174,8 @@ pub struct Controls {
     failures: Arc<Mutex<Vec<String>>>,
     /// Latest load asked for; the executor's driver loop wakes on each change.
     pub(crate) load: watch::Sender<LoadTarget>,
+    /// Guard actions asked for from outside the core ([`Controls::act`]).
+    actions: Hook,
 }
 
 impl Controls {
@@ -199,6 +216,29 @@ impl Controls {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(reason.into());
+    }
+
+    /// Where [`Controls::act`] requests go (the executor sets it when the run has actions).
+    pub fn on_action(&self, f: impl Fn(&str, &crate::action::Action) + Send + Sync + 'static) {
+        *self.actions.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(f));
+    }
+
+    /// A guard (e.g. a monitor in Alert) asks for `action` because of `cause`; it returns at
+    /// once, the action runs apart (once per gate). False when the run takes no actions.
+    pub fn act(&self, cause: &str, action: &crate::action::Action) -> bool {
+        let hook = self
+            .actions
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match hook {
+            Some(h) => {
+                h(cause, action);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Reasons given to [`Controls::fail`] so far.

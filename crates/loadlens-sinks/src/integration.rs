@@ -63,6 +63,13 @@ pub trait Configured: Send {
         false
     }
 
+    /// The feature-gate switch this integration lends to guard actions and planned flips
+    /// (`disable_gate`, `actions:`), if it has one. Asked before [`Configured::start`]; when
+    /// the start-up check then fails, the actions that needed it fail with that error.
+    fn gate_target(&self) -> Option<std::sync::Arc<dyn loadlens_core::actions::GateTarget>> {
+        None
+    }
+
     /// The start-up check (keys valid, port bindable, file writable, …), then the sink.
     fn start(self: Box<Self>) -> StartFuture;
 }

@@ -154,6 +154,10 @@ pub struct RunArgs {
         value_name = "RULE"
     )]
     pub thresholds: Vec<String>,
+    /// Print and record the guard actions and planned flips (`on_fail: disable_gate …`,
+    /// `actions:`, a monitor's `disable_gate=`), and do none of them.
+    #[arg(long, env = "LOADLENS_DRY_RUN_ACTIONS")]
+    pub dry_run_actions: bool,
 
     /// Run id sent with every request and written in every output (generated when absent).
     #[arg(long, env = "TEST_RUN_ID")]

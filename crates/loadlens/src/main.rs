@@ -8,6 +8,7 @@ mod demo;
 mod demo_target;
 mod descriptors;
 mod exit;
+mod guard_actions;
 mod identity;
 mod live;
 mod loadflags;

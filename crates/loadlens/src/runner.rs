@@ -52,6 +52,8 @@ pub struct Prepared {
     pub run_time_cap: Option<Duration>,
     /// Said on stderr before the run (skipped thresholds, tag scopes counting untagged requests).
     pub warnings: Vec<String>,
+    /// Planned flips and actions at the end of a failed run (`actions:`), `--dry-run-actions`.
+    pub actions: crate::guard_actions::Plan,
 }
 
 /// Where reports go.
@@ -374,6 +376,13 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         args,
     )?;
     warnings.extend(name_tags.warnings(&thresholds));
+    let actions = crate::guard_actions::resolve(
+        scenario.map_or(&[][..], |(s, _)| &s.actions),
+        &load,
+        &thresholds,
+        args.dry_run_actions,
+    )
+    .map_err(invalid)?;
     let run = RunInfo {
         id: run_id,
         scenario: name,
@@ -399,7 +408,14 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             integrations.push(c);
         }
     }
+    let lent: Vec<_> = integrations
+        .iter()
+        .filter_map(|c| c.gate_target())
+        .collect();
+    let names: Vec<&str> = lent.iter().map(|g| g.name()).collect();
+    crate::guard_actions::check_targets(&actions, &thresholds, &names).map_err(invalid)?;
     Ok(Prepared {
+        actions,
         integrations,
         thresholds,
         scenarios,
@@ -541,13 +557,24 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     let mut executor = executor;
     let mut started = Vec::new();
     let mut stdout_shared = false;
+    let mut gates = loadlens_core::actions::Actions::builder(p.run.id.clone(), p.actions.dry_run);
     for c in std::mem::take(&mut p.integrations) {
         let line = c.describe();
         let required = c.required();
         let writes_stdout = c.writes_stdout();
         let tracing = c.tracing();
+        let gate = c.gate_target();
         match c.start().await {
+            Err(e) if !required && gate.is_some() => {
+                if let Some(g) = gate {
+                    gates = gates.unavailable(g.name(), e.to_string());
+                }
+                tell!("warning: {e}");
+            }
             Ok(sink) => {
+                if let Some(g) = gate {
+                    gates = gates.target(g);
+                }
                 if let Some(t) = tracing {
                     executor = executor.tracing(t);
                 }
@@ -560,6 +587,14 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         }
     }
     config["integrations"] = started.clone().into();
+    if let Some(h) = &outputs.html {
+        gates = gates.link("report", h.display().to_string());
+    }
+    if let Some(d) = &web {
+        gates = gates.link("dashboard", format!("http://{}/", d.addr()));
+    }
+    let actions = gates.build();
+    let executor = executor.actions(actions.clone(), p.actions.flips.clone());
     let executor = executor.config(config);
     let controls = Controls::new();
     let (executor, follow) = match &web {
@@ -610,6 +645,11 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     for line in &started {
         say!("{line}");
     }
+    if p.actions.dry_run {
+        for line in crate::guard_actions::dry_run_lines(&p.actions, &p.thresholds) {
+            say!("{line}");
+        }
+    }
     let done = CancellationToken::new();
     let view = tokio::spawn(crate::live::show(crate::live::Feed {
         snapshots: executor.snapshots(),
@@ -640,6 +680,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         .collect();
     let mut summary = Summary::new(p.run, p.load, p.host, &mut out);
     summary.evaluate_thresholds(&p.thresholds);
+    crate::guard_actions::finish(&actions, &p.actions, &mut summary).await;
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
     // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is

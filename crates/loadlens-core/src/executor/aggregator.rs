@@ -6,7 +6,11 @@
 //! 2. samples the generator's own health ([`HealthMonitor`]) into [`Snapshot::health`];
 //! 3. checks the guards (thresholds) on it: breaches become timeline events, an abort stops the
 //!    run through [`Controls`];
-//! 4. fans the new timeline events and the snapshot out to the sinks, then publishes the
+//! 4. with planned flips (`actions:`), adds the interval to the current segment and, at a
+//!    flip's time (an extra tick then, outside the schedule), starts the next segment and asks for the flip ([`Actions::planned`]); the
+//!    segments' own HDR histograms make the before/after comparison exact. A threshold with
+//!    `on_fail` asks for its actions when it first fails ([`Actions::guard`]); neither waits;
+//! 5. fans the new timeline events and the snapshot out to the sinks, then publishes the
 //!    snapshot to the live views (`watch` channel).
 //!
 //! When the executor stops it (after every user ended), it takes one last snapshot, so the
@@ -20,9 +24,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Controls, Shared, StopReason};
+use super::{Controls, Flip, Shared, StopReason};
+use crate::actions::Actions;
 use crate::client::ClientShared;
 use crate::health::HealthMonitor;
+use crate::report::Segment;
 use crate::run::{EventKind, TimelineEvent};
 use crate::sink::Sink;
 use crate::stats::{self, Recorder, RequestSummary, Snapshot, StatsSet};
@@ -64,6 +70,10 @@ pub(super) struct Inputs {
     pub tick: Duration,
     /// When the run started.
     pub start: Instant,
+    /// Guard actions and planned flips (none: no action configured).
+    pub actions: Option<Actions>,
+    /// Planned flips, by time.
+    pub flips: Vec<Flip>,
 }
 
 /// What the aggregator hands back after its last snapshot.
@@ -78,6 +88,8 @@ pub(super) struct Finished {
     pub guard: Guard,
     /// The generator's health over the run.
     pub health: HealthMonitor,
+    /// The run cut at its planned flips (empty without flips).
+    pub segments: Vec<Segment>,
 }
 
 /// Start the aggregator task. Cancelling `stop` makes it take its last snapshot and return.
@@ -98,7 +110,21 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
         client,
         tick,
         start,
+        actions,
+        mut flips,
     } = inputs;
+    flips.sort_by_key(|f| f.at);
+    let mut next_flip = 0;
+    let mut segments: Vec<Segment> = if flips.is_empty() {
+        Vec::new()
+    } else {
+        vec![Segment {
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+            cause: String::new(),
+            stats: StatsSet::new(names.len()),
+        }]
+    };
     let single = lanes.len() == 1;
     let n_names = names.len();
     // With several scenarios each lane has its own aggregator and the run's merges them.
@@ -131,9 +157,14 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
     let mut arrivals_before: Option<(u64, std::time::Duration)> = None;
     loop {
         // How late a scheduled tick fired; the final snapshot is not a scheduled tick.
+        // A planned flip gets a tick of its own at its time, so that its segments begin there.
+        let flip_due = flips
+            .get(next_flip)
+            .map(|f| tokio::time::Instant::from_std(start + f.at));
         let (last, sched_delay) = tokio::select! {
             due = interval.tick() => (false, Some(tokio::time::Instant::now().saturating_duration_since(due))),
             _ = stop.cancelled() => (true, None),
+            _ = tokio::time::sleep_until(flip_due.unwrap_or_else(tokio::time::Instant::now)), if flip_due.is_some() => (false, None),
         };
         let elapsed = start.elapsed();
         let users = views
@@ -194,7 +225,16 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 dropped_iterations: snap.dropped_iterations.unwrap_or(0),
                 generator: Some(&gh),
             };
+            let seen = guard.breaches().len();
             let (breached, abort) = guard.check(&observed, elapsed);
+            // New breaches come in the order of their messages: ask for their actions.
+            if let Some(a) = &actions {
+                for (b, why) in guard.breaches()[seen..].iter().zip(&breached) {
+                    for action in &guard.thresholds()[b.index].on_fail {
+                        a.guard(why, action);
+                    }
+                }
+            }
             let mut events: Vec<TimelineEvent> = breached
                 .into_iter()
                 .map(|m| TimelineEvent::now(elapsed, EventKind::ThresholdBreached, m))
@@ -211,6 +251,22 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .append(&mut events);
+        }
+        if let Some(seg) = segments.last_mut() {
+            seg.stats.merge(&snap.interval);
+            seg.end = elapsed;
+        }
+        while let Some(f) = flips.get(next_flip).filter(|f| !last && elapsed >= f.at) {
+            next_flip += 1;
+            segments.push(Segment {
+                start: elapsed,
+                end: elapsed,
+                cause: f.cause.clone(),
+                stats: StatsSet::new(n_names),
+            });
+            if let Some(a) = &actions {
+                a.planned(&f.cause, &f.action, f.restore);
+            }
         }
         {
             let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,6 +288,7 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 sinks,
                 guard,
                 health,
+                segments,
             };
         }
     }

@@ -57,6 +57,20 @@ pub struct ScenarioRun {
     pub start_time: Duration,
 }
 
+/// A planned action at a moment of the run: the aggregator asks for it and starts a new
+/// segment of the before/after comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Flip {
+    /// When, from the start of the run (taken at the first tick at or after it).
+    pub at: Duration,
+    /// Why, for the record and the segment (`planned at 30 s`).
+    pub cause: String,
+    /// What.
+    pub action: crate::action::Action,
+    /// Put the gate back at the end of the run.
+    pub restore: bool,
+}
+
 /// Everything the run produced, for reports.
 pub struct RunOutput {
     /// Wall-clock start.
@@ -95,6 +109,8 @@ pub struct RunOutput {
     pub failures: Vec<String>,
     /// The task tags of each request name, for thresholds scoped by tag.
     pub name_tags: NameTags,
+    /// The run cut at its planned flips (empty without flips).
+    pub segments: Vec<crate::report::Segment>,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -140,6 +156,8 @@ pub struct Executor {
     tracing: Option<crate::sample::TraceSettings>,
     run_time_cap: Option<Duration>,
     config: serde_json::Value,
+    actions: Option<crate::actions::Actions>,
+    flips: Vec<Flip>,
 }
 
 impl Executor {
@@ -175,6 +193,8 @@ impl Executor {
             tracing: None,
             run_time_cap: None,
             config: serde_json::Value::Null,
+            actions: None,
+            flips: Vec::new(),
         }
     }
 
@@ -196,6 +216,13 @@ impl Executor {
     /// [`SinkContext::config`] (a JSON-lines sink writes it in its first line).
     pub fn config(mut self, config: serde_json::Value) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Guard actions (thresholds' `on_fail`) and planned `flips`, through `actions`.
+    pub fn actions(mut self, actions: crate::actions::Actions, flips: Vec<Flip>) -> Self {
+        self.actions = Some(actions);
+        self.flips = flips;
         self
     }
 
@@ -287,6 +314,12 @@ impl Executor {
             timeline: TimelineHandle::new(timeline.clone(), start),
             config: self.config.clone(),
         };
+        if let Some(a) = &self.actions {
+            a.attach(ctx.timeline.clone());
+            // Guards outside the core (a sink's monitor) ask through the controls.
+            let a = a.clone();
+            controls.on_action(move |cause, action| a.guard(cause, action));
+        }
         for s in &mut self.sinks {
             s.on_start(&ctx);
         }
@@ -327,6 +360,8 @@ impl Executor {
                 client: self.client.clone(),
                 tick: self.tick,
                 start,
+                actions: self.actions.clone(),
+                flips: std::mem::take(&mut self.flips),
             },
             agg_stop.clone(),
         );
@@ -506,6 +541,7 @@ impl Executor {
             sinks,
             guard,
             health,
+            segments,
         } = match aggregator.await {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
@@ -530,6 +566,10 @@ impl Executor {
                 })
             })
             .collect();
+        // Actions still under way record into the summary's timeline from here on.
+        if let Some(a) = &self.actions {
+            a.detach();
+        }
         let timeline = std::mem::take(&mut *timeline.lock().unwrap_or_else(|p| p.into_inner()));
         RunOutput {
             started_at,
@@ -550,6 +590,7 @@ impl Executor {
             failures: controls.failures(),
             scenarios,
             name_tags,
+            segments,
         }
     }
 }
@@ -588,6 +629,8 @@ impl Summary {
                 thresholds: Vec::new(),
                 name_tags: std::mem::take(&mut out.name_tags),
                 failures: std::mem::take(&mut out.failures),
+                segments: std::mem::take(&mut out.segments),
+                actions: Vec::new(),
             },
         }
     }

@@ -109,6 +109,12 @@ pub struct ResultDoc {
     /// Alert); empty when none did.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Guard actions and planned flips, with their outcomes (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<crate::action::Record>,
+    /// Before/after each planned flip, per request name (absent: no flip).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparison: Vec<super::flips::FlipComparison>,
 }
 
 /// One named scenario of the run.
@@ -278,6 +284,8 @@ impl ResultDoc {
                 })
                 .collect(),
             failures: summary.outcome.failures.clone(),
+            actions: summary.outcome.actions.clone(),
+            comparison: summary.comparison(),
         }
     }
 

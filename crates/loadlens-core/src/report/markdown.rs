@@ -174,6 +174,27 @@ pub fn render(s: &Summary) -> String {
         }
         out.push('\n');
     }
+    if !s.outcome.actions.is_empty() {
+        out.push_str("### Actions\n\n| at | action | outcome | cause |\n|--:|---|---|---|\n");
+        for a in &s.outcome.actions {
+            let status = match a.status {
+                crate::action::Status::Done => "✅ done",
+                crate::action::Status::Failed => "❌ failed",
+                crate::action::Status::DryRun => "dry run",
+                crate::action::Status::Skipped => "skipped",
+            };
+            let _ = writeln!(
+                out,
+                "| {:.1} s | {} | {status} {} | {} |",
+                a.elapsed_s,
+                cell(&a.action),
+                cell(&a.detail),
+                cell(&a.cause)
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str(&super::flips::render(&s.comparison(), true));
     out
 }
 
@@ -406,6 +427,8 @@ pub(crate) mod tests {
                     ("POST /checkout", &["checkout", "pay"]),
                 ]),
                 failures: Vec::new(),
+                segments: Vec::new(),
+                actions: Vec::new(),
             },
         };
         let ts: Vec<_> = [

@@ -3,6 +3,7 @@
 //! the self-contained HTML report (built from the JSON result alone).
 
 pub mod csv;
+pub mod flips;
 pub mod html;
 pub mod json;
 pub mod junit;
@@ -118,6 +119,24 @@ pub struct Outcome {
     /// Why a guard failed the run ([`crate::run::Controls::fail`]; e.g. a Datadog monitor
     /// with the `fail` action went to Alert).
     pub failures: Vec<String>,
+    /// The run cut at its planned flips, for the before/after comparison (empty without
+    /// flips).
+    pub segments: Vec<Segment>,
+    /// Guard actions and planned flips, with their outcomes.
+    pub actions: Vec<crate::action::Record>,
+}
+
+/// A part of the run between two planned flips, with its own cumulative statistics.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// When it began, from the start of the run.
+    pub start: Duration,
+    /// When it ended (its last tick).
+    pub end: Duration,
+    /// The flip that began it (empty for the first).
+    pub cause: String,
+    /// Its statistics, per request name in `NameId` order.
+    pub stats: StatsSet,
 }
 
 impl Summary {

@@ -232,6 +232,13 @@ pub fn render(summary: &Summary) -> String {
     for f in &summary.outcome.failures {
         let _ = writeln!(out, "\nFAILED by a guard: {f}");
     }
+    if !summary.outcome.actions.is_empty() {
+        let _ = writeln!(out, "\nActions");
+        for a in &summary.outcome.actions {
+            let _ = writeln!(out, "  {:>7.1} s  {}", a.elapsed_s, a.line());
+        }
+    }
+    out.push_str(&crate::report::flips::render(&summary.comparison(), false));
 
     let changes = crate::report::markdown::config_changes(summary);
     if !changes.is_empty() {

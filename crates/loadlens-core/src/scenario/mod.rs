@@ -73,6 +73,10 @@ pub struct Scenario {
     /// Pass/fail rules: `p95 < 300ms`, `error_rate < 1%`, … (see [`crate::thresholds`]).
     #[serde(default)]
     pub thresholds: Vec<crate::loadspec::ThresholdSpec>,
+    /// Planned actions: gate flips at a moment of the run, actions at the end of a failed run
+    /// (see [`crate::action`]).
+    #[serde(default)]
+    pub actions: Vec<crate::action::Planned>,
     /// Named scenarios with their own load model and start offset, side by side
     /// (see [`crate::loadspec`]).
     #[serde(default)]

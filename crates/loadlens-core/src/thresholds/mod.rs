@@ -11,6 +11,7 @@
 //! dropped_iterations == 0              open model: arrivals with no free VU
 //! generator_healthy                    the generator was not the bottleneck
 //! error_rate < 5%, abort after 30s     stop the run once it is lost (after a grace delay)
+//! p95 < 300ms, disable_gate checkout   turn a feature gate off when it first fails
 //! ```
 //!
 //! Metrics: `p50 p66 p75 p80 p90 p95 p98 p99 p99.9 p99.99 med avg min max` (milliseconds;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 pub use tags::{unknown_tag, NameTags, TagSummary};
 
+use crate::action::Action;
 use crate::health::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
 
@@ -166,6 +168,9 @@ pub struct Threshold {
     pub abort_on_fail: bool,
     /// Do not evaluate for aborting before this much of the run has passed.
     pub delay: Option<Duration>,
+    /// Guard actions taken once when it first fails during the run (`disable_gate NAME`,
+    /// a webhook; see [`crate::action`]).
+    pub on_fail: Vec<Action>,
 }
 
 /// A threshold that does not parse: the rule as written and what is wrong with it.
@@ -239,7 +244,8 @@ pub enum ParseErrorKind {
         /// The limit as written.
         value: String,
     },
-    /// An option after the comma other than `abort` / `abort after D`.
+    /// An option after the comma other than `abort` / `abort after D` / `disable_gate G`.
+    // The wording is pinned by tests; `disable_gate GATE` is documented with the syntax.
     #[error("unknown option `{option}`: expected `abort` or `abort after 30s`")]
     UnknownOption {
         /// The option as written.
@@ -371,8 +377,12 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
         Some((r, o)) => (r.trim(), Some(o.trim())),
         None => (text.trim(), None),
     };
-    let (mut abort_on_fail, mut delay) = (false, None);
-    if let Some(o) = options {
+    let (mut abort_on_fail, mut delay, mut on_fail) = (false, None, Vec::new());
+    for o in options
+        .into_iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+    {
         let words: Vec<&str> = o.split_whitespace().collect();
         match words.as_slice() {
             ["abort"] | ["abort_on_fail"] => abort_on_fail = true,
@@ -382,6 +392,13 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
                     crate::duration::parse_duration(d)
                         .map_err(|e| ctx(ParseErrorKind::Duration(e.to_string())))?,
                 );
+            }
+            ["disable_gate" | "enable_gate", _] => {
+                on_fail.push(Action::parse_words(o).map_err(|_| {
+                    ctx(ParseErrorKind::UnknownOption {
+                        option: o.to_owned(),
+                    })
+                })?);
             }
             _ => {
                 return Err(ctx(ParseErrorKind::UnknownOption {
@@ -430,6 +447,7 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
         value,
         abort_on_fail,
         delay,
+        on_fail,
     })
 }
 
@@ -590,6 +608,16 @@ impl Guard {
             }
         }
         (events, abort)
+    }
+
+    /// Breaches seen during the run so far, in the order they were first seen.
+    pub fn breaches(&self) -> &[Breach] {
+        &self.breaches
+    }
+
+    /// The thresholds checked.
+    pub fn thresholds(&self) -> &[Threshold] {
+        &self.thresholds
     }
 
     /// Breaches seen during the run.

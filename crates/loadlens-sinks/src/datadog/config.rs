@@ -125,7 +125,7 @@ pub enum MetricsTransport {
 }
 
 /// What happens when a watched monitor is seen in `Alert`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MonitorAction {
     /// Only record it on the timeline (and as a Datadog event).
     Mark,
@@ -133,6 +133,9 @@ pub enum MonitorAction {
     Abort,
     /// Let the run go on, but fail it at the end (exit code 1).
     Fail,
+    /// `disable_gate=GATE`: turn a feature gate off through the run's guard actions (once per
+    /// gate per run; see `loadlens_core::actions`).
+    DisableGate(String),
 }
 
 /// A `--datadog-monitor` entry that does not parse.
@@ -155,6 +158,12 @@ pub enum MonitorError {
 impl std::str::FromStr for MonitorAction {
     type Err = MonitorError;
     fn from_str(s: &str) -> Result<Self, MonitorError> {
+        // The gate's id keeps its case.
+        if let Some(gate) = s.trim().strip_prefix("disable_gate=") {
+            if !gate.trim().is_empty() {
+                return Ok(MonitorAction::DisableGate(gate.trim().to_owned()));
+            }
+        }
         match s.trim().to_ascii_lowercase().as_str() {
             "mark" | "" => Ok(MonitorAction::Mark),
             "abort" => Ok(MonitorAction::Abort),

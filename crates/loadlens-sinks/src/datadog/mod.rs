@@ -134,6 +134,9 @@ pub struct DatadogSink {
     next_flush: Duration,
     /// Timestamp (Unix seconds) of the last metrics sent; no series gets a second point in it.
     last_timestamp: i64,
+    /// Timeline events seen during the run: those the summary has beyond them were added after
+    /// the run (guard actions at its end) and are sent at finish.
+    events_seen: usize,
 }
 
 impl std::fmt::Debug for DatadogSink {
@@ -249,6 +252,7 @@ impl DatadogSink {
             event_tags: Vec::new(),
             last_flush: Duration::ZERO,
             last_timestamp: 0,
+            events_seen: 0,
         }
     }
 
@@ -373,6 +377,7 @@ impl Sink for DatadogSink {
     }
 
     fn on_event(&mut self, e: &TimelineEvent) {
+        self.events_seen += 1;
         let id = &self.run_id;
         let (title, alert) = match e.kind {
             EventKind::ThresholdBreached if e.message.starts_with("aborting") => {
@@ -385,6 +390,11 @@ impl Sink for DatadogSink {
             EventKind::StageChanged | EventKind::ConfigChanged => {
                 (format!("loadlens run {id}: {}", e.message), "info")
             }
+            // A guard action or a planned flip, with its outcome.
+            EventKind::Action if e.message.contains(": FAILED") => {
+                (format!("loadlens run {id}: action {}", e.message), "error")
+            }
+            EventKind::Action => (format!("loadlens run {id}: action {}", e.message), "info"),
             EventKind::StopRequested if e.message.starts_with("aborted") => {
                 (format!("loadlens run {id} {}", e.message), "error")
             }
@@ -445,6 +455,13 @@ impl Sink for DatadogSink {
             );
         }
         if self.events.is_some() {
+            // Actions at the end of the run (a failed run's `disable_gate`, restores) came to
+            // the timeline after the run's last event was fanned out.
+            for e in summary.timeline.iter().skip(self.events_seen) {
+                if e.kind == EventKind::Action {
+                    self.on_event(e);
+                }
+            }
             let (title, text, alert) = stop_event(summary);
             self.event(title, text, alert);
         }

@@ -6,9 +6,11 @@
 //! fails its verdict ([`Controls::fail`], exit code 1). A monitor already in `Alert` when the
 //! run starts triggers its action at once.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use loadlens_core::action::Action;
 use loadlens_core::client::Client;
 use loadlens_core::executor::{Controls, StopReason};
 use loadlens_core::run::EventKind;
@@ -133,7 +135,7 @@ impl Poller {
         if alert && !*acted {
             *acted = true;
             let at = self.timeline.elapsed().as_secs_f64();
-            match m.action {
+            match &m.action {
                 MonitorAction::Mark => {}
                 MonitorAction::Abort => {
                     message.push_str(" — aborting the run");
@@ -145,6 +147,22 @@ impl Poller {
                     message.push_str(" — the run will fail");
                     self.controls
                         .fail(format!("{who} went to Alert at {at:.1} s"));
+                }
+                MonitorAction::DisableGate(gate) => {
+                    let _ = write!(message, " — disabling gate {gate}");
+                    let action = Action::Gate {
+                        target: None,
+                        gate: gate.clone(),
+                        enable: false,
+                    };
+                    let cause = format!("{who} went to Alert at {at:.1} s");
+                    if !self.controls.act(&cause, &action) {
+                        tracing::warn!(
+                            sink = "datadog",
+                            monitor = m.id,
+                            "No guard actions for this run: the gate is not disabled."
+                        );
+                    }
                 }
             }
         }

@@ -102,7 +102,9 @@ pub fn timeline(e: &TimelineEvent) -> Option<(&'static str, Value)> {
         EventKind::MonitorState => "monitor_state",
         EventKind::StopRequested => "stop_requested",
         EventKind::ConfigChanged => "config_change",
-        EventKind::Note => "note",
+        // A guard action's outcome or a planned flip: a note (its message says what and how it
+        // went), until the line format gets an event of its own.
+        EventKind::Note | EventKind::Action => "note",
     };
     Some((event, fields))
 }

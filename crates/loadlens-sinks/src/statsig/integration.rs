@@ -169,6 +169,12 @@ impl Configured for Ready {
         self.0.required
     }
 
+    /// The Console API client, lent to guard actions and planned flips (`disable_gate`).
+    fn gate_target(&self) -> Option<std::sync::Arc<dyn loadlens_core::actions::GateTarget>> {
+        let console = super::Console::new(self.0.console.clone()?).ok()?;
+        Some(std::sync::Arc::new(super::gates::Gates::new(console)))
+    }
+
     /// Check the key with read calls, and build the sink.
     fn start(self: Box<Self>) -> StartFuture {
         let cfg = self.0;

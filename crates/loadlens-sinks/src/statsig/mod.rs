@@ -23,6 +23,7 @@
 
 pub mod api;
 mod config;
+pub mod gates;
 mod integration;
 #[cfg(any(test, feature = "testing"))]
 pub mod stub;

@@ -147,6 +147,11 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<
 }
 
 impl State {
+    /// The `--gate-url` knob, if any (its poller runs beside the server).
+    pub(super) fn gate(&self) -> Option<&super::gate::GateKnob> {
+        self.config.gate.as_ref()
+    }
+
     pub(super) fn new(config: DemoConfig) -> Self {
         Self {
             config,
@@ -170,7 +175,10 @@ impl State {
             }
             Err(_) => return json_error!(BAD_REQUEST, "unreadable body"),
         };
-        let delay = self.config.latency(endpoint).sample();
+        let mut delay = self.config.latency(endpoint).sample();
+        if let Some(g) = &self.config.gate {
+            delay += g.delay();
+        }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

@@ -82,6 +82,8 @@ fn standard_normal() -> f64 {
 pub struct DemoConfig {
     latency: [Latency; Endpoint::COUNT],
     error_rate: [f64; Endpoint::COUNT],
+    /// `--gate-url`: slower while a feature gate is on.
+    pub(super) gate: Option<super::gate::GateKnob>,
 }
 
 impl Default for DemoConfig {
@@ -131,6 +133,24 @@ impl DemoConfig {
                 .map_err(error)?;
             endpoints.for_each(|e| config.error_rate[e as usize] = rate);
         }
+        if let Some(url) = &args.gate_url {
+            let text = args.gate_latency.as_deref().unwrap_or("fixed(50ms)");
+            let latency =
+                parse_latency(text).map_err(|p| DemoConfigError::new("--gate-latency", text, p))?;
+            let mut headers = Vec::new();
+            for h in &args.gate_header {
+                let (k, v) = h.split_once(':').ok_or_else(|| {
+                    DemoConfigError::new("--gate-header", h, "expected `Name: value`".to_owned())
+                })?;
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+            config.gate = Some(super::gate::GateKnob {
+                url: url.clone(),
+                headers,
+                latency,
+                on: Default::default(),
+            });
+        }
         Ok(config)
     }
 
@@ -139,6 +159,7 @@ impl DemoConfig {
         Self {
             latency: [Latency::None; Endpoint::COUNT],
             error_rate: [0.0; Endpoint::COUNT],
+            gate: None,
         }
     }
 

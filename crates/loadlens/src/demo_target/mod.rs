@@ -13,6 +13,7 @@
 
 mod api;
 mod config;
+mod gate;
 mod handlers;
 #[cfg(test)]
 mod tests;
@@ -74,6 +75,21 @@ pub struct DemoTargetArgs {
         value_delimiter = ';'
     )]
     pub route_error_rate: Vec<String>,
+    /// Follow a feature gate: poll this URL (a Statsig Console API gate, or any JSON with
+    /// `isEnabled`) and add `--gate-latency` to every response while the gate is on.
+    #[arg(long, env = "LOADLENS_DEMO_GATE_URL", value_name = "URL")]
+    pub gate_url: Option<String>,
+    /// Header sent when reading the gate, `Name: value` (repeatable; the env twin separates
+    /// entries with `;`), e.g. `STATSIG-API-KEY: console-…`.
+    #[arg(
+        long = "gate-header",
+        env = "LOADLENS_DEMO_GATE_HEADERS",
+        value_delimiter = ';'
+    )]
+    pub gate_header: Vec<String>,
+    /// Added latency while the gate is on (default `fixed(50ms)`).
+    #[arg(long, env = "LOADLENS_DEMO_GATE_LATENCY")]
+    pub gate_latency: Option<String>,
 }
 
 impl Default for DemoTargetArgs {
@@ -86,6 +102,9 @@ impl Default for DemoTargetArgs {
             route_latency: Vec::new(),
             error_rate: None,
             route_error_rate: Vec::new(),
+            gate_url: None,
+            gate_header: Vec::new(),
+            gate_latency: None,
         }
     }
 }
@@ -118,6 +137,9 @@ impl DemoTarget {
     /// about a second.
     pub async fn serve(self, stop: CancellationToken) {
         let mut connections = JoinSet::new();
+        if let Some(knob) = self.state.gate() {
+            connections.spawn(gate::poll(knob.clone(), stop.clone()));
+        }
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,

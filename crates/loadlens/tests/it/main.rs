@@ -1,5 +1,6 @@
 //! End-to-end tests of the `loadlens` binary: real processes, real servers on 127.0.0.1:0.
 
+mod actions;
 mod browser;
 mod cli;
 mod credentials;

@@ -12,6 +12,7 @@
 //! [`crate::stats::LatencyHistogram::PERCENTILE_CURVE_POINTS`]; a one-hour run with 50 request
 //! names stays well under 5 MB (checked by a test).
 
+mod flips;
 mod outcome;
 pub mod over_time;
 pub mod svg;
@@ -95,6 +96,8 @@ pub fn render(doc: &ResultDoc) -> String {
     outcome::arrivals(&mut out, &value);
     request_tables(&mut out, doc);
     outcome::scenarios(&mut out, &value);
+    flips::actions(&mut out, &value);
+    flips::comparison(&mut out, &value);
     curves(&mut out, doc);
     phases(&mut out, doc);
     errors(&mut out, doc);
@@ -224,6 +227,12 @@ fn nav(out: &mut String, doc: &ResultDoc, value: &Value, extra: &[(String, Value
     links.push(("requests", "Requests"));
     if present("scenarios") {
         links.push(("scenarios", "Scenarios"));
+    }
+    if present("actions") {
+        links.push(("actions", "Actions"));
+    }
+    if present("comparison") {
+        links.push(("comparison", "Before/after"));
     }
     links.extend([
         ("curves", "Percentile curves"),

@@ -11,8 +11,10 @@ use super::{esc, fmt_ms, num, section_open, stats_row, table, Rows, STATS_HEAD};
 use crate::stats::RequestSummary;
 
 /// Top-level keys rendered here by a dedicated view.
-pub const HANDLED: [&str; 5] = [
+pub const HANDLED: [&str; 7] = [
     "thresholds",
+    "actions",
+    "comparison",
     "dropped_iterations",
     "arrivals",
     "generator",

@@ -98,6 +98,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         breaches: Vec::new(),
         scenarios: Vec::new(),
         failures: Vec::new(),
+        segments: Vec::new(),
         name_tags: Default::default(),
     };
     let summary = Summary::new(

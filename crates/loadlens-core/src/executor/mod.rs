@@ -95,6 +95,8 @@ pub struct RunOutput {
     pub failures: Vec<String>,
     /// The task tags of each request name, for thresholds scoped by tag.
     pub name_tags: NameTags,
+    /// Where the time went (from a trace receiver's sink), `None` without one.
+    pub breakdown: Option<Arc<crate::breakdown::Breakdown>>,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -547,6 +549,7 @@ impl Executor {
             arrivals: total_arrivals,
             breaches: guard.into_breaches(),
             failures: controls.failures(),
+            breakdown: None,
             scenarios,
             name_tags,
         }
@@ -587,6 +590,7 @@ impl Summary {
                 thresholds: Vec::new(),
                 name_tags: std::mem::take(&mut out.name_tags),
                 failures: std::mem::take(&mut out.failures),
+                breakdown: out.breakdown.take(),
             },
         }
     }

@@ -17,9 +17,29 @@
 //! | `operation` | each downstream operation's self time, keyed by `service.name` + span name (or `db.system` + operation, or `http.route`) |
 //! | `download` | the client's body download |
 
+mod join;
+mod series;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
+pub use join::{Join, JoinSettings, Span};
+
 use crate::stats::LatencyHistogram;
+
+/// Where the executor reads the breakdown from: a trace receiver's sink hands one out
+/// ([`crate::sink::Sink::breakdown_source`]).
+pub trait BreakdownSource: Send + Sync {
+    /// The latest breakdown, for the snapshot of this tick (cheap: no waiting).
+    fn latest(&self) -> Option<Arc<Breakdown>>;
+
+    /// After the last request: wait for the spans of the last requests (bounded by the
+    /// source's join window), then the final breakdown.
+    fn settle(&self) -> Pin<Box<dyn Future<Output = Option<Arc<Breakdown>>> + Send + '_>>;
+}
 
 /// The breakdown of a run (or of the run so far, live).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

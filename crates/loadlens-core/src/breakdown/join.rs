@@ -35,7 +35,11 @@ pub struct Span {
     pub parent_span_id: u64,
     /// The resource's `service.name`.
     pub service: Arc<str>,
-    /// The operation: the span name, `db.system` + operation, or `http.route`.
+    /// What the operation is grouped under: the `service.name`, or for a database span its
+    /// `db.system` (`postgresql`).
+    pub group: Arc<str>,
+    /// The operation: the span name (for a database span, its query summary), or for an
+    /// HTTP server span `METHOD http.route`.
     pub operation: Arc<str>,
     /// Start, nanoseconds since the Unix epoch.
     pub start_ns: u64,
@@ -598,7 +602,7 @@ impl Parts {
             }
             let s = &spans[i];
             let e = ops
-                .entry(ComponentKey::operation(&*s.service, &*s.operation))
+                .entry(ComponentKey::operation(&*s.group, &*s.operation))
                 .or_default();
             e.0 += self_us(i);
             e.1 += u64::from(s.error);

@@ -47,6 +47,7 @@ fn span(
         span_id: id,
         parent_span_id: parent,
         service: service.into(),
+        group: service.into(),
         operation: op.into(),
         start_ns: T0 + from_ms * MS,
         end_ns: T0 + to_ms * MS,

@@ -14,7 +14,7 @@
 //! | `dns`, `connect`, `tls` | the client's connection phases (only when the request opened a connection) |
 //! | `outside` | time outside the service: the client's time to first byte minus the server's root span |
 //! | `server_self` | the root server span minus the time covered by its child spans |
-//! | `operation` | each downstream operation's self time, keyed by `service.name` + span name (or `db.system` + operation, or `http.route`) |
+//! | `operation` | each downstream operation's self time, keyed by `service.name` + span name (database spans: `db.system` + span name; HTTP server spans: `service.name` + method and `http.route`) |
 //! | `download` | the client's body download |
 
 mod join;
@@ -146,11 +146,12 @@ pub struct Component {
 pub struct ComponentKey {
     /// The kind of component.
     pub kind: ComponentKind,
-    /// For an operation: the `service.name` of the spans (empty otherwise).
+    /// For an operation: the `service.name` of the spans, or for database spans their
+    /// `db.system` (empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
-    /// For an operation: the span name, `db.system` + operation (`postgresql SELECT`) or the
-    /// `http.route` (empty otherwise).
+    /// For an operation: the span name (a database span's query summary, `SELECT orders`),
+    /// or for an HTTP server span `METHOD http.route` (empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub operation: String,
 }
@@ -335,8 +336,8 @@ impl Breakdown {
                 errors,
                 series: series(p50),
             };
-        let select = ComponentKey::operation("orders", "postgresql SELECT orders");
-        let cache = ComponentKey::operation("orders", "redis GET");
+        let select = ComponentKey::operation("postgresql", "SELECT orders");
+        let cache = ComponentKey::operation("redis", "GET");
         let pricing = ComponentKey::operation("pricing", "GET /price/{sku}");
         let orders = RequestBreakdown {
             method: "GET".into(),
@@ -457,7 +458,7 @@ mod tests {
         let orders = b.request("GET", "/orders").unwrap();
         assert_eq!(
             orders.components[3].label,
-            "orders: postgresql SELECT orders"
+            "postgresql: SELECT orders"
         );
         assert_eq!(Coverage::default().ratio(), None);
     }

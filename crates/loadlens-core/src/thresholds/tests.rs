@@ -255,15 +255,15 @@ fn span_service_and_coverage_thresholds_read_the_breakdown() {
     let check = |rule: &str| parse(rule).unwrap().check(&o);
     // The example's query: p50 22 ms, p95 39.6 ms, 2 error spans.
     assert_eq!(
-        check(r#"p95{span:"postgresql SELECT orders"} < 20ms"#),
+        check(r#"p95{span:"SELECT orders"} < 20ms"#),
         (Some(39.6), Some(false))
     );
     assert_eq!(
-        check("p50{span:orders: postgresql SELECT orders} < 30ms"),
+        check("p50{span:postgresql: SELECT orders} < 30ms"),
         (Some(22.0), Some(true))
     );
     assert_eq!(
-        check("failures{span:postgresql SELECT orders} == 0"),
+        check("failures{span:SELECT orders} == 0"),
         (Some(2.0), Some(false))
     );
     // The pricing service: p99 28.75 ms.

@@ -185,3 +185,18 @@ fn a_receiver_port_in_use_refuses_the_run_with_the_flag_to_change() {
         "{err}"
     );
 }
+
+#[test]
+fn a_threshold_on_spans_without_the_receiver_is_refused_before_the_run() {
+    let out = Command::new(bin())
+        .args(["run", "--url", "http://127.0.0.1:9/", "-n", "1"])
+        .args(["--threshold", "trace_coverage > 95%"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("threshold `trace_coverage > 95%` reads the service's spans: turn the trace receiver on (--trace-receiver, or a `traces:` section)"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@
 //! | `jsonl` | [`jsonl`] | `jsonl:` | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
 //! | `prometheus` | [`prometheus`] | `prometheus:` | `/metrics` for a Prometheus server to scrape (OpenMetrics) during the run, and remote write |
 //! | `statsig` | [`statsig`] | `statsig:` | gate and config state at the start and config changes from the audit log on the timeline; the Console API client |
+//! | `receiver` | [`receiver`] | `traces:` | an OTLP trace receiver: the service's own spans joined to the client spans, per request name where the time went |
 //!
 //! The feature `all` turns every integration on (the binary uses it). Every folder has the same
 //! few files (`mod.rs`, `config.rs`, `integration.rs`, its encoder and sender, `tests.rs`), and
@@ -42,6 +43,8 @@ pub mod otlp;
 pub mod prometheus;
 #[cfg(feature = "statsig")]
 pub mod statsig;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 
 pub use integration::Integration;
 
@@ -59,6 +62,8 @@ pub fn registry() -> Vec<&'static dyn Integration> {
         &prometheus::Prometheus,
         #[cfg(feature = "statsig")]
         &statsig::Statsig,
+        #[cfg(feature = "receiver")]
+        &receiver::Receiver,
     ]
 }
 

@@ -397,6 +397,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     };
     let env = |k: &str| std::env::var(k).ok();
     let mut integrations = Vec::new();
+    let mut on = Vec::new();
     for i in &registry {
         let input = Input {
             matches: &args.integrations,
@@ -406,6 +407,21 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         };
         if let Some(c) = i.configure(&input).map_err(|e| invalid(e.to_string()))? {
             integrations.push(c);
+            on.push(i.name());
+        }
+    }
+    // Span, service and coverage thresholds read the trace receiver's breakdown: without it
+    // they could only fail for want of data, at the end of the run.
+    if !on.contains(&"traces") {
+        let reads_spans = |t: &&Threshold| {
+            matches!(t.scope, Scope::Span(_) | Scope::Service(_))
+                || t.metric == loadlens_core::thresholds::Metric::TraceCoverage
+        };
+        if let Some(t) = thresholds.iter().find(reads_spans) {
+            return Err(invalid(format!(
+                "threshold `{}` reads the service's spans: turn the trace receiver on (--trace-receiver, or a `traces:` section)",
+                t.expression
+            )));
         }
     }
     let lent: Vec<_> = integrations
@@ -558,6 +574,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     let mut started = Vec::new();
     let mut stdout_shared = false;
     let mut gates = loadlens_core::actions::Actions::builder(p.run.id.clone(), p.actions.dry_run);
+    let mut traced = false;
     for c in std::mem::take(&mut p.integrations) {
         let line = c.describe();
         let required = c.required();
@@ -575,8 +592,11 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
                 if let Some(g) = gate {
                     gates = gates.target(g);
                 }
-                if let Some(t) = tracing {
+                // The first integration that traces decides (the span exporter, listed before
+                // the trace receiver, whose own settings only apply without it).
+                if let Some(t) = tracing.filter(|_| !traced) {
                     executor = executor.tracing(t);
+                    traced = true;
                 }
                 executor = executor.sink(sink);
                 started.push(line);

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::SinkReport;
 use super::{Summary, Verdict};
+use crate::breakdown::Breakdown;
 use crate::health::GeneratorHealth;
 use crate::load::{ArrivalReport, LoadSettings};
 use crate::run::describe;
@@ -115,6 +116,10 @@ pub struct ResultDoc {
     /// Before/after each planned flip, per request name (absent: no flip).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub comparison: Vec<super::flips::FlipComparison>,
+    /// Where the time went, per request name, from the service's spans joined to the client
+    /// spans (absent when no trace receiver ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// One named scenario of the run.
@@ -286,6 +291,7 @@ impl ResultDoc {
             failures: summary.outcome.failures.clone(),
             actions: summary.outcome.actions.clone(),
             comparison: summary.comparison(),
+            breakdown: summary.outcome.breakdown.as_deref().cloned(),
         }
     }
 

@@ -429,6 +429,7 @@ pub(crate) mod tests {
                 failures: Vec::new(),
                 segments: Vec::new(),
                 actions: Vec::new(),
+                breakdown: None,
             },
         };
         let ts: Vec<_> = [

@@ -124,6 +124,9 @@ pub struct Outcome {
     pub segments: Vec<Segment>,
     /// Guard actions and planned flips, with their outcomes.
     pub actions: Vec<crate::action::Record>,
+    /// Where the time went, per request name (joined service spans); `None` when no trace
+    /// receiver ran.
+    pub breakdown: Option<std::sync::Arc<crate::breakdown::Breakdown>>,
 }
 
 /// A part of the run between two planned flips, with its own cumulative statistics.
@@ -171,6 +174,7 @@ impl Summary {
             tags: &tags,
             dropped_iterations: self.outcome.dropped_iterations,
             generator: Some(&self.outcome.generator),
+            breakdown: self.outcome.breakdown.as_deref(),
         };
         self.outcome.thresholds =
             crate::thresholds::evaluate(thresholds, &observed, &self.outcome.breaches);

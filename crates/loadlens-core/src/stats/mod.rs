@@ -608,6 +608,9 @@ pub struct Snapshot {
     pub arrival_rate: Option<f64>,
     /// The generator's own resource use over the last interval. Set by the executor.
     pub health: HealthSample,
+    /// Where the time went so far, per request name (joined service spans); `None` when no
+    /// trace receiver runs. Set by the executor.
+    pub breakdown: Option<Arc<crate::breakdown::Breakdown>>,
 }
 
 /// The generator's own resource use over one interval, for JSON lines, OTLP, Datadog and
@@ -684,6 +687,7 @@ impl Aggregator {
             dropped_iterations: None,
             arrival_rate: None,
             health: HealthSample::default(),
+            breakdown: None,
         }
     }
 

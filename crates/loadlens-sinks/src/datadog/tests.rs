@@ -598,6 +598,7 @@ async fn a_2s_metric_interval_posts_every_2s_of_the_run_whatever_the_tick_jitter
             dropped_iterations: None,
             arrival_rate: None,
             health: Default::default(),
+            breakdown: None,
         }));
     }
     assert!(stub.wait_for(Duration::from_secs(20), |r| {

@@ -24,6 +24,7 @@ mod scenario;
 mod schema;
 mod statsig;
 mod support;
+mod traces;
 mod tui;
 mod web;
 mod web_security;

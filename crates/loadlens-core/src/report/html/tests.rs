@@ -100,6 +100,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         failures: Vec::new(),
         segments: Vec::new(),
         name_tags: Default::default(),
+        breakdown: None,
     };
     let summary = Summary::new(
         RunInfo {

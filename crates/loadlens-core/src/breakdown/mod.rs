@@ -14,12 +14,32 @@
 //! | `dns`, `connect`, `tls` | the client's connection phases (only when the request opened a connection) |
 //! | `outside` | time outside the service: the client's time to first byte minus the server's root span |
 //! | `server_self` | the root server span minus the time covered by its child spans |
-//! | `operation` | each downstream operation's self time, keyed by `service.name` + span name (or `db.system` + operation, or `http.route`) |
+//! | `operation` | each downstream operation's self time, keyed by `service.name` + span name (database spans: `db.system` + span name; HTTP server spans: `service.name` + method and `http.route`) |
 //! | `download` | the client's body download |
+
+mod join;
+mod series;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use join::{Join, JoinSettings, Span};
+
 use crate::stats::LatencyHistogram;
+
+/// Where the executor reads the breakdown from: a trace receiver's sink hands one out
+/// ([`crate::sink::Sink::breakdown_source`]).
+pub trait BreakdownSource: Send + Sync {
+    /// The latest breakdown, for the snapshot of this tick (cheap: no waiting).
+    fn latest(&self) -> Option<Arc<Breakdown>>;
+
+    /// After the last request: wait for the spans of the last requests (bounded by the
+    /// source's join window), then the final breakdown.
+    fn settle(&self) -> Pin<Box<dyn Future<Output = Option<Arc<Breakdown>>> + Send + '_>>;
+}
 
 /// The breakdown of a run (or of the run so far, live).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -126,11 +146,12 @@ pub struct Component {
 pub struct ComponentKey {
     /// The kind of component.
     pub kind: ComponentKind,
-    /// For an operation: the `service.name` of the spans (empty otherwise).
+    /// For an operation: the `service.name` of the spans, or for database spans their
+    /// `db.system` (empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
-    /// For an operation: the span name, `db.system` + operation (`postgresql SELECT`) or the
-    /// `http.route` (empty otherwise).
+    /// For an operation: the span name (a database span's query summary, `SELECT orders`),
+    /// or for an HTTP server span `METHOD http.route` (empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub operation: String,
 }
@@ -315,8 +336,8 @@ impl Breakdown {
                 errors,
                 series: series(p50),
             };
-        let select = ComponentKey::operation("orders", "postgresql SELECT orders");
-        let cache = ComponentKey::operation("orders", "redis GET");
+        let select = ComponentKey::operation("postgresql", "SELECT orders");
+        let cache = ComponentKey::operation("redis", "GET");
         let pricing = ComponentKey::operation("pricing", "GET /price/{sku}");
         let orders = RequestBreakdown {
             method: "GET".into(),
@@ -437,7 +458,7 @@ mod tests {
         let orders = b.request("GET", "/orders").unwrap();
         assert_eq!(
             orders.components[3].label,
-            "orders: postgresql SELECT orders"
+            "postgresql: SELECT orders"
         );
         assert_eq!(Coverage::default().ratio(), None);
     }

@@ -237,6 +237,7 @@ impl Executor {
             .iter_mut()
             .filter_map(|s| s.sample_tap())
             .collect();
+        let breakdown = self.sinks.iter_mut().find_map(|s| s.breakdown_source());
         let seed = fastrand::u64(..);
         let name_tags = NameTags::of(self.scenarios.iter().map(|s| &*s.plan));
         let vu_stop = CancellationToken::new();
@@ -319,6 +320,7 @@ impl Executor {
                     })
                     .collect(),
                 names: names.clone(),
+                breakdown: breakdown.clone(),
                 thresholds: self.thresholds.clone(),
                 name_tags: name_tags.clone(),
                 controls: controls.clone(),
@@ -511,6 +513,12 @@ impl Executor {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
+        // The spans of the last requests may still be on their way: the source waits for them
+        // within its join window.
+        let breakdown = match &breakdown {
+            Some(b) => b.settle().await,
+            None => None,
+        };
         let (stats, series) = total.into_parts();
         let scenarios = views
             .into_iter()
@@ -549,7 +557,7 @@ impl Executor {
             arrivals: total_arrivals,
             breaches: guard.into_breaches(),
             failures: controls.failures(),
-            breakdown: None,
+            breakdown,
             scenarios,
             name_tags,
         }

@@ -155,6 +155,7 @@ impl Summary {
             tags: &tags,
             dropped_iterations: self.outcome.dropped_iterations,
             generator: Some(&self.outcome.generator),
+            breakdown: self.outcome.breakdown.as_deref(),
         };
         self.outcome.thresholds =
             crate::thresholds::evaluate(thresholds, &observed, &self.outcome.breaches);

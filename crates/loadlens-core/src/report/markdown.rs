@@ -494,7 +494,7 @@ pub(crate) mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| GET /orders | 98 of 100 | 72.0 | **orders: postgresql SELECT orders** | 55.0% | 39.6 |\n"),
+            md.contains("| GET /orders | 98 of 100 | 72.0 | **postgresql: SELECT orders** | 55.0% | 39.6 |\n"),
             "{md}"
         );
         assert!(

@@ -216,3 +216,88 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
         "one marker per chart"
     );
 }
+
+fn breakdown_meta() -> RunMeta {
+    let names = vec![
+        ("GET".to_owned(), "/orders".to_owned()),
+        ("GET".to_owned(), "/search".to_owned()),
+    ];
+    RunMeta {
+        run: loadlens_core::run::RunInfo {
+            id: "r".into(),
+            scenario: "s".into(),
+            tags: Default::default(),
+        },
+        load: LoadSettings::default(),
+        host: None,
+        names,
+        run_time: Some(std::time::Duration::from_secs(10)),
+    }
+}
+
+/// A hub of a running run whose snapshots carry `breakdown`: five one-second snapshots.
+fn hub_with(breakdown: Option<loadlens_core::breakdown::Breakdown>) -> Arc<Hub> {
+    let hub = Hub::new(breakdown_meta(), Phase::Running);
+    feed(&hub, breakdown);
+    hub
+}
+
+fn feed(hub: &Hub, breakdown: Option<loadlens_core::breakdown::Breakdown>) {
+    use loadlens_core::stats::{RequestStats, RequestSummary, SeriesPoint, Snapshot, StatsSet};
+    use std::time::{Duration, SystemTime};
+
+    let breakdown = breakdown.map(Arc::new);
+    let mut cumulative = RequestStats::default();
+    for s in 1..=5u64 {
+        let interval = RequestStats {
+            count: 20,
+            ..RequestStats::default()
+        };
+        cumulative.count += interval.count;
+        let elapsed = Duration::from_secs(s);
+        let mut set = StatsSet::new(2);
+        set.requests[0] = interval.clone();
+        hub.on_snapshot(Arc::new(Snapshot {
+            at: SystemTime::now(),
+            elapsed,
+            users: 2,
+            point: SeriesPoint::of(elapsed, Duration::from_secs(1), 2, &interval),
+            interval: Arc::new(set),
+            requests: vec![RequestSummary::of("GET", "/orders", &cumulative, elapsed)],
+            total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
+            dropped_iterations: None,
+            health: Default::default(),
+            breakdown: breakdown.clone(),
+        }));
+    }
+}
+
+#[test]
+fn the_breakdown_panel_is_the_reports_section_and_absent_without_a_receiver() {
+    use loadlens_core::breakdown::Breakdown;
+
+    let hub = hub_with(Some(Breakdown::example()));
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    let panel = live["breakdown"].as_str().expect("a panel");
+    assert!(
+        panel.contains(r#"<g class="bar" data-label="GET /orders">"#),
+        "{panel}"
+    );
+    assert!(panel.contains("<title>postgresql: SELECT orders: 24.2 ms</title>"));
+    // The report downloaded during the run shows the same bars and tables, byte for byte (its
+    // charts over time span the run so far, the panel's the planned run time).
+    let (_, report) = hub.download("report.html").unwrap();
+    let bars = panel.split("</figure>").next().unwrap();
+    assert!(bars.starts_with(r#"<p id="breakdown-coverage">"#), "{bars}");
+    assert!(report.contains(bars));
+    for table in panel.split("<table").skip(1) {
+        let table = table.split("</table>").next().unwrap();
+        assert!(report.contains(table), "{table}");
+    }
+
+    let hub = hub_with(None);
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert!(live["breakdown"].is_null());
+    let (_, report) = hub.download("report.html").unwrap();
+    assert!(!report.contains("Where the time went"));
+}

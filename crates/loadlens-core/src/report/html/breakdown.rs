@@ -366,9 +366,9 @@ mod tests {
                 "connect",
                 "outside the service",
                 "server self time",
-                "orders: postgresql SELECT orders",
+                "postgresql: SELECT orders",
                 "pricing: GET /price/{sku}",
-                "orders: redis GET",
+                "redis: GET",
                 "download"
             ]
         );

@@ -332,7 +332,7 @@ fn where_the_time_went_shows_bars_tables_charts_and_slowest_requests_with_links(
     let orders = bar("GET /orders");
     // 22 ms × 1.1 mean; 4 connects of 0.22 ms over 98 joined requests.
     assert!(
-        orders.contains("<title>orders: postgresql SELECT orders: 24.2 ms</title>"),
+        orders.contains("<title>postgresql: SELECT orders: 24.2 ms</title>"),
         "{orders}"
     );
     assert!(orders.contains("<title>pricing: GET /price/{sku}: 12.1 ms</title>"));
@@ -346,7 +346,7 @@ fn where_the_time_went_shows_bars_tables_charts_and_slowest_requests_with_links(
     assert!(!search.contains("SELECT"), "no select in /search: {search}");
     // The table: p50/p95/p99/max per component, its share and span errors.
     let row = section
-        .split(r#"<tr data-component="orders: postgresql SELECT orders">"#)
+        .split(r#"<tr data-component="postgresql: SELECT orders">"#)
         .nth(1)
         .unwrap()
         .split("</tr>")
@@ -360,7 +360,7 @@ fn where_the_time_went_shows_bars_tables_charts_and_slowest_requests_with_links(
     assert_eq!(
         cells,
         [
-            "orders: postgresql SELECT orders",
+            "postgresql: SELECT orders",
             "55.0%",
             "98",
             "22.0",
@@ -381,16 +381,13 @@ fn where_the_time_went_shows_bars_tables_charts_and_slowest_requests_with_links(
         .split("</figure>")
         .next()
         .unwrap();
-    assert!(
-        chart.contains(r#"data-label="orders: redis GET" d="M"#),
-        "{chart}"
-    );
+    assert!(chart.contains(r#"data-label="redis: GET" d="M"#), "{chart}");
     assert!(chart.contains(r#"<g class="marker threshold_breached">"#));
     // The slowest requests, linked to the trace UI.
     assert!(section.contains(
         r#"<a href="http://127.0.0.1:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736" rel="noopener noreferrer"><code>4bf92f3577b34da6a3ce929d0e0e4736</code></a>"#
     ));
-    assert!(section.contains("<td>orders: postgresql SELECT orders</td><td class=\"num\">120</td>"));
+    assert!(section.contains("<td>postgresql: SELECT orders</td><td class=\"num\">120</td>"));
     // Not shown twice as a generic section.
     assert!(!html.contains(r#"id="x-breakdown""#));
 

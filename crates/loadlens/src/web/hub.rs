@@ -126,6 +126,12 @@ impl Hub {
         self.payload.subscribe()
     }
 
+    /// Pages connected to the event stream (for tests that wait for a browser).
+    #[cfg(test)]
+    pub(super) fn pages(&self) -> usize {
+        self.payload.receiver_count()
+    }
+
     /// The latest payload.
     pub fn payload(&self) -> Arc<str> {
         self.payload.borrow().clone()

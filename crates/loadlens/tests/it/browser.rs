@@ -113,6 +113,13 @@ const PROBE: &str = r#"<script>
       height: s.getBoundingClientRect().height })),
     bars: [...document.querySelectorAll('#chart-phases g.bar')].map(g => ({
       label: g.dataset.label, width: g.getBoundingClientRect().width })),
+    breakdown_bars: [...document.querySelectorAll('#chart-breakdown g.bar')].map(g => ({
+      label: g.dataset.label, segments: [...g.querySelectorAll('rect')].map(r => ({
+        title: text(r), width: r.getBoundingClientRect().width })) })),
+    breakdown_rows: rows('#breakdown-table-0 tbody tr'),
+    slowest_links: [...document.querySelectorAll('table.slowest a')].map(a => a.href),
+    breakdown_visible: !!document.getElementById('breakdown') &&
+      document.getElementById('breakdown').getBoundingClientRect().height > 0,
     request_rows: rows('#request-stats tbody tr'),
     aggregate_row: rows('#request-stats tfoot tr')[0],
     percentile_rows: rows('#response-times tbody tr'),
@@ -317,4 +324,84 @@ fn a_one_hour_report_with_50_names_is_under_5_mb_and_renders_in_under_2_s() {
     assert!(ms < 2_000.0, "rendered in {ms} ms");
     assert_eq!(p["request_rows"].as_array().unwrap().len(), 50);
     screenshot(&chrome, &html, "one-hour-report.png");
+}
+
+#[test]
+fn where_the_time_went_renders_from_the_json_result_with_its_numbers() {
+    let chrome = chromium();
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("browser-breakdown");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "-n",
+        "50",
+        "-c",
+        "2",
+        "--json",
+        &dir.join("r.json"),
+        "--html",
+        &dir.join("plain.html"),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Without a receiver: no section.
+    let plain = probe(&chrome, &dir.path("plain.html"), &dir);
+    assert_eq!(plain["breakdown_visible"], false);
+    assert_eq!(plain["breakdown_bars"], serde_json::json!([]));
+
+    // The same result with a breakdown of known figures, rebuilt by `loadlens report`.
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    doc["breakdown"] =
+        serde_json::to_value(loadlens_core::breakdown::Breakdown::example()).unwrap();
+    std::fs::write(dir.path("b.json"), doc.to_string()).unwrap();
+    let out = run(&["report", &dir.join("b.json"), "--html", &dir.join("b.html")]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let p = probe(&chrome, &dir.path("b.html"), &dir);
+    assert_eq!(p["breakdown_visible"], true);
+    let bars = p["breakdown_bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    assert_eq!(bars[0]["label"], "GET /orders");
+    // Each segment drawn, as wide as its share of the bar: the select (24.2 ms) twice the
+    // pricing call (12.1 ms).
+    let width = |title: &str| {
+        bars[0]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["title"] == title)
+            .unwrap_or_else(|| panic!("no segment {title}: {bars:?}"))["width"]
+            .as_f64()
+            .unwrap()
+    };
+    let (select, pricing) = (
+        width("postgresql: SELECT orders: 24.2 ms"),
+        width("pricing: GET /price/{sku}: 12.1 ms"),
+    );
+    assert!(pricing > 5.0, "{pricing}");
+    assert!((select / pricing - 2.0).abs() < 0.1, "{select} / {pricing}");
+    let rows = p["breakdown_rows"].as_array().unwrap();
+    let select_row = rows
+        .iter()
+        .find(|r| r[0] == "postgresql: SELECT orders")
+        .expect("the select's row");
+    assert_eq!(
+        select_row,
+        &serde_json::json!([
+            "postgresql: SELECT orders",
+            "55.0%",
+            "98",
+            "22.0",
+            "39.6",
+            "55.0",
+            "88.0",
+            "2"
+        ])
+    );
+    assert_eq!(
+        p["slowest_links"][0],
+        "http://127.0.0.1:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(p["resources"], serde_json::json!([]), "nothing is fetched");
 }

@@ -376,14 +376,16 @@ async fn chromium_shows_the_breakdown_panel_only_with_a_breakdown() {
         let url = format!("http://{}/", d.addr());
         let browser = tokio::task::spawn_blocking(move || rendered_dom(&url));
         // The page connected to the event stream, whose first event (the state) is written at
-        // once; a second later the dashboard stops, the stream closes, and Chromium, its
-        // network quiet, dumps the page.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while d.hub.pages() == 0 && std::time::Instant::now() < deadline {
+        // once; a while later the dashboard stops, the stream closes, and Chromium, its
+        // network quiet, dumps the page. The while is twice what the browser took to get that
+        // far (at least a second), so a slow machine waits longer.
+        let started = std::time::Instant::now();
+        while d.hub.pages() == 0 && started.elapsed() < std::time::Duration::from_secs(60) {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert!(d.hub.pages() > 0, "the page never opened the event stream");
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let connect = started.elapsed();
+        tokio::time::sleep((2 * connect).max(std::time::Duration::from_secs(1))).await;
         d.shutdown().await;
         let dom = browser.await.unwrap();
         assert!(

@@ -93,7 +93,7 @@ mod delivery_tests;
 mod encode;
 mod health;
 mod integration;
-mod send;
+pub(crate) mod send;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_ca;
 #[cfg(test)]

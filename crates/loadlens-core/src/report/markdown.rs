@@ -1,12 +1,14 @@
 //! `--summary-md FILE` and `$GITHUB_STEP_SUMMARY`: a short Markdown summary for CI pages —
-//! verdict, thresholds, the requests table with corrected and uncorrected percentiles, the open
-//! model's arrivals, the generator's health and the scenarios. Also the plain-text version of
+//! verdict, thresholds, the requests table with corrected and uncorrected percentiles, where the
+//! time went (the top contributor per request name, when a trace receiver ran), the open model's
+//! arrivals, the generator's health and the scenarios. Also the plain-text version of
 //! the same outcome sections, printed under the summary table.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use super::{Summary, Verdict};
+use crate::breakdown::Breakdown;
 use crate::duration::ms;
 use crate::stats::RequestSummary;
 
@@ -130,6 +132,9 @@ pub fn render(s: &Summary) -> String {
     }
     latency_row(&mut out, "**all requests**", &s.total());
     out.push('\n');
+    if let Some(b) = &s.outcome.breakdown {
+        breakdown(&mut out, b);
+    }
     if let Some(a) = &s.outcome.arrivals {
         let d = &a.schedule_delay_ms;
         let _ = writeln!(
@@ -196,6 +201,60 @@ pub fn render(s: &Summary) -> String {
     }
     out.push_str(&super::flips::render(&s.comparison(), true));
     out
+}
+
+/// Where the time went: coverage, and per request name the component with the largest share.
+fn breakdown(out: &mut String, b: &Breakdown) {
+    let c = &b.coverage;
+    let _ = write!(
+        out,
+        "### Where the time went\n\n{} of {} sampled requests found their server spans",
+        c.joined, c.sampled
+    );
+    if let Some(r) = c.ratio() {
+        let _ = write!(out, " ({:.1}% coverage)", r * 100.0);
+    }
+    let _ = writeln!(
+        out,
+        "; {} spans dropped, {} late.\n",
+        c.spans_dropped, c.spans_late
+    );
+    let joined: Vec<_> = b.requests.iter().filter(|r| r.joined > 0).collect();
+    if joined.is_empty() {
+        out.push_str("No sampled request was joined to its server spans.\n\n");
+        return;
+    }
+    out.push_str("| name | joined | p95 ms | top contributor | share | its p95 ms |\n|---|--:|--:|---|--:|--:|\n");
+    for r in joined.iter().take(MAX_ROWS) {
+        let top = r
+            .components
+            .iter()
+            .reduce(|best, c| if c.share > best.share { c } else { best });
+        let (label, share, p95) = top.map_or(("-", String::new(), String::new()), |c| {
+            (
+                c.label.as_str(),
+                format!("{:.1}%", c.share * 100.0),
+                ms(c.figures.p95),
+            )
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} of {} | {} | **{}** | {share} | {p95} |",
+            cell(&format!("{} {}", r.method, r.name)),
+            r.joined,
+            r.sampled,
+            ms(r.total.p95),
+            cell(label),
+        );
+    }
+    if joined.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "| … {} more in the JSON result | | | | | |",
+            joined.len() - MAX_ROWS
+        );
+    }
+    out.push('\n');
 }
 
 fn generator_line(s: &Summary) -> String {
@@ -464,6 +523,31 @@ pub(crate) mod tests {
     #[test]
     fn markdown_summary_snapshot() {
         assert_snapshot("summary.md", &render(&fixture()));
+    }
+
+    #[test]
+    fn the_top_contributor_of_each_request_name_is_named_and_no_section_without_a_receiver() {
+        let mut s = fixture();
+        assert!(!render(&s).contains("Where the time went"));
+        s.outcome.breakdown = Some(std::sync::Arc::new(crate::breakdown::Breakdown::example()));
+        let md = render(&s);
+        assert!(
+            md.contains("### Where the time went\n\n148 of 150 sampled requests found their server spans (98.7% coverage); 6 spans dropped, 2 late.\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| GET /orders | 98 of 100 | 72.0 | **postgresql: SELECT orders** | 55.0% | 39.6 |\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| GET /search | 50 of 50 | 21.6 | **server self time** | 75.0% | 16.2 |\n"
+            ),
+            "{md}"
+        );
+        // Before the open model's section, after the requests.
+        let at = md.find("### Where the time went").unwrap();
+        assert!(md.find("### Requests").unwrap() < at && at < md.find("### Open model").unwrap());
     }
 
     #[test]

@@ -4,15 +4,17 @@
 //! The hub is the only reader of the executor's snapshot channel on behalf of the pages: it
 //! merges each snapshot's interval into its own cumulative set (for the error table and the
 //! downloads), appends the snapshot's point to its own series, renders the charts with the HTML
-//! report's own builder (`report::html::over_time`) *once*, and publishes the resulting JSON on
-//! a `watch` channel. Page connections only copy that string, so ten open pages cost what one does, and a slow page
+//! report's own builder (`report::html::over_time`) *once* — and so the panel "Where the time
+//! went" (`report::html::breakdown`) when a trace receiver feeds the snapshots a breakdown —
+//! and publishes the resulting JSON on a `watch` channel. Page connections only copy that string, so ten open pages cost what one does, and a slow page
 //! never delays the aggregator.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use loadlens_core::breakdown::Breakdown;
 use loadlens_core::executor::{Controls, LoadSettings, StopReason};
-use loadlens_core::report::html::over_time;
+use loadlens_core::report::html::{breakdown, over_time};
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{self, Outcome, Summary};
 use loadlens_core::run::{EventKind, RunInfo, TimelineEvent};
@@ -65,6 +67,9 @@ struct Inner {
     stats: StatsSet,
     series: TimeSeries,
     last: Option<Arc<Snapshot>>,
+    /// Where the time went so far (the latest snapshot's, then the summary's); `None` without
+    /// a trace receiver.
+    breakdown: Option<Arc<Breakdown>>,
     controls: Option<Controls>,
     finals: Option<Finals>,
     /// The summary's figures once the run ended: the tiles and tables then show the run's own
@@ -100,6 +105,7 @@ impl Hub {
                 stats: StatsSet::new(n),
                 series: TimeSeries::new(TimeSeries::DEFAULT_CAPACITY),
                 last: None,
+                breakdown: None,
                 controls: None,
                 finals: None,
                 ended: None,
@@ -118,6 +124,12 @@ impl Hub {
     /// A receiver of the latest payload (one JSON object per change).
     pub fn subscribe(&self) -> watch::Receiver<Arc<str>> {
         self.payload.subscribe()
+    }
+
+    /// Pages connected to the event stream (for tests that wait for a browser).
+    #[cfg(test)]
+    pub(super) fn pages(&self) -> usize {
+        self.payload.receiver_count()
     }
 
     /// The latest payload.
@@ -170,6 +182,9 @@ impl Hub {
             let mut i = self.lock();
             i.stats.merge(&snap.interval);
             i.series.push(snap.point.clone());
+            if snap.breakdown.is_some() {
+                i.breakdown = snap.breakdown.clone();
+            }
             if i.phase == Phase::Running && i.controls.as_ref().is_some_and(|c| c.is_stopping()) {
                 i.phase = Phase::Stopping;
             }
@@ -191,6 +206,9 @@ impl Hub {
         {
             let mut i = self.lock();
             i.finals = Some(finals);
+            if summary.outcome.breakdown.is_some() {
+                i.breakdown = summary.outcome.breakdown.clone();
+            }
             i.ended = Some(Ended {
                 elapsed_s: summary.duration.as_secs_f64(),
                 total: summary.total(),
@@ -271,7 +289,10 @@ fn current_summary(i: &Inner, timeline: Vec<TimelineEvent>) -> Summary {
         timeline,
         sinks: Vec::new(),
         dropped_samples: 0,
-        outcome: Outcome::default(),
+        outcome: Outcome {
+            breakdown: i.breakdown.clone(),
+            ..Outcome::default()
+        },
     }
 }
 
@@ -351,7 +372,14 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
         "errors": errors,
         "events": events.iter().map(|e| json!({"elapsed_s": e.elapsed_s, "kind": kind_name(e.kind), "message": e.message})).collect::<Vec<_>>(),
         "charts": charts(i, events),
+        "breakdown": i.breakdown.as_deref().map(|b| breakdown::body(b, span_s(i), events)),
     })
+}
+
+/// The time axis of the charts spans at least the planned run time, so that it does not
+/// rescale every second.
+fn span_s(i: &Inner) -> f64 {
+    i.meta.run_time.map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The charts of the HTML report, from the report's own builder ([`over_time`]) and the live
@@ -361,7 +389,7 @@ fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
     over_time::charts(&over_time::Series {
         points: &points,
         resolution_s: i.series.resolution() as u64,
-        min_span_s: i.meta.run_time.map_or(0.0, |d| d.as_secs_f64()),
+        min_span_s: span_s(i),
         timeline: events,
     })
     .unwrap_or_default()

@@ -1,4 +1,5 @@
-//! Unit tests of the dashboard's pieces that need no server: auth helpers, load requests.
+//! Unit tests of the dashboard's pieces: auth helpers, load requests, the hub's payload, and the
+//! breakdown panel in headless Chromium (a dashboard served in-process, fed known snapshots).
 
 use super::*;
 
@@ -217,4 +218,198 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
         3,
         "one marker per chart"
     );
+}
+
+fn breakdown_meta() -> RunMeta {
+    let names = vec![
+        ("GET".to_owned(), "/orders".to_owned()),
+        ("GET".to_owned(), "/search".to_owned()),
+    ];
+    RunMeta {
+        run: loadlens_core::run::RunInfo {
+            id: "r".into(),
+            scenario: "s".into(),
+            tags: Default::default(),
+        },
+        load: LoadSettings::default(),
+        host: None,
+        names,
+        run_time: Some(std::time::Duration::from_secs(10)),
+    }
+}
+
+/// A hub of a running run whose snapshots carry `breakdown`: five one-second snapshots.
+fn hub_with(breakdown: Option<loadlens_core::breakdown::Breakdown>) -> Arc<Hub> {
+    let hub = Hub::new(breakdown_meta(), Phase::Running);
+    feed(&hub, breakdown);
+    hub
+}
+
+fn feed(hub: &Hub, breakdown: Option<loadlens_core::breakdown::Breakdown>) {
+    use loadlens_core::stats::{RequestStats, RequestSummary, SeriesPoint, Snapshot, StatsSet};
+    use std::time::{Duration, SystemTime};
+
+    let breakdown = breakdown.map(Arc::new);
+    let mut cumulative = RequestStats::default();
+    for s in 1..=5u64 {
+        let interval = RequestStats {
+            count: 20,
+            ..RequestStats::default()
+        };
+        cumulative.count += interval.count;
+        let elapsed = Duration::from_secs(s);
+        let mut set = StatsSet::new(2);
+        set.requests[0] = interval.clone();
+        hub.on_snapshot(Arc::new(Snapshot {
+            at: SystemTime::now(),
+            elapsed,
+            users: 2,
+            point: SeriesPoint::of(elapsed, Duration::from_secs(1), 2, &interval),
+            interval: Arc::new(set),
+            requests: vec![RequestSummary::of("GET", "/orders", &cumulative, elapsed)],
+            total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
+            dropped_iterations: None,
+            health: Default::default(),
+            breakdown: breakdown.clone(),
+        }));
+    }
+}
+
+#[test]
+fn the_breakdown_panel_is_the_reports_section_and_absent_without_a_receiver() {
+    use loadlens_core::breakdown::Breakdown;
+
+    let hub = hub_with(Some(Breakdown::example()));
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    let panel = live["breakdown"].as_str().expect("a panel");
+    assert!(
+        panel.contains(r#"<g class="bar" data-label="GET /orders">"#),
+        "{panel}"
+    );
+    assert!(panel.contains("<title>postgresql: SELECT orders: 24.2 ms</title>"));
+    // The report downloaded during the run shows the same bars and tables, byte for byte (its
+    // charts over time span the run so far, the panel's the planned run time).
+    let (_, report) = hub.download("report.html").unwrap();
+    let bars = panel.split("</figure>").next().unwrap();
+    assert!(bars.starts_with(r#"<p id="breakdown-coverage">"#), "{bars}");
+    assert!(report.contains(bars));
+    for table in panel.split("<table").skip(1) {
+        let table = table.split("</table>").next().unwrap();
+        assert!(report.contains(table), "{table}");
+    }
+
+    let hub = hub_with(None);
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert!(live["breakdown"].is_null());
+    let (_, report) = hub.download("report.html").unwrap();
+    assert!(!report.contains("Where the time went"));
+}
+
+/// Headless Chromium's DOM of `url` once the network went quiet (`--virtual-time-budget`): the
+/// caller closes the event stream (shuts the dashboard down) once the page has its state,
+/// since an open stream keeps the network busy. Fails, saying how to install it, without
+/// Chromium.
+fn rendered_dom(url: &str) -> String {
+    let chrome = std::env::var_os("LOADLENS_CHROMIUM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/usr/bin/chromium".into());
+    assert!(
+        chrome.is_file(),
+        "no Chromium at {}: run the suite with `scripts/test`, which installs Debian's \
+         `chromium` (`apt-get install chromium`), or set LOADLENS_CHROMIUM",
+        chrome.display()
+    );
+    let profile =
+        std::env::temp_dir().join(format!("loadlens-web-chromium-{}", std::process::id()));
+    let mut child = std::process::Command::new(&chrome)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--window-size=1300,2400",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    // Bounded: a browser that never dumps fails the test instead of holding the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while child.try_wait().ok().flatten().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not dump the page within 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+    reader.join().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_the_breakdown_panel_only_with_a_breakdown() {
+    use loadlens_core::breakdown::Breakdown;
+
+    let args = WebArgs {
+        web: true,
+        web_host: None,
+        web_port: 0,
+        web_auth: None,
+    };
+    for with in [true, false] {
+        let d = Dashboard::start(&args, breakdown_meta(), false)
+            .await
+            .unwrap();
+        feed(&d.hub, with.then(Breakdown::example));
+        let url = format!("http://{}/", d.addr());
+        let browser = tokio::task::spawn_blocking(move || rendered_dom(&url));
+        // The page connected to the event stream, whose first event (the state) is written at
+        // once; a while later the dashboard stops, the stream closes, and Chromium, its
+        // network quiet, dumps the page. The while is twice what the browser took to get that
+        // far (at least a second), so a slow machine waits longer.
+        let started = std::time::Instant::now();
+        while d.hub.pages() == 0 && started.elapsed() < std::time::Duration::from_secs(60) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(d.hub.pages() > 0, "the page never opened the event stream");
+        let connect = started.elapsed();
+        tokio::time::sleep((2 * connect).max(std::time::Duration::from_secs(1))).await;
+        d.shutdown().await;
+        let dom = browser.await.unwrap();
+        assert!(
+            dom.contains(r#"id="k-requests">100<"#),
+            "the page rendered the state: {dom}"
+        );
+        let section = dom
+            .split(r#"<section id="breakdown""#)
+            .nth(1)
+            .expect("the panel's section")
+            .split("</section>")
+            .next()
+            .unwrap();
+        if with {
+            assert!(!section.starts_with(" hidden"), "{section}");
+            assert!(section.contains(r#"<g class="bar" data-label="GET /orders">"#));
+            assert!(section.contains("<title>postgresql: SELECT orders: 24.2 ms</title>"));
+            assert!(section.contains("98.7% coverage"));
+            assert!(section.contains(r#"<tr data-component="postgresql: SELECT orders">"#));
+        } else {
+            assert!(section.starts_with(r#" hidden="""#), "{section}");
+            assert!(!section.contains("<svg"));
+        }
+    }
 }

@@ -1,7 +1,9 @@
 //! The HTML report in a real browser: headless Chromium (Debian's `chromium`, installed by
 //! `scripts/test`) loads the report from disk and the tests assert what a person would see — chart
 //! lines drawn, one row per request name, the numbers of the JSON result — and how long a large
-//! report takes to render. Screenshots are kept under `target/tmp/browser/`.
+//! report takes to render; and "Where the time went", from a known breakdown and from a run
+//! whose service (OpenTelemetry Python SDK) sent its spans to the trace receiver. Screenshots are
+//! kept under `target/tmp/browser/`.
 //!
 //! A test-only probe script is appended to a copy of the report (the report itself has no
 //! script); it measures the rendered page and writes the result into the DOM, which
@@ -113,6 +115,13 @@ const PROBE: &str = r#"<script>
       height: s.getBoundingClientRect().height })),
     bars: [...document.querySelectorAll('#chart-phases g.bar')].map(g => ({
       label: g.dataset.label, width: g.getBoundingClientRect().width })),
+    breakdown_bars: [...document.querySelectorAll('#chart-breakdown g.bar')].map(g => ({
+      label: g.dataset.label, segments: [...g.querySelectorAll('rect')].map(r => ({
+        title: text(r), width: r.getBoundingClientRect().width })) })),
+    breakdown_rows: rows('#breakdown-table-0 tbody tr'),
+    slowest_links: [...document.querySelectorAll('table.slowest a')].map(a => a.href),
+    breakdown_visible: !!document.getElementById('breakdown') &&
+      document.getElementById('breakdown').getBoundingClientRect().height > 0,
     request_rows: rows('#request-stats tbody tr'),
     aggregate_row: rows('#request-stats tfoot tr')[0],
     percentile_rows: rows('#response-times tbody tr'),
@@ -317,4 +326,196 @@ fn a_one_hour_report_with_50_names_is_under_5_mb_and_renders_in_under_2_s() {
     assert!(ms < 2_000.0, "rendered in {ms} ms");
     assert_eq!(p["request_rows"].as_array().unwrap().len(), 50);
     screenshot(&chrome, &html, "one-hour-report.png");
+}
+
+#[test]
+fn where_the_time_went_renders_from_the_json_result_with_its_numbers() {
+    let chrome = chromium();
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("browser-breakdown");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{}/api/products", target.url),
+        "-n",
+        "50",
+        "-c",
+        "2",
+        "--json",
+        &dir.join("r.json"),
+        "--html",
+        &dir.join("plain.html"),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    // Without a receiver: no section.
+    let plain = probe(&chrome, &dir.path("plain.html"), &dir);
+    assert_eq!(plain["breakdown_visible"], false);
+    assert_eq!(plain["breakdown_bars"], serde_json::json!([]));
+
+    // The same result with a breakdown of known figures, rebuilt by `loadlens report`.
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    doc["breakdown"] =
+        serde_json::to_value(loadlens_core::breakdown::Breakdown::example()).unwrap();
+    std::fs::write(dir.path("b.json"), doc.to_string()).unwrap();
+    let out = run(&["report", &dir.join("b.json"), "--html", &dir.join("b.html")]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let p = probe(&chrome, &dir.path("b.html"), &dir);
+    assert_eq!(p["breakdown_visible"], true);
+    let bars = p["breakdown_bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 2, "{bars:?}");
+    assert_eq!(bars[0]["label"], "GET /orders");
+    // Each segment drawn, as wide as its share of the bar: the select (24.2 ms) twice the
+    // pricing call (12.1 ms).
+    let width = |title: &str| {
+        bars[0]["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["title"] == title)
+            .unwrap_or_else(|| panic!("no segment {title}: {bars:?}"))["width"]
+            .as_f64()
+            .unwrap()
+    };
+    let (select, pricing) = (
+        width("postgresql: SELECT orders: 24.2 ms"),
+        width("pricing: GET /price/{sku}: 12.1 ms"),
+    );
+    assert!(pricing > 5.0, "{pricing}");
+    assert!((select / pricing - 2.0).abs() < 0.1, "{select} / {pricing}");
+    let rows = p["breakdown_rows"].as_array().unwrap();
+    let select_row = rows
+        .iter()
+        .find(|r| r[0] == "postgresql: SELECT orders")
+        .expect("the select's row");
+    assert_eq!(
+        select_row,
+        &serde_json::json!([
+            "postgresql: SELECT orders",
+            "55.0%",
+            "98",
+            "22.0",
+            "39.6",
+            "55.0",
+            "88.0",
+            "2"
+        ])
+    );
+    assert_eq!(
+        p["slowest_links"][0],
+        "http://127.0.0.1:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    assert_eq!(p["resources"], serde_json::json!([]), "nothing is fetched");
+}
+
+#[test]
+fn a_run_with_the_trace_receiver_shows_where_the_time_went_in_html_and_markdown() {
+    use crate::otel::{free_port, peer, Proc};
+    let chrome = chromium();
+    let python = peer(
+        "LOADLENS_OTEL_PYTHON",
+        ".cache/loadlens-otel-app/bin/python",
+        "Python with the OpenTelemetry SDK",
+    );
+    let (http, grpc) = (free_port(), free_port());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/otel_target.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("http://127.0.0.1:{http}/v1/traces"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the Python target");
+    let url = listening_url(&mut child, "the Python target");
+    let _target = Proc(child);
+    let dir = TempDir::new("browser-receiver");
+    let out = run(&[
+        "run",
+        "--url",
+        &format!("{url}/ok"),
+        "-c",
+        "2",
+        "-n",
+        "100",
+        "--trace-receiver",
+        &format!("127.0.0.1:{http}"),
+        "--trace-receiver-grpc",
+        &format!("127.0.0.1:{grpc}"),
+        "--trace-link",
+        "http://127.0.0.1:16686/trace/{trace_id}",
+        "--json",
+        &dir.join("r.json"),
+        "--html",
+        &dir.join("r.html"),
+        "--summary-md",
+        &dir.join("r.md"),
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
+    let b = &doc["breakdown"];
+    let (sampled, joined) = (&b["coverage"]["sampled"], &b["coverage"]["joined"]);
+    assert!(joined.as_u64().unwrap() > 0, "nothing joined: {b}");
+
+    // The HTML report: the coverage, one bar drawn, the table, the slowest requests linked.
+    let html = std::fs::read_to_string(dir.path("r.html")).unwrap();
+    assert!(
+        html.contains(&format!(
+            "<p id=\"breakdown-coverage\">{joined} of {sampled} sampled requests found their server spans"
+        )),
+        "{}",
+        &html[html.find("Where the time went").unwrap_or(0)..][..400]
+    );
+    let p = probe(&chrome, &dir.path("r.html"), &dir);
+    assert_eq!(p["breakdown_visible"], true);
+    let bar = &p["breakdown_bars"][0];
+    assert_eq!(bar["label"], "GET /ok");
+    let segments = bar["segments"].as_array().unwrap();
+    for s in ["outside the service", "server self time"] {
+        assert!(
+            segments.iter().any(
+                |x| x["title"].as_str().unwrap().starts_with(&format!("{s}: "))
+                    && x["width"].as_f64().unwrap() > 0.0
+            ),
+            "{s} drawn: {segments:?}"
+        );
+    }
+    let self_row = p["breakdown_rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "server self time")
+        .expect("server self time's row")
+        .clone();
+    assert_eq!(self_row[2], joined.to_string(), "{self_row}");
+    let slowest = &b["requests"][0]["slowest"][0]["trace_id"];
+    assert_eq!(
+        p["slowest_links"][0],
+        format!("http://127.0.0.1:16686/trace/{}", slowest.as_str().unwrap())
+    );
+
+    // The Markdown summary names the component with the largest share.
+    let top = b["requests"][0]["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by(|a, b| {
+            a["share"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["share"].as_f64().unwrap())
+        })
+        .unwrap();
+    let md = std::fs::read_to_string(dir.path("r.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "| GET /ok | {joined} of {sampled} | {} | **{}** |",
+            loadlens_core::duration::ms(b["requests"][0]["total"]["p95"].as_f64().unwrap()),
+            top["label"].as_str().unwrap()
+        )),
+        "{md}"
+    );
 }

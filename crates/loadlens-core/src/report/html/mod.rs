@@ -4,14 +4,16 @@
 //! `loadlens report RESULT.json --html out.html` rebuilds it from a saved result. Charts are
 //! inline SVG drawn by [`svg`] (those over time by [`over_time`], shared with the dashboard); styles are inlined from `style.css`. Sections: run header and
 //! verdict, charts over time with markers for timeline events, the timeline, the per-request
-//! tables (Locust's columns, percentiles, connection phases), percentile curves, the
-//! connection-phase breakdown, errors, sinks, and any section of the document this build does
+//! tables (Locust's columns, percentiles, connection phases), where the time went (the service's
+//! own spans joined to ours, [`breakdown`]; only when the run had a trace receiver), percentile
+//! curves, the connection-phase breakdown, errors, sinks, and any section of the document this build does
 //! not know yet (rendered generically, so a newer result never loses information here).
 //!
 //! Size is bounded: the series holds at most 3,600 points and each request's curve at most
 //! [`crate::stats::LatencyHistogram::PERCENTILE_CURVE_POINTS`]; a one-hour run with 50 request
 //! names stays well under 5 MB (checked by a test).
 
+pub mod breakdown;
 mod flips;
 mod outcome;
 pub mod over_time;
@@ -31,7 +33,7 @@ use svg::{Bar, Line, PALETTE};
 pub const STYLE: &str = include_str!("style.css");
 
 /// Top-level keys of the result that have a dedicated section; any other key gets a generic one.
-const KNOWN_KEYS: [&str; 13] = [
+const KNOWN_KEYS: [&str; 14] = [
     "format_version",
     "tool",
     "run",
@@ -45,6 +47,7 @@ const KNOWN_KEYS: [&str; 13] = [
     "timeline",
     "sinks",
     "dropped_samples",
+    "breakdown",
 ];
 
 /// Request names drawn in the combined percentile-curve chart (the busiest ones); every name
@@ -95,6 +98,12 @@ pub fn render(doc: &ResultDoc) -> String {
     timeline(&mut out, doc);
     outcome::arrivals(&mut out, &value);
     request_tables(&mut out, doc);
+    breakdown::section(
+        &mut out,
+        doc.breakdown.as_ref(),
+        doc.run.duration_s,
+        &doc.timeline,
+    );
     outcome::scenarios(&mut out, &value);
     flips::actions(&mut out, &value);
     flips::comparison(&mut out, &value);
@@ -225,6 +234,9 @@ fn nav(out: &mut String, doc: &ResultDoc, value: &Value, extra: &[(String, Value
         links.push(("arrivals", "Open model"));
     }
     links.push(("requests", "Requests"));
+    if doc.breakdown.is_some() {
+        links.push(("breakdown", "Where the time went"));
+    }
     if present("scenarios") {
         links.push(("scenarios", "Scenarios"));
     }

@@ -1,7 +1,8 @@
 //! The run's charts over time — requests and failures per second, p50/p95/p99, active users,
-//! with numbered markers for timeline events — defined once, for the HTML report and for the
-//! live dashboard (`loadlens --web`), which shows this same SVG, rendered from its live series
-//! once per snapshot.
+//! with numbered markers for timeline events, and each request name's breakdown components
+//! ([`components`]) — defined once, for the HTML report and for the live dashboard
+//! (`loadlens --web`), which shows this same SVG, rendered from its live series once per
+//! snapshot.
 //!
 //! One Rust builder rather than one script shared by both: the report must open from disk with
 //! no script, and the dashboard then gets its charts for the cost of an `innerHTML` per second
@@ -9,6 +10,7 @@
 //! colours, titles, axes and legends therefore cannot drift apart between the two.
 
 use super::svg::{self, Line, Marker, PALETTE};
+use crate::breakdown;
 use crate::run::{EventKind, TimelineEvent};
 use crate::stats::SeriesPoint;
 
@@ -107,6 +109,55 @@ pub fn charts(s: &Series<'_>) -> Option<String> {
         out.push_str(&svg::time_chart(id, &title, unit, x_max, &lines, &markers));
     }
     Some(out)
+}
+
+/// One line of a [`components`] chart: a component of a request name's breakdown.
+#[derive(Debug, Clone, Copy)]
+pub struct ComponentLine<'a> {
+    /// Legend label (the component's label).
+    pub label: &'a str,
+    /// Stroke colour (the component's colour in the stacked bars).
+    pub color: &'static str,
+    /// Its values per interval.
+    pub points: &'a [breakdown::SeriesPoint],
+}
+
+/// One request name's breakdown components over time: each component's mean per interval, in
+/// ms, on the run's time axis with the timeline's markers (as the run's own charts have them).
+/// An interval where a component did not occur is a gap, not a zero. `None` when no component
+/// has a point.
+pub fn components(
+    id: &str,
+    title: &str,
+    lines: &[ComponentLine<'_>],
+    min_span_s: f64,
+    timeline: &[TimelineEvent],
+) -> Option<String> {
+    let last = lines
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.elapsed_s))
+        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))?;
+    let drawn: Vec<Line> = lines
+        .iter()
+        .map(|l| Line {
+            label: l.label.to_owned(),
+            color: l.color,
+            width: WIDTH,
+            points: l
+                .points
+                .iter()
+                .map(|p| (p.count > 0).then_some((p.elapsed_s, p.avg_ms)))
+                .collect(),
+        })
+        .collect();
+    Some(svg::time_chart(
+        id,
+        title,
+        " ms",
+        last.max(min_span_s),
+        &drawn,
+        &markers(timeline),
+    ))
 }
 
 /// Timeline events as chart markers (run start and finish are left out: they are the edges of

@@ -298,3 +298,114 @@ fn curves_survive_the_json_round_trip() {
     );
     assert_eq!(render(&back), render(&doc));
 }
+
+#[test]
+fn where_the_time_went_shows_bars_tables_charts_and_slowest_requests_with_links() {
+    use crate::breakdown::Breakdown;
+    let mut doc = synthetic(2, 5);
+    let b = Breakdown::example();
+    doc.breakdown = Some(b.clone());
+    let html = render(&doc);
+    let section = html
+        .split(r#"<section id="breakdown"><h2>Where the time went</h2>"#)
+        .nth(1)
+        .expect("the section")
+        .split("</section>")
+        .next()
+        .unwrap();
+    assert!(html.contains(r##"<a href="#breakdown">Where the time went</a>"##));
+    assert!(
+        section.contains(
+            "148 of 150 sampled requests found their server spans (<b>98.7% coverage</b>)"
+        ),
+        "{section}"
+    );
+    // One bar per request name; each segment is the component's mean per joined request.
+    let bar = |name: &str| {
+        section
+            .split(&format!(r#"<g class="bar" data-label="{name}">"#))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no bar {name}"))
+            .split("</g>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let orders = bar("GET /orders");
+    // 22 ms × 1.1 mean; 4 connects of 0.22 ms over 98 joined requests.
+    assert!(
+        orders.contains("<title>postgresql: SELECT orders: 24.2 ms</title>"),
+        "{orders}"
+    );
+    assert!(orders.contains("<title>pricing: GET /price/{sku}: 12.1 ms</title>"));
+    assert!(orders.contains("<title>server self time: 3.30 ms</title>"));
+    assert!(
+        orders.contains("<title>connect: 0.01 ms</title>"),
+        "{orders}"
+    );
+    let search = bar("GET /search");
+    assert!(search.contains("<title>server self time: 9.90 ms</title>"));
+    assert!(!search.contains("SELECT"), "no select in /search: {search}");
+    // The table: p50/p95/p99/max per component, its share and span errors.
+    let row = section
+        .split(r#"<tr data-component="postgresql: SELECT orders">"#)
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    let cells: Vec<&str> = row
+        .split("<td")
+        .skip(1)
+        .map(|c| c.split('>').nth(1).unwrap().trim_end_matches("</td"))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            "postgresql: SELECT orders",
+            "55.0%",
+            "98",
+            "22.0",
+            "39.6",
+            "55.0",
+            "88.0",
+            "2"
+        ]
+    );
+    // Components over time per name, with the timeline's markers.
+    for id in ["chart-breakdown", "chart-breakdown-0", "chart-breakdown-1"] {
+        assert!(section.contains(&format!(r#"id="{id}""#)), "{id}");
+    }
+    let chart = section
+        .split(r#"id="chart-breakdown-0""#)
+        .nth(1)
+        .unwrap()
+        .split("</figure>")
+        .next()
+        .unwrap();
+    assert!(chart.contains(r#"data-label="redis: GET" d="M"#), "{chart}");
+    assert!(chart.contains(r#"<g class="marker threshold_breached">"#));
+    // The slowest requests, linked to the trace UI.
+    assert!(section.contains(
+        r#"<a href="http://127.0.0.1:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736" rel="noopener noreferrer"><code>4bf92f3577b34da6a3ce929d0e0e4736</code></a>"#
+    ));
+    assert!(section.contains("<td>postgresql: SELECT orders</td><td class=\"num\">120</td>"));
+    // Not shown twice as a generic section.
+    assert!(!html.contains(r#"id="x-breakdown""#));
+
+    // A run without a receiver: no section, no link.
+    doc.breakdown = None;
+    let html = render(&doc);
+    assert!(!html.contains("Where the time went") && !html.contains("id=\"breakdown"));
+
+    // A receiver that joined nothing: the coverage and why, no empty chart.
+    let mut none = b;
+    for r in &mut none.requests {
+        r.joined = 0;
+    }
+    none.coverage.joined = 0;
+    doc.breakdown = Some(none);
+    let html = render(&doc);
+    assert!(html.contains(r#"id="breakdown-none""#));
+    assert!(!html.contains(r#"id="chart-breakdown""#));
+}

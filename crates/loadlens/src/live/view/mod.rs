@@ -5,8 +5,8 @@
 //!
 //! Layout, top to bottom: a title line (run id, scenario, profile), time elapsed and left with a
 //! progress bar, the run's figures; the table per request name (method, name, requests,
-//! failures, p50/p95/p99, average and current req/s) with the aggregate as its last row;
-//! sparklines of req/s and p95; the recent errors; log lines that arrived during the run; and
+//! failures, p50/p95/p99, average and current req/s) with the aggregate as its last row; where
+//! the time went ([`breakdown`], only when a trace receiver runs); sparklines of req/s and p95; the recent errors; log lines that arrived during the run; and
 //! the key help, which turns into the stop notice once a stop was asked for. Columns and panels
 //! give way on small terminals; below a minimum size only the progress line is left.
 
@@ -24,6 +24,8 @@ use ratatui::widgets::{Block, Cell, LineGauge, Paragraph, Row, Sparkline, Table,
 use ratatui::Frame;
 
 use super::Header;
+
+mod breakdown;
 
 /// Snapshots kept for the sparklines: ten minutes at one a second, wider than any terminal.
 const HISTORY: usize = 600;
@@ -158,6 +160,12 @@ impl View {
         // sparklines keep their minimum; the sparklines take what is left.
         let requests = self.latest.as_ref().map_or(0, |s| s.requests.len() + 1) as u16;
         let middle = area.height - 3 - (error_rows + 2) - log_rows - 1;
+        // Where the time went, when there is a breakdown and the table keeps its minimum.
+        let panel_h = self.breakdown().map_or(0, |b| {
+            breakdown::rows(b).min(if tall { 6 } else { 3 }) as u16 + 2
+        });
+        let panel_h = if middle >= panel_h + 4 { panel_h } else { 0 };
+        let middle = middle - panel_h;
         let want = requests + 3;
         // Smaller sparklines, or none, rather than a table cut short.
         let spark_min = [8, 5, 3]
@@ -176,9 +184,10 @@ impl View {
             h if h >= 2 * SPARK_ROW => 2 * SPARK_ROW,
             h => h.min(SPARK_ROW),
         };
-        let [head, table, sparks, errors, _, logs, footer] = Layout::vertical([
+        let [head, table, panel, sparks, errors, _, logs, footer] = Layout::vertical([
             Constraint::Length(3),
             Constraint::Length(table_h),
+            Constraint::Length(panel_h),
             Constraint::Length(spark_h),
             Constraint::Length(error_rows + 2),
             Constraint::Fill(1),
@@ -188,6 +197,9 @@ impl View {
         .areas(area);
         self.render_head(frame, head);
         self.render_table(frame, table);
+        if let Some(b) = self.breakdown().filter(|_| panel_h > 0) {
+            breakdown::render(frame, panel, b);
+        }
         self.render_sparklines(frame, sparks);
         self.render_errors(frame, errors);
         let lines: Vec<Line<'_>> = self
@@ -214,6 +226,11 @@ impl View {
                 self.header.run_id, self.header.scenario, self.header.profile
             )),
         ])
+    }
+
+    /// Where the time went so far (`None` without a trace receiver).
+    fn breakdown(&self) -> Option<&loadlens_core::breakdown::Breakdown> {
+        self.latest.as_ref()?.breakdown.as_deref()
     }
 
     fn elapsed(&self) -> Duration {

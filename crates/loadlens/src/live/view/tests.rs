@@ -325,3 +325,55 @@ fn errors_newest_first_and_bounded() {
         screen[first + 2]
     );
 }
+
+#[test]
+fn where_the_time_went_shows_each_names_top_components_only_with_a_breakdown() {
+    use loadlens_core::breakdown::Breakdown;
+
+    let (mut view, snaps) = view();
+    for (w, h) in [(120, 40), (80, 24)] {
+        let screen = draw(&view, w, h);
+        assert!(
+            !screen.join("\n").contains("Where the time went"),
+            "no panel without a receiver"
+        );
+    }
+    let mut last = (**snaps.last().unwrap()).clone();
+    last.breakdown = Some(Arc::new(Breakdown::example()));
+    view.push(Arc::new(last));
+    for (w, h) in [(140, 40), (120, 30)] {
+        let screen = draw(&view, w, h);
+        let title = find(&screen, "Where the time went");
+        assert!(
+            title.contains("98.7% of 150 sampled requests joined · 6 spans dropped, 2 late"),
+            "{title}"
+        );
+        // /orders: p95 72 ms; SELECT 55%, pricing 28% (27.5 rounds to even), self time 8%.
+        let orders = find(&screen, "GET /orders  ");
+        assert!(
+            orders.contains(
+                "p95    72.0 ms  postgresql: SELECT orders 55% · pricing: GET /price/{sku} 28% · server self time 8%"
+            ),
+            "{orders}"
+        );
+        let search = find(&screen, "GET /search  ");
+        assert!(
+            search.contains("p95    21.6 ms  server self time 75% · redis: GET 17%"),
+            "{search}"
+        );
+        // The rest of the view is still there (errors counted twice: the last interval was
+        // pushed again).
+        for needle in [
+            "/api/products",
+            "Aggregated",
+            " req/s  now",
+            "8× POST",
+            " q ",
+        ] {
+            find(&screen, needle);
+        }
+    }
+    // A small terminal leaves the panel out rather than the table.
+    let screen = draw(&view, 80, 16);
+    find(&screen, "Aggregated");
+}

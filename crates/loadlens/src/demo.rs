@@ -7,7 +7,7 @@ use loadlens_core::scenario::Scenario;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{DemoArgs, RunArgs};
-use crate::demo_target::{DemoConfig, DemoTarget};
+use crate::demo_target::{DemoConfig, DemoTarget, Operation};
 use crate::exit::{Exit, Failure};
 use crate::runner::{self, Outputs};
 
@@ -17,16 +17,23 @@ pub const STOREFRONT: &str = include_str!("../../../examples/storefront.yaml");
 /// Run the demo.
 pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, Failure> {
     let internal = |m: String| Failure::new(Exit::Internal, m);
-    let target = DemoTarget::bind(
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        DemoConfig::default(),
-    )
-    .await
-    .map_err(|e| internal(format!("cannot start the demo target: {e}")))?;
+    let mut config = DemoConfig::default();
+    if let Some(slow) = args.slow {
+        config = config.with_operation(slow, Operation::slow());
+    }
+    let target = DemoTarget::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
+        .await
+        .map_err(|e| internal(format!("cannot start the demo target: {e}")))?;
     let addr = target.local_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(target.serve(stop.clone()));
     say!("demo target listening on http://{addr}");
+    if let Some(slow) = args.slow {
+        say!(
+            "demo target: the {slow} operation is slow ({})",
+            Operation::slow()
+        );
+    }
 
     let scenario = Scenario::from_str_named(STOREFRONT, "examples/storefront.yaml")
         .map_err(|e| internal(e.to_string()))?;

@@ -183,7 +183,6 @@ impl DemoConfig {
 
     /// Sends the demo target's own spans to `traces`, the full OTLP http/protobuf URL
     /// (`http://127.0.0.1:4318/v1/traces`).
-    #[allow(dead_code)] // `loadlens demo` uses it once the trace receiver is in.
     pub fn with_otlp_endpoint(mut self, traces: Uri) -> Self {
         self.otlp_endpoint = Some(traces);
         self

@@ -16,7 +16,8 @@
 //!
 //! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`]: small shared helpers.
 //! 2. [`run`], [`sample`]: the run's identity, timeline and controls; one request's measurement.
-//! 3. [`stats`], [`client`]: HDR statistics and snapshots; the HTTP client.
+//! 3. [`stats`], [`breakdown`], [`client`]: HDR statistics and snapshots; where the time went
+//!    (joined service spans); the HTTP client.
 //! 4. [`health`], [`load`], [`template`]: the generator's own health; the load model; templates.
 //! 5. [`inspect`], [`limits`], [`thresholds`]: checks and captures; load limits; thresholds.
 //! 6. [`scenario`], [`loadspec`]: the scenario file's model (`loadspec` holds its load and
@@ -45,6 +46,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod breakdown;
 pub mod client;
 pub mod duration;
 pub mod encoding;

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::breakdown::BreakdownSource;
 pub use crate::report::SinkReport;
 use crate::report::Summary;
 use crate::run::{Controls, EventKind, RunInfo, TimelineEvent};
@@ -39,6 +40,13 @@ pub trait Sink: Send {
 
     /// A sender for raw samples, if this sink needs every request (traces). Called once.
     fn sample_tap(&mut self) -> Option<SampleTap> {
+        None
+    }
+
+    /// Where the time went, for a sink that joins the service's spans (the trace receiver):
+    /// the executor puts its latest breakdown in every snapshot and its settled one in the
+    /// summary. Called once, at the start of the run.
+    fn breakdown_source(&mut self) -> Option<Arc<dyn BreakdownSource>> {
         None
     }
 

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{Controls, Shared, StopReason};
+use crate::breakdown::BreakdownSource;
 use crate::client::ClientShared;
 use crate::health::HealthMonitor;
 use crate::run::{EventKind, TimelineEvent};
@@ -44,6 +45,8 @@ pub(super) struct Inputs {
     pub lanes: Vec<LaneView>,
     /// `(method, name)` pairs in `NameId` order.
     pub names: Vec<(String, String)>,
+    /// Where the breakdown of joined spans comes from (a trace receiver), if any.
+    pub breakdown: Option<Arc<dyn BreakdownSource>>,
     /// The thresholds checked on every snapshot.
     pub thresholds: Vec<Threshold>,
     /// The task tags of each request name, for thresholds scoped by tag.
@@ -87,6 +90,7 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
     let Inputs {
         lanes,
         names,
+        breakdown,
         thresholds,
         name_tags,
         controls,
@@ -162,6 +166,7 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
             .map(|d| d.load(Ordering::Relaxed))
             .reduce(|a, b| a + b);
         snap.health = health.sample(Some(client.open_connections()), sched_delay);
+        snap.breakdown = breakdown.as_ref().and_then(|b| b.latest());
         let snap = Arc::new(snap);
         if !guard.is_empty() {
             let gh = health.report(None);
@@ -173,6 +178,7 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 tags: &tags,
                 dropped_iterations: snap.dropped_iterations.unwrap_or(0),
                 generator: Some(&gh),
+                breakdown: snap.breakdown.as_deref(),
             };
             let (breached, abort) = guard.check(&observed, elapsed);
             let mut events: Vec<TimelineEvent> = breached

@@ -95,6 +95,8 @@ pub struct RunOutput {
     pub failures: Vec<String>,
     /// The task tags of each request name, for thresholds scoped by tag.
     pub name_tags: NameTags,
+    /// Where the time went (from a trace receiver's sink), `None` without one.
+    pub breakdown: Option<Arc<crate::breakdown::Breakdown>>,
 }
 
 /// State shared by the driver and every VU of one scenario.
@@ -235,6 +237,7 @@ impl Executor {
             .iter_mut()
             .filter_map(|s| s.sample_tap())
             .collect();
+        let breakdown = self.sinks.iter_mut().find_map(|s| s.breakdown_source());
         let seed = fastrand::u64(..);
         let name_tags = NameTags::of(self.scenarios.iter().map(|s| &*s.plan));
         let vu_stop = CancellationToken::new();
@@ -317,6 +320,7 @@ impl Executor {
                     })
                     .collect(),
                 names: names.clone(),
+                breakdown: breakdown.clone(),
                 thresholds: self.thresholds.clone(),
                 name_tags: name_tags.clone(),
                 controls: controls.clone(),
@@ -509,6 +513,12 @@ impl Executor {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
+        // The spans of the last requests may still be on their way: the source waits for them
+        // within its join window.
+        let breakdown = match &breakdown {
+            Some(b) => b.settle().await,
+            None => None,
+        };
         let (stats, series) = total.into_parts();
         let scenarios = views
             .into_iter()
@@ -547,6 +557,7 @@ impl Executor {
             arrivals: total_arrivals,
             breaches: guard.into_breaches(),
             failures: controls.failures(),
+            breakdown,
             scenarios,
             name_tags,
         }
@@ -587,6 +598,7 @@ impl Summary {
                 thresholds: Vec::new(),
                 name_tags: std::mem::take(&mut out.name_tags),
                 failures: std::mem::take(&mut out.failures),
+                breakdown: out.breakdown.take(),
             },
         }
     }

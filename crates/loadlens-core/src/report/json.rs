@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::SinkReport;
 use super::{Summary, Verdict};
+use crate::breakdown::Breakdown;
 use crate::health::GeneratorHealth;
 use crate::load::{ArrivalReport, LoadSettings};
 use crate::run::describe;
@@ -109,6 +110,10 @@ pub struct ResultDoc {
     /// Alert); empty when none did.
     #[serde(default)]
     pub failures: Vec<String>,
+    /// Where the time went, per request name, from the service's spans joined to the client
+    /// spans (absent when no trace receiver ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Breakdown>,
 }
 
 /// One named scenario of the run.
@@ -278,6 +283,7 @@ impl ResultDoc {
                 })
                 .collect(),
             failures: summary.outcome.failures.clone(),
+            breakdown: summary.outcome.breakdown.as_deref().cloned(),
         }
     }
 

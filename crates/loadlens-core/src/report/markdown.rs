@@ -387,6 +387,7 @@ pub(crate) mod tests {
                     ("POST /checkout", &["checkout", "pay"]),
                 ]),
                 failures: Vec::new(),
+                breakdown: None,
             },
         };
         let ts: Vec<_> = [

@@ -118,6 +118,9 @@ pub struct Outcome {
     /// Why a guard failed the run ([`crate::run::Controls::fail`]; e.g. a Datadog monitor
     /// with the `fail` action went to Alert).
     pub failures: Vec<String>,
+    /// Where the time went, per request name (joined service spans); `None` when no trace
+    /// receiver ran.
+    pub breakdown: Option<std::sync::Arc<crate::breakdown::Breakdown>>,
 }
 
 impl Summary {
@@ -152,6 +155,7 @@ impl Summary {
             tags: &tags,
             dropped_iterations: self.outcome.dropped_iterations,
             generator: Some(&self.outcome.generator),
+            breakdown: self.outcome.breakdown.as_deref(),
         };
         self.outcome.thresholds =
             crate::thresholds::evaluate(thresholds, &observed, &self.outcome.breaches);

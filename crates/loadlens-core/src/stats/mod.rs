@@ -585,6 +585,9 @@ pub struct Snapshot {
     pub dropped_iterations: Option<u64>,
     /// The generator's own resource use over the last interval. Set by the executor.
     pub health: HealthSample,
+    /// Where the time went so far, per request name (joined service spans); `None` when no
+    /// trace receiver runs. Set by the executor.
+    pub breakdown: Option<Arc<crate::breakdown::Breakdown>>,
 }
 
 /// The generator's own resource use over one interval, for JSON lines, OTLP, Datadog and
@@ -660,6 +663,7 @@ impl Aggregator {
             total,
             dropped_iterations: None,
             health: HealthSample::default(),
+            breakdown: None,
         }
     }
 

@@ -10,13 +10,19 @@
 //! rps > 500                            completed requests per second over the run
 //! dropped_iterations == 0              open model: arrivals with no free VU
 //! generator_healthy                    the generator was not the bottleneck
+//! p95{span:"SELECT orders"} < 20ms     a downstream operation of the service (trace receiver)
+//! p99{service:inventory} < 100ms       a service's spans where the trace enters it
+//! trace_coverage > 95%                 sampled requests joined to their server spans
 //! error_rate < 5%, abort after 30s     stop the run once it is lost (after a grace delay)
 //! ```
 //!
 //! Metrics: `p50 p66 p75 p80 p90 p95 p98 p99 p99.9 p99.99 med avg min max` (milliseconds;
 //! values take `ms`, `s`, or a bare number of ms), `error_rate` (`1%` or `0.01`), `rps`,
-//! `requests`, `failures`, `dropped_iterations`, `generator_healthy`. Operators:
-//! `< <= > >= == !=`.
+//! `requests`, `failures`, `dropped_iterations`, `generator_healthy`, `trace_coverage`.
+//! Operators: `< <= > >= == !=`. The `span:` and `service:` scopes read the trace receiver's
+//! [`Breakdown`] (`p50 p95 p99 avg max`, and `failures` for the spans with an error status);
+//! `span:` matches an operation as reports name it (`SELECT orders`, or with its service,
+//! `orders: SELECT orders`).
 //!
 //! The same [`Threshold`] is evaluated on every snapshot during the run (to emit
 //! `threshold_breached` events and to abort) and once on the final summary, which decides the
@@ -30,6 +36,7 @@ use std::time::Duration;
 
 pub use tags::{unknown_tag, NameTags, TagSummary};
 
+use crate::breakdown::Breakdown;
 use crate::health::GeneratorHealth;
 use crate::stats::{Percentiles, RequestSummary};
 
@@ -52,6 +59,8 @@ pub enum Metric {
     GeneratorHealthy,
     /// Checks passed / checks evaluated, 0..=1.
     Checks,
+    /// Sampled requests joined to their server spans / sampled requests, 0..=1.
+    TraceCoverage,
 }
 
 /// A latency statistic.
@@ -106,6 +115,11 @@ pub enum Scope {
     Scenario(String),
     /// Every request sent by the tasks with this tag (see [`tags`]).
     Tag(String),
+    /// A downstream operation of the service, from joined spans (`span:"SELECT orders"`).
+    Span(String),
+    /// The spans of one service where the trace enters it, from joined spans
+    /// (`service:inventory`).
+    Service(String),
 }
 
 impl fmt::Display for Scope {
@@ -115,6 +129,8 @@ impl fmt::Display for Scope {
             Scope::Request(n) => write!(f, "name:{n}"),
             Scope::Scenario(n) => write!(f, "scenario:{n}"),
             Scope::Tag(t) => write!(f, "tag:{t}"),
+            Scope::Span(n) => write!(f, "span:{n}"),
+            Scope::Service(n) => write!(f, "service:{n}"),
         }
     }
 }
@@ -248,6 +264,12 @@ pub enum ParseErrorKind {
     /// No operator and value.
     #[error("expected `METRIC OP VALUE`, e.g. `p95 < 300ms`, `error_rate < 1%`, `rps > 500`")]
     MissingComparison,
+    /// A metric the `span:` and `service:` scopes do not measure.
+    #[error("`{metric}` is not measured on spans: use p50, p95, p99, avg, max or failures")]
+    NotOnSpans {
+        /// The metric as written.
+        metric: String,
+    },
     /// A run-wide metric with a scope.
     #[error("`{metric}` applies to the whole run, not to a scope")]
     WholeRunOnly {
@@ -284,6 +306,8 @@ fn split_scope(s: &str) -> Result<(&str, Scope), ParseErrorKind> {
         "name" | "request" => Scope::Request(val),
         "scenario" => Scope::Scenario(val),
         "tag" => Scope::Tag(val),
+        "span" | "operation" => Scope::Span(val),
+        "service" => Scope::Service(val),
         k => {
             return Err(ParseErrorKind::UnknownScope {
                 key: k.to_owned(),
@@ -307,6 +331,7 @@ fn parse_metric(m: &str) -> Result<Metric, ParseErrorKind> {
         "dropped_iterations" => Metric::DroppedIterations,
         "generator_healthy" => Metric::GeneratorHealthy,
         "checks" | "check_rate" => Metric::Checks,
+        "trace_coverage" => Metric::TraceCoverage,
         p if p.starts_with('p') && p[1..].parse::<f64>().is_ok() => {
             let q: f64 = p[1..].parse().unwrap_or_default();
             if !PERCENTILES.contains(&q) {
@@ -345,7 +370,7 @@ fn parse_value(metric: Metric, v: &str) -> Result<f64, ParseErrorKind> {
                 num(v)
             }
         }
-        Metric::ErrorRate | Metric::Checks => match v.strip_suffix('%') {
+        Metric::ErrorRate | Metric::Checks | Metric::TraceCoverage => match v.strip_suffix('%') {
             Some(p) => num(p).map(|x| x / 100.0),
             None => num(v),
         },
@@ -415,8 +440,23 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
         (_, None) => return Err(ctx(ParseErrorKind::MissingComparison)),
         (m, Some(v)) => parse_value(m, v).map_err(ctx)?,
     };
-    if matches!(metric, Metric::DroppedIterations | Metric::GeneratorHealthy)
-        && scope != Scope::Aggregate
+    if matches!(scope, Scope::Span(_) | Scope::Service(_))
+        && !matches!(
+            metric,
+            Metric::Failures
+                | Metric::Latency(
+                    LatencyStat::Avg | LatencyStat::Max | LatencyStat::P(50.0 | 95.0 | 99.0)
+                )
+        )
+    {
+        return Err(ctx(ParseErrorKind::NotOnSpans {
+            metric: name.to_owned(),
+        }));
+    }
+    if matches!(
+        metric,
+        Metric::DroppedIterations | Metric::GeneratorHealthy | Metric::TraceCoverage
+    ) && scope != Scope::Aggregate
     {
         return Err(ctx(ParseErrorKind::WholeRunOnly {
             metric: name.to_owned(),
@@ -448,11 +488,16 @@ pub struct Observed<'a> {
     pub dropped_iterations: u64,
     /// The generator's health so far (`None` before the first measurement).
     pub generator: Option<&'a GeneratorHealth>,
+    /// Where the time went (joined spans), when a trace receiver runs.
+    pub breakdown: Option<&'a Breakdown>,
 }
 
 impl Threshold {
     /// The observed value, `None` when there is nothing to judge yet.
     pub fn observe(&self, o: &Observed<'_>) -> Option<f64> {
+        if let Some(v) = self.observe_spans(o) {
+            return v;
+        }
         let r = match &self.scope {
             Scope::Aggregate => Some(o.aggregate),
             Scope::Request(n) => o
@@ -461,6 +506,7 @@ impl Threshold {
                 .find(|r| r.name == *n || format!("{} {}", r.method, r.name) == *n),
             Scope::Scenario(n) => o.scenarios.iter().find(|(s, _)| s == n).map(|(_, r)| r),
             Scope::Tag(t) => o.tags.iter().find(|s| s.tag == *t).map(|s| &s.summary),
+            Scope::Span(_) | Scope::Service(_) => None,
         };
         let with_requests = r.filter(|r| r.request_count > 0);
         match self.metric {
@@ -475,7 +521,45 @@ impl Threshold {
                 .map(|r| (r.checks_passed, r.checks_passed + r.checks_failed))
                 .filter(|(_, n)| *n > 0)
                 .map(|(p, n)| p as f64 / n as f64),
+            Metric::TraceCoverage => None,
         }
+    }
+
+    /// What the trace receiver's breakdown says, for the thresholds that read it (`None`: not
+    /// one of them).
+    fn observe_spans(&self, o: &Observed<'_>) -> Option<Option<f64>> {
+        if self.metric == Metric::TraceCoverage {
+            return Some(o.breakdown.and_then(|b| b.coverage.ratio()));
+        }
+        let (figures, errors) = match &self.scope {
+            Scope::Span(n) => {
+                // The busiest operation of that name (the same name may run in two services).
+                let c = o.breakdown.and_then(|b| {
+                    b.operations
+                        .iter()
+                        .filter(|c| c.key.operation == *n || c.label == *n)
+                        .max_by_key(|c| c.figures.count)
+                });
+                (c.map(|c| c.figures), c.map(|c| c.errors))
+            }
+            Scope::Service(n) => {
+                let s = o
+                    .breakdown
+                    .and_then(|b| b.services.iter().find(|s| s.service == *n));
+                (s.map(|s| s.figures), s.map(|s| s.errors))
+            }
+            _ => return None,
+        };
+        let figures = figures.filter(|f| f.count > 0);
+        Some(match self.metric {
+            Metric::Latency(LatencyStat::Avg) => figures.map(|f| f.avg),
+            Metric::Latency(LatencyStat::Max) => figures.map(|f| f.max),
+            Metric::Latency(LatencyStat::P(50.0)) => figures.map(|f| f.p50),
+            Metric::Latency(LatencyStat::P(95.0)) => figures.map(|f| f.p95),
+            Metric::Latency(LatencyStat::P(99.0)) => figures.map(|f| f.p99),
+            Metric::Failures => errors.map(|e| e as f64),
+            _ => None,
+        })
     }
 
     /// Evaluate: `Some(true)` passed, `Some(false)` failed, `None` no data.
@@ -498,6 +582,7 @@ impl Threshold {
             Metric::DroppedIterations => "dropped_iterations".into(),
             Metric::GeneratorHealthy => "generator_healthy".into(),
             Metric::Checks => "checks".into(),
+            Metric::TraceCoverage => "trace_coverage".into(),
         }
     }
 
@@ -505,7 +590,7 @@ impl Threshold {
     pub fn unit(&self) -> &'static str {
         match self.metric {
             Metric::Latency(_) => "ms",
-            Metric::ErrorRate | Metric::Checks => "ratio",
+            Metric::ErrorRate | Metric::Checks | Metric::TraceCoverage => "ratio",
             Metric::Rps => "per_s",
             Metric::Requests | Metric::Failures | Metric::DroppedIterations => "count",
             Metric::GeneratorHealthy => "bool",
@@ -516,7 +601,9 @@ impl Threshold {
     pub fn format(&self, v: f64) -> String {
         match self.metric {
             Metric::Latency(_) => format!("{} ms", crate::duration::ms(v)),
-            Metric::ErrorRate | Metric::Checks => format!("{:.2}%", v * 100.0),
+            Metric::ErrorRate | Metric::Checks | Metric::TraceCoverage => {
+                format!("{:.2}%", v * 100.0)
+            }
             Metric::Rps => format!("{v:.1}/s"),
             Metric::GeneratorHealthy => if v >= 1.0 { "true" } else { "false" }.into(),
             _ => format!("{v:.0}"),

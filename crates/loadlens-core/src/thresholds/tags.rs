@@ -278,6 +278,7 @@ user_types:
             tags: &summaries,
             dropped_iterations: 0,
             generator: None,
+            breakdown: None,
         };
         let got: Vec<Option<bool>> = ts.iter().map(|t| t.check(&o).1).collect();
         // The aggregate p95 is fast (the slow names are 4% of it); the tag's is not.
@@ -325,6 +326,7 @@ user_types:
                 tags: &summaries,
                 dropped_iterations: 0,
                 generator: None,
+                breakdown: None,
             };
             guard.check(&o, elapsed)
         };

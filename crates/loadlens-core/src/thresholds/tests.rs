@@ -96,6 +96,7 @@ fn evaluates_each_metric_and_scope() {
         tags: &[],
         dropped_iterations: 3,
         generator: Some(&health),
+        breakdown: None,
     };
     let r = |s: &str| parse(s).unwrap().check(&o);
     assert_eq!(r("p95 < 500ms"), (Some(400.0), Some(true)));
@@ -132,6 +133,7 @@ fn guard_reports_first_breaches_and_aborts_only_after_the_delay() {
         tags: &[],
         dropped_iterations: 0,
         generator: None,
+        breakdown: None,
     };
     let mut g = Guard::new(vec![
         parse("error_rate < 10%, abort after 5s").unwrap(),
@@ -179,6 +181,7 @@ fn check_pass_rate_is_a_threshold() {
         tags: &[],
         dropped_iterations: 0,
         generator: None,
+        breakdown: None,
     };
     let pass = parse("checks > 98%").unwrap();
     let fail = parse("checks >= 99.5%").unwrap();
@@ -233,5 +236,82 @@ fn errors_carry_the_rule_and_a_kind_to_match_on() {
     assert_eq!(
         msg("p95 < 1s, later"),
         "threshold `p95 < 1s, later`: unknown option `later`: expected `abort` or `abort after 30s`"
+    );
+}
+
+#[test]
+fn span_service_and_coverage_thresholds_read_the_breakdown() {
+    let b = crate::breakdown::Breakdown::example();
+    let total = summary("Aggregated", 10, 0, 100.0, 1.0);
+    let o = Observed {
+        aggregate: &total,
+        requests: &[],
+        scenarios: &[],
+        tags: &[],
+        dropped_iterations: 0,
+        generator: None,
+        breakdown: Some(&b),
+    };
+    let check = |rule: &str| parse(rule).unwrap().check(&o);
+    // The example's query: p50 22 ms, p95 39.6 ms, 2 error spans.
+    assert_eq!(
+        check(r#"p95{span:"SELECT orders"} < 20ms"#),
+        (Some(39.6), Some(false))
+    );
+    assert_eq!(
+        check("p50{span:postgresql: SELECT orders} < 30ms"),
+        (Some(22.0), Some(true))
+    );
+    assert_eq!(
+        check("failures{span:SELECT orders} == 0"),
+        (Some(2.0), Some(false))
+    );
+    // The pricing service: p99 28.75 ms.
+    assert_eq!(
+        check("p99{service:pricing} < 100ms"),
+        (Some(28.75), Some(true))
+    );
+    // 148 of 150 sampled requests joined.
+    let (v, ok) = check("trace_coverage > 95%");
+    assert!((v.unwrap() - 148.0 / 150.0).abs() < 1e-9 && ok == Some(true));
+    assert_eq!(check("trace_coverage >= 0.99").1, Some(false));
+    // No such operation, or no receiver: no data (which fails at the end).
+    assert_eq!(check("p95{span:DELETE everything} < 1s"), (None, None));
+    let without = Observed {
+        breakdown: None,
+        ..o
+    };
+    assert_eq!(
+        parse("trace_coverage > 95%").unwrap().check(&without),
+        (None, None)
+    );
+    assert_eq!(
+        parse("p95{service:pricing} < 1s").unwrap().check(&without),
+        (None, None)
+    );
+    // Request figures are unaffected by the breakdown.
+    assert_eq!(check("requests == 10"), (Some(10.0), Some(true)));
+    let t = parse(r#"p95{span:"SELECT orders"} < 20ms"#).unwrap();
+    assert_eq!(t.scope.to_string(), "span:SELECT orders");
+    assert_eq!(
+        parse("trace_coverage > 95%").unwrap().format(0.9866),
+        "98.66%"
+    );
+}
+
+#[test]
+fn span_scopes_refuse_what_spans_do_not_measure() {
+    let e = |rule: &str| parse(rule).unwrap_err().to_string();
+    assert_eq!(
+        e("p90{span:SELECT} < 1s"),
+        "threshold `p90{span:SELECT} < 1s`: `p90` is not measured on spans: use p50, p95, p99, avg, max or failures"
+    );
+    assert_eq!(
+        e("rps{service:inventory} > 1"),
+        "threshold `rps{service:inventory} > 1`: `rps` is not measured on spans: use p50, p95, p99, avg, max or failures"
+    );
+    assert_eq!(
+        e("trace_coverage{name:/a} > 90%"),
+        "threshold `trace_coverage{name:/a} > 90%`: `trace_coverage` applies to the whole run, not to a scope"
     );
 }

@@ -597,6 +597,7 @@ async fn a_2s_metric_interval_posts_every_2s_of_the_run_whatever_the_tick_jitter
             total: Default::default(),
             dropped_iterations: None,
             health: Default::default(),
+            breakdown: None,
         }));
     }
     assert!(stub.wait_for(Duration::from_secs(20), |r| {

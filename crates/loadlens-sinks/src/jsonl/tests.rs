@@ -285,6 +285,7 @@ fn health_lines_carry_the_snapshot_figures_and_null_for_missing_ones() {
         total: Default::default(),
         dropped_iterations: None,
         health: HealthSample::default(),
+        breakdown: None,
     };
     let h = line::health(&s);
     assert_eq!(h["users"], 7);

@@ -90,6 +90,7 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
         total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
         dropped_iterations: None,
         health: Default::default(),
+        breakdown: None,
     }));
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
     assert_eq!(live["rps"], 490.0, "during the run: the last interval");
@@ -172,6 +173,7 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
             total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
             dropped_iterations: None,
             health: Default::default(),
+            breakdown: None,
         }));
     }
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();

@@ -98,6 +98,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
         scenarios: Vec::new(),
         failures: Vec::new(),
         name_tags: Default::default(),
+        breakdown: None,
     };
     let summary = Summary::new(
         RunInfo {

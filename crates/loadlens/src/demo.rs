@@ -22,8 +22,11 @@ pub const STOREFRONT: &str = include_str!("../../../examples/storefront.yaml");
 /// Run the demo.
 pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, Failure> {
     let internal = |m: String| Failure::new(Exit::Internal, m);
-    let receiver = receiver_addr(&args.integrations)
-        .map_err(|e| internal(format!("cannot find a free port for the trace receiver: {e}")))?;
+    let receiver = receiver_addr(&args.integrations).map_err(|e| {
+        internal(format!(
+            "cannot find a free port for the trace receiver: {e}"
+        ))
+    })?;
     let traces = format!("http://{receiver}/v1/traces")
         .parse()
         .map_err(|e| internal(format!("trace receiver address {receiver}: {e}")))?;
@@ -39,7 +42,10 @@ pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, 
     let server = tokio::spawn(target.serve(stop.clone()));
     say!("demo target listening on http://{addr}");
     if let Some(slow) = args.slow {
-        say!("demo target: the {slow} operation is slow ({})", Operation::slow());
+        say!(
+            "demo target: the {slow} operation is slow ({})",
+            Operation::slow()
+        );
     }
 
     let scenario = Scenario::from_str_named(&with_traces(receiver), "examples/storefront.yaml")
@@ -86,7 +92,8 @@ fn with_traces(receiver: SocketAddr) -> String {
     )
 }
 
-/// Where the demo target sends its spans: the address given with `--trace-receiver`, else a
+/// Where the demo target sends its spans: the address given with `--trace-receiver` (or its
+/// environment twin), else a
 /// free loopback port (bound and released here, taken by the receiver a moment later; a port
 /// fixed in advance could be in use, and two demos may run at once).
 fn receiver_addr(integrations: &clap::ArgMatches) -> std::io::Result<SocketAddr> {
@@ -94,7 +101,11 @@ fn receiver_addr(integrations: &clap::ArgMatches) -> std::io::Result<SocketAddr>
         .try_get_one::<String>("trace-receiver")
         .ok()
         .flatten()
-        .and_then(|s| s.parse::<SocketAddr>().ok());
+        .and_then(|s| match s.trim().parse::<u16>() {
+            // A port alone means loopback, as `--trace-receiver` reads it.
+            Ok(port) => Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+            Err(_) => s.trim().parse::<SocketAddr>().ok(),
+        });
     match given {
         Some(addr) => Ok(addr),
         None => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr(),

@@ -456,10 +456,7 @@ mod tests {
             Some("http://127.0.0.1:16686/trace/abc")
         );
         let orders = b.request("GET", "/orders").unwrap();
-        assert_eq!(
-            orders.components[3].label,
-            "postgresql: SELECT orders"
-        );
+        assert_eq!(orders.components[3].label, "postgresql: SELECT orders");
         assert_eq!(Coverage::default().ratio(), None);
     }
 }

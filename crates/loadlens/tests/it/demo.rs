@@ -64,9 +64,17 @@ fn top_contributor(result: &serde_json::Value, name: &str) -> (String, String) {
         .as_array()
         .unwrap()
         .iter()
-        .max_by(|a, b| a["share"].as_f64().unwrap().total_cmp(&b["share"].as_f64().unwrap()))
+        .max_by(|a, b| {
+            a["share"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["share"].as_f64().unwrap())
+        })
         .unwrap_or_else(|| panic!("no components: {request}"));
-    (top["label"].as_str().unwrap().to_owned(), request.to_string())
+    (
+        top["label"].as_str().unwrap().to_owned(),
+        request.to_string(),
+    )
 }
 
 #[test]
@@ -81,7 +89,10 @@ fn demo_shows_where_the_time_went_and_blames_the_slow_operation() {
         let out = run(&["demo", "-t", "4s", "--out", &out_dir, "--slow", slow]);
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
         let text = stdout(&out);
-        assert!(text.contains(&format!("the {slow} operation is slow")), "{text}");
+        assert!(
+            text.contains(&format!("the {slow} operation is slow")),
+            "{text}"
+        );
         let result: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path("out").join("result.json")).unwrap(),
         )

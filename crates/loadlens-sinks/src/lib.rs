@@ -8,6 +8,7 @@
 //! | `datadog` | [`datadog`] | `datadog:` | run events, metrics (HTTP API or DogStatsD), monitor guards |
 //! | `jsonl` | [`jsonl`] | `jsonl:` | JSON-lines telemetry to a file or stdout: lifecycle, per-interval figures, generator health |
 //! | `prometheus` | [`prometheus`] | `prometheus:` | `/metrics` for a Prometheus server to scrape (OpenMetrics) during the run, and remote write |
+//! | `receiver` | [`receiver`] | `traces:` | an OTLP trace receiver: the service's own spans joined to the client spans, per request name where the time went |
 //!
 //! The feature `all` turns every integration on (the binary uses it). Every folder has the same
 //! few files (`mod.rs`, `config.rs`, `integration.rs`, its encoder and sender, `tests.rs`), and
@@ -39,6 +40,8 @@ pub mod jsonl;
 pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 
 pub use integration::Integration;
 
@@ -54,6 +57,8 @@ pub fn registry() -> Vec<&'static dyn Integration> {
         &jsonl::Jsonl,
         #[cfg(feature = "prometheus")]
         &prometheus::Prometheus,
+        #[cfg(feature = "receiver")]
+        &receiver::Receiver,
     ]
 }
 

@@ -540,14 +540,18 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     // required one that fails refuses it (exit 2), any other is one line and left out.
     let mut executor = executor;
     let mut started = Vec::new();
+    let mut traced = false;
     for c in std::mem::take(&mut p.integrations) {
         let line = c.describe();
         let required = c.required();
         let tracing = c.tracing();
         match c.start().await {
             Ok(sink) => {
-                if let Some(t) = tracing {
+                // The first integration that traces decides (the span exporter, listed before
+                // the trace receiver, whose own settings only apply without it).
+                if let Some(t) = tracing.filter(|_| !traced) {
                     executor = executor.tracing(t);
+                    traced = true;
                 }
                 executor = executor.sink(sink);
                 started.push(line);

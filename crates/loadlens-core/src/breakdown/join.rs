@@ -317,6 +317,11 @@ impl Join {
         self.pending.values().filter(|p| p.spans.is_empty()).count()
     }
 
+    /// How long a sampled request waits for its spans.
+    pub fn window(&self) -> Duration {
+        self.settings.window
+    }
+
     /// Requests waiting for the end of their window.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -94,7 +94,7 @@ mod encode;
 pub mod export;
 mod health;
 mod integration;
-mod send;
+pub(crate) mod send;
 #[cfg(any(test, feature = "testing"))]
 pub mod test_ca;
 #[cfg(test)]

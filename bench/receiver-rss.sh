@@ -17,7 +17,7 @@ RECV_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 PIDS+=($!)
 for _ in $(seq 100); do grep -q listening "$OUT/target.out" 2>/dev/null && break; sleep 0.1; done
 URL=$(sed -n 's/^listening on //p' "$OUT/target.out")/api/products?limit=2
-"$BIN" run --url "$URL" --arrival-rate "$RATE/s" -t "${DUR}s" --no-tui --headless \
+"$BIN" run --url "$URL" --arrival-rate "$RATE/s" -t "${DUR}s" \
   --trace-receiver "127.0.0.1:$RECV_PORT" --trace-receiver-grpc off --trace-sample "$SAMPLING" \
   --json "$OUT/result.json" > "$OUT/run.out" 2>&1 &
 RUN=$!

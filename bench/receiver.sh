@@ -7,6 +7,7 @@
 # joined. The demo target and the sink share CPU 0, the generator is pinned to CPU 1.
 # Interleaved runs; prints rps, coverage and spans joined per run, then the ratios.
 #   cargo build --release -p loadlens && flock /tmp/loadlens-bench.lock bench/receiver.sh [REPS] [SECONDS] [VUS]
+#   SAMPLING=1 RECEIVER_FLAGS="--trace-join-window 1s" bench/receiver.sh 2 8   # spans/s on one core
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LOADLENS_BIN:-target/release/loadlens}
@@ -14,6 +15,10 @@ REPS=${1:-3}
 DUR=${2:-10}
 VUS=${3:-50}
 SAMPLING=${SAMPLING:-0.1}
+# More receiver flags, e.g. RECEIVER_FLAGS="--trace-join-window 1s" (at most 50,000 requests
+# wait for their spans at once, each for the whole window: 100 % sampling at high rates needs
+# a short window).
+RECEIVER_FLAGS=${RECEIVER_FLAGS:-}
 TMP=$(mktemp -d)
 PIDS=()
 trap 'kill "${PIDS[@]}" 2>/dev/null; rm -rf "$TMP"' EXIT
@@ -58,7 +63,7 @@ for rep in $(seq "$REPS"); do
   for kind in $KINDS; do
     case $kind in
       without) url=$URL_SINK; flag=() ;;
-      with) url=$URL_RECV; flag=(--trace-receiver "127.0.0.1:$RECV_PORT") ;;
+      with) url=$URL_RECV; flag=(--trace-receiver "127.0.0.1:$RECV_PORT" --trace-receiver-grpc off $RECEIVER_FLAGS) ;;
     esac
     OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=$SAMPLING \
       OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" OTEL_METRIC_EXPORT_INTERVAL=1000 \

@@ -388,6 +388,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     };
     let env = |k: &str| std::env::var(k).ok();
     let mut integrations = Vec::new();
+    let mut on = Vec::new();
     for i in &registry {
         let input = Input {
             matches: &args.integrations,
@@ -397,6 +398,21 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         };
         if let Some(c) = i.configure(&input).map_err(|e| invalid(e.to_string()))? {
             integrations.push(c);
+            on.push(i.name());
+        }
+    }
+    // Span, service and coverage thresholds read the trace receiver's breakdown: without it
+    // they could only fail for want of data, at the end of the run.
+    if !on.contains(&"traces") {
+        let reads_spans = |t: &&Threshold| {
+            matches!(t.scope, Scope::Span(_) | Scope::Service(_))
+                || t.metric == loadlens_core::thresholds::Metric::TraceCoverage
+        };
+        if let Some(t) = thresholds.iter().find(reads_spans) {
+            return Err(invalid(format!(
+                "threshold `{}` reads the service's spans: turn the trace receiver on (--trace-receiver, or a `traces:` section)",
+                t.expression
+            )));
         }
     }
     Ok(Prepared {

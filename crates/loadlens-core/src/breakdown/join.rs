@@ -474,7 +474,10 @@ impl Join {
             .collect();
         operations.sort_by(|x, y| y.figures.sum().total_cmp(&x.figures.sum()));
         Breakdown {
-            coverage: self.coverage.clone(),
+            coverage: Coverage {
+                pending: self.pending.len() as u64,
+                ..self.coverage.clone()
+            },
             requests,
             operations,
             services: self

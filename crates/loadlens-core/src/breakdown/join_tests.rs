@@ -97,6 +97,9 @@ fn a_joined_request_splits_into_phases_outside_self_time_and_operations() {
         0,
         "joined once its window is over"
     );
+    // Waiting is not missing: no coverage figure yet rather than 0 %.
+    let live = j.breakdown().coverage;
+    assert_eq!((live.sampled, live.pending, live.ratio()), (1, 1, None));
     j.expire(now + Duration::from_secs(11));
     let b = j.breakdown();
     assert_eq!(b.coverage.sampled, 1);

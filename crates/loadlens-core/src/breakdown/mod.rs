@@ -87,13 +87,18 @@ pub struct Coverage {
     /// Export requests refused because their body could not be decoded.
     #[serde(default)]
     pub rejected_exports: u64,
+    /// Sampled requests still within their join window (not counted in the ratio yet; 0 at
+    /// the end of the run).
+    #[serde(default)]
+    pub pending: u64,
 }
 
 impl Coverage {
-    /// Joined sampled requests as a fraction of the sampled ones (0..=1); `None` before any
-    /// request was sampled.
+    /// Joined sampled requests as a fraction of the sampled ones whose join window is over
+    /// (0..=1); `None` before any is.
     pub fn ratio(&self) -> Option<f64> {
-        (self.sampled > 0).then(|| self.joined as f64 / self.sampled as f64)
+        let settled = self.sampled.saturating_sub(self.pending);
+        (settled > 0).then(|| self.joined as f64 / settled as f64)
     }
 }
 
@@ -413,6 +418,7 @@ impl Breakdown {
                 spans_late: 2,
                 spans_foreign: 2,
                 rejected_exports: 0,
+                pending: 0,
             },
             requests: vec![orders, search],
             operations: vec![

@@ -276,6 +276,102 @@ mod tests {
         (out, snaps)
     }
 
+    /// A sink with a breakdown source: its latest breakdown counts the snapshots read so far;
+    /// its settled one is the example, after a short wait.
+    struct Joins {
+        read: Arc<std::sync::atomic::AtomicU64>,
+        kept: Arc<Mutex<Vec<Arc<Snapshot>>>>,
+    }
+
+    struct Source(Arc<std::sync::atomic::AtomicU64>);
+
+    impl BreakdownSource for Source {
+        fn latest(&self) -> Option<Arc<crate::breakdown::Breakdown>> {
+            let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+            let mut b = crate::breakdown::Breakdown::default();
+            b.coverage.sampled = n;
+            Some(Arc::new(b))
+        }
+        fn settle(
+            &self,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = Option<Arc<crate::breakdown::Breakdown>>>
+                    + Send
+                    + '_,
+            >,
+        > {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Some(Arc::new(crate::breakdown::Breakdown::example()))
+            })
+        }
+    }
+
+    impl Sink for Joins {
+        fn name(&self) -> &str {
+            "joins"
+        }
+        fn on_snapshot(&mut self, s: &Arc<Snapshot>) {
+            self.kept.lock().unwrap().push(s.clone());
+        }
+        fn breakdown_source(&mut self) -> Option<Arc<dyn BreakdownSource>> {
+            Some(Arc::new(Source(self.read.clone())))
+        }
+        fn finish(self: Box<Self>, _: &crate::report::Summary) -> crate::sink::FinishFuture {
+            Box::pin(async { crate::sink::SinkReport::default() })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_snapshot_carries_the_latest_breakdown_and_the_output_the_settled_one() {
+        let srv = testutil::http1().await;
+        let plan = Plan::single(
+            &srv.url("/"),
+            http::Method::GET,
+            Default::default(),
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        let client = ClientShared::new(ClientConfig::default()).unwrap();
+        let info = RunInfo {
+            id: "joins".into(),
+            scenario: "joins".into(),
+            tags: Default::default(),
+        };
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let load = LoadSettings {
+            run_time: Some(Duration::from_millis(500)),
+            ..LoadSettings::closed(1)
+        };
+        let out = Executor::new(Arc::new(plan), load, client, info)
+            .tick(Duration::from_millis(100))
+            .sink(Box::new(Joins {
+                read: Arc::default(),
+                kept: kept.clone(),
+            }))
+            .run(Controls::new())
+            .await;
+        let snaps = kept.lock().unwrap().clone();
+        assert!(snaps.len() >= 2);
+        let sampled: Vec<u64> = snaps
+            .iter()
+            .map(|s| {
+                s.breakdown
+                    .as_ref()
+                    .expect("a breakdown in every snapshot")
+                    .coverage
+                    .sampled
+            })
+            .collect();
+        // Read once per tick, in order.
+        assert_eq!(sampled, (1..=snaps.len() as u64).collect::<Vec<_>>());
+        assert_eq!(
+            out.breakdown.as_deref(),
+            Some(&crate::breakdown::Breakdown::example())
+        );
+    }
+
     /// Whether this platform has the `/proc` files the health figures come from.
     fn has_proc() -> bool {
         ["/proc/self/stat", "/proc/stat", "/proc/self/net/dev"]

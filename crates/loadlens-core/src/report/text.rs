@@ -233,6 +233,10 @@ pub fn render(summary: &Summary) -> String {
         let _ = writeln!(out, "\nFAILED by a guard: {f}");
     }
 
+    if let Some(b) = &summary.outcome.breakdown {
+        let _ = writeln!(out, "\n{}", coverage_line(&b.coverage));
+    }
+
     // Sinks and drops.
     for s in &summary.sinks {
         let _ = writeln!(
@@ -257,6 +261,23 @@ pub fn render(summary: &Summary) -> String {
         );
     }
     out
+}
+
+/// The trace receiver's coverage in one line: how many sampled requests found their server
+/// spans, and what became of the spans received.
+pub fn coverage_line(c: &crate::breakdown::Coverage) -> String {
+    let pct = c.ratio().map_or_else(
+        || "no sampled request".to_owned(),
+        |r| format!("{:.1}% coverage", r * 100.0),
+    );
+    let mut line = format!(
+        "traces: {} sampled requests, {} joined to their server spans ({pct}); spans: {} received, {} joined, {} dropped, {} late, {} foreign",
+        c.sampled, c.joined, c.spans_received, c.spans_joined, c.spans_dropped, c.spans_late, c.spans_foreign
+    );
+    if c.rejected_exports > 0 {
+        line.push_str(&format!(", {} exports rejected", c.rejected_exports));
+    }
+    line
 }
 
 /// One-paragraph header: run id, scenario, duration, why it stopped, tags.
@@ -284,4 +305,31 @@ pub fn header(summary: &Summary) -> String {
             format!("\nTags: {}", tags.join(" "))
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_the_trace_coverage_when_a_receiver_ran() {
+        let mut s = crate::report::markdown::tests::fixture();
+        assert!(!render(&s).contains("traces: "));
+        s.outcome.breakdown = Some(std::sync::Arc::new(crate::breakdown::Breakdown::example()));
+        assert!(
+            render(&s).contains(
+                "\ntraces: 150 sampled requests, 148 joined to their server spans (98.7% coverage); spans: 650 received, 640 joined, 6 dropped, 2 late, 2 foreign\n"
+            ),
+            "{}",
+            render(&s)
+        );
+        let none = crate::breakdown::Coverage {
+            rejected_exports: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            coverage_line(&none),
+            "traces: 0 sampled requests, 0 joined to their server spans (no sampled request); spans: 0 received, 0 joined, 0 dropped, 0 late, 0 foreign, 3 exports rejected"
+        );
+    }
 }

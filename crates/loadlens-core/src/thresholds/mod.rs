@@ -248,7 +248,7 @@ pub enum ParseErrorKind {
     Duration(String),
     /// An `rps` limit that is not a rate.
     #[error(transparent)]
-    Rate(#[from] crate::executor::profile::RateError),
+    Rate(#[from] crate::load::profile::RateError),
     /// `generator_healthy` compared with something other than a boolean.
     #[error("generator_healthy compares with true or false, not `{value}`")]
     NotABoolean {

@@ -516,3 +516,99 @@ async fn summary_of_nothing() -> Summary {
         .await
         .0
 }
+
+/// How many spans a second the receiver accepts and joins: 20,000 sampled requests of 5 spans
+/// each, 250 spans per OTLP/HTTP export, sent over one kept-alive connection by a plain thread;
+/// timed from the first export until the join has settled with every request joined. The
+/// sender shares the process (and, under `taskset -c 0`, the core), so the figure is a floor.
+///
+/// `taskset -c 0 cargo test --release -p loadlens-sinks --features receiver --lib
+/// receiver::tests::bench -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "a benchmark: run by hand, see its docs"]
+async fn bench_spans_accepted_and_joined_per_second() {
+    const TRACES: u64 = 20_000;
+    const PER_EXPORT: u64 = 50;
+    let r = start(config(Duration::from_secs(30)));
+    let t0 = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut bodies = Vec::new();
+    for chunk in 0..TRACES / PER_EXPORT {
+        let mut spans = Vec::new();
+        for i in 0..PER_EXPORT {
+            let trace = u128::from(chunk * PER_EXPORT + i + 1);
+            let b = (trace as u64) << 8;
+            let client = 0xc000_0000 + trace as u64;
+            r.tap.offer(&sample(trace, client));
+            spans.push(otlp_span(
+                trace,
+                b + 1,
+                client,
+                "GET /orders",
+                vec![],
+                t0,
+                t0 + 30 * MS,
+            ));
+            for (j, name) in ["SELECT orders", "SELECT items", "cache get", "GET"]
+                .iter()
+                .enumerate()
+            {
+                let j = j as u64;
+                let attrs = if j < 2 {
+                    vec![kv("db.system", "postgresql")]
+                } else {
+                    vec![]
+                };
+                spans.push(otlp_span(
+                    trace,
+                    b + 2 + j,
+                    b + 1,
+                    name,
+                    attrs,
+                    t0 + (1 + 6 * j) * MS,
+                    t0 + (5 + 6 * j) * MS,
+                ));
+            }
+        }
+        bodies.push(export("shop", spans));
+    }
+    let addr = r.sink.http_addr().unwrap();
+    let started = Instant::now();
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        let mut buf = vec![0u8; 4096];
+        for body in &bodies {
+            let head = format!(
+                "POST /v1/traces HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            c.write_all(body).unwrap();
+            // The answer: headers and an empty body.
+            let mut got = Vec::new();
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+        }
+        bodies.len()
+    })
+    .await
+    .unwrap();
+    let accepted = started.elapsed();
+    let b = r.feed.settle().await.unwrap();
+    let joined = started.elapsed();
+    let spans = TRACES * 5;
+    assert_eq!(b.coverage.joined, TRACES, "{:?}", b.coverage);
+    assert_eq!(b.coverage.spans_joined, spans);
+    println!(
+        "{sent} exports, {spans} spans: accepted in {accepted:?} ({:.0} spans/s), all joined after {joined:?} ({:.0} spans/s, the settle's 300 ms quiet included)",
+        spans as f64 / accepted.as_secs_f64(),
+        spans as f64 / joined.as_secs_f64(),
+    );
+}

@@ -22,6 +22,7 @@ mod report;
 mod scenario;
 mod schema;
 mod support;
+mod traces;
 mod tui;
 mod web;
 mod web_security;

@@ -16,7 +16,7 @@ use crate::support::{bin, listening_url, raw_get, stdout, TempDir};
 
 /// A peer executable: `env` names it, else the default install of `scripts/test`. A missing
 /// peer fails the test with the command that installs it: a test never passes without testing.
-fn peer(env: &str, default: &str, what: &str) -> PathBuf {
+pub(crate) fn peer(env: &str, default: &str, what: &str) -> PathBuf {
     let path = std::env::var_os(env)
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(default)))
@@ -29,7 +29,7 @@ fn peer(env: &str, default: &str, what: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -38,7 +38,7 @@ fn free_port() -> u16 {
 }
 
 /// A process killed on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {

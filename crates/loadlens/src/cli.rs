@@ -278,6 +278,10 @@ pub struct DemoArgs {
     /// On a terminal, show one progress line instead of the full-screen view.
     #[arg(long, env = "LOADLENS_NO_TUI")]
     pub no_tui: bool,
+    /// Make one of the demo target's simulated operations slow (`cache`, `db` or `pricing`), so
+    /// that the report's breakdown blames it.
+    #[arg(long, env = "LOADLENS_DEMO_SLOW", value_parser = slow_operation)]
+    pub slow: Option<crate::demo_target::Operation>,
     /// The live web dashboard (the demo starts at once and exits at its end).
     #[command(flatten)]
     pub web: crate::web::WebArgs,
@@ -314,6 +318,14 @@ pub fn parse() -> Cli {
         _ => {}
     }
     cli
+}
+
+fn slow_operation(s: &str) -> Result<crate::demo_target::Operation, String> {
+    use crate::demo_target::Operation;
+    Operation::parse(s).ok_or_else(|| {
+        let known: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+        format!("unknown operation; known operations: {}", known.join(", "))
+    })
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {

@@ -91,6 +91,7 @@ pub mod config;
 #[cfg(test)]
 mod delivery_tests;
 mod encode;
+pub mod export;
 mod health;
 mod integration;
 pub(crate) mod send;

@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::handlers::{self as h, canned, json, json_error, order_id, price_cents, seed, w};
 use super::handlers::{Js, Money, Reply, INDEX_HTML};
+use super::trace::{self, Recorder, Spans};
 use super::DemoConfig;
 
 /// Declares the routes with their built-in behaviour in one table.
@@ -118,6 +119,8 @@ pub(super) struct State {
     tokens: Signer,
     sessions: Signer,
     carts: Carts,
+    /// Where sampled requests' spans go, when `--otlp-endpoint` is set.
+    spans: Option<Spans>,
 }
 
 /// Answers one request; never fails (errors are HTTP responses).
@@ -152,8 +155,16 @@ impl State {
         self.config.gate.as_ref()
     }
 
-    pub(super) fn new(config: DemoConfig) -> Self {
-        Self {
+    /// The shared state, and the span exporter to spawn when `config` exports spans.
+    pub(super) fn new(config: DemoConfig) -> (Self, Option<trace::Exporter>) {
+        let (spans, exporter) = match config.otlp_endpoint() {
+            Some(endpoint) => {
+                let (spans, exporter) = Spans::new(endpoint.clone());
+                (Some(spans), Some(exporter))
+            }
+            None => (None, None),
+        };
+        let state = Self {
             config,
             requests: [const { AtomicU64::new(0) }; Endpoint::COUNT],
             injected: [const { AtomicU64::new(0) }; Endpoint::COUNT],
@@ -162,7 +173,9 @@ impl State {
             tokens: Signer(RandomState::new()),
             sessions: Signer(RandomState::new()),
             carts: Carts(std::array::from_fn(|_| Mutex::default())),
-        }
+            spans,
+        };
+        (state, exporter)
     }
 
     async fn serve(&self, endpoint: Endpoint, parts: &Parts, body: Incoming) -> Reply {
@@ -175,6 +188,11 @@ impl State {
             }
             Err(_) => return json_error!(BAD_REQUEST, "unreadable body"),
         };
+        let mut recorder = self
+            .spans
+            .as_ref()
+            .and_then(|_| trace::sampled_parent(&parts.headers))
+            .map(Recorder::start);
         let mut delay = self.config.latency(endpoint).sample();
         if let Some(g) = &self.config.gate {
             delay += g.delay();
@@ -182,12 +200,30 @@ impl State {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let rate = self.config.error_rate(endpoint);
-        if rate > 0.0 && fastrand::f64() < rate {
-            self.injected[endpoint as usize].fetch_add(1, Relaxed);
-            return json_error!(INTERNAL_SERVER_ERROR, "injected failure");
+        for &step in trace::steps(endpoint) {
+            let (delay, start) = (
+                self.config.operation(step.operation()).sample(),
+                std::time::SystemTime::now(),
+            );
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if let Some(recorder) = recorder.as_mut() {
+                recorder.step(step, start, std::time::SystemTime::now());
+            }
         }
-        self.respond(endpoint, parts, &body)
+        let rate = self.config.error_rate(endpoint);
+        let reply = if rate > 0.0 && fastrand::f64() < rate {
+            self.injected[endpoint as usize].fetch_add(1, Relaxed);
+            json_error!(INTERNAL_SERVER_ERROR, "injected failure")
+        } else {
+            self.respond(endpoint, parts, &body)
+        };
+        if let (Some(recorder), Some(spans)) = (recorder, &self.spans) {
+            let status = reply.status().as_u16();
+            spans.push(recorder.finish(endpoint, parts.uri.path(), status));
+        }
+        reply
     }
 
     fn respond(&self, endpoint: Endpoint, parts: &Parts, body: &[u8]) -> Reply {
@@ -282,8 +318,12 @@ impl State {
         let not_found = self.not_found.load(Relaxed);
         let not_allowed = self.method_not_allowed.load(Relaxed);
         total += not_found + not_allowed;
+        let spans = match &self.spans {
+            Some(spans) => format!(r#","spans":{}"#, spans.counts.json()),
+            None => String::new(),
+        };
         format!(
-            r#"{{"total":{total},"routes":{{{routes}}},"injected_errors":{{{injected}}},"not_found":{not_found},"method_not_allowed":{not_allowed}}}"#
+            r#"{{"total":{total},"routes":{{{routes}}},"injected_errors":{{{injected}}},"not_found":{not_found},"method_not_allowed":{not_allowed}{spans}}}"#
         )
     }
 }

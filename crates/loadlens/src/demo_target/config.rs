@@ -1,5 +1,7 @@
 //! Behaviour of the demo target: added latency and injected failures, globally and per route,
-//! parsed from `--latency`, `--route-latency`, `--error-rate` and `--route-error-rate`.
+//! parsed from `--latency`, `--route-latency`, `--error-rate` and `--route-error-rate`; the
+//! latency of the simulated operations (`--op-latency`, `--slow`) and where the demo target's
+//! own spans go (`--otlp-endpoint`).
 //!
 //! Everything is resolved once into one setting per endpoint, so the request path only indexes an
 //! array.
@@ -8,7 +10,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+use http::Uri;
+
 use super::api::Endpoint;
+use super::trace::{self, Operation};
 use super::DemoTargetArgs;
 
 const LATENCY_SYNTAX: &str = "expected `0`, `fixed(10ms)`, `uniform(5ms,20ms)`, \
@@ -84,12 +89,16 @@ pub struct DemoConfig {
     error_rate: [f64; Endpoint::COUNT],
     /// `--gate-url`: slower while a feature gate is on.
     pub(super) gate: Option<super::gate::GateKnob>,
+    operations: [Latency; Operation::ALL.len()],
+    otlp_endpoint: Option<Uri>,
 }
 
 impl Default for DemoConfig {
-    /// Realistic but fast: small log-normal latencies, slow checkouts that fail 2 % of the time.
+    /// Realistic but fast: small log-normal latencies, slow checkouts that fail 2 % of the time,
+    /// and quick cache, database and pricing calls.
     fn default() -> Self {
         let mut config = Self::fast();
+        config.operations = Operation::ALL.map(Operation::realistic);
         for &endpoint in Endpoint::ALL {
             let (median_ms, p99_ms, error_rate) = endpoint.realistic();
             if median_ms > 0 {
@@ -105,12 +114,15 @@ impl Default for DemoConfig {
 impl DemoConfig {
     /// Starts from [`DemoConfig::default`]; `--latency`/`--error-rate` replace the setting of every
     /// route, then each `--route-latency`/`--route-error-rate` overrides its route, in order.
+    /// `--latency` is a route's whole added latency: it also turns the simulated operations'
+    /// latency off, and `--op-latency` then `--slow` set it back per operation.
     pub fn from_args(args: &DemoTargetArgs) -> Result<Self, DemoConfigError> {
         let mut config = Self::default();
         if let Some(text) = &args.latency {
             let latency =
                 parse_latency(text).map_err(|p| DemoConfigError::new("--latency", text, p))?;
             config.latency = [latency; Endpoint::COUNT];
+            config.operations = [Latency::None; Operation::ALL.len()];
         }
         if let Some(rate) = args.error_rate {
             check_rate(rate)
@@ -151,6 +163,25 @@ impl DemoConfig {
                 on: Default::default(),
             });
         }
+        for spec in &args.op_latency {
+            let error = |p| DemoConfigError::new("--op-latency", spec, p);
+            let (name, value) = spec
+                .split_once('=')
+                .ok_or_else(|| "expected OP=DIST, e.g. `db=lognormal(4ms,20ms)`".to_owned())
+                .map_err(error)?;
+            let operation = parse_operation(name).map_err(error)?;
+            config.operations[operation.index()] = parse_latency(value).map_err(error)?;
+        }
+        if let Some(name) = &args.slow {
+            let operation =
+                parse_operation(name).map_err(|p| DemoConfigError::new("--slow", name, p))?;
+            config.operations[operation.index()] = Operation::slow();
+        }
+        if let Some(url) = &args.otlp_endpoint {
+            let uri = trace::traces_url(url)
+                .map_err(|p| DemoConfigError::new("--otlp-endpoint", url, p))?;
+            config.otlp_endpoint = Some(uri);
+        }
         Ok(config)
     }
 
@@ -160,7 +191,30 @@ impl DemoConfig {
             latency: [Latency::None; Endpoint::COUNT],
             error_rate: [0.0; Endpoint::COUNT],
             gate: None,
+            operations: [Latency::None; Operation::ALL.len()],
+            otlp_endpoint: None,
         }
+    }
+
+    /// Sets the latency of one simulated operation (what `--op-latency OP=DIST` does).
+    pub fn with_operation(mut self, operation: Operation, latency: Latency) -> Self {
+        self.operations[operation.index()] = latency;
+        self
+    }
+
+    /// Sends the demo target's own spans to `traces`, the full OTLP http/protobuf URL
+    /// (`http://127.0.0.1:4318/v1/traces`).
+    pub fn with_otlp_endpoint(mut self, traces: Uri) -> Self {
+        self.otlp_endpoint = Some(traces);
+        self
+    }
+
+    pub(super) fn operation(&self, operation: Operation) -> &Latency {
+        &self.operations[operation.index()]
+    }
+
+    pub(super) fn otlp_endpoint(&self) -> Option<&Uri> {
+        self.otlp_endpoint.as_ref()
     }
 
     pub(super) fn latency(&self, endpoint: Endpoint) -> &Latency {
@@ -232,6 +286,13 @@ fn parse_latency(text: &str) -> Result<Latency, String> {
             "unknown distribution or wrong number of arguments; {LATENCY_SYNTAX}"
         )),
     }
+}
+
+fn parse_operation(name: &str) -> Result<Operation, String> {
+    Operation::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Operation::ALL.iter().map(|o| o.name()).collect();
+        format!("unknown operation; known operations: {}", known.join(", "))
+    })
 }
 
 fn duration(text: &str) -> Result<Duration, String> {

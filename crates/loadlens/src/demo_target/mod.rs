@@ -17,6 +17,9 @@ mod gate;
 mod handlers;
 #[cfg(test)]
 mod tests;
+mod trace;
+#[cfg(test)]
+mod trace_tests;
 
 use std::future::Future;
 use std::io::Write as _;
@@ -36,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 // Part of the public API even where the rest of the binary does not name them yet.
 #[allow(unused_imports)]
 pub use config::{DemoConfig, DemoConfigError, Latency};
+#[allow(unused_imports)]
+pub use trace::Operation;
 
 /// How long in-flight connections get to finish once the server is stopped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -90,6 +95,22 @@ pub struct DemoTargetArgs {
     /// Added latency while the gate is on (default `fixed(50ms)`).
     #[arg(long, env = "LOADLENS_DEMO_GATE_LATENCY")]
     pub gate_latency: Option<String>,
+    /// Send the demo target's own spans (a server span per sampled request, its cache,
+    /// database and pricing calls) over OTLP http/protobuf to this base URL, e.g.
+    /// `http://127.0.0.1:4318` (`/v1/traces` is added).
+    #[arg(long = "otlp-endpoint", env = "LOADLENS_DEMO_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Latency of a simulated operation, `OP=DIST` with OP `cache`, `db` or `pricing` (e.g.
+    /// `db=lognormal(4ms,20ms)`), repeatable; the env twin separates entries with `;`.
+    #[arg(
+        long = "op-latency",
+        env = "LOADLENS_DEMO_OP_LATENCY",
+        value_delimiter = ';'
+    )]
+    pub op_latency: Vec<String>,
+    /// Make one simulated operation slow (`cache`, `db` or `pricing`): `lognormal(150ms,300ms)`.
+    #[arg(long, env = "LOADLENS_DEMO_SLOW")]
+    pub slow: Option<String>,
 }
 
 impl Default for DemoTargetArgs {
@@ -105,6 +126,9 @@ impl Default for DemoTargetArgs {
             gate_url: None,
             gate_header: Vec::new(),
             gate_latency: None,
+            otlp_endpoint: None,
+            op_latency: Vec::new(),
+            slow: None,
         }
     }
 }
@@ -114,6 +138,7 @@ pub struct DemoTarget {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: Arc<api::State>,
+    exporter: Option<trace::Exporter>,
 }
 
 impl DemoTarget {
@@ -121,10 +146,12 @@ impl DemoTarget {
     pub async fn bind(addr: SocketAddr, config: DemoConfig) -> std::io::Result<DemoTarget> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let (state, exporter) = api::State::new(config);
         Ok(Self {
             listener,
             local_addr,
-            state: Arc::new(api::State::new(config)),
+            state: Arc::new(state),
+            exporter,
         })
     }
 
@@ -134,8 +161,13 @@ impl DemoTarget {
     }
 
     /// Serves until `stop` is cancelled; in-flight connections are then closed gracefully, within
-    /// about a second.
+    /// about a second, and the spans still queued are exported within two more.
     pub async fn serve(self, stop: CancellationToken) {
+        // Stopped after the connections, so that the spans of their last requests go out too.
+        let exporter_stop = CancellationToken::new();
+        let exporter = self
+            .exporter
+            .map(|e| tokio::spawn(e.run(exporter_stop.clone())));
         let mut connections = JoinSet::new();
         if let Some(knob) = self.state.gate() {
             connections.spawn(gate::poll(knob.clone(), stop.clone()));
@@ -161,6 +193,10 @@ impl DemoTarget {
         let drain = async { while connections.join_next().await.is_some() {} };
         // Each connection bounds its own shutdown; the margin only covers scheduling.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_millis(250), drain).await;
+        exporter_stop.cancel();
+        if let Some(exporter) = exporter {
+            let _ = exporter.await;
+        }
     }
 }
 

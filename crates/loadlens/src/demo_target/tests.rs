@@ -8,14 +8,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::*;
 
-struct Server {
-    addr: SocketAddr,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+pub(super) struct Server {
+    pub(super) addr: SocketAddr,
+    pub(super) stop: CancellationToken,
+    pub(super) task: tokio::task::JoinHandle<()>,
 }
 
 /// Starts a demo target and opens one keep-alive connection to it.
-async fn start(config: DemoConfig) -> (Server, Client) {
+pub(super) async fn start(config: DemoConfig) -> (Server, Client) {
     let target = DemoTarget::bind("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
@@ -24,10 +24,10 @@ async fn start(config: DemoConfig) -> (Server, Client) {
     (Server { addr, stop, task }, Client::connect(addr).await)
 }
 
-struct Reply {
-    status: u16,
+pub(super) struct Reply {
+    pub(super) status: u16,
     head: String,
-    body: String,
+    pub(super) body: String,
 }
 
 impl Reply {
@@ -38,19 +38,19 @@ impl Reply {
         })
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
     }
 }
 
 /// One keep-alive HTTP/1.1 connection, speaking just enough of the protocol for these tests.
-struct Client {
+pub(super) struct Client {
     stream: TcpStream,
     headers: String,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> Self {
+    pub(super) async fn connect(addr: SocketAddr) -> Self {
         Self {
             stream: TcpStream::connect(addr).await.unwrap(),
             headers: String::new(),
@@ -58,15 +58,15 @@ impl Client {
     }
 
     /// Sends `name: value` with every following request.
-    fn set(&mut self, name: &str, value: &str) {
+    pub(super) fn set(&mut self, name: &str, value: &str) {
         self.headers += &format!("{name}: {value}\r\n");
     }
 
-    async fn get(&mut self, target: &str) -> Reply {
+    pub(super) async fn get(&mut self, target: &str) -> Reply {
         self.send("GET", target, None).await
     }
 
-    async fn post(&mut self, target: &str, body: &str) -> Reply {
+    pub(super) async fn post(&mut self, target: &str, body: &str) -> Reply {
         self.send("POST", target, Some(body)).await
     }
 

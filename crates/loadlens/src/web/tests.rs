@@ -269,6 +269,7 @@ fn feed(hub: &Hub, breakdown: Option<loadlens_core::breakdown::Breakdown>) {
             requests: vec![RequestSummary::of("GET", "/orders", &cumulative, elapsed)],
             total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
             dropped_iterations: None,
+            arrival_rate: None,
             health: Default::default(),
             breakdown: breakdown.clone(),
         }));

@@ -41,10 +41,10 @@ pub mod jsonl;
 pub mod otlp;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
-#[cfg(feature = "statsig")]
-pub mod statsig;
 #[cfg(feature = "receiver")]
 pub mod receiver;
+#[cfg(feature = "statsig")]
+pub mod statsig;
 
 pub use integration::Integration;
 

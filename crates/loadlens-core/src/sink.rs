@@ -23,6 +23,12 @@ use crate::stats::Snapshot;
 /// A boxed future returned by [`Sink::finish`].
 pub type FinishFuture = Pin<Box<dyn Future<Output = SinkReport> + Send>>;
 
+/// A boxed future returned by [`Sink::stopping`].
+pub type StoppingFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How long the executor waits for the sinks' [`Sink::stopping`] work, all together.
+pub const STOPPING_LIMIT: Duration = Duration::from_secs(5);
+
 /// A consumer of the run's lifecycle, snapshots and samples. Only `name` and `finish` are required.
 pub trait Sink: Send {
     /// Short name used in logs and the summary.
@@ -47,6 +53,13 @@ pub trait Sink: Send {
     /// the executor puts its latest breakdown in every snapshot and its settled one in the
     /// summary. Called once, at the start of the run.
     fn breakdown_source(&mut self) -> Option<Arc<dyn BreakdownSource>> {
+        None
+    }
+
+    /// The load stopped and the last snapshot was taken, the summary is not made yet: the last
+    /// chance to put what happened up to now on the timeline (a poller's final read). The
+    /// executor waits for every sink's future together, at most [`STOPPING_LIMIT`].
+    fn stopping(&mut self) -> Option<StoppingFuture> {
         None
     }
 

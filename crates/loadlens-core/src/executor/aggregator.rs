@@ -93,6 +93,8 @@ pub(super) struct Finished {
     pub health: HealthMonitor,
     /// The run cut at its planned flips (empty without flips).
     pub segments: Vec<Segment>,
+    /// How many timeline events were fanned out to the sinks.
+    pub events_fanned_out: usize,
 }
 
 /// Start the aggregator task. Cancelling `stop` makes it take its last snapshot and return.
@@ -295,6 +297,7 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 guard,
                 health,
                 segments,
+                events_fanned_out: seen_events,
             };
         }
     }

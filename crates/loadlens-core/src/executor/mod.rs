@@ -546,16 +546,39 @@ impl Executor {
             guard,
             health,
             segments,
+            events_fanned_out,
         } = match aggregator.await {
             Ok(x) => x,
             Err(e) => std::panic::resume_unwind(e.into_panic()),
         };
         // The spans of the last requests may still be on their way: the source waits for them
-        // within its join window.
-        let breakdown = match &breakdown {
-            Some(b) => b.settle().await,
-            None => None,
+        // within its join window. Meanwhile the sinks' last reads (a poller's) reach the
+        // timeline before the summary is made.
+        let mut sinks = sinks;
+        let mut last_reads = tokio::task::JoinSet::new();
+        for read in sinks.iter_mut().filter_map(|s| s.stopping()) {
+            last_reads.spawn(read);
+        }
+        let last_reads = tokio::time::timeout(crate::sink::STOPPING_LIMIT, async {
+            while last_reads.join_next().await.is_some() {}
+        });
+        let settle = async {
+            match &breakdown {
+                Some(b) => b.settle().await,
+                None => None,
+            }
         };
+        let (_, breakdown) = tokio::join!(last_reads, settle);
+        // What those last reads put on the timeline goes to the sinks too (a config change
+        // becomes a Datadog event, a JSON line, a span event).
+        {
+            let tl = timeline.lock().unwrap_or_else(|p| p.into_inner());
+            for e in tl.iter().skip(events_fanned_out) {
+                for s in &mut sinks {
+                    s.on_event(e);
+                }
+            }
+        }
         let (stats, series) = total.into_parts();
         let scenarios = views
             .into_iter()

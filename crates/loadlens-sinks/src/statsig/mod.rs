@@ -8,7 +8,8 @@
 //!   without Statsig, or no run with `--statsig-required` (exit 2).
 //! - **When the run starts**: the state of each watched gate and config goes on the timeline
 //!   (a `note` with its flag).
-//! - **During the run**: one task polls the audit log (`GET /console/v1/audit_logs`, from the
+//! - **During the run** (and once more when the load stops, so that a change of the last
+//!   interval is not lost): one task polls the audit log (`GET /console/v1/audit_logs`, from the
 //!   run's day, [`ConsoleConfig::page_size`] entries a page, every page until the last, at
 //!   most [`Config::max_pages`]) every interval. Each entry not seen before — about a watched
 //!   gate or config, or any when none is named — is a `config_changed` event on the timeline:
@@ -37,7 +38,7 @@ use std::time::{Duration, SystemTime};
 use loadlens_core::report::Summary;
 use loadlens_core::run::{EventKind, FlagChange};
 use loadlens_core::sink::TimelineHandle;
-use loadlens_core::sink::{FinishFuture, Sink, SinkContext, SinkReport};
+use loadlens_core::sink::{FinishFuture, Sink, SinkContext, SinkReport, StoppingFuture};
 use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +66,9 @@ pub enum ConnectError {
     #[error("no answer from {0} within {1:?}")]
     Timeout(String, Duration),
 }
+
+/// How long the last read of the audit log, once the load stopped, may take.
+const FINAL_POLL_LIMIT: Duration = Duration::from_secs(3);
 
 /// What the run counts of its polls.
 #[derive(Debug, Default)]
@@ -192,10 +196,19 @@ impl Sink for StatsigSink {
         self.poller = Some((cancel.clone(), tokio::spawn(poller.run(cancel))));
     }
 
+    fn stopping(&mut self) -> Option<StoppingFuture> {
+        // The poller's last read, before the summary is made.
+        let (cancel, task) = self.poller.take()?;
+        cancel.cancel();
+        Some(Box::pin(async move {
+            let _ = task.await;
+        }))
+    }
+
     fn finish(mut self: Box<Self>, _summary: &Summary) -> FinishFuture {
         Box::pin(async move {
-            // Changes found from here on could not reach the reports, which are written:
-            // the poller stops now, a call in flight ending at the deadline.
+            // Normally stopped by `stopping`; changes found from here on could not reach the
+            // reports: a call in flight ends at the deadline.
             self.console
                 .deadline()
                 .set(tokio::time::Instant::now() + Duration::from_secs(2));
@@ -235,20 +248,34 @@ impl Poller {
         tick.tick().await;
         loop {
             tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => break,
                 _ = tick.tick() => {}
             }
             tokio::select! {
-                _ = cancel.cancelled() => return,
-                r = self.poll() => if let Err(e) = r {
-                    tracing::warn!(integration = "statsig", error = %e, "Audit log poll failed.");
-                    let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-                    c.failed_polls += 1;
-                    let m = e.to_string();
-                    if c.errors.len() < 5 && !c.errors.contains(&m) {
-                        c.errors.push(m);
-                    }
-                }
+                _ = cancel.cancelled() => break,
+                r = self.poll() => self.count(r),
+            }
+        }
+        // The load stopped: one last read, so that a change made since the last poll (up to
+        // an interval ago) still reaches the reports.
+        match tokio::time::timeout(FINAL_POLL_LIMIT, self.poll()).await {
+            Ok(r) => self.count(r),
+            Err(_) => self.count(Err(ApiError::Transport {
+                what: "GET /console/v1/audit_logs (last read)".into(),
+                message: format!("no answer within {FINAL_POLL_LIMIT:?}"),
+                attempts: 1,
+            })),
+        }
+    }
+
+    fn count(&self, r: Result<(), ApiError>) {
+        if let Err(e) = r {
+            tracing::warn!(integration = "statsig", error = %e, "Audit log poll failed.");
+            let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+            c.failed_polls += 1;
+            let m = e.to_string();
+            if c.errors.len() < 5 && !c.errors.contains(&m) {
+                c.errors.push(m);
             }
         }
     }

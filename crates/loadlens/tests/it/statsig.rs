@@ -206,6 +206,110 @@ fn a_gate_flipped_mid_run_appears_once_on_the_timeline_in_the_reports_and_in_dat
 }
 
 #[test]
+fn a_change_made_after_the_last_poll_is_read_once_more_when_the_load_stops() {
+    // The audit log is read every minute, the run lasts 3 s: only the read made when the load
+    // stops can see a change made during the run, and it must reach every output.
+    let target = DemoTarget::start(&[]);
+    let stub = ConsoleStub::start();
+    stub.gate("new_checkout", true);
+    let dd = DatadogStub::start();
+    let dir = TempDir::new("statsig-last");
+    let (json, jsonl) = (dir.join("r.json"), dir.join("r.jsonl"));
+    let url = format!("{}/api/products", target.url);
+    let args = [
+        "run",
+        "--url",
+        &url,
+        "-c",
+        "1",
+        "-t",
+        "3s",
+        "--json",
+        &json,
+        "--jsonl",
+        &jsonl,
+        "--run-id",
+        "statsig-last-1",
+        "--statsig-url",
+        stub.url(),
+        "--statsig-gate",
+        "new_checkout",
+        "--statsig-interval",
+        "60s",
+        "--datadog-url",
+        dd.url(),
+        "--datadog-metrics",
+        "off",
+    ];
+    let started = Instant::now();
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            loadlens(
+                &args,
+                &[("STATSIG_CONSOLE_API_KEY", KEY), ("DD_API_KEY", DD_KEY)],
+            )
+        });
+        // A second into the run (the start-up check has read the audit log's baseline),
+        // someone turns the gate off.
+        assert!(
+            stub.wait_for(Duration::from_secs(30), |r| r
+                .iter()
+                .any(|r| r.route() == "/console/v1/audit_logs")),
+            "no start-up check"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        stub.flip_by("new_checkout", false, "Alice");
+        run.join().unwrap()
+    });
+    let (so, se) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{so}\n{se}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the last read held the run up: {:?}",
+        started.elapsed()
+    );
+    // The start-up baseline, then the last read: no regular poll in between.
+    assert_eq!(audit_polls(&stub), 2, "{:?}", stub.requests());
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let changes: Vec<&Value> = doc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "config_changed")
+        .collect();
+    assert_eq!(changes.len(), 1, "{:?}", doc["timeline"]);
+    assert_eq!(changes[0]["flag"]["key"], "new_checkout");
+    assert_eq!(changes[0]["flag"]["new_value"], "false");
+    assert_eq!(
+        so.matches("gate new_checkout changed by Alice").count(),
+        1,
+        "{so}"
+    );
+    let lines = std::fs::read_to_string(&jsonl).unwrap();
+    assert_eq!(
+        lines
+            .lines()
+            .filter(|l| l.contains("\"event\":\"config_change\""))
+            .count(),
+        1,
+        "{lines}"
+    );
+    let events = dd
+        .accepted("POST", "/api/v1/events")
+        .iter()
+        .filter(|c| {
+            c.json()["title"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("new_checkout changed")
+        })
+        .count();
+    assert_eq!(events, 1);
+    assert_eq!(stub.violations(), Vec::<String>::new());
+}
+
+#[test]
 fn a_refused_key_says_so_once_and_the_run_goes_on_unless_statsig_is_required() {
     let target = DemoTarget::start(&[]);
     let stub = ConsoleStub::start();

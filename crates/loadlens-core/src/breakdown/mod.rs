@@ -296,6 +296,15 @@ pub struct SlowRequest {
     pub dominant_ms: f64,
 }
 
+impl RequestBreakdown {
+    /// The component with the largest share of this request name's time (the first of equals).
+    pub fn top_contributor(&self) -> Option<&Component> {
+        self.components
+            .iter()
+            .reduce(|best, c| if c.share > best.share { c } else { best })
+    }
+}
+
 impl Breakdown {
     /// The link to `trace_id` from [`Breakdown::link_template`], if one is set.
     pub fn link(&self, trace_id: &str) -> Option<String> {

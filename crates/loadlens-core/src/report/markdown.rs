@@ -226,17 +226,15 @@ fn breakdown(out: &mut String, b: &Breakdown) {
     }
     out.push_str("| name | joined | p95 ms | top contributor | share | its p95 ms |\n|---|--:|--:|---|--:|--:|\n");
     for r in joined.iter().take(MAX_ROWS) {
-        let top = r
-            .components
-            .iter()
-            .reduce(|best, c| if c.share > best.share { c } else { best });
-        let (label, share, p95) = top.map_or(("-", String::new(), String::new()), |c| {
-            (
-                c.label.as_str(),
-                format!("{:.1}%", c.share * 100.0),
-                ms(c.figures.p95),
-            )
-        });
+        let (label, share, p95) =
+            r.top_contributor()
+                .map_or(("-", String::new(), String::new()), |c| {
+                    (
+                        c.label.as_str(),
+                        format!("{:.1}%", c.share * 100.0),
+                        ms(c.figures.p95),
+                    )
+                });
         let _ = writeln!(
             out,
             "| {} | {} of {} | {} | **{}** | {share} | {p95} |",

@@ -250,10 +250,14 @@ pub fn render(summary: &Summary) -> String {
 
     if let Some(b) = &summary.outcome.breakdown {
         let _ = writeln!(out, "\n{}", coverage_line(&b.coverage));
+        breakdown(&mut out, b);
     }
 
-    // Sinks and drops.
+    // Sinks and drops (a sink that had nothing to send and no error says nothing).
     for s in &summary.sinks {
+        if s.delivered + s.failed + s.dropped == 0 && s.errors.is_empty() {
+            continue;
+        }
         let _ = writeln!(
             out,
             "\n{}: {} delivered, {} failed, {} dropped{}",
@@ -276,6 +280,61 @@ pub fn render(summary: &Summary) -> String {
         );
     }
     out
+}
+
+/// Where the time went, per request name with joined requests: its p95 and the component
+/// with the largest share (the HTML report and the JSON result have every component).
+fn breakdown(out: &mut String, b: &crate::breakdown::Breakdown) {
+    let joined: Vec<_> = b.requests.iter().filter(|r| r.joined > 0).collect();
+    if joined.is_empty() {
+        return;
+    }
+    let w = joined
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(10)
+        .clamp(24, 60);
+    let _ = writeln!(
+        out,
+        "\nWhere the time went (ms; the component with the largest share of each name's time)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<8} {:<w$} {:>15} {:>7} | {:<36} {:>6} {:>7}",
+        "Type", "Name", "joined", "p95", "top contributor", "share", "its p95"
+    );
+    let rule = format!(
+        "{}|{}|{}|{}",
+        "-".repeat(8),
+        "-".repeat(w + 1),
+        "-".repeat(23),
+        "-".repeat(52)
+    );
+    out.push_str(&rule);
+    out.push('\n');
+    for r in joined {
+        let (label, share, p95) =
+            r.top_contributor()
+                .map_or(("-".to_owned(), String::new(), String::new()), |c| {
+                    (
+                        clip(&c.label, 36),
+                        format!("{:.0}%", c.share * 100.0),
+                        ms(c.figures.p95),
+                    )
+                });
+        let _ = writeln!(
+            out,
+            "{:<8} {:<w$} {:>15} {:>7} | {:<36} {:>6} {:>7}",
+            r.method,
+            clip(&r.name, w),
+            format!("{} of {}", r.joined, r.sampled),
+            ms(r.total.p95),
+            label,
+            share,
+            p95
+        );
+    }
 }
 
 /// The trace receiver's coverage in one line: how many sampled requests found their server
@@ -325,6 +384,7 @@ pub fn header(summary: &Summary) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::SinkReport;
 
     #[test]
     fn the_summary_says_the_trace_coverage_when_a_receiver_ran() {
@@ -345,6 +405,58 @@ mod tests {
         assert_eq!(
             coverage_line(&none),
             "traces: 0 sampled requests, 0 joined to their server spans (no sampled request); spans: 0 received, 0 joined, 0 dropped, 0 late, 0 foreign, 3 exports rejected"
+        );
+    }
+
+    #[test]
+    fn the_summary_names_each_request_names_top_contributor_when_a_receiver_ran() {
+        let mut s = crate::report::markdown::tests::fixture();
+        assert!(!render(&s).contains("Where the time went"));
+        s.outcome.breakdown = Some(std::sync::Arc::new(crate::breakdown::Breakdown::example()));
+        let text = render(&s);
+        let rows: Vec<&str> = text
+            .split("Where the time went")
+            .nth(1)
+            .expect("a section")
+            .lines()
+            .skip(3)
+            .take_while(|l| !l.is_empty())
+            .collect();
+        let cells = |l: &str| l.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            rows.iter().map(|l| cells(l)).collect::<Vec<_>>(),
+            [
+                "GET /orders 98 of 100 72.0 | postgresql: SELECT orders 55% 39.6",
+                "GET /search 50 of 50 21.6 | server self time 75% 16.2",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_sink_with_nothing_sent_and_no_error_is_left_out_of_the_summary() {
+        let mut s = crate::report::markdown::tests::fixture();
+        let report = |name: &str, delivered, errors: Vec<String>| SinkReport {
+            name: name.into(),
+            delivered,
+            failed: 0,
+            dropped: 0,
+            errors,
+        };
+        s.sinks = vec![
+            report("traces", 0, Vec::new()),
+            report("otlp", 12, Vec::new()),
+            report("datadog", 0, vec!["key refused".into()]),
+        ];
+        let text = render(&s);
+        assert!(!text.contains("traces: 0 delivered"), "{text}");
+        assert!(
+            text.contains("\notlp: 12 delivered, 0 failed, 0 dropped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\ndatadog: 0 delivered, 0 failed, 0 dropped (key refused)\n"),
+            "{text}"
         );
     }
 }

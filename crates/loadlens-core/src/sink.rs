@@ -34,6 +34,12 @@ pub trait Sink: Send {
     /// Short name used in logs and the summary.
     fn name(&self) -> &str;
 
+    /// Its line for the start banner once started, when that says more than its configuration
+    /// did (an address bound with port 0 shows the port taken); `None` keeps the configured one.
+    fn describe(&self) -> Option<String> {
+        None
+    }
+
     /// The run starts. `ctx` carries the run's identity and the handles through which a sink
     /// may act on the run (stop it, fail it, add to its timeline); clone what it keeps.
     fn on_start(&mut self, _ctx: &SinkContext) {}

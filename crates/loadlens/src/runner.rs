@@ -598,6 +598,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
                     executor = executor.tracing(t);
                     traced = true;
                 }
+                let line = sink.describe().unwrap_or(line);
                 executor = executor.sink(sink);
                 started.push(line);
                 stdout_shared |= writes_stdout;

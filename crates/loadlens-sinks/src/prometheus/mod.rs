@@ -142,6 +142,12 @@ impl Sink for PrometheusSink {
         "prometheus"
     }
 
+    fn describe(&self) -> Option<String> {
+        let mut config = self.config.clone();
+        config.listen = self.local_addr().or(config.listen);
+        Some(format!("prometheus: {}", config.describe()))
+    }
+
     fn on_start(&mut self, ctx: &SinkContext) {
         self.metrics = Metrics::new(&ctx.run, &ctx.names);
         self.publish(false);

@@ -380,3 +380,50 @@ fn a_port_in_use_or_a_bad_section_refuses_the_run_with_exit_2() {
         "{se}"
     );
 }
+
+#[test]
+fn port_0_takes_a_free_port_and_the_banner_shows_it() {
+    use std::io::BufRead;
+
+    let target = DemoTarget::start(&[]);
+    let url = format!("{}/api/products", target.url);
+    let mut child = Command::new(bin())
+        .args([
+            "run",
+            "--url",
+            &url,
+            "-c",
+            "2",
+            "-z",
+            "3s",
+            "--prometheus",
+            "127.0.0.1:0",
+            "--prometheus-linger",
+            "0s",
+        ])
+        .env_remove("TEST_RUN_ID")
+        .env_remove("LOADLENS_PROMETHEUS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let banner = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.contains("prometheus: serving"))
+        .expect("a banner line for the scrape endpoint");
+    let addr: SocketAddr = banner
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {banner:?}"));
+    assert_ne!(addr.port(), 0, "{banner}");
+    // That address serves the run's metrics while it lasts.
+    let (head, body) = get(addr, "/metrics");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("loadlens_run_info"), "{body}");
+    for _ in lines.by_ref() {}
+    assert!(child.wait().unwrap().success());
+}

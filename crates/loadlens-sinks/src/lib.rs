@@ -43,6 +43,7 @@ pub mod otlp;
 pub mod prometheus;
 #[cfg(feature = "receiver")]
 pub mod receiver;
+pub mod secret;
 #[cfg(feature = "statsig")]
 pub mod statsig;
 

@@ -91,27 +91,7 @@ pub const KNOWN_SITES: [&str; 7] = [
     "ddog-gov.com",
 ];
 
-/// A key that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap `key`.
-    pub fn new(key: impl Into<String>) -> Self {
-        Secret(key.into())
-    }
-
-    /// The key itself, for the one place that puts it in a request header.
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// How metrics reach Datadog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

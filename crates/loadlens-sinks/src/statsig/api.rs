@@ -39,28 +39,7 @@ pub const DEFAULT_BASE_URL: &str = "https://statsigapi.net";
 /// The API version every request names.
 pub const API_VERSION: &str = "20240601";
 
-/// A Console API key. Its `Debug` prints `***` and it has no `Display`, so it cannot reach a
-/// log line, a report or an error message by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wrap `key`.
-    pub fn new(key: impl Into<String>) -> Self {
-        Secret(key.into())
-    }
-
-    /// The key, for the one place that puts it in a header (and the masking of echoes).
-    pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use crate::secret::Secret;
 
 /// Where and how the client talks to the Console API.
 #[derive(Debug, Clone)]

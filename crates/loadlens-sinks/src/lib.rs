@@ -46,6 +46,8 @@ pub mod receiver;
 pub mod secret;
 #[cfg(feature = "statsig")]
 pub mod statsig;
+#[cfg(any(test, feature = "testing"))]
+mod stub_http;
 
 pub use integration::Integration;
 

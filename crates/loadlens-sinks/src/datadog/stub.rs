@@ -11,13 +11,15 @@
 //! decompressed.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use crate::stub_http;
 
 /// The API key the stub accepts unless told otherwise.
 pub const API_KEY: &str = "stub-api-key-0123456789abcdef";
@@ -258,73 +260,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             .unwrap_or_else(|p| p.into_inner())
             .requests
             .push(req);
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            reason(status),
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+        if !stub_http::write_json(&mut out, status, reason(status), &headers, &body) {
             return;
         }
     }
 }
 
 fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<Captured> {
-    let mut line = String::new();
-    loop {
-        match r.read_line(&mut line) {
-            Ok(0) => return None,
-            Ok(_) => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::Relaxed) {
-                    return None;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if let Some(n) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(n, 0);
-        r.read_exact(&mut body).ok()?;
-    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).ok()?;
-            let n = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; n + 2];
-            r.read_exact(&mut chunk).ok()?;
-            if n == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..n]);
-        }
-    }
-    let body = match get("content-encoding").as_deref() {
+    let head = stub_http::read_head(r, stop)?;
+    let body = stub_http::read_body(r, &head)?;
+    let body = match head.get("content-encoding") {
         Some("gzip") => {
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(&body[..])
@@ -342,9 +287,9 @@ fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<Captu
         _ => body,
     };
     Some(Captured {
-        method,
-        path,
-        headers,
+        method: head.method,
+        path: head.path,
+        headers: head.headers,
         body,
         status: 0,
         response: Vec::new(),

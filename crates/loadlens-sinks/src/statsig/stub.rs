@@ -20,13 +20,15 @@
 //! someone else", as a person in the console would, with its audit-log entry.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
+
+use crate::stub_http;
 
 /// The Console API key the stub accepts unless told otherwise.
 pub const KEY: &str = "console-stub-key-0123456789abcdef";
@@ -493,66 +495,19 @@ fn serve(conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             a
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        let mut head = format!(
-            "HTTP/1.1 {status} Stub\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        if out.write_all(head.as_bytes()).is_err() || out.write_all(&body).is_err() {
+        if !stub_http::write_json(&mut out, status, "Stub", &headers, &body) {
             return;
         }
     }
 }
 
 fn read_request(r: &mut BufReader<TcpStream>, stop: &AtomicBool) -> Option<Captured> {
-    let mut line = String::new();
-    loop {
-        match r.read_line(&mut line) {
-            Ok(0) => return None,
-            Ok(_) => break,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                if stop.load(Ordering::Relaxed) {
-                    return None;
-                }
-            }
-            Err(_) => return None,
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_owned();
-    let path = parts.next()?.to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (k, v) = h.split_once(':')?;
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-    }
-    let mut body = Vec::new();
-    if let Some(n) = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-    {
-        body.resize(n, 0);
-        r.read_exact(&mut body).ok()?;
-    }
+    let head = stub_http::read_head(r, stop)?;
+    let body = stub_http::read_body(r, &head)?;
     Some(Captured {
-        method,
-        path,
-        headers,
+        method: head.method,
+        path: head.path,
+        headers: head.headers,
         body,
         status: 0,
     })

@@ -11,6 +11,7 @@ use std::time::Duration;
 use loadlens_core::executor::{Controls, LoadSettings};
 use loadlens_core::sample::TraceSettings;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::trace::v1::span;
 use prost::Message as _;
 
 use super::config::env_of;

@@ -9,7 +9,7 @@ use loadlens_core::sample::{ErrorKind, Failure, NameId, Phases, Sample, TraceIds
 use loadlens_core::stats::{Aggregator, Recorder};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::{span, Span};
 
 use super::config::{env_of, Temporality};
 use super::encode::{self, Metrics, SpanContext};

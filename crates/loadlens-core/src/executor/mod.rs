@@ -649,6 +649,8 @@ impl Summary {
                 segments: std::mem::take(&mut out.segments),
                 actions: Vec::new(),
                 breakdown: out.breakdown.take(),
+                scenario_hash: None,
+                workers: Vec::new(),
             },
         }
     }

@@ -287,7 +287,11 @@ mod tests {
                         mine += 1;
                     }
                     // Its exact share of the 23 rows, and then it is out of rows.
-                    let share = if 23 > index { (23 - index - 1) / segments + 1 } else { 0 };
+                    let share = if 23 > index {
+                        (23 - index - 1) / segments + 1
+                    } else {
+                        0
+                    };
                     assert_eq!(mine, share, "{mode:?} {index}/{segments}");
                 }
                 taken.sort_unstable();
@@ -295,8 +299,14 @@ mod tests {
             }
         }
         // Recycling starts over on the whole file.
-        let f = Feeder::parse("u", "u.csv", "id\n0\n1\n2\n", Mode::Unique, Exhausted::Recycle)
-            .unwrap();
+        let f = Feeder::parse(
+            "u",
+            "u.csv",
+            "id\n0\n1\n2\n",
+            Mode::Unique,
+            Exhausted::Recycle,
+        )
+        .unwrap();
         let ids: Vec<String> = (0..4)
             .map(|_| match f.next_row_of(&mut rng, 1, 2) {
                 Row::Fields(r) => r[0].clone(),

@@ -88,7 +88,12 @@ pub struct RunArgs {
     /// users, ramps, arrivals, iterations and unique data rows are dealt out exactly, so N
     /// segments together run the load of one run; combine their `--json` results with
     /// `loadlens merge`.
-    #[arg(long, env = "LOADLENS_SEGMENT", value_name = "I/N", conflicts_with = "workers")]
+    #[arg(
+        long,
+        env = "LOADLENS_SEGMENT",
+        value_name = "I/N",
+        conflicts_with = "workers"
+    )]
     pub segment: Option<loadlens_core::load::Segment>,
     /// This run is one of N workers: it runs segment `--worker-index`+1 of N (the index
     /// defaults to `JOB_COMPLETION_INDEX`, as set in a Kubernetes Indexed Job).

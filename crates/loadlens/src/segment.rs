@@ -132,16 +132,24 @@ mod tests {
         let none = |_: &str| None;
         let job = |k: &str| (k == JOB_COMPLETION_INDEX).then(|| "2".to_owned());
         let pick = |a: RunArgs, env: &dyn Fn(&str) -> Option<String>| {
-            pick_with(&a, env).map(|s| s.to_string()).map_err(|e| e.to_string())
+            pick_with(&a, env)
+                .map(|s| s.to_string())
+                .map_err(|e| e.to_string())
         };
         assert_eq!(pick(args(None, None, None), &none).unwrap(), "1/1");
         assert_eq!(pick(args(Some("2/3"), None, None), &job).unwrap(), "2/3");
         assert_eq!(pick(args(None, Some(3), None), &job).unwrap(), "3/3");
         assert_eq!(pick(args(None, Some(3), Some(0)), &job).unwrap(), "1/3");
         let e = pick(args(None, Some(3), None), &none).unwrap_err();
-        assert!(e.contains("--worker-index I (from 0) or JOB_COMPLETION_INDEX"), "{e}");
+        assert!(
+            e.contains("--worker-index I (from 0) or JOB_COMPLETION_INDEX"),
+            "{e}"
+        );
         let e = pick(args(None, Some(2), None), &job).unwrap_err();
-        assert_eq!(e, "worker index 2 is out of range for 2 workers: expected 0 to 1");
+        assert_eq!(
+            e,
+            "worker index 2 is out of range for 2 workers: expected 0 to 1"
+        );
         let e = pick(args(None, Some(0), Some(0)), &none).unwrap_err();
         assert_eq!(e, "--workers must be at least 1");
         let e = pick(args(None, None, Some(1)), &none).unwrap_err();

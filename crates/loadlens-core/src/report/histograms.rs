@@ -210,8 +210,8 @@ impl StatsRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::RequestSummary;
     use crate::sample::{Failure, NameId, Phases, Sample};
+    use crate::stats::RequestSummary;
     use std::time::{Duration, SystemTime};
 
     fn sample_with(name: u32, total: Duration, status: u16) -> Sample {
@@ -230,7 +230,8 @@ mod tests {
             bytes_received: 20,
             content_length: 5,
             new_connection: status == 503,
-            failure: (status >= 500).then(|| Failure::new(crate::sample::ErrorKind::Status, "HTTP 503")),
+            failure: (status >= 500)
+                .then(|| Failure::new(crate::sample::ErrorKind::Status, "HTTP 503")),
             checks_passed: 1,
             checks_failed: 0,
             trace: None,

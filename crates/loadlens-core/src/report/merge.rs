@@ -169,8 +169,7 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         for e in &doc.errors {
             let i = index(&e.method, &e.name, &mut names);
             let kind = ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::Other);
-            set.errors
-                .add(NameId(i as u32), kind, &e.message, e.count);
+            set.errors.add(NameId(i as u32), kind, &e.message, e.count);
         }
         // Failures past the catalogue's cap: by kind, what the entries do not account for.
         let mut listed: BTreeMap<&str, u64> = BTreeMap::new();
@@ -197,11 +196,17 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
             }
         }
     }
-    stats.requests.resize_with(names.len(), RequestStats::default);
+    stats
+        .requests
+        .resize_with(names.len(), RequestStats::default);
 
     let started: Vec<SystemTime> = docs.iter().map(|(_, d)| time(&d.run.started_at)).collect();
     let ended: Vec<SystemTime> = docs.iter().map(|(_, d)| time(&d.run.ended_at)).collect();
-    let started_at = started.iter().min().copied().unwrap_or(SystemTime::UNIX_EPOCH);
+    let started_at = started
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let ended_at = ended.iter().max().copied().unwrap_or(started_at);
     let duration = docs
         .iter()
@@ -315,7 +320,9 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
                 .iter()
                 .flat_map(|(_, d)| {
                     let seg = d.load.segment;
-                    d.failures.iter().map(move |f| format!("segment {seg}: {f}"))
+                    d.failures
+                        .iter()
+                        .map(move |f| format!("segment {seg}: {f}"))
                 })
                 .collect(),
             scenario_hash: first.run.scenario_hash.clone(),
@@ -335,9 +342,10 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
 /// segment says so.
 pub fn keep_breaches(summary: &mut Summary, docs: &[(PathBuf, ResultDoc)]) {
     for t in &mut summary.outcome.thresholds {
-        let same = docs.iter().flat_map(|(_, d)| &d.thresholds).filter(|r| {
-            r.expression == t.expression && r.scope == t.scope && r.metric == t.metric
-        });
+        let same = docs
+            .iter()
+            .flat_map(|(_, d)| &d.thresholds)
+            .filter(|r| r.expression == t.expression && r.scope == t.scope && r.metric == t.metric);
         for r in same {
             t.first_breach_s = match (t.first_breach_s, r.first_breach_s) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -470,7 +478,13 @@ fn series(docs: &[(PathBuf, ResultDoc)]) -> TimeSeries {
 /// `later` of the same file after `acc`: one longer interval.
 fn fold_in_time(acc: &mut SeriesPoint, later: &SeriesPoint) {
     let (a, b) = (acc.requests as f64, later.requests as f64);
-    let w = |x: f64, y: f64| if a + b > 0.0 { (x * a + y * b) / (a + b) } else { 0.0 };
+    let w = |x: f64, y: f64| {
+        if a + b > 0.0 {
+            (x * a + y * b) / (a + b)
+        } else {
+            0.0
+        }
+    };
     acc.avg_ms = w(acc.avg_ms, later.avg_ms);
     acc.p50_ms = w(acc.p50_ms, later.p50_ms);
     acc.p95_ms = w(acc.p95_ms, later.p95_ms);
@@ -482,7 +496,13 @@ fn fold_in_time(acc: &mut SeriesPoint, later: &SeriesPoint) {
     acc.span_s += later.span_s;
     acc.elapsed_s = later.elapsed_s;
     acc.users = later.users;
-    let per_s = |n: u64| if acc.span_s > 0.0 { n as f64 / acc.span_s } else { 0.0 };
+    let per_s = |n: u64| {
+        if acc.span_s > 0.0 {
+            n as f64 / acc.span_s
+        } else {
+            0.0
+        }
+    };
     acc.rps = per_s(acc.requests);
     acc.failures_per_s = per_s(acc.failures);
 }
@@ -501,7 +521,13 @@ fn side_by_side(points: &[SeriesPoint]) -> SeriesPoint {
     let mut out = points[0].clone();
     for p in &points[1..] {
         let (a, b) = (out.requests as f64, p.requests as f64);
-        let w = |x: f64, y: f64| if a + b > 0.0 { (x * a + y * b) / (a + b) } else { 0.0 };
+        let w = |x: f64, y: f64| {
+            if a + b > 0.0 {
+                (x * a + y * b) / (a + b)
+            } else {
+                0.0
+            }
+        };
         out.avg_ms = w(out.avg_ms, p.avg_ms);
         out.p50_ms = w(out.p50_ms, p.p50_ms);
         out.p95_ms = w(out.p95_ms, p.p95_ms);

@@ -154,8 +154,8 @@ impl LatencyHistogram {
         let mut bytes = Vec::new();
         // Writing to a Vec cannot fail; a histogram too large to encode (counts past 2^63)
         // gives an empty string, which `from_base64` refuses.
-        let _ = hdrhistogram::serialization::V2DeflateSerializer::new()
-            .serialize(&self.0, &mut bytes);
+        let _ =
+            hdrhistogram::serialization::V2DeflateSerializer::new().serialize(&self.0, &mut bytes);
         base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 

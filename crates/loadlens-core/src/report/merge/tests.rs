@@ -32,7 +32,10 @@ fn two_segments_add_up_and_their_percentiles_are_those_of_all_samples() {
     // The same samples twice: the same distribution, exactly.
     assert_eq!(total.latency_ms, single.latency_ms);
     let (m, o) = (total.phases_ms.ttfb, single.phases_ms.ttfb);
-    assert_eq!((m.count, m.p50, m.p95, m.p99, m.max), (2 * o.count, o.p50, o.p95, o.p99, o.max));
+    assert_eq!(
+        (m.count, m.p50, m.p95, m.p99, m.max),
+        (2 * o.count, o.p50, o.p95, o.p99, o.max)
+    );
     assert_eq!(s.requests().len(), 3);
     let errors: u64 = s.errors().iter().map(|(_, _, e)| e.count).sum();
     assert_eq!(errors, 2 * one.errors.iter().map(|e| e.count).sum::<u64>());
@@ -62,17 +65,26 @@ fn files_that_do_not_belong_together_are_refused_with_the_reason() {
         segment_of(&one, "1/2", "a"),
         segment_of(&one, "2/2", "b"),
     ]);
-    assert!(e.starts_with("w1.json ran another scenario than w0.json (scenario hash b vs a)"), "{e}");
+    assert!(
+        e.starts_with("w1.json ran another scenario than w0.json (scenario hash b vs a)"),
+        "{e}"
+    );
     let e = err(vec![
         segment_of(&one, "1/2", "a"),
         segment_of(&one, "1/2", "a"),
     ]);
-    assert_eq!(e, "w0.json and w1.json both ran segment 1/2: each segment once");
+    assert_eq!(
+        e,
+        "w0.json and w1.json both ran segment 1/2: each segment once"
+    );
     let e = err(vec![
         segment_of(&one, "1/2", "a"),
         segment_of(&one, "1/3", "a"),
     ]);
-    assert!(e.contains("every file must come from the same number of segments"), "{e}");
+    assert!(
+        e.contains("every file must come from the same number of segments"),
+        "{e}"
+    );
     let mut old = segment_of(&one, "2/2", "a");
     old.histograms = None;
     let e = err(vec![segment_of(&one, "1/2", "a"), old]);

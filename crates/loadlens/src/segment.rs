@@ -134,7 +134,7 @@ mod tests {
         let pick = |a: RunArgs, env: &dyn Fn(&str) -> Option<String>| {
             pick_with(&a, env)
                 .map(|s| s.to_string())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.message)
         };
         assert_eq!(pick(args(None, None, None), &none).unwrap(), "1/1");
         assert_eq!(pick(args(Some("2/3"), None, None), &job).unwrap(), "2/3");

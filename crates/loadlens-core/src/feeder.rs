@@ -178,10 +178,22 @@ impl Feeder {
 
     /// The next row for this mode.
     pub fn next_row(&self, rng: &mut fastrand::Rng) -> Row<'_> {
+        self.next_row_of(rng, 0, 1)
+    }
+
+    /// The next row for this mode in segment `index` (from 0) of `count`: `sequential` and
+    /// `unique` take rows `index, index+count, …` of the file, so segments never share a row
+    /// before the file is used up (then `recycle` starts over over the whole file).
+    pub fn next_row_of(&self, rng: &mut fastrand::Rng, index: u64, count: u64) -> Row<'_> {
         if self.mode == Mode::Random {
             return Row::Fields(&self.rows[rng.usize(..self.rows.len())]);
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let local = self.next.fetch_add(1, Ordering::Relaxed);
+        let (index, count) = (
+            usize::try_from(index).unwrap_or(usize::MAX),
+            usize::try_from(count.max(1)).unwrap_or(usize::MAX),
+        );
+        let i = local.saturating_mul(count).saturating_add(index);
         if i < self.rows.len() {
             return Row::Fields(&self.rows[i]);
         }
@@ -256,6 +268,53 @@ fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_rows_never_overlap_between_segments_and_cover_the_file() {
+        let text: String = std::iter::once("id\n".to_owned())
+            .chain((0..23).map(|i| format!("{i}\n")))
+            .collect();
+        let mut rng = fastrand::Rng::with_seed(1);
+        for mode in [Mode::Unique, Mode::Sequential] {
+            for segments in 1..=6u64 {
+                let mut taken = Vec::new();
+                for index in 0..segments {
+                    // Each segment is its own process: its own copy of the file.
+                    let f = Feeder::parse("u", "u.csv", &text, mode, Exhausted::StopVu).unwrap();
+                    let mut mine = 0;
+                    while let Row::Fields(row) = f.next_row_of(&mut rng, index, segments) {
+                        taken.push(row[0].parse::<u32>().unwrap());
+                        mine += 1;
+                    }
+                    // Its exact share of the 23 rows, and then it is out of rows.
+                    let share = if 23 > index {
+                        (23 - index - 1) / segments + 1
+                    } else {
+                        0
+                    };
+                    assert_eq!(mine, share, "{mode:?} {index}/{segments}");
+                }
+                taken.sort_unstable();
+                assert_eq!(taken, (0..23).collect::<Vec<_>>(), "{mode:?} {segments}");
+            }
+        }
+        // Recycling starts over on the whole file.
+        let f = Feeder::parse(
+            "u",
+            "u.csv",
+            "id\n0\n1\n2\n",
+            Mode::Unique,
+            Exhausted::Recycle,
+        )
+        .unwrap();
+        let ids: Vec<String> = (0..4)
+            .map(|_| match f.next_row_of(&mut rng, 1, 2) {
+                Row::Fields(r) => r[0].clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, ["1", "0", "2", "1"]);
+    }
 
     #[test]
     fn csv_with_quotes_and_modes() {

@@ -255,6 +255,7 @@ pub fn settings(load: &Load) -> Result<LoadSettings, LoadError> {
         stop_timeout: load.stop_timeout,
         stages,
         arrival,
+        segment: Default::default(),
     })
 }
 

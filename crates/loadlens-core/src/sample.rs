@@ -63,6 +63,29 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind named `name` by [`ErrorKind::as_str`] (reading a result file back).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            Dns,
+            Refused,
+            Reset,
+            ConnectTimeout,
+            Timeout,
+            Tls,
+            Protocol,
+            BodyTooLarge,
+            TooManyRedirects,
+            Status,
+            Check,
+            Request,
+            Resource,
+            Other,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+
     /// Stable lowercase name used in reports.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -79,8 +79,12 @@ pub trait Names {
 pub struct Globals {
     /// Global variable values.
     pub vars: RwLock<Vec<Option<String>>>,
-    /// Counters.
+    /// Counters: how many values each gave in this process.
     pub counters: Vec<AtomicU64>,
+    /// This process's segment (from 0) and the number of segments: `counter()` gives the
+    /// values `index+1, index+1+count, …`, so that they stay unique across the segments of a
+    /// run (0 segments counts as 1).
+    segment: (u64, u64),
 }
 
 impl Globals {
@@ -89,7 +93,25 @@ impl Globals {
         Globals {
             vars: RwLock::new(vec![None; vars]),
             counters: (0..counters).map(|_| AtomicU64::new(0)).collect(),
+            segment: (0, 1),
         }
+    }
+
+    /// The same globals for segment `index` (from 0) of `count`.
+    pub fn segment(mut self, index: u64, count: u64) -> Self {
+        self.segment = (index, count.max(1));
+        self
+    }
+
+    /// The next value of counter `i`: 1, 2, 3… in a whole run; in segment `index` of `count`,
+    /// the whole run's values `index+1, index+1+count, …`.
+    fn next_counter(&self, i: usize) -> u64 {
+        let (index, count) = (self.segment.0, self.segment.1.max(1));
+        self.counters.get(i).map_or(0, |c| {
+            c.fetch_add(1, Ordering::Relaxed)
+                .saturating_mul(count)
+                .saturating_add(index + 1)
+        })
     }
 }
 
@@ -333,11 +355,7 @@ fn render_func(f: &Func, ctx: &mut Ctx<'_>, out: &mut String) {
             let _ = write!(out, "{v}");
         }
         Func::Counter(i) => {
-            let v = ctx
-                .globals
-                .counters
-                .get(*i)
-                .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed) + 1);
+            let v = ctx.globals.next_counter(*i);
             let _ = write!(out, "{v}");
         }
         Func::VuId => {
@@ -703,6 +721,32 @@ mod tests {
         assert_eq!((p[4], p[5]), ("1", "2"));
         let now = Template::compile("{{ now_unix() }}", &mut n).unwrap();
         assert!(render(&now, &[], &g).unwrap().parse::<u64>().unwrap() > 1_700_000_000);
+    }
+
+    #[test]
+    fn counter_values_stay_unique_across_the_segments_of_a_run() {
+        let mut n = names();
+        let t = Template::compile("{{ counter(orders) }}", &mut n).unwrap();
+        for segments in 1..=5u64 {
+            let mut seen = std::collections::BTreeSet::new();
+            for index in 0..segments {
+                let g = Globals::new(1, 1).segment(index, segments);
+                // Segments run unequal numbers of iterations.
+                for _ in 0..(10 + index * 3) {
+                    let v: u64 = render(&t, &[], &g).unwrap().parse().unwrap();
+                    assert!(seen.insert(v), "{v} twice with {segments} segments");
+                }
+            }
+            // Equal progress gives 1..=k·N with no gap: the whole run's values.
+            let mut dense = std::collections::BTreeSet::new();
+            for index in 0..segments {
+                let g = Globals::new(1, 1).segment(index, segments);
+                for _ in 0..7 {
+                    dense.insert(render(&t, &[], &g).unwrap().parse::<u64>().unwrap());
+                }
+            }
+            assert_eq!(dense, (1..=7 * segments).collect());
+        }
     }
 
     #[test]

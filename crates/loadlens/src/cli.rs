@@ -35,6 +35,9 @@ pub enum Command {
     Report(crate::report_cmd::ReportArgs),
     /// Compare two JSON results per request name; fail on regression bounds (`--fail-if`).
     Compare(crate::compare::CompareArgs),
+    /// Combine the JSON results of a run's segments (`run --segment I/N`) into one result and
+    /// its reports, with exact percentiles.
+    Merge(crate::merge_cmd::MergeArgs),
 }
 
 /// `loadlens init`.
@@ -81,6 +84,24 @@ pub struct RunArgs {
     /// Peak number of concurrent users.
     #[arg(short = 'u', long, env = "LOADLENS_USERS")]
     pub users: Option<u64>,
+    /// Run only segment I of N of the load (`2/3`: the second of three), one per machine:
+    /// users, ramps, arrivals, iterations and unique data rows are dealt out exactly, so N
+    /// segments together run the load of one run; combine their `--json` results with
+    /// `loadlens merge`.
+    #[arg(
+        long,
+        env = "LOADLENS_SEGMENT",
+        value_name = "I/N",
+        conflicts_with = "workers"
+    )]
+    pub segment: Option<loadlens_core::load::Segment>,
+    /// This run is one of N workers: it runs segment `--worker-index`+1 of N (the index
+    /// defaults to `JOB_COMPLETION_INDEX`, as set in a Kubernetes Indexed Job).
+    #[arg(long, env = "LOADLENS_WORKERS", value_name = "N")]
+    pub workers: Option<u64>,
+    /// With --workers: this worker's index, from 0 (default: `JOB_COMPLETION_INDEX`).
+    #[arg(long, env = "LOADLENS_WORKER_INDEX", value_name = "INDEX")]
+    pub worker_index: Option<u64>,
     /// Users started per second (default: all at once).
     #[arg(short = 'r', long, env = "LOADLENS_SPAWN_RATE")]
     pub spawn_rate: Option<f64>,

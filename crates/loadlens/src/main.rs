@@ -12,10 +12,12 @@ mod guard_actions;
 mod identity;
 mod live;
 mod loadflags;
+mod merge_cmd;
 mod report_cmd;
 mod reports;
 mod resolved;
 mod runner;
+mod segment;
 mod signals;
 mod web;
 
@@ -108,6 +110,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
             .map_err(|e| Failure::new(Exit::InvalidInput, format!("{e:#}"))),
         Command::Report(args) => report_cmd::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Merge(args) => merge_cmd::run(&args),
         Command::Validate(args) => {
             let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
             let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;

@@ -54,6 +54,9 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// Planned flips and actions at the end of a failed run (`actions:`), `--dry-run-actions`.
     pub actions: crate::guard_actions::Plan,
+    /// What the segments of one distributed run must share (file, requests, whole load,
+    /// thresholds), hashed: `loadlens merge` refuses results whose hashes differ.
+    pub scenario_hash: String,
 }
 
 /// Where reports go.
@@ -336,6 +339,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             run_time_cap = args.run_time;
         }
     }
+    let segment = crate::segment::pick(args)?;
+    let (load, scenarios) = crate::segment::apply(segment, load, scenarios)?;
     let mut thresholds = Vec::new();
     if let Some((s, _)) = scenario {
         for t in &s.thresholds {
@@ -430,7 +435,16 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         .collect();
     let names: Vec<&str> = lent.iter().map(|g| g.name()).collect();
     crate::guard_actions::check_targets(&actions, &thresholds, &names).map_err(invalid)?;
+    let scenario_hash = crate::segment::scenario_hash(
+        scenario.map(|(_, file)| file),
+        &plan,
+        &load,
+        &scenarios,
+        &thresholds,
+        host.as_deref(),
+    );
     Ok(Prepared {
+        scenario_hash,
         actions,
         integrations,
         thresholds,
@@ -701,6 +715,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         .collect();
     let mut summary = Summary::new(p.run, p.load, p.host, &mut out);
     summary.evaluate_thresholds(&p.thresholds);
+    summary.outcome.scenario_hash = Some(p.scenario_hash.clone());
     crate::guard_actions::finish(&actions, &p.actions, &mut summary).await;
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 

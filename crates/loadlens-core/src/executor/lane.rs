@@ -77,7 +77,10 @@ impl Lane {
         start_time: Duration,
         parent: &CancellationToken,
     ) -> Self {
-        let open = load.arrival.as_ref().map(|a| OpenLane::new(a.max_vus));
+        let open = load
+            .arrival
+            .as_ref()
+            .map(|a| OpenLane::new(load.segment.share(a.max_vus)));
         let end = match open {
             Some(_) => None,
             None => load.duration().map(|d| start_time + d),
@@ -200,16 +203,12 @@ impl Lane {
         events: &mut Vec<TimelineEvent>,
     ) {
         let load = &self.load;
-        let target = if let Some(users) = self.target.users {
-            users
-        } else if !load.stages.is_empty() {
-            profile::users_at(&load.stages, t)
-        } else {
-            match load.spawn_rate.filter(|r| *r > 0.0 && r.is_finite()) {
-                None => load.users,
-                Some(r) => ((t.as_secs_f64() * r).floor() as u64 + 1).min(load.users),
-            }
-        };
+        // The whole run's count, of which this process runs its segment's share (a count set
+        // during the run is the whole run's too).
+        let target = load
+            .segment
+            .share(self.target.users.unwrap_or_else(|| load.users_at(t)));
+        let users = load.segment.share(load.users);
         let budget = self.shared.has_iterations_left();
         while (self.running.len() as u64) < target && budget {
             let id = self.spawned;
@@ -230,18 +229,18 @@ impl Lane {
                 token.cancel();
             }
         }
-        if load.stages.is_empty() && self.spawned == load.users && !self.all_spawned_reported {
+        if load.stages.is_empty() && self.spawned == users && !self.all_spawned_reported {
             self.all_spawned_reported = true;
             events.push(TimelineEvent::now(
                 now,
                 EventKind::UsersSpawned,
-                format!("{}all {} users started", self.label(), load.users),
+                format!("{}all {users} users started", self.label()),
             ));
         }
         // Users that all finished by themselves end the lane, unless the user count was changed
         // during the run (0 users then means "pause", not "done").
         let own_end =
-            load.stages.is_empty() && self.target.users.is_none() && self.spawned >= load.users;
+            load.stages.is_empty() && self.target.users.is_none() && self.spawned >= users;
         if self.live == 0 && (!budget || own_end) {
             let why = if budget {
                 StopReason::UsersFinished
@@ -257,7 +256,8 @@ impl Lane {
         let Some(a) = self.load.arrival.clone() else {
             return;
         };
-        for _ in 0..a.pre_allocated_vus.min(a.max_vus) {
+        let seg = self.load.segment;
+        for _ in 0..seg.share(a.pre_allocated_vus).min(seg.share(a.max_vus)) {
             self.spawn_open(None, vus);
         }
         self.warming_up = true;
@@ -316,7 +316,8 @@ impl Lane {
         let pacer = match self.rebased {
             Some((_, _, rate)) => Pacer::new(rate, Vec::new(), left),
             None => Pacer::new(a.rate_per_s, self.load.stages.clone(), left),
-        };
+        }
+        .segment(self.load.segment);
         if let Some(old) = self.open.as_mut().and_then(|o| o.pacer.take()) {
             old.stop();
         }
@@ -499,7 +500,11 @@ impl Lane {
             Some(d) => until.min(d),
             None => until,
         };
-        let intended = arrivals_in(self.intended_by(until));
+        // This segment's share of the whole run's intended arrivals.
+        let intended = self
+            .load
+            .segment
+            .share(arrivals_in(self.intended_by(until)) as u64) as f64;
         let started = o.started();
         let delays = open::delays(&o.delays);
         Some((
@@ -509,7 +514,7 @@ impl Lane {
                 dropped_iterations: o.dropped.load(Ordering::Relaxed),
                 achieved_pct: open::achieved_pct(started, intended),
                 vus_allocated: o.allocated(),
-                max_vus: a.max_vus,
+                max_vus: self.load.segment.share(a.max_vus),
                 schedule_delay_ms: delays.percentiles(),
             },
             intended,

@@ -132,6 +132,9 @@ pub(crate) struct Shared {
     tracing: Option<crate::sample::TraceSettings>,
     /// Index of this scenario in the run, put in every sample ([`crate::sample::Sample::scenario`]).
     scenario: u16,
+    /// The share of the run this process runs: `unique` and `sequential` feeder rows are
+    /// dealt out by it.
+    segment: crate::load::Segment,
 }
 
 impl Shared {
@@ -282,7 +285,9 @@ impl Executor {
                     }
                 }
             }
-            let globals = crate::template::Globals::new(plan.globals.len(), plan.counters);
+            let segment = sc.load.segment;
+            let globals = crate::template::Globals::new(plan.globals.len(), plan.counters)
+                .segment(segment.index(), segment.count());
             *globals.vars.write().unwrap_or_else(|p| p.into_inner()) =
                 plan.globals.iter().map(|(_, v)| v.clone()).collect();
             let shared = Arc::new(Shared {
@@ -290,13 +295,14 @@ impl Executor {
                 client: self.client.clone(),
                 recorder: Recorder::new(names.len()),
                 users: AtomicU64::new(0),
-                iterations_left: sc.load.iterations.map(AtomicU64::new),
+                iterations_left: sc.load.iterations.map(|n| AtomicU64::new(segment.share(n))),
                 taps: taps.clone(),
                 seed: seed ^ (i as u64).wrapping_mul(0xA24B_AED4_963E_E407),
                 globals,
                 controls: controls.clone(),
                 tracing: self.tracing.clone(),
                 scenario: u16::try_from(i).unwrap_or(u16::MAX),
+                segment,
             });
             lanes.push(lane::Lane::new(
                 i,
@@ -666,6 +672,8 @@ impl Summary {
                 segments: std::mem::take(&mut out.segments),
                 actions: Vec::new(),
                 breakdown: out.breakdown.take(),
+                scenario_hash: None,
+                workers: Vec::new(),
             },
         }
     }

@@ -93,7 +93,11 @@ impl Vu {
             if (feeder.mode == Mode::Unique) != unique {
                 continue;
             }
-            match feeder.next_row(&mut self.rng) {
+            match feeder.next_row_of(
+                &mut self.rng,
+                shared.segment.index(),
+                shared.segment.count(),
+            ) {
                 Row::Fields(fields) => {
                     for (slot, v) in f.slots.iter().zip(fields) {
                         self.vars[*slot] = Some(v.clone());

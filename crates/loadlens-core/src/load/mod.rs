@@ -5,10 +5,12 @@
 //! which all speak of load.
 
 pub mod profile;
+pub mod segment;
 
 use std::time::Duration;
 
 pub use profile::Stage;
+pub use segment::{Segment, SegmentError};
 
 use crate::stats::Percentiles;
 
@@ -34,6 +36,10 @@ pub struct LoadSettings {
     /// Open model (arrival rate) when set; `users` and `spawn_rate` are then unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<ArrivalSettings>,
+    /// The share of this load that this process runs (`--segment I/N`); the other fields stay
+    /// those of the whole run. Absent: the whole run.
+    #[serde(default, skip_serializing_if = "Segment::is_whole")]
+    pub segment: Segment,
 }
 
 impl LoadSettings {
@@ -51,10 +57,25 @@ impl LoadSettings {
             .or_else(|| (!self.stages.is_empty()).then(|| profile::total(&self.stages)))
     }
 
+    /// Users the closed model of the *whole run* runs `t` after its load started: the stages'
+    /// level, else the spawn rate's ramp (one user at once, then one every `1/rate`), else
+    /// `users`. A segment runs [`Segment::share`] of it.
+    pub fn users_at(&self, t: Duration) -> u64 {
+        if !self.stages.is_empty() {
+            return profile::users_at(&self.stages, t);
+        }
+        match self.spawn_rate.filter(|r| *r > 0.0 && r.is_finite()) {
+            None => self.users,
+            Some(r) => ((t.as_secs_f64() * r).floor() as u64)
+                .saturating_add(1)
+                .min(self.users),
+        }
+    }
+
     /// One line for headers and timelines: `50 users`, `ramping users over 3 stages`,
     /// `200 arrivals/s (20–100 VUs)`.
     pub fn describe(&self) -> String {
-        match (&self.arrival, self.stages.len()) {
+        let whole = match (&self.arrival, self.stages.len()) {
             (Some(a), 0) => format!(
                 "{} arrivals/s ({}–{} VUs)",
                 a.rate_per_s, a.pre_allocated_vus, a.max_vus
@@ -65,6 +86,11 @@ impl LoadSettings {
             ),
             (None, 0) => format!("{} users", self.users),
             (None, n) => format!("users ramping over {n} stages"),
+        };
+        if self.segment.is_whole() {
+            whole
+        } else {
+            format!("{whole}, segment {}", self.segment)
         }
     }
 }

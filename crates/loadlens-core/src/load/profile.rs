@@ -301,8 +301,10 @@ pub struct Pacer {
     start: f64,
     stages: Vec<Stage>,
     end: Option<Duration>,
+    /// Arrivals of this segment issued so far.
     next: u64,
     next_at: Option<Duration>,
+    segment: super::Segment,
 }
 
 impl Pacer {
@@ -315,13 +317,24 @@ impl Pacer {
             end,
             next: 0,
             next_at: None,
+            segment: super::Segment::WHOLE,
         };
         p.next_at = p.compute(0);
         p
     }
 
+    /// The same schedule, issuing only `segment`'s arrivals (`i, i+N, i+2N, …` of the whole
+    /// run's, each at its own intended time).
+    pub fn segment(mut self, segment: super::Segment) -> Self {
+        self.segment = segment;
+        self.next_at = self.compute(self.next);
+        self
+    }
+
+    /// Intended offset of this segment's arrival `k`.
     fn compute(&self, k: u64) -> Option<Duration> {
-        arrival_time(self.start, &self.stages, k).filter(|t| self.end.is_none_or(|e| *t < e))
+        arrival_time(self.start, &self.stages, self.segment.global(k))
+            .filter(|t| self.end.is_none_or(|e| *t < e))
     }
 
     /// Intended offset of the next arrival, `None` when the profile has no more.
@@ -329,7 +342,7 @@ impl Pacer {
         self.next_at
     }
 
-    /// Arrivals issued so far.
+    /// Arrivals (of its segment) issued so far.
     pub fn issued(&self) -> u64 {
         self.next
     }
@@ -342,7 +355,8 @@ impl Pacer {
         Some(at)
     }
 
-    /// Arrivals the profile intends in `[0, t)` (for the achieved-rate check).
+    /// Arrivals the profile intends in `[0, t)` (for the achieved-rate check), for the whole
+    /// run (a segment's share is about `1/N` of it).
     pub fn expected_by(&self, t: Duration) -> f64 {
         let t = self.end.map_or(t, |e| t.min(e));
         arrivals_by(self.start, &self.stages, t)

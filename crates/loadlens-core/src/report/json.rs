@@ -120,6 +120,13 @@ pub struct ResultDoc {
     /// spans (absent when no trace receiver ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub breakdown: Option<Breakdown>,
+    /// Every counter and HDR histogram per request name, lossless, for `loadlens merge`
+    /// (absent in results of older builds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<super::histograms::Histograms>,
+    /// A merged result: one row per result file (segment) it was made of (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<super::merge::WorkerRow>,
 }
 
 /// One named scenario of the run.
@@ -174,6 +181,10 @@ pub struct RunSection {
     pub stop_reason: String,
     /// Whether users were stopped without waiting for in-flight requests.
     pub killed: bool,
+    /// Hash of what the segments of one distributed run share (scenario file, requests, whole
+    /// load, thresholds, host); `loadlens merge` refuses results whose hashes differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_hash: Option<String>,
 }
 
 /// One error catalogue entry.
@@ -233,6 +244,7 @@ impl ResultDoc {
                 verdict: summary.verdict(),
                 stop_reason: describe(&summary.stop_reason),
                 killed: summary.killed,
+                scenario_hash: summary.outcome.scenario_hash.clone(),
             },
             load: summary.load.clone(),
             aggregate: summary.total().with_curve(&summary.stats.aggregate()),
@@ -292,6 +304,16 @@ impl ResultDoc {
             actions: summary.outcome.actions.clone(),
             comparison: summary.comparison(),
             breakdown: summary.outcome.breakdown.as_deref().cloned(),
+            histograms: Some(super::histograms::Histograms::of(
+                &summary.names,
+                &summary.stats,
+                summary
+                    .outcome
+                    .scenarios
+                    .iter()
+                    .map(|s| (s.name.as_str(), &s.stats)),
+            )),
+            workers: summary.outcome.workers.clone(),
         }
     }
 

@@ -487,6 +487,8 @@ pub(crate) mod tests {
                 segments: Vec::new(),
                 actions: Vec::new(),
                 breakdown: None,
+                scenario_hash: None,
+                workers: Vec::new(),
             },
         };
         let ts: Vec<_> = [

@@ -4,10 +4,12 @@
 
 pub mod csv;
 pub mod flips;
+pub mod histograms;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod text;
 
 use std::io::Write as _;
@@ -127,6 +129,11 @@ pub struct Outcome {
     /// Where the time went, per request name (joined service spans); `None` when no trace
     /// receiver ran.
     pub breakdown: Option<std::sync::Arc<crate::breakdown::Breakdown>>,
+    /// The hash of what the segments of a distributed run must share (set by the binary);
+    /// `loadlens merge` refuses results whose hashes differ.
+    pub scenario_hash: Option<String>,
+    /// A merged result: the result files it was made of, one per segment.
+    pub workers: Vec<merge::WorkerRow>,
 }
 
 /// A part of the run between two planned flips, with its own cumulative statistics.

@@ -146,9 +146,48 @@ impl LatencyHistogram {
     /// Most points [`Self::percentile_curve`] returns.
     pub const PERCENTILE_CURVE_POINTS: usize = 43;
 
+    /// The histogram in HDR's V2 compressed encoding (`V2DeflateSerializer`, as
+    /// HdrHistogram's Java, C and Go libraries read it), base64: lossless, a few hundred bytes.
+    pub fn to_base64(&self) -> String {
+        use base64::Engine as _;
+        use hdrhistogram::serialization::Serializer as _;
+        let mut bytes = Vec::new();
+        // Writing to a Vec cannot fail; a histogram too large to encode (counts past 2^63)
+        // gives an empty string, which `from_base64` refuses.
+        let _ =
+            hdrhistogram::serialization::V2DeflateSerializer::new().serialize(&self.0, &mut bytes);
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Read back [`Self::to_base64`] (V2 or V2 deflate, base64).
+    pub fn from_base64(text: &str) -> Result<Self, DecodeError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| DecodeError::new(format!("not base64: {e}")))?;
+        let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| DecodeError::new(format!("not an HDR V2 histogram: {e:?}")))?;
+        // Merged with others of any range later.
+        h.auto(true);
+        Ok(LatencyHistogram(h))
+    }
+
     /// The underlying HDR histogram (microseconds), for exporters.
     pub fn inner(&self) -> &Histogram<u64> {
         &self.0
+    }
+}
+
+/// A histogram in a result file that cannot be read back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DecodeError(String);
+
+impl DecodeError {
+    /// An error saying `what`.
+    pub(crate) fn new(what: String) -> Self {
+        DecodeError(what)
     }
 }
 
@@ -239,6 +278,36 @@ mod tests {
         }
         assert_eq!(merged.percentiles(), all.percentiles());
         assert_eq!(merged.len(), 20_000);
+    }
+
+    #[test]
+    fn the_base64_encoding_is_lossless_and_merges_exactly() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut all = LatencyHistogram::new();
+        let mut parts = vec![LatencyHistogram::new(); 3];
+        for i in 0..30_000 {
+            let d = Duration::from_micros(if i % 50 == 0 {
+                rng.u64(1_000_000..60_000_000)
+            } else {
+                rng.u64(50..50_000)
+            });
+            all.record(d);
+            parts[i % 3].record(d);
+        }
+        let mut merged = LatencyHistogram::new();
+        for p in &parts {
+            let text = p.to_base64();
+            assert!(text.len() < 20_000, "{}", text.len());
+            let back = LatencyHistogram::from_base64(&text).unwrap();
+            assert_eq!(back.inner(), p.inner());
+            merged.merge(&back);
+        }
+        assert_eq!(merged.percentiles(), all.percentiles());
+        assert_eq!(merged.inner(), all.inner());
+        let empty = LatencyHistogram::from_base64(&LatencyHistogram::new().to_base64()).unwrap();
+        assert!(empty.is_empty());
+        assert!(LatencyHistogram::from_base64("%%%").is_err());
+        assert!(LatencyHistogram::from_base64("aGVsbG8=").is_err());
     }
 
     #[test]

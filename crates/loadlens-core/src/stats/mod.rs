@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-pub use histogram::{LatencyHistogram, Percentiles};
+pub use histogram::{DecodeError, LatencyHistogram, Percentiles};
 pub use series::{SeriesPoint, TimeSeries};
 
 use crate::sample::{ErrorKind, NameId, Sample};
@@ -247,7 +247,7 @@ impl ErrorCatalogue {
     /// 100 KB each once made a 46 MB JSON result.
     pub const MAX_MESSAGE_BYTES: usize = crate::sample::Failure::MAX_MESSAGE_BYTES;
 
-    fn add(&mut self, name: NameId, kind: ErrorKind, message: &str, n: u64) {
+    pub(crate) fn add(&mut self, name: NameId, kind: ErrorKind, message: &str, n: u64) {
         let message = crate::sample::truncate_message(message);
         if let Some(e) = self
             .entries
@@ -267,7 +267,7 @@ impl ErrorCatalogue {
         }
     }
 
-    fn add_overflow(&mut self, kind: ErrorKind, n: u64) {
+    pub(crate) fn add_overflow(&mut self, kind: ErrorKind, n: u64) {
         self.overflow += n;
         match self.overflow_by_kind.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, c)) => *c += n,

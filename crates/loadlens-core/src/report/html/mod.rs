@@ -32,8 +32,10 @@ use svg::{Bar, Line, PALETTE};
 /// The report's style sheet (also inlined by the live web dashboard, which draws the same charts).
 pub const STYLE: &str = include_str!("style.css");
 
-/// Top-level keys of the result that have a dedicated section; any other key gets a generic one.
-const KNOWN_KEYS: [&str; 14] = [
+/// Top-level keys of the result that have a dedicated section (or, as `histograms`, are data
+/// for machines: `loadlens merge`); any other key gets a generic one (a merged result's
+/// `workers` is a table).
+const KNOWN_KEYS: [&str; 15] = [
     "format_version",
     "tool",
     "run",
@@ -48,6 +50,7 @@ const KNOWN_KEYS: [&str; 14] = [
     "sinks",
     "dropped_samples",
     "breakdown",
+    "histograms",
 ];
 
 /// Request names drawn in the combined percentile-curve chart (the busiest ones); every name
@@ -658,4 +661,4 @@ fn sinks(out: &mut String, doc: &ResultDoc) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -249,13 +249,26 @@ pub(crate) fn scope_label(t: &ThresholdResult, max: usize) -> String {
 /// Write a report file whole or not at all: the text goes to a temporary file beside `path`,
 /// which then replaces `path` in one rename. On a full disk the write fails and `path` keeps
 /// what it had (or does not exist); a truncated, invalid report is never left behind. Parent
-/// directories are created.
+/// directories are created. A path that is not a regular file (`/dev/null`, `/dev/stdout`, a
+/// named pipe) is written into as it is, never replaced.
 pub fn write_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if is_special(path) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(contents));
+    }
     replace_with(path, |f| {
         f.write_all(contents)?;
         // ENOSPC may only show when the data reaches the disk.
         f.sync_all()
     })
+}
+
+/// A path that exists and is neither a regular file nor a directory: a device such as
+/// `/dev/null`, a named pipe, a socket.
+fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
 }
 
 /// [`write_file`] with the writing step given, so that its failure can be tested.
@@ -296,6 +309,10 @@ fn beside(path: &Path, what: &str) -> std::io::Result<PathBuf> {
 pub fn check_writable(path: &Path) -> std::io::Result<()> {
     if path.is_dir() {
         return Err(std::io::Error::other("it is a directory"));
+    }
+    if is_special(path) {
+        // Written into as it is (no file is made beside it, in `/dev` for instance).
+        return Ok(());
     }
     let probe = beside(path, "probe")?;
     std::fs::File::create(&probe)?;
@@ -359,6 +376,38 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(names(&dir), ["result.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_named_pipe_or_device_is_written_into_never_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+
+        let dir = scratch("fifo");
+        let fifo = dir.join("result.json");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        check_writable(&fifo).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_file(&fifo, b"{\"run\": 1}\n").unwrap();
+        assert_eq!(reader.join().unwrap(), "{\"run\": 1}\n");
+        // Still the pipe, with nothing made beside it (as `--json /dev/null` must leave
+        // /dev/null a device).
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        assert_eq!(names(&dir), ["result.json"]);
+        // The device itself: written into, still a character device afterwards.
+        write_file(Path::new("/dev/null"), b"nothing").unwrap();
+        check_writable(Path::new("/dev/null")).unwrap();
+        assert!(std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -71,7 +71,7 @@ pub struct Scenario {
     #[serde(default)]
     pub run: RunSettings,
     /// Pass/fail rules: `p95 < 300ms`, `error_rate < 1%`, … (see [`crate::thresholds`]).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::loadspec::thresholds")]
     pub thresholds: Vec<crate::loadspec::ThresholdSpec>,
     /// Planned actions: gate flips at a moment of the run, actions at the end of a failed run
     /// (see [`crate::action`]).

@@ -7,6 +7,7 @@ mod credentials;
 mod dashboard;
 mod datadog;
 mod demo;
+mod ecosystem;
 mod ends_on_time;
 mod faults;
 mod headers;

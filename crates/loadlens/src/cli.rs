@@ -294,7 +294,12 @@ pub struct RunArgs {
     pub body_file: Option<PathBuf>,
     /// Quick mode: basic authentication, `USER:PASSWORD` (sent as `Authorization: Basic …`,
     /// never shown in reports).
-    #[arg(short = 'a', long, env = "LOADLENS_BASIC_AUTH", value_name = "USER:PASSWORD")]
+    #[arg(
+        short = 'a',
+        long,
+        env = "LOADLENS_BASIC_AUTH",
+        value_name = "USER:PASSWORD"
+    )]
     pub basic_auth: Option<String>,
 
     /// The integrations' flags (OTLP, Datadog, …) as parsed: see [`command`].

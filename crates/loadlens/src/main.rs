@@ -80,10 +80,10 @@ fn not_a_url_hint(path: &std::path::Path, message: String) -> String {
     let text = path.to_string_lossy();
     let looks_like_url = text.contains("://")
         || text.starts_with("www.")
-        || text
-            .split(['/', '?'])
-            .next()
-            .is_some_and(|host| host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()));
+        || text.split(['/', '?']).next().is_some_and(|host| {
+            host.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        });
     if !path.exists() && looks_like_url {
         format!("{message} (quick mode takes a URL starting with http:// or https://)")
     } else {

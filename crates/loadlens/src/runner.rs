@@ -111,7 +111,11 @@ fn quick_only(args: &RunArgs) -> Result<(), Failure> {
         (args.rate.is_some(), "-q/--rate", "--arrival-rate"),
         (args.method.is_some(), "-m/--method", "the task's request"),
         (args.body.is_some(), "-d/--body", "the task's `body:`"),
-        (args.body_file.is_some(), "-D/--body-file", "the task's `body:`"),
+        (
+            args.body_file.is_some(),
+            "-D/--body-file",
+            "the task's `body:`",
+        ),
         (
             args.basic_auth.is_some(),
             "-a/--basic-auth",
@@ -133,10 +137,7 @@ fn basic_auth(pair: &str) -> Result<(HeaderName, HeaderValue), Failure> {
             "-a/--basic-auth must look like USER:PASSWORD (the value is not shown)",
         ));
     }
-    let text = format!(
-        "Basic {}",
-        loadlens_core::encoding::base64(pair.as_bytes())
-    );
+    let text = format!("Basic {}", loadlens_core::encoding::base64(pair.as_bytes()));
     let mut value = HeaderValue::from_str(&text)
         .map_err(|_| invalid("-a/--basic-auth cannot be sent in a header"))?;
     value.set_sensitive(true);
@@ -352,8 +353,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     .into(),
                 (None, None) => bytes::Bytes::new(),
             };
-            let plan = Plan::single(url, method, body, &opts)
-                .map_err(|e| invalid(e.to_string()))?;
+            let plan =
+                Plan::single(url, method, body, &opts).map_err(|e| invalid(e.to_string()))?;
             let load = LoadSettings {
                 users: args.connections.or(args.users).unwrap_or(50),
                 spawn_rate: args.spawn_rate,

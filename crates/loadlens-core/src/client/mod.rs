@@ -486,10 +486,7 @@ impl Client {
         }
         if !cfg.keep_alive && version != Version::HTTP_2 {
             // HTTP/2 has no such header (one connection per request is what closes it).
-            headers.insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("close"),
-            );
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         if version == Version::HTTP_2 {
             *hreq.uri_mut() = req.url.clone();

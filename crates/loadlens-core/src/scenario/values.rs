@@ -20,7 +20,10 @@ pub(crate) fn ordered_pairs<'de, D: Deserializer<'de>>(
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a map of names to values, e.g. `{ q: shoes, page: 1 }`")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some((k, v)) = map.next_entry::<String, String>()? {
                 out.push((k, v));

@@ -169,28 +169,49 @@ mod tests {
     fn reads_the_k6_examples_as_loadlens_rules() {
         assert_eq!(t("p(95)<300"), "p95 < 300ms");
         assert_eq!(t("p(99.9) <= 1000"), "p99.9 <= 1000ms");
-        assert_eq!(t("http_req_duration: ['p(95)<500']".replace(['[', ']', '\''], "").as_str()), "p95 < 500ms");
+        assert_eq!(
+            t("http_req_duration: ['p(95)<500']"
+                .replace(['[', ']', '\''], "")
+                .as_str()),
+            "p95 < 500ms"
+        );
         assert_eq!(t("http_req_duration: avg<200"), "avg < 200ms");
-        assert_eq!(t("http_req_duration{name:GET /x}: med<150"), "med{name:GET /x} < 150ms");
+        assert_eq!(
+            t("http_req_duration{name:GET /x}: med<150"),
+            "med{name:GET /x} < 150ms"
+        );
         assert_eq!(t("http_req_failed: rate<0.01"), "error_rate < 0.01");
         assert_eq!(t("http_reqs: rate>100"), "rps > 100");
         assert_eq!(t("http_reqs: count>=1000"), "requests >= 1000");
         assert_eq!(t("checks: rate>0.99"), "checks > 0.99");
-        assert_eq!(t("dropped_iterations: count===0"), "dropped_iterations == 0");
+        assert_eq!(
+            t("dropped_iterations: count===0"),
+            "dropped_iterations == 0"
+        );
     }
 
     #[test]
     fn leaves_loadlens_rules_alone() {
-        for rule in ["p95 < 300ms", "avg{name:x: y} < 1s", "error_rate < 1%", "generator_healthy"] {
+        for rule in [
+            "p95 < 300ms",
+            "avg{name:x: y} < 1s",
+            "error_rate < 1%",
+            "generator_healthy",
+        ] {
             assert_eq!(t(rule), "none", "{rule}");
         }
     }
 
     #[test]
     fn answers_what_has_no_equivalent_with_the_loadlens_one() {
-        assert!(t("rate<0.01").contains("`http_req_failed: rate<0.01` (loadlens `error_rate < 1%`)"));
-        assert!(t("http_req_waiting: p(95)<100").contains("k6's `http_req_waiting` has no loadlens threshold"));
-        assert!(t("http_req_failed: p(95)<1").contains("k6's `http_req_failed` takes rate, not `p(95)`"));
-        assert!(t("http_req_duration{status:200}: p(95)<1").contains("k6's tag `status` has no loadlens scope"));
+        assert!(
+            t("rate<0.01").contains("`http_req_failed: rate<0.01` (loadlens `error_rate < 1%`)")
+        );
+        assert!(t("http_req_waiting: p(95)<100")
+            .contains("k6's `http_req_waiting` has no loadlens threshold"));
+        assert!(t("http_req_failed: p(95)<1")
+            .contains("k6's `http_req_failed` takes rate, not `p(95)`"));
+        assert!(t("http_req_duration{status:200}: p(95)<1")
+            .contains("k6's tag `status` has no loadlens scope"));
     }
 }

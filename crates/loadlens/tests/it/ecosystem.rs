@@ -18,7 +18,11 @@ fn run_takes_the_url_as_its_argument() {
     assert_exit(&out, 0);
     let heads = heads(&r);
     assert_eq!(heads.len(), 5, "{heads:?}");
-    assert!(heads[0].starts_with("GET /hello?x=1 HTTP/1.1"), "{}", heads[0]);
+    assert!(
+        heads[0].starts_with("GET /hello?x=1 HTTP/1.1"),
+        "{}",
+        heads[0]
+    );
     // Upper-case schemes are URLs too; --url keeps working.
     let upper = format!("HTTP://{}/u", r.url.trim_start_matches("http://"));
     assert_exit(&run(&["run", &upper, "-n", "1", "--no-tui"]), 0);
@@ -45,7 +49,11 @@ fn disable_keepalive_opens_one_connection_per_request() {
         0,
     );
     assert_eq!(kept.requests.lock().unwrap().len(), 20);
-    assert_eq!(kept.connections.load(Ordering::SeqCst), 2, "keep-alive: one per user");
+    assert_eq!(
+        kept.connections.load(Ordering::SeqCst),
+        2,
+        "keep-alive: one per user"
+    );
 
     let fresh = Recorder::start();
     let out = run(&[
@@ -63,7 +71,11 @@ fn disable_keepalive_opens_one_connection_per_request() {
     assert_exit(&out, 0);
     let heads = heads(&fresh);
     assert_eq!(heads.len(), 20);
-    assert_eq!(fresh.connections.load(Ordering::SeqCst), 20, "one per request");
+    assert_eq!(
+        fresh.connections.load(Ordering::SeqCst),
+        20,
+        "one per request"
+    );
     assert!(
         heads
             .iter()
@@ -134,7 +146,10 @@ fn rate_sends_that_many_requests_per_second_in_total() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
     let text = j.to_string();
-    assert!(text.contains("\"rate_per_s\":20.0"), "open model at 20/s: {text}");
+    assert!(
+        text.contains("\"rate_per_s\":20.0"),
+        "open model at 20/s: {text}"
+    );
     assert!(r.connections.load(Ordering::SeqCst) <= 4, "-c caps the VUs");
 }
 
@@ -145,7 +160,10 @@ fn quick_mode_flags_with_a_scenario_file_name_the_file_equivalent() {
     let file = dir.join("s.yaml");
     std::fs::write(
         &file,
-        format!("host: {}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: /a }} }}] }}]\n", r.url),
+        format!(
+            "host: {}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: /a }} }}] }}]\n",
+            r.url
+        ),
     )
     .unwrap();
     let out = run(&["run", &file, "-c", "3", "-i", "1"]);
@@ -205,9 +223,20 @@ fn k6_thresholds_are_read_or_answered_with_the_loadlens_rule() {
         serde_json::from_str(&std::fs::read_to_string(dir.path("r.json")).unwrap()).unwrap();
     let thresholds = j["thresholds"].as_array().unwrap();
     assert_eq!(thresholds.len(), 4);
-    assert!(thresholds.iter().all(|t| t["passed"] == true), "{thresholds:?}");
+    assert!(
+        thresholds.iter().all(|t| t["passed"] == true),
+        "{thresholds:?}"
+    );
     // A failing k6 rule fails the run as its loadlens twin would.
-    let out = run(&["run", &r.url, "-n", "3", "--no-tui", "--threshold", "http_reqs: count>100"]);
+    let out = run(&[
+        "run",
+        &r.url,
+        "-n",
+        "3",
+        "--no-tui",
+        "--threshold",
+        "http_reqs: count>100",
+    ]);
     assert_exit(&out, 1);
 
     let out = run(&["run", &r.url, "-n", "1", "--threshold", "rate<0.01"]);
@@ -217,9 +246,20 @@ fn k6_thresholds_are_read_or_answered_with_the_loadlens_rule() {
         "{}",
         stderr(&out)
     );
-    let out = run(&["run", &r.url, "-n", "1", "--threshold", "http_req_waiting: p(95)<100"]);
+    let out = run(&[
+        "run",
+        &r.url,
+        "-n",
+        "1",
+        "--threshold",
+        "http_req_waiting: p(95)<100",
+    ]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("has no loadlens threshold"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no loadlens threshold"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -235,23 +275,37 @@ fn task_tags_and_run_tags_are_told_apart() {
         ),
     )
     .unwrap();
-    let out = run(&["run", &file, "-i", "4", "-T", "buy", "--tag", "env=ci", "--no-tui"]);
+    let out = run(&[
+        "run", &file, "-i", "4", "-T", "buy", "--tag", "env=ci", "--no-tui",
+    ]);
     assert_exit(&out, 0);
     assert!(heads(&r).iter().all(|h| h.starts_with("GET /buy ")));
 
     // The old spelling still filters, with a warning.
     let out = run(&["run", &file, "-i", "2", "--tags", "buy", "--no-tui"]);
     assert_exit(&out, 0);
-    assert!(stderr(&out).contains("--tags is now -T/--task-tags"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--tags is now -T/--task-tags"),
+        "{}",
+        stderr(&out)
+    );
     assert!(heads(&r).iter().all(|h| h.starts_with("GET /buy ")));
 
     // A run tag given to the task filter, and a task tag given as a run tag.
     let out = run(&["run", &file, "-i", "1", "--tags", "env=prod"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("to label the run, use --tag env=prod"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("to label the run, use --tag env=prod"),
+        "{}",
+        stderr(&out)
+    );
     let out = run(&["run", &file, "-i", "1", "--tag", "buy"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains("use -T/--task-tags buy"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("use -T/--task-tags buy"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Add `key` to every JSON object but the maps keyed by data (tags, status codes, error
@@ -284,7 +338,16 @@ fn a_result_with_added_fields_is_read_and_a_newer_format_is_refused() {
     let dir = TempDir::new("compat");
     let result = dir.join("r.json");
     let out = run(&[
-        "run", &r.url, "-q", "20", "-n", "10", "--no-tui", "--threshold", "p95 < 5s", "--json",
+        "run",
+        &r.url,
+        "-q",
+        "20",
+        "-n",
+        "10",
+        "--no-tui",
+        "--threshold",
+        "p95 < 5s",
+        "--json",
         &result,
     ]);
     assert_exit(&out, 0);
@@ -317,7 +380,16 @@ fn completions_name_the_subcommands_and_flags_for_every_shell() {
         assert_exit(&out, 0);
         let script = stdout(&out);
         // fish names long flags without their dashes (`-l basic-auth`).
-        for word in ["run", "demo-target", "compare", "completions", "task-tags", "disable-keepalive", "basic-auth", "otel"] {
+        for word in [
+            "run",
+            "demo-target",
+            "compare",
+            "completions",
+            "task-tags",
+            "disable-keepalive",
+            "basic-auth",
+            "otel",
+        ] {
             assert!(script.contains(word), "{shell}: no `{word}`");
         }
         if shell != "fish" {
@@ -333,7 +405,10 @@ fn the_man_page_renders_with_every_subcommand() {
     let out = run(&["man"]);
     assert_exit(&out, 0);
     let page = stdout(&out);
-    assert!(page.starts_with(".ie") || page.contains(".TH loadlens 1"), "{page}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH loadlens 1"),
+        "{page}"
+    );
     let dir = TempDir::new("man");
     std::fs::write(dir.path("loadlens.1"), &page).unwrap();
     // groff in warning mode: the page must be valid roff, not merely text.
@@ -350,7 +425,13 @@ fn the_man_page_renders_with_every_subcommand() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
-    for heading in ["LOADLENS RUN", "LOADLENS COMPARE", "LOADLENS MAN", "--disable-keepalive", "LOADLENS_RATE"] {
+    for heading in [
+        "LOADLENS RUN",
+        "LOADLENS COMPARE",
+        "LOADLENS MAN",
+        "--disable-keepalive",
+        "LOADLENS_RATE",
+    ] {
         assert!(text.contains(heading), "no `{heading}` in\n{text}");
     }
 }

@@ -288,7 +288,6 @@ pub enum Status {
 
 /// One action of the run, as every report shows it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Record {
     /// Seconds into the run when it was asked for.
     pub elapsed_s: f64,

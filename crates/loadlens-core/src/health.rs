@@ -28,7 +28,6 @@ const TICKS_PER_S: f64 = 100.0;
 
 /// The generator's own resource use and the verdict on it, as written in reports.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GeneratorHealth {
     /// False when the results should not be trusted (see `reasons`).
     pub healthy: bool,

@@ -181,6 +181,87 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
     }
 }
 
+/// `thresholds:` as a list of rules, or as k6 writes them: a map from a metric (with its
+/// scope) to its expressions, `{ http_req_duration: ['p(95)<500'], http_req_failed:
+/// ['rate<0.01'] }`, an expression being a string or `{ threshold, abortOnFail,
+/// delayAbortEval }`. Each becomes the rule `METRIC: EXPRESSION` ([`thresholds::k6`]).
+pub(crate) fn thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ThresholdSpec>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<ThresholdSpec>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of thresholds such as `- p95 < 300ms`, or k6's map `{ http_req_duration: ['p(95)<500'] }`")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(t) = seq.next_element()? {
+                out.push(t);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(metric) = map.next_key::<String>()? {
+                let v: serde_yaml::Value = map.next_value()?;
+                let items = match v {
+                    serde_yaml::Value::Sequence(items) => items,
+                    one => vec![one],
+                };
+                for item in items {
+                    out.push(k6_entry(&metric, item).map_err(de::Error::custom)?);
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// One k6 threshold expression on `metric`: `'p(95)<500'` or `{ threshold: 'p(95)<500',
+/// abortOnFail: true, delayAbortEval: '10s' }`.
+fn k6_entry(metric: &str, item: serde_yaml::Value) -> Result<ThresholdSpec, String> {
+    use serde_yaml::Value;
+    let rule = |expr: &str| format!("{metric}: {expr}");
+    match item {
+        Value::String(expr) => Ok(ThresholdSpec {
+            threshold: rule(&expr),
+            abort_on_fail: false,
+            delay: None,
+            on_fail: Default::default(),
+        }),
+        Value::Mapping(m) => {
+            let mut spec = ThresholdSpec {
+                threshold: String::new(),
+                abort_on_fail: false,
+                delay: None,
+                on_fail: Default::default(),
+            };
+            for (k, v) in m {
+                match (k.as_str().unwrap_or_default(), v) {
+                    ("threshold", Value::String(expr)) => spec.threshold = rule(&expr),
+                    ("abortOnFail", Value::Bool(b)) => spec.abort_on_fail = b,
+                    ("delayAbortEval", v) => spec.delay = Some(duration_of(&v)?),
+                    (other, _) => {
+                        return Err(format!(
+                            "thresholds.{metric}: unknown or mistyped `{other}` (k6's threshold object has `threshold`, `abortOnFail` and `delayAbortEval`)"
+                        ))
+                    }
+                }
+            }
+            if spec.threshold.is_empty() {
+                return Err(format!("thresholds.{metric}: missing `threshold`"));
+            }
+            Ok(spec)
+        }
+        _ => Err(format!(
+            "thresholds.{metric}: expected an expression such as 'p(95)<500' or a list of them"
+        )),
+    }
+}
+
 impl ThresholdSpec {
     /// Parse the rule and apply the entry's options.
     pub fn parse(&self) -> Result<Threshold, thresholds::ParseError> {

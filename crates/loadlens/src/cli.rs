@@ -1,7 +1,12 @@
 //! Command-line interface. Flag names follow Locust where they overlap (`-u`, `-r`, `-t`, `-H`,
-//! `--headless`, `--csv`), quick mode follows hey/oha (`--url`, `-c`, `-n`, `-z`, `-m`, `-d`),
-//! and every flag has an environment twin (`LOADLENS_USERS`, …). The integrations' flags come
-//! from their own folders in `loadlens-sinks`, through the registry ([`command`]).
+//! `--headless`, `--csv`, `-T`, `-E`), quick mode follows hey/oha (`run URL`, `-c`, `-n`, `-z`,
+//! `-q`, `-m`, `-d`, `-D`, `-a`, `--disable-keepalive`), and every flag has an environment twin
+//! (`LOADLENS_USERS`, …). The integrations' flags come from their own folders in
+//! `loadlens-sinks`, through the registry ([`command`]).
+//!
+//! `run ARG` reads ARG as a URL when it starts with `http://` or `https://` (any case), and as
+//! a scenario file otherwise: a file cannot be named like that by accident, and a URL always
+//! has its scheme (hey and oha refuse one without it too).
 
 use std::path::PathBuf;
 
@@ -21,7 +26,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a scenario file, or a single URL in quick mode (`--url`).
+    /// Run a scenario file, or load one URL in quick mode (`loadlens run https://…`).
     Run(Box<RunArgs>),
     /// Start the built-in demo target and run examples/storefront.yaml against it.
     Demo(DemoArgs),
@@ -38,6 +43,10 @@ pub enum Command {
     /// Combine the JSON results of a run's segments (`run --segment I/N`) into one result and
     /// its reports, with exact percentiles.
     Merge(crate::merge_cmd::MergeArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(crate::manual::CompletionsArgs),
+    /// Print the man page (roff), e.g. `loadlens man | man -l -`.
+    Man(crate::manual::ManArgs),
 }
 
 /// `loadlens init`.
@@ -61,9 +70,11 @@ pub struct ValidateArgs {
 /// `loadlens run`.
 #[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
-    /// Scenario file (YAML). Omit it and give `--url` for quick mode.
+    /// Scenario file (YAML), or the URL to load in quick mode: an argument starting with
+    /// `http://` or `https://` is a URL, anything else a file.
     #[arg(
         env = "LOADLENS_SCENARIO",
+        value_name = "SCENARIO | URL",
         required_unless_present = "url",
         conflicts_with = "url"
     )]
@@ -194,20 +205,28 @@ pub struct RunArgs {
     /// Header that carries the run id; `none` turns it off.
     #[arg(long, env = "LOADLENS_RUN_ID_HEADER", value_name = "NAME")]
     pub run_id_header: Option<String>,
-    /// Run only tasks with one of these tags (comma-separated or repeated), as Locust's `-T`.
+    /// Run only the tasks with one of these task tags (comma-separated or repeated), as
+    /// Locust's `-T`. Not to be confused with `--tag KEY=VALUE`, which labels the run.
     #[arg(
         short = 'T',
-        long = "tags",
+        long = "task-tags",
         env = "LOADLENS_TASK_TAGS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "TAG"
     )]
     pub task_tags: Vec<String>,
-    /// Skip tasks with one of these tags, as Locust's `-E`.
+    /// The former spelling of `-T/--task-tags` (Locust's `--tags`): still accepted, with a
+    /// warning, because it differed from `--tag` (a run tag) by one letter.
+    #[arg(long = "tags", hide = true, value_delimiter = ',', value_name = "TAG")]
+    pub task_tags_deprecated: Vec<String>,
+    /// Skip the tasks with one of these task tags, as Locust's `-E`.
     #[arg(
         short = 'E',
-        long = "exclude-tags",
+        long = "exclude-task-tags",
+        alias = "exclude-tags",
         env = "LOADLENS_EXCLUDE_TAGS",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_name = "TAG"
     )]
     pub exclude_tags: Vec<String>,
     /// Extra header for every request, `Name: value` (repeatable). Without it,
@@ -245,40 +264,87 @@ pub struct RunArgs {
     #[arg(long, env = "LOADLENS_NO_TUI")]
     pub no_tui: bool,
 
-    /// Quick mode: the URL to load.
+    /// Open a new connection for every request (and send `Connection: close` on HTTP/1.1),
+    /// as hey's and oha's `--disable-keepalive`: measures the connection set-up each time.
+    #[arg(long, env = "LOADLENS_DISABLE_KEEPALIVE")]
+    pub disable_keepalive: bool,
+
+    /// Quick mode: the URL to load (the same as `loadlens run URL`).
     #[arg(long, env = "LOADLENS_URL")]
     pub url: Option<String>,
-    /// Quick mode: concurrent connections (users).
-    #[arg(short = 'c', long, env = "LOADLENS_CONNECTIONS", requires = "url")]
+    /// Quick mode: concurrent connections (users); with -q, the most requests in flight.
+    #[arg(short = 'c', long, env = "LOADLENS_CONNECTIONS")]
     pub connections: Option<u64>,
-    /// Quick mode: total requests.
+    /// Quick mode: total requests (default 200 when neither -n nor -z is given).
     #[arg(
         short = 'n',
         long,
         env = "LOADLENS_REQUESTS",
-        requires = "url",
         conflicts_with = "duration"
     )]
     pub requests: Option<u64>,
     /// Quick mode: how long, e.g. `10s`.
-    #[arg(short = 'z', long, env = "LOADLENS_DURATION", requires = "url", value_parser = duration)]
+    #[arg(short = 'z', long, env = "LOADLENS_DURATION", value_parser = duration)]
     pub duration: Option<std::time::Duration>,
-    /// Quick mode: HTTP method.
+    /// Quick mode: requests per second for the whole run, as oha's `-q` (hey's `-q` is per
+    /// worker: hey `-c 10 -q 5` is loadlens `-c 10 -q 50`). Fixed arrivals (open model,
+    /// latency from the intended start); with -c, at most that many requests in flight, and
+    /// an arrival finding all busy is a dropped iteration.
     #[arg(
-        short = 'm',
-        long,
-        env = "LOADLENS_METHOD",
-        requires = "url",
-        default_value = "GET"
+        short = 'q',
+        long = "rate",
+        env = "LOADLENS_RATE",
+        value_name = "RATE",
+        conflicts_with = "arrival_rate"
     )]
-    pub method: String,
+    pub rate: Option<String>,
+    /// Quick mode: HTTP method (default GET).
+    #[arg(short = 'm', long, env = "LOADLENS_METHOD")]
+    pub method: Option<String>,
     /// Quick mode: request body.
-    #[arg(short = 'd', long, env = "LOADLENS_BODY", requires = "url")]
+    #[arg(short = 'd', long, env = "LOADLENS_BODY")]
     pub body: Option<String>,
+    /// Quick mode: request body from a file.
+    #[arg(
+        short = 'D',
+        long,
+        env = "LOADLENS_BODY_FILE",
+        value_name = "FILE",
+        conflicts_with = "body"
+    )]
+    pub body_file: Option<PathBuf>,
+    /// Quick mode: basic authentication, `USER:PASSWORD` (sent as `Authorization: Basic …`,
+    /// never shown in reports).
+    #[arg(
+        short = 'a',
+        long,
+        env = "LOADLENS_BASIC_AUTH",
+        value_name = "USER:PASSWORD"
+    )]
+    pub basic_auth: Option<String>,
 
     /// The integrations' flags (OTLP, Datadog, …) as parsed: see [`command`].
     #[arg(skip)]
     pub integrations: clap::ArgMatches,
+}
+
+impl RunArgs {
+    /// `run URL`: move a positional argument that is a URL into `url` (quick mode).
+    pub fn take_url(&mut self) {
+        if let Some(p) = &self.scenario {
+            let text = p.to_string_lossy();
+            if is_url(&text) {
+                self.url = Some(text.into_owned());
+                self.scenario = None;
+            }
+        }
+    }
+}
+
+/// Whether `run ARG` means a URL: it starts with `http://` or `https://`, in any case.
+pub fn is_url(arg: &str) -> bool {
+    let lower = arg.get(..8).unwrap_or(arg).to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 /// `loadlens demo`.
@@ -334,7 +400,10 @@ pub fn parse() -> Cli {
     let matches = command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match (&mut cli.command, matches.subcommand()) {
-        (Command::Run(a), Some((_, m))) => a.integrations = m.clone(),
+        (Command::Run(a), Some((_, m))) => {
+            a.integrations = m.clone();
+            a.take_url();
+        }
         (Command::Demo(a), Some((_, m))) => a.integrations = m.clone(),
         _ => {}
     }

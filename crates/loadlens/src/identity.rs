@@ -60,7 +60,11 @@ pub fn parse_tag(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .or_else(|| s.split_once(':'))
-        .ok_or_else(|| format!("tag `{s}` must look like key=value"))?;
+        .ok_or_else(|| {
+            format!(
+                "tag `{s}` must look like key=value (--tag labels the run; to run only the tasks tagged `{s}`, use -T/--task-tags {s})"
+            )
+        })?;
     let k = k.trim();
     if k.is_empty() {
         return Err(format!("tag `{s}` has an empty key"));

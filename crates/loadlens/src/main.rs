@@ -12,6 +12,7 @@ mod guard_actions;
 mod identity;
 mod live;
 mod loadflags;
+mod manual;
 mod merge_cmd;
 mod report_cmd;
 mod reports;
@@ -75,6 +76,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// A scenario path that does not exist but looks like a URL without its scheme (`localhost:8080`,
+/// `example.com/x`, `ftp://…`): say how quick mode tells a URL from a file.
+fn not_a_url_hint(path: &std::path::Path, message: String) -> String {
+    let text = path.to_string_lossy();
+    let looks_like_url = text.contains("://")
+        || text.starts_with("www.")
+        || text.split(['/', '?']).next().is_some_and(|host| {
+            host.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        });
+    if !path.exists() && looks_like_url {
+        format!("{message} (quick mode takes a URL starting with http:// or https://)")
+    } else {
+        message
+    }
+}
+
 async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Failure> {
     match command {
         Command::Run(args) => {
@@ -95,8 +113,9 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
             };
             let prepared = match &args.scenario {
                 Some(path) => {
-                    let scenario = Scenario::from_file(path)
-                        .map_err(|e| Failure::new(Exit::InvalidInput, e.to_string()))?;
+                    let scenario = Scenario::from_file(path).map_err(|e| {
+                        Failure::new(Exit::InvalidInput, not_a_url_hint(path, e.to_string()))
+                    })?;
                     runner::prepare(&args, Some((&scenario, &path.display().to_string())))?
                 }
                 None => runner::prepare(&args, None)?,
@@ -111,6 +130,8 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
         Command::Report(args) => report_cmd::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Merge(args) => merge_cmd::run(&args),
+        Command::Completions(args) => manual::completions(&args),
+        Command::Man(args) => manual::man(&args),
         Command::Validate(args) => {
             let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
             let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;

@@ -104,7 +104,72 @@ fn header_flags(args: &RunArgs) -> Vec<String> {
         .collect()
 }
 
-/// Build the run from a scenario file (`scenario`) or quick mode (`--url`).
+/// The quick-mode flags given with a scenario file: refused, naming the file's equivalent
+/// (clap cannot tell, since `run ARG` is a file or a URL by its text).
+fn quick_only(args: &RunArgs) -> Result<(), Failure> {
+    let given = [
+        (args.connections.is_some(), "-c/--connections", "-u/--users"),
+        (args.requests.is_some(), "-n/--requests", "-i/--iterations"),
+        (args.duration.is_some(), "-z/--duration", "-t/--run-time"),
+        (args.rate.is_some(), "-q/--rate", "--arrival-rate"),
+        (args.method.is_some(), "-m/--method", "the task's request"),
+        (args.body.is_some(), "-d/--body", "the task's `body:`"),
+        (
+            args.body_file.is_some(),
+            "-D/--body-file",
+            "the task's `body:`",
+        ),
+        (
+            args.basic_auth.is_some(),
+            "-a/--basic-auth",
+            "credentials in `host:` (https://user:pass@…) or --header",
+        ),
+    ];
+    match given.iter().find(|(on, _, _)| *on) {
+        Some((_, flag, instead)) => Err(invalid(format!(
+            "{flag} belongs to quick mode (`loadlens run URL`); with a scenario file, use {instead}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `-a USER:PASSWORD` as an `Authorization: Basic …` header (the value is marked sensitive).
+fn basic_auth(pair: &str) -> Result<(HeaderName, HeaderValue), Failure> {
+    if !pair.contains(':') {
+        return Err(invalid(
+            "-a/--basic-auth must look like USER:PASSWORD (the value is not shown)",
+        ));
+    }
+    let text = format!("Basic {}", loadlens_core::encoding::base64(pair.as_bytes()));
+    let mut value = HeaderValue::from_str(&text)
+        .map_err(|_| invalid("-a/--basic-auth cannot be sent in a header"))?;
+    value.set_sensitive(true);
+    Ok((http::header::AUTHORIZATION, value))
+}
+
+/// `-q RATE` in quick mode: a fixed arrival rate for the whole run (oha's `-q`; open model).
+/// With `-c N`, N VUs are started before the first arrival and no more are added, so at most
+/// N requests are in flight; without it, the open model's defaults size the VUs.
+fn quick_rate(args: &RunArgs, q: &str, mut load: LoadSettings) -> Result<LoadSettings, Failure> {
+    if args.stages.is_some() {
+        return Err(invalid(
+            "-q/--rate is a fixed rate: for a rate that changes, give --arrival-rate with --stages",
+        ));
+    }
+    let rate = loadlens_core::executor::profile::parse_rate(q)
+        .map_err(|e| invalid(format!("-q/--rate: {e}")))?;
+    if rate <= 0.0 {
+        return Err(invalid("-q/--rate must be above 0"));
+    }
+    let (pre, max) = match args.connections.or(args.users) {
+        Some(c) => (Some(c), Some(c)),
+        None => (args.pre_allocated_vus, args.max_vus),
+    };
+    load.arrival = Some(loadspec::arrival(rate, pre, max).map_err(invalid)?);
+    Ok(load)
+}
+
+/// Build the run from a scenario file (`scenario`) or quick mode (`run URL`, `--url`).
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
     let registry = loadlens_sinks::registry();
     if let Some((s, _)) = scenario {
@@ -147,6 +212,27 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         Some((name, value))
     };
 
+    let mut warnings = Vec::new();
+    if !args.task_tags_deprecated.is_empty() {
+        if let Some(t) = args.task_tags_deprecated.iter().find(|t| t.contains('=')) {
+            return Err(invalid(format!(
+                "--tags `{t}`: --tags (now -T/--task-tags) picks tasks by tag; to label the run, use --tag {t}"
+            )));
+        }
+        warnings.push(
+            "--tags is now -T/--task-tags (it picks tasks by tag; --tag KEY=VALUE labels the run); the old spelling will go".to_owned(),
+        );
+    }
+    let task_tags: Vec<String> = args
+        .task_tags
+        .iter()
+        .chain(&args.task_tags_deprecated)
+        .cloned()
+        .collect();
+    if scenario.is_some() {
+        quick_only(args)?;
+    }
+
     let mut extra_headers = Vec::new();
     for h in header_flags(args) {
         extra_headers.push(parse_header(&h).map_err(invalid)?);
@@ -167,6 +253,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         };
     }
     client.insecure |= args.insecure;
+    client.keep_alive &= !args.disable_keepalive;
     if args.http2 {
         client.version = HttpVersion::Http2PriorKnowledge;
     } else if args.http1 {
@@ -209,7 +296,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 host: host.clone(),
                 run_id_header,
                 headers: extra_headers,
-                tags: args.task_tags.clone(),
+                tags: task_tags.clone(),
                 exclude_tags: args.exclude_tags.clone(),
             };
             let plan = Plan::compile(s, &opts).map_err(|e| invalid(e.to_string()))?;
@@ -233,8 +320,12 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     ))
                 })?);
             }
-            let method = http::Method::from_bytes(args.method.to_ascii_uppercase().as_bytes())
-                .map_err(|_| invalid(format!("invalid method `{}`", args.method)))?;
+            if let Some(auth) = &args.basic_auth {
+                extra_headers.push(basic_auth(auth)?);
+            }
+            let method_text = args.method.as_deref().unwrap_or("GET");
+            let method = http::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
+                .map_err(|_| invalid(format!("invalid method `{method_text}`")))?;
             let opts = PlanOptions {
                 host: None,
                 run_id_header,
@@ -247,7 +338,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 (None, None) => None,
             };
             if let Some(flag) = users_flag {
-                if args.arrival_rate.is_some() {
+                if args.arrival_rate.is_some() && args.rate.is_none() {
                     return Err(invalid(format!(
                         "{flag} belongs to the closed model and does not apply with --arrival-rate: size the open model with --pre-allocated-vus/--max-vus"
                     )));
@@ -258,9 +349,15 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                     )));
                 }
             }
-            let body = args.body.clone().unwrap_or_default();
-            let plan = Plan::single(url, method, body.into(), &opts)
-                .map_err(|e| invalid(e.to_string()))?;
+            let body: bytes::Bytes = match (&args.body, &args.body_file) {
+                (Some(b), _) => b.clone().into(),
+                (None, Some(f)) => std::fs::read(f)
+                    .map_err(|e| invalid(format!("-D/--body-file {}: {e}", f.display())))?
+                    .into(),
+                (None, None) => bytes::Bytes::new(),
+            };
+            let plan =
+                Plan::single(url, method, body, &opts).map_err(|e| invalid(e.to_string()))?;
             let load = LoadSettings {
                 users: args.connections.or(args.users).unwrap_or(50),
                 spawn_rate: args.spawn_rate,
@@ -269,6 +366,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
                 stop_timeout: args.stop_timeout,
                 ..LoadSettings::default()
             };
+            // -q without -n or -z sends 200 requests too, as hey does; --arrival-rate and
+            // --stages need their end given.
             let staged = args.stages.is_some() || args.arrival_rate.is_some();
             let load = if load.run_time.is_none() && load.iterations.is_none() && !staged {
                 LoadSettings {
@@ -278,13 +377,13 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
             } else {
                 load
             };
-            (
-                plan,
-                checked(load_flags(args, load)?)?,
-                Some(redact_url(url)),
-            )
+            let load = match &args.rate {
+                Some(q) => quick_rate(args, q, load)?,
+                None => load_flags(args, load)?,
+            };
+            (plan, checked(load)?, Some(redact_url(url)))
         }
-        (None, None) => return Err(invalid("give a scenario file or --url")),
+        (None, None) => return Err(invalid("give a scenario file or a URL")),
     };
     let name = scenario.map_or_else(
         || plan.name.clone(),
@@ -298,7 +397,6 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     );
     let mut scenarios = Vec::new();
     let mut run_time_cap = None;
-    let mut warnings = Vec::new();
     if let Some((s, _)) = scenario {
         // Picked with --scenario, the first of them starts at once.
         let mut starts = Vec::new();
@@ -488,11 +586,13 @@ fn check_scopes(
                         .flat_map(|u| &u.tasks)
                         .any(|task| task.tags.contains(tag))
                 });
-                let filtered = !args.task_tags.is_empty() || !args.exclude_tags.is_empty();
+                let filtered = !args.task_tags.is_empty()
+                    || !args.task_tags_deprecated.is_empty()
+                    || !args.exclude_tags.is_empty();
                 return Err(invalid(match (in_file, filtered) {
                     (false, _) => unknown_tag(&t.expression, tag, &tags),
                     (true, true) => format!(
-                        "threshold `{}`: the tasks with tag `{tag}` are left out by -T/--tags or -E/--exclude-tags",
+                        "threshold `{}`: the tasks with tag `{tag}` are left out by -T/--task-tags or -E/--exclude-task-tags",
                         t.expression
                     ),
                     (true, false) => format!(

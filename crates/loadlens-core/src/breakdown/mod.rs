@@ -43,7 +43,6 @@ pub trait BreakdownSource: Send + Sync {
 
 /// The breakdown of a run (or of the run so far, live).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Breakdown {
     /// How many sampled requests found their server spans, and what happened to the spans.
     pub coverage: Coverage,
@@ -67,7 +66,6 @@ pub struct Breakdown {
 
 /// Trace coverage: how many sampled requests were joined, and the fate of the spans received.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Coverage {
     /// Requests sent sampled (their client span known to the join).
     pub sampled: u64,
@@ -104,7 +102,6 @@ impl Coverage {
 
 /// The breakdown of one request name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestBreakdown {
     /// HTTP method.
     pub method: String,
@@ -126,7 +123,6 @@ pub struct RequestBreakdown {
 /// One component of a request name's latency (or, in [`Breakdown::operations`], one
 /// downstream operation over every name).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Component {
     /// What it is.
     pub key: ComponentKey,
@@ -147,7 +143,6 @@ pub struct Component {
 
 /// What a component is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ComponentKey {
     /// The kind of component.
     pub kind: ComponentKind,
@@ -219,7 +214,6 @@ pub enum ComponentKind {
 
 /// HDR figures of one component, milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Figures {
     /// Values recorded.
     pub count: u64,
@@ -256,7 +250,6 @@ impl Figures {
 
 /// A component's values over one interval.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SeriesPoint {
     /// Seconds since the start of the run, at the end of the interval.
     pub elapsed_s: f64,
@@ -270,7 +263,6 @@ pub struct SeriesPoint {
 
 /// The figures of one service's spans.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ServiceFigures {
     /// `service.name`.
     pub service: String,
@@ -282,7 +274,6 @@ pub struct ServiceFigures {
 
 /// One of the slowest joined requests of a name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SlowRequest {
     /// The trace id, 32 lowercase hex digits.
     pub trace_id: String,

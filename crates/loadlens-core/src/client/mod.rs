@@ -73,6 +73,10 @@ pub struct ClientConfig {
     /// fails the request with [`ErrorKind::BodyTooLarge`]. Bodies that are not kept are only
     /// counted, whatever their size.
     pub max_body_size: u64,
+    /// Keep connections open between requests (HTTP keep-alive). When off, every request opens
+    /// a connection of its own, asks the server to close it (`Connection: close` on HTTP/1.1)
+    /// and closes it after the response, as hey's and oha's `--disable-keepalive`.
+    pub keep_alive: bool,
 }
 
 impl Default for ClientConfig {
@@ -87,6 +91,7 @@ impl Default for ClientConfig {
             cookies: true,
             user_agent: HeaderValue::from_static(concat!("loadlens/", env!("CARGO_PKG_VERSION"))),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
+            keep_alive: true,
         }
     }
 }
@@ -394,12 +399,18 @@ impl Client {
                     continue;
                 }
                 Err(f) => {
-                    if f.kind.is_transport() {
+                    if f.kind.is_transport() || !self.shared.config.keep_alive {
                         self.conns.swap_remove(idx);
                     }
                     return Err(f);
                 }
-                ok => return ok,
+                ok => {
+                    if !self.shared.config.keep_alive {
+                        // Dropping it closes the socket (its driver goes with it).
+                        self.conns.swap_remove(idx);
+                    }
+                    return ok;
+                }
             }
         }
         unreachable!("the loop returns on its second attempt")
@@ -472,6 +483,10 @@ impl Client {
         }
         if !req.prepared {
             complete_headers(cfg, &mut headers, &req.url, req.body.len());
+        }
+        if !cfg.keep_alive && version != Version::HTTP_2 {
+            // HTTP/2 has no such header (one connection per request is what closes it).
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         if version == Version::HTTP_2 {
             *hreq.uri_mut() = req.url.clone();

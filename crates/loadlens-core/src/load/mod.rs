@@ -97,7 +97,6 @@ impl LoadSettings {
 
 /// Open-model settings: where the rate starts and how many VUs may serve it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ArrivalSettings {
     /// Arrivals per second at the start (constant when there are no stages; the stages' targets
     /// are arrivals per second too).
@@ -110,7 +109,6 @@ pub struct ArrivalSettings {
 
 /// What the open model did, for reports.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ArrivalReport {
     /// Arrivals the profile intended up to the stop (the integral of the rate).
     pub intended: u64,

@@ -12,7 +12,6 @@ use std::time::Duration;
 /// One stage: move linearly from the previous target to `target` over `duration`.
 /// `target` is a number of users (closed model) or arrivals per second (open model).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Length of the stage.
     #[serde(rename = "duration_s", with = "secs")]

@@ -43,7 +43,7 @@ user_types:
     let r0 = &req(&t[0].steps[0]).request;
     assert_eq!(
         r0.url.to_string(),
-        "http://127.0.0.1:9/p?page=1&q=running%20shoes"
+        "http://127.0.0.1:9/p?q=running%20shoes&page=1"
     );
     assert_eq!(r0.headers["x-a"], "scenario");
     assert_eq!(r0.headers["x-b"], "user");

@@ -15,7 +15,6 @@ use crate::stats::RequestSummary;
 
 /// A request name's figures over one segment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Figures {
     /// Completed requests.
     pub requests: u64,
@@ -46,7 +45,6 @@ impl Figures {
 
 /// The differences after − before (a latency that grew is positive).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Delta {
     /// p50 after − before, ms.
     pub p50_ms: f64,
@@ -62,7 +60,6 @@ pub struct Delta {
 
 /// One request name before and after a flip.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RequestComparison {
     /// Method.
     pub method: String,
@@ -78,7 +75,6 @@ pub struct RequestComparison {
 
 /// One planned flip and the segments on each side of it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FlipComparison {
     /// What was flipped and why (`enable gate new_checkout (statsig), planned at 30 s`).
     pub flip: String,

@@ -1,6 +1,11 @@
 //! The JSON result: a contract. Its shape is described by `schemas/result.schema.json`
-//! (committed, checked by tests) and versioned by `format_version`; a change that removes or
-//! renames a field bumps the version.
+//! (committed, checked by tests) and versioned by `format_version`.
+//!
+//! Compatibility: a newer loadlens that only *adds* fields keeps `format_version`, and readers
+//! ignore the fields they do not know (no `deny_unknown_fields` on any type read back here), so
+//! an older `loadlens report`/`compare` reads its results. A change that removes, renames or
+//! changes the meaning of a field bumps `format_version`; a reader refuses a newer version with
+//! a message that says to upgrade, rather than misreading it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -37,8 +42,9 @@ pub enum ReadError {
         /// Where the JSON breaks.
         source: serde_json::Error,
     },
-    /// A result of another format version.
-    #[error("{}: format_version {version} is not supported (this build reads {FORMAT_VERSION})", .path.display())]
+    /// A result of another format version: a newer loadlens changed the format in a way this
+    /// build cannot read.
+    #[error("{}: format_version {version} is not supported (this build reads {FORMAT_VERSION}){}", .path.display(), if *.version > u64::from(FORMAT_VERSION) { "; it was written by a newer loadlens: read it with that version or later" } else { "" })]
     Version {
         /// The file.
         path: std::path::PathBuf,
@@ -63,7 +69,6 @@ pub enum ReadError {
 
 /// The whole JSON result document.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ResultDoc {
     /// Format version ([`FORMAT_VERSION`]).
     pub format_version: u32,
@@ -131,7 +136,6 @@ pub struct ResultDoc {
 
 /// One named scenario of the run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScenarioSection {
     /// Name.
     pub name: String,
@@ -149,7 +153,6 @@ pub struct ScenarioSection {
 
 /// Producer of the document.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ToolInfo {
     /// `loadlens`.
     pub name: String,
@@ -159,7 +162,6 @@ pub struct ToolInfo {
 
 /// Identity, timing and outcome of the run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RunSection {
     /// Run id.
     pub id: String,
@@ -189,7 +191,6 @@ pub struct RunSection {
 
 /// One error catalogue entry.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ErrorRow {
     /// Method.
     pub method: String,
@@ -205,7 +206,6 @@ pub struct ErrorRow {
 
 /// The time series.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SeriesSection {
     /// Seconds per point (doubles each time a long run is downsampled).
     pub resolution_s: u64,

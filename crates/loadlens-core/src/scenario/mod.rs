@@ -71,7 +71,7 @@ pub struct Scenario {
     #[serde(default)]
     pub run: RunSettings,
     /// Pass/fail rules: `p95 < 300ms`, `error_rate < 1%`, … (see [`crate::thresholds`]).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::loadspec::thresholds")]
     pub thresholds: Vec<crate::loadspec::ThresholdSpec>,
     /// Planned actions: gate flips at a moment of the run, actions at the end of a failed run
     /// (see [`crate::action`]).
@@ -323,9 +323,10 @@ pub struct RequestSpec {
     /// Name for grouping in statistics (default: the path without its query).
     #[serde(default)]
     pub name: Option<String>,
-    /// Query parameters appended to the path.
-    #[serde(default)]
-    pub query: BTreeMap<String, String>,
+    /// Query parameters appended to the path, in the order they are written (a server or a
+    /// cache may key on the raw order; a sorted map would change it).
+    #[serde(default, deserialize_with = "values::ordered_pairs")]
+    pub query: Vec<(String, String)>,
     /// Headers (override user type and scenario headers).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,

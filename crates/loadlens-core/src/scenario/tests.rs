@@ -493,3 +493,38 @@ fn max_body_size_takes_units_or_bytes_and_points_at_a_bad_one() {
     let (_, _, msg) = invalid("user_types: []\nclient: { max_body_size: 0 }\n");
     assert!(msg.contains("at least 1 byte"), "{msg}");
 }
+
+#[test]
+fn thresholds_in_k6_form_read_as_loadlens_rules() {
+    let yaml = "user_types: [{ name: u, tasks: [{ request: { path: 'http://h/a' } }] }]
+thresholds:
+  http_req_duration: ['p(95)<500', { threshold: 'avg<200', abortOnFail: true, delayAbortEval: 10s }]
+  http_req_failed: 'rate<0.01'
+";
+    let s = Scenario::from_str_named(yaml, "s.yaml").unwrap();
+    let rules: Vec<_> = s.thresholds.iter().map(|t| t.parse().unwrap()).collect();
+    let shown: Vec<_> = rules
+        .iter()
+        .map(|t| (t.expression.as_str(), t.value, t.abort_on_fail))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("http_req_duration: p(95)<500", 500.0, false),
+            ("http_req_duration: avg<200", 200.0, true),
+            ("http_req_failed: rate<0.01", 0.01, false),
+        ]
+    );
+    assert_eq!(rules[1].delay, Some(std::time::Duration::from_secs(10)));
+    assert_eq!(rules[2].metric, crate::thresholds::Metric::ErrorRate);
+}
+
+#[test]
+fn query_parameters_keep_their_written_order() {
+    let yaml = "user_types: [{ name: u, tasks: [{ request: { path: 'http://h/a', query: { z: 1, a: 2, m: x } } }] }]\n";
+    let s = Scenario::from_str_named(yaml, "s.yaml").unwrap();
+    let query = &s.user_types[0].tasks[0].request.as_ref().unwrap().query;
+    let keys: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["z", "a", "m"]);
+    assert_eq!(query[0].1, "1", "a number is read as its text, as before");
+}

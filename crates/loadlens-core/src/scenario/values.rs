@@ -9,6 +9,34 @@ use serde::{Deserialize, Deserializer};
 
 use crate::duration::{parse_duration, secs_to_duration};
 
+/// Deserialize a map as its `(key, value)` pairs in the order written (serde's maps either
+/// sort, `BTreeMap`, or need a dependency that keeps the order).
+pub(crate) fn ordered_pairs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of names to values, e.g. `{ q: shoes, page: 1 }`")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some((k, v)) = map.next_entry::<String, String>()? {
+                out.push((k, v));
+            }
+            Ok(out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(Pairs)
+}
+
 /// Deserialize `Option<Duration>` from a string or a number of seconds. A visitor (not an
 /// untagged enum) so that errors keep the value's line and column.
 pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -17,6 +17,8 @@
 //! p95 < 300ms, disable_gate checkout   turn a feature gate off when it first fails
 //! ```
 //!
+//! k6's spelling is read too (`p(95)<300`, `http_req_failed: rate<0.01`, see [`k6`]).
+//!
 //! Metrics: `p50 p66 p75 p80 p90 p95 p98 p99 p99.9 p99.99 med avg min max` (milliseconds;
 //! values take `ms`, `s`, or a bare number of ms), `error_rate` (`1%` or `0.01`), `rps`,
 //! `requests`, `failures`, `dropped_iterations`, `generator_healthy`, `trace_coverage`.
@@ -30,6 +32,7 @@
 //! verdict and the exit code. Tag scopes merge the figures of the request names their tasks
 //! send (see [`tags`]).
 
+pub mod k6;
 pub mod tags;
 
 use std::fmt;
@@ -276,6 +279,9 @@ pub enum ParseErrorKind {
         /// The metric as written.
         metric: String,
     },
+    /// A k6 threshold with no loadlens equivalent (the message names the one to use).
+    #[error("{0}")]
+    K6(String),
     /// A run-wide metric with a scope.
     #[error("`{metric}` applies to the whole run, not to a scope")]
     WholeRunOnly {
@@ -402,6 +408,10 @@ pub fn parse(text: &str) -> Result<Threshold, ParseError> {
         Some((r, o)) => (r.trim(), Some(o.trim())),
         None => (text.trim(), None),
     };
+    // k6's spelling (`p(95)<300`, `http_req_failed: rate<0.01`) is read as the loadlens rule
+    // it means; the expression shown in reports stays as written.
+    let k6_rule = k6::translate(rule).transpose().map_err(ctx)?;
+    let rule = k6_rule.as_deref().unwrap_or(rule);
     let (mut abort_on_fail, mut delay, mut on_fail) = (false, None, Vec::new());
     for o in options
         .into_iter()
@@ -715,7 +725,6 @@ impl Guard {
 
 /// The result of one threshold, as written in every report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ThresholdResult {
     /// The rule as written, e.g. `p95 < 300ms`.
     pub expression: String,

@@ -8,6 +8,7 @@ mod dashboard;
 mod datadog;
 mod demo;
 mod distributed;
+mod ecosystem;
 mod ends_on_time;
 mod faults;
 mod headers;

@@ -643,7 +643,7 @@ fn unknown_tags_in_thresholds_are_exit_code_2_naming_the_tags() {
         ),
         (
             vec!["-E", "checkout", "--threshold", "p95{tag:checkout} < 1s"],
-            "left out by -T/--tags or -E/--exclude-tags",
+            "left out by -T/--task-tags or -E/--exclude-task-tags",
         ),
     ] {
         let mut a = vec!["run", f, "-H", "http://127.0.0.1:9", "-t", "1s"];

@@ -131,10 +131,15 @@ fn fastrand_u32() -> u32 {
     h.finish() as u32
 }
 
-/// A raw HTTP server that records the header block of every request and answers 200.
+/// A raw HTTP server that records the header block (request line included, as sent) and the
+/// body of every request, counts the connections it accepted, and answers 200.
 pub struct Recorder {
     pub url: String,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// The body of each request (by `Content-Length`), in the order of `requests`.
+    pub bodies: Arc<Mutex<Vec<Vec<u8>>>>,
+    /// TCP connections accepted.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Recorder {
@@ -148,11 +153,16 @@ impl Recorder {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", l.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let r2 = requests.clone();
+        let (b2, c2) = (bodies.clone(), connections.clone());
         std::thread::spawn(move || {
             for conn in l.incoming() {
                 let Ok(mut conn) = conn else { return };
+                c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let r3 = r2.clone();
+                let b3 = b2.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().unwrap());
                     loop {
@@ -167,7 +177,20 @@ impl Recorder {
                             }
                             head.push_str(&line);
                         }
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        let mut sent = vec![0; length];
+                        if reader.read_exact(&mut sent).is_err() {
+                            return;
+                        }
                         r3.lock().unwrap().push(head);
+                        b3.lock().unwrap().push(sent);
                         let answer = format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
                             body.len()
@@ -179,7 +202,12 @@ impl Recorder {
                 });
             }
         });
-        Recorder { url, requests }
+        Recorder {
+            url,
+            requests,
+            bodies,
+            connections,
+        }
     }
 }
 

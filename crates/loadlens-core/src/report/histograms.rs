@@ -10,7 +10,6 @@ use crate::stats::{DecodeError, LatencyHistogram, RequestStats, StatsSet};
 
 /// The `histograms` section of the result.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Histograms {
     /// How histograms are written: `hdr-v2-deflate-base64`.
     pub encoding: String,
@@ -27,7 +26,6 @@ pub struct Histograms {
 
 /// The records of one named scenario.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ScenarioRecords {
     /// Scenario name.
     pub name: String,
@@ -37,7 +35,6 @@ pub struct ScenarioRecords {
 
 /// Everything [`RequestStats`] holds that reports read, losslessly.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatsRecord {
     /// HTTP method (empty for the aggregate).
     pub method: String,

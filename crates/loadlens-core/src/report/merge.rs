@@ -26,7 +26,6 @@ use crate::thresholds::{self, NameTags, Threshold};
 
 /// One result file of a merged run, as the merged result lists it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WorkerRow {
     /// The segment it ran (`2/3`), `1/1` for a whole run.
     pub segment: String,

@@ -4,6 +4,7 @@
 mod say;
 mod cli;
 mod compare;
+mod coordinator;
 mod demo;
 mod demo_target;
 mod descriptors;
@@ -111,6 +112,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
         Command::Report(args) => report_cmd::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Merge(args) => merge_cmd::run(&args),
+        Command::Coordinator(args) => coordinator::run(*args, console).await,
         Command::Validate(args) => {
             let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
             let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;

@@ -364,6 +364,8 @@ fn slow_operation(s: &str) -> Result<crate::demo_target::Operation, String> {
     })
 }
 
-pub(crate) fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
+pub(crate) fn duration(
+    s: &str,
+) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
     loadlens_core::duration::parse_duration(s)
 }

@@ -31,12 +31,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use loadlens_core::executor::Controls;
 use loadlens_core::report::{self, merge, Verdict};
 use loadlens_core::run::{EventKind, StopReason, TimelineEvent};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::stats::{Aggregator, Recorder, StatsSet};
 use loadlens_core::thresholds::{Guard, Observed};
-use loadlens_core::executor::Controls;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -191,7 +191,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 "only {joined} of {workers} workers joined within {} (--join-timeout); the run did not start",
                 humantime::format_duration(args.join_timeout)
             );
-            st.broadcast(&Command::Stop { reason: why.clone() });
+            st.broadcast(&Command::Stop {
+                reason: why.clone(),
+            });
             drop(st);
             // Let the streams carry the stop before the process ends.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -301,10 +303,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             .map(|(i, _)| *i)
             .collect();
         for i in silent {
-            let why = format!(
-                "no report for {} s",
-                protocol::SILENCE_LIMIT.as_secs()
-            );
+            let why = format!("no report for {} s", protocol::SILENCE_LIMIT.as_secs());
             if st.lose(i, why) {
                 lost.push(i);
             }
@@ -323,7 +322,11 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             tell!("warning: {msg}");
             timeline.push(at(elapsed, EventKind::Note, msg));
         }
-        let running = st.slots.values().filter(|s| s.health != Health::Finished).count() as u64;
+        let running = st
+            .slots
+            .values()
+            .filter(|s| s.health != Health::Finished)
+            .count() as u64;
         let remaining = st
             .slots
             .values()
@@ -334,8 +337,14 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 "only {remaining} of {workers} workers left, fewer than --min-workers {min_workers}"
             );
             tell!("The run stops: {why}");
-            timeline.push(at(elapsed, EventKind::StopRequested, format!("stopping the run: {why}")));
-            st.broadcast(&Command::Stop { reason: why.clone() });
+            timeline.push(at(
+                elapsed,
+                EventKind::StopRequested,
+                format!("stopping the run: {why}"),
+            ));
+            st.broadcast(&Command::Stop {
+                reason: why.clone(),
+            });
             failures.push(why.clone());
             stop_reason.get_or_insert(StopReason::WorkersLost(why));
             stop_sent = Some(Instant::now());
@@ -348,9 +357,17 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 .filter(|s| s.health == Health::Active)
                 .map(|s| s.users)
                 .sum();
-            let dropped = st.slots.values().filter_map(|s| s.dropped).reduce(|a, b| a + b);
+            let dropped = st
+                .slots
+                .values()
+                .filter_map(|s| s.dropped)
+                .reduce(|a, b| a + b);
             let n = names.len();
-            Some((std::mem::replace(&mut st.pending, StatsSet::new(n)), users, dropped))
+            Some((
+                std::mem::replace(&mut st.pending, StatsSet::new(n)),
+                users,
+                dropped,
+            ))
         } else {
             None
         };
@@ -380,7 +397,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                         EventKind::ThresholdBreached,
                         format!("aborting the run on every worker: {why}"),
                     ));
-                    board.lock().broadcast(&Command::Stop { reason: why.clone() });
+                    board.lock().broadcast(&Command::Stop {
+                        reason: why.clone(),
+                    });
                     stop_reason.get_or_insert(StopReason::Aborted(why));
                     stop_sent = Some(Instant::now());
                 }
@@ -411,7 +430,11 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 timeline.push(at(
                     start.elapsed(),
                     EventKind::Note,
-                    format!("worker {}/{workers} sent no result within {} s of the stop", i + 1, grace.as_secs()),
+                    format!(
+                        "worker {}/{workers} sent no result within {} s of the stop",
+                        i + 1,
+                        grace.as_secs()
+                    ),
                 ));
             }
             break;

@@ -103,7 +103,12 @@ pub struct State {
 
 impl Board {
     /// A board for `workers` workers running the scenario with `hash`.
-    pub fn new(workers: u64, hash: String, token: Option<String>, names: Vec<(String, String)>) -> Arc<Self> {
+    pub fn new(
+        workers: u64,
+        hash: String,
+        token: Option<String>,
+        names: Vec<(String, String)>,
+    ) -> Arc<Self> {
         Arc::new(Board {
             workers,
             hash,
@@ -249,7 +254,10 @@ fn plain(status: StatusCode, msg: &str) -> Response<Reply> {
 }
 
 async fn handle(board: &Board, req: Request<Incoming>) -> Response<Reply> {
-    let given = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes());
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
     if !protocol::authorized(board.token.as_deref(), given) {
         return plain(
             StatusCode::UNAUTHORIZED,
@@ -262,7 +270,12 @@ async fn handle(board: &Board, req: Request<Incoming>) -> Response<Reply> {
     let route = (req.method().clone(), req.uri().path().to_owned());
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("cannot read the body: {e}")),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            )
+        }
     };
     match (route.0, route.1.as_str()) {
         (Method::POST, "/v1/join") => match serde_json::from_slice::<Hello>(&body) {
@@ -284,9 +297,9 @@ async fn handle(board: &Board, req: Request<Incoming>) -> Response<Reply> {
 }
 
 fn segment_of(board: &Board, text: &str) -> Result<u64, Response<Reply>> {
-    let seg: Segment = text.parse().map_err(|e| {
-        plain(StatusCode::BAD_REQUEST, &format!("segment `{text}`: {e}"))
-    })?;
+    let seg: Segment = text
+        .parse()
+        .map_err(|e| plain(StatusCode::BAD_REQUEST, &format!("segment `{text}`: {e}")))?;
     if seg.count() != board.workers {
         return Err(plain(
             StatusCode::CONFLICT,

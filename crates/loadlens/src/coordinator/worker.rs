@@ -59,7 +59,10 @@ impl Link {
                 "coordinator `{url}` must be http://HOST:PORT (no path, no credentials)"
             ));
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| !p.contains(']')) {
+        let authority = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
             authority.to_owned()
         } else {
             format!("{authority}:7700")
@@ -99,7 +102,12 @@ impl Link {
     }
 
     /// One request on a connection of its own.
-    async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<Response<Incoming>, String> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, String> {
         let mut c = self.connect().await?;
         c.send_request(self.request(method, path, body))
             .await
@@ -116,8 +124,6 @@ pub struct Session {
     lines: Option<Lines>,
     state: Arc<Shared>,
     follow: Option<tokio::task::JoinHandle<()>>,
-    reports: Option<mpsc::Receiver<IntervalReport>>,
-    reports_tx: mpsc::Sender<IntervalReport>,
 }
 
 /// What the command follower and the report sink share.
@@ -237,11 +243,7 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
             }
             Ok(Command::Ping) => {}
             Ok(Command::Start { in_ms, run_id }) => {
-                say!(
-                    "The coordinator starts run {run_id} in {} ms.",
-                    in_ms
-                );
-                let (tx, rx) = mpsc::channel(64);
+                say!("The coordinator starts run {run_id} in {} ms.", in_ms);
                 return Ok(Session {
                     link: Arc::new(link),
                     segment: hello.segment,
@@ -249,8 +251,6 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
                     lines: Some(lines),
                     state: Arc::new(Shared::default()),
                     follow: None,
-                    reports: Some(rx),
-                    reports_tx: tx,
                 });
             }
             Ok(Command::Stop { reason }) => {
@@ -262,7 +262,10 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
             Err(e) => {
                 return Err(Failure::new(
                     Exit::Aborted,
-                    format!("the coordinator at {} is gone before the start: {e}", link.url),
+                    format!(
+                        "the coordinator at {} is gone before the start: {e}",
+                        link.url
+                    ),
                 ))
             }
         }
@@ -272,14 +275,16 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
 impl Session {
     /// The sink that streams every snapshot's interval to the coordinator.
     pub fn sink(&mut self) -> Box<dyn Sink> {
-        let rx = self.reports.take();
-        let poster = rx.map(|rx| tokio::spawn(post_reports(self.link.clone(), rx, self.state.clone())));
+        // The sink holds the only sender: when it finishes, the poster sends what is queued
+        // and ends.
+        let (tx, rx) = mpsc::channel(64);
+        let poster = tokio::spawn(post_reports(self.link.clone(), rx, self.state.clone()));
         Box::new(ReportSink {
             segment: self.segment.clone(),
             names: Vec::new(),
             seq: 0,
-            tx: Some(self.reports_tx.clone()),
-            poster,
+            tx: Some(tx),
+            poster: Some(poster),
             state: self.state.clone(),
         })
     }
@@ -310,9 +315,7 @@ impl Session {
                         let msg = format!("the coordinator at {url} is gone ({e}); stopping, this worker's own reports are still written");
                         tell!("warning: {msg}");
                         state.note(msg);
-                        controls.stop(StopReason::Aborted(format!(
-                            "coordinator lost: {e}"
-                        )));
+                        controls.stop(StopReason::Aborted(format!("coordinator lost: {e}")));
                         return;
                     }
                 }
@@ -483,7 +486,9 @@ mod tests {
         assert_eq!(a("127.0.0.1:9").unwrap(), "127.0.0.1:9");
         assert_eq!(a("http://[::1]:80").unwrap(), "[::1]:80");
         assert_eq!(a("http://[::1]").unwrap(), "[::1]:7700");
-        assert!(a("https://coord").unwrap_err().contains("https is not supported"));
+        assert!(a("https://coord")
+            .unwrap_err()
+            .contains("https is not supported"));
         assert!(a("http://u:p@coord").is_err());
     }
 }

@@ -177,24 +177,28 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             Instant::now() >= deadline
         };
         if timed_out {
-            let mut st = board.lock();
-            let joined = st.joined();
-            if joined >= min_workers {
-                missing_at_start = (0..workers)
-                    .filter(|i| !st.slots.get(i).is_some_and(|s| s.health == Health::Active))
-                    .map(|i| format!("{}/{workers}", i + 1))
-                    .collect();
-                st.slots.retain(|_, s| s.health == Health::Active);
-                break;
-            }
-            let why = format!(
-                "only {joined} of {workers} workers joined within {} (--join-timeout); the run did not start",
-                humantime::format_duration(args.join_timeout)
-            );
-            st.broadcast(&Command::Stop {
-                reason: why.clone(),
-            });
-            drop(st);
+            let refused = {
+                let mut st = board.lock();
+                let joined = st.joined();
+                if joined >= min_workers {
+                    missing_at_start = (0..workers)
+                        .filter(|i| !st.slots.get(i).is_some_and(|s| s.health == Health::Active))
+                        .map(|i| format!("{}/{workers}", i + 1))
+                        .collect();
+                    st.slots.retain(|_, s| s.health == Health::Active);
+                    None
+                } else {
+                    let why = format!(
+                        "only {joined} of {workers} workers joined within {} (--join-timeout); the run did not start",
+                        humantime::format_duration(args.join_timeout)
+                    );
+                    st.broadcast(&Command::Stop {
+                        reason: why.clone(),
+                    });
+                    Some(why)
+                }
+            };
+            let Some(why) = refused else { break };
             // Let the streams carry the stop before the process ends.
             tokio::time::sleep(Duration::from_millis(300)).await;
             return Err(Failure::new(Exit::Aborted, why));

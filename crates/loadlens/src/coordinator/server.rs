@@ -296,12 +296,16 @@ async fn handle(board: &Board, req: Request<Incoming>) -> Response<Reply> {
     }
 }
 
-fn segment_of(board: &Board, text: &str) -> Result<u64, Response<Reply>> {
-    let seg: Segment = text
-        .parse()
-        .map_err(|e| plain(StatusCode::BAD_REQUEST, &format!("segment `{text}`: {e}")))?;
+/// The worker index of segment `text`, or the answer that refuses it.
+fn segment_of(board: &Board, text: &str) -> Result<u64, Box<Response<Reply>>> {
+    let seg: Segment = text.parse().map_err(|e| {
+        Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("segment `{text}`: {e}"),
+        ))
+    })?;
     if seg.count() != board.workers {
-        return Err(plain(
+        return Err(Box::new(plain(
             StatusCode::CONFLICT,
             &format!(
                 "this worker runs segment {seg} of a split into {}, but the coordinator waits for {} workers: give every worker --workers {}",
@@ -309,7 +313,7 @@ fn segment_of(board: &Board, text: &str) -> Result<u64, Response<Reply>> {
                 board.workers,
                 board.workers
             ),
-        ));
+        )));
     }
     Ok(seg.index())
 }
@@ -336,7 +340,7 @@ fn join(board: &Board, h: Hello) -> Response<Reply> {
     }
     let index = match segment_of(board, &h.segment) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut st = board.lock();
     if let Phase::Running { start } = st.phase {
@@ -405,7 +409,7 @@ fn gone(msg: &str) -> Response<Reply> {
 fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
     let index = match segment_of(board, &r.segment) {
         Ok(i) => i,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     // Decoded before taking the lock: the histograms' inflate is the costly part.
     let mut decoded: Vec<(usize, RequestStats)> = Vec::new();
@@ -446,7 +450,7 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
 fn result(board: &Board, r: FinalResult) -> Response<Reply> {
     let index = match segment_of(board, &r.segment) {
         Ok(i) => i,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     let mut st = board.lock();
     let Some(slot) = st.slots.get_mut(&index) else {

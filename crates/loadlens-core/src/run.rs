@@ -139,6 +139,9 @@ pub enum StopReason {
     Aborted(String),
     /// A data feeder with `on_exhausted: stop_run` ran out of rows.
     DataExhausted(String),
+    /// A coordinated run lost workers below its `--min-workers`: stopped, and failed (the
+    /// caller adds the reason to the run's failures).
+    WorkersLost(String),
 }
 
 /// The load asked for during a run through [`Controls::set_users`] and
@@ -286,6 +289,7 @@ pub fn describe(r: &StopReason) -> String {
         StopReason::Interrupted => "interrupted".into(),
         StopReason::Aborted(why) => format!("aborted: {why}"),
         StopReason::DataExhausted(feeder) => format!("data feeder `{feeder}` ran out of rows"),
+        StopReason::WorkersLost(why) => format!("too few workers: {why}"),
     }
 }
 

@@ -47,6 +47,9 @@ pub enum Command {
     Completions(crate::manual::CompletionsArgs),
     /// Print the man page (roff), e.g. `loadlens man | man -l -`.
     Man(crate::manual::ManArgs),
+    /// Coordinate N workers (`run FILE --coordinator URL --workers N`): one start, merged live
+    /// figures, global thresholds and abort, and the reports of the whole run.
+    Coordinator(Box<crate::coordinator::CoordinatorArgs>),
 }
 
 /// `loadlens init`.
@@ -113,6 +116,16 @@ pub struct RunArgs {
     /// With --workers: this worker's index, from 0 (default: `JOB_COMPLETION_INDEX`).
     #[arg(long, env = "LOADLENS_WORKER_INDEX", value_name = "INDEX")]
     pub worker_index: Option<u64>,
+    /// With --workers: join the coordinator at URL (`loadlens coordinator`, e.g.
+    /// `http://loadlens-coordinator:7700`): start with the other workers, stream the results to
+    /// it, stop when it says so. Token: `LOADLENS_COORDINATOR_TOKEN`.
+    #[arg(
+        long,
+        env = "LOADLENS_COORDINATOR",
+        value_name = "URL",
+        requires = "workers"
+    )]
+    pub coordinator: Option<String>,
     /// Users started per second (default: all at once).
     #[arg(short = 'r', long, env = "LOADLENS_SPAWN_RATE")]
     pub spawn_rate: Option<f64>,
@@ -390,6 +403,7 @@ pub fn command() -> clap::Command {
         .collect();
     Cli::command()
         .mut_subcommand("run", |c| c.args(args.clone()))
+        .mut_subcommand("coordinator", |c| c.args(args.clone()))
         .mut_subcommand("demo", |c| c.args(args))
 }
 
@@ -405,6 +419,10 @@ pub fn parse() -> Cli {
             a.take_url();
         }
         (Command::Demo(a), Some((_, m))) => a.integrations = m.clone(),
+        (Command::Coordinator(a), Some((_, m))) => {
+            a.run.integrations = m.clone();
+            a.run.take_url();
+        }
         _ => {}
     }
     cli
@@ -418,6 +436,8 @@ fn slow_operation(s: &str) -> Result<crate::demo_target::Operation, String> {
     })
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
+pub(crate) fn duration(
+    s: &str,
+) -> Result<std::time::Duration, loadlens_core::duration::DurationError> {
     loadlens_core::duration::parse_duration(s)
 }

@@ -4,6 +4,7 @@
 mod say;
 mod cli;
 mod compare;
+mod coordinator;
 mod demo;
 mod demo_target;
 mod descriptors;
@@ -132,6 +133,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
         Command::Merge(args) => merge_cmd::run(&args),
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),
+        Command::Coordinator(args) => coordinator::run(*args, console).await,
         Command::Validate(args) => {
             let invalid = |e: String| Failure::new(Exit::InvalidInput, e);
             let s = Scenario::from_file(&args.scenario).map_err(|e| invalid(e.to_string()))?;

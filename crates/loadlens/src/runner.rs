@@ -57,6 +57,11 @@ pub struct Prepared {
     /// What the segments of one distributed run must share (file, requests, whole load,
     /// thresholds), hashed: `loadlens merge` refuses results whose hashes differ.
     pub scenario_hash: String,
+    /// The same hash without the `--threshold` flags: what a worker and its coordinator must
+    /// share (the coordinator owns the thresholds; only the file's are in both).
+    pub join_hash: String,
+    /// `--coordinator URL`: this run is a worker of a coordinated run.
+    pub coordinator: Option<String>,
 }
 
 /// Where reports go.
@@ -541,8 +546,18 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         &thresholds,
         host.as_deref(),
     );
+    let join_hash = crate::segment::scenario_hash(
+        scenario.map(|(_, file)| file),
+        &plan,
+        &load,
+        &scenarios,
+        &[],
+        host.as_deref(),
+    );
     Ok(Prepared {
         scenario_hash,
+        join_hash,
+        coordinator: args.coordinator.clone(),
         actions,
         integrations,
         thresholds,
@@ -631,6 +646,20 @@ pub fn unknown_request(t: &Threshold, plan: &Plan) -> Option<String> {
 /// Run to the end and write every report. Returns the exit status.
 pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure> {
     crate::reports::check(outputs)?;
+    let link = match &p.coordinator {
+        Some(url) => {
+            let token = crate::coordinator::protocol::token_from_env();
+            Some(crate::coordinator::worker::Link::parse(url, token).map_err(invalid)?)
+        }
+        None => None,
+    };
+    if link.is_some() {
+        // The coordinator checks the thresholds on the merged figures and aborts every worker:
+        // a worker's own figures are a part of the run, and only judge its own report.
+        for t in &mut p.thresholds {
+            t.abort_on_fail = false;
+        }
+    }
     // From here on SIGTERM, like Ctrl-C, stops the run gracefully instead of ending the process.
     let mut stop_signals = StopSignals::new();
     for w in &p.warnings {
@@ -731,7 +760,28 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     let actions = gates.build();
     let executor = executor.actions(actions.clone(), p.actions.flips.clone());
     let executor = executor.config(config);
+    // A worker joins its coordinator here, after its own start-up checks, and waits for the
+    // common start.
+    let mut session = match link {
+        Some(link) => {
+            let hello = crate::coordinator::protocol::Hello {
+                version: env!("CARGO_PKG_VERSION").into(),
+                scenario_hash: p.join_hash.clone(),
+                segment: p.load.segment.to_string(),
+                run_id: p.run.id.clone(),
+            };
+            Some(crate::coordinator::worker::join(link, hello).await?)
+        }
+        None => None,
+    };
+    let executor = match session.as_mut() {
+        Some(s) => executor.sink(s.sink()),
+        None => executor,
+    };
     let controls = Controls::new();
+    if let Some(s) = session.as_mut() {
+        s.follow(controls.clone());
+    }
     let (executor, follow) = match &web {
         Some(d) => {
             d.hub.running(p.load.clone(), controls.clone());
@@ -800,6 +850,9 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         names,
         interrupts,
     }));
+    if let Some(s) = &session {
+        tokio::time::sleep_until(s.start_at).await;
+    }
     let mut out = executor.run(controls).await;
     done.cancel();
     let _ = view.await;
@@ -837,6 +890,9 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         }
     }
     drop(stdout);
+    if let Some(s) = session {
+        s.finish(&summary).await;
+    }
     if let Some(d) = web {
         d.finish(&summary);
         if !outputs.headless {

@@ -3,6 +3,7 @@
 mod actions;
 mod browser;
 mod cli;
+mod coordinator;
 mod credentials;
 mod dashboard;
 mod datadog;

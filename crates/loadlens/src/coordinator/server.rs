@@ -1,0 +1,498 @@
+//! The coordinator's HTTP side: who joined, their command streams, and what they reported.
+//! The run loop in [`super`] reads and changes the same [`Board`].
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use loadlens_core::load::Segment;
+use loadlens_core::report::json::ResultDoc;
+use loadlens_core::stats::{RequestStats, StatsSet};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{self, Command, FinalResult, Hello, IntervalReport};
+
+/// The largest request body taken (a final result with its histograms).
+const MAX_BODY: usize = 64 << 20;
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Phase {
+    /// Waiting for the workers.
+    Joining,
+    /// The start was given; the load runs from `start`.
+    Running {
+        /// When the load started (or starts).
+        start: Instant,
+    },
+}
+
+/// What became of a worker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    /// Joined and heard from.
+    Active,
+    /// Gone, and why.
+    Lost(String),
+    /// Sent its result.
+    Finished,
+}
+
+/// One joined worker.
+#[derive(Debug)]
+pub struct Slot {
+    /// Its command stream.
+    tx: mpsc::Sender<Bytes>,
+    /// Last time a report came or a write to it succeeded.
+    pub last_heard: Instant,
+    /// What became of it.
+    pub health: Health,
+    /// Its users in its last report.
+    pub users: u64,
+    /// Open model: its dropped arrivals in its last report.
+    pub dropped: Option<u64>,
+    /// Requests it reported so far.
+    pub requests: u64,
+    /// Reports it sent.
+    pub reports: u64,
+    /// Its run id.
+    pub run_id: String,
+}
+
+/// Everything the HTTP handlers and the run loop share.
+pub struct Board {
+    /// How many workers make the run.
+    pub workers: u64,
+    /// The scenario hash every worker must have.
+    pub hash: String,
+    /// The shared token, if any.
+    token: Option<String>,
+    /// `(method, name)` in the coordinator's `NameId` order.
+    names: Vec<(String, String)>,
+    state: Mutex<State>,
+    /// Woken on joins, results and losses.
+    pub changed: Notify,
+}
+
+/// The mutable part of the board.
+pub struct State {
+    /// Where the run is.
+    pub phase: Phase,
+    /// By worker index.
+    pub slots: BTreeMap<u64, Slot>,
+    /// Reported since the last tick.
+    pub pending: StatsSet,
+    /// Final results, by worker index.
+    pub results: BTreeMap<u64, ResultDoc>,
+    /// Requests reported for names the coordinator does not know (never with matching hashes).
+    pub unknown: u64,
+}
+
+impl Board {
+    /// A board for `workers` workers running the scenario with `hash`.
+    pub fn new(
+        workers: u64,
+        hash: String,
+        token: Option<String>,
+        names: Vec<(String, String)>,
+    ) -> Arc<Self> {
+        Arc::new(Board {
+            workers,
+            hash,
+            token,
+            state: Mutex::new(State {
+                phase: Phase::Joining,
+                slots: BTreeMap::new(),
+                pending: StatsSet::new(names.len()),
+                results: BTreeMap::new(),
+                unknown: 0,
+            }),
+            names,
+            changed: Notify::new(),
+        })
+    }
+
+    /// The state, locked.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl State {
+    /// Workers joined and not lost.
+    pub fn joined(&self) -> u64 {
+        self.slots
+            .values()
+            .filter(|s| !matches!(s.health, Health::Lost(_)))
+            .count() as u64
+    }
+
+    /// Write `cmd` to every active worker; a closed stream marks that worker lost. Returns
+    /// the indexes newly lost.
+    pub fn broadcast(&mut self, cmd: &Command) -> Vec<u64> {
+        let line = line(cmd);
+        let mut lost = Vec::new();
+        for (i, s) in &mut self.slots {
+            if s.health != Health::Active {
+                continue;
+            }
+            match s.tx.try_send(line.clone()) {
+                Ok(()) => {
+                    if *cmd == Command::Ping {
+                        s.last_heard = Instant::now();
+                    }
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    s.health = Health::Lost("its connection closed".into());
+                    lost.push(*i);
+                }
+                // A worker that reads nothing for a while: the silence check decides.
+                Err(mpsc::error::TrySendError::Full(_)) => {}
+            }
+        }
+        lost
+    }
+
+    /// Mark `index` lost for `why` (returns false when it was not active).
+    pub fn lose(&mut self, index: u64, why: String) -> bool {
+        match self.slots.get_mut(&index) {
+            Some(s) if s.health == Health::Active => {
+                s.health = Health::Lost(why);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+fn line(cmd: &Command) -> Bytes {
+    let mut v = serde_json::to_vec(cmd).unwrap_or_default();
+    v.push(b'\n');
+    Bytes::from(v)
+}
+
+/// Serve the coordinator's routes on `listener` until `stop`.
+pub async fn serve(listener: TcpListener, board: Arc<Board>, stop: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => match a {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Coordinator failed to accept a connection.");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let board = board.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let board = board.clone();
+                async move { Ok::<_, Infallible>(handle(&board, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(crate::web::HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.cancelled() => {}
+            }
+        });
+    }
+}
+
+/// A response body: whole, or a command stream.
+pub enum Reply {
+    /// Complete.
+    Full(Full<Bytes>),
+    /// One chunk per command line.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Body for Reply {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Reply::Full(b) => Pin::new(b).poll_frame(cx),
+            Reply::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
+fn reply(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Reply> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, kind)
+        .body(Reply::Full(Full::new(body.into())))
+        .unwrap_or_else(|_| Response::new(Reply::Full(Full::default())))
+}
+
+fn plain(status: StatusCode, msg: &str) -> Response<Reply> {
+    reply(status, "text/plain; charset=utf-8", format!("{msg}\n"))
+}
+
+async fn handle(board: &Board, req: Request<Incoming>) -> Response<Reply> {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if !protocol::authorized(board.token.as_deref(), given) {
+        return plain(
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "wrong or missing token: give the workers the coordinator's {}",
+                protocol::TOKEN_ENV
+            ),
+        );
+    }
+    let route = (req.method().clone(), req.uri().path().to_owned());
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+            )
+        }
+    };
+    match (route.0, route.1.as_str()) {
+        (Method::POST, "/v1/join") => match serde_json::from_slice::<Hello>(&body) {
+            Ok(h) => join(board, h),
+            Err(e) => plain(StatusCode::BAD_REQUEST, &format!("not a hello: {e}")),
+        },
+        (Method::POST, "/v1/report") => match serde_json::from_slice::<IntervalReport>(&body) {
+            Ok(r) => report(board, r),
+            Err(e) => plain(StatusCode::BAD_REQUEST, &format!("not a report: {e}")),
+        },
+        (Method::POST, "/v1/result") => match serde_json::from_slice::<FinalResult>(&body) {
+            Ok(r) => result(board, r),
+            Err(e) => plain(StatusCode::BAD_REQUEST, &format!("not a result: {e}")),
+        },
+        (Method::GET, "/v1/status") => status(board),
+        (Method::GET, "/healthz") => plain(StatusCode::OK, "ok"),
+        _ => plain(StatusCode::NOT_FOUND, "no such route"),
+    }
+}
+
+/// The worker index of segment `text`, or the answer that refuses it.
+fn segment_of(board: &Board, text: &str) -> Result<u64, Box<Response<Reply>>> {
+    let seg: Segment = text.parse().map_err(|e| {
+        Box::new(plain(
+            StatusCode::BAD_REQUEST,
+            &format!("segment `{text}`: {e}"),
+        ))
+    })?;
+    if seg.count() != board.workers {
+        return Err(Box::new(plain(
+            StatusCode::CONFLICT,
+            &format!(
+                "this worker runs segment {seg} of a split into {}, but the coordinator waits for {} workers: give every worker --workers {}",
+                seg.count(),
+                board.workers,
+                board.workers
+            ),
+        )));
+    }
+    Ok(seg.index())
+}
+
+fn join(board: &Board, h: Hello) -> Response<Reply> {
+    let ours = env!("CARGO_PKG_VERSION");
+    if h.version != ours {
+        return plain(
+            StatusCode::CONFLICT,
+            &format!(
+                "this worker runs loadlens {} but the coordinator runs {ours}: run the same version everywhere",
+                h.version
+            ),
+        );
+    }
+    if h.scenario_hash != board.hash {
+        return plain(
+            StatusCode::CONFLICT,
+            &format!(
+                "this worker runs another scenario than the coordinator (scenario hash {} vs {}): give every worker and the coordinator the same file and load flags",
+                h.scenario_hash, board.hash
+            ),
+        );
+    }
+    let index = match segment_of(board, &h.segment) {
+        Ok(i) => i,
+        Err(r) => return *r,
+    };
+    let mut st = board.lock();
+    if let Phase::Running { start } = st.phase {
+        let ago = Instant::now().saturating_duration_since(start);
+        return plain(
+            StatusCode::CONFLICT,
+            &format!(
+                "the run started {:.1} s ago without segment {}: a late worker is refused (start the workers before the coordinator's --join-timeout, or restart the run)",
+                ago.as_secs_f64(),
+                h.segment
+            ),
+        );
+    }
+    if st
+        .slots
+        .get(&index)
+        .is_some_and(|s| s.health == Health::Active && !s.tx.is_closed())
+    {
+        return plain(
+            StatusCode::CONFLICT,
+            &format!(
+                "segment {} has already joined: give each worker its own --worker-index (or JOB_COMPLETION_INDEX)",
+                h.segment
+            ),
+        );
+    }
+    let (tx, rx) = mpsc::channel(64);
+    st.slots.insert(
+        index,
+        Slot {
+            tx,
+            last_heard: Instant::now(),
+            health: Health::Active,
+            users: 0,
+            dropped: None,
+            requests: 0,
+            reports: 0,
+            run_id: h.run_id.clone(),
+        },
+    );
+    let joined = st.joined();
+    st.broadcast(&Command::Waiting {
+        joined,
+        workers: board.workers,
+    });
+    drop(st);
+    say!(
+        "segment {} joined (run {}): {joined} of {} workers in",
+        h.segment,
+        h.run_id,
+        board.workers
+    );
+    board.changed.notify_one();
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Reply::Stream(rx))
+        .unwrap_or_else(|_| Response::new(Reply::Full(Full::default())))
+}
+
+fn gone(msg: &str) -> Response<Reply> {
+    plain(StatusCode::GONE, msg)
+}
+
+fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
+    let index = match segment_of(board, &r.segment) {
+        Ok(i) => i,
+        Err(resp) => return *resp,
+    };
+    // Decoded before taking the lock: the histograms' inflate is the costly part.
+    let mut decoded: Vec<(usize, RequestStats)> = Vec::new();
+    let mut unknown = 0;
+    for rec in &r.requests {
+        let Some(i) = board
+            .names
+            .iter()
+            .position(|(m, n)| *m == rec.method && *n == rec.name)
+        else {
+            unknown += rec.count;
+            continue;
+        };
+        match rec.stats() {
+            Ok(s) => decoded.push((i, s)),
+            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("{}: {e}", rec.label())),
+        }
+    }
+    let mut st = board.lock();
+    let Some(slot) = st.slots.get_mut(&index) else {
+        return gone("this worker has not joined");
+    };
+    if slot.health != Health::Active {
+        return gone("this worker is no longer part of the run");
+    }
+    slot.last_heard = Instant::now();
+    slot.users = r.users;
+    slot.dropped = r.dropped_iterations;
+    slot.reports += 1;
+    slot.requests += decoded.iter().map(|(_, s)| s.count).sum::<u64>();
+    st.unknown += unknown;
+    for (i, s) in decoded {
+        st.pending.requests[i].merge(&s);
+    }
+    plain(StatusCode::OK, "ok")
+}
+
+fn result(board: &Board, r: FinalResult) -> Response<Reply> {
+    let index = match segment_of(board, &r.segment) {
+        Ok(i) => i,
+        Err(resp) => return *resp,
+    };
+    let mut st = board.lock();
+    let Some(slot) = st.slots.get_mut(&index) else {
+        return gone("this worker has not joined");
+    };
+    if slot.health != Health::Active {
+        return gone("this worker is no longer part of the run: its result is not merged");
+    }
+    slot.health = Health::Finished;
+    st.results.insert(index, *r.result);
+    drop(st);
+    board.changed.notify_one();
+    plain(StatusCode::OK, "ok")
+}
+
+fn status(board: &Board) -> Response<Reply> {
+    let st = board.lock();
+    let workers: Vec<_> = st
+        .slots
+        .iter()
+        .map(|(i, s)| {
+            serde_json::json!({
+                "segment": format!("{}/{}", i + 1, board.workers),
+                "run_id": s.run_id,
+                "state": match &s.health {
+                    Health::Active => "active".to_owned(),
+                    Health::Lost(why) => format!("lost: {why}"),
+                    Health::Finished => "finished".to_owned(),
+                },
+                "requests": s.requests,
+                "users": s.users,
+            })
+        })
+        .collect();
+    let phase = match st.phase {
+        Phase::Joining => "joining",
+        Phase::Running { .. } => "running",
+    };
+    let body = serde_json::json!({
+        "phase": phase,
+        "workers_expected": board.workers,
+        "workers": workers,
+    });
+    reply(StatusCode::OK, "application/json", body.to_string())
+}

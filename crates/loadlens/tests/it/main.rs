@@ -15,6 +15,7 @@ mod faults;
 mod headers;
 mod integrations;
 mod jsonl;
+mod kubernetes;
 mod load_input;
 mod named_scenarios;
 mod otel;

@@ -163,3 +163,125 @@ fn the_manifests_agree_with_each_other_and_the_scenario_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
 }
+
+/// A container's args with the cluster's paths and addresses replaced by local ones.
+fn localised(args: &[String], swaps: &[(&str, &str)]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            swaps
+                .iter()
+                .fold(a.clone(), |a, (from, to)| a.replace(from, to))
+        })
+        .collect()
+}
+
+#[test]
+fn the_pods_as_the_manifests_start_them_run_the_scenario_together() {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    // Processes stand in for the pods: the manifests' args and environment, with the mount
+    // paths, the Service and the target made local, and a short load (the same for all, as
+    // the scenario hash requires).
+    let target = crate::support::DemoTarget::start(&[]);
+    let dir = crate::support::TempDir::new("k8s-pods");
+    let coordinator = docs("coordinator.yaml");
+    let cjob = kind(&coordinator, "Job");
+    let wjob = &docs("workers.yaml")[0];
+    let secret = &docs("secret.yaml")[0];
+    let token = secret["stringData"]["LOADLENS_COORDINATOR_TOKEN"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scenario_dir = deploy().display().to_string();
+    let results = dir.path("results").display().to_string();
+    let load = ["-u", "6", "-r", "6", "-t", "3s"].map(String::from);
+    let mut cargs = localised(
+        &args(cjob),
+        &[
+            ("/etc/loadlens", &scenario_dir),
+            ("/results", &results),
+            ("0.0.0.0:7700", "127.0.0.1:0"),
+        ],
+    );
+    cargs.extend(load.clone());
+    let env = |job: &Value| -> Vec<(String, String)> {
+        job["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let name = e["name"].as_str().unwrap().to_owned();
+                let value = if name == "TARGET_HOST" {
+                    target.url.clone()
+                } else {
+                    e["value"].as_str().unwrap().to_owned()
+                };
+                (name, value)
+            })
+            .chain([("LOADLENS_COORDINATOR_TOKEN".to_owned(), token.clone())])
+            .collect()
+    };
+    let spawn = |args: &[String], env: Vec<(String, String)>| {
+        let mut c = Command::new(bin());
+        c.args(args)
+            .env_remove("TEST_RUN_ID")
+            .env_remove("JOB_COMPLETION_INDEX")
+            .env_remove("LOADLENS_COORDINATOR")
+            .envs(env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let mut coord = spawn(&cargs, env(cjob));
+    let url = crate::support::listening_url(&mut coord, "coordinator");
+    let n = wjob["spec"]["completions"].as_u64().unwrap();
+    let service = flag(&args(wjob), "--coordinator").to_owned();
+    let workers: Vec<_> = (0..n)
+        .map(|i| {
+            let mut a = localised(
+                &args(wjob),
+                &[
+                    ("/etc/loadlens", &scenario_dir),
+                    (&service, &url),
+                    ("/tmp/worker.json", &dir.join(&format!("w{i}.json"))),
+                ],
+            );
+            a.extend(load.clone());
+            let mut e = env(wjob);
+            e.push(("JOB_COMPLETION_INDEX".into(), i.to_string()));
+            spawn(&a, e)
+        })
+        .collect();
+    let finish = |mut c: std::process::Child| {
+        let mut out = String::new();
+        let mut err = String::new();
+        c.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        (c.wait().unwrap(), out, err)
+    };
+    for w in workers {
+        let (status, out, err) = finish(w);
+        assert!(status.success(), "worker: {out}\n{err}");
+    }
+    let (status, out, err) = finish(coord);
+    assert!(status.success(), "coordinator: {out}\n{err}");
+    assert!(
+        !out.contains(&token) && !err.contains(&token),
+        "the token leaked"
+    );
+
+    // The reports land where the manifest says, and count what the target served.
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path("results/result.json")).unwrap())
+            .unwrap();
+    let served = crate::support::raw_get(&target.url, "/__stats")["total"]
+        .as_u64()
+        .unwrap();
+    assert!(served > 0);
+    assert_eq!(result["aggregate"]["request_count"].as_u64(), Some(served));
+    assert_eq!(result["workers"].as_array().map(Vec::len), Some(n as usize));
+    for f in ["report.html", "junit.xml", "summary.md"] {
+        assert!(dir.path("results").join(f).exists(), "{f}");
+    }
+}

@@ -409,11 +409,14 @@ pub(crate) mod tests {
         );
     }
 
+    /// A decoded span, compared field by field: ids, service, group, operation, times, error.
+    type Seen = (u128, u64, u64, String, String, String, u64, u64, bool);
+
     /// The generated messages' decoding, as the receiver did before it read in place: the
     /// oracle of the test below.
     fn by_generated_messages(
         body: &[u8],
-    ) -> Vec<(u128, u64, u64, String, String, String, u64, u64, bool)> {
+    ) -> Vec<Seen> {
         let first = |attrs: &[KeyValue], keys: &[&str]| -> Option<String> {
             keys.iter().find_map(|k| {
                 attrs.iter().find(|a| a.key == *k).and_then(|a| {

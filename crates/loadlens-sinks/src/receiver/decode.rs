@@ -414,9 +414,7 @@ pub(crate) mod tests {
 
     /// The generated messages' decoding, as the receiver did before it read in place: the
     /// oracle of the test below.
-    fn by_generated_messages(
-        body: &[u8],
-    ) -> Vec<Seen> {
+    fn by_generated_messages(body: &[u8]) -> Vec<Seen> {
         let first = |attrs: &[KeyValue], keys: &[&str]| -> Option<String> {
             keys.iter().find_map(|k| {
                 attrs.iter().find(|a| a.key == *k).and_then(|a| {

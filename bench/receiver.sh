@@ -8,6 +8,8 @@
 # Interleaved runs; prints rps, coverage and spans joined per run, then the ratios.
 #   cargo build --release -p loadlens && flock /tmp/loadlens-bench.lock bench/receiver.sh [REPS] [SECONDS] [VUS]
 #   SAMPLING=1 RECEIVER_FLAGS="--trace-join-window 1s" bench/receiver.sh 2 8   # spans/s on one core
+#   BASE_BIN=/tmp/loadlens-old bench/receiver.sh 10 8   # before/after: each round also runs the
+#                                                       # pair with BASE_BIN, ratios for both
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LOADLENS_BIN:-target/release/loadlens}
@@ -59,22 +61,25 @@ URL_SINK=$(sed -n 's/^listening on //p' "$TMP/target-sink.out")/api/products?lim
 URL_RECV=$(sed -n 's/^listening on //p' "$TMP/target-recv.out")/api/products?limit=2
 
 KINDS="without with"
+[ -n "${BASE_BIN:-}" ] && KINDS="without with base-without base-with"
 for rep in $(seq "$REPS"); do
   for kind in $KINDS; do
+    bin=$BIN
+    case $kind in base-*) bin=$BASE_BIN ;; esac
     case $kind in
-      without) url=$URL_SINK; flag=() ;;
-      with) url=$URL_RECV; flag=(--trace-receiver "127.0.0.1:$RECV_PORT" --trace-receiver-grpc off $RECEIVER_FLAGS) ;;
+      *without) url=$URL_SINK; flag=() ;;
+      *with) url=$URL_RECV; flag=(--trace-receiver "127.0.0.1:$RECV_PORT" --trace-receiver-grpc off $RECEIVER_FLAGS) ;;
     esac
     OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=$SAMPLING \
       OTEL_EXPORTER_OTLP_ENDPOINT="$SINK" OTEL_METRIC_EXPORT_INTERVAL=1000 \
-      /usr/bin/time -f "%U %S %M" -o "$TMP/time" taskset -c 1 "$BIN" run --url "$url" \
+      /usr/bin/time -f "%U %S %M" -o "$TMP/time" taskset -c 1 "$bin" run --url "$url" \
       -c "$VUS" -z "${DUR}s" --otel "${flag[@]}" --json "$TMP/$kind-$rep.json" > "$TMP/$kind-$rep.out" 2>&1 \
       || { cat "$TMP/$kind-$rep.out"; exit 1; }
     python3 - "$TMP/$kind-$rep.json" "$TMP/time" "$kind" "$rep" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1])); u, s, rss = open(sys.argv[2]).read().split()
 a = d["aggregate"]; b = d.get("breakdown") or {}; c = b.get("coverage", {})
-print(f"rep {sys.argv[4]} {sys.argv[3]:8} rps {a['rps']:8.0f}  sampled {c.get('sampled', 0):7} joined {c.get('joined', 0):7} "
+print(f"rep {sys.argv[4]} {sys.argv[3]:12} rps {a['rps']:8.0f}  sampled {c.get('sampled', 0):7} joined {c.get('joined', 0):7} "
       f"spans received {c.get('spans_received', 0):8} joined {c.get('spans_joined', 0):8} dropped {c.get('spans_dropped', 0)} late {c.get('spans_late', 0)}  "
       f"cpu-s/10k {10000*(float(u)+float(s))/max(a['request_count'],1):.3f}  peak RSS {int(rss)/1024:.0f} MB")
 PY
@@ -85,7 +90,13 @@ import json, statistics, sys
 tmp, reps, kinds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 rps = {k: [json.load(open(f"{tmp}/{k}-{r}.json"))["aggregate"]["rps"] for r in range(1, reps + 1)] for k in kinds}
 print(f"median rps: { {k: round(statistics.median(v)) for k, v in rps.items()} }")
-paired = sorted(w / o for w, o in zip(rps["with"], rps["without"]))
-print(f"with / without = {statistics.median(rps['with']) / statistics.median(rps['without']):.3f} (ratio of medians); "
-      f"per round: median {statistics.median(paired):.3f}, range {paired[0]:.3f}-{paired[-1]:.3f}")
+for p in ["", "base-"]:
+    if p + "with" not in rps:
+        continue
+    w, o = rps[p + "with"], rps[p + "without"]
+    per_round = [x / y for x, y in zip(w, o)]
+    paired = sorted(per_round)
+    print(f"{p}with / {p}without = {statistics.median(w) / statistics.median(o):.3f} (ratio of medians); "
+          f"per round: median {statistics.median(paired):.3f}, range {paired[0]:.3f}-{paired[-1]:.3f}; "
+          f"rounds: {' '.join(f'{r:.3f}' for r in per_round)}")
 PY

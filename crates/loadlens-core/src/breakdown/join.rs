@@ -10,16 +10,23 @@
 //! - spans whose trace id no request has (yet) wait too, at most
 //!   [`JoinSettings::max_orphan_spans`] of them and at most the window: a request that
 //!   arrives later adopts them, the others are counted as foreign (not ours) and forgotten;
-//! - a span arriving after its request was final is counted as late.
+//! - a span arriving after its request was final is counted as late, for a window after
+//!   that (later, it is counted as foreign: the request is forgotten);
+//! - after a burst, the tables give back what they grew to, so a long run's memory follows
+//!   the current rate, not its peak.
+//!
+//! Splitting a joined request into components ([`super::parts`]) reuses its buffers, and
+//! components are keyed by the spans' interned names: the join allocates nothing per request
+//! in the steady state beyond the request's own list of spans.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::parts::{Key, Parts};
 use super::series::{Series, MAX_POINTS};
 use super::{
-    Breakdown, Component, ComponentKey, ComponentKind, Coverage, Figures, RequestBreakdown,
-    ServiceFigures, SlowRequest,
+    Breakdown, Component, Coverage, Figures, RequestBreakdown, ServiceFigures, SlowRequest,
 };
 use crate::sample::{Phases, Sample};
 use crate::stats::LatencyHistogram;
@@ -50,7 +57,7 @@ pub struct Span {
 }
 
 impl Span {
-    fn duration_us(&self) -> u64 {
+    pub(super) fn duration_us(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns) / 1000
     }
 }
@@ -132,7 +139,7 @@ struct NameAcc {
     sampled: u64,
     joined: u64,
     total: LatencyHistogram,
-    components: BTreeMap<ComponentKey, ComponentAcc>,
+    components: BTreeMap<Key, ComponentAcc>,
     /// Slowest first, at most `top_k`.
     slowest: Vec<SlowRequest>,
 }
@@ -155,15 +162,22 @@ pub struct Join {
     orphans: HashMap<u128, Orphans>,
     orphan_order: VecDeque<(Instant, u128)>,
     orphan_spans: usize,
+    /// What became of the traces that were final within the last window, to tell their late
+    /// spans from foreign ones.
     fates: HashMap<u128, Fate>,
-    fate_order: VecDeque<u128>,
+    fate_order: VecDeque<(Instant, u128)>,
+    /// The latest time the join was given.
+    now: Instant,
     by_name: Vec<NameAcc>,
-    operations: BTreeMap<ComponentKey, ComponentAcc>,
+    operations: BTreeMap<Key, ComponentAcc>,
     services: BTreeMap<Arc<str>, ServiceAcc>,
     coverage: Coverage,
+    /// The last request split (its buffers reused for the next).
+    parts: Parts,
 }
 
-/// How many final trace ids are remembered to tell late spans from foreign ones.
+/// Most final trace ids remembered at once to tell late spans from foreign ones (each for a
+/// join window after it became final).
 const FATES_KEPT: usize = 200_000;
 
 impl Join {
@@ -186,9 +200,11 @@ impl Join {
             orphan_spans: 0,
             fates: HashMap::new(),
             fate_order: VecDeque::new(),
+            now: Instant::now(),
             operations: BTreeMap::new(),
             services: BTreeMap::new(),
             coverage: Coverage::default(),
+            parts: Parts::default(),
         }
     }
 
@@ -197,6 +213,7 @@ impl Join {
         let Some(ids) = s.trace.filter(|t| t.sampled) else {
             return;
         };
+        self.now = self.now.max(now);
         let name = s.name.0 as usize;
         if name >= self.by_name.len() {
             return;
@@ -235,6 +252,7 @@ impl Join {
 
     /// Spans received from the service.
     pub fn spans(&mut self, spans: impl IntoIterator<Item = Span>, now: Instant) {
+        self.now = self.now.max(now);
         for span in spans {
             self.coverage.spans_received += 1;
             if let Some(p) = self.pending.get_mut(&span.trace_id) {
@@ -280,6 +298,7 @@ impl Join {
     /// Make final the requests whose window has passed, and forget the unclaimed spans that
     /// waited a whole window (foreign).
     pub fn expire(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         while let Some(&(deadline, id)) = self.deadlines.front() {
             if deadline > now {
                 break;
@@ -297,6 +316,20 @@ impl Join {
                 self.coverage.spans_foreign += o.spans.len() as u64;
             }
         }
+        while let Some(&(at, id)) = self.fate_order.front() {
+            if at + self.settings.window > now {
+                break;
+            }
+            self.fate_order.pop_front();
+            self.fates.remove(&id);
+        }
+        // After a burst, give back what the tables grew to.
+        shrink_map(&mut self.pending);
+        shrink_map(&mut self.orphans);
+        shrink_map(&mut self.fates);
+        shrink_deque(&mut self.deadlines);
+        shrink_deque(&mut self.orphan_order);
+        shrink_deque(&mut self.fate_order);
     }
 
     /// Make every waiting request final now (the end of the run), and count every unclaimed
@@ -329,10 +362,10 @@ impl Join {
 
     fn remember(&mut self, id: u128, fate: Fate) {
         if self.fates.insert(id, fate).is_none() {
-            self.fate_order.push_back(id);
+            self.fate_order.push_back((self.now, id));
         }
         while self.fate_order.len() > FATES_KEPT {
-            if let Some(old) = self.fate_order.pop_front() {
+            if let Some((_, old)) = self.fate_order.pop_front() {
                 self.fates.remove(&old);
             }
         }
@@ -347,68 +380,62 @@ impl Join {
             return;
         }
         let index = self.interval_index(p.started_at);
-        let parts = Parts::of(&p);
+        let mut parts = std::mem::take(&mut self.parts);
+        parts.split(p.span_id, &p.phases, &p.spans);
         self.coverage.joined += 1;
         self.coverage.spans_joined += p.spans.len() as u64;
         let total_us = u64::try_from(p.response.as_micros()).unwrap_or(u64::MAX);
         let acc = &mut self.by_name[p.name];
         acc.joined += 1;
         acc.total.record(p.response);
-        let mut dominant: Option<(&ComponentKey, u64)> = None;
+        let mut dominant: Option<(&Key, u64)> = None;
         for (key, us) in &parts.values {
-            acc.components
-                .entry(key.clone())
-                .or_default()
-                .record(index, *us);
+            component_acc(&mut acc.components, key).record(index, *us);
             if dominant.is_none_or(|(_, d)| *us > d) {
                 dominant = Some((key, *us));
             }
         }
         for (key, errors) in &parts.errors {
-            acc.components.entry(key.clone()).or_default().errors += errors;
+            component_acc(&mut acc.components, key).errors += errors;
         }
-        if self.settings.top_k > 0 {
-            let slow = SlowRequest {
-                trace_id: format!("{id:032x}"),
-                at_s: p
-                    .started_at
-                    .duration_since(self.run_start)
-                    .unwrap_or_default()
-                    .as_secs_f64(),
-                total_ms: total_us as f64 / 1000.0,
-                dominant: dominant.map(|(k, _)| k.label()).unwrap_or_default(),
-                dominant_ms: dominant.map_or(0.0, |(_, us)| us as f64 / 1000.0),
+        let total_ms = total_us as f64 / 1000.0;
+        let at = acc.slowest.partition_point(|s| s.total_ms >= total_ms);
+        if at < self.settings.top_k {
+            acc.slowest.insert(
+                at,
+                SlowRequest {
+                    trace_id: format!("{id:032x}"),
+                    at_s: p
+                        .started_at
+                        .duration_since(self.run_start)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                    total_ms,
+                    dominant: dominant
+                        .map(|(k, _)| k.component_key().label())
+                        .unwrap_or_default(),
+                    dominant_ms: dominant.map_or(0.0, |(_, us)| us as f64 / 1000.0),
+                },
+            );
+            acc.slowest.truncate(self.settings.top_k);
+        }
+        for (key, us) in parts.values.iter().filter(|(k, _)| k.is_operation()) {
+            component_acc(&mut self.operations, key).record(index, *us);
+        }
+        for (key, errors) in parts.errors.iter().filter(|(k, _)| k.is_operation()) {
+            component_acc(&mut self.operations, key).errors += errors;
+        }
+        for (s, entry) in p.spans.iter().zip(&parts.entries) {
+            let acc = match self.services.get_mut(&s.service) {
+                Some(a) => a,
+                None => self.services.entry(s.service.clone()).or_default(),
             };
-            let at = acc.slowest.partition_point(|s| s.total_ms >= slow.total_ms);
-            if at < self.settings.top_k {
-                acc.slowest.insert(at, slow);
-                acc.slowest.truncate(self.settings.top_k);
+            if let Some(us) = entry {
+                acc.hist.record(Duration::from_micros(*us));
             }
+            acc.errors += u64::from(s.error);
         }
-        for (key, us) in parts
-            .values
-            .iter()
-            .filter(|(k, _)| k.kind == ComponentKind::Operation)
-        {
-            self.operations
-                .entry(key.clone())
-                .or_default()
-                .record(index, *us);
-        }
-        for (key, errors) in parts
-            .errors
-            .iter()
-            .filter(|(k, _)| k.kind == ComponentKind::Operation)
-        {
-            self.operations.entry(key.clone()).or_default().errors += errors;
-        }
-        for (service, us, error) in parts.services {
-            let s = self.services.entry(service).or_default();
-            if let Some(us) = us {
-                s.hist.record(Duration::from_micros(us));
-            }
-            s.errors += u64::from(error);
-        }
+        self.parts = parts;
     }
 
     /// The series index of a request started at `at`, merging every series when the run
@@ -495,11 +522,36 @@ impl Join {
     }
 }
 
-fn component(k: &ComponentKey, c: &ComponentAcc, total_sum: f64, interval_s: f64) -> Component {
+/// Tables this small are left as they are.
+const SHRINK_ABOVE: usize = 4096;
+
+/// Shrink a table to twice its length once it holds less than a quarter of its capacity.
+fn shrink_map<K: std::hash::Hash + Eq, V>(m: &mut HashMap<K, V>) {
+    if m.capacity() > SHRINK_ABOVE && m.len() < m.capacity() / 4 {
+        m.shrink_to(m.len() * 2);
+    }
+}
+
+fn shrink_deque<T>(d: &mut VecDeque<T>) {
+    if d.capacity() > SHRINK_ABOVE && d.len() < d.capacity() / 4 {
+        d.shrink_to(d.len() * 2);
+    }
+}
+
+/// The accumulator of `key`, made on first use.
+fn component_acc<'a>(map: &'a mut BTreeMap<Key, ComponentAcc>, key: &Key) -> &'a mut ComponentAcc {
+    if !map.contains_key(key) {
+        map.insert(key.clone(), ComponentAcc::default());
+    }
+    map.get_mut(key).expect("inserted above")
+}
+
+fn component(k: &Key, c: &ComponentAcc, total_sum: f64, interval_s: f64) -> Component {
     let figures = Figures::of(&c.hist);
+    let key = k.component_key();
     Component {
-        key: k.clone(),
-        label: k.label(),
+        label: key.label(),
+        key,
         share: if total_sum > 0.0 {
             figures.sum() / total_sum
         } else {
@@ -508,140 +560,6 @@ fn component(k: &ComponentKey, c: &ComponentAcc, total_sum: f64, interval_s: f64
         figures,
         errors: c.errors,
         series: c.series.points(interval_s),
-    }
-}
-
-/// One joined request split into its components.
-struct Parts {
-    /// Microseconds per component (an operation's spans in this trace added up).
-    values: Vec<(ComponentKey, u64)>,
-    /// Error spans per component.
-    errors: Vec<(ComponentKey, u64)>,
-    /// Per span that enters a service: its service, duration, error.
-    services: Vec<(Arc<str>, Option<u64>, bool)>,
-}
-
-impl Parts {
-    fn of(p: &Pending) -> Parts {
-        let spans = &p.spans;
-        let by_id: HashMap<u64, usize> = spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.span_id, i))
-            .collect();
-        let mut children: HashMap<u64, Vec<usize>> = HashMap::new();
-        for (i, s) in spans.iter().enumerate() {
-            children.entry(s.parent_span_id).or_default().push(i);
-        }
-        // The server's root span: the child of our client span, else (a proxy in between
-        // that sends no span of its own) the earliest span whose parent is not in the trace.
-        let root = spans
-            .iter()
-            .position(|s| s.parent_span_id == p.span_id)
-            .or_else(|| {
-                spans
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| !by_id.contains_key(&s.parent_span_id))
-                    .min_by_key(|(_, s)| (s.start_ns, std::cmp::Reverse(s.end_ns)))
-                    .map(|(i, _)| i)
-            })
-            .unwrap_or(0);
-        let self_us = |i: usize| -> u64 {
-            let s = &spans[i];
-            let kids = children.get(&s.span_id).map(Vec::as_slice).unwrap_or(&[]);
-            let mut iv: Vec<(u64, u64)> = kids
-                .iter()
-                .map(|&k| {
-                    (
-                        spans[k].start_ns.clamp(s.start_ns, s.end_ns),
-                        spans[k].end_ns.clamp(s.start_ns, s.end_ns),
-                    )
-                })
-                .collect();
-            iv.sort_unstable();
-            let (mut covered, mut cur): (u64, Option<(u64, u64)>) = (0, None);
-            for (a, b) in iv {
-                cur = match cur {
-                    Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
-                    Some((ca, cb)) => {
-                        covered += cb - ca;
-                        Some((a, b))
-                    }
-                    None => Some((a, b)),
-                };
-            }
-            if let Some((a, b)) = cur {
-                covered += b - a;
-            }
-            s.end_ns.saturating_sub(s.start_ns).saturating_sub(covered) / 1000
-        };
-        let us = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        let mut values = Vec::new();
-        let mut errors = Vec::new();
-        for (kind, d) in [
-            (ComponentKind::Dns, p.phases.dns),
-            (ComponentKind::Connect, p.phases.connect),
-            (ComponentKind::Tls, p.phases.tls),
-        ] {
-            if let Some(v) = us(d) {
-                values.push((ComponentKey::of(kind), v));
-            }
-        }
-        if let Some(ttfb) = us(p.phases.ttfb) {
-            let outside = ttfb.saturating_sub(spans[root].duration_us());
-            values.push((ComponentKey::of(ComponentKind::Outside), outside));
-        }
-        let server = ComponentKey::of(ComponentKind::ServerSelf);
-        values.push((server.clone(), self_us(root)));
-        if spans[root].error {
-            errors.push((server, 1));
-        }
-        // Every span below the root, by operation; a loop in the parent links cannot hang.
-        let mut ops: BTreeMap<ComponentKey, (u64, u64)> = BTreeMap::new();
-        let mut seen = HashSet::from([root]);
-        let mut stack: Vec<usize> = children
-            .get(&spans[root].span_id)
-            .cloned()
-            .unwrap_or_default();
-        while let Some(i) = stack.pop() {
-            if !seen.insert(i) {
-                continue;
-            }
-            let s = &spans[i];
-            let e = ops
-                .entry(ComponentKey::operation(&*s.group, &*s.operation))
-                .or_default();
-            e.0 += self_us(i);
-            e.1 += u64::from(s.error);
-            if let Some(k) = children.get(&s.span_id) {
-                stack.extend(k.iter().copied());
-            }
-        }
-        for (k, (v, e)) in ops {
-            if e > 0 {
-                errors.push((k.clone(), e));
-            }
-            values.push((k, v));
-        }
-        if let Some(v) = us(p.phases.download) {
-            values.push((ComponentKey::of(ComponentKind::Download), v));
-        }
-        // A span enters a service when its parent is elsewhere (another service, or us).
-        let services = spans
-            .iter()
-            .map(|s| {
-                let entry = by_id
-                    .get(&s.parent_span_id)
-                    .is_none_or(|&pi| spans[pi].service != s.service);
-                (s.service.clone(), entry.then(|| s.duration_us()), s.error)
-            })
-            .collect();
-        Parts {
-            values,
-            errors,
-            services,
-        }
     }
 }
 

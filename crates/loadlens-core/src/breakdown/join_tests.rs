@@ -292,3 +292,48 @@ fn long_runs_merge_the_series_into_longer_intervals() {
     assert!(series.len() <= 120);
     assert_eq!(series.iter().map(|p| p.count).sum::<u64>(), 300);
 }
+
+#[test]
+fn what_the_join_remembers_follows_the_rate_not_the_length_of_the_run() {
+    let mut now = Instant::now();
+    let mut j = join();
+    // 100 s at 1,000 sampled requests per second, each joined.
+    for second in 0..100u128 {
+        for i in 0..1_000u128 {
+            let trace = second * 1_000 + i + 1;
+            j.client(&sample(0, trace, 0xc1, 32), now);
+            j.spans(orders_trace(trace, 0xc1), now);
+        }
+        now += Duration::from_secs(1);
+        j.expire(now);
+    }
+    // A window (10 s) of requests waiting, a window of final ones remembered.
+    assert!(j.pending() <= 10_000, "{}", j.pending());
+    assert!(j.fates.len() <= 11_000, "{}", j.fates.len());
+    assert!(j.fate_order.len() <= 11_000);
+    // Once the load stops, the last requests become final, are forgotten a window later,
+    // and the tables shrink back.
+    j.expire(now + Duration::from_secs(10));
+    j.expire(now + Duration::from_secs(20));
+    assert_eq!((j.pending(), j.fates.len()), (0, 0));
+    assert!(
+        j.pending.capacity() <= 4_096 * 2,
+        "{}",
+        j.pending.capacity()
+    );
+    assert!(j.fates.capacity() <= 4_096 * 2, "{}", j.fates.capacity());
+    assert_eq!(j.breakdown().coverage.joined, 100_000);
+}
+
+#[test]
+fn a_span_that_ends_before_it_starts_is_taken_without_a_panic() {
+    let now = Instant::now();
+    let mut j = join();
+    j.client(&sample(0, 8, 0xc1, 32), now);
+    let mut spans = orders_trace(8, 0xc1);
+    let root = &mut spans[0];
+    (root.start_ns, root.end_ns) = (root.end_ns, root.start_ns);
+    j.spans(spans, now);
+    j.flush();
+    assert_eq!(j.breakdown().coverage.joined, 1);
+}

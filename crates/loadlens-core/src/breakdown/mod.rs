@@ -18,6 +18,7 @@
 //! | `download` | the client's body download |
 
 mod join;
+mod parts;
 mod series;
 
 use std::future::Future;

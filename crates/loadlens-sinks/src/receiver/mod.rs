@@ -7,7 +7,7 @@
 //!   `--trace-join-window`, `--trace-forward URL`, `--trace-top N`, `--trace-link TEMPLATE`,
 //!   `--trace-sample RATIO`;
 //! - [`server`]: OTLP/HTTP `POST /v1/traces` and OTLP/gRPC `TraceService/Export` (h2c), gzip
-//!   accepted, bodies bounded; [`decode`]: OTLP protobuf into spans;
+//!   accepted, bodies bounded; [`decode`]: OTLP protobuf into spans, read in place (`wire.rs`);
 //! - `forward.rs`: what arrives, forwarded as it came to the user's own collector (OTLP/HTTP),
 //!   so that the service's normal pipeline keeps its data.
 //!
@@ -31,6 +31,7 @@ mod integration;
 pub mod server;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -75,6 +76,11 @@ const SPAN_QUEUE: usize = 1024;
 const FORWARD_QUEUE: usize = 256;
 /// At the end, how long no span must arrive before the stragglers are deemed all in.
 const QUIET: Duration = Duration::from_millis(300);
+/// How often the queued samples of sampled requests are given to the join. The queue is
+/// drained on a timer rather than awaited: a thread parked on it would be woken by every
+/// sampled request, a cross-thread wake-up (and on a generator pinned to one CPU, a context
+/// switch) per request.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 /// How often the join expires requests and checks the end.
 const EXPIRE_EVERY: Duration = Duration::from_millis(100);
 /// How often it publishes its breakdown during the run.
@@ -382,13 +388,19 @@ async fn join_loop(
     let mut last_span = Instant::now();
     let mut settling: Option<(SettleReply, Instant)> = None;
     let mut samples_open = true;
+    let mut drain = tokio::time::interval(DRAIN_EVERY);
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            s = samples.recv(), if samples_open => match s {
-                Some(s) => join.client(&s, Instant::now()),
-                None => samples_open = false,
-            },
+            _ = drain.tick(), if samples_open => {
+                samples_open = drain_samples(&mut join, &mut samples);
+            }
             Some(batch) = spans.recv() => {
+                // The samples sent before these spans first, so that they find their
+                // requests waiting rather than wait as orphans.
+                if samples_open {
+                    samples_open = drain_samples(&mut join, &mut samples);
+                }
                 last_span = Instant::now();
                 join.spans(batch, last_span);
             }
@@ -397,6 +409,9 @@ async fn join_loop(
                 settling = Some((reply, deadline));
             }
             _ = tick.tick() => {
+                if samples_open {
+                    samples_open = drain_samples(&mut join, &mut samples);
+                }
                 let now = Instant::now();
                 join.expire(now);
                 if let Some((_, deadline)) = &settling {
@@ -420,8 +435,21 @@ async fn join_loop(
             () = stop.cancelled() => break,
         }
     }
+    drain_samples(&mut join, &mut samples);
     join.flush();
     publish(&join, counters, latest);
+}
+
+/// Give the join every queued sample; whether more may come.
+fn drain_samples(join: &mut Join, samples: &mut SampleReceiver) -> bool {
+    let now = Instant::now();
+    loop {
+        match samples.try_recv() {
+            Ok(s) => join.client(&s, now),
+            Err(mpsc::error::TryRecvError::Empty) => return true,
+            Err(mpsc::error::TryRecvError::Disconnected) => return false,
+        }
+    }
 }
 
 fn join_window(join: &Join) -> Duration {

@@ -12,6 +12,7 @@ use loadlens_core::run::{Controls, RunInfo};
 use loadlens_core::sample::{ErrorKind, Failure, NameId, Phases, Sample, TraceIds};
 use loadlens_core::sink::{Sink, SinkContext, TimelineHandle};
 
+use super::decode::spans;
 use super::decode::tests::{export, kv, otlp_span};
 use super::*;
 use crate::otlp::config::{ExporterKind, Protocol as Wire, SignalConfig};
@@ -610,5 +611,111 @@ async fn bench_spans_accepted_and_joined_per_second() {
         "{sent} exports, {spans} spans: accepted in {accepted:?} ({:.0} spans/s), all joined after {joined:?} ({:.0} spans/s, the settle's 300 ms quiet included)",
         spans as f64 / accepted.as_secs_f64(),
         spans as f64 / joined.as_secs_f64(),
+    );
+}
+
+/// The receiver's work per span without the network: decoding an export of the demo target's
+/// spans (2,048 per body, its attributes) and joining them to their requests, in ns per span
+/// (best of 5 rounds), beside the generated messages' decoding alone for comparison.
+///
+/// `taskset -c 0 cargo test --release -p loadlens-sinks --features receiver --lib
+/// receiver::tests::bench_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a benchmark: run by hand, see its docs"]
+fn bench_cost_per_span_of_decoding_and_joining() {
+    use loadlens_core::breakdown::Join;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+    const TRACES: u64 = 683; // 3 spans each: a server span, a cache and a database span
+    let t0 = 1_700_000_000_000_000_000u64;
+    let int = |k: &str, v: i64| opentelemetry_proto::tonic::common::v1::KeyValue {
+        key: k.into(),
+        value: Some(opentelemetry_proto::tonic::common::v1::AnyValue {
+            value: Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(v)),
+        }),
+        ..Default::default()
+    };
+    let body = |round: u64| {
+        let mut spans = Vec::new();
+        for i in 0..TRACES {
+            let trace = u128::from(round * TRACES + i + 1);
+            let b = (trace as u64) << 8;
+            spans.push(otlp_span(
+                trace,
+                b + 1,
+                0xc000_0000 + trace as u64,
+                "GET /api/products",
+                vec![
+                    kv("http.request.method", "GET"),
+                    kv("http.route", "/api/products"),
+                    kv("url.path", "/api/products"),
+                    int("http.response.status_code", 200),
+                ],
+                t0,
+                t0 + 3 * MS,
+            ));
+            spans.push(otlp_span(
+                trace,
+                b + 2,
+                b + 1,
+                "GET",
+                vec![
+                    kv("db.system", "redis"),
+                    kv("db.operation.name", "GET"),
+                    kv("server.address", "cache"),
+                ],
+                t0 + MS / 10,
+                t0 + MS / 2,
+            ));
+            spans.push(otlp_span(
+                trace,
+                b + 3,
+                b + 1,
+                "SELECT products",
+                vec![
+                    kv("db.system", "postgresql"),
+                    kv("db.operation.name", "SELECT"),
+                    kv("db.collection.name", "products"),
+                    kv("db.namespace", "shop"),
+                    kv("server.address", "db"),
+                ],
+                t0 + MS,
+                t0 + 2 * MS,
+            ));
+        }
+        export("storefront", spans)
+    };
+    let rounds: Vec<Vec<u8>> = (0..20).map(body).collect();
+    let per_span = |d: Duration| d.as_nanos() as f64 / (20 * TRACES * 3) as f64;
+    let (mut generated, mut decode, mut join) = (f64::MAX, f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let t = Instant::now();
+        for b in &rounds {
+            std::hint::black_box(ExportTraceServiceRequest::decode(&b[..]).unwrap());
+        }
+        generated = generated.min(per_span(t.elapsed()));
+        let t = Instant::now();
+        let decoded: Vec<Vec<_>> = rounds.iter().map(|b| spans(b).unwrap().0).collect();
+        decode = decode.min(per_span(t.elapsed()));
+        let mut j = Join::new(
+            JoinSettings::default(),
+            vec![("GET".into(), "/api/products".into())],
+            SystemTime::UNIX_EPOCH,
+        );
+        let now = Instant::now();
+        let t = Instant::now();
+        for (round, batch) in decoded.into_iter().enumerate() {
+            for i in 0..TRACES {
+                let trace = u128::from(round as u64 * TRACES + i + 1);
+                j.client(&sample(trace, 0xc000_0000 + trace as u64), now);
+            }
+            j.spans(batch, now);
+        }
+        j.flush();
+        join = join.min(per_span(t.elapsed()));
+        assert_eq!(j.breakdown().coverage.joined, 20 * TRACES);
+    }
+    println!(
+        "ns per span: decoding {decode:.0} (the generated messages alone: {generated:.0}), joining {join:.0}"
     );
 }

@@ -14,7 +14,7 @@ DUR=${2:-10}
 CONNS=${3:-50}
 TMP=$(mktemp -d)
 PIDS=()
-trap 'kill "${PIDS[@]}" 2>/dev/null; nginx -p "$TMP/nginx" -c nginx.conf -s stop 2>/dev/null; rm -rf "$TMP"' EXIT
+trap 'kill "${PIDS[@]}" 2>/dev/null || true; kill "$(cat "$TMP/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true; sleep 0.2; rm -rf "$TMP"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 NGINX_PORT=$(free_port)
@@ -33,13 +33,13 @@ http {
   }
 }
 CONF
-nginx -p "$TMP/nginx" -c nginx.conf
+nginx -p "$TMP/nginx" -c nginx.conf 3>&- 4>&- 5>&-
 URL=http://127.0.0.1:$NGINX_PORT/
 
 # Counts the bytes workers send to the coordinator: listens on RELAY, forwards to COORD.
 relay() { # RELAY_PORT COORD_PORT OUT
   python3 - "$@" <<'PY' &
-import asyncio, sys
+import asyncio, os, sys
 relay, coord, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 total = [0]
 async def pipe(r, w, count):
@@ -50,7 +50,7 @@ async def pipe(r, w, count):
     except Exception: pass
     finally:
         w.close()
-        open(out, "w").write(str(total[0]))
+        open(out + ".tmp", "w").write(str(total[0])); os.replace(out + ".tmp", out)
 async def handle(cr, cw):
     sr, sw = await asyncio.open_connection("127.0.0.1", coord)
     await asyncio.gather(pipe(cr, sw, True), pipe(sr, cw, False))
@@ -84,10 +84,12 @@ for rep in $(seq "$REPS"); do
       wpids+=($!)
     done
     wait "${wpids[@]}" "$cpid" || true
+    sleep 0.3
     kill "${PIDS[-1]}" 2>/dev/null; wait "${PIDS[-1]}" 2>/dev/null || true
     read -r _ r < <(rps "$TMP/coord.$n.json")
     read -r u s m < "$TMP/time.$n"
-    b=$(cat "$TMP/bytes.$n" 2>/dev/null || echo 0)
+    sleep 0.2
+    b=$(cat "$TMP/bytes.$n" 2>/dev/null || true); b=${b:-0}
     cols+=("$r" "$(python3 -c "print(round($u+$s,2))")" "$(python3 -c "print(round($m/1024,1))")" "$(python3 -c "print(round($b/($n*$DUR)))")")
   done
   printf '| %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |\n' "$rep" "$single" "${cols[0]}" "${cols[4]}" \

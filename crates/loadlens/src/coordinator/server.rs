@@ -3,15 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -218,28 +216,7 @@ pub async fn serve(listener: TcpListener, board: Arc<Board>, stop: CancellationT
     }
 }
 
-/// A response body: whole, or a command stream.
-pub enum Reply {
-    /// Complete.
-    Full(Full<Bytes>),
-    /// One chunk per command line.
-    Stream(mpsc::Receiver<Bytes>),
-}
-
-impl Body for Reply {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.get_mut() {
-            Reply::Full(b) => Pin::new(b).poll_frame(cx),
-            Reply::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
-        }
-    }
-}
+use crate::web::WebBody as Reply;
 
 fn reply(status: StatusCode, kind: &str, body: impl Into<Bytes>) -> Response<Reply> {
     Response::builder()

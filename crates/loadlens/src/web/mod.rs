@@ -292,12 +292,13 @@ async fn accept_loop(listener: TcpListener, state: Arc<Server>, stop: Cancellati
     }
 }
 
-/// A response body: either whole, or the event stream.
+/// A response body: either whole, or streamed a chunk at a time (the dashboard's server-sent
+/// events, the coordinator's commands to a worker).
 pub enum WebBody {
     /// A complete body.
     Full(Full<Bytes>),
-    /// Server-sent events, one chunk per event.
-    Events(mpsc::Receiver<Bytes>),
+    /// One chunk per message, until the sender is dropped.
+    Stream(mpsc::Receiver<Bytes>),
 }
 
 impl Body for WebBody {
@@ -310,7 +311,7 @@ impl Body for WebBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             WebBody::Full(b) => Pin::new(b).poll_frame(cx),
-            WebBody::Events(rx) => rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
+            WebBody::Stream(rx) => rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b)))),
         }
     }
 }
@@ -452,7 +453,7 @@ fn events(s: &Server) -> Response<WebBody> {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(WebBody::Events(rx))
+        .body(WebBody::Stream(rx))
         .unwrap_or_else(|_| Response::new(WebBody::Full(Full::default())))
 }
 

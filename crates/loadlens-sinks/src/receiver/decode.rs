@@ -2,7 +2,7 @@
 //! gzip undone first, bounded in size so that a body cannot make the receiver allocate without
 //! limit.
 //!
-//! The body is read in place ([`super::wire`]): per span, the ids, the name, the times, the
+//! The body is read in place (`wire.rs`): per span, the ids, the name, the times, the
 //! status code and the handful of attributes the join groups by; everything else is skipped by
 //! its length. Strings are checked for UTF-8 only where they are read. Names are interned per
 //! body, so a span costs no allocation of its own beyond its place in the output.

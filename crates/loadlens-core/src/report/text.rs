@@ -250,6 +250,13 @@ pub fn render(summary: &Summary) -> String {
 
     if let Some(b) = &summary.outcome.breakdown {
         let _ = writeln!(out, "\n{}", coverage_line(&b.coverage));
+        if b.coverage.spans_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  {} spans dropped: more sampled requests waited for their spans than the join keeps, or a trace had too many spans; a shorter --trace-join-window (longer than the service's export delay) or a lower sampling ratio joins more",
+                b.coverage.spans_dropped
+            );
+        }
         breakdown(&mut out, b);
     }
 
@@ -395,6 +402,11 @@ mod tests {
             render(&s).contains(
                 "\ntraces: 150 sampled requests, 148 joined to their server spans (98.7% coverage); spans: 650 received, 640 joined, 6 dropped, 2 late, 2 foreign\n"
             ),
+            "{}",
+            render(&s)
+        );
+        assert!(
+            render(&s).contains("\n  6 spans dropped: more sampled requests waited"),
             "{}",
             render(&s)
         );

@@ -43,13 +43,13 @@ pub enum Command {
     /// Combine the JSON results of a run's segments (`run --segment I/N`) into one result and
     /// its reports, with exact percentiles.
     Merge(crate::merge_cmd::MergeArgs),
+    /// Coordinate N workers (`run FILE --coordinator URL --workers N`): one start, merged live
+    /// figures, global thresholds and abort, and the reports of the whole run.
+    Coordinator(Box<crate::coordinator::CoordinatorArgs>),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
     Completions(crate::manual::CompletionsArgs),
     /// Print the man page (roff), e.g. `loadlens man | man -l -`.
     Man(crate::manual::ManArgs),
-    /// Coordinate N workers (`run FILE --coordinator URL --workers N`): one start, merged live
-    /// figures, global thresholds and abort, and the reports of the whole run.
-    Coordinator(Box<crate::coordinator::CoordinatorArgs>),
 }
 
 /// `loadlens init`.

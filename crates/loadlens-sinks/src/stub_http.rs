@@ -107,3 +107,27 @@ pub(crate) fn write_json(
     head.push_str("\r\n");
     out.write_all(head.as_bytes()).is_ok() && out.write_all(body).is_ok()
 }
+
+/// Accept connections on `listener` (non-blocking) on a thread of its own until `stop` is set,
+/// each served by `serve` on a thread of its own with the shared `state`.
+pub(crate) fn accept_loop<S: Send + 'static>(
+    listener: std::net::TcpListener,
+    state: std::sync::Arc<std::sync::Mutex<S>>,
+    stop: std::sync::Arc<AtomicBool>,
+    serve: fn(TcpStream, &std::sync::Mutex<S>, &AtomicBool),
+) {
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((conn, _)) => {
+                    let (state, stop) = (state.clone(), stop.clone());
+                    std::thread::spawn(move || serve(conn, &state, &stop));
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    });
+}

@@ -92,9 +92,6 @@ impl DatadogStub {
     pub fn start() -> DatadogStub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the stub");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
         let state = Arc::new(Mutex::new(State {
             api_keys: vec![API_KEY.into()],
             app_keys: vec![APP_KEY.into()],
@@ -102,18 +99,7 @@ impl DatadogStub {
             ..State::default()
         }));
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (state.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !sp.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((conn, _)) => {
-                        let (st, sp) = (st.clone(), sp.clone());
-                        std::thread::spawn(move || serve(conn, &st, &sp));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
+        stub_http::accept_loop(listener, state.clone(), stop.clone(), serve);
         DatadogStub { url, state, stop }
     }
 

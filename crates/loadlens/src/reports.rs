@@ -88,3 +88,27 @@ pub fn write(summary: &Summary, outputs: &Outputs) -> Vec<anyhow::Result<PathBuf
     }
     results
 }
+
+/// The end of a run: write every report first, then print the summary and a line per report
+/// file, with printing that cannot fail the run (after SIGHUP the terminal is gone, and a plain
+/// `println!` would panic on it before a single file was written). False when a report could
+/// not be written (each error is on stderr, with the OS error that says why).
+pub fn write_and_print(summary: &Summary, outputs: &Outputs) -> bool {
+    use std::io::Write as _;
+
+    let written = write(summary, outputs);
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "\n{}\n", report::text::header(summary));
+    let _ = write!(stdout, "{}", report::text::render(summary));
+    let mut all = true;
+    for w in &written {
+        match w {
+            Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
+            Err(e) => {
+                _ = writeln!(std::io::stderr(), "error: {e:#}");
+                all = false;
+            }
+        }
+    }
+    all
+}

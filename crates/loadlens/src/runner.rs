@@ -1,7 +1,6 @@
 //! Wiring of a run: merge the scenario with flags into a plan and settings, run the executor
 //! with Ctrl-C handling and the live view, then write every report — also when interrupted.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use loadlens_core::executor::{Controls, Executor, LoadSettings, ScenarioRun};
 use loadlens_core::limits;
 use loadlens_core::loadspec;
 use loadlens_core::plan::{Plan, PlanOptions};
-use loadlens_core::report::{self, Summary, Verdict};
+use loadlens_core::report::{Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
@@ -872,24 +871,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     crate::guard_actions::finish(&actions, &p.actions, &mut summary).await;
     summary.sinks = loadlens_core::sink::finish_all(sinks, &summary, Duration::from_secs(10)).await;
 
-    // The reports first, and printing that cannot fail the run: after SIGHUP the terminal is
-    // gone, and a plain `println!` would panic on it before a single file was written.
-    let written = crate::reports::write(&summary, outputs);
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
-    let _ = write!(stdout, "{}", report::text::render(&summary));
-    let mut report_failed = false;
-    for w in &written {
-        match w {
-            Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
-            Err(e) => {
-                // `:#`: with the OS error that says why.
-                _ = writeln!(std::io::stderr(), "error: {e:#}");
-                report_failed = true;
-            }
-        }
-    }
-    drop(stdout);
+    let report_failed = !crate::reports::write_and_print(&summary, outputs);
     if let Some(s) = session {
         s.finish(&summary).await;
     }

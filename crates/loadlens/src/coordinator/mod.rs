@@ -25,14 +25,13 @@ pub mod protocol;
 mod server;
 pub mod worker;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use loadlens_core::executor::Controls;
-use loadlens_core::report::{self, merge, Verdict};
+use loadlens_core::report::{merge, Verdict};
 use loadlens_core::run::{EventKind, StopReason, TimelineEvent};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::stats::{Aggregator, Recorder, StatsSet};
@@ -479,21 +478,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         .timeline
         .sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
 
-    let written = crate::reports::write(&summary, &outputs);
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "\n{}\n", report::text::header(&summary));
-    let _ = write!(stdout, "{}", report::text::render(&summary));
-    let mut report_failed = false;
-    for w in &written {
-        match w {
-            Ok(path) => _ = writeln!(stdout, "wrote {}", path.display()),
-            Err(e) => {
-                _ = writeln!(std::io::stderr(), "error: {e:#}");
-                report_failed = true;
-            }
-        }
-    }
-    drop(stdout);
+    let report_failed = !crate::reports::write_and_print(&summary, &outputs);
     if report_failed {
         return Ok(Exit::Internal);
     }

@@ -54,6 +54,9 @@ pub enum ErrorKind {
     Check,
     /// The request could not be built (bad URL, missing variable).
     Request,
+    /// The run stopped while the request was in flight and the stop timeout ran out (or a
+    /// second Ctrl-C stopped at once): the response never completed.
+    Interrupted,
     /// The generator's machine ran out of something the request needs: file descriptors
     /// (`EMFILE`, `ENFILE`), ephemeral ports (`EADDRNOTAVAIL`), socket buffers (`ENOBUFS`) or
     /// memory. The target was not reached; the user backs off before its next request.
@@ -79,6 +82,7 @@ impl ErrorKind {
             Status,
             Check,
             Request,
+            Interrupted,
             Resource,
             Other,
         ]
@@ -101,6 +105,7 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Check => "check",
             ErrorKind::Request => "request",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Resource => "resource",
             ErrorKind::Other => "other",
         }

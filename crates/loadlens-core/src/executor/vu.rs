@@ -373,10 +373,17 @@ impl Vu {
                 ids.sampled = reserved.is_some();
             }
         }
+        let in_flight = InFlight {
+            shared,
+            name: step.name,
+            ids: (self.id, self.user_type as u16, self.task),
+            started: Instant::now(),
+        };
         let out = match trace {
             None => self.client.send(req).await,
             Some(ids) => self.client.send_traced(req, &ids).await,
         };
+        std::mem::forget(in_flight);
         let mut checks_passed = 0u16;
         let mut checks_failed = 0u16;
         let (status, failure) = match &out.result {
@@ -462,6 +469,37 @@ impl Vu {
         }
         if let Some((_, r)) = reserved {
             r.send(sample);
+        }
+    }
+}
+
+/// A request on its way. Dropped before the response completed — the task was aborted when
+/// the stop timeout ran out, or at a second Ctrl-C — it records the request as a failure of
+/// kind [`ErrorKind::Interrupted`] with the time it had taken, so that requests cut off at the
+/// end are counted rather than lost. A completed request `forget`s it.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    name: crate::sample::NameId,
+    /// The user's id, user type and task.
+    ids: (u64, u16, u16),
+    started: Instant,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut s = Sample::failed_before_send(
+            self.name,
+            Failure::new(
+                ErrorKind::Interrupted,
+                "cut off when the run stopped (stop timeout ran out)".to_owned(),
+            ),
+        );
+        s.total = self.started.elapsed();
+        (s.vu, s.scenario, s.user_type, s.task) =
+            (self.ids.0, self.shared.scenario, self.ids.1, self.ids.2);
+        self.shared.recorder.record(&s);
+        for tap in &self.shared.taps {
+            tap.offer(&s);
         }
     }
 }

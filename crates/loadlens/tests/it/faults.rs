@@ -459,3 +459,48 @@ fn max_body_size_comes_from_the_flag_or_its_env_twin() {
         stderr(&out)
     );
 }
+
+/// A response that never ends and no request timeout to end it: at the stop, the requests
+/// still in flight get the stop timeout, then are cut off — and counted as `interrupted`
+/// failures with the time they took, not lost (a run that ends with "0 requests" after
+/// 2 users spent 3 s on the target was the bug).
+#[test]
+fn requests_cut_off_at_the_stop_timeout_are_counted_as_interrupted() {
+    let target = Target::start(Fault::EndlessPlain);
+    let run = run_watched(
+        &[
+            "run",
+            "--url",
+            &target.url,
+            "-c",
+            "2",
+            "-z",
+            "1s",
+            "--stop-timeout",
+            "1s",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, Some(0), "{}", run.out);
+    assert!(run.took < Duration::from_secs(20), "took {:?}", run.took);
+    let j = &run.json;
+    assert_valid(j);
+    let agg = &j["aggregate"];
+    // Each of the 2 users has its one request in flight when the load stops.
+    assert_eq!(agg["request_count"].as_u64(), Some(2), "{}", run.out);
+    assert_eq!(agg["failure_count"].as_u64(), Some(2), "{}", run.out);
+    assert_eq!(
+        j["errors_by_kind"]["interrupted"].as_u64(),
+        Some(2),
+        "{}",
+        j["errors_by_kind"]
+    );
+    // They took the run time plus the stop timeout, about 2 s: not 0.
+    let max_ms = agg["max_ms"].as_f64().or(agg["latency_ms"]["max"].as_f64());
+    assert!(
+        max_ms.is_some_and(|m| m >= 1_900.0),
+        "latency of the cut-off requests: {}",
+        agg
+    );
+    assert!(run.out.contains("interrupted"), "{}", run.out);
+}

@@ -572,10 +572,15 @@ fn to_draft(commands: Vec<Curl>, host: Option<&str>, name: String) -> Result<Dra
     draft.host = host;
     let n = steps.len();
     draft.tasks = if n == 1 {
-        vec![Task { name: None, steps }]
+        vec![Task {
+            name: None,
+            tags: Vec::new(),
+            steps,
+        }]
     } else {
         vec![Task {
             name: Some(draft.name.clone()),
+            tags: Vec::new(),
             steps,
         }]
     };

@@ -384,6 +384,7 @@ fn to_draft(
         user_type: "browser".into(),
         tasks: vec![Task {
             name: Some(name),
+            tags: Vec::new(),
             steps,
         }],
         ..Draft::default()

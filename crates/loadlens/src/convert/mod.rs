@@ -151,8 +151,10 @@ pub struct Draft {
 /// One task: a request, or a flow of requests and think times.
 #[derive(Debug, Default, Clone)]
 pub struct Task {
-    /// `name:` (a flow's; a single request's task takes the request's).
+    /// `name:` (default: the request's name).
     pub name: Option<String>,
+    /// `tags:` (for `-T`/`-E`).
+    pub tags: Vec<String>,
     /// The steps.
     pub steps: Vec<Step>,
 }
@@ -252,10 +254,16 @@ impl Draft {
         let pairs = |p: &[(String, String)]| {
             Node::Map(p.iter().map(|(k, v)| (k.clone(), Node::str(v))).collect())
         };
+        let tags = |t: &Task| Node::Seq(t.tags.iter().map(Node::str).collect());
         let tasks = self.tasks.iter().map(|t| match t.steps.as_slice() {
-            [Step::Request(r)] if t.name.is_none() => Node::map([("request", request(r))]),
+            [Step::Request(r)] => Node::map([
+                ("name", t.name.clone().map_or(Node::Null, Node::Str)),
+                ("tags", tags(t)),
+                ("request", request(r)),
+            ]),
             steps => Node::map([
                 ("name", t.name.clone().map_or(Node::Null, Node::Str)),
+                ("tags", tags(t)),
                 (
                     "steps",
                     Node::Seq(
@@ -270,6 +278,10 @@ impl Draft {
                 ),
             ]),
         });
+        let tasks = tasks.map(|t| match t {
+            Node::Map(m) => Node::Map(m.into_iter().filter(|(_, v)| *v != Node::Null).collect()),
+            other => other,
+        });
         let user_type = Node::map([
             ("name", Node::str(&self.user_type)),
             ("tasks", Node::Seq(tasks.collect())),
@@ -283,7 +295,15 @@ impl Draft {
                     .map_or(Node::Null, |h| Node::Plain(host_text(&h))),
             ),
             ("headers", pairs(&self.headers)),
-            ("vars", pairs(&self.vars)),
+            (
+                "vars",
+                Node::Map(
+                    self.vars
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Node::Plain(host_text(v))))
+                        .collect(),
+                ),
+            ),
             ("client", Node::Map(self.client.clone())),
             ("user_types", Node::Seq(vec![user_type])),
         ]);
@@ -299,7 +319,7 @@ impl Draft {
     }
 }
 
-/// The host as written: a `${VAR:-default}` stays unquoted (it is substituted before parsing;
+/// The host (or a variable) as written: a `${VAR:-default}` stays unquoted (it is substituted before parsing;
 /// quoting would keep the quotes' escapes out of it), anything else as a scalar.
 fn host_text(h: &str) -> String {
     if h.starts_with("${") && h.ends_with('}') && !h.contains(['"', '\'', '#', '\n']) {
@@ -516,10 +536,12 @@ mod tests {
             tasks: vec![
                 Task {
                     name: None,
+                    tags: Vec::new(),
                     steps: vec![Step::Request(get("/a", &[("X-One", "1")]))],
                 },
                 Task {
                     name: Some("flow".into()),
+                    tags: Vec::new(),
                     steps: vec![
                         Step::Request(get("/b", &[])),
                         Step::Think(Duration::from_millis(1500)),

@@ -378,6 +378,15 @@ fn to_draft(
         prev_end = Some(prev_end.map_or(start + took, |p: f64| p.max(start + took)));
         steps.push(Step::Request(req));
     }
+    let empty_bodies = entries
+        .iter()
+        .filter(|(_, e)| {
+            e.request
+                .post_data
+                .as_ref()
+                .is_some_and(|p| p.text.as_deref() == Some("") && p.params.is_empty())
+        })
+        .count();
     let mut draft = Draft {
         name: name.clone(),
         host: Some(host),
@@ -415,6 +424,9 @@ fn to_draft(
         )
     });
     draft.comments.push("Headers left out: cookies (each virtual user keeps its own, from the responses), hop-by-hop and HTTP/2 pseudo headers, User-Agent, sec-ch-*/sec-fetch-*, conditional ones (--keep-header NAME keeps one).".into());
+    if empty_bodies > 0 {
+        draft.notes.push(format!("{empty_bodies} recorded request bodies are empty in the HAR (saved without content?): they are sent empty; record with content to keep them"));
+    }
     if draft.requests_with_auth() {
         draft.notes.push("a recorded Authorization header is replayed as it was: a token that expires must be captured from its login response instead (`capture:` in the README)".into());
     }

@@ -56,7 +56,7 @@ pub struct HarArgs {
     /// No think times.
     #[arg(long)]
     pub no_think: bool,
-    /// Shorter recorded gaps are not think times (default 100ms).
+    /// Shorter recorded gaps are not think times.
     #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = crate::cli::duration)]
     pub min_think: Duration,
     /// Longer recorded gaps are cut to this (default: none).
@@ -363,9 +363,26 @@ fn to_draft(
     let mut steps = Vec::new();
     let mut prev_end: Option<f64> = None;
     let mut think_total = Duration::ZERO;
+    // With --host, the recorded origin in Origin and Referer follows it (servers that check
+    // them against their own name, for CSRF, would refuse the recorded one).
+    let new_origin = args
+        .host
+        .as_deref()
+        .and_then(split_url)
+        .map(|(o, _, _)| o)
+        .filter(|o| *o != main_origin);
     for (start, took, mut req, origin) in kept {
         if origin != main_origin {
             req.path = format!("{}{}", doc::literal(&origin), req.path);
+        }
+        if let Some(new) = &new_origin {
+            for (k, v) in &mut req.headers {
+                if (k.eq_ignore_ascii_case("origin") || k.eq_ignore_ascii_case("referer"))
+                    && v.to_ascii_lowercase().starts_with(&main_origin)
+                {
+                    *v = format!("{}{}", doc::literal(new), &v[main_origin.len()..]);
+                }
+            }
         }
         if let (Some(end), false) = (prev_end, args.no_think) {
             let gap = Duration::from_millis((start - end).max(0.0).round() as u64);

@@ -367,7 +367,7 @@ fn request(r: &Request) -> Node {
 /// A duration as the scenario writes it: `1500ms`, `2s`.
 fn duration(d: Duration) -> Node {
     let ms = d.as_millis();
-    Node::Plain(if ms % 1000 == 0 && ms > 0 {
+    Node::Plain(if ms.is_multiple_of(1000) && ms > 0 {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

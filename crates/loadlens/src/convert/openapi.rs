@@ -306,12 +306,13 @@ fn operation(
             "query" if required || explicit.is_some() => {
                 query.push((name.to_owned(), doc::literal(&value())))
             }
-            "header" if required || explicit.is_some() => {
-                if !["accept", "content-type", "authorization"]
-                    .contains(&name.to_ascii_lowercase().as_str())
-                {
-                    headers.push((name.to_owned(), doc::literal(&value())));
-                }
+            // OpenAPI ignores Accept, Content-Type and Authorization as header parameters.
+            "header"
+                if (required || explicit.is_some())
+                    && !["accept", "content-type", "authorization"]
+                        .contains(&name.to_ascii_lowercase().as_str()) =>
+            {
+                headers.push((name.to_owned(), doc::literal(&value())));
             }
             "cookie" if required => ctx.notes.push(format!(
                 "cookie parameter `{name}` is not sent: add it as a `Cookie` header"

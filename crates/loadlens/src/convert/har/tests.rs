@@ -140,6 +140,19 @@ fn browse() -> Vec<serde_json::Value> {
             None,
             "text/html",
         ),
+        {
+            let mut cached = entry(
+                "2024-05-01T10:00:03.610Z",
+                0.0,
+                "GET",
+                "https://shop.test/api/config",
+                &[],
+                None,
+                "application/json",
+            );
+            cached["_fromCache"] = "disk".into();
+            cached
+        },
     ]
 }
 
@@ -197,7 +210,7 @@ fn a_browse_becomes_a_flow_without_assets_third_parties_or_browser_headers() {
         .filter_map(|l| l.trim().strip_prefix("- think: "))
         .collect();
     assert_eq!(thinks, ["1950ms", "1470ms"], "{text}");
-    assert!(text.contains("Left out: 2 static assets (--keep-static keeps them), 1 to other origins, 1 CORS preflights."), "{text}");
+    assert!(text.contains("Left out: 2 static assets (--keep-static keeps them), 1 to other origins, 1 CORS preflights, 1 served from the browser's cache."), "{text}");
     assert!(text.contains("https://www.google-analytics.com"), "{text}");
 }
 

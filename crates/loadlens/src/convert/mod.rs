@@ -114,7 +114,9 @@ pub fn check(text: &str, file: &str, path: Option<&Path>) -> Result<(), String> 
         .map(Path::to_path_buf)
         .unwrap_or_default();
     let s =
-        Scenario::parse(text, file, dir, |k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+        // Every `${VAR:-default}` convert writes has a default: check with those, so that the
+        // user's environment (an API key) never reaches an error message.
+        Scenario::parse(text, file, dir, |_| None).map_err(|e| e.to_string())?;
     loadlens_sinks::integration::check_sections(&s, &loadlens_sinks::registry())
         .map_err(|e| e.to_string())?;
     let opts = loadlens_core::plan::PlanOptions {

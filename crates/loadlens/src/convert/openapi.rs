@@ -299,7 +299,8 @@ fn operation(
         };
         match place {
             "path" => {
-                let var = ctx.var(name, value());
+                // Sent in the path as is: encoded here, once.
+                let var = ctx.var(name, loadlens_core::encoding::encode_component(&value()));
                 has_path_params = true;
                 template = template.replace(&format!("{{{name}}}"), &format!("{{{{ {var} }}}}"));
             }
@@ -319,6 +320,29 @@ fn operation(
             )),
             _ => {}
         }
+    }
+    // Path templates the document forgot to declare as parameters.
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let name = &rest[open + 1..open + close];
+        let slot = format!("{{{name}}}");
+        if !name.is_empty() && template.contains(&slot) {
+            let var = ctx.var(name, "1".into());
+            has_path_params = true;
+            template = template.replace(&slot, &format!("{{{{ {var} }}}}"));
+            ctx.notes.push(format!(
+                "path parameter `{name}` of {path} is not declared: it is the variable `{var}` = 1"
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if item.get("servers").is_some() || op.get("servers").is_some() {
+        ctx.notes.push(format!(
+            "{path}: its own `servers:` are not followed; its requests go to the scenario's host"
+        ));
     }
     security(ctx, op, &mut query, &mut headers);
     let body = match op.get("requestBody") {

@@ -140,6 +140,9 @@ fn recursive_schemas_stop_and_refs_resolve_with_escapes() {
 openapi: 3.1.0
 info: { title: tree, version: "1" }
 paths:
+  /undeclared/{thing}:
+    get:
+      responses: { "200": { description: ok } }
   /nodes/{node-id}/children:
     parameters:
       - { name: node-id, in: path, required: true, schema: { type: string, format: uuid } }
@@ -185,8 +188,19 @@ components:
     );
     assert!(text.contains("children: []"), "{text}");
     assert_eq!(
-        d.tasks[0].name.as_deref(),
+        d.tasks[1].name.as_deref(),
         Some("POST /nodes/{node-id}/children")
+    );
+    assert!(
+        text.contains("path: /undeclared/{{ thing }}") && text.contains("thing: \"1\""),
+        "{text}"
+    );
+    assert!(
+        d.notes
+            .iter()
+            .any(|n| n.contains("`thing`") && n.contains("not declared")),
+        "{:?}",
+        d.notes
     );
     assert!(
         d.notes.iter().any(|n| n.contains("TARGET_HOST")),

@@ -461,7 +461,9 @@ fn to_draft(commands: Vec<Curl>, host: Option<&str>, name: String) -> Result<Dra
         ..Draft::default()
     };
     let mut steps = Vec::new();
-    let mut host = host.map(|h| h.trim_end_matches('/').to_owned());
+    let host = host.map(|h| h.trim_end_matches('/').to_owned());
+    // The first command's origin: its requests are relative to `host:` (`--host` retargets them).
+    let mut first_origin: Option<String> = None;
     for c in commands {
         let url = if c.url.contains("://") {
             c.url.clone()
@@ -471,7 +473,7 @@ fn to_draft(commands: Vec<Curl>, host: Option<&str>, name: String) -> Result<Dra
         };
         let (origin, path, mut query) =
             split_url(&url).ok_or_else(|| format!("invalid URL `{}`", c.url))?;
-        let host = host.get_or_insert_with(|| origin.clone());
+        let first = first_origin.get_or_insert_with(|| origin.clone());
         let mut data = c.data.join("&");
         let mut method = c.method.clone().unwrap_or_else(|| {
             if c.head {
@@ -493,7 +495,7 @@ fn to_draft(commands: Vec<Curl>, host: Option<&str>, name: String) -> Result<Dra
                 method = "GET".into();
             }
         }
-        let path = if origin == *host {
+        let path = if origin == *first {
             path
         } else {
             format!("{origin}{path}")
@@ -569,7 +571,7 @@ fn to_draft(commands: Vec<Curl>, host: Option<&str>, name: String) -> Result<Dra
             ));
         }
     }
-    draft.host = host;
+    draft.host = host.or(first_origin);
     let n = steps.len();
     draft.tasks = if n == 1 {
         vec![Task {
@@ -657,6 +659,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Accept: application/json"), "{text}");
+        let d = to_draft(
+            parse("curl http://h/a ; curl http://other/b").unwrap(),
+            Some("http://127.0.0.1:8080/"),
+            "t".into(),
+        )
+        .unwrap();
+        let text = d.to_yaml();
+        assert!(
+            text.contains("host: http://127.0.0.1:8080\n") && text.contains("path: /a\n"),
+            "{text}"
+        );
+        assert!(text.contains("path: http://other/b"), "{text}");
         let text = yaml("curl -XPUT -HX-A:1 -d@/dev/null http://h/");
         assert!(
             text.contains("method: PUT") && text.contains("X-A: \"1\""),

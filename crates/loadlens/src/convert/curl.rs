@@ -37,10 +37,15 @@ pub fn convert(args: &CurlArgs) -> Result<Draft, String> {
     let (text, from) = match (&args.command, &args.file) {
         (_, Some(f)) => (super::read_input(f)?, f.display().to_string()),
         (Some(c), None) if c != "-" => (c.clone(), "the command".to_owned()),
-        _ => (
-            super::read_input(std::path::Path::new("-"))?,
-            "stdin".to_owned(),
-        ),
+        _ => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                tell!("reading curl commands from stdin (paste, then Ctrl-D)");
+            }
+            (
+                super::read_input(std::path::Path::new("-"))?,
+                "stdin".to_owned(),
+            )
+        }
     };
     let commands = parse(&text).map_err(|e| format!("{from}: {e}"))?;
     let name = args.common.name.clone().unwrap_or_else(|| {

@@ -36,6 +36,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write a commented starter scenario.
     Init(InitArgs),
+    /// Convert a HAR recording, an OpenAPI 3 document or curl commands into a scenario that
+    /// passes `validate`.
+    Convert(crate::convert::ConvertArgs),
     /// Rebuild reports (HTML) from a saved JSON result.
     Report(crate::report_cmd::ReportArgs),
     /// Compare two JSON results per request name; fail on regression bounds (`--fail-if`).

@@ -4,6 +4,7 @@
 mod say;
 mod cli;
 mod compare;
+mod convert;
 mod coordinator;
 mod demo;
 mod demo_target;
@@ -130,6 +131,7 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
             .map_err(|e| Failure::new(Exit::InvalidInput, format!("{e:#}"))),
         Command::Report(args) => report_cmd::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Convert(args) => convert::run(args),
         Command::Merge(args) => merge_cmd::run(&args),
         Command::Completions(args) => manual::completions(&args),
         Command::Man(args) => manual::man(&args),

@@ -53,8 +53,15 @@ fn render(cmd: &clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
             writeln!(out, "{}", escape(&about.to_string()))?;
         }
     }
+    // Nested subcommands (`convert har`) get a section each, after their parent's.
+    let mut all = Vec::new();
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-        let name = sub.get_name();
+        all.push((sub.get_name().to_owned(), sub));
+        for nested in sub.get_subcommands().filter(|s| s.get_name() != "help") {
+            all.push((format!("{} {}", sub.get_name(), nested.get_name()), nested));
+        }
+    }
+    for (name, sub) in all {
         let sub = sub.clone().bin_name(format!("loadlens {name}"));
         writeln!(out, ".SH \"LOADLENS {}\"", name.to_uppercase())?;
         let page = clap_mangen::Man::new(sub.clone());

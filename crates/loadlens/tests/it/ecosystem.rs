@@ -428,6 +428,7 @@ fn the_man_page_renders_with_every_subcommand() {
     for heading in [
         "LOADLENS RUN",
         "LOADLENS COMPARE",
+        "LOADLENS CONVERT HAR",
         "LOADLENS MAN",
         "--disable-keepalive",
         "LOADLENS_RATE",

@@ -3,6 +3,7 @@
 mod actions;
 mod browser;
 mod cli;
+mod convert;
 mod coordinator;
 mod credentials;
 mod dashboard;

@@ -9,8 +9,9 @@
 #
 # Tools: `wrk`, `oha`, or a path to a loadlens binary. The generator is pinned to $GEN_CPU (1)
 # unless CORES is set (then generator and nginx share those cores). Each measurement takes
-# /tmp/loadlens-bench.lock (flock), so concurrent sessions do not measure each other; nginx
-# is started beforehand (../shared/bench/server.sh start) and never holds the lock.
+# /tmp/loadlens-bench.lock (flock), so concurrent sessions do not measure each other (NOLOCK=1
+# when the caller holds it, as bench/cores.sh does); nginx is started beforehand
+# (../shared/bench/server.sh start) and never holds the lock.
 set -euo pipefail
 SCEN=${1:?fast|slow}; REPS=${2:?reps}; DUR=${3:?seconds}; shift 3
 BENCH=${BENCH:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench}
@@ -38,7 +39,9 @@ run_one() { # TOOL REP
   echo "${cmd[*]}" > "$d/cmd.txt"
   local before after
   before=$(served)
-  flock /tmp/loadlens-bench.lock taskset -c "$pin" /usr/bin/time -v -o "$d/time.txt" \
+  local lock=(flock /tmp/loadlens-bench.lock)
+  [ -n "${NOLOCK:-}" ] && lock=()
+  "${lock[@]}" taskset -c "$pin" /usr/bin/time -v -o "$d/time.txt" \
     "${cmd[@]}" > "$d/stdout.txt" 2>&1 3>&- || echo "rc=$? $tool" >&2
   after=$(served)
   python3 - "$d" "$tool" "$rep" "$before" "$after" "$DUR" <<'PY' >> "$OUT/runs.tsv"

@@ -119,7 +119,11 @@ fn record_concurrent(b: Bencher<'_, '_>, threads: usize) {
             }
             stop.store(true, Ordering::Relaxed);
             let n = drainer.join().unwrap();
-            assert_eq!(n, (threads * PER_THREAD) as u64, "every sample counted once");
+            assert_eq!(
+                n,
+                (threads * PER_THREAD) as u64,
+                "every sample counted once"
+            );
         });
 }
 
@@ -140,8 +144,11 @@ fn shards_layout(b: Bencher<'_, '_>, threads: usize, padded: bool) {
         .bench_local(|| {
             let plain: Arc<Vec<Mutex<StatsSet>>> =
                 Arc::new((0..n).map(|_| Mutex::new(StatsSet::new(1))).collect());
-            let pad: Arc<Vec<Padded>> =
-                Arc::new((0..n).map(|_| Padded(Mutex::new(StatsSet::new(1)))).collect());
+            let pad: Arc<Vec<Padded>> = Arc::new(
+                (0..n)
+                    .map(|_| Padded(Mutex::new(StatsSet::new(1))))
+                    .collect(),
+            );
             let workers: Vec<_> = (0..threads)
                 .map(|t| {
                     let (plain, pad, s) = (plain.clone(), pad.clone(), s.clone());
@@ -287,9 +294,11 @@ fn hyper_h1_exchange_in_memory(b: Bencher<'_, '_>) {
         }
     });
     let (mut send, conn) = rt
-        .block_on(hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(
-            hyper_util::rt::TokioIo::new(client_io),
-        ))
+        .block_on(
+            hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(
+                hyper_util::rt::TokioIo::new(client_io),
+            ),
+        )
         .unwrap();
     let mut conn = Box::pin(conn);
     b.bench_local(|| {

@@ -623,7 +623,10 @@ impl Client {
             }
         };
         let t2 = Instant::now();
-        add(&mut p.phases.download, Some(t2.saturating_duration_since(t1)));
+        add(
+            &mut p.phases.download,
+            Some(t2.saturating_duration_since(t1)),
+        );
         p.last_byte = Some(t2);
         p.settle();
         body_result?;

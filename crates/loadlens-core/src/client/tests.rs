@@ -263,7 +263,11 @@ async fn one_client_times_out_each_request_by_its_own_limit() {
             o.total
         );
         let ok = c.send(&get(&srv.url("/"))).await;
-        assert!(ok.result.is_ok(), "after the {ms} ms timeout: {:?}", ok.result);
+        assert!(
+            ok.result.is_ok(),
+            "after the {ms} ms timeout: {:?}",
+            ok.result
+        );
     }
 }
 

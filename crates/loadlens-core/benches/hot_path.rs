@@ -311,12 +311,11 @@ fn hyper_h1_exchange_in_memory(b: Bencher<'_, '_>) {
                 .unwrap();
             let fut = send.send_request(req);
             tokio::pin!(fut);
-            let resp = loop {
-                tokio::select! {
-                    biased;
-                    r = &mut fut => break r.unwrap(),
-                    _ = conn.as_mut() => unreachable!("connection ended"),
-                }
+            // The connection future never ends while the responder runs: it only drives.
+            let resp = tokio::select! {
+                biased;
+                r = &mut fut => r.unwrap(),
+                _ = conn.as_mut() => unreachable!("connection ended"),
             };
             let mut body = resp.into_body();
             loop {

@@ -10,15 +10,17 @@ use loadlens_core::executor::{LoadSettings, ScenarioRun};
 /// streams, report files, sinks and the dashboard.
 const RESERVED: u64 = 32;
 
-/// The most users (closed model) or VUs (open model) `load` can run at once.
+/// The most users (closed model) or VUs (open model) `load` can run at once in this process:
+/// its segment's share of the whole run's (`--segment 2/6` of 100,000 users runs 16,667).
 fn peak_users(load: &LoadSettings) -> u64 {
-    match &load.arrival {
+    let whole = match &load.arrival {
         Some(a) => a.max_vus,
         None => {
             let staged = load.stages.iter().map(|s| s.target).fold(0.0, f64::max);
             load.users.max(staged as u64)
         }
-    }
+    };
+    load.segment.share(whole)
 }
 
 /// Descriptors a run needs: one per user of every scenario (they may overlap), plus

@@ -18,6 +18,7 @@ mod tls;
 #[cfg(test)]
 mod tests;
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -234,6 +235,11 @@ pub struct Client {
     traceparent: Option<[u8; 55]>,
     /// The VU's cookies.
     pub cookies: CookieJar,
+    /// The request timeout's timer, kept from one request to the next: moving a registered
+    /// timer to a later deadline is one atomic store (tokio extends it in place), where a new
+    /// `tokio::time::timeout` per request registered and removed a timer-wheel entry, two
+    /// locks of the timer driver, on every request (issue #18's profile).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -256,6 +262,9 @@ struct Progress {
     /// The connection of the exchange under way and its `(written, read)` counters when it
     /// started: a timeout drops the exchange, and this still tells what crossed the wire.
     live: Option<(Arc<IoCounters>, (u64, u64))>,
+    /// When the last exchange's body ended: the end of the whole send when it succeeds, so the
+    /// clock is read once there instead of twice.
+    last_byte: Option<Instant>,
 }
 
 impl Progress {
@@ -277,6 +286,7 @@ impl Client {
             conns: Vec::new(),
             traceparent: None,
             cookies: CookieJar::default(),
+            deadline: None,
         }
     }
 
@@ -304,25 +314,46 @@ impl Client {
         let started_at = SystemTime::now();
         let start = Instant::now();
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
+        // What `tokio::time::timeout` does for a limit too far out to add.
+        let until = start
+            .checked_add(limit)
+            .unwrap_or_else(|| start + Duration::from_secs(86_400 * 365 * 30));
+        let until = tokio::time::Instant::from_std(until);
+        let mut deadline = self.deadline.take();
+        let timer = match &mut deadline {
+            Some(t) => {
+                t.as_mut().reset(until);
+                t
+            }
+            None => deadline.insert(Box::pin(tokio::time::sleep_until(until))),
+        };
         let mut progress = Progress::default();
-        let result =
-            match tokio::time::timeout(limit, Box::pin(self.send_redirects(req, &mut progress)))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Failure::new(
+        let result = {
+            // Boxed: the exchange's state is large, and a VU between requests should not
+            // carry it (memory per idle user).
+            let exchange = Box::pin(self.send_redirects(req, &mut progress));
+            tokio::select! {
+                biased;
+                r = exchange => r,
+                () = timer.as_mut() => Err(Failure::new(
                     ErrorKind::Timeout,
                     format!(
                         "request timed out after {}",
                         humantime::format_duration(limit)
                     ),
                 )),
-            };
+            }
+        };
+        self.deadline = deadline;
         progress.settle();
+        let end = match (&result, progress.last_byte) {
+            (Ok(_), Some(t)) => t,
+            _ => Instant::now(),
+        };
         Outcome {
             started_at,
             started: start,
-            total: start.elapsed(),
+            total: end.saturating_duration_since(start),
             phases: progress.phases,
             bytes_sent: progress.bytes_sent,
             bytes_received: progress.bytes_received,
@@ -537,8 +568,9 @@ impl Client {
                 return Err(conn::hyper_failure(&e));
             }
         };
-        add(&mut p.phases.ttfb, Some(t0.elapsed()));
+        // One clock read ends the wait for the head and starts the body's download.
         let t1 = Instant::now();
+        add(&mut p.phases.ttfb, Some(t1.saturating_duration_since(t0)));
         let (parts, mut body) = resp.into_parts();
         let encoding = parts
             .headers
@@ -590,7 +622,12 @@ impl Client {
                 Some(Err(e)) => break Err(conn::hyper_failure(&e)),
             }
         };
-        add(&mut p.phases.download, Some(t1.elapsed()));
+        let t2 = Instant::now();
+        add(
+            &mut p.phases.download,
+            Some(t2.saturating_duration_since(t1)),
+        );
+        p.last_byte = Some(t2);
         p.settle();
         body_result?;
         let (body, len) = decoder.finish().map_err(body_failure)?;

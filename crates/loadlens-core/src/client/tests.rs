@@ -240,6 +240,38 @@ async fn request_timeout_is_classified() {
 }
 
 #[tokio::test]
+async fn one_client_times_out_each_request_by_its_own_limit() {
+    // The client keeps one timer across requests: a longer limit after a shorter one moves it
+    // later, a shorter one after a longer one moves it earlier; each request still ends at
+    // its own limit, and fast requests in between are not cut.
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig::default());
+    let slow = |ms: u64| {
+        let mut r = get(&srv.url("/slow?ms=3000"));
+        r.timeout = Some(Duration::from_millis(ms));
+        r
+    };
+    let fast = c.send(&get(&srv.url("/"))).await;
+    assert!(fast.result.is_ok(), "{:?}", fast.result);
+    for ms in [200, 800, 150] {
+        let o = c.send(&slow(ms)).await;
+        let f = o.result.unwrap_err();
+        assert_eq!(f.kind, crate::sample::ErrorKind::Timeout, "{ms} ms: {f:?}");
+        assert!(
+            o.total >= Duration::from_millis(ms) && o.total < Duration::from_millis(ms + 2000),
+            "{ms} ms limit, took {:?}",
+            o.total
+        );
+        let ok = c.send(&get(&srv.url("/"))).await;
+        assert!(
+            ok.result.is_ok(),
+            "after the {ms} ms timeout: {:?}",
+            ok.result
+        );
+    }
+}
+
+#[tokio::test]
 async fn unresolvable_host_is_a_dns_failure() {
     // A 64-character label cannot be encoded in a DNS query, so the resolver fails locally
     // without sending anything off this machine.

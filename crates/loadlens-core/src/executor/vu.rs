@@ -19,6 +19,7 @@ use crate::feeder::{Mode, Row};
 use crate::inspect::LazyJson;
 use crate::plan::{LoopItems, RequestPlan, StepPlan};
 use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
+use crate::scenario::WaitTime;
 use crate::sink::SampleTap;
 use crate::template::{Ctx, Slot};
 
@@ -87,7 +88,9 @@ impl Vu {
 
     /// Take rows from the feeders of `mode` (or every other mode when `unique` is false).
     fn feed(&mut self, shared: &Shared, unique: bool) {
-        let plan = shared.plan.clone();
+        // Borrowed, not cloned: a clone per iteration is an atomic add and sub on one counter
+        // that every user on every core shares (a contended cache line on many cores).
+        let plan = &shared.plan;
         for f in &plan.user_types[self.user_type].feeders {
             let feeder = &plan.feeders[f.feeder];
             if (feeder.mode == Mode::Unique) != unique {
@@ -166,13 +169,19 @@ impl Vu {
         intended: Option<Instant>,
         stop: &CancellationToken,
     ) {
-        self.began = Instant::now();
+        // Only constant pacing needs the iteration's length (two clock reads per iteration).
+        if matches!(
+            shared.plan.user_types[self.user_type].wait,
+            WaitTime::ConstantPacing(_)
+        ) {
+            self.began = Instant::now();
+        }
         self.iteration += 1;
         self.feed(shared, false);
         if self.done {
             return;
         }
-        let plan = shared.plan.clone();
+        let plan = &shared.plan;
         let ut = &plan.user_types[self.user_type];
         let task = ut.pick(&mut self.rng);
         self.task = ut
@@ -187,9 +196,12 @@ impl Vu {
 
     /// Think time between iterations; false when `stop` fired while waiting.
     pub async fn think(&mut self, shared: &Shared, stop: &CancellationToken) -> bool {
-        let wait = shared.plan.user_types[self.user_type]
-            .wait
-            .next(&mut self.rng, self.began.elapsed());
+        let wait = &shared.plan.user_types[self.user_type].wait;
+        let busy = match wait {
+            WaitTime::ConstantPacing(_) => self.began.elapsed(),
+            _ => Duration::ZERO,
+        };
+        let wait = wait.next(&mut self.rng, busy);
         sleep_unless(wait, stop).await
     }
 

@@ -164,6 +164,29 @@ fn a_url_that_renders_invalid_ends_on_time_and_its_long_messages_are_cut() {
 }
 
 #[test]
+fn the_descriptor_warning_counts_only_this_segments_users() {
+    // 100 users in 4 segments: this process runs 25 of them, which 64 descriptors hold, so
+    // there is nothing to warn about and no connection fails for want of one.
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let dir = TempDir::new("emfile-segment");
+    let e = run_bounded(
+        &dir,
+        &format!(
+            "ulimit -n 64 && exec \"$LOADLENS\" run --url {}/ -c 100 --segment 1/4 -z 2s --json {}",
+            target.url,
+            dir.join("r.json")
+        ),
+    );
+    assert_ended_on_time(&e);
+    assert!(!e.stderr.contains("file descriptors"), "{}", e.stderr);
+    assert_eq!(
+        e.json["errors_by_kind"]["resource"].as_u64().unwrap_or(0),
+        0
+    );
+    assert!(e.json["aggregate"]["request_count"].as_u64().unwrap() > 0);
+}
+
+#[test]
 fn out_of_file_descriptors_ends_on_time_with_resource_failures_and_a_warning() {
     let target = DemoTarget::start(&["--latency", "0"]);
     let dir = TempDir::new("emfile");

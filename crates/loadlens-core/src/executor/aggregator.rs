@@ -562,7 +562,10 @@ mod tests {
         let process_before = cpu_s("self");
         // A short burn inside the run (other tests of this binary run beside it, some of them
         // timing-sensitive: a whole burned CPU for the whole run would starve them).
+        // It starts a little after the run, so that all of it falls after the run's first
+        // CPU reading even when a loaded machine is slow to start the run.
         let burner = std::thread::spawn(|| {
+            std::thread::sleep(Duration::from_millis(200));
             let before = cpu_s("thread-self");
             let t = std::time::Instant::now();
             let mut x = 0u64;
@@ -572,7 +575,7 @@ mod tests {
             std::hint::black_box(x);
             cpu_s("thread-self") - before
         });
-        let (_, snaps) = run(&srv.url("/"), 1, Duration::from_millis(1000)).await;
+        let (_, snaps) = run(&srv.url("/"), 1, Duration::from_millis(1500)).await;
         let burned = burner.join().unwrap();
         let process = cpu_s("self") - process_before;
         assert!(burned > 0.02, "the burner got {burned} s of CPU");

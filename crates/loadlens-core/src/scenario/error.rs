@@ -46,14 +46,13 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl ScenarioError {
-    /// Translate a serde_yaml error, adding a "did you mean" for unknown keys.
-    pub(crate) fn from_yaml(file: &str, _text: &str, e: &serde_yaml::Error) -> Self {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let mut message = e.to_string();
-        // serde_yaml appends " at line L column C"; we print the location up front instead.
-        if let Some(i) = message.find(" at line ") {
-            message.truncate(i);
-        }
+    /// Translate a YAML error (located at its node), adding a "did you mean" for unknown keys.
+    pub(crate) fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
+        let pos = e
+            .location()
+            .unwrap_or(crate::yaml::Pos { line: 1, column: 1 });
+        let (line, column) = (pos.line, pos.column);
+        let mut message = e.message();
         if let Some(hint) = suggestion(&message) {
             message.push_str(&hint);
         }

@@ -317,17 +317,16 @@ fn examples_match_the_scenario_json_schema() {
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
     {
-        let value: serde_json::Value = serde_yaml_to_json(&std::fs::read_to_string(f).unwrap());
+        let value: serde_json::Value = yaml_to_json(&std::fs::read_to_string(f).unwrap());
         let mut errors = Vec::new();
         crate::schema::validate(&schema, &schema, &value, "$", &mut errors);
         assert!(errors.is_empty(), "{}: {errors:?}", f.display());
     }
 }
 
-fn serde_yaml_to_json(text: &str) -> serde_json::Value {
+fn yaml_to_json(text: &str) -> serde_json::Value {
     // The examples use no anchors or tags: YAML's JSON subset plus plain scalars.
-    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-    serde_json::to_value(v).unwrap()
+    loadlens_core::yaml::from_str(text).unwrap()
 }
 
 /// A scenario and a CSV saved by a Windows editor or a spreadsheet start with a byte-order
@@ -382,6 +381,52 @@ user_types:
     let err = stderr(&out);
     assert!(
         err.contains("s.yaml:11:33: invalid header name `x bad`"),
+        "{err}"
+    );
+}
+
+/// A value that does not read (a wrong type, a bad duration) is reported at that value with
+/// its path and what was expected, even when the same key and text appear above it.
+#[test]
+fn validate_locates_a_bad_value_at_its_own_node_with_its_path() {
+    let dir = TempDir::new("locate-value");
+    let file = dir.path("s.yaml");
+    let text = "\
+host: http://127.0.0.1:9
+user_types:
+  - name: a
+    weight: 2
+    tasks:
+      - request: { path: /a, timeout: 5s }
+  - name: b
+    weight: 2
+    tasks:
+      - request: { path: /a, timeout: 5 parsecs }
+";
+    std::fs::write(&file, text).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "s.yaml:10:39: user_types[1].tasks[0].request.timeout: unknown unit `parsecs`"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        text.replace(
+            "weight: 2\n    tasks:\n      - request: { path: /a, timeout: 5 p",
+            "weight: two\n    tasks:\n      - request: { path: /a, timeout: 5 p",
+        ),
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "s.yaml:8:13: user_types[1].weight: invalid type: string \"two\", expected u32"
+        ),
         "{err}"
     );
 }

@@ -350,6 +350,37 @@ fn validate_reads_files_saved_with_a_byte_order_mark() {
     );
 }
 
+/// An Excel "CSV UTF-8" file (byte-order mark, CRLF, quoted commas and line breaks) feeds
+/// `{{ users.email }}`; a row with a field missing is named at its own line.
+#[test]
+fn validate_reads_an_excel_csv_and_names_a_ragged_row_by_line() {
+    let dir = TempDir::new("excel");
+    let excel = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../loadlens-core/tests/data/excel-utf8.csv"),
+    )
+    .unwrap();
+    std::fs::write(dir.path("users.csv"), &excel).unwrap();
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        "host: http://127.0.0.1:9\ndata:\n  users: { file: users.csv }\nuser_types:\n  - name: u\n    tasks:\n      - request: { path: \"/x/{{ users.email }}/{{ users.note }}\" }\n",
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let mut ragged = excel.clone();
+    ragged.extend_from_slice(b"zed@example.com,Zed\r\n");
+    std::fs::write(dir.path("users.csv"), &ragged).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("users.csv:6: expected 3 fields like the header, found 2"),
+        "{err}"
+    );
+}
+
 /// An error is reported at its own line, not at the first similar text above it.
 #[test]
 fn validate_locates_header_and_step_errors_on_their_own_lines() {

@@ -73,7 +73,10 @@ fn quick_mode_counts_match_the_server_and_reports_follow_their_contracts() {
         assert_eq!(l.split(',').count(), 24, "{l}");
     }
     let fails = std::fs::read_to_string(dir.path("q_failures.csv")).unwrap();
-    assert_eq!(fails, "Method,Name,Error,Occurrences\n");
+    assert_eq!(
+        fails,
+        "Method,Name,Error,Occurrences,First Seen,Last Seen\r\n"
+    );
     // The summary table names the request and the aggregate.
     let text = stdout(&out);
     assert!(

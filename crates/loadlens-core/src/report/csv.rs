@@ -331,7 +331,7 @@ fn utc(t: std::time::SystemTime) -> String {
 
 /// The `_failures.csv` text: one row per request and error, sorted by method, name and error
 /// as Locust sorts them, with when it was first and last seen (empty for errors read back from
-/// a result file).
+/// a result file written before these times were kept).
 pub fn failures_csv(summary: &Summary) -> String {
     let mut out = FAILURES_COLUMNS.map(field).join(",");
     out.push_str(EOL);

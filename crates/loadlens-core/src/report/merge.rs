@@ -168,7 +168,8 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         for e in &doc.errors {
             let i = index(&e.method, &e.name, &mut names);
             let kind = ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::Other);
-            set.errors.add(NameId(i as u32), kind, &e.message, e.count);
+            set.errors
+                .add_seen(NameId(i as u32), kind, &e.message, e.count, e.seen());
         }
         // Failures past the catalogue's cap: by kind, what the entries do not account for.
         let mut listed: BTreeMap<&str, u64> = BTreeMap::new();

@@ -250,6 +250,7 @@ impl ErrorCatalogue {
     /// 100 KB each once made a 46 MB JSON result.
     pub const MAX_MESSAGE_BYTES: usize = crate::sample::Failure::MAX_MESSAGE_BYTES;
 
+    #[cfg(test)]
     pub(crate) fn add(&mut self, name: NameId, kind: ErrorKind, message: &str, n: u64) {
         self.add_seen(name, kind, message, n, None);
     }

@@ -91,9 +91,9 @@ pub struct OnFail(pub Vec<Action>);
 impl<'de> serde::Deserialize<'de> for OnFail {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        let v = serde_yaml::Value::deserialize(d)?;
+        let v = serde_json::Value::deserialize(d)?;
         let items = match v {
-            serde_yaml::Value::Sequence(s) => s,
+            serde_json::Value::Array(s) => s,
             one => vec![one],
         };
         items
@@ -104,21 +104,21 @@ impl<'de> serde::Deserialize<'de> for OnFail {
     }
 }
 
-fn one_action(v: serde_yaml::Value, target: Option<&str>) -> Result<Action, String> {
+fn one_action(v: serde_json::Value, target: Option<&str>) -> Result<Action, String> {
     match v {
-        serde_yaml::Value::String(s) if target.is_none() => Action::parse_words(&s),
-        serde_yaml::Value::Mapping(m) if m.len() == 1 => {
+        serde_json::Value::String(s) if target.is_none() => Action::parse_words(&s),
+        serde_json::Value::Object(m) if m.len() == 1 => {
             let (k, v) = m.into_iter().next().unwrap_or_default();
-            let key = k.as_str().unwrap_or_default().to_owned();
+            let key = k;
             match (key.as_str(), v) {
-                ("disable_gate" | "enable_gate", serde_yaml::Value::String(gate)) => {
+                ("disable_gate" | "enable_gate", serde_json::Value::String(gate)) => {
                     Ok(Action::Gate {
                         target: target.map(str::to_owned),
                         gate,
                         enable: key == "enable_gate",
                     })
                 }
-                ("webhook", v) if target.is_none() => serde_yaml::from_value::<Webhook>(v)
+                ("webhook", v) if target.is_none() => serde_json::from_value::<Webhook>(v)
                     .map(Action::Webhook)
                     .map_err(|e| format!("webhook: {e}")),
                 _ => Err(format!(
@@ -129,7 +129,7 @@ fn one_action(v: serde_yaml::Value, target: Option<&str>) -> Result<Action, Stri
         }
         other => Err(format!(
             "expected an action such as `disable_gate new_checkout` or `{{ webhook: {{ url: … }} }}`, got {}",
-            serde_yaml::to_string(&other).unwrap_or_default().trim()
+            serde_json::to_string(&other).unwrap_or_default()
         )),
     }
 }
@@ -189,13 +189,12 @@ impl<'de> serde::de::Visitor<'de> for PlannedVisitor {
             Ok(())
         };
         while let Some(key) = map.next_key::<String>()? {
-            let v: serde_yaml::Value = map.next_value()?;
-            let k = serde_yaml::Value::String(key.clone());
+            let v: serde_json::Value = map.next_value()?;
             match key.as_str() {
                 "at" => {
                     let text = match &v {
-                        serde_yaml::Value::String(s) => s.clone(),
-                        serde_yaml::Value::Number(n) => format!("{n}s"),
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Number(n) => format!("{n}s"),
                         _ => String::new(),
                     };
                     let w = match text.trim().strip_suffix('%') {
@@ -235,11 +234,10 @@ impl<'de> serde::de::Visitor<'de> for PlannedVisitor {
                     )))
                 }
                 "webhook" => {
-                    let mut m = serde_yaml::Mapping::new();
-                    m.insert(k, v);
+                    let mut m = serde_json::Map::new();
+                    m.insert(key.clone(), v);
                     action = Some(
-                        one_action(serde_yaml::Value::Mapping(m), None)
-                            .map_err(A::Error::custom)?,
+                        one_action(serde_json::Value::Object(m), None).map_err(A::Error::custom)?,
                     );
                 }
                 // Any other key is a target: the integration that acts (`statsig:`).
@@ -327,7 +325,7 @@ mod tests {
 
     #[test]
     fn on_fail_takes_words_maps_and_lists() {
-        let one: OnFail = serde_yaml::from_str("disable_gate new_checkout").unwrap();
+        let one: OnFail = crate::yaml::from_str("disable_gate new_checkout").unwrap();
         assert_eq!(
             one.0,
             [Action::Gate {
@@ -336,14 +334,14 @@ mod tests {
                 enable: false
             }]
         );
-        let list: OnFail = serde_yaml::from_str(
+        let list: OnFail = crate::yaml::from_str(
             "[{ enable_gate: a }, { webhook: { url: 'http://h/x', headers_from_env: { Authorization: TOKEN } } }]",
         )
         .unwrap();
         assert_eq!(list.0.len(), 2);
         assert_eq!(list.0[0].to_string(), "enable gate a");
         assert_eq!(list.0[1].to_string(), "webhook http://h/x");
-        let e = serde_yaml::from_str::<OnFail>("shutdown now").unwrap_err();
+        let e = crate::yaml::from_str::<OnFail>("shutdown now").unwrap_err();
         assert!(
             e.to_string().contains("expected `disable_gate GATE`"),
             "{e}"
@@ -352,7 +350,7 @@ mod tests {
 
     #[test]
     fn planned_entries_name_when_and_what() {
-        let p: Vec<Planned> = serde_yaml::from_str(
+        let p: Vec<Planned> = crate::yaml::from_str(
             "- { at: 5m, statsig: { enable_gate: new_checkout }, restore: true }\n\
              - { at: 50%, statsig: { disable_gate: g } }\n\
              - { stage: 2, statsig: { enable_gate: g } }\n\
@@ -385,7 +383,7 @@ mod tests {
                 "only a gate flip",
             ),
         ] {
-            let e = serde_yaml::from_str::<Planned>(bad)
+            let e = crate::yaml::from_str::<Planned>(bad)
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(says), "{bad}: {e}");

@@ -1,7 +1,60 @@
-//! Byte encodings loadlens needs in more than one crate and too little of to justify a
-//! dependency: standard base64, for HTTP basic-auth values (the dashboard's expected
-//! `--web-auth` header, the OTLP exporter's endpoint credentials), and the `user:password@` of
-//! a URL, taken out to be sent as basic auth and shown as `user:***@`.
+//! Byte encodings loadlens needs in more than one crate: standard base64, for HTTP basic-auth
+//! values (the dashboard's expected `--web-auth` header, the OTLP exporter's endpoint
+//! credentials); the `user:password@` of a URL, taken out to be sent as basic auth and shown
+//! as `user:***@`; and percent-encoding, with the `percent-encoding` crate and one encode set
+//! per use ([`Set`]): a query component, a form field, a path segment.
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// Where a percent-encoded text goes, which decides what stays as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// A query parameter's name or value, or a W3C `baggage` value: RFC 3986 unreserved
+    /// characters (`A-Z a-z 0-9 - . _ ~`) stay, everything else is `%XX` (a space is `%20`, a
+    /// `+` is `%2B`, so no server reads either as the other).
+    Component,
+    /// An `application/x-www-form-urlencoded` field (WHATWG URL standard): `A-Z a-z 0-9 * -
+    /// . _` stay, a space is `+`, everything else is `%XX`.
+    Form,
+    /// One path segment (RFC 3986 `pchar`): unreserved characters, sub-delimiters, `:` and
+    /// `@` stay; `/`, `?`, `#`, `%`, a space and the rest are `%XX`, so the segment stays one.
+    PathSegment,
+}
+
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+const FORM: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_');
+const PATH_SEGMENT: &AsciiSet = &COMPONENT
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// Percent-encode `s` (as UTF-8) for `set`.
+pub fn encode(s: &str, set: Set) -> String {
+    match set {
+        Set::Component => utf8_percent_encode(s, COMPONENT).to_string(),
+        // A space is the only byte encoded as `%20`: a `%` of the text is `%25`.
+        Set::Form => utf8_percent_encode(s, FORM).to_string().replace("%20", "+"),
+        Set::PathSegment => utf8_percent_encode(s, PATH_SEGMENT).to_string(),
+    }
+}
 
 /// Standard base64 (RFC 4648, section 4) with padding. Written by hand: its uses are a few
 /// header values built once, which do not justify a dependency.
@@ -71,46 +124,41 @@ pub fn redact_url(url: &str) -> String {
 
 /// `%XX` sequences decoded; anything else, including a malformed `%`, kept as is.
 pub fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
+    percent_decode_str(s).collect()
 }
 
-/// Percent-encode a query component (RFC 3986 unreserved characters kept).
+/// Percent-encode a query component ([`Set::Component`]).
 pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    encode(s, Set::Component)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_use_has_its_own_encode_set() {
+        let text = "a b+c/d?e=f&g~h*i'j%k@l:m é";
+        assert_eq!(
+            encode(text, Set::Component),
+            "a%20b%2Bc%2Fd%3Fe%3Df%26g~h%2Ai%27j%25k%40l%3Am%20%C3%A9"
+        );
+        assert_eq!(
+            encode(text, Set::Form),
+            "a+b%2Bc%2Fd%3Fe%3Df%26g%7Eh*i%27j%25k%40l%3Am+%C3%A9"
+        );
+        assert_eq!(
+            encode(text, Set::PathSegment),
+            "a%20b+c%2Fd%3Fe=f&g~h*i'j%25k@l:m%20%C3%A9"
+        );
+        // A `%20` already in the text is not taken for a space.
+        assert_eq!(encode("%20 x", Set::Form), "%2520+x");
+        // Decoding undoes each; a malformed `%` stays as it is.
+        for set in [Set::Component, Set::PathSegment] {
+            assert_eq!(percent_decode(&encode(text, set)), text.as_bytes());
+        }
+        assert_eq!(percent_decode("100%+%zz%4"), b"100%+%zz%4");
+    }
 
     #[test]
     fn base64_matches_the_rfc_4648_vectors() {

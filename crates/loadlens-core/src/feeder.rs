@@ -66,7 +66,7 @@ pub enum FeederError {
         /// The file.
         file: String,
         /// The line the field starts on.
-        line: usize,
+        line: u64,
     },
     /// No header line.
     #[error("{file}: empty CSV file: expected a header line with column names")]
@@ -93,12 +93,22 @@ pub enum FeederError {
     Fields {
         /// The file.
         file: String,
-        /// The row's line.
-        line: usize,
+        /// The line the row starts on.
+        line: u64,
         /// Fields in the header.
         expected: usize,
         /// Fields in the row.
         found: usize,
+    },
+    /// A line that is not CSV (e.g. not UTF-8).
+    #[error("{file}:{line}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The line.
+        line: u64,
+        /// What the CSV reader said.
+        message: String,
     },
     /// A header and nothing else.
     #[error("{file}: no data rows after the header line")]
@@ -121,15 +131,13 @@ impl Feeder {
         // column's name (which would then never match `{{ users.email }}`).
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let file_name = || file.to_owned();
-        let mut records = parse_csv(text).map_err(|line| FeederError::Unterminated {
-            file: file_name(),
-            line,
-        })?;
+        let mut records = read_csv(file, text)?;
         if records.is_empty() {
             return Err(FeederError::Empty { file: file_name() });
         }
         let columns: Vec<String> = records
             .remove(0)
+            .1
             .into_iter()
             .map(|c| c.trim().to_owned())
             .collect();
@@ -143,16 +151,15 @@ impl Feeder {
                 column: dup.clone(),
             });
         }
-        for (i, r) in records.iter().enumerate() {
-            if r.len() != columns.len() {
-                return Err(FeederError::Fields {
-                    file: file_name(),
-                    line: i + 2,
-                    expected: columns.len(),
-                    found: r.len(),
-                });
-            }
+        if let Some((line, r)) = records.iter().find(|(_, r)| r.len() != columns.len()) {
+            return Err(FeederError::Fields {
+                file: file_name(),
+                line: *line,
+                expected: columns.len(),
+                found: r.len(),
+            });
         }
+        let records: Vec<Vec<String>> = records.into_iter().map(|(_, r)| r).collect();
         if records.is_empty() {
             return Err(FeederError::NoRows { file: file_name() });
         }
@@ -205,64 +212,60 @@ impl Feeder {
     }
 }
 
-/// RFC 4180 CSV: quoted fields with `""` escapes and embedded newlines. Blank lines are skipped.
-/// The records of `text`, or the line of a quoted field that never closes.
-fn parse_csv(text: &str) -> Result<Vec<Vec<String>>, usize> {
+/// The records of `text` with the line each starts on, read by the `csv` crate (RFC 4180:
+/// quoted fields with `""` escapes, commas and line breaks inside quotes, `\n` or `\r\n`
+/// line ends; blank lines skipped). Rows may differ in length here: the caller names the
+/// first that differs from the header, at its line.
+fn read_csv(file: &str, text: &str) -> Result<Vec<(u64, Vec<String>)>, FeederError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    let mut record: Vec<String> = Vec::new();
-    let mut field = String::new();
-    let mut in_quotes = false;
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    let mut field_started = false;
-    while let Some(c) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    field.push('"');
-                }
-                '"' => in_quotes = false,
-                '\n' => {
-                    line += 1;
-                    field.push(c);
-                }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if field.is_empty() => {
-                in_quotes = true;
-                field_started = true;
-            }
-            ',' => {
-                record.push(std::mem::take(&mut field));
-                field_started = true;
-            }
-            '\r' => {}
-            '\n' => {
-                if field_started || !field.is_empty() || !record.is_empty() {
-                    record.push(std::mem::take(&mut field));
-                    out.push(std::mem::take(&mut record));
-                }
-                field_started = false;
-                line += 1;
-            }
-            _ => {
-                field.push(c);
-                field_started = true;
-            }
-        }
+    let mut last_start = 0;
+    for record in reader.records() {
+        let record = record.map_err(|e| FeederError::Invalid {
+            file: file.to_owned(),
+            line: e.position().map_or(1, csv::Position::line),
+            message: e.to_string(),
+        })?;
+        let (byte, line) = record.position().map_or((0, 1), |p| (p.byte(), p.line()));
+        last_start = usize::try_from(byte).unwrap_or(text.len());
+        out.push((line, record.iter().map(str::to_owned).collect()));
     }
-    if in_quotes {
-        return Err(line);
-    }
-    if field_started || !field.is_empty() || !record.is_empty() {
-        record.push(field);
-        out.push(record);
+    // The csv crate ends a quoted field at the end of the input without complaint; a quote
+    // left open there swallowed every line after it, so it is refused, at its line.
+    if let Some(at) = open_quote(text.get(last_start..).unwrap_or_default()) {
+        return Err(FeederError::Unterminated {
+            file: file.to_owned(),
+            line: out.last().map_or(1, |(line, _)| *line)
+                + text[last_start..last_start + at].matches('\n').count() as u64,
+        });
     }
     Ok(out)
+}
+
+/// Where a quoted field opens and never closes in the last record `tail`, if one does.
+fn open_quote(tail: &str) -> Option<usize> {
+    let (mut field_start, mut open) = (true, None);
+    let mut chars = tail.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match (open, c) {
+            (Some(_), '"') if chars.peek().map(|(_, c)| *c) == Some('"') => {
+                chars.next();
+            }
+            (Some(_), '"') => open = None,
+            (Some(_), _) => {}
+            (None, '"') if field_start => open = Some(i),
+            (None, ',' | '\n' | '\r') => {
+                field_start = true;
+                continue;
+            }
+            (None, _) => {}
+        }
+        field_start = false;
+    }
+    open
 }
 
 #[cfg(test)]
@@ -378,6 +381,60 @@ mod tests {
         );
     }
 
+    /// What Excel writes as "CSV UTF-8": a byte-order mark, CRLF line ends, quotes around
+    /// fields with commas, quotes and line breaks.
+    #[test]
+    fn an_excel_csv_utf8_file_reads_with_its_first_column_named_as_written() {
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/excel-utf8.csv"
+        ))
+        .unwrap();
+        assert!(
+            bytes.starts_with(b"\xef\xbb\xbfemail,"),
+            "the file keeps its BOM"
+        );
+        let text = String::from_utf8(bytes).unwrap();
+        let f = Feeder::parse(
+            "users",
+            "excel-utf8.csv",
+            &text,
+            Mode::Sequential,
+            Exhausted::StopVu,
+        )
+        .unwrap();
+        assert_eq!(f.columns, ["email", "name", "note"]);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let Row::Fields(first) = f.next_row(&mut rng) else {
+            panic!()
+        };
+        assert_eq!(first, ["ann@example.com", "Doe, Ann", "says \"hi\""]);
+        let Row::Fields(second) = f.next_row(&mut rng) else {
+            panic!()
+        };
+        assert_eq!(second, ["bob@example.com", "Bob", "line one\r\nline two"]);
+        let Row::Fields(third) = f.next_row(&mut rng) else {
+            panic!()
+        };
+        assert_eq!(third, ["eve@example.com", "Ève", ""]);
+        assert_eq!(f.next_row(&mut rng), Row::StopVu);
+        // A ragged row after a field spanning two lines is named at its own line (6), not
+        // at its record number (5).
+        let ragged = format!("{text}zed@example.com,Zed\r\n");
+        let e = Feeder::parse(
+            "users",
+            "excel-utf8.csv",
+            &ragged,
+            Mode::Random,
+            Exhausted::Recycle,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "excel-utf8.csv:6: expected 3 fields like the header, found 2"
+        );
+    }
+
     #[test]
     fn malformed_files_name_the_line() {
         let e = Feeder::parse(
@@ -408,5 +465,24 @@ mod tests {
                 .to_string()
                 .contains("unterminated")
         );
+        let e = Feeder::parse(
+            "u",
+            "u.csv",
+            "a,b\n1,2\n3,\"x\n\n4,5\n",
+            Mode::Random,
+            Exhausted::Recycle,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "u.csv:3: unterminated quoted field");
+        let e = Feeder::parse(
+            "u",
+            "u.csv",
+            "a\n\u{ff}\n",
+            Mode::Random,
+            Exhausted::Recycle,
+        )
+        .map(|f| f.len());
+        assert_eq!(e, Ok(1), "text is UTF-8 already");
     }
 }

@@ -35,24 +35,24 @@ use crate::thresholds::{self, Threshold};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StagesSpec(pub Vec<Stage>);
 
-fn duration_of(v: &serde_yaml::Value) -> Result<Duration, String> {
+fn duration_of(v: &serde_json::Value) -> Result<Duration, String> {
     match v {
-        serde_yaml::Value::Number(n) => n
+        serde_json::Value::Number(n) => n
             .as_f64()
             .ok_or_else(|| "not a number".to_owned())
             .and_then(|s| secs_to_duration(s).map_err(|e| e.to_string()))
             .map_err(|e| format!("invalid duration `{n}`: {e}")),
-        serde_yaml::Value::String(s) => parse_duration(s).map_err(|e| e.to_string()),
+        serde_json::Value::String(s) => parse_duration(s).map_err(|e| e.to_string()),
         other => Err(format!("expected a duration such as `30s`, got {other:?}")),
     }
 }
 
-fn target_of(v: &serde_yaml::Value) -> Result<f64, String> {
+fn target_of(v: &serde_json::Value) -> Result<f64, String> {
     let t = match v {
-        serde_yaml::Value::Number(n) => {
+        serde_json::Value::Number(n) => {
             n.as_f64().ok_or_else(|| format!("invalid target `{n}`"))?
         }
-        serde_yaml::Value::String(s) => parse_rate(s).map_err(|e| e.to_string())?,
+        serde_json::Value::String(s) => parse_rate(s).map_err(|e| e.to_string())?,
         other => {
             return Err(format!(
                 "expected a number or a rate such as `500/s`, got {other:?}"
@@ -81,8 +81,8 @@ impl<'de> Deserialize<'de> for StagesSpec {
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
                 struct Entry {
-                    duration: serde_yaml::Value,
-                    target: serde_yaml::Value,
+                    duration: serde_json::Value,
+                    target: serde_json::Value,
                 }
                 let mut out = Vec::new();
                 while let Some(e) = seq.next_element::<Entry>()? {
@@ -111,7 +111,7 @@ pub struct Rate(pub f64);
 
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_yaml::Value::deserialize(d)?;
+        let v = serde_json::Value::deserialize(d)?;
         target_of(&v)
             .map(Rate)
             .map_err(|e| de::Error::custom(format!("arrival_rate: {e}")))
@@ -160,7 +160,7 @@ impl<'de> Deserialize<'de> for ThresholdSpec {
                         "abort_on_fail" => out.abort_on_fail = map.next_value()?,
                         "on_fail" => out.on_fail = map.next_value()?,
                         "delay" => {
-                            let v: serde_yaml::Value = map.next_value()?;
+                            let v: serde_json::Value = map.next_value()?;
                             out.delay = Some(duration_of(&v).map_err(de::Error::custom)?);
                         }
                         other => {
@@ -205,9 +205,9 @@ pub(crate) fn thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Threshol
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(metric) = map.next_key::<String>()? {
-                let v: serde_yaml::Value = map.next_value()?;
+                let v: serde_json::Value = map.next_value()?;
                 let items = match v {
-                    serde_yaml::Value::Sequence(items) => items,
+                    serde_json::Value::Array(items) => items,
                     one => vec![one],
                 };
                 for item in items {
@@ -222,8 +222,8 @@ pub(crate) fn thresholds<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Threshol
 
 /// One k6 threshold expression on `metric`: `'p(95)<500'` or `{ threshold: 'p(95)<500',
 /// abortOnFail: true, delayAbortEval: '10s' }`.
-fn k6_entry(metric: &str, item: serde_yaml::Value) -> Result<ThresholdSpec, String> {
-    use serde_yaml::Value;
+fn k6_entry(metric: &str, item: serde_json::Value) -> Result<ThresholdSpec, String> {
+    use serde_json::Value;
     let rule = |expr: &str| format!("{metric}: {expr}");
     match item {
         Value::String(expr) => Ok(ThresholdSpec {
@@ -232,7 +232,7 @@ fn k6_entry(metric: &str, item: serde_yaml::Value) -> Result<ThresholdSpec, Stri
             delay: None,
             on_fail: Default::default(),
         }),
-        Value::Mapping(m) => {
+        Value::Object(m) => {
             let mut spec = ThresholdSpec {
                 threshold: String::new(),
                 abort_on_fail: false,
@@ -240,7 +240,7 @@ fn k6_entry(metric: &str, item: serde_yaml::Value) -> Result<ThresholdSpec, Stri
                 on_fail: Default::default(),
             };
             for (k, v) in m {
-                match (k.as_str().unwrap_or_default(), v) {
+                match (k.as_str(), v) {
                     ("threshold", Value::String(expr)) => spec.threshold = rule(&expr),
                     ("abortOnFail", Value::Bool(b)) => spec.abort_on_fail = b,
                     ("delayAbortEval", v) => spec.delay = Some(duration_of(&v)?),
@@ -304,7 +304,7 @@ pub struct ScenarioSpec {
     pub user_types: Vec<String>,
     /// When it starts, from the start of the run.
     #[serde(default)]
-    pub start_time: Option<serde_yaml::Value>,
+    pub start_time: Option<serde_json::Value>,
     /// Its load model.
     #[serde(default)]
     pub load: Load,

@@ -215,15 +215,8 @@ pub struct TraceSettings {
 impl TraceSettings {
     /// Settings for `run_id` sampling `ratio` of the traces.
     pub fn new(run_id: &str, ratio: f64) -> Self {
-        let id: String = run_id
-            .bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    (b as char).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
+        // A baggage value is percent-encoded (W3C Baggage); the unreserved characters stay.
+        let id = crate::encoding::encode(run_id, crate::encoding::Set::Component);
         let baggage = format!("loadtest.run_id={id},loadtest.synthetic=true");
         let ratio = ratio.clamp(0.0, 1.0);
         TraceSettings {

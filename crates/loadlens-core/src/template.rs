@@ -57,7 +57,7 @@ enum Part {
     /// array; quoted otherwise. Used for JSON string values that are one whole expression.
     Smart(Template),
     /// The inner template, percent-encoded (query values).
-    Encoded(Template),
+    Encoded(Template, crate::encoding::Set),
 }
 
 /// A compiled template.
@@ -168,7 +168,7 @@ impl Template {
     pub fn is_static(&self) -> bool {
         self.parts.iter().all(|p| match p {
             Part::Lit(_) => true,
-            Part::Quoted(t) | Part::Smart(t) | Part::Encoded(t) => t.is_static(),
+            Part::Quoted(t) | Part::Smart(t) | Part::Encoded(t, _) => t.is_static(),
             _ => false,
         })
     }
@@ -187,10 +187,15 @@ impl Template {
         }
     }
 
-    /// Wrap: percent-encoded.
+    /// Wrap: percent-encoded as a query component.
     pub fn encoded(self) -> Template {
+        self.encoded_as(crate::encoding::Set::Component)
+    }
+
+    /// Wrap: percent-encoded for `set` (a query component, a form field, a path segment).
+    pub fn encoded_as(self, set: crate::encoding::Set) -> Template {
         Template {
-            parts: vec![Part::Encoded(self)],
+            parts: vec![Part::Encoded(self, set)],
         }
     }
 
@@ -214,7 +219,7 @@ impl Template {
         for p in &self.parts {
             match p {
                 Part::Var(_, n) => out.push(n.as_str()),
-                Part::Quoted(t) | Part::Smart(t) | Part::Encoded(t) => out.extend(t.variables()),
+                Part::Quoted(t) | Part::Smart(t) | Part::Encoded(t, _) => out.extend(t.variables()),
                 _ => {}
             }
         }
@@ -256,10 +261,10 @@ impl Template {
                         push_json_string(out, &inner);
                     }
                 }
-                Part::Encoded(t) => {
+                Part::Encoded(t, set) => {
                     let mut inner = String::new();
                     t.render(ctx, &mut inner)?;
-                    out.push_str(&crate::encoding::encode_component(&inner));
+                    out.push_str(&crate::encoding::encode(&inner, *set));
                 }
             }
         }

@@ -160,7 +160,8 @@ pub struct RunArgs {
     pub web: crate::web::WebArgs,
 
     /// Write Locust-compatible CSV files PREFIX_stats.csv (open model: uncorrected columns
-    /// appended), PREFIX_stats_history.csv, PREFIX_failures.csv, and PREFIX_thresholds.csv.
+    /// appended), PREFIX_stats_history.csv, PREFIX_failures.csv, PREFIX_exceptions.csv, and
+    /// PREFIX_thresholds.csv.
     #[arg(long, env = "LOADLENS_CSV", value_name = "PREFIX")]
     pub csv: Option<PathBuf>,
     /// Write the JSON result (schemas/result.schema.json).

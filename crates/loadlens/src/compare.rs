@@ -10,8 +10,10 @@
 //!   itself: `p95 > 250ms`, `error_rate > 1%`, `rps < 100`.
 //!
 //! Every bound is checked on the aggregate and on each request name present in both results
-//! (`--aggregate-only` limits it to the aggregate). Exit 1 when a bound is exceeded, 2 when an
-//! input is unreadable or a bound does not parse.
+//! (`--aggregate-only` limits it to the aggregate). A row with fewer than `--min-requests N`
+//! requests in either result is shown as "too few samples" and cannot fail: a p95 of 7
+//! requests says little. Exit 1 when a bound is exceeded, 2 when an input is unreadable or a
+//! bound does not parse.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -42,6 +44,15 @@ pub struct CompareArgs {
     /// Check bounds on the aggregate only, not on each request name.
     #[arg(long)]
     pub aggregate_only: bool,
+    /// A request name (or the aggregate) with fewer requests than this in either result cannot
+    /// fail a bound: it is shown as "too few samples" (0: every row counts).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "LOADLENS_MIN_REQUESTS",
+        default_value_t = 0
+    )]
+    pub min_requests: u64,
 }
 
 /// A metric a bound can name.
@@ -273,7 +284,15 @@ pub fn run(args: &CompareArgs) -> Result<Exit, Failure> {
         .map_err(|e| Failure::new(Exit::InvalidInput, e))?;
     let base = read(&args.base, "baseline")?;
     let new = read(&args.new, "new")?;
-    let (text, failures) = compare(&base, &new, &bounds, args.aggregate_only);
+    let (text, failures) = compare(
+        &base,
+        &new,
+        &bounds,
+        Checked {
+            aggregate_only: args.aggregate_only,
+            min_requests: args.min_requests,
+        },
+    );
     // Never a panic on a closed pipe (`loadlens compare … | head`).
     let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
     Ok(if failures > 0 {
@@ -283,13 +302,33 @@ pub fn run(args: &CompareArgs) -> Result<Exit, Failure> {
     })
 }
 
+/// Which rows the bounds are checked on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Checked {
+    /// The aggregate only.
+    pub aggregate_only: bool,
+    /// Rows with fewer requests than this in either result are not checked.
+    pub min_requests: u64,
+}
+
+impl Row<'_> {
+    /// Fewer requests than `min` in either result.
+    fn too_few(&self, min: u64) -> bool {
+        self.base.request_count < min || self.new.request_count < min
+    }
+}
+
 /// The comparison text and the number of exceeded bounds.
 pub fn compare(
     base: &ResultDoc,
     new: &ResultDoc,
     bounds: &[Bound],
-    aggregate_only: bool,
+    checked: Checked,
 ) -> (String, usize) {
+    let Checked {
+        aggregate_only,
+        min_requests,
+    } = checked;
     let mut out = String::new();
     let describe = |d: &ResultDoc| {
         format!(
@@ -373,6 +412,23 @@ pub fn compare(
     if !only_new.is_empty() {
         let _ = writeln!(out, "only in new:  {}", only_new.join(", "));
     }
+    let too_few: Vec<String> = rows
+        .iter()
+        .filter(|r| r.too_few(min_requests))
+        .map(|r| {
+            format!(
+                "{} ({} → {} requests)",
+                r.label, r.base.request_count, r.new.request_count
+            )
+        })
+        .collect();
+    if !too_few.is_empty() {
+        let _ = writeln!(
+            out,
+            "too few samples (under --min-requests {min_requests}, not checked): {}",
+            too_few.join(", ")
+        );
+    }
 
     let mut failures = 0;
     if !bounds.is_empty() {
@@ -382,21 +438,23 @@ pub fn compare(
         let checked = rows
             .iter()
             .filter(|r| !aggregate_only || (r.label == "Aggregated" && r.base.method.is_empty()));
-        let exceeded: Vec<String> = checked
-            .filter_map(|r| {
-                bound
-                    .check(bound.metric.of(r.base), bound.metric.of(r.new))
-                    .map(|d| format!("{}: {d}", r.label))
-            })
-            .collect();
+        let (mut exceeded, mut waived) = (Vec::new(), Vec::new());
+        for r in checked {
+            if let Some(d) = bound.check(bound.metric.of(r.base), bound.metric.of(r.new)) {
+                match r.too_few(min_requests) {
+                    true => waived.push(format!("{}: {d}, too few samples", r.label)),
+                    false => exceeded.push(format!("{}: {d}", r.label)),
+                }
+            }
+        }
         if exceeded.is_empty() {
             let _ = writeln!(out, "ok    {}", bound.text);
         } else {
             failures += 1;
             let _ = writeln!(out, "FAIL  {}", bound.text);
-            for e in exceeded {
-                let _ = writeln!(out, "        {e}");
-            }
+        }
+        for e in exceeded.iter().chain(&waived) {
+            let _ = writeln!(out, "        {e}");
         }
     }
     if !bounds.is_empty() {

@@ -221,7 +221,7 @@ mod tests {
     use loadlens_core::load::Stage;
 
     fn planned(yaml: &str) -> Vec<Planned> {
-        serde_yaml::from_str(yaml).unwrap()
+        loadlens_core::yaml::from_str(yaml).unwrap()
     }
 
     #[test]

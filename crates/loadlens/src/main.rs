@@ -37,6 +37,11 @@ use cli::Command;
 
 /// The commented starter scenario written by `loadlens init`.
 const STARTER: &str = include_str!("assets/starter.yaml");
+/// The scenario JSON Schema, written beside the starter (its `$schema` link points there, so
+/// an editor finds it without a network).
+const SCENARIO_SCHEMA: &str = include_str!("../../../schemas/scenario.schema.json");
+/// The name the starter's `$schema` link gives the schema, beside the scenario.
+const SCHEMA_FILE: &str = "loadlens-scenario.schema.json";
 use exit::{Exit, Failure};
 
 fn main() -> ExitCode {
@@ -190,9 +195,20 @@ async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Fail
                     format!("cannot write {}: {e}", args.file.display()),
                 )
             })?;
+            // The schema the starter's first line links to, unless one is there already.
+            let schema = args.file.with_file_name(SCHEMA_FILE);
+            if args.force || !schema.exists() {
+                std::fs::write(&schema, SCENARIO_SCHEMA).map_err(|e| {
+                    Failure::new(
+                        Exit::Internal,
+                        format!("cannot write {}: {e}", schema.display()),
+                    )
+                })?;
+            }
             say!(
-                "wrote {} — edit it, then: loadlens validate {0}",
-                args.file.display()
+                "wrote {} (and {}, its JSON Schema for editors) — edit it, then: loadlens validate {0}",
+                args.file.display(),
+                schema.display()
             );
             Ok(Exit::Passed)
         }

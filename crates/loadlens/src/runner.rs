@@ -193,8 +193,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         scenario.and_then(|(s, _)| s.run.run_id_header.as_ref()),
     ) {
         (Some(h), _) => Some(h.clone()),
-        (None, Some(serde_yaml::Value::Bool(false))) => Some("none".into()),
-        (None, Some(serde_yaml::Value::String(s))) => Some(s.clone()),
+        (None, Some(serde_json::Value::Bool(false))) => Some("none".into()),
+        (None, Some(serde_json::Value::String(s))) => Some(s.clone()),
         (None, Some(other)) => {
             return Err(invalid(format!(
                 "run.run_id_header must be a header name or false, got {other:?}"

@@ -153,41 +153,9 @@ fn path_matches(req: &str, cookie: &str) -> bool {
             && (cookie.ends_with('/') || req.as_bytes()[cookie.len()] == b'/'))
 }
 
-/// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
-fn parse_http_date(s: &str) -> Result<std::time::SystemTime, ()> {
-    let mut it = s.split_whitespace().skip(1);
-    let day: u64 = it.next().ok_or(())?.parse().map_err(|_| ())?;
-    let mon = it.next().ok_or(())?;
-    let year: i64 = it.next().ok_or(())?.parse().map_err(|_| ())?;
-    let hms: Vec<u64> = it
-        .next()
-        .ok_or(())?
-        .split(':')
-        .map(|x| x.parse().map_err(|_| ()))
-        .collect::<Result<_, _>>()?;
-    let m = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ]
-    .iter()
-    .position(|x| mon.eq_ignore_ascii_case(x))
-    .ok_or(())? as i64
-        + 1;
-    if hms.len() != 3 {
-        return Err(());
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + (hms[0] * 3600 + hms[1] * 60 + hms[2]) as i64;
-    if secs < 0 {
-        return Ok(std::time::UNIX_EPOCH);
-    }
-    Ok(std::time::UNIX_EPOCH + Duration::from_secs(secs as u64))
+/// Parse an HTTP date: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), RFC 850 or asctime.
+fn parse_http_date(s: &str) -> Result<std::time::SystemTime, httpdate::Error> {
+    httpdate::parse_http_date(s.trim())
 }
 
 #[cfg(test)]
@@ -237,10 +205,26 @@ mod tests {
 
     #[test]
     fn http_date_parses() {
-        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
-            784_111_777
+        // The three forms HTTP allows: IMF-fixdate, RFC 850 and asctime.
+        for date in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            let t = parse_http_date(date).unwrap();
+            assert_eq!(
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+                784_111_777,
+                "{date}"
+            );
+        }
+        // A cookie whose RFC 850 date is in the past is dropped at once.
+        let mut jar = CookieJar::default();
+        jar.store(
+            "a.test",
+            "/",
+            "old=1; Expires=Sunday, 06-Nov-94 08:49:37 GMT",
         );
+        assert_eq!(jar.len(), 0);
     }
 }

@@ -453,9 +453,11 @@ impl Compiler<'_> {
                 t.push_str(&format!(
                     "{}{}=",
                     if i > 0 { "&" } else { "" },
-                    encode_component(k)
+                    crate::encoding::encode(k, crate::encoding::Set::Form)
                 ));
-                t.push(tpl(v, &at.key("form").key(k), scope)?.encoded());
+                t.push(
+                    tpl(v, &at.key("form").key(k), scope)?.encoded_as(crate::encoding::Set::Form),
+                );
             }
             merged
                 .entry("content-type".into())

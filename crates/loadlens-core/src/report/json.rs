@@ -202,6 +202,20 @@ pub struct ErrorRow {
     pub message: String,
     /// Occurrences.
     pub count: u64,
+    /// When it was first seen (RFC 3339, UTC); absent from older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// When it was last seen (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+impl ErrorRow {
+    /// When the error was first and last seen, if the file says.
+    pub fn seen(&self) -> Option<(std::time::SystemTime, std::time::SystemTime)> {
+        let at = |t: &Option<String>| humantime::parse_rfc3339_weak(t.as_deref()?).ok();
+        Some((at(&self.first_seen)?, at(&self.last_seen)?))
+    }
 }
 
 /// The time series.
@@ -225,6 +239,12 @@ impl ResultDoc {
                 kind: e.kind.to_string(),
                 message: e.message,
                 count: e.count,
+                first_seen: e
+                    .seen
+                    .map(|(f, _)| humantime::format_rfc3339_millis(f).to_string()),
+                last_seen: e
+                    .seen
+                    .map(|(_, l)| humantime::format_rfc3339_millis(l).to_string()),
             })
             .collect();
         ResultDoc {

@@ -168,7 +168,8 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         for e in &doc.errors {
             let i = index(&e.method, &e.name, &mut names);
             let kind = ErrorKind::from_name(&e.kind).unwrap_or(ErrorKind::Other);
-            set.errors.add(NameId(i as u32), kind, &e.message, e.count);
+            set.errors
+                .add_seen(NameId(i as u32), kind, &e.message, e.count, e.seen());
         }
         // Failures past the catalogue's cap: by kind, what the entries do not account for.
         let mut listed: BTreeMap<&str, u64> = BTreeMap::new();
@@ -488,6 +489,8 @@ fn fold_in_time(acc: &mut SeriesPoint, later: &SeriesPoint) {
     acc.p50_ms = w(acc.p50_ms, later.p50_ms);
     acc.p95_ms = w(acc.p95_ms, later.p95_ms);
     acc.p99_ms = w(acc.p99_ms, later.p99_ms);
+    acc.mix_extra_percentiles(later, w, later.total_p50_ms);
+    acc.total_avg_content_bytes = later.total_avg_content_bytes;
     acc.min_ms = min_of(acc, later);
     acc.max_ms = acc.max_ms.max(later.max_ms);
     acc.requests += later.requests;
@@ -531,6 +534,9 @@ fn side_by_side(points: &[SeriesPoint]) -> SeriesPoint {
         out.p50_ms = w(out.p50_ms, p.p50_ms);
         out.p95_ms = w(out.p95_ms, p.p95_ms);
         out.p99_ms = w(out.p99_ms, p.p99_ms);
+        // The segments' total medians, weighted by this interval's requests (approximate).
+        let total = w(out.total_p50_ms, p.total_p50_ms);
+        out.mix_extra_percentiles(p, w, total);
         out.min_ms = min_of(&out, p);
         out.max_ms = out.max_ms.max(p.max_ms);
         out.requests += p.requests;

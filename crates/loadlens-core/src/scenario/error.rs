@@ -46,14 +46,13 @@ impl fmt::Display for ScenarioError {
 impl std::error::Error for ScenarioError {}
 
 impl ScenarioError {
-    /// Translate a serde_yaml error, adding a "did you mean" for unknown keys.
-    pub(crate) fn from_yaml(file: &str, _text: &str, e: &serde_yaml::Error) -> Self {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let mut message = e.to_string();
-        // serde_yaml appends " at line L column C"; we print the location up front instead.
-        if let Some(i) = message.find(" at line ") {
-            message.truncate(i);
-        }
+    /// Translate a YAML error (located at its node), adding a "did you mean" for unknown keys.
+    pub(crate) fn from_yaml(file: &str, e: &crate::yaml::Error) -> Self {
+        let pos = e
+            .location()
+            .unwrap_or(crate::yaml::Pos { line: 1, column: 1 });
+        let (line, column) = (pos.line, pos.column);
+        let mut message = e.message();
         if let Some(hint) = suggestion(&message) {
             message.push_str(&hint);
         }
@@ -98,27 +97,8 @@ pub(super) fn suggestion(message: &str) -> Option<String> {
     (best.0 <= limit(best.1)).then(|| format!(" — did you mean `{}`?", best.1))
 }
 
-/// Levenshtein distance with adjacent transpositions counted as one edit.
+/// Levenshtein distance with adjacent transpositions counted as one edit (optimal string
+/// alignment).
 pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
+    strsim::osa_distance(a, b)
 }

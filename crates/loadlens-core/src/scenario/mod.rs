@@ -1,4 +1,5 @@
-//! The scenario file: what to test. Parsed from YAML with serde, strictly (unknown keys are
+//! The scenario file: what to test. Parsed from YAML ([`crate::yaml`], which keeps every
+//! node's position) with serde, strictly (unknown keys are
 //! errors with a suggestion), and every error names file, line and column. Top-level keys that
 //! are not the core's are the integrations' sections: set aside by name
 //! ([`Scenario::sections`]), read by their owners ([`Source::parse_section`]), and refused when
@@ -20,7 +21,6 @@
 //! ```
 
 mod error;
-mod locate;
 mod nesting;
 mod sections;
 mod values;
@@ -32,8 +32,8 @@ use std::time::Duration;
 pub use sections::opt_duration;
 use serde::Deserialize;
 
+pub use crate::yaml::NodePath;
 pub use error::ScenarioError;
-pub use locate::NodePath;
 pub use values::WaitError;
 pub use values::{Method, WaitTime};
 
@@ -120,11 +120,15 @@ impl Source {
     }
 
     fn located(&self, at: &NodePath, key: bool, message: String) -> ScenarioError {
-        let (line, column) = locate::locate(&self.text, at, key).unwrap_or((1, 1));
+        // The text parsed before (it is a scenario's), so it parses again.
+        let pos = crate::yaml::load(&self.text)
+            .map_or(crate::yaml::Pos { line: 1, column: 1 }, |doc| {
+                doc.find(at, key)
+            });
         ScenarioError::Invalid {
             file: self.file.clone(),
-            line,
-            column,
+            line: pos.line,
+            column: pos.column,
             message,
         }
     }
@@ -420,7 +424,7 @@ pub struct RunSettings {
     pub tags: BTreeMap<String, String>,
     /// Header carrying the run id (default `X-Test-Run-Id`); `false` turns it off.
     #[serde(default)]
-    pub run_id_header: Option<serde_yaml::Value>,
+    pub run_id_header: Option<serde_json::Value>,
 }
 
 fn one() -> u32 {
@@ -490,9 +494,10 @@ impl Scenario {
                 ),
             });
         }
-        let (mut scenario, sections) =
-            sections::deserialize(serde_yaml::Deserializer::from_str(&text))
-                .map_err(|e| ScenarioError::from_yaml(file, &text, &e))?;
+        let root = NodePath::root();
+        let (mut scenario, sections) = crate::yaml::load(&text)
+            .and_then(|doc| sections::deserialize(crate::yaml::De::new(&doc, &root)))
+            .map_err(|e| ScenarioError::from_yaml(file, &e))?;
         scenario.sections = sections;
         scenario.source = Source {
             file: file.to_owned(),

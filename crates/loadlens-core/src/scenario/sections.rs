@@ -3,21 +3,20 @@
 //! The core knows nothing of them beyond their names. [`Scenario`](super::Scenario) is read
 //! through a thin `Deserializer` adapter whose top-level map hands the derived visitor only the
 //! keys that are `Scenario`'s own fields and sets every other key aside (its value skipped), so
-//! errors inside core fields keep serde_yaml's own line and column. Whoever owns a section (the
-//! binary's integrations) then reads it from the text with [`Source::parse_section`], which
-//! walks to that key and deserializes there: serde_yaml's line and column land inside the
-//! section. A key nobody owns is refused by [`Scenario::check_sections`], at the key.
+//! errors inside core fields keep their node's line and column. Whoever owns a section (the
+//! binary's integrations) then reads it with [`Source::parse_section`], which deserializes the
+//! value of that key: errors are located inside the section. A key nobody owns is refused by
+//! [`Scenario::check_sections`], at the key.
 
 use std::cell::Cell;
 use std::fmt;
-use std::marker::PhantomData;
 
 use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, IntoDeserializer,
     MapAccess, Visitor,
 };
 
-use super::{locate::NodePath, Scenario, ScenarioError, Source};
+use super::{NodePath, Scenario, ScenarioError, Source};
 
 /// Deserialize `Option<Duration>` from a string (`500ms`, `10s`, `1m30s`) or a number of
 /// seconds, as the core's own keys are, for `#[serde(deserialize_with)]` in a section; errors
@@ -227,55 +226,20 @@ impl<'de> Deserializer<'de> for Fields<'_> {
 
 impl Source {
     /// Deserialize the top-level section `key` of the text as `T`. Errors are located inside
-    /// the section (file:line:col, with serde_yaml's path and a "did you mean" for unknown keys).
+    /// the section (file:line:col, with the node's path and a "did you mean" for unknown keys).
     /// A section whose value is null (`otel:` alone) is read as an empty mapping would be, by
     /// `T`'s own rules for null.
     pub fn parse_section<T: DeserializeOwned>(&self, key: &str) -> Result<T, ScenarioError> {
-        let de = serde_yaml::Deserializer::from_str(&self.text);
-        let found = SectionSeed::<T> {
-            key,
-            out: PhantomData,
-        }
-        .deserialize(de)
-        .map_err(|e| ScenarioError::from_yaml(&self.file, &self.text, &e))?;
-        match found {
-            Some(v) => Ok(v),
-            None => Err(self.error_at_key(
+        let doc =
+            crate::yaml::load(&self.text).map_err(|e| ScenarioError::from_yaml(&self.file, &e))?;
+        let Some(node) = doc.get(key) else {
+            return Err(self.error_at_key(
                 &NodePath::root(),
                 format!("the file has no `{key}:` section"),
-            )),
-        }
-    }
-}
-
-/// Walks the document's top-level mapping to `key` and reads `T` there.
-struct SectionSeed<'k, T> {
-    key: &'k str,
-    out: PhantomData<T>,
-}
-
-impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for SectionSeed<'_, T> {
-    type Value = Option<T>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Visitor<'de> for SectionSeed<'_, T> {
-    type Value = Option<T>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a scenario mapping")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
-        let mut found = None;
-        while let Some(k) = map.next_key_seed(KeyText)? {
-            if k == self.key && found.is_none() {
-                found = Some(map.next_value::<T>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
+            ));
+        };
+        crate::yaml::from_node(node, &NodePath::root().key(key))
+            .map_err(|e| ScenarioError::from_yaml(&self.file, &e))
     }
 }
 

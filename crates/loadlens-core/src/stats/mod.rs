@@ -222,6 +222,9 @@ pub struct ErrorEntry {
     pub message: String,
     /// Occurrences.
     pub count: u64,
+    /// When it was first and last seen (at the end of the failed request); unknown for
+    /// entries read back from a result file.
+    pub seen: Option<(SystemTime, SystemTime)>,
 }
 
 /// Failures grouped by request, kind and message, with a cap on distinct entries so that a
@@ -247,7 +250,20 @@ impl ErrorCatalogue {
     /// 100 KB each once made a 46 MB JSON result.
     pub const MAX_MESSAGE_BYTES: usize = crate::sample::Failure::MAX_MESSAGE_BYTES;
 
+    #[cfg(test)]
     pub(crate) fn add(&mut self, name: NameId, kind: ErrorKind, message: &str, n: u64) {
+        self.add_seen(name, kind, message, n, None);
+    }
+
+    /// Add `n` occurrences seen between `seen.0` and `seen.1`.
+    pub(crate) fn add_seen(
+        &mut self,
+        name: NameId,
+        kind: ErrorKind,
+        message: &str,
+        n: u64,
+        seen: Option<(SystemTime, SystemTime)>,
+    ) {
         let message = crate::sample::truncate_message(message);
         if let Some(e) = self
             .entries
@@ -255,12 +271,17 @@ impl ErrorCatalogue {
             .find(|e| e.name == name && e.kind == kind && e.message == message)
         {
             e.count += n;
+            e.seen = match (e.seen, seen) {
+                (Some((f1, l1)), Some((f2, l2))) => Some((f1.min(f2), l1.max(l2))),
+                (a, b) => a.or(b),
+            };
         } else if self.entries.len() < Self::MAX_ENTRIES {
             self.entries.push(ErrorEntry {
                 name,
                 kind,
                 message: message.into_owned(),
                 count: n,
+                seen,
             });
         } else {
             self.add_overflow(kind, n);
@@ -278,7 +299,7 @@ impl ErrorCatalogue {
     /// Add every entry of `other`.
     pub fn merge(&mut self, other: &ErrorCatalogue) {
         for e in &other.entries {
-            self.add(e.name, e.kind, &e.message, e.count);
+            self.add_seen(e.name, e.kind, &e.message, e.count, e.seen);
         }
         for &(kind, n) in &other.overflow_by_kind {
             self.add_overflow(kind, n);
@@ -341,7 +362,9 @@ impl StatsSet {
         }
         self.requests[i].record(s);
         if let Some(f) = &s.failure {
-            self.errors.add(s.name, f.kind, &f.message, 1);
+            let at = s.started_at + s.total;
+            self.errors
+                .add_seen(s.name, f.kind, &f.message, 1, Some((at, at)));
         }
     }
 
@@ -679,10 +702,12 @@ impl Aggregator {
         let span = elapsed.saturating_sub(self.last_tick);
         self.last_tick = elapsed;
         let agg = interval.aggregate();
-        let point = SeriesPoint::of(elapsed, span, users, &agg);
-        self.series.push(point.clone());
+        let mut point = SeriesPoint::of(elapsed, span, users, &agg);
         let requests = self.summaries(elapsed);
         let total = RequestSummary::of("", "Aggregated", &self.cumulative.aggregate(), elapsed);
+        point.total_p50_ms = total.latency_ms.p50;
+        point.total_avg_content_bytes = total.avg_content_bytes;
+        self.series.push(point.clone());
         Snapshot {
             at: SystemTime::now(),
             elapsed,

@@ -39,6 +39,34 @@ pub struct SeriesPoint {
     pub p99_ms: f64,
     /// Largest response time, ms.
     pub max_ms: f64,
+    /// The other percentiles Locust's history has, ms (absent from older result files).
+    #[serde(default)]
+    pub p66_ms: f64,
+    /// 75th percentile, ms.
+    #[serde(default)]
+    pub p75_ms: f64,
+    /// 80th percentile, ms.
+    #[serde(default)]
+    pub p80_ms: f64,
+    /// 90th percentile, ms.
+    #[serde(default)]
+    pub p90_ms: f64,
+    /// 98th percentile, ms.
+    #[serde(default)]
+    pub p98_ms: f64,
+    /// 99.9th percentile, ms.
+    #[serde(default)]
+    pub p99_9_ms: f64,
+    /// 99.99th percentile, ms.
+    #[serde(default)]
+    pub p99_99_ms: f64,
+    /// Median of every request from the start of the run to the end of this interval, ms.
+    #[serde(default)]
+    pub total_p50_ms: f64,
+    /// Mean response size of every request from the start of the run to the end of this
+    /// interval, bytes.
+    #[serde(default)]
+    pub total_avg_content_bytes: f64,
 }
 
 impl SeriesPoint {
@@ -60,11 +88,44 @@ impl SeriesPoint {
             p95_ms: agg.latency.quantile_ms(0.95),
             p99_ms: agg.latency.quantile_ms(0.99),
             max_ms: agg.latency.max_ms(),
+            p66_ms: agg.latency.quantile_ms(0.66),
+            p75_ms: agg.latency.quantile_ms(0.75),
+            p80_ms: agg.latency.quantile_ms(0.80),
+            p90_ms: agg.latency.quantile_ms(0.90),
+            p98_ms: agg.latency.quantile_ms(0.98),
+            p99_9_ms: agg.latency.quantile_ms(0.999),
+            p99_99_ms: agg.latency.quantile_ms(0.9999),
+            total_p50_ms: 0.0,
+            total_avg_content_bytes: 0.0,
         }
     }
 
+    /// Mix the percentiles Locust's history adds with `other`'s, by `w` (a weighting by
+    /// request counts). The total median is `total`'s.
+    pub fn mix_extra_percentiles(
+        &mut self,
+        other: &SeriesPoint,
+        w: impl Fn(f64, f64) -> f64,
+        total: f64,
+    ) {
+        self.p66_ms = w(self.p66_ms, other.p66_ms);
+        self.p75_ms = w(self.p75_ms, other.p75_ms);
+        self.p80_ms = w(self.p80_ms, other.p80_ms);
+        self.p90_ms = w(self.p90_ms, other.p90_ms);
+        self.p98_ms = w(self.p98_ms, other.p98_ms);
+        self.p99_9_ms = w(self.p99_9_ms, other.p99_9_ms);
+        self.p99_99_ms = w(self.p99_99_ms, other.p99_99_ms);
+        self.total_p50_ms = total;
+        // Cumulative too, and only the total's mean is known: the later point's (the caller
+        // mixing segments side by side weighs it like the median).
+        self.total_avg_content_bytes =
+            w(self.total_avg_content_bytes, other.total_avg_content_bytes);
+    }
+
     /// Merge `later` (the next interval) into `self`.
-    fn absorb(&mut self, later: &SeriesPoint) {
+    ///
+    /// Counts and rates add up over the longer interval; percentiles are count-weighted.
+    pub fn absorb(&mut self, later: &SeriesPoint) {
         let (a, b) = (self.requests as f64, later.requests as f64);
         let w = |x: f64, y: f64| {
             if a + b > 0.0 {
@@ -77,6 +138,9 @@ impl SeriesPoint {
         self.p50_ms = w(self.p50_ms, later.p50_ms);
         self.p95_ms = w(self.p95_ms, later.p95_ms);
         self.p99_ms = w(self.p99_ms, later.p99_ms);
+        // Cumulative: the later point's total median is the merged point's.
+        self.mix_extra_percentiles(later, w, later.total_p50_ms);
+        self.total_avg_content_bytes = later.total_avg_content_bytes;
         self.max_ms = self.max_ms.max(later.max_ms);
         self.min_ms = match (self.requests, later.requests) {
             (0, _) => later.min_ms,

@@ -160,12 +160,7 @@ impl Prometheus {
 }
 
 fn encode_query(q: &str) -> String {
-    q.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    loadlens_core::encoding::encode(q, loadlens_core::encoding::Set::Component)
 }
 
 /// The body of a `Transfer-Encoding: chunked` answer, joined.

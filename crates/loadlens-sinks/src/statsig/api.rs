@@ -510,9 +510,7 @@ impl Console {
             .headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(Duration::from_secs_f64);
+            .and_then(retry_after);
         tracing::trace!(integration = "statsig", call = %what, status = resp.status.as_u16(), "Failed.");
         Err(Failed::Status {
             status: resp.status.as_u16(),
@@ -588,6 +586,19 @@ impl Failed {
     }
 }
 
+/// A `Retry-After` value: seconds, or an HTTP date (a date in the past is no wait).
+fn retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
 /// `path` without its query string (messages stay short and stable).
 fn strip_query(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
@@ -596,15 +607,7 @@ fn strip_query(path: &str) -> &str {
 /// Percent-encode a path segment (gate and config ids are usually `[a-z0-9_]`, but a name
 /// with a space or a slash must not change the path).
 fn encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    loadlens_core::encoding::encode(segment, loadlens_core::encoding::Set::PathSegment)
 }
 
 #[cfg(test)]
@@ -628,6 +631,25 @@ mod tests {
     fn ids_are_encoded_as_one_segment() {
         assert_eq!(encode("new_checkout"), "new_checkout");
         assert_eq!(encode("a b/c"), "a%20b%2Fc");
+        assert_eq!(encode("50%?#x"), "50%25%3F%23x");
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        assert_eq!(retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after("-1"), None);
+        let in_a_minute = std::time::SystemTime::now() + Duration::from_secs(60);
+        let wait = retry_after(&httpdate::fmt_http_date(in_a_minute)).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon"), None);
     }
 
     #[test]

@@ -159,7 +159,7 @@ pub fn read_json(text: &str) -> Result<Node, String> {
 /// Read a YAML document (JSON too); errors say line and column. The one place `convert` calls
 /// the YAML parser.
 pub fn read_yaml(text: &str) -> Result<Node, String> {
-    serde_yaml::from_str(text).map_err(|e| e.to_string())
+    loadlens_core::yaml::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Write `node` (a map) as a YAML document in block style, after `comments` as `#` lines.

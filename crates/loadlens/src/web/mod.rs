@@ -474,13 +474,11 @@ async fn read_load(req: Request<Incoming>) -> Result<LoadRequest, Response<WebBo
     Ok(load)
 }
 
-/// Compare without an early exit, so the time taken does not tell how much of a guess was right
-/// (only whether its length was).
+/// Compare in constant time (`subtle`), so the time taken does not tell how much of a guess was
+/// right (only whether its length was).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Whether binding `ip` exposes the dashboard beyond this machine.

@@ -73,7 +73,10 @@ fn quick_mode_counts_match_the_server_and_reports_follow_their_contracts() {
         assert_eq!(l.split(',').count(), 24, "{l}");
     }
     let fails = std::fs::read_to_string(dir.path("q_failures.csv")).unwrap();
-    assert_eq!(fails, "Method,Name,Error,Occurrences\n");
+    assert_eq!(
+        fails,
+        "Method,Name,Error,Occurrences,First Seen,Last Seen\r\n"
+    );
     // The summary table names the request and the aggregate.
     let text = stdout(&out);
     assert!(
@@ -110,7 +113,26 @@ fn errors_are_catalogued_by_kind_and_message() {
     assert_eq!(j["errors_by_kind"]["status"], 40);
     let csv = std::fs::read_to_string(dir.path("e_failures.csv")).unwrap();
     assert!(
-        csv.contains("GET,/health,status: HTTP 500 Internal Server Error,40"),
+        csv.contains("GET,/health,status: HTTP 500 Internal Server Error,40,"),
+        "{csv}"
+    );
+    // First and last seen, as Locust writes them, and kept in the JSON result for `merge`.
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    for t in &row[4..6] {
+        assert!(
+            t.len() == 20 && t.ends_with('Z') && t.as_bytes()[10] == b'T',
+            "{row:?}"
+        );
+    }
+    assert!(row[4] <= row[5], "{row:?}");
+    let first = j["errors"][0]["first_seen"].as_str().unwrap();
+    assert!(first.starts_with(&row[4][..19]), "{first} vs {row:?}");
+    let merged = dir.join("m");
+    let merge = run(&["merge", &dir.join("r.json"), "--csv", &merged]);
+    assert_exit(&merge, 0);
+    let csv = std::fs::read_to_string(dir.path("m_failures.csv")).unwrap();
+    assert!(
+        csv.contains(&format!(",40,{},{}\r\n", row[4], row[5])),
         "{csv}"
     );
     assert!(

@@ -44,9 +44,8 @@ fn validate_ok(path: &str) {
     assert!(stdout(&v).contains(": ok ("), "{}", stdout(&v));
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let value = serde_json::to_value(yaml).unwrap();
+    let value: serde_json::Value =
+        loadlens_core::yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut errors = Vec::new();
     crate::schema::validate(&schema, &schema, &value, "$", &mut errors);
     assert!(errors.is_empty(), "{path}: {errors:?}");

@@ -436,3 +436,86 @@ fn the_man_page_renders_with_every_subcommand() {
         assert!(text.contains(heading), "no `{heading}` in\n{text}");
     }
 }
+
+/// `compare --min-requests N`: a request name with fewer than N requests in either run is
+/// shown as "too few samples" and cannot fail the build; names with enough still can.
+#[test]
+fn compare_min_requests_keeps_a_rare_request_from_failing_the_build() {
+    let r = Recorder::start();
+    let dir = TempDir::new("min-requests");
+    let scenario = dir.path("s.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "host: {}\nuser_types:\n  - name: u\n    on_start:\n      - request: {{ path: /login }}\n    tasks:\n      - request: {{ path: /many }}\n",
+            r.url
+        ),
+    )
+    .unwrap();
+    let base = dir.join("base.json");
+    let out = run(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "-u",
+        "2",
+        "-i",
+        "60",
+        "--no-tui",
+        "--json",
+        &base,
+    ]);
+    assert_exit(&out, 0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    // The new run: the same, with a p95 ten times higher on the given names.
+    let slower = |names: &[&str]| {
+        let mut d = doc.clone();
+        for req in d["requests"].as_array_mut().unwrap() {
+            if names.contains(&req["name"].as_str().unwrap()) {
+                let p95 = req["latency_ms"]["p95"].as_f64().unwrap();
+                req["latency_ms"]["p95"] = (p95 * 10.0 + 10.0).into();
+            }
+        }
+        let path = dir.join(&format!("new-{}.json", names.len()));
+        std::fs::write(&path, serde_json::to_string(&d).unwrap()).unwrap();
+        path
+    };
+    let login: Vec<_> = doc["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "/login")
+        .collect();
+    assert_eq!(login[0]["request_count"], 2, "one login per user");
+
+    let new = slower(&["/login"]);
+    let bound = ["--fail-if", "p95 > +50%"];
+    let out = run(&[&["compare", &base, &new][..], &bound].concat());
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("GET /login: p95"), "{}", stdout(&out));
+
+    let out = run(&[
+        &["compare", &base, &new, "--min-requests", "10"][..],
+        &bound,
+    ]
+    .concat());
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "too few samples (under --min-requests 10, not checked): GET /login (2 → 2 requests)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("ok    p95 > +50%"), "{text}");
+
+    // A name with enough requests still fails the build.
+    let new = slower(&["/login", "/many"]);
+    let out = run(&[
+        &["compare", &base, &new, "--min-requests", "10"][..],
+        &bound,
+    ]
+    .concat());
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("GET /many: p95"), "{}", stdout(&out));
+}

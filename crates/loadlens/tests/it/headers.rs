@@ -121,3 +121,30 @@ fn a_newline_rendered_into_a_header_during_the_run_fails_that_request_and_is_cou
         "{errors}"
     );
 }
+
+/// Each place a value goes is percent-encoded for that place, as the server receives it: a
+/// query value keeps only the unreserved characters (`+` is `%2B`, a space `%20`), a form
+/// field is `application/x-www-form-urlencoded` (a space is `+`, `*` stays, `~` is `%7E`).
+#[test]
+fn query_values_and_form_fields_are_encoded_for_their_place() {
+    let rec = Recorder::start();
+    let dir = TempDir::new("encode");
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "host: {}\nvars: {{ who: \"Ann Lee+1\" }}\nuser_types:\n  - name: u\n    tasks:\n      - request:\n          method: POST\n          path: /f\n          query: {{ q: \"{{{{ who }}}}\", tag: \"x/y~z\", n: 7 }}\n          form: {{ name: \"{{{{ who }}}}\", note: \"50%*~\" }}\n",
+            rec.url
+        ),
+    )
+    .unwrap();
+    let out = run(&["run", file.to_str().unwrap(), "-u", "1", "-i", "1"]);
+    assert_exit(&out, 0);
+    let head = rec.requests.lock().unwrap()[0].clone();
+    assert!(
+        head.starts_with("POST /f?q=Ann%20Lee%2B1&tag=x%2Fy~z&n=7 HTTP/1.1\r\n"),
+        "{head}"
+    );
+    let body = String::from_utf8(rec.bodies.lock().unwrap()[0].clone()).unwrap();
+    assert_eq!(body, "name=Ann+Lee%2B1&note=50%25*%7E");
+}

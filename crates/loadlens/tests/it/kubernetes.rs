@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::support::{bin, stderr, stdout};
 
@@ -28,8 +28,10 @@ fn validator() -> PathBuf {
 /// Every document of a manifest file.
 fn docs(name: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(deploy().join(name)).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+    loadlens_core::yaml::load_all(&text)
+        .unwrap()
+        .iter()
+        .map(|d| loadlens_core::yaml::from_node(d, &loadlens_core::yaml::NodePath::root()).unwrap())
         .collect()
 }
 
@@ -41,7 +43,7 @@ fn kind<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
 
 fn args(job: &Value) -> Vec<String> {
     job["spec"]["template"]["spec"]["containers"][0]["args"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|a| a.as_str().unwrap().to_owned())
@@ -60,7 +62,7 @@ fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
 fn every_manifest_is_valid_against_the_kubernetes_schemas() {
     let kustomization = docs("kustomization.yaml");
     let mut files: Vec<String> = kustomization[0]["resources"]
-        .as_sequence()
+        .as_array()
         .unwrap()
         .iter()
         .map(|r| r.as_str().unwrap().to_owned())
@@ -95,7 +97,7 @@ fn every_manifest_is_valid_against_the_kubernetes_schemas() {
 #[test]
 fn the_manifests_agree_with_each_other_and_the_scenario_is_valid() {
     let k = &docs("kustomization.yaml")[0];
-    for r in k["resources"].as_sequence().unwrap() {
+    for r in k["resources"].as_array().unwrap() {
         assert!(deploy().join(r.as_str().unwrap()).exists(), "{r:?}");
     }
     let generator = &k["configMapGenerator"][0];
@@ -123,8 +125,8 @@ fn the_manifests_agree_with_each_other_and_the_scenario_is_valid() {
         format!("http://{name}:{port}")
     );
     let labels = &cjob["spec"]["template"]["metadata"]["labels"];
-    for (k, v) in service["spec"]["selector"].as_mapping().unwrap() {
-        assert_eq!(&labels[k.as_str().unwrap()], v, "selector {k:?}");
+    for (k, v) in service["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k.as_str()], v, "selector {k:?}");
     }
     let container = &cjob["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(
@@ -207,7 +209,7 @@ fn the_pods_as_the_manifests_start_them_run_the_scenario_together() {
     cargs.extend(load.clone());
     let env = |job: &Value| -> Vec<(String, String)> {
         job["spec"]["template"]["spec"]["containers"][0]["env"]
-            .as_sequence()
+            .as_array()
             .unwrap()
             .iter()
             .map(|e| {

@@ -18,6 +18,7 @@ mod integrations;
 mod jsonl;
 mod kubernetes;
 mod load_input;
+mod locust;
 mod named_scenarios;
 mod otel;
 mod otel_wire;

@@ -304,30 +304,141 @@ fn init_writes_a_starter_that_validates() {
     );
 }
 
+/// The JSON Schema that editors check scenarios with accepts every scenario loadlens accepts:
+/// each example, what `init` writes, and each YAML snippet of the README that `validate`
+/// accepts (`${VAR:-default}` in `host`, numbers as query values, …). The `$schema` link on
+/// the first line of the examples and of `init`'s output resolves to the schema.
 #[test]
-fn examples_match_the_scenario_json_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(include_str!("../../../../schemas/scenario.schema.json")).unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(examples())
+fn the_scenario_schema_accepts_every_scenario_validate_accepts() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let schema_text = std::fs::read_to_string(repo.join("schemas/scenario.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(&schema_text).unwrap();
+    let check = |what: &str, text: &str| {
+        let mut errors = Vec::new();
+        crate::schema::validate(&schema, &schema, &yaml_to_json(text), "$", &mut errors);
+        assert!(errors.is_empty(), "{what}: {errors:?}\n{text}");
+    };
+    // The file the `$schema` comment on the first line of `file` points to.
+    let linked = |file: &std::path::Path| -> std::path::PathBuf {
+        let text = std::fs::read_to_string(file).unwrap();
+        let first = text.lines().next().unwrap_or_default();
+        let link = first
+            .strip_prefix("# yaml-language-server: $schema=")
+            .unwrap_or_else(|| panic!("{}: no $schema link on line 1", file.display()));
+        file.parent().unwrap().join(link)
+    };
+
+    let mut examples: Vec<_> = std::fs::read_dir(examples())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .collect();
-    files.push(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/assets/starter.yaml"));
-    for f in files
-        .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-    {
-        let value: serde_json::Value = serde_yaml_to_json(&std::fs::read_to_string(f).unwrap());
-        let mut errors = Vec::new();
-        crate::schema::validate(&schema, &schema, &value, "$", &mut errors);
-        assert!(errors.is_empty(), "{}: {errors:?}", f.display());
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 5, "{examples:?}");
+    for f in &examples {
+        let out = run(&["validate", f.to_str().unwrap()]);
+        assert_exit(&out, 0);
+        check(
+            &f.display().to_string(),
+            &std::fs::read_to_string(f).unwrap(),
+        );
+        let link = linked(f);
+        assert_eq!(
+            std::fs::read_to_string(&link).ok().as_deref(),
+            Some(schema_text.as_str()),
+            "{}: $schema -> {}",
+            f.display(),
+            link.display()
+        );
     }
+
+    let dir = TempDir::new("schema-init");
+    let starter = dir.path("scenario.yaml");
+    assert_exit(&run(&["init", starter.to_str().unwrap()]), 0);
+    assert_exit(&run(&["validate", starter.to_str().unwrap()]), 0);
+    check("init", &std::fs::read_to_string(&starter).unwrap());
+    assert_eq!(
+        std::fs::read_to_string(linked(&starter)).ok().as_deref(),
+        Some(schema_text.as_str()),
+        "init writes the schema its starter links to"
+    );
+
+    // What the issue found refused: the environment in `host`, numbers and booleans where
+    // text is read (query values, headers, variables, form fields).
+    let written = "\
+host: ${TARGET_HOST:-http://127.0.0.1:9}
+vars: { page_size: 20, debug: true }
+user_types:
+  - name: u
+    headers: { X-Retry: 3 }
+    tasks:
+      - request:
+          method: POST
+          path: /search
+          query: { page: 2, size: 20.5, exact: false }
+          form: { n: 1 }
+";
+    let file = dir.path("written.yaml");
+    std::fs::write(&file, written).unwrap();
+    assert_exit(&run(&["validate", file.to_str().unwrap()]), 0);
+    check("written", written);
+
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let snippets: Vec<&str> = readme
+        .split("```yaml\n")
+        .skip(1)
+        .filter_map(|s| s.split_once("\n```").map(|(yaml, _)| yaml))
+        .collect();
+    let mut accepted = 0;
+    for (i, text) in snippets.iter().enumerate() {
+        // A section shown alone (`load:`, `datadog:`) is checked inside a minimal scenario.
+        let mut text = text.to_string();
+        if !text.lines().any(|l| l.starts_with("user_types:")) {
+            text.push_str(
+                "\nuser_types: [{ name: u, tasks: [{ request: { path: 'http://127.0.0.1:9/' } }] }]",
+            );
+        }
+        // The CSV files of its feeders, with the columns its templates read.
+        for feeder in regex_lite::Regex::new(r"(\w+): \{ file: ([\w./-]+)")
+            .unwrap()
+            .captures_iter(&text)
+        {
+            let mut columns: Vec<String> =
+                regex_lite::Regex::new(&format!(r"\{{\{{\s*{}\.(\w+)", &feeder[1]))
+                    .unwrap()
+                    .captures_iter(&text)
+                    .map(|c| c[1].to_owned())
+                    .collect();
+            columns.sort();
+            columns.dedup();
+            let header = if columns.is_empty() {
+                "id".to_owned()
+            } else {
+                columns.join(",")
+            };
+            let row = vec!["x"; header.split(',').count()].join(",");
+            std::fs::write(dir.path(&feeder[2]), format!("{header}\n{row}\n")).unwrap();
+        }
+        let file = dir.path(&format!("readme-{i}.yaml"));
+        std::fs::write(&file, format!("{text}\n")).unwrap();
+        let out = run(&["validate", file.to_str().unwrap()]);
+        if out.status.success() {
+            check(&format!("README snippet {i}"), &text);
+            accepted += 1;
+        }
+    }
+    // Some snippets are other tools' files (a Prometheus or Collector configuration); the
+    // scenario and its sections must be checked, not skipped.
+    assert!(
+        accepted >= 6,
+        "{accepted} of {} README snippets validate",
+        snippets.len()
+    );
 }
 
-fn serde_yaml_to_json(text: &str) -> serde_json::Value {
+fn yaml_to_json(text: &str) -> serde_json::Value {
     // The examples use no anchors or tags: YAML's JSON subset plus plain scalars.
-    let v: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-    serde_json::to_value(v).unwrap()
+    loadlens_core::yaml::from_str(text).unwrap()
 }
 
 /// A scenario and a CSV saved by a Windows editor or a spreadsheet start with a byte-order
@@ -348,6 +459,37 @@ fn validate_reads_files_saved_with_a_byte_order_mark() {
         stdout(&out).contains(": ok (1 user types, 1 tasks"),
         "{}",
         stdout(&out)
+    );
+}
+
+/// An Excel "CSV UTF-8" file (byte-order mark, CRLF, quoted commas and line breaks) feeds
+/// `{{ users.email }}`; a row with a field missing is named at its own line.
+#[test]
+fn validate_reads_an_excel_csv_and_names_a_ragged_row_by_line() {
+    let dir = TempDir::new("excel");
+    let excel = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../loadlens-core/tests/data/excel-utf8.csv"),
+    )
+    .unwrap();
+    std::fs::write(dir.path("users.csv"), &excel).unwrap();
+    let file = dir.path("s.yaml");
+    std::fs::write(
+        &file,
+        "host: http://127.0.0.1:9\ndata:\n  users: { file: users.csv }\nuser_types:\n  - name: u\n    tasks:\n      - request: { path: \"/x/{{ users.email }}/{{ users.note }}\" }\n",
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 0);
+    let mut ragged = excel.clone();
+    ragged.extend_from_slice(b"zed@example.com,Zed\r\n");
+    std::fs::write(dir.path("users.csv"), &ragged).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("users.csv:6: expected 3 fields like the header, found 2"),
+        "{err}"
     );
 }
 
@@ -382,6 +524,52 @@ user_types:
     let err = stderr(&out);
     assert!(
         err.contains("s.yaml:11:33: invalid header name `x bad`"),
+        "{err}"
+    );
+}
+
+/// A value that does not read (a wrong type, a bad duration) is reported at that value with
+/// its path and what was expected, even when the same key and text appear above it.
+#[test]
+fn validate_locates_a_bad_value_at_its_own_node_with_its_path() {
+    let dir = TempDir::new("locate-value");
+    let file = dir.path("s.yaml");
+    let text = "\
+host: http://127.0.0.1:9
+user_types:
+  - name: a
+    weight: 2
+    tasks:
+      - request: { path: /a, timeout: 5s }
+  - name: b
+    weight: 2
+    tasks:
+      - request: { path: /a, timeout: 5 parsecs }
+";
+    std::fs::write(&file, text).unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    assert_exit(&out, 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "s.yaml:10:39: user_types[1].tasks[0].request.timeout: unknown unit `parsecs`"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        text.replace(
+            "weight: 2\n    tasks:\n      - request: { path: /a, timeout: 5 p",
+            "weight: two\n    tasks:\n      - request: { path: /a, timeout: 5 p",
+        ),
+    )
+    .unwrap();
+    let out = run(&["validate", file.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "s.yaml:8:13: user_types[1].weight: invalid type: string \"two\", expected u32"
+        ),
         "{err}"
     );
 }

@@ -1,7 +1,7 @@
-//! A small JSON Schema checker for the subset `schemas/result.schema.json` and
-//! `schemas/jsonl.schema.json` use (type, const, enum, properties, required,
-//! additionalProperties, items, $ref, minimum/maximum, oneOf), so the committed schemas and the
-//! written JSON cannot drift apart.
+//! A small JSON Schema checker for the subset the committed schemas use (type, const, enum,
+//! properties, required, additionalProperties, items, minItems, $ref, minimum/maximum,
+//! exclusiveMinimum, pattern, oneOf, anyOf), so the committed schemas and the written JSON (and
+//! the scenarios loadlens accepts) cannot drift apart.
 
 use serde_json::Value;
 
@@ -44,6 +44,43 @@ pub fn validate(root: &Value, s: &Value, v: &Value, path: &str, errors: &mut Vec
             if let Some(closest) = results.into_iter().min_by_key(Vec::len) {
                 errors.extend(closest);
             }
+        }
+    }
+    if let Some(branches) = s.get("anyOf").and_then(Value::as_array) {
+        let results: Vec<Vec<String>> = branches
+            .iter()
+            .map(|b| {
+                let mut e = Vec::new();
+                validate(root, b, v, path, &mut e);
+                e
+            })
+            .collect();
+        if !results.iter().any(Vec::is_empty) {
+            errors.push(format!("{path}: matches none of the anyOf branches"));
+            if let Some(closest) = results.into_iter().min_by_key(Vec::len) {
+                errors.extend(closest);
+            }
+        }
+    }
+    if let (Some(p), Some(text)) = (s.get("pattern").and_then(Value::as_str), v.as_str()) {
+        // The schemas' patterns use the part of ECMA-262 regular expressions that regex-lite
+        // reads the same way.
+        let re = regex_lite::Regex::new(p).unwrap_or_else(|e| panic!("pattern {p}: {e}"));
+        if !re.is_match(text) {
+            errors.push(format!("{path}: {text:?} does not match /{p}/"));
+        }
+    }
+    if let (Some(min), Some(x)) = (
+        s.get("exclusiveMinimum").and_then(Value::as_f64),
+        v.as_f64(),
+    ) {
+        if x <= min {
+            errors.push(format!("{path}: {x} <= {min}"));
+        }
+    }
+    if let (Some(min), Some(arr)) = (s.get("minItems").and_then(Value::as_u64), v.as_array()) {
+        if (arr.len() as u64) < min {
+            errors.push(format!("{path}: fewer than {min} items"));
         }
     }
     if let Some(c) = s.get("const") {

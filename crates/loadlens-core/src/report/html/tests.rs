@@ -60,6 +60,7 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
             p95_ms: 80.0 + rng.f64() * 40.0,
             p99_ms: 300.0 + rng.f64() * 300.0,
             max_ms: 1900.0,
+            ..SeriesPoint::default()
         });
     }
     let ev = |t: f64, kind, msg: &str| TimelineEvent {

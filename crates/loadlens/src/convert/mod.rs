@@ -3,8 +3,9 @@
 //!
 //! Each converter reads its input into a [`Draft`] (host, headers, variables, tasks of
 //! requests and think times); [`Draft::to_yaml`] writes it as a commented scenario, and
-//! [`write()`] checks that text exactly as `loadlens validate` does before printing it or
-//! writing `-o FILE`, so a converted scenario always passes `validate`. Text taken from the
+//! [`write()`] checks that text as `loadlens validate` does (every `${VAR:-default}` at its
+//! default) before printing it or writing `-o FILE`, so a converted scenario passes
+//! `validate`. Text taken from the
 //! input goes through [`doc::literal`], so a `{{` or `${` in a recorded body is sent as
 //! recorded, not read as a template or an environment variable.
 

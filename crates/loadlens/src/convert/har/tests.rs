@@ -317,3 +317,51 @@ fn errors_name_the_file_and_the_place() {
         millis("2024-05-01T10:00:00Z")
     );
 }
+
+#[test]
+fn bodies_without_json_or_form_keep_their_type_and_params_make_a_form() {
+    let multipart = "--b1\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b1--\r\n";
+    let mut params_only = entry(
+        "2024-05-01T10:00:01.000Z",
+        5.0,
+        "POST",
+        "https://shop.test/f",
+        &[],
+        None,
+        "text/html",
+    );
+    params_only["request"]["postData"] = serde_json::json!({
+        "mimeType": "application/x-www-form-urlencoded",
+        "params": [{"name": "q", "value": "x y"}, {"name": "n", "value": "1"}]
+    });
+    let text = convert_text(
+        vec![
+            entry(
+                "2024-05-01T10:00:00.000Z",
+                5.0,
+                "POST",
+                "https://shop.test/up",
+                &[("Content-Type", "multipart/form-data; boundary=b1")],
+                Some(("multipart/form-data; boundary=b1", multipart)),
+                "text/html",
+            ),
+            params_only,
+        ],
+        &args(),
+    )
+    .unwrap();
+    assert!(
+        text.contains("Content-Type: multipart/form-data; boundary=b1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"body: "--b1\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b1--\r\n""#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("form:\n                q: x y\n                \"n\": \"1\""),
+        "{text}"
+    );
+}

@@ -11,7 +11,8 @@
 //!   view and the global thresholds.
 //! - `POST /v1/result` with a [`FinalResult`]: the worker's JSON result, histograms included,
 //!   which the coordinator merges exactly as `loadlens merge` does.
-//! - `GET /v1/status`: the phase and the workers, as JSON (for people and probes).
+//! - `GET /v1/status`: the run id, the phase and the workers, as JSON (for people and probes;
+//!   a worker started without `--run-id` takes the run id from it).
 //!
 //! Every request carries `Authorization: Bearer TOKEN` when `LOADLENS_COORDINATOR_TOKEN` is set.
 

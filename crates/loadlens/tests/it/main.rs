@@ -4,6 +4,7 @@ mod actions;
 mod browser;
 mod cli;
 mod coordinator;
+mod coordinator_telemetry;
 mod credentials;
 mod dashboard;
 mod datadog;

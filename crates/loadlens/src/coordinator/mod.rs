@@ -376,6 +376,8 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stopping = Stopping::default();
     let mut failures = Vec::new();
+    // The load the dashboard asks for, passed on to every worker.
+    let mut load_target = controls.load_target();
     loop {
         let ticked = tokio::select! {
             _ = tick.tick() => true,
@@ -383,6 +385,23 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             _ = board.changed.notified() => false,
         };
         let elapsed = start.elapsed();
+        let asked = controls.load_target();
+        if asked != load_target && !stopping.decided() {
+            load_target = asked;
+            board.lock().broadcast(&Command::Load {
+                users: asked.users,
+                rate_per_s: asked.rate_per_s,
+            });
+            let what = match (asked.users, asked.rate_per_s) {
+                (_, Some(r)) => format!("{r}/s"),
+                (Some(u), None) => format!("{u} users"),
+                (None, None) => "the file's".into(),
+            };
+            timeline.push(
+                EventKind::Note,
+                format!("load changed to {what} on every worker (dashboard)"),
+            );
+        }
         while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
             actions.planned(&f.cause, &f.action, f.restore);
         }

@@ -4,7 +4,8 @@
 //!   the worker runs another scenario or loadlens version, another split, a segment already
 //!   taken, or comes after the start. Otherwise `200` and a long-lived response of JSON lines,
 //!   one [`Command`] each: `waiting` as workers join, `start` once all have, `ping` every
-//!   [`PING_EVERY`], `stop` when the run must end (a global threshold, too few workers left).
+//!   [`PING_EVERY`], `load` when the coordinator's dashboard changes the load, `stop` when the
+//!   run must end (a global threshold, too few workers left).
 //!   The response ending without a `stop` means the coordinator is gone.
 //! - `POST /v1/report` with an [`IntervalReport`] per snapshot: one interval's counters and
 //!   HDR histograms (deltas, not totals), which the coordinator adds up for the live merged
@@ -66,6 +67,16 @@ pub enum Command {
     },
     /// Still there.
     Ping,
+    /// The load was changed for the rest of the run (the coordinator's web dashboard): the
+    /// whole run's user count or arrival rate, of which each worker runs its segment's share.
+    Load {
+        /// Closed model: the whole run's users.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        users: Option<u64>,
+        /// Open model: the whole run's arrivals per second.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_per_s: Option<f64>,
+    },
     /// Stop gracefully now and send the result.
     Stop {
         /// Why (shown in the worker's result).

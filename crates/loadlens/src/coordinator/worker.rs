@@ -286,7 +286,8 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
                     hello.segment
                 );
             }
-            Ok(Command::Ping) => {}
+            // Not sent before the start.
+            Ok(Command::Ping | Command::Load { .. }) => {}
             Ok(Command::Start { in_ms, run_id }) => {
                 say!("The coordinator starts run {run_id} in {} ms.", in_ms);
                 return Ok(Session {
@@ -349,6 +350,15 @@ impl Session {
                     .await
                     .unwrap_or_else(|_| Err("it went silent".into()));
                 match cmd {
+                    Ok(Command::Load { users, rate_per_s }) => {
+                        // The whole run's figures: the executor runs this segment's share.
+                        if let Some(u) = users {
+                            controls.set_users(u);
+                        }
+                        if let Some(r) = rate_per_s {
+                            controls.set_arrival_rate(r);
+                        }
+                    }
                     Ok(Command::Stop { reason }) => {
                         tell!("The coordinator stops the run: {reason}");
                         state.note(format!("the coordinator stopped the run: {reason}"));

@@ -233,3 +233,95 @@ fn run_level_events_are_sent_once_by_the_coordinator_and_request_spans_by_the_wo
         "one span per request (always_on)"
     );
 }
+
+#[test]
+fn the_coordinators_dashboard_shows_the_merged_run_and_changes_every_workers_load() {
+    use crate::web::{http, read_events};
+    let target = DemoTarget::start(&["--latency", "fixed(2ms)"]);
+    let dir = TempDir::new("coordweb");
+    let file = scenario(&dir, "s.yaml", &target.url, 2, "8s", "");
+    let before = served(&target);
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            "--web",
+            "--web-port",
+            "0",
+        ],
+        &[],
+    );
+    c.wait_for("dashboard: http://", LONG);
+    let addr = c
+        .out()
+        .lines()
+        .find_map(|l| l.strip_prefix("dashboard: http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| crate::coordinator::worker(&file, &url, 2, i, &jsons[i as usize], &[]))
+        .collect();
+    c.wait_for("workers in: the load starts", LONG);
+    // The merged run, live: one state per merged snapshot, the count growing.
+    let events = read_events(&addr, 4, None);
+    let counts: Vec<u64> = events
+        .iter()
+        .filter_map(|e| e["total"]["requests"].as_u64())
+        .collect();
+    assert!(counts.len() >= 2, "{events:#?}");
+    assert!(counts.windows(2).all(|w| w[1] > w[0]), "{counts:?}");
+    let last = events.last().unwrap();
+    assert_eq!(last["phase"], "running");
+    assert_eq!(last["users"], 2, "both workers' users: {last:#}");
+    assert_eq!(last["requests"][0]["name"], "/api/products");
+    // A load change from the page reaches every worker: 6 users over two workers.
+    let (code, _, body) = http(&addr, "POST", "/api/load", Some(r#"{"users":6}"#), None);
+    assert_eq!(code, 202, "{body}");
+    let t = std::time::Instant::now();
+    loop {
+        let (_, _, s) = http(&addr, "GET", "/api/state", None, None);
+        let s: Value = serde_json::from_str(&s).unwrap();
+        if s["users"] == 6 {
+            break;
+        }
+        assert!(
+            t.elapsed() < LONG / 4,
+            "the workers never ran 6 users: {s:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // After the run it serves the final, merged state and reports until Ctrl-C.
+    c.wait_for("serves its final state", LONG);
+    for w in &mut ws {
+        w.expect_exit(0, LONG);
+    }
+    let m = read(&merged);
+    let total = count(&m);
+    assert_eq!(total, served(&target) - before, "the target's own count");
+    let (_, _, s) = http(&addr, "GET", "/api/state", None, None);
+    let s: Value = serde_json::from_str(&s).unwrap();
+    assert_eq!(s["phase"], "finished", "{s:#}");
+    assert_eq!(s["total"]["requests"], total, "{s:#}");
+    let (code, _, doc) = http(&addr, "GET", "/download/result.json", None, None);
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(doc["aggregate"]["request_count"], total);
+    assert_eq!(doc["workers"].as_array().map(Vec::len), Some(2));
+    for j in &jsons {
+        let peak = read(j)["series"]["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["users"].as_u64())
+            .max();
+        assert_eq!(peak, Some(3), "each worker ran its half of 6 users");
+    }
+    crate::support::interrupt(&c.child);
+    c.expect_exit(0, LONG);
+}

@@ -161,6 +161,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         console: console.clone(),
     };
     crate::reports::check(&outputs)?;
+    p.warnings.extend(live::span_thresholds(&mut p.thresholds));
     for w in &p.warnings {
         tell!("warning: {w}");
     }
@@ -459,14 +460,19 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 .values()
                 .filter_map(|s| s.dropped)
                 .reduce(|a, b| a + b);
-            let health =
-                live::worst_health(st.slots.values().filter(|s| s.health == Health::Active));
+            let active = || st.slots.iter().filter(|(_, s)| s.health == Health::Active);
+            let health = live::worst_health(active().map(|(_, s)| &s.last_health));
+            let generator = live::generator(active().filter_map(|(i, s)| {
+                let m = s.generator.as_ref()?;
+                Some((format!("{}/{workers}", i + 1), m))
+            }));
             let n = names.len();
             Some((
                 std::mem::replace(&mut st.pending, StatsSet::new(n)),
                 users,
                 dropped,
                 health,
+                generator,
             ))
         } else {
             None
@@ -481,14 +487,15 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             failures.push(why.clone());
             stopping.tell_all(&board, StopReason::WorkersLost(why.clone()), why);
         }
-        if let Some((interval, users, dropped, health)) = interval {
+        if let Some((interval, users, dropped, health, generator)) = interval {
             let mut snap = agg.tick_with(interval, elapsed, users);
             snap.dropped_iterations = dropped;
             snap.health = health;
             let snap = Arc::new(snap);
             if !guard.is_empty() && running > 0 {
                 let seen = guard.breaches().len();
-                let (breached, abort) = live.check(&mut guard, &snap, &agg, elapsed);
+                let (breached, abort) =
+                    live.check(&mut guard, &snap, &agg, generator.as_ref(), elapsed);
                 for (b, why) in guard.breaches()[seen..].iter().zip(&breached) {
                     for action in &guard.thresholds()[b.index].on_fail {
                         actions.guard(why, action);
@@ -603,7 +610,8 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 continue;
             }
             let streamed = std::mem::replace(&mut s.streamed, server::Streamed::new(names.len()));
-            let doc = partial::lost_result(&whole, *i, workers, streamed, why);
+            let health = s.generator.as_ref().map(|m| m.report(None));
+            let doc = partial::lost_result(&whole, *i, workers, streamed, health, why);
             let path = format!("worker {}/{workers} (lost: partial)", i + 1);
             docs.push((*i, PathBuf::from(path), doc));
         }

@@ -33,12 +33,14 @@ pub struct Run<'a> {
     pub scenario_hash: Option<String>,
 }
 
-/// The result of worker `index` of `workers`, lost for `why`, from what it `streamed`.
+/// The result of worker `index` of `workers`, lost for `why`, from what it `streamed` and
+/// its `generator` health as its reports showed it.
 pub fn lost_result(
     run: &Run<'_>,
     index: u64,
     workers: u64,
     streamed: Streamed,
+    generator: Option<GeneratorHealth>,
     why: &str,
 ) -> ResultDoc {
     let load = LoadSettings {
@@ -62,11 +64,11 @@ pub fn lost_result(
         dropped_samples: 0,
         dropped_iterations: streamed.dropped.unwrap_or(0),
         arrivals: None,
-        // Unknown: what it measured of itself came with its result, which never came.
-        generator: GeneratorHealth {
+        // What it measured of itself in its reports (unknown without any: taken as healthy).
+        generator: generator.unwrap_or(GeneratorHealth {
             healthy: true,
             ..GeneratorHealth::default()
-        },
+        }),
         breaches: Vec::new(),
         scenarios: Vec::new(),
         failures: Vec::new(),

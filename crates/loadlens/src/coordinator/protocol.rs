@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
+use loadlens_core::stats::HealthSample;
 
 /// The environment variable holding the shared token of a coordinated run.
 pub const TOKEN_ENV: &str = "LOADLENS_COORDINATOR_TOKEN";
@@ -99,6 +100,12 @@ pub struct IntervalReport {
     pub dropped_iterations: Option<u64>,
     /// Per request name, what happened in this interval (names with no request are left out).
     pub requests: Vec<StatsRecord>,
+    /// The worker's own resource use over the interval, for `generator_healthy` live.
+    #[serde(default)]
+    pub health: Option<HealthSample>,
+    /// The CPUs the worker may use.
+    #[serde(default)]
+    pub cpu_cores: Option<f64>,
 }
 
 /// A worker's final result.

@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use loadlens_core::health::HealthMonitor;
 use loadlens_core::load::Segment;
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::stats::{SeriesPoint, StatsSet, TimeSeries};
+use loadlens_core::stats::{HealthSample, SeriesPoint, StatsSet, TimeSeries};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -70,6 +71,10 @@ pub struct Slot {
     pub run_id: String,
     /// Everything it streamed, added up: what counts of it when it is lost.
     pub streamed: Streamed,
+    /// Its generator's health, from what it measured of itself each interval.
+    pub generator: Option<HealthMonitor>,
+    /// Its resource use in its last report.
+    pub last_health: HealthSample,
 }
 
 /// What one worker streamed so far: the sum of its interval reports and their series. When a
@@ -396,6 +401,8 @@ fn join(board: &Board, h: Hello) -> Response<Reply> {
             reports: 0,
             run_id: h.run_id.clone(),
             streamed: Streamed::new(board.names.len()),
+            generator: None,
+            last_health: HealthSample::default(),
         },
     );
     let joined = st.joined();
@@ -462,6 +469,13 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
     slot.reports += 1;
     slot.requests += requests;
     let elapsed = Duration::try_from_secs_f64(r.elapsed_s).unwrap_or_default();
+    if let Some(h) = r.health {
+        let wall = elapsed.saturating_sub(slot.streamed.elapsed);
+        slot.generator
+            .get_or_insert_with(|| HealthMonitor::remote(r.cpu_cores.unwrap_or(1.0)))
+            .fold(&h, wall);
+        slot.last_health = h;
+    }
     slot.streamed.add(&interval, elapsed, r.users);
     slot.streamed.dropped = r.dropped_iterations;
     st.unknown += unknown;

@@ -500,6 +500,10 @@ impl Sink for ReportSink {
             users: s.users,
             dropped_iterations: s.dropped_iterations,
             requests,
+            health: Some(s.health.clone()),
+            cpu_cores: std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as f64),
         };
         self.seq += 1;
         if let Some(tx) = &self.tx {

@@ -446,6 +446,46 @@ fn a_global_threshold_aborts_every_worker_within_2_s() {
 }
 
 #[test]
+fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
+    let target = DemoTarget::start(&["--latency", "fixed(2ms)"]);
+    let dir = TempDir::new("coordtag");
+    // Only the `buy` task fails (the demo target has no /missing: 404).
+    let text = format!(
+        "host: {}\nload:\n  users: 4\n  run_time: 60s\nuser_types:\n  - name: u\n    tasks:\n      - {{ tags: [browse], request: {{ path: /api/products }} }}\n      - {{ tags: [buy], request: {{ path: /missing }} }}\n",
+        target.url
+    );
+    std::fs::write(dir.path("s.yaml"), text).unwrap();
+    let file = dir.join("s.yaml");
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            "--threshold",
+            "error_rate{tag:buy} < 10%, abort",
+        ],
+        &[],
+    );
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| worker(&file, &url, 2, i, &dir.join(&format!("w{i}.json")), &[]))
+        .collect();
+    let t = Instant::now();
+    for w in &mut ws {
+        w.expect_exit(3, LONG);
+    }
+    c.expect_exit(3, LONG);
+    // Aborted live, long before the 60 s run time.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    let m = read(&merged);
+    assert_eq!(m["run"]["verdict"], "aborted");
+    let why = m["run"]["stop_reason"].as_str().unwrap();
+    assert!(why.contains("error_rate{tag:buy} < 10%"), "{why}");
+}
+
+#[test]
 fn mismatched_duplicate_and_late_workers_are_refused_with_the_reason() {
     let target = DemoTarget::start(&["--latency", "fixed(1ms)"]);
     let dir = TempDir::new("coordrefuse");

@@ -36,7 +36,20 @@ fn drain(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 
 impl Proc {
     pub(crate) fn spawn(args: &[String], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(bin())
+        Proc::spawn_in(None, args, env)
+    }
+
+    /// [`Proc::spawn`] inside the network namespace `netns` (`ip netns exec NETNS loadlens …`).
+    pub(crate) fn spawn_in(netns: Option<&str>, args: &[String], env: &[(&str, &str)]) -> Proc {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args(args)
             .env_remove("TEST_RUN_ID")
             .env_remove("JOB_COMPLETION_INDEX")

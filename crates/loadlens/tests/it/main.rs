@@ -19,6 +19,7 @@ mod jsonl;
 mod kubernetes;
 mod load_input;
 mod named_scenarios;
+mod netns;
 mod otel;
 mod otel_wire;
 mod outputs;

@@ -325,3 +325,66 @@ fn the_coordinators_dashboard_shows_the_merged_run_and_changes_every_workers_loa
     crate::support::interrupt(&c.child);
     c.expect_exit(0, LONG);
 }
+
+#[test]
+fn a_threshold_breach_disables_the_gate_once_from_the_coordinator_not_once_per_worker() {
+    let target = DemoTarget::start(&["--latency", "0"]);
+    let statsig = ConsoleStub::start();
+    statsig.gate("new_checkout", true);
+    let dir = TempDir::new("coordgate");
+    let file = scenario(&dir, "s.yaml", &target.url, 4, "3s", "");
+    let flags = [
+        "--statsig-url",
+        statsig.url(),
+        "--statsig-gate",
+        "new_checkout",
+    ];
+    let env = [("STATSIG_CONSOLE_API_KEY", STATSIG_KEY)];
+    let merged = dir.join("m.json");
+    let mut args = vec![file.as_str(), "--workers", "2", "--json", &merged];
+    args.extend(["--threshold", "p95 < 0ms, disable_gate new_checkout"]);
+    args.extend(flags);
+    let (mut c, url) = coordinator(&args, &env);
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| {
+            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
+            a.extend(["--json", &jsons[i as usize], "--no-tui"]);
+            a.extend(flags);
+            let index = i.to_string();
+            let mut e = env.to_vec();
+            e.push(("JOB_COMPLETION_INDEX", &index));
+            Proc::spawn(&crate::coordinator::strings(&a), &e)
+        })
+        .collect();
+    for w in &mut ws {
+        w.expect_exit(0, LONG);
+    }
+    // Nothing is faster than 0 ms: the run fails, and the gate is disabled once.
+    c.expect_exit(1, LONG);
+    assert_eq!(statsig.gate_enabled("new_checkout"), Some(false));
+    let disables = statsig
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.route()
+                .ends_with("/console/v1/gates/new_checkout/disable")
+        })
+        .count();
+    assert_eq!(disables, 1, "{:#?}", statsig.requests());
+    let m = read(&merged);
+    let actions = m["actions"]
+        .as_array()
+        .expect("actions in the merged result");
+    assert_eq!(actions.len(), 1, "{actions:#?}");
+    assert_eq!(actions[0]["status"], "done");
+    for j in &jsons {
+        let r = read(j);
+        assert!(
+            r["actions"].as_array().is_none_or(Vec::is_empty),
+            "a worker acted: {:#}",
+            r["actions"]
+        );
+    }
+    assert_eq!(statsig.violations(), Vec::<String>::new());
+}

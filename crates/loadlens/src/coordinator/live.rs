@@ -22,6 +22,11 @@ pub struct Thresholds {
 }
 
 impl Thresholds {
+    /// The task tags of each of the plan's request names, in the plan's order.
+    pub fn name_tags(&self) -> &NameTags {
+        &self.name_tags
+    }
+
     /// For the run `p` prepares.
     pub fn new(p: &Prepared) -> Self {
         let name_tags = if p.scenarios.is_empty() {

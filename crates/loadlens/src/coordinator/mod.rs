@@ -633,6 +633,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     let mut summary = merged.summary;
     summary.run = p.run.clone();
     summary.outcome.breaches = guard.into_breaches();
+    // The tags come from the plan: the workers' results know only those of their own
+    // thresholds, and a tag scope given to the coordinator alone would find no request.
+    summary.outcome.name_tags = live.name_tags().reordered(&names, &summary.names);
     summary.evaluate_thresholds(&p.thresholds);
     summary.outcome.scenario_hash = Some(p.scenario_hash.clone());
     summary.outcome.failures.extend(failures);

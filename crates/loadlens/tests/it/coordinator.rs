@@ -479,6 +479,8 @@ fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
             &merged,
             "--threshold",
             "error_rate{tag:buy} < 10%, abort",
+            "--threshold",
+            "p95{tag:browse} < 60s",
         ],
         &[],
     );
@@ -496,6 +498,12 @@ fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
     assert_eq!(m["run"]["verdict"], "aborted");
     let why = m["run"]["stop_reason"].as_str().unwrap();
     assert!(why.contains("error_rate{tag:buy} < 10%"), "{why}");
+    // Judged again at the end on the merged result, with the plan's tags (the workers were
+    // given neither threshold).
+    let browse = &m["thresholds"][1];
+    assert_eq!(browse["scope"], "tag:browse", "{browse:#}");
+    assert_eq!(browse["passed"], true, "{browse:#}");
+    assert!(browse["observed"].as_f64().is_some(), "{browse:#}");
 }
 
 #[test]

@@ -232,6 +232,33 @@ impl HealthMonitor {
         }
     }
 
+    /// A monitor of another process (a coordinator's view of one of its workers), with
+    /// `cores` CPUs, fed with the samples that process measured ([`HealthMonitor::fold`]).
+    pub fn remote(cores: f64) -> Self {
+        HealthMonitor {
+            cores,
+            first: None,
+            last: None,
+            previous: (Instant::now(), ProcReading::default()),
+            max_pct: None,
+            streak: 0,
+            streak_time: Duration::ZERO,
+            longest: Duration::ZERO,
+            peak_kb: None,
+        }
+    }
+
+    /// Fold in one interval of `wall` that the monitored process measured of itself.
+    pub fn fold(&mut self, s: &HealthSample, wall: Duration) {
+        if let Some(pct) = s.process_cpu_pct {
+            self.max_pct = Some(self.max_pct.map_or(pct, |m: f64| m.max(pct)));
+            self.observe(pct, wall);
+        }
+        if let Some(rss) = s.rss_bytes {
+            self.peak_kb = Some(self.peak_kb.unwrap_or(0).max(rss / 1024));
+        }
+    }
+
     fn pct(&self, ticks: u64, wall: Duration) -> f64 {
         ticks as f64 / TICKS_PER_S / wall.as_secs_f64() / self.cores * 100.0
     }

@@ -272,7 +272,8 @@ impl Controls {
         *self.load.borrow()
     }
 
-    pub(crate) fn reason(&self) -> Option<StopReason> {
+    /// Why the run was asked to stop (the first reason given), `None` before any stop.
+    pub fn reason(&self) -> Option<StopReason> {
         self.reason
             .lock()
             .unwrap_or_else(|p| p.into_inner())

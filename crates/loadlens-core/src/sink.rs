@@ -259,6 +259,95 @@ impl SampleTap {
     }
 }
 
+/// Sinks fed from outside an executor: the coordinator of a distributed run drives its
+/// integrations' sinks with the merged snapshots and the whole run's timeline, in the order an
+/// executor does — [`Sink::on_start`], then per snapshot the new timeline events and the
+/// snapshot, [`Sink::stopping`] when the load stopped, and [`Sink::finish`] with the summary.
+pub struct Fanout {
+    sinks: Vec<Box<dyn Sink>>,
+    timeline: Arc<Mutex<Vec<TimelineEvent>>>,
+    start: Instant,
+    /// Timeline events handed to the sinks so far.
+    seen: usize,
+}
+
+impl Fanout {
+    /// Sinks for a run that starts now (the timeline's times count from here), with an empty
+    /// timeline.
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Self {
+        Fanout {
+            sinks,
+            timeline: Arc::default(),
+            start: Instant::now(),
+            seen: 0,
+        }
+    }
+
+    /// Add a sink (before [`Fanout::start`]).
+    pub fn push(&mut self, sink: Box<dyn Sink>) {
+        self.sinks.push(sink);
+    }
+
+    /// A handle that appends to the run's timeline, stamped from the run's start.
+    pub fn timeline(&self) -> TimelineHandle {
+        TimelineHandle::new(self.timeline.clone(), self.start)
+    }
+
+    /// The run starts now: every sink's [`Sink::on_start`] with `ctx` (whose timeline should
+    /// be [`Fanout::timeline`]).
+    pub fn start(&mut self, ctx: &SinkContext) {
+        for s in &mut self.sinks {
+            s.on_start(ctx);
+        }
+    }
+
+    /// The timeline events added since the last call, to every sink.
+    pub fn events(&mut self) {
+        let tl = self.timeline.lock().unwrap_or_else(|p| p.into_inner());
+        for e in &tl[self.seen.min(tl.len())..] {
+            for s in &mut self.sinks {
+                s.on_event(e);
+            }
+        }
+        self.seen = tl.len();
+    }
+
+    /// A new snapshot: the new timeline events first, then the snapshot, to every sink.
+    pub fn snapshot(&mut self, snapshot: &Arc<Snapshot>) {
+        self.events();
+        for s in &mut self.sinks {
+            s.on_snapshot(snapshot);
+        }
+    }
+
+    /// The load stopped: the sinks' last reads (at most [`STOPPING_LIMIT`] together), and
+    /// what they put on the timeline to every sink.
+    pub async fn stopping(&mut self) {
+        let mut reads = tokio::task::JoinSet::new();
+        for read in self.sinks.iter_mut().filter_map(|s| s.stopping()) {
+            reads.spawn(read);
+        }
+        let _ = tokio::time::timeout(STOPPING_LIMIT, async {
+            while reads.join_next().await.is_some() {}
+        })
+        .await;
+        self.events();
+    }
+
+    /// The timeline so far.
+    pub fn events_so_far(&self) -> Vec<TimelineEvent> {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Finish every sink with the run's `summary`, each within `limit` ([`finish_all`]).
+    pub async fn finish(self, summary: &Summary, limit: Duration) -> Vec<SinkReport> {
+        finish_all(self.sinks, summary, limit).await
+    }
+}
+
 /// Finish every sink, each within `limit`; a sink that does not finish in time is reported as such.
 pub async fn finish_all(
     sinks: Vec<Box<dyn Sink>>,

@@ -8,6 +8,12 @@
 //! [`Configured::start`]s what is on: a failed start refuses the run when the integration is
 //! [`Configured::required`], and is otherwise one line on stderr while the run goes on without
 //! it. `docs/integrations.md` walks through adding one.
+//!
+//! In a coordinated run ([`Role`]) each process sends its part of the telemetry once: the
+//! workers what each request produces (request spans, the service's spans joined to them), the
+//! coordinator what is about the whole run (start and stop events, feature-flag changes, the
+//! run span, metrics from the merged snapshots, monitor guards). Each integration reads
+//! [`RunFacts::role`] in [`Integration::configure`] and keeps to its part, or is off.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -148,6 +154,42 @@ pub struct RunFacts {
     pub plan: Arc<Plan>,
     /// The named scenarios of the run (empty: the plan alone runs).
     pub scenarios: Vec<ScenarioRun>,
+    /// Which part of the run's telemetry this process sends.
+    pub role: Role,
+}
+
+/// Which part of a run's telemetry a process sends.
+///
+/// A run of one process sends everything. A coordinated run is N workers and one
+/// coordinator, and what would otherwise arrive N times is sent once: by the coordinator,
+/// which sees the merged snapshots, the whole run's timeline and the merged summary. What only
+/// exists where a request was sent (its span, the service spans joined to it) stays with the
+/// worker that sent it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Role {
+    /// A run of its own: every part.
+    #[default]
+    Whole,
+    /// A worker of a coordinated run (`run --coordinator URL`): the request-level part only
+    /// (request spans and what joins them); its snapshots go to the coordinator.
+    Requests,
+    /// The coordinator of a run (`loadlens coordinator`): the run-level part only — start and
+    /// stop events, timeline events (feature-flag changes, breaches), the run span, metrics
+    /// built from the merged snapshots, monitor guards. It sends no request itself.
+    Run,
+}
+
+impl Role {
+    /// Whether this process sends what each request produces (spans, joins).
+    pub fn requests(self) -> bool {
+        self != Role::Run
+    }
+
+    /// Whether this process sends what is about the whole run (events, flags, run span,
+    /// metrics from snapshots, monitors).
+    pub fn run_level(self) -> bool {
+        self != Role::Requests
+    }
 }
 
 /// A top-level section of the scenario, parsed and located by the integration itself.

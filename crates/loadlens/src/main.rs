@@ -102,7 +102,14 @@ fn not_a_url_hint(path: &std::path::Path, message: String) -> String {
 
 async fn dispatch(command: Command, console: live::Console) -> Result<Exit, Failure> {
     match command {
-        Command::Run(args) => {
+        Command::Run(mut args) => {
+            // A worker started without --run-id takes its coordinator's.
+            if let (Some(url), None) = (&args.coordinator, &args.run_id) {
+                let token = coordinator::protocol::token_from_env();
+                let link = coordinator::worker::Link::parse(url, token)
+                    .map_err(|e| Failure::new(Exit::InvalidInput, e))?;
+                args.run_id = Some(coordinator::worker::run_id(&link).await?);
+            }
             let outputs = runner::Outputs {
                 json: args.json.clone(),
                 csv: args.csv.clone(),

@@ -16,7 +16,7 @@ use loadlens_core::report::{Summary, Verdict};
 use loadlens_core::run::{generate_run_id, RunInfo};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::thresholds::{unknown_tag, NameTags, Scope, Threshold};
-use loadlens_sinks::integration::{self, Configured, Input, RunFacts, Section};
+use loadlens_sinks::integration::{self, Configured, Input, Role, RunFacts, Section};
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::RunArgs;
@@ -173,8 +173,24 @@ fn quick_rate(args: &RunArgs, q: &str, mut load: LoadSettings) -> Result<LoadSet
     Ok(load)
 }
 
-/// Build the run from a scenario file (`scenario`) or quick mode (`run URL`, `--url`).
+/// Build the run from a scenario file (`scenario`) or quick mode (`run URL`, `--url`): a run
+/// of its own, or with `--coordinator` a worker's part of a coordinated run.
 pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Prepared, Failure> {
+    let role = if args.coordinator.is_some() {
+        Role::Requests
+    } else {
+        Role::Whole
+    };
+    prepare_as(args, scenario, role)
+}
+
+/// [`prepare`] for a process of `role` (the coordinator prepares the whole run as
+/// [`Role::Run`]): the integrations keep to its part of the telemetry.
+pub fn prepare_as(
+    args: &RunArgs,
+    scenario: Option<(&Scenario, &str)>,
+    role: Role,
+) -> Result<Prepared, Failure> {
     let registry = loadlens_sinks::registry();
     if let Some((s, _)) = scenario {
         integration::check_sections(s, &registry).map_err(|e| invalid(e.to_string()))?;
@@ -483,13 +499,23 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         args,
     )?;
     warnings.extend(name_tags.warnings(&thresholds));
-    let actions = crate::guard_actions::resolve(
+    let mut actions = crate::guard_actions::resolve(
         scenario.map_or(&[][..], |(s, _)| &s.actions),
         &load,
         &thresholds,
         args.dry_run_actions,
     )
     .map_err(invalid)?;
+    if role == Role::Requests {
+        // Switching a gate is the coordinator's, once for the run (checked there).
+        actions = crate::guard_actions::Plan {
+            dry_run: actions.dry_run,
+            ..Default::default()
+        };
+        for t in &mut thresholds {
+            t.on_fail.clear();
+        }
+    }
     let run = RunInfo {
         id: run_id,
         scenario: name,
@@ -501,6 +527,7 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
         load: load.describe(),
         plan: Arc::new(plan.clone()),
         scenarios: scenarios.clone(),
+        role,
     };
     let env = |k: &str| std::env::var(k).ok();
     let mut integrations = Vec::new();
@@ -519,7 +546,8 @@ pub fn prepare(args: &RunArgs, scenario: Option<(&Scenario, &str)>) -> Result<Pr
     }
     // Span, service and coverage thresholds read the trace receiver's breakdown: without it
     // they could only fail for want of data, at the end of the run.
-    if !on.contains(&"traces") {
+    // The coordinator joins no spans: it leaves these to its workers (`coordinator::live`).
+    if !on.contains(&"traces") && role != Role::Run {
         let reads_spans = |t: &&Threshold| {
             matches!(t.scope, Scope::Span(_) | Scope::Service(_))
                 || t.metric == loadlens_core::thresholds::Metric::TraceCoverage
@@ -713,42 +741,19 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     // Each integration's start-up check (keys, monitors, agent, …) runs before the run: a
     // required one that fails refuses it (exit 2), any other is one line and left out.
     let mut executor = executor;
-    let mut started = Vec::new();
-    let mut stdout_shared = false;
-    let mut gates = loadlens_core::actions::Actions::builder(p.run.id.clone(), p.actions.dry_run);
-    let mut traced = false;
-    for c in std::mem::take(&mut p.integrations) {
-        let line = c.describe();
-        let required = c.required();
-        let writes_stdout = c.writes_stdout();
-        let tracing = c.tracing();
-        let gate = c.gate_target();
-        match c.start().await {
-            Err(e) if !required && gate.is_some() => {
-                if let Some(g) = gate {
-                    gates = gates.unavailable(g.name(), e.to_string());
-                }
-                tell!("warning: {e}");
-            }
-            Ok(sink) => {
-                if let Some(g) = gate {
-                    gates = gates.target(g);
-                }
-                // The first integration that traces decides (the span exporter, listed before
-                // the trace receiver, whose own settings only apply without it).
-                if let Some(t) = tracing.filter(|_| !traced) {
-                    executor = executor.tracing(t);
-                    traced = true;
-                }
-                let line = sink.describe().unwrap_or(line);
-                executor = executor.sink(sink);
-                started.push(line);
-                stdout_shared |= writes_stdout;
-            }
-            Err(e) if required => return Err(invalid(e.to_string())),
-            Err(e) => tell!("warning: {e}"),
-        }
+    let on = start_integrations(
+        std::mem::take(&mut p.integrations),
+        &p.run.id,
+        p.actions.dry_run,
+    )
+    .await?;
+    if let Some(t) = on.tracing {
+        executor = executor.tracing(t);
     }
+    for sink in on.sinks {
+        executor = executor.sink(sink);
+    }
+    let (started, stdout_shared, mut gates) = (on.lines, on.stdout_shared, on.gates);
     config["integrations"] = started.clone().into();
     if let Some(h) = &outputs.html {
         gates = gates.link("report", h.display().to_string());
@@ -829,6 +834,9 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     for line in &started {
         say!("{line}");
     }
+    if p.coordinator.is_some() {
+        say!("A worker sends request spans only: run events, flag changes, the run span and metrics come once, from the coordinator.");
+    }
     if p.actions.dry_run {
         for line in crate::guard_actions::dry_run_lines(&p.actions, &p.thresholds) {
             say!("{line}");
@@ -897,9 +905,70 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
     })
 }
 
+/// The integrations that started, ready for a run.
+pub struct Started {
+    /// Their sinks.
+    pub sinks: Vec<Box<dyn loadlens_core::sink::Sink>>,
+    /// Their banner lines.
+    pub lines: Vec<String>,
+    /// The trace context requests carry (the first integration that traces decides).
+    pub tracing: Option<loadlens_core::sample::TraceSettings>,
+    /// One of them writes to stdout (`--jsonl -`).
+    pub stdout_shared: bool,
+    /// The gate targets they lend to guard actions (a failed one: its actions fail).
+    pub gates: loadlens_core::actions::Builder,
+}
+
+/// Run each integration's start-up check: a required one that fails refuses the run (exit 2),
+/// any other is one line on stderr and left out.
+pub async fn start_integrations(
+    list: Vec<Box<dyn Configured>>,
+    run_id: &str,
+    dry_run: bool,
+) -> Result<Started, Failure> {
+    let mut on = Started {
+        sinks: Vec::new(),
+        lines: Vec::new(),
+        tracing: None,
+        stdout_shared: false,
+        gates: loadlens_core::actions::Actions::builder(run_id.to_owned(), dry_run),
+    };
+    for c in list {
+        let line = c.describe();
+        let required = c.required();
+        let writes_stdout = c.writes_stdout();
+        let tracing = c.tracing();
+        let gate = c.gate_target();
+        match c.start().await {
+            Err(e) if !required && gate.is_some() => {
+                if let Some(g) = gate {
+                    on.gates = on.gates.unavailable(g.name(), e.to_string());
+                }
+                tell!("warning: {e}");
+            }
+            Ok(sink) => {
+                if let Some(g) = gate {
+                    on.gates = on.gates.target(g);
+                }
+                // The first integration that traces decides (the span exporter, listed before
+                // the trace receiver, whose own settings only apply without it).
+                if on.tracing.is_none() {
+                    on.tracing = tracing;
+                }
+                on.lines.push(sink.describe().unwrap_or(line));
+                on.sinks.push(sink);
+                on.stdout_shared |= writes_stdout;
+            }
+            Err(e) if required => return Err(invalid(e.to_string())),
+            Err(e) => tell!("warning: {e}"),
+        }
+    }
+    Ok(on)
+}
+
 /// Bind the dashboard and say where it is; warn when it is reachable from other machines
 /// without a password.
-async fn start_dashboard(
+pub async fn start_dashboard(
     w: &crate::web::WebArgs,
     p: &Prepared,
     waiting: bool,

@@ -418,7 +418,9 @@ fn common<'a>(mut values: impl Iterator<Item = &'a String>) -> Option<String> {
 }
 
 /// The first abort, else the first interruption, else the first file's reason.
-fn stop_reason(docs: &[(PathBuf, ResultDoc)]) -> StopReason {
+/// Why a run of these segments stopped: the first aborted one's reason, an interruption, or
+/// the first one's own (`docs` must not be empty).
+pub fn stop_reason(docs: &[(PathBuf, ResultDoc)]) -> StopReason {
     let with = |v: Verdict| docs.iter().find(|(_, d)| d.run.verdict == v);
     if let Some((_, d)) = with(Verdict::Aborted) {
         let why = d.run.stop_reason.trim_start_matches("aborted: ");

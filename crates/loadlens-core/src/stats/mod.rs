@@ -645,7 +645,7 @@ pub struct Snapshot {
 
 /// The generator's own resource use over one interval, for JSON lines, OTLP, Datadog and
 /// Prometheus. A figure the platform cannot give (no `/proc`) is `None`.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HealthSample {
     /// CPU time of this process over the interval, percent of the CPUs it may use (0–100).
     pub process_cpu_pct: Option<f64>,

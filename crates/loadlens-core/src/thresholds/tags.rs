@@ -83,6 +83,24 @@ impl NameTags {
         });
     }
 
+    /// The same tags for the request names `to`, `self` being in the order of `from` (a merged
+    /// result numbers the names in its own order); a name `from` lacks has no tag.
+    pub fn reordered(&self, from: &[(String, String)], to: &[(String, String)]) -> NameTags {
+        let mut out = NameTags::default();
+        for (j, (method, name)) in to.iter().enumerate() {
+            let known = from
+                .iter()
+                .position(|n| n.0 == *method && n.1 == *name)
+                .and_then(|i| self.names.get(i));
+            let e = out.entry(j);
+            match known {
+                Some(k) => *e = k.clone(),
+                None => e.label = format!("{method} {name}"),
+            }
+        }
+        out
+    }
+
     /// Every tag some request carries.
     pub fn tags(&self) -> BTreeSet<&str> {
         self.names

@@ -155,6 +155,10 @@ impl Integration for Datadog {
             cfg.details.push(format!("Target: {h}"));
         }
         cfg.details.push(format!("Load: {}", input.run.load));
+        // Events, metrics of the snapshots and monitor guards, run-level: in a coordinated run, the coordinator's ([`Role`]).
+        if !input.run.role.run_level() {
+            return Ok(None);
+        }
         Ok(Some(Box::new(Ready(cfg))))
     }
 

@@ -56,6 +56,7 @@ fn facts(s: &Scenario) -> RunFacts {
         load: String::new(),
         plan: Arc::new(plan),
         scenarios: Vec::new(),
+        role: Default::default(),
     }
 }
 

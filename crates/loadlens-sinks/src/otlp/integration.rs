@@ -8,8 +8,8 @@ use loadlens_core::sample::TraceSettings;
 use loadlens_core::scenario::ScenarioError;
 use loadlens_core::sink::Sink;
 
-use super::{Config, FileSettings, Names, OtlpSink};
-use crate::integration::{ConfigError, Configured, Input, Integration, Section, StartFuture};
+use super::{Config, ExporterKind, FileSettings, Names, OtlpSink};
+use crate::integration::{ConfigError, Configured, Input, Integration, Role, Section, StartFuture};
 
 /// The OTLP integration (`otel`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -50,7 +50,11 @@ impl Integration for Otlp {
         }
         let config = Config::resolve(&file, |k| (input.env)(k))
             .map_err(|e| ConfigError::Invalid(format!("otel: {e}")))?;
-        if config.is_off() {
+        let role = input.run.role;
+        // A worker of a coordinated run exports spans only: without them, nothing.
+        if config.is_off()
+            || (role == Role::Requests && config.traces.exporter == ExporterKind::None)
+        {
             return Ok(None);
         }
         // Under `scenarios:` each scenario's plan keeps only its user types, so the user type
@@ -61,7 +65,7 @@ impl Integration for Otlp {
             Names::of_scenarios(&input.run.scenarios)
         };
         Ok(Some(Box::new(Ready {
-            sink: OtlpSink::new(config, names),
+            sink: OtlpSink::new(config, names).role(role),
             run_id: input.run.run.id.clone(),
         })))
     }

@@ -111,6 +111,8 @@ use loadlens_core::run::TimelineEvent;
 use loadlens_core::sample::TraceSettings;
 use loadlens_core::sink::{FinishFuture, SampleReceiver, SampleTap, Sink, SinkContext, SinkReport};
 use loadlens_core::stats::Snapshot;
+
+use crate::integration::Role;
 use tokio::sync::{mpsc, oneshot};
 
 pub use config::{Config, ConfigError, ExporterKind, FileSettings, Protocol};
@@ -142,6 +144,8 @@ pub struct OtlpSink {
     progress: Arc<Progress>,
     /// Whether the exporter (a thread, or a task on a single-threaded runtime) started.
     started: bool,
+    /// Which part of a coordinated run's telemetry it sends (see [`OtlpSink::role`]).
+    role: Role,
 }
 
 impl std::fmt::Debug for OtlpSink {
@@ -171,7 +175,21 @@ impl OtlpSink {
             dropped_msgs: Arc::default(),
             progress: Arc::default(),
             started: false,
+            role: Role::Whole,
         }
+    }
+
+    /// Keep to `role`'s part of a coordinated run: a worker ([`Role::Requests`]) exports its
+    /// request spans and no metrics and no run span; the coordinator ([`Role::Run`]) the run
+    /// span, with the whole run's timeline as its events, and the metrics of the merged
+    /// snapshots. In both, the run span's ids come from the run id ([`run_span_ids`]), so that
+    /// every worker's request spans link to the one span the coordinator exports.
+    pub fn role(mut self, role: Role) -> Self {
+        if role == Role::Requests {
+            self.config.metrics.exporter = ExporterKind::None;
+        }
+        self.role = role;
+        self
     }
 
     /// What the executor needs to put this sink's trace context on the wire (`None` when
@@ -249,9 +267,14 @@ impl Sink for OtlpSink {
             attrs.retain(|(n, _)| n != k);
             attrs.push((k.clone(), v.clone()));
         }
+        let (trace_id, span_id) = match self.role {
+            Role::Whole => (fastrand::u128(1..), fastrand::u64(1..)),
+            Role::Requests | Role::Run => run_span_ids(&ctx.run.id),
+        };
         let run_span = RunSpan {
-            trace_id: fastrand::u128(1..),
-            span_id: fastrand::u64(1..),
+            trace_id,
+            span_id,
+            export: self.role.run_level(),
             start: SystemTime::now(),
             events: Vec::new(),
             dropped_events: 0,
@@ -386,6 +409,20 @@ impl Sink for OtlpSink {
             r
         })
     }
+}
+
+/// The trace and span ids of a coordinated run's run span, the same in every process of the
+/// run: FNV-1a of the run id (128 bits for the trace, 64 for the span; never 0). The processes
+/// of one run run the same loadlens version (the coordinator checks it), so they agree.
+pub fn run_span_ids(run_id: &str) -> (u128, u64) {
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013B;
+    let mut h: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in run_id.bytes().chain(*b"/loadtest") {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    let span = (h as u64) ^ ((h >> 64) as u64);
+    (h.max(1), span.max(1))
 }
 
 /// A random 128-bit id in UUID form, for `service.instance.id`.

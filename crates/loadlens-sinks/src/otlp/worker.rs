@@ -78,6 +78,8 @@ pub(super) struct RunSpan {
     pub(super) trace_id: u128,
     pub(super) span_id: u64,
     pub(super) start: SystemTime,
+    /// Exported at the end (false in a worker of a coordinated run: the coordinator's).
+    pub(super) export: bool,
     pub(super) events: Vec<span::Event>,
     pub(super) dropped_events: u32,
 }
@@ -156,7 +158,7 @@ impl Worker {
                         let tracing = !matches!(self.traces, Exporter::None);
                         self.export_metrics(if tracing { half } else { deadline }, true)
                             .await;
-                        if tracing {
+                        if tracing && self.run_span.export {
                             let run = self.run_span(&outcome);
                             self.batch.push(run);
                         }

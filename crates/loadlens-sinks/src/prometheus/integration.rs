@@ -88,6 +88,10 @@ impl Integration for Prometheus {
                 .map_err(|e| invalid("--prometheus-linger", e.to_string()))?,
             None => file.linger.unwrap_or(super::DEFAULT_LINGER),
         };
+        // Figures of the snapshots, run-level: in a coordinated run, the coordinator's ([`Role`]).
+        if !input.run.role.run_level() {
+            return Ok(None);
+        }
         Ok(Some(Box::new(Ready(Config {
             listen,
             remote_write,

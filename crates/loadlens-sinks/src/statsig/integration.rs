@@ -128,6 +128,10 @@ impl Integration for Statsig {
         cfg.gates = gates;
         cfg.configs = configs;
         cfg.interval = interval;
+        // The flags' timeline and the gates' switch, run-level: in a coordinated run, the coordinator's ([`Role`]).
+        if !input.run.role.run_level() {
+            return Ok(None);
+        }
         Ok(Some(Box::new(Ready(cfg))))
     }
 

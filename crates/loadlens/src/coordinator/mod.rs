@@ -1,41 +1,52 @@
 //! `loadlens coordinator FILE --workers N`: one place that starts N workers together, merges
-//! what they measure while they run, owns the thresholds of the whole run, and writes its
-//! reports.
+//! what they measure while they run, owns the thresholds and the run-level telemetry of the
+//! whole run, and writes its reports.
 //!
 //! The workers are `loadlens run FILE --coordinator URL --workers N` processes (pods of a
 //! Kubernetes Indexed Job, or plain machines), each running its exact segment of the load
 //! (`load::segment`). The coordinator:
 //!
-//! 1. listens ([`server`]) and waits until the N segments have joined, each checked for the
-//!    same scenario hash and loadlens version, up to `--join-timeout`;
+//! 1. starts the run-level part of the integrations (`Role::Run`: Datadog events, metrics and
+//!    monitors, Statsig, the OpenTelemetry run span and metrics, Prometheus, JSON lines) with
+//!    their start-up checks, then listens ([`server`]) and waits until the N segments have
+//!    joined, each checked for the same scenario hash and loadlens version, up to
+//!    `--join-timeout`; a worker started without `--run-id` takes the coordinator's;
 //! 2. gives one start, `--start-delay` ahead, relative so that clocks need not agree;
 //! 3. once a second adds up the interval reports (counters and HDR histograms: exact) into a
-//!    merged [`Snapshot`](loadlens_core::stats::Snapshot) for the live view, and checks the
-//!    thresholds on it: an abort is sent to every worker at once;
+//!    merged [`Snapshot`](loadlens_core::stats::Snapshot) for the live view, the web dashboard
+//!    (`--web`) and the integrations' sinks, and checks the thresholds on it ([`live`]): an
+//!    abort is sent to every worker at once; guard actions and planned flips run here, once;
 //! 4. notices workers that disappear (their connection closes, or they fall silent for
-//!    [`protocol::SILENCE_LIMIT`]): the timeline says so, and below `--min-workers` the run
-//!    stops and fails;
+//!    [`protocol::SILENCE_LIMIT`]): the timeline says so, what they streamed up to their last
+//!    report stays in the result ([`partial`]), and below `--min-workers` the run stops and
+//!    fails;
 //! 5. at the end merges the workers' final results exactly as `loadlens merge` does
-//!    (`report::merge`), evaluates the thresholds on them, and writes the same reports as `run`,
-//!    with a row per worker.
+//!    (`report::merge`), evaluates the thresholds on them, finishes its integrations with the
+//!    merged summary (the stop event carries the whole run's figures), and writes the same
+//!    reports as `run`, with a row per worker.
 //!
 //! The protocol is in [`protocol`], the worker's side in [`worker`].
 
+mod live;
+mod partial;
 pub mod protocol;
 mod server;
 pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use loadlens_core::executor::Controls;
+use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{merge, Verdict};
-use loadlens_core::run::{EventKind, StopReason, TimelineEvent};
+use loadlens_core::run::{EventKind, StopReason};
 use loadlens_core::scenario::Scenario;
+use loadlens_core::sink::{Fanout, SinkContext};
 use loadlens_core::stats::{Aggregator, Recorder, StatsSet};
-use loadlens_core::thresholds::{Guard, Observed};
+use loadlens_core::thresholds::Guard;
+use loadlens_sinks::integration::Role;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -83,6 +94,26 @@ fn invalid(msg: impl std::fmt::Display) -> Failure {
 /// How long after a stop the coordinator waits for the results still missing.
 const RESULT_GRACE: Duration = Duration::from_secs(30);
 
+/// The run's stop, once decided: why, and when every worker was told.
+#[derive(Default)]
+struct Stopping {
+    reason: Option<StopReason>,
+    sent: Option<Instant>,
+}
+
+impl Stopping {
+    fn decided(&self) -> bool {
+        self.sent.is_some()
+    }
+
+    /// Tell every worker to stop, for `why` (the first reason is the run's).
+    fn tell_all(&mut self, board: &Board, reason: StopReason, why: String) {
+        board.lock().broadcast(&Command::Stop { reason: why });
+        self.reason.get_or_insert(reason);
+        self.sent = Some(Instant::now());
+    }
+}
+
 /// Coordinate a run to its end and write the reports.
 pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result<Exit, Failure> {
     let a = &args.run;
@@ -106,12 +137,13 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         workers: None,
         ..a.clone()
     };
-    let p = match &a.scenario {
+    // The whole run, with the integrations keeping to its run-level part (`Role::Run`).
+    let mut p = match &a.scenario {
         Some(path) => {
             let s = Scenario::from_file(path).map_err(|e| invalid(e.to_string()))?;
-            crate::runner::prepare(&whole, Some((&s, &path.display().to_string())))?
+            crate::runner::prepare_as(&whole, Some((&s, &path.display().to_string())), Role::Run)?
         }
-        None => crate::runner::prepare(&whole, None)?,
+        None => crate::runner::prepare_as(&whole, None, Role::Run)?,
     };
     let outputs = Outputs {
         json: a.json.clone(),
@@ -123,15 +155,23 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             .filter(|v| !v.is_empty())
             .map(Into::into),
         progress_every: a.progress_interval,
-        web: None,
-        headless: true,
+        web: a.web.web.then(|| a.web.clone()),
+        headless: a.headless,
         no_tui: a.no_tui,
         console: console.clone(),
     };
     crate::reports::check(&outputs)?;
+    p.warnings.extend(live::span_thresholds(&mut p.thresholds));
     for w in &p.warnings {
         tell!("warning: {w}");
     }
+    // The integrations' start-up checks, before any worker waits on this coordinator.
+    let on = crate::runner::start_integrations(
+        std::mem::take(&mut p.integrations),
+        &p.run.id,
+        p.actions.dry_run,
+    )
+    .await?;
     let token = protocol::token_from_env();
     let listener = TcpListener::bind(&args.listen)
         .await
@@ -146,7 +186,13 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         );
     }
     let names = p.plan.names.pairs().to_vec();
-    let board = Board::new(workers, p.join_hash.clone(), token, names.clone());
+    let board = Board::new(
+        workers,
+        p.join_hash.clone(),
+        p.run.id.clone(),
+        token,
+        names.clone(),
+    );
     let serving = CancellationToken::new();
     tokio::spawn(server::serve(listener, board.clone(), serving.clone()));
     // First, alone on its line: where the workers connect (scripts and tests read it).
@@ -158,6 +204,13 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         p.run.scenario,
         humantime::format_duration(args.join_timeout)
     );
+    for line in &on.lines {
+        say!("{line} (run-level: sent once, by the coordinator)");
+    }
+    let dashboard = match &outputs.web {
+        Some(w) => Some(crate::runner::start_dashboard(w, &p, false).await?),
+        None => None,
+    };
     let mut signals = StopSignals::new();
 
     // 1. Joins.
@@ -232,22 +285,54 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         "{joined} of {workers} workers in: the load starts in {}",
         humantime::format_duration(args.start_delay)
     );
-    let mut timeline = Vec::new();
-    let at = |elapsed: Duration, kind, msg: String| TimelineEvent::now(elapsed, kind, msg);
+    tokio::time::sleep_until(start).await;
+    let started_at = SystemTime::now();
+
+    // 3. The run: merged snapshots to the live views, the thresholds and the integrations;
+    //    lost workers; planned flips and guard actions, once for the run.
+    let controls = Controls::new();
+    let mut fanout = Fanout::new(on.sinks);
+    let timeline = fanout.timeline();
     if !missing_at_start.is_empty() {
-        timeline.push(at(
-            Duration::ZERO,
+        timeline.push(
             EventKind::Note,
             format!(
                 "started without segment(s) {} (not joined within --join-timeout)",
                 missing_at_start.join(", ")
             ),
-        ));
+        );
     }
-    tokio::time::sleep_until(start).await;
-
-    // 3. The run: merged snapshots, thresholds, lost workers.
-    let controls = Controls::new();
+    let mut gates = on.gates;
+    if let Some(h) = &outputs.html {
+        gates = gates.link("report", h.display().to_string());
+    }
+    if let Some(d) = &dashboard {
+        gates = gates.link("dashboard", format!("http://{}/", d.addr()));
+        fanout.push(d.events_sink());
+    }
+    let actions = gates.build();
+    actions.attach(timeline.clone());
+    {
+        let actions = actions.clone();
+        controls.on_action(move |cause, action| actions.guard(cause, action));
+    }
+    let mut flips = p.actions.flips.clone();
+    flips.sort_by_key(|f| f.at);
+    let mut flips = flips.into_iter().peekable();
+    fanout.start(&SinkContext {
+        run: p.run.clone(),
+        names: names.clone(),
+        controls: controls.clone(),
+        timeline: timeline.clone(),
+        config: crate::resolved::config(&p),
+    });
+    timeline.push(
+        EventKind::RunStarted,
+        format!(
+            "run {} of {} started on {joined} workers",
+            p.run.id, p.run.scenario
+        ),
+    );
     let interrupts = crate::live::Interrupts::new(controls.clone(), console.clone());
     let sig_task = {
         let interrupts = interrupts.clone();
@@ -265,6 +350,10 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         })
     };
     let (snap_tx, snap_rx) = watch::channel(None);
+    let follow = dashboard.as_ref().map(|d| {
+        d.hub.running(p.load.clone(), controls.clone());
+        d.follow(snap_tx.subscribe())
+    });
     let done = CancellationToken::new();
     let run_time = p.load.duration();
     let view = tokio::spawn(crate::live::show(crate::live::Feed {
@@ -282,12 +371,14 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         interrupts,
     }));
     let mut agg = Aggregator::new(Recorder::new(names.len()), names.clone());
+    let live = live::Thresholds::new(&p);
     let mut guard = Guard::new(p.thresholds.clone());
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut stop_reason: Option<StopReason> = None;
+    let mut stopping = Stopping::default();
     let mut failures = Vec::new();
-    let mut stop_sent: Option<Instant> = None;
+    // The load the dashboard asks for, passed on to every worker.
+    let mut load_target = controls.load_target();
     loop {
         let ticked = tokio::select! {
             _ = tick.tick() => true,
@@ -295,6 +386,26 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             _ = board.changed.notified() => false,
         };
         let elapsed = start.elapsed();
+        let asked = controls.load_target();
+        if asked != load_target && !stopping.decided() {
+            load_target = asked;
+            board.lock().broadcast(&Command::Load {
+                users: asked.users,
+                rate_per_s: asked.rate_per_s,
+            });
+            let what = match (asked.users, asked.rate_per_s) {
+                (_, Some(r)) => format!("{r}/s"),
+                (Some(u), None) => format!("{u} users"),
+                (None, None) => "the file's".into(),
+            };
+            timeline.push(
+                EventKind::Note,
+                format!("load changed to {what} on every worker (dashboard)"),
+            );
+        }
+        while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
+            actions.planned(&f.cause, &f.action, f.restore);
+        }
         let mut st = board.lock();
         let mut lost = st.broadcast(&Command::Ping);
         let silent: Vec<u64> = st
@@ -318,12 +429,13 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 _ => String::new(),
             };
             let msg = format!(
-                "worker {}/{workers} lost: {why}; it had reported {} requests, which are not in the final result",
+                "worker {}/{workers} lost: {why}; its {} requests up to its last report (at {:.1} s) are kept in the result, marked partial",
                 i + 1,
-                s.requests
+                s.requests,
+                s.streamed.elapsed.as_secs_f64()
             );
             tell!("warning: {msg}");
-            timeline.push(at(elapsed, EventKind::Note, msg));
+            timeline.push(EventKind::Note, msg);
         }
         let running = st
             .slots
@@ -335,23 +447,6 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             .values()
             .filter(|s| !matches!(s.health, Health::Lost(_)))
             .count() as u64;
-        if remaining < min_workers && stop_sent.is_none() {
-            let why = format!(
-                "only {remaining} of {workers} workers left, fewer than --min-workers {min_workers}"
-            );
-            tell!("The run stops: {why}");
-            timeline.push(at(
-                elapsed,
-                EventKind::StopRequested,
-                format!("stopping the run: {why}"),
-            ));
-            st.broadcast(&Command::Stop {
-                reason: why.clone(),
-            });
-            failures.push(why.clone());
-            stop_reason.get_or_insert(StopReason::WorkersLost(why));
-            stop_sent = Some(Instant::now());
-        }
         let all_done = st.slots.values().all(|s| s.health != Health::Active);
         let interval = if ticked {
             let users = st
@@ -365,62 +460,77 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 .values()
                 .filter_map(|s| s.dropped)
                 .reduce(|a, b| a + b);
+            let active = || st.slots.iter().filter(|(_, s)| s.health == Health::Active);
+            let health = live::worst_health(active().map(|(_, s)| &s.last_health));
+            let generator = live::generator(active().filter_map(|(i, s)| {
+                let m = s.generator.as_ref()?;
+                Some((format!("{}/{workers}", i + 1), m))
+            }));
             let n = names.len();
             Some((
                 std::mem::replace(&mut st.pending, StatsSet::new(n)),
                 users,
                 dropped,
+                health,
+                generator,
             ))
         } else {
             None
         };
         drop(st);
-        if let Some((interval, users, dropped)) = interval {
+        if remaining < min_workers && !stopping.decided() {
+            let why = format!(
+                "only {remaining} of {workers} workers left, fewer than --min-workers {min_workers}"
+            );
+            tell!("The run stops: {why}");
+            timeline.push(EventKind::StopRequested, format!("stopping the run: {why}"));
+            failures.push(why.clone());
+            stopping.tell_all(&board, StopReason::WorkersLost(why.clone()), why);
+        }
+        if let Some((interval, users, dropped, health, generator)) = interval {
             let mut snap = agg.tick_with(interval, elapsed, users);
             snap.dropped_iterations = dropped;
+            snap.health = health;
             let snap = Arc::new(snap);
             if !guard.is_empty() && running > 0 {
-                let observed = Observed {
-                    aggregate: &snap.total,
-                    requests: &snap.requests,
-                    scenarios: &[],
-                    tags: &[],
-                    dropped_iterations: snap.dropped_iterations.unwrap_or(0),
-                    generator: None,
-                    breakdown: None,
-                };
-                let (breached, abort) = guard.check(&observed, elapsed);
-                for m in breached {
-                    timeline.push(at(elapsed, EventKind::ThresholdBreached, m));
+                let seen = guard.breaches().len();
+                let (breached, abort) =
+                    live.check(&mut guard, &snap, &agg, generator.as_ref(), elapsed);
+                for (b, why) in guard.breaches()[seen..].iter().zip(&breached) {
+                    for action in &guard.thresholds()[b.index].on_fail {
+                        actions.guard(why, action);
+                    }
                 }
-                if let Some(why) = abort.filter(|_| stop_sent.is_none()) {
+                for m in breached {
+                    timeline.push(EventKind::ThresholdBreached, m);
+                }
+                if let Some(why) = abort.filter(|_| !stopping.decided()) {
                     tell!("The run is aborted on every worker: {why}");
-                    timeline.push(at(
-                        elapsed,
+                    timeline.push(
                         EventKind::ThresholdBreached,
                         format!("aborting the run on every worker: {why}"),
-                    ));
-                    board.lock().broadcast(&Command::Stop {
-                        reason: why.clone(),
-                    });
-                    stop_reason.get_or_insert(StopReason::Aborted(why));
-                    stop_sent = Some(Instant::now());
+                    );
+                    stopping.tell_all(&board, StopReason::Aborted(why.clone()), why);
                 }
             }
+            fanout.snapshot(&snap);
             snap_tx.send_replace(Some(snap));
         }
-        if controls.is_stopping() && stop_sent.is_none() {
-            let why = "the coordinator was interrupted".to_owned();
-            timeline.push(at(elapsed, EventKind::StopRequested, why.clone()));
-            board.lock().broadcast(&Command::Stop { reason: why });
-            stop_reason.get_or_insert(StopReason::Interrupted);
-            stop_sent = Some(Instant::now());
+        if controls.is_stopping() && !stopping.decided() {
+            // Ctrl-C, the dashboard's stop, or a guard of an integration (a monitor's abort).
+            let reason = controls.reason().unwrap_or(StopReason::Interrupted);
+            let why = match &reason {
+                StopReason::Interrupted => "the coordinator was interrupted".to_owned(),
+                other => loadlens_core::run::describe(other),
+            };
+            timeline.push(EventKind::StopRequested, why.clone());
+            stopping.tell_all(&board, reason, why);
         }
         if all_done || controls.is_killed() {
             break;
         }
         let grace = p.load.stop_timeout.unwrap_or_default() + RESULT_GRACE;
-        if stop_sent.is_some_and(|t| t.elapsed() > grace) {
+        if stopping.sent.is_some_and(|t| t.elapsed() > grace) {
             let mut st = board.lock();
             let late: Vec<u64> = st
                 .slots
@@ -430,36 +540,92 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 .collect();
             for i in late {
                 st.lose(i, "no result after the stop".into());
-                timeline.push(at(
-                    start.elapsed(),
+                timeline.push(
                     EventKind::Note,
                     format!(
-                        "worker {}/{workers} sent no result within {} s of the stop",
+                        "worker {}/{workers} sent no result within {} s of the stop; its streamed requests are kept, marked partial",
                         i + 1,
                         grace.as_secs()
                     ),
-                ));
+                );
             }
             break;
         }
+    }
+    // The reports since the last tick (each worker's last snapshot) make the last merged one,
+    // so that what the integrations sent from the snapshots adds up to the whole run.
+    let last = std::mem::replace(&mut board.lock().pending, StatsSet::new(names.len()));
+    let snap = Arc::new(agg.tick_with(last, start.elapsed(), 0));
+    fanout.snapshot(&snap);
+    snap_tx.send_replace(Some(snap));
+    if let Some(d) = &dashboard {
+        d.hub.stopping();
     }
     done.cancel();
     let _ = view.await;
     sig_task.abort();
     serving.cancel();
+    // The integrations' last reads (a flag changed in the last interval) reach the timeline.
+    fanout.stopping().await;
+    actions.detach();
+    drop(snap_tx);
+    if let Some(f) = follow {
+        let _ = f.await;
+    }
 
-    // 4. The merged result.
-    let results = std::mem::take(&mut board.lock().results);
-    if results.is_empty() {
+    // 4. The merged result: every worker's final result, and what the lost ones streamed.
+    let docs = {
+        let mut st = board.lock();
+        let results = std::mem::take(&mut st.results);
+        let hash = results
+            .values()
+            .find_map(|d| d.run.scenario_hash.clone())
+            .or_else(|| Some(p.scenario_hash.clone()));
+        let whole = partial::Run {
+            info: &p.run,
+            load: &p.load,
+            host: p.host.clone(),
+            names: &names,
+            started_at,
+            scenario_hash: hash,
+        };
+        let mut docs: Vec<(u64, PathBuf, ResultDoc)> = results
+            .into_iter()
+            .map(|(i, d)| (i, PathBuf::from(format!("worker {}/{workers}", i + 1)), d))
+            .collect();
+        // The run stopped for what stopped the workers that finished it, not for the loss of
+        // one (the timeline tells that), unless the coordinator stopped it.
+        if stopping.reason.is_none() && !docs.is_empty() {
+            let finished: Vec<(PathBuf, ResultDoc)> = docs
+                .iter()
+                .map(|(_, p, d)| (p.clone(), d.clone()))
+                .collect();
+            stopping.reason = Some(merge::stop_reason(&finished));
+        }
+        for (i, s) in st.slots.iter_mut() {
+            let Health::Lost(why) = &s.health else {
+                continue;
+            };
+            if s.reports == 0 {
+                continue;
+            }
+            let streamed = std::mem::replace(&mut s.streamed, server::Streamed::new(names.len()));
+            let health = s.generator.as_ref().map(|m| m.report(None));
+            let doc = partial::lost_result(&whole, *i, workers, streamed, health, why);
+            let path = format!("worker {}/{workers} (lost: partial)", i + 1);
+            docs.push((*i, PathBuf::from(path), doc));
+        }
+        docs.sort_by_key(|(i, _, _)| *i);
+        docs.into_iter()
+            .map(|(_, path, d)| (path, d))
+            .collect::<Vec<_>>()
+    };
+    if docs.is_empty() {
         return Err(Failure::new(
             Exit::Internal,
-            "no worker sent its result: there is nothing to report".into(),
+            "no worker sent its result or a report: there is nothing to report".into(),
         ));
     }
-    let docs: Vec<(PathBuf, _)> = results
-        .into_iter()
-        .map(|(i, d)| (PathBuf::from(format!("worker {}/{workers}", i + 1)), d))
-        .collect();
     let merged = merge::merge(&docs).map_err(|e| Failure::new(Exit::Internal, e.to_string()))?;
     for n in &merged.notes {
         tell!("warning: {n}");
@@ -467,18 +633,37 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     let mut summary = merged.summary;
     summary.run = p.run.clone();
     summary.outcome.breaches = guard.into_breaches();
+    // The tags come from the plan: the workers' results know only those of their own
+    // thresholds, and a tag scope given to the coordinator alone would find no request.
+    summary.outcome.name_tags = live.name_tags().reordered(&names, &summary.names);
     summary.evaluate_thresholds(&p.thresholds);
     summary.outcome.scenario_hash = Some(p.scenario_hash.clone());
     summary.outcome.failures.extend(failures);
-    if let Some(r) = stop_reason {
+    summary.outcome.failures.extend(controls.failures());
+    if let Some(r) = stopping.reason {
         summary.stop_reason = r;
     }
-    summary.timeline.extend(timeline);
+    summary.timeline.extend(fanout.events_so_far());
     summary
         .timeline
         .sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s));
+    crate::guard_actions::finish(&actions, &p.actions, &mut summary).await;
+    let mut ours = fanout.finish(&summary, Duration::from_secs(10)).await;
+    ours.retain(|r| r.name != crate::web::SINK_NAME);
+    summary.sinks.extend(ours);
 
     let report_failed = !crate::reports::write_and_print(&summary, &outputs);
+    if let Some(d) = dashboard {
+        d.finish(&summary);
+        if !outputs.headless {
+            say!(
+                "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
+                d.addr()
+            );
+            StopSignals::new().next().await;
+        }
+        d.shutdown().await;
+    }
     if report_failed {
         return Ok(Exit::Internal);
     }

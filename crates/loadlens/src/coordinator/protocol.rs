@@ -4,14 +4,16 @@
 //!   the worker runs another scenario or loadlens version, another split, a segment already
 //!   taken, or comes after the start. Otherwise `200` and a long-lived response of JSON lines,
 //!   one [`Command`] each: `waiting` as workers join, `start` once all have, `ping` every
-//!   [`PING_EVERY`], `stop` when the run must end (a global threshold, too few workers left).
+//!   [`PING_EVERY`], `load` when the coordinator's dashboard changes the load, `stop` when the
+//!   run must end (a global threshold, too few workers left).
 //!   The response ending without a `stop` means the coordinator is gone.
 //! - `POST /v1/report` with an [`IntervalReport`] per snapshot: one interval's counters and
 //!   HDR histograms (deltas, not totals), which the coordinator adds up for the live merged
 //!   view and the global thresholds.
 //! - `POST /v1/result` with a [`FinalResult`]: the worker's JSON result, histograms included,
 //!   which the coordinator merges exactly as `loadlens merge` does.
-//! - `GET /v1/status`: the phase and the workers, as JSON (for people and probes).
+//! - `GET /v1/status`: the run id, the phase and the workers, as JSON (for people and probes;
+//!   a worker started without `--run-id` takes the run id from it).
 //!
 //! Every request carries `Authorization: Bearer TOKEN` when `LOADLENS_COORDINATOR_TOKEN` is set.
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
+use loadlens_core::stats::HealthSample;
 
 /// The environment variable holding the shared token of a coordinated run.
 pub const TOKEN_ENV: &str = "LOADLENS_COORDINATOR_TOKEN";
@@ -65,6 +68,16 @@ pub enum Command {
     },
     /// Still there.
     Ping,
+    /// The load was changed for the rest of the run (the coordinator's web dashboard): the
+    /// whole run's user count or arrival rate, of which each worker runs its segment's share.
+    Load {
+        /// Closed model: the whole run's users.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        users: Option<u64>,
+        /// Open model: the whole run's arrivals per second.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rate_per_s: Option<f64>,
+    },
     /// Stop gracefully now and send the result.
     Stop {
         /// Why (shown in the worker's result).
@@ -87,6 +100,12 @@ pub struct IntervalReport {
     pub dropped_iterations: Option<u64>,
     /// Per request name, what happened in this interval (names with no request are left out).
     pub requests: Vec<StatsRecord>,
+    /// The worker's own resource use over the interval, for `generator_healthy` live.
+    #[serde(default)]
+    pub health: Option<HealthSample>,
+    /// The CPUs the worker may use.
+    #[serde(default)]
+    pub cpu_cores: Option<f64>,
 }
 
 /// A worker's final result.

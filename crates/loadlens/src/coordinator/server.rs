@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use loadlens_core::health::HealthMonitor;
 use loadlens_core::load::Segment;
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::stats::{RequestStats, StatsSet};
+use loadlens_core::stats::{HealthSample, SeriesPoint, StatsSet, TimeSeries};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -68,6 +69,45 @@ pub struct Slot {
     pub reports: u64,
     /// Its run id.
     pub run_id: String,
+    /// Everything it streamed, added up: what counts of it when it is lost.
+    pub streamed: Streamed,
+    /// Its generator's health, from what it measured of itself each interval.
+    pub generator: Option<HealthMonitor>,
+    /// Its resource use in its last report.
+    pub last_health: HealthSample,
+}
+
+/// What one worker streamed so far: the sum of its interval reports and their series. When a
+/// worker is lost, this is its part of the merged result (its requests up to its last report).
+#[derive(Debug)]
+pub struct Streamed {
+    /// Its intervals added up (counters and HDR histograms).
+    pub stats: StatsSet,
+    /// One point per interval report.
+    pub series: TimeSeries,
+    /// Its run time at its last report.
+    pub elapsed: Duration,
+    /// Open model: its dropped arrivals at its last report.
+    pub dropped: Option<u64>,
+}
+
+impl Streamed {
+    pub fn new(names: usize) -> Self {
+        Streamed {
+            stats: StatsSet::new(names),
+            series: TimeSeries::new(TimeSeries::DEFAULT_CAPACITY),
+            elapsed: Duration::ZERO,
+            dropped: None,
+        }
+    }
+
+    fn add(&mut self, interval: &StatsSet, elapsed: Duration, users: u64) {
+        let span = elapsed.saturating_sub(self.elapsed);
+        self.series
+            .push(SeriesPoint::of(elapsed, span, users, &interval.aggregate()));
+        self.stats.merge(interval);
+        self.elapsed = self.elapsed.max(elapsed);
+    }
 }
 
 /// Everything the HTTP handlers and the run loop share.
@@ -76,6 +116,8 @@ pub struct Board {
     pub workers: u64,
     /// The scenario hash every worker must have.
     pub hash: String,
+    /// The run's id, which a worker started without `--run-id` takes.
+    pub run_id: String,
     /// The shared token, if any.
     token: Option<String>,
     /// `(method, name)` in the coordinator's `NameId` order.
@@ -104,12 +146,14 @@ impl Board {
     pub fn new(
         workers: u64,
         hash: String,
+        run_id: String,
         token: Option<String>,
         names: Vec<(String, String)>,
     ) -> Arc<Self> {
         Arc::new(Board {
             workers,
             hash,
+            run_id,
             token,
             state: Mutex::new(State {
                 phase: Phase::Joining,
@@ -356,6 +400,9 @@ fn join(board: &Board, h: Hello) -> Response<Reply> {
             requests: 0,
             reports: 0,
             run_id: h.run_id.clone(),
+            streamed: Streamed::new(board.names.len()),
+            generator: None,
+            last_health: HealthSample::default(),
         },
     );
     let joined = st.joined();
@@ -389,7 +436,8 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
         Err(resp) => return *resp,
     };
     // Decoded before taking the lock: the histograms' inflate is the costly part.
-    let mut decoded: Vec<(usize, RequestStats)> = Vec::new();
+    let mut interval = StatsSet::new(board.names.len());
+    let mut requests = 0;
     let mut unknown = 0;
     for rec in &r.requests {
         let Some(i) = board
@@ -401,7 +449,10 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
             continue;
         };
         match rec.stats() {
-            Ok(s) => decoded.push((i, s)),
+            Ok(s) => {
+                requests += s.count;
+                interval.requests[i].merge(&s);
+            }
             Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("{}: {e}", rec.label())),
         }
     }
@@ -416,11 +467,19 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
     slot.users = r.users;
     slot.dropped = r.dropped_iterations;
     slot.reports += 1;
-    slot.requests += decoded.iter().map(|(_, s)| s.count).sum::<u64>();
-    st.unknown += unknown;
-    for (i, s) in decoded {
-        st.pending.requests[i].merge(&s);
+    slot.requests += requests;
+    let elapsed = Duration::try_from_secs_f64(r.elapsed_s).unwrap_or_default();
+    if let Some(h) = r.health {
+        let wall = elapsed.saturating_sub(slot.streamed.elapsed);
+        slot.generator
+            .get_or_insert_with(|| HealthMonitor::remote(r.cpu_cores.unwrap_or(1.0)))
+            .fold(&h, wall);
+        slot.last_health = h;
     }
+    slot.streamed.add(&interval, elapsed, r.users);
+    slot.streamed.dropped = r.dropped_iterations;
+    st.unknown += unknown;
+    st.pending.merge(&interval);
     plain(StatusCode::OK, "ok")
 }
 
@@ -467,6 +526,7 @@ fn status(board: &Board) -> Response<Reply> {
         Phase::Running { .. } => "running",
     };
     let body = serde_json::json!({
+        "run_id": board.run_id,
         "phase": phase,
         "workers_expected": board.workers,
         "workers": workers,

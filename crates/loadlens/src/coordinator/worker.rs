@@ -185,39 +185,84 @@ impl Lines {
     }
 }
 
+impl Link {
+    /// One request, retried until the coordinator answers (pods start in any order), for at
+    /// most [`CONNECT_PATIENCE`].
+    async fn send_patiently(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, Failure> {
+        let patience = Instant::now() + CONNECT_PATIENCE;
+        let mut said = false;
+        loop {
+            match self.send(method.clone(), path, body.clone()).await {
+                Ok(r) => return Ok(r),
+                Err(e) if Instant::now() < patience => {
+                    if !said {
+                        say!("Waiting for the coordinator at {} ({e})…", self.url);
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => {
+                    return Err(Failure::new(
+                        Exit::InvalidInput,
+                        format!(
+                            "cannot reach the coordinator at {} within {}: {e}",
+                            self.url,
+                            humantime::format_duration(CONNECT_PATIENCE)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The body of `response` as trimmed text.
+async fn text(response: Response<Incoming>) -> String {
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// The coordinator's run id (`GET /v1/status`), which a worker started without `--run-id`
+/// takes, so that the whole run's requests, spans, events and reports carry one id.
+pub async fn run_id(link: &Link) -> Result<String, Failure> {
+    let response = link
+        .send_patiently(Method::GET, "/v1/status", Bytes::new())
+        .await?;
+    let status = response.status();
+    let body = text(response).await;
+    let id = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["run_id"].as_str().map(str::to_owned))
+        .filter(|_| status == StatusCode::OK);
+    id.ok_or_else(|| {
+        Failure::new(
+            Exit::InvalidInput,
+            format!(
+                "the coordinator at {} did not give its run id ({}): {body}",
+                link.url,
+                status.as_u16()
+            ),
+        )
+    })
+}
+
 /// Join the coordinator at `link` and wait until it gives the start.
 pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
     let refused = |msg: String| Failure::new(Exit::InvalidInput, msg);
     let body = Bytes::from(serde_json::to_vec(&hello).unwrap_or_default());
-    let patience = Instant::now() + CONNECT_PATIENCE;
-    let mut said = false;
-    let response = loop {
-        match link.send(Method::POST, "/v1/join", body.clone()).await {
-            Ok(r) => break r,
-            Err(e) if Instant::now() < patience => {
-                if !said {
-                    say!("Waiting for the coordinator at {} ({e})…", link.url);
-                    said = true;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => {
-                return Err(refused(format!(
-                    "cannot reach the coordinator at {} within {}: {e}",
-                    link.url,
-                    humantime::format_duration(CONNECT_PATIENCE)
-                )))
-            }
-        }
-    };
+    let response = link.send_patiently(Method::POST, "/v1/join", body).await?;
     let status = response.status();
     if status != StatusCode::OK {
-        let text = response
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
-            .unwrap_or_default();
+        let text = text(response).await;
         return Err(refused(format!(
             "the coordinator at {} refused segment {} ({}): {text}",
             link.url,
@@ -241,7 +286,8 @@ pub async fn join(link: Link, hello: Hello) -> Result<Session, Failure> {
                     hello.segment
                 );
             }
-            Ok(Command::Ping) => {}
+            // Not sent before the start.
+            Ok(Command::Ping | Command::Load { .. }) => {}
             Ok(Command::Start { in_ms, run_id }) => {
                 say!("The coordinator starts run {run_id} in {} ms.", in_ms);
                 return Ok(Session {
@@ -304,6 +350,15 @@ impl Session {
                     .await
                     .unwrap_or_else(|_| Err("it went silent".into()));
                 match cmd {
+                    Ok(Command::Load { users, rate_per_s }) => {
+                        // The whole run's figures: the executor runs this segment's share.
+                        if let Some(u) = users {
+                            controls.set_users(u);
+                        }
+                        if let Some(r) = rate_per_s {
+                            controls.set_arrival_rate(r);
+                        }
+                    }
                     Ok(Command::Stop { reason }) => {
                         tell!("The coordinator stops the run: {reason}");
                         state.note(format!("the coordinator stopped the run: {reason}"));
@@ -445,6 +500,10 @@ impl Sink for ReportSink {
             users: s.users,
             dropped_iterations: s.dropped_iterations,
             requests,
+            health: Some(s.health.clone()),
+            cpu_cores: std::thread::available_parallelism()
+                .ok()
+                .map(|n| n.get() as f64),
         };
         self.seq += 1;
         if let Some(tx) = &self.tx {

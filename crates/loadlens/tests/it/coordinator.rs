@@ -18,8 +18,8 @@ use crate::schema::assert_valid;
 use crate::support::*;
 
 /// A child process whose stdout and stderr are collected as they come.
-struct Proc {
-    child: Child,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
 }
@@ -35,12 +35,30 @@ fn drain(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
 }
 
 impl Proc {
-    fn spawn(args: &[String], env: &[(&str, &str)]) -> Proc {
-        let mut child = Command::new(bin())
+    pub(crate) fn spawn(args: &[String], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn_in(None, args, env)
+    }
+
+    /// [`Proc::spawn`] inside the network namespace `netns` (`ip netns exec NETNS loadlens …`).
+    pub(crate) fn spawn_in(netns: Option<&str>, args: &[String], env: &[(&str, &str)]) -> Proc {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let mut child = command
             .args(args)
             .env_remove("TEST_RUN_ID")
             .env_remove("JOB_COMPLETION_INDEX")
             .env_remove("LOADLENS_COORDINATOR_TOKEN")
+            .env_remove("DD_API_KEY")
+            .env_remove("DATADOG_API_KEY")
+            .env_remove("DD_AGENT_HOST")
+            .env_remove("STATSIG_CONSOLE_API_KEY")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -54,16 +72,16 @@ impl Proc {
         Proc { child, out, err }
     }
 
-    fn out(&self) -> String {
+    pub(crate) fn out(&self) -> String {
         self.out.lock().unwrap().clone()
     }
 
-    fn err(&self) -> String {
+    pub(crate) fn err(&self) -> String {
         self.err.lock().unwrap().clone()
     }
 
     /// Wait until stdout or stderr holds `needle`.
-    fn wait_for(&self, needle: &str, limit: Duration) {
+    pub(crate) fn wait_for(&self, needle: &str, limit: Duration) {
         let t = Instant::now();
         while !self.out().contains(needle) && !self.err().contains(needle) {
             assert!(
@@ -77,7 +95,7 @@ impl Proc {
     }
 
     /// Wait for the exit (at most `limit`), giving the exit status and when it was seen.
-    fn wait(&mut self, limit: Duration) -> (ExitStatus, Instant) {
+    pub(crate) fn wait(&mut self, limit: Duration) -> (ExitStatus, Instant) {
         let t = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -98,7 +116,7 @@ impl Proc {
         }
     }
 
-    fn expect_exit(&mut self, code: i32, limit: Duration) -> Instant {
+    pub(crate) fn expect_exit(&mut self, code: i32, limit: Duration) -> Instant {
         let (s, at) = self.wait(limit);
         assert_eq!(
             s.code(),
@@ -118,12 +136,12 @@ impl Drop for Proc {
     }
 }
 
-fn strings(a: &[&str]) -> Vec<String> {
+pub(crate) fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
 }
 
 /// A coordinator on a free port; its URL.
-fn coordinator(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
+pub(crate) fn coordinator(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     let mut all = strings(&["coordinator", "--listen", "127.0.0.1:0", "--no-tui"]);
     all.extend(strings(args));
     let p = Proc::spawn(&all, env);
@@ -137,7 +155,14 @@ fn coordinator(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     (p, url)
 }
 
-fn worker(file: &str, url: &str, n: u64, i: u64, json: &str, env: &[(&str, &str)]) -> Proc {
+pub(crate) fn worker(
+    file: &str,
+    url: &str,
+    n: u64,
+    i: u64,
+    json: &str,
+    env: &[(&str, &str)],
+) -> Proc {
     let args = strings(&[
         "run",
         file,
@@ -156,7 +181,7 @@ fn worker(file: &str, url: &str, n: u64, i: u64, json: &str, env: &[(&str, &str)
     Proc::spawn(&args, &env)
 }
 
-fn scenario(
+pub(crate) fn scenario(
     dir: &TempDir,
     name: &str,
     host: &str,
@@ -171,17 +196,17 @@ fn scenario(
     dir.join(name)
 }
 
-fn read(path: &str) -> Value {
+pub(crate) fn read(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn served(target: &DemoTarget) -> u64 {
+pub(crate) fn served(target: &DemoTarget) -> u64 {
     target.stats()["routes"]["GET /api/products"]
         .as_u64()
         .unwrap_or(0)
 }
 
-fn count(r: &Value) -> u64 {
+pub(crate) fn count(r: &Value) -> u64 {
     r["aggregate"]["request_count"].as_u64().unwrap()
 }
 
@@ -189,7 +214,7 @@ fn time(rfc3339: &str) -> SystemTime {
     humantime::parse_rfc3339(rfc3339).unwrap()
 }
 
-const LONG: Duration = Duration::from_secs(120);
+pub(crate) const LONG: Duration = Duration::from_secs(120);
 
 #[test]
 fn three_workers_and_a_coordinator_merge_exactly() {
@@ -285,7 +310,7 @@ fn three_workers_and_a_coordinator_merge_exactly() {
 }
 
 #[test]
-fn a_worker_killed_mid_run_is_on_the_timeline_and_the_others_finish_the_run() {
+fn a_worker_killed_mid_run_is_on_the_timeline_and_its_streamed_requests_are_kept() {
     let target = DemoTarget::start(&["--latency", "fixed(2ms)"]);
     let dir = TempDir::new("coordkill");
     let file = scenario(&dir, "s.yaml", &target.url, 6, "6s", "");
@@ -331,19 +356,34 @@ fn a_worker_killed_mid_run_is_on_the_timeline_and_the_others_finish_the_run() {
         .filter(|e| e.contains("worker 2/3 lost"))
         .collect();
     assert_eq!(lost.len(), 1, "{:#}", m["timeline"]);
-    let rows: Vec<&str> = m["workers"]
-        .as_array()
-        .unwrap()
+    assert!(lost[0].contains("marked partial"), "{}", lost[0]);
+    // Its row says it is partial, with what it streamed.
+    let rows = m["workers"].as_array().unwrap();
+    let segments: Vec<&str> = rows
         .iter()
         .map(|w| w["segment"].as_str().unwrap())
         .collect();
-    assert_eq!(rows, ["1/3", "3/3"]);
-    // The partial result is exactly the two survivors' results; the target served those and
-    // the dead worker's requests.
+    assert_eq!(segments, ["1/3", "2/3", "3/3"]);
+    let dead = &rows[1];
+    assert!(
+        dead["file"].as_str().unwrap().contains("lost: partial")
+            && dead["stop_reason"].as_str().unwrap().contains("partial"),
+        "{dead:#}"
+    );
+    let streamed = dead["request_count"].as_u64().unwrap();
+    assert!(streamed > 0, "{dead:#}");
+    // The merged count: the survivors' results and what the dead worker streamed, exactly.
     let survivors = count(&read(&jsons[0])) + count(&read(&jsons[2]));
-    assert_eq!(count(&m), survivors);
-    assert!(served(&target) - before > survivors);
-    assert!(c.err().contains("segment(s) 2/3 missing"), "{}", c.err());
+    assert_eq!(count(&m), survivors + streamed);
+    // The target served those, and what the dead worker sent after its last report: at most
+    // one interval (1 s) of its requests, plus those in flight when it died (one per user).
+    let gap = served(&target) - before - count(&m);
+    let per_second = streamed as f64 / dead["duration_s"].as_f64().unwrap();
+    eprintln!("dead worker: {streamed} streamed ({per_second:.0}/s), {gap} requests lost with it");
+    assert!(
+        (gap as f64) <= per_second * 1.5 + 2.0,
+        "{gap} requests missing, more than one interval of {per_second:.0}/s"
+    );
 }
 
 #[test]
@@ -416,6 +456,54 @@ fn a_global_threshold_aborts_every_worker_within_2_s() {
     }
     assert_eq!(m["thresholds"][0]["passed"], false);
     assert_eq!(m["thresholds"][0]["aborted"], true);
+}
+
+#[test]
+fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
+    let target = DemoTarget::start(&["--latency", "fixed(2ms)"]);
+    let dir = TempDir::new("coordtag");
+    // Only the `buy` task fails (the demo target has no /missing: 404).
+    let text = format!(
+        "host: {}\nload:\n  users: 4\n  run_time: 60s\nuser_types:\n  - name: u\n    tasks:\n      - {{ tags: [browse], request: {{ path: /api/products }} }}\n      - {{ tags: [buy], request: {{ path: /missing }} }}\n",
+        target.url
+    );
+    std::fs::write(dir.path("s.yaml"), text).unwrap();
+    let file = dir.join("s.yaml");
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            "--threshold",
+            "error_rate{tag:buy} < 10%, abort",
+            "--threshold",
+            "p95{tag:browse} < 60s",
+        ],
+        &[],
+    );
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| worker(&file, &url, 2, i, &dir.join(&format!("w{i}.json")), &[]))
+        .collect();
+    let t = Instant::now();
+    for w in &mut ws {
+        w.expect_exit(3, LONG);
+    }
+    c.expect_exit(3, LONG);
+    // Aborted live, long before the 60 s run time.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    let m = read(&merged);
+    assert_eq!(m["run"]["verdict"], "aborted");
+    let why = m["run"]["stop_reason"].as_str().unwrap();
+    assert!(why.contains("error_rate{tag:buy} < 10%"), "{why}");
+    // Judged again at the end on the merged result, with the plan's tags (the workers were
+    // given neither threshold).
+    let browse = &m["thresholds"][1];
+    assert_eq!(browse["scope"], "tag:browse", "{browse:#}");
+    assert_eq!(browse["passed"], true, "{browse:#}");
+    assert!(browse["observed"].as_f64().is_some(), "{browse:#}");
 }
 
 #[test]

@@ -1,0 +1,82 @@
+//! A lost worker's part of the merged result: what it streamed up to its last interval report,
+//! as a result of its own, so that `report::merge` adds it like any other worker's.
+//!
+//! A worker that dies sends no final result, but every second it sent its interval's counters
+//! and HDR histograms, which the board added up ([`Streamed`]). Those are exact up to its last
+//! report; what it did after (at most one interval, plus the requests in flight when it died)
+//! is missing, and its row and the timeline say the figures are partial.
+
+use std::time::SystemTime;
+
+use loadlens_core::executor::RunOutput;
+use loadlens_core::health::GeneratorHealth;
+use loadlens_core::load::{LoadSettings, Segment};
+use loadlens_core::report::json::ResultDoc;
+use loadlens_core::report::Summary;
+use loadlens_core::run::{RunInfo, StopReason};
+
+use super::server::Streamed;
+
+/// What the merged result needs to know of the run to write a lost worker's part.
+pub struct Run<'a> {
+    /// The run's identity.
+    pub info: &'a RunInfo,
+    /// The whole run's load.
+    pub load: &'a LoadSettings,
+    /// The target, as reports show it.
+    pub host: Option<String>,
+    /// `(method, name)` pairs in the coordinator's order, which the streamed stats follow.
+    pub names: &'a [(String, String)],
+    /// When the load started (the common start).
+    pub started_at: SystemTime,
+    /// The scenario hash the workers' results carry, so that the merge takes this one too.
+    pub scenario_hash: Option<String>,
+}
+
+/// The result of worker `index` of `workers`, lost for `why`, from what it `streamed` and
+/// its `generator` health as its reports showed it.
+pub fn lost_result(
+    run: &Run<'_>,
+    index: u64,
+    workers: u64,
+    streamed: Streamed,
+    generator: Option<GeneratorHealth>,
+    why: &str,
+) -> ResultDoc {
+    let load = LoadSettings {
+        segment: Segment::of_worker(index, workers).unwrap_or(Segment::WHOLE),
+        ..run.load.clone()
+    };
+    let mut out = RunOutput {
+        started_at: run.started_at,
+        ended_at: run.started_at + streamed.elapsed,
+        duration: streamed.elapsed,
+        stop_reason: StopReason::Aborted(format!(
+            "lost: {why}; partial, its requests up to its last report at {:.1} s",
+            streamed.elapsed.as_secs_f64()
+        )),
+        killed: true,
+        names: run.names.to_vec(),
+        stats: streamed.stats,
+        series: streamed.series,
+        timeline: Vec::new(),
+        sinks: Vec::new(),
+        dropped_samples: 0,
+        dropped_iterations: streamed.dropped.unwrap_or(0),
+        arrivals: None,
+        // What it measured of itself in its reports (unknown without any: taken as healthy).
+        generator: generator.unwrap_or(GeneratorHealth {
+            healthy: true,
+            ..GeneratorHealth::default()
+        }),
+        breaches: Vec::new(),
+        scenarios: Vec::new(),
+        failures: Vec::new(),
+        name_tags: Default::default(),
+        segments: Vec::new(),
+        breakdown: None,
+    };
+    let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
+    summary.outcome.scenario_hash = run.scenario_hash.clone();
+    ResultDoc::of(&summary)
+}

@@ -353,7 +353,7 @@ async fn handle(s: &Server, req: Request<Incoming>) -> Response<WebBody> {
         (Method::GET, "/") => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            PAGE.replace("/*STYLE*/", loadlens_core::report::html::STYLE),
+            PAGE.replace("/*STYLE*/", &loadlens_core::report::html::style()),
         ),
         (Method::GET, "/events") => events(s),
         (Method::GET, "/api/state") => text(

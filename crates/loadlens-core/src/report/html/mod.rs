@@ -17,6 +17,7 @@ pub mod breakdown;
 mod flips;
 mod outcome;
 pub mod over_time;
+pub mod palette;
 pub mod svg;
 
 use std::fmt::Write as _;
@@ -27,10 +28,16 @@ use serde_json::Value;
 use super::json::ResultDoc;
 use crate::duration::ms as fmt_ms;
 use crate::stats::{PhaseStats, RequestSummary};
-use svg::{Bar, Line, PALETTE};
+use svg::{Bar, Line};
 
-/// The report's style sheet (also inlined by the live web dashboard, which draws the same charts).
-pub const STYLE: &str = include_str!("style.css");
+/// The report's style sheet without the palette (see [`style`]).
+const STYLE: &str = include_str!("style.css");
+
+/// The report's style sheet, the [`palette`]'s colours first (also inlined by the live web
+/// dashboard, which draws the same charts).
+pub fn style() -> String {
+    palette::css_vars() + STYLE
+}
 
 /// Top-level keys of the result that have a dedicated section (or, as `histograms`, are data
 /// for machines: `loadlens merge`); any other key gets a generic one (a merged result's
@@ -86,9 +93,10 @@ pub fn render(doc: &ResultDoc) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"generator\" content=\"loadlens {}\"><title>{}</title><style>{STYLE}</style></head><body>",
+         <meta name=\"generator\" content=\"loadlens {}\"><title>{}</title><style>{}</style></head><body>",
         esc(&doc.tool.version),
-        esc(&title)
+        esc(&title),
+        style()
     );
     // Sections added to the result by other features are read from its JSON form (see
     // `outcome`), so this report shows whatever the document holds.
@@ -209,7 +217,7 @@ fn header(out: &mut String, doc: &ResultDoc, value: &Value) {
     let a = &doc.aggregate;
     let _ = write!(
         out,
-        r#"<div class="kpis" id="kpis"><div><b>{}</b>requests</div><div><b>{}</b>failures ({:.2}%)</div><div><b>{:.1}</b>req/s</div><div><b>{}</b>p50 ms</div><div><b>{}</b>p95 ms</div><div><b>{}</b>p99 ms</div><div><b>{}</b>max ms</div></div></header>"#,
+        r#"<div class="kpis" id="kpis"><div class="c-requests"><b>{}</b>requests</div><div class="c-failures"><b>{}</b>failures ({:.2}%)</div><div class="c-requests"><b>{:.1}</b>req/s</div><div class="c-p50"><b>{}</b>p50 ms</div><div class="c-p95"><b>{}</b>p95 ms</div><div class="c-p99"><b>{}</b>p99 ms</div><div><b>{}</b>max ms</div></div></header>"#,
         a.request_count,
         a.failure_count,
         a.error_rate * 100.0,
@@ -499,9 +507,9 @@ fn curves(out: &mut String, doc: &ResultDoc) {
     }
     let mut busiest: Vec<&RequestSummary> = doc.requests.iter().collect();
     busiest.sort_by_key(|r| std::cmp::Reverse(r.request_count));
-    let mut lines = vec![curve_line(&doc.aggregate, "#222", 2.5, "Aggregated".into())];
+    let mut lines = vec![curve_line(&doc.aggregate, palette::AGGREGATE, 2.5, "Aggregated".into())];
     for (i, r) in busiest.iter().take(CURVES_IN_MAIN_CHART).enumerate() {
-        lines.push(curve_line(r, PALETTE[i % PALETTE.len()], 1.5, label_of(r)));
+        lines.push(curve_line(r, palette::nth(i), 1.5, label_of(r)));
     }
     let title = if doc.requests.len() > CURVES_IN_MAIN_CHART {
         format!(
@@ -521,7 +529,7 @@ fn curves(out: &mut String, doc: &ResultDoc) {
         out.push_str(&svg::curve_chart(
             &format!("curve-{i}"),
             &label_of(r),
-            &[curve_line(r, PALETTE[0], 1.5, label_of(r))],
+            &[curve_line(r, palette::REQUESTS, 1.5, label_of(r))],
             true,
         ));
     }

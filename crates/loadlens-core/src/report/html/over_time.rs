@@ -9,7 +9,8 @@
 //! (no charting code in the page, nothing drawn per connected page). Which series, their
 //! colours, titles, axes and legends therefore cannot drift apart between the two.
 
-use super::svg::{self, Line, Marker, PALETTE};
+use super::palette;
+use super::svg::{self, Line, Marker};
 use crate::breakdown;
 use crate::run::{EventKind, TimelineEvent};
 use crate::stats::SeriesPoint;
@@ -33,8 +34,8 @@ pub const CHARTS: [(&str, &str, &str, &[LineSpec]); 3] = [
         "Requests per second",
         "",
         &[
-            ("req/s", PALETTE[0], |p| Some(p.rps)),
-            ("failures/s", PALETTE[2], |p| Some(p.failures_per_s)),
+            ("req/s", palette::REQUESTS, |p| Some(p.rps)),
+            ("failures/s", palette::FAILURES, |p| Some(p.failures_per_s)),
         ],
     ),
     (
@@ -42,16 +43,16 @@ pub const CHARTS: [(&str, &str, &str, &[LineSpec]); 3] = [
         "Response time",
         " ms",
         &[
-            ("p50", PALETTE[4], |p| latency(p, p.p50_ms)),
-            ("p95", PALETTE[1], |p| latency(p, p.p95_ms)),
-            ("p99", PALETTE[2], |p| latency(p, p.p99_ms)),
+            ("p50", palette::P50, |p| latency(p, p.p50_ms)),
+            ("p95", palette::P95, |p| latency(p, p.p95_ms)),
+            ("p99", palette::P99, |p| latency(p, p.p99_ms)),
         ],
     ),
     (
         "chart-users",
         "Active users",
         "",
-        &[("users", PALETTE[6], |p| Some(p.users as f64))],
+        &[("users", palette::USERS, |p| Some(p.users as f64))],
     ),
 ];
 

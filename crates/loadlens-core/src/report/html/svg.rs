@@ -8,12 +8,8 @@
 use std::fmt::Write as _;
 
 use super::esc;
+use super::palette;
 
-/// Colour-blind-friendly palette (Tableau 10), used in order.
-pub const PALETTE: [&str; 10] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac",
-];
 
 /// One line of a chart. `None` points break the line (e.g. latency of an interval without
 /// requests, which is unknown rather than zero).
@@ -429,7 +425,7 @@ pub fn stacked_bars(id: &str, title: &str, unit: &str, segments: &[&str], bars: 
                 r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}{unit}</title></rect>"#,
                 (x1 - x0).max(0.5),
                 row - 8.0,
-                PALETTE[i % PALETTE.len()],
+                palette::nth(i),
                 esc(segments.get(i).copied().unwrap_or("")),
                 super::fmt_ms(*v)
             );
@@ -443,7 +439,7 @@ pub fn stacked_bars(id: &str, title: &str, unit: &str, segments: &[&str], bars: 
         segments
             .iter()
             .enumerate()
-            .map(|(i, s)| (*s, PALETTE[i % PALETTE.len()])),
+            .map(|(i, s)| (*s, palette::nth(i))),
     );
     out.push_str("</figure>");
     out
@@ -474,7 +470,7 @@ mod tests {
     fn gaps_break_lines_and_values_map_into_the_frame() {
         let line = Line {
             label: "p95 <ms>".into(),
-            color: PALETTE[0],
+            color: palette::P95,
             width: 1.5,
             points: vec![Some((0.0, 1.0)), Some((1.0, 2.0)), None, Some((3.0, 4.0))],
         };

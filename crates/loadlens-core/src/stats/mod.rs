@@ -674,6 +674,13 @@ impl Aggregator {
         let agg = interval.aggregate();
         let point = SeriesPoint::of(elapsed, span, users, &agg);
         self.series.push(point.clone());
+        self.series.push_names(
+            interval
+                .requests
+                .iter()
+                .take(TimeSeries::MAX_NAMES)
+                .map(|r| SeriesPoint::of(elapsed, span, users, r)),
+        );
         let requests = self.summaries(elapsed);
         let total = RequestSummary::of("", "Aggregated", &self.cumulative.aggregate(), elapsed);
         Snapshot {

@@ -18,7 +18,7 @@ use loadlens_core::report::html::{breakdown, over_time};
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{self, Outcome, Summary};
 use loadlens_core::run::{EventKind, RunInfo, TimelineEvent};
-use loadlens_core::stats::{RequestSummary, Snapshot, StatsSet, TimeSeries};
+use loadlens_core::stats::{RequestSummary, SeriesPoint, Snapshot, StatsSet, TimeSeries};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -182,6 +182,14 @@ impl Hub {
             let mut i = self.lock();
             i.stats.merge(&snap.interval);
             i.series.push(snap.point.clone());
+            let span = Duration::from_secs_f64(snap.point.span_s.max(0.0));
+            i.series.push_names(
+                snap.interval
+                    .requests
+                    .iter()
+                    .take(TimeSeries::MAX_NAMES)
+                    .map(|r| SeriesPoint::of(snap.elapsed, span, snap.users, r)),
+            );
             if snap.breakdown.is_some() {
                 i.breakdown = snap.breakdown.clone();
             }

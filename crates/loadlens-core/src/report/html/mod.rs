@@ -479,6 +479,9 @@ fn request_tables(out: &mut String, doc: &ResultDoc) {
 }
 
 fn curve_line(r: &RequestSummary, color: &'static str, width: f64, label: String) -> Line {
+    // Results of an older loadlens end their curves at `[max, 1.0]`: the maximum goes where the
+    // samples stop, as in curves written now.
+    let top = crate::stats::LatencyHistogram::highest_quantile(r.request_count);
     Line {
         label,
         color,
@@ -486,7 +489,7 @@ fn curve_line(r: &RequestSummary, color: &'static str, width: f64, label: String
         points: r
             .latency_curve
             .iter()
-            .map(|[v, q]| Some((*q, *v)))
+            .map(|[v, q]| Some((if *q >= 1.0 { top } else { *q }, *v)))
             .collect(),
     }
 }
@@ -520,6 +523,7 @@ fn curves(out: &mut String, doc: &ResultDoc) {
         "Aggregated and every request name".into()
     };
     out.push_str(&svg::curve_chart("chart-curves", &title, &lines, false));
+    out.push_str("<p class=\"note\">Each curve ends at its maximum, at the highest percentile its number of samples supports (1 − 1/n: 99.74 % for 385 samples).</p>");
     let _ = write!(
         out,
         r#"<details id="curves-each" open><summary>One chart per request name ({})</summary><div class="grid">"#,

@@ -275,11 +275,11 @@ pub fn time_chart(
     out
 }
 
-/// Position of quantile `q` on the "nines" axis: 0 → 0, 0.9 → 1, 0.99 → 2, …; 1 (the maximum)
-/// sits a little right of 99.999 %.
+/// Position of quantile `q` on the "nines" axis: 0 → 0, 0.9 → 1, 0.99 → 2, … 99.999 % → 5
+/// (the axis ends there; a curve's last point is its maximum, at `1 - 1/n`).
 pub fn nines(q: f64) -> f64 {
     if q >= 1.0 {
-        5.4
+        5.0
     } else {
         (-(1.0 - q).log10()).clamp(0.0, 5.0)
     }
@@ -297,6 +297,13 @@ pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String
     } else {
         (960.0, 300.0)
     };
+    // The axis goes as far as the longest curve: each ends where its samples stop (at
+    // `1 - 1/n`, see `LatencyHistogram::percentile_curve`), so 385 samples never draw out to
+    // 99.999 %.
+    let reach = lines
+        .iter()
+        .flat_map(|l| l.points.iter().flatten().map(|p| nines(p.0)))
+        .fold(0.0, f64::max);
     let f = Frame {
         w,
         h,
@@ -305,25 +312,17 @@ pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String
         top: 10.0,
         bottom: 26.0,
         x0: 0.0,
-        x1: 5.4,
+        x1: (reach - 1e-9).ceil().clamp(1.0, 5.0),
         y1: nice_ceiling(y_max * 1.05),
     };
-    let xticks: Vec<(f64, String)> = if small {
-        vec![
-            (0.0, "0%".into()),
-            (1.0, "90%".into()),
-            (2.0, "99%".into()),
-            (3.0, "99.9%".into()),
-            (5.4, "max".into()),
-        ]
-    } else {
-        ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as f64, (*l).to_owned()))
-            .chain([(5.4, "max".to_owned())])
-            .collect()
-    };
+    let xticks: Vec<(f64, String)> = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as f64, (*l).to_owned()))
+        .take_while(|(x, _)| *x <= f.x1)
+        // A small chart has room for four labels.
+        .filter(|(x, _)| !small || *x <= 3.0 || *x == f.x1)
+        .collect();
     let mapped: Vec<Line> = lines
         .iter()
         .map(|l| Line {

@@ -393,7 +393,11 @@ fn tile_rates(i: &Inner) -> (f64, f64, &'static str) {
         return (0.0, 0.0, "Req/s");
     };
     if i.phase != Phase::Running {
-        return (snap.total.rps, snap.total.failures_per_s, "Req/s, whole run");
+        return (
+            snap.total.rps,
+            snap.total.failures_per_s,
+            "Req/s, whole run",
+        );
     }
     let whole = i
         .series
@@ -421,11 +425,46 @@ fn span_s(i: &Inner) -> f64 {
 /// series; the axis spans the planned run time so that it does not rescale every second.
 fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
     let points = i.series.points();
-    over_time::charts(&over_time::Series {
+    let series = over_time::Series {
         points: &points,
         resolution_s: i.series.resolution() as u64,
         min_span_s: span_s(i),
         timeline: events,
-    })
-    .unwrap_or_default()
+        // The page is a script already: no fallback columns in its payload.
+        fallback: false,
+    };
+    let mut out = over_time::charts(&series).unwrap_or_default();
+    // Per request name, the same charts as the report's, for the busiest names only: the
+    // payload is sent to every page once a second.
+    let per_name: Vec<(String, u64, Vec<SeriesPoint>)> = i
+        .series
+        .names()
+        .iter()
+        .zip(&i.meta.names)
+        .map(|(s, (method, name))| {
+            let label = if method.is_empty() {
+                name.clone()
+            } else {
+                format!("{method} {name}")
+            };
+            (label, s.resolution() as u64, s.points())
+        })
+        .filter(|(_, _, points)| points.iter().any(|p| p.requests > 0))
+        .collect();
+    let names: Vec<over_time::NameSeries<'_>> = per_name
+        .iter()
+        .map(|(label, resolution_s, points)| over_time::NameSeries {
+            label,
+            resolution_s: *resolution_s,
+            points,
+        })
+        .collect();
+    if let Some(by_name) = over_time::by_name(&names, &series, NAMES_ON_THE_PAGE) {
+        out.push_str("<h3 id=\"over-time-by-name\">By request name</h3>");
+        out.push_str(&by_name);
+    }
+    out
 }
+
+/// Request names with charts of their own on the page (the busiest; the report has them all).
+const NAMES_ON_THE_PAGE: usize = 8;

@@ -124,7 +124,10 @@ fn the_rate_tile_never_shows_the_stub_interval_at_the_end_of_a_run() {
         &cumulative,
     ));
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
-    assert_eq!(live["rps"], 85.0, "the last whole second, not the stub's 490");
+    assert_eq!(
+        live["rps"], 85.0,
+        "the last whole second, not the stub's 490"
+    );
     assert_eq!(live["rps_label"], "Req/s, last second");
     hub.stopping();
     let stopping: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
@@ -224,15 +227,34 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
     let charts = live["charts"].as_str().unwrap();
     let (_, report) = hub.download("report.html").unwrap();
-    // The same three figures, byte for byte: series, colours, axes, legends and markers.
+    // The same figures, byte for byte: series, colours, axes, legends, markers, the hover
+    // script's data, and the charts per request name; only the report has the no-script
+    // fallback columns (the page is a script anyway).
     assert!(
-        charts.starts_with(r#"<figure class="chart" id="chart-rps">"#),
+        charts.starts_with(r#"<figure class="chart" id="chart-rps" data-x="0.0 s,1.0 s,"#),
         "{charts}"
     );
+    assert!(!charts.contains(r#"<g class="hover">"#));
+    let mut without_fallback = String::new();
+    let mut rest = report.as_str();
+    while let Some(at) = rest.find(r#"<g class="hover">"#) {
+        without_fallback.push_str(&rest[..at]);
+        let end = rest[at..].find("</g>").unwrap() + at + "</g>".len();
+        rest = &rest[end..];
+    }
+    without_fallback.push_str(rest);
     assert!(
-        report.contains(charts),
+        without_fallback.contains(charts),
         "the report's charts differ from the dashboard's"
     );
+    for id in [
+        "chart-p95-by-name",
+        "chart-rps-by-name",
+        "chart-name-0-latency",
+        "chart-name-0-rps",
+    ] {
+        assert_eq!(charts.matches(&format!(r#"id="{id}""#)).count(), 1, "{id}");
+    }
     // And they are the ones the builder defines, users in the report's colour.
     for (id, _, _, lines) in CHARTS {
         assert_eq!(charts.matches(&format!(r#"id="{id}""#)).count(), 1, "{id}");
@@ -250,15 +272,18 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
     }
     assert!(charts.contains(r##"data-label="users" d="M"##));
     assert!(
-        charts.contains(&format!(r#"stroke="{}""#, loadlens_core::report::html::palette::USERS)),
+        charts.contains(&format!(
+            r#"stroke="{}""#,
+            loadlens_core::report::html::palette::USERS
+        )),
         "users are drawn in the palette's colour"
     );
     assert_eq!(
         charts
             .matches(r#"<g class="marker threshold_breached">"#)
             .count(),
-        3,
-        "one marker per chart"
+        3 + 2 + 2,
+        "one marker per chart: the run's three, the two overviews by name, the name's two"
     );
 }
 

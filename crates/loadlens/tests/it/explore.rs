@@ -207,6 +207,24 @@ fn the_report_shows_each_names_charts_and_hover_values_and_reads_without_its_scr
     assert!(rows[0].ends_with(" s"), "{rows:?}");
     assert!(value_of(&rows, "req/s") >= 0.0);
 
+    // A bar of the connection phases: its segment's title.
+    let at = c.eval(
+        "(() => { const r = document.querySelector('#chart-phases g.bar rect'); r.scrollIntoView({block: 'center'}); \
+         const b = r.getBoundingClientRect(); return [b.left + b.width / 2, b.top + b.height / 2, r.querySelector('title').textContent]; })()",
+    );
+    c.call(
+        "Input.dispatchMouseEvent",
+        json!({"type": "mouseMoved", "x": at[0], "y": at[1]}),
+    );
+    c.until(
+        "the bar's tooltip",
+        &format!(
+            "!document.getElementById('chart-tip').hidden && document.getElementById('chart-tip').textContent === {}",
+            at[2]
+        ),
+    );
+    assert!(at[2].as_str().unwrap().ends_with(" ms"), "{at}");
+
     // The percentile curves end where the samples do: at 1 - 1/n of the busiest (the
     // aggregate), never at 99.999 % for a few hundred requests.
     let n = doc["aggregate"]["request_count"].as_f64().unwrap();

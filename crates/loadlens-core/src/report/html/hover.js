@@ -59,6 +59,16 @@
       const v = (p.dataset.v || "").split(",")[best];
       if (v !== undefined && v !== "") rows.push(row(`${p.dataset.label} ${v}${unit}`, p.getAttribute("stroke")));
     }
+    // On an event marker: the event too.
+    const marker = ev.target.closest && ev.target.closest("g.marker");
+    if (marker) {
+      const t = marker.querySelector(":scope > title");
+      if (t) {
+        marker.dataset.tip = t.textContent;
+        t.remove();
+      }
+      if (marker.dataset.tip) rows.push(row(marker.dataset.tip));
+    }
     let line = svg.querySelector("line.crosshair");
     if (!line) {
       line = document.createElementNS(svg.namespaceURI, "line");

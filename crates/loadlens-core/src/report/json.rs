@@ -225,6 +225,45 @@ pub struct SeriesSection {
     pub resolution_s: u64,
     /// Points, oldest first.
     pub points: Vec<SeriesPoint>,
+    /// Each request name's own series, coarser (see `TimeSeries::NAME_CAPACITY`), for the
+    /// names that had requests, in the order of `requests`; absent from older results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<NameSeries>,
+}
+
+/// One request name's series.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NameSeries {
+    /// HTTP method (empty for a non-HTTP name).
+    pub method: String,
+    /// Request name.
+    pub name: String,
+    /// Seconds per point.
+    pub resolution_s: u64,
+    /// Points, oldest first; `users` is the run's.
+    pub points: Vec<SeriesPoint>,
+}
+
+impl SeriesSection {
+    /// The section of `series`, whose per-name series are those of `names` (`NameId` order).
+    pub fn of(series: &crate::stats::TimeSeries, names: &[(String, String)]) -> Self {
+        SeriesSection {
+            resolution_s: series.resolution() as u64,
+            points: series.points(),
+            requests: series
+                .names()
+                .iter()
+                .zip(names)
+                .map(|(s, (method, name))| NameSeries {
+                    method: method.clone(),
+                    name: name.clone(),
+                    resolution_s: s.resolution() as u64,
+                    points: s.points(),
+                })
+                .filter(|s| s.points.iter().any(|p| p.requests > 0))
+                .collect(),
+        }
+    }
 }
 
 impl ResultDoc {
@@ -285,10 +324,7 @@ impl ResultDoc {
                 .map(|(k, n)| (k.to_string(), n))
                 .collect(),
             errors_overflow: summary.stats.errors.overflow,
-            series: SeriesSection {
-                resolution_s: summary.series.resolution() as u64,
-                points: summary.series.points(),
-            },
+            series: SeriesSection::of(&summary.series, &summary.names),
             timeline: summary.timeline.clone(),
             sinks: summary.sinks.clone(),
             dropped_samples: summary.dropped_samples,

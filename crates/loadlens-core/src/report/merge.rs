@@ -304,9 +304,9 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         duration,
         stop_reason: stop_reason(docs),
         killed: docs.iter().any(|(_, d)| d.run.killed),
+        series: series(docs, &names),
         names,
         stats,
-        series: series(docs),
         timeline,
         sinks: sinks(docs),
         dropped_samples: docs.iter().map(|(_, d)| d.dropped_samples).sum(),
@@ -446,18 +446,39 @@ pub fn stop_reason(docs: &[(PathBuf, ResultDoc)]) -> StopReason {
     }
 }
 
-/// The segments' series, second `k` of each added up (each aligned on its own start).
-fn series(docs: &[(PathBuf, ResultDoc)]) -> TimeSeries {
-    let res = docs
-        .iter()
-        .map(|(_, d)| d.series.resolution_s.max(1))
-        .max()
-        .unwrap_or(1) as f64;
+/// The segments' series, second `k` of each added up (each aligned on its own start), and so
+/// each request name's series, in the order of `names`.
+fn series(docs: &[(PathBuf, ResultDoc)], names: &[(String, String)]) -> TimeSeries {
+    let mut out = added_up(
+        docs.iter()
+            .map(|(_, d)| (d.series.resolution_s, d.series.points.as_slice())),
+        TimeSeries::DEFAULT_CAPACITY,
+    );
+    for (method, name) in names.iter().take(TimeSeries::MAX_NAMES) {
+        let parts = docs.iter().flat_map(|(_, d)| {
+            d.series
+                .requests
+                .iter()
+                .filter(|s| s.method == *method && s.name == *name)
+                .map(|s| (s.resolution_s, s.points.as_slice()))
+        });
+        out.push_name_series(added_up(parts, TimeSeries::NAME_CAPACITY));
+    }
+    out
+}
+
+/// Series of `(resolution_s, points)` added up, second `k` of each (each aligned on its own
+/// start), into a series of at most `capacity` points.
+fn added_up<'a>(
+    parts: impl Iterator<Item = (u64, &'a [SeriesPoint])> + Clone,
+    capacity: usize,
+) -> TimeSeries {
+    let res = parts.clone().map(|(r, _)| r.max(1)).max().unwrap_or(1) as f64;
     // Per bucket, per file: the file's points in it folded together.
     let mut buckets: BTreeMap<u64, Vec<SeriesPoint>> = BTreeMap::new();
-    for (_, d) in docs {
+    for (_, points) in parts {
         let mut mine: BTreeMap<u64, SeriesPoint> = BTreeMap::new();
-        for p in &d.series.points {
+        for p in points {
             let k = (p.elapsed_s / res).round().max(1.0) as u64;
             match mine.get_mut(&k) {
                 Some(acc) => fold_in_time(acc, p),
@@ -470,7 +491,7 @@ fn series(docs: &[(PathBuf, ResultDoc)]) -> TimeSeries {
             buckets.entry(k).or_default().push(p);
         }
     }
-    let mut out = TimeSeries::new(TimeSeries::DEFAULT_CAPACITY);
+    let mut out = TimeSeries::new(capacity);
     for (_, points) in buckets {
         out.push(side_by_side(&points));
     }

@@ -125,22 +125,41 @@ impl LatencyHistogram {
     }
 
     /// `[value_ms, quantile]` pairs at fixed quantiles, every 10 % up to 80 % and then
-    /// logarithmically in the tail (90 %, 99 %, … 99.999 %), ending at the maximum: at most
-    /// [`Self::PERCENTILE_CURVE_POINTS`] points whatever the run length, with the tail resolved
-    /// (unlike [`Self::curve`], whose `take` can cut the tail of a long-tailed histogram).
+    /// logarithmically in the tail (90 %, 99 %, … 99.999 %), as far as the samples reach: at
+    /// most [`Self::PERCENTILE_CURVE_POINTS`] points whatever the run length, with the tail
+    /// resolved (unlike [`Self::curve`], whose `take` can cut the tail of a long-tailed
+    /// histogram).
+    ///
+    /// `n` samples tell nothing beyond the quantile `1 - 1/n`, where the largest of them sits:
+    /// the curve ends there, at the maximum (385 samples: at 99.74 %), rather than drawing the
+    /// maximum flat out to 99.999 %. (Results written before this ended at `[max, 1.0]`.)
     pub fn percentile_curve(&self) -> Vec<[f64; 2]> {
         if self.0.is_empty() {
             return Vec::new();
         }
+        let top = Self::highest_quantile(self.len());
         let mut qs: Vec<f64> = (0..9).map(|i| f64::from(i) / 10.0).collect();
         // 1 - 10^-x for x in 1.0..=5.0 by 0.125: 33 points from 90 % to 99.999 %.
         qs.extend((8..=40).map(|i| 1.0 - 10f64.powf(-f64::from(i) / 8.0)));
+        let round = |q: f64| (q * 1e6).round() / 1e6;
         let mut out: Vec<[f64; 2]> = qs
             .into_iter()
-            .map(|q| [self.quantile_ms(q), (q * 1e6).round() / 1e6])
+            .map(round)
+            .filter(|q| *q < round(top))
+            .map(|q| [self.quantile_ms(q), q])
             .collect();
-        out.push([self.max_ms(), 1.0]);
+        out.push([self.max_ms(), round(top)]);
         out
+    }
+
+    /// The highest quantile `n` samples support, `1 - 1/n` (0 for a single sample: it is the
+    /// whole distribution, drawn at 0 %).
+    pub fn highest_quantile(n: u64) -> f64 {
+        if n <= 1 {
+            0.0
+        } else {
+            1.0 - 1.0 / n as f64
+        }
     }
 
     /// Most points [`Self::percentile_curve`] returns.
@@ -333,8 +352,26 @@ mod tests {
         assert!(c
             .windows(2)
             .all(|w| w[0][0] <= w[1][0] && w[0][1] < w[1][1]));
-        assert_eq!(c.last().unwrap(), &[h.max_ms(), 1.0]);
+        assert_eq!(c.last().unwrap(), &[h.max_ms(), 0.99999]);
         let p99 = c.iter().find(|p| (p[1] - 0.99).abs() < 1e-9).unwrap();
         assert!((p99[0] - 990.0).abs() < 1.0, "{p99:?}");
+    }
+
+    #[test]
+    fn percentile_curve_stops_where_the_samples_stop() {
+        let mut h = LatencyHistogram::new();
+        for v in 1..=385u64 {
+            h.record(Duration::from_millis(v));
+        }
+        let c = h.percentile_curve();
+        // 1 - 1/385 = 99.74 %: the last point, at the maximum; nothing at 99.9 % or beyond.
+        let last = c.last().unwrap();
+        assert_eq!(last[1], 0.997403);
+        assert_eq!(last[0], h.max_ms());
+        assert!(c.iter().all(|p| p[1] <= 0.997403), "{c:?}");
+        assert!(c.windows(2).all(|w| w[0][1] < w[1][1]));
+        let mut one = LatencyHistogram::new();
+        one.record(Duration::from_millis(7));
+        assert_eq!(one.percentile_curve().len(), 1);
     }
 }

@@ -703,6 +703,13 @@ impl Aggregator {
         self.last_tick = elapsed;
         let agg = interval.aggregate();
         let mut point = SeriesPoint::of(elapsed, span, users, &agg);
+        self.series.push_names(
+            interval
+                .requests
+                .iter()
+                .take(TimeSeries::MAX_NAMES)
+                .map(|r| SeriesPoint::of(elapsed, span, users, r)),
+        );
         let requests = self.summaries(elapsed);
         let total = RequestSummary::of("", "Aggregated", &self.cumulative.aggregate(), elapsed);
         point.total_p50_ms = total.latency_ms.p50;

@@ -1,10 +1,17 @@
-//! The per-interval time series (rps, failures/s, p50/p95/p99, active users) in bounded memory.
+//! The per-interval time series (rps, failures/s, p50/p95/p99, active users) in bounded memory,
+//! for the run and for each request name.
 //!
 //! Points arrive once a second. When the series reaches its capacity, neighbouring points are
 //! merged pairwise and later points are accumulated at the doubled resolution, so a run of any
 //! length keeps at most `capacity` points. Counts and rates stay exact when merged; a merged
 //! point's percentiles are the count-weighted mean of its parts' percentiles (an approximation,
 //! documented in the JSON schema), and its max-of-p99 is kept exactly.
+//!
+//! Each request name has a series of its own ([`TimeSeries::names`]), so that a report can show
+//! which endpoint got slow, and when. They are coarser, to stay small with many names: at most
+//! [`TimeSeries::NAME_CAPACITY`] points for each of the first [`TimeSeries::MAX_NAMES`] names
+//! (in `NameId` order), so at most 100 × 240 points of 104 bytes, 2.5 MB, whatever the run's
+//! length; names beyond those have none (the report says so).
 
 use std::time::Duration;
 
@@ -167,11 +174,20 @@ pub struct TimeSeries {
     /// How many raw intervals one stored point covers (doubles at each downsampling).
     per_point: usize,
     pending: Option<(SeriesPoint, usize)>,
+    /// One series per request name (empty when none was pushed), see [`Self::push_names`].
+    names: Vec<TimeSeries>,
 }
 
 impl TimeSeries {
     /// One hour at 1 s resolution before the first downsampling.
     pub const DEFAULT_CAPACITY: usize = 3600;
+
+    /// Points kept per request name: a 4-minute run keeps every second, a 1-hour one a point
+    /// per 16 s.
+    pub const NAME_CAPACITY: usize = 240;
+
+    /// Request names with a series of their own (the first ones, in `NameId` order).
+    pub const MAX_NAMES: usize = 100;
 
     /// An empty series keeping at most `capacity` (≥ 2) points.
     pub fn new(capacity: usize) -> Self {
@@ -180,6 +196,30 @@ impl TimeSeries {
             capacity: capacity.max(2),
             per_point: 1,
             pending: None,
+            names: Vec::new(),
+        }
+    }
+
+    /// Append the points of the same interval for each request name, in `NameId` order (only
+    /// the first [`Self::MAX_NAMES`] are kept). Call it once per interval, beside [`Self::push`].
+    pub fn push_names(&mut self, points: impl IntoIterator<Item = SeriesPoint>) {
+        for (i, p) in points.into_iter().take(Self::MAX_NAMES).enumerate() {
+            if i == self.names.len() {
+                self.names.push(TimeSeries::new(Self::NAME_CAPACITY));
+            }
+            self.names[i].push(p);
+        }
+    }
+
+    /// The series of each request name, in `NameId` order (empty when none was pushed).
+    pub fn names(&self) -> &[TimeSeries] {
+        &self.names
+    }
+
+    /// Append a name's whole series (rebuilding a series from a saved result).
+    pub fn push_name_series(&mut self, series: TimeSeries) {
+        if self.names.len() < Self::MAX_NAMES {
+            self.names.push(series);
         }
     }
 
@@ -258,6 +298,25 @@ mod tests {
         assert!(pts.iter().all(|p| (p.rps - 7.0).abs() < 1e-9));
         assert_eq!(pts.iter().map(|p| p.max_ms).fold(0.0, f64::max), 10_000.0);
         assert!(s.resolution() >= 100);
+    }
+
+    #[test]
+    fn each_name_has_a_bounded_series_of_its_own() {
+        let mut s = TimeSeries::new(100);
+        for i in 1..=10_000 {
+            s.push(pt(i, 7));
+            s.push_names((0..150).map(|n| pt(i, n)));
+        }
+        assert_eq!(s.names().len(), TimeSeries::MAX_NAMES);
+        for (n, name) in s.names().iter().enumerate() {
+            let pts = name.points();
+            assert!(pts.len() <= TimeSeries::NAME_CAPACITY, "{}", pts.len());
+            assert_eq!(
+                pts.iter().map(|p| p.requests).sum::<u64>(),
+                10_000 * n as u64
+            );
+            assert_eq!(pts.last().unwrap().elapsed_s, 10_000.0);
+        }
     }
 
     #[test]

@@ -159,7 +159,11 @@ pub fn read_json(text: &str) -> Result<Node, String> {
 /// Read a YAML document (JSON too); errors say line and column. The one place `convert` calls
 /// the YAML parser.
 pub fn read_yaml(text: &str) -> Result<Node, String> {
-    loadlens_core::yaml::from_str(text).map_err(|e| e.to_string())
+    loadlens_core::yaml::from_str(text).map_err(|e| match e.location() {
+        // Worded as serde_json's errors are, for one style whatever the input.
+        Some(p) => format!("{} at line {} column {}", e.message(), p.line, p.column),
+        None => e.message(),
+    })
 }
 
 /// Write `node` (a map) as a YAML document in block style, after `comments` as `#` lines.

@@ -18,7 +18,7 @@ use loadlens_core::report::html::{breakdown, over_time};
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{self, Outcome, Summary};
 use loadlens_core::run::{EventKind, RunInfo, TimelineEvent};
-use loadlens_core::stats::{RequestSummary, Snapshot, StatsSet, TimeSeries};
+use loadlens_core::stats::{RequestSummary, SeriesPoint, Snapshot, StatsSet, TimeSeries};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -182,6 +182,14 @@ impl Hub {
             let mut i = self.lock();
             i.stats.merge(&snap.interval);
             i.series.push(snap.point.clone());
+            let span = Duration::from_secs_f64(snap.point.span_s.max(0.0));
+            i.series.push_names(
+                snap.interval
+                    .requests
+                    .iter()
+                    .take(TimeSeries::MAX_NAMES)
+                    .map(|r| SeriesPoint::of(snap.elapsed, span, snap.users, r)),
+            );
             if snap.breakdown.is_some() {
                 i.breakdown = snap.breakdown.clone();
             }
@@ -341,12 +349,7 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
     errors.truncate(100);
     let snap = i.last.as_deref();
     let ended = i.ended.as_ref();
-    // During the run, the rates of the last interval; at the end, those of the whole run.
-    let (rps, failures_per_s) = match (ended, snap) {
-        (Some(e), _) => (e.total.rps, e.total.failures_per_s),
-        (None, Some(s)) => (s.point.rps, s.point.failures_per_s),
-        (None, None) => (0.0, 0.0),
-    };
+    let (rps, failures_per_s, rps_label) = tile_rates(i);
     let (total, requests) = match (ended, snap) {
         (Some(e), _) => (Some(row(&e.total)), e.requests.iter().map(row).collect()),
         (None, Some(s)) => (Some(row(&s.total)), s.requests.iter().map(row).collect()),
@@ -366,6 +369,7 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
         "users": snap.map_or(0, |s| s.users),
         "rps": rps,
         "failures_per_s": failures_per_s,
+        "rps_label": rps_label,
         "p95_now": snap.map_or(0.0, |s| s.point.p95_ms),
         "total": total,
         "requests": requests,
@@ -375,6 +379,41 @@ fn payload(i: &Inner, events: &[TimelineEvent]) -> Value {
         "breakdown": i.breakdown.as_deref().map(|b| breakdown::body(b, span_s(i), events)),
     })
 }
+
+/// The Req/s and failures/s tiles, and what they are: while load runs, the rates of the last
+/// whole interval; once the run is stopping or over, the run's own rates (requests / elapsed,
+/// as the summary computes them). The last snapshot of a run covers only the moment between
+/// the last tick and the stop: 49 requests in 0.1 s read as 490 req/s on a run of 85 req/s, so
+/// an interval shorter than [`WHOLE_INTERVAL_S`] never feeds a tile.
+fn tile_rates(i: &Inner) -> (f64, f64, &'static str) {
+    if let Some(e) = &i.ended {
+        return (e.total.rps, e.total.failures_per_s, "Req/s, whole run");
+    }
+    let Some(snap) = i.last.as_deref() else {
+        return (0.0, 0.0, "Req/s");
+    };
+    if i.phase != Phase::Running {
+        return (
+            snap.total.rps,
+            snap.total.failures_per_s,
+            "Req/s, whole run",
+        );
+    }
+    let whole = i
+        .series
+        .points()
+        .into_iter()
+        .rev()
+        .find(|p| p.span_s >= WHOLE_INTERVAL_S);
+    match whole {
+        Some(p) => (p.rps, p.failures_per_s, "Req/s, last second"),
+        // Not one whole interval yet: the run's rate so far.
+        None => (snap.total.rps, snap.total.failures_per_s, "Req/s, so far"),
+    }
+}
+
+/// Shorter intervals are the stub at the end of a run (see [`tile_rates`]).
+const WHOLE_INTERVAL_S: f64 = 0.5;
 
 /// The time axis of the charts spans at least the planned run time, so that it does not
 /// rescale every second.
@@ -386,11 +425,46 @@ fn span_s(i: &Inner) -> f64 {
 /// series; the axis spans the planned run time so that it does not rescale every second.
 fn charts(i: &Inner, events: &[TimelineEvent]) -> String {
     let points = i.series.points();
-    over_time::charts(&over_time::Series {
+    let series = over_time::Series {
         points: &points,
         resolution_s: i.series.resolution() as u64,
         min_span_s: span_s(i),
         timeline: events,
-    })
-    .unwrap_or_default()
+        // The page is a script already: no fallback columns in its payload.
+        fallback: false,
+    };
+    let mut out = over_time::charts(&series).unwrap_or_default();
+    // Per request name, the same charts as the report's, for the busiest names only: the
+    // payload is sent to every page once a second.
+    let per_name: Vec<(String, u64, Vec<SeriesPoint>)> = i
+        .series
+        .names()
+        .iter()
+        .zip(&i.meta.names)
+        .map(|(s, (method, name))| {
+            let label = if method.is_empty() {
+                name.clone()
+            } else {
+                format!("{method} {name}")
+            };
+            (label, s.resolution() as u64, s.points())
+        })
+        .filter(|(_, _, points)| points.iter().any(|p| p.requests > 0))
+        .collect();
+    let names: Vec<over_time::NameSeries<'_>> = per_name
+        .iter()
+        .map(|(label, resolution_s, points)| over_time::NameSeries {
+            label,
+            resolution_s: *resolution_s,
+            points,
+        })
+        .collect();
+    if let Some(by_name) = over_time::by_name(&names, &series, NAMES_ON_THE_PAGE) {
+        out.push_str("<h3 id=\"over-time-by-name\">By request name</h3>");
+        out.push_str(&by_name);
+    }
+    out
 }
+
+/// Request names with charts of their own on the page (the busiest; the report has them all).
+const NAMES_ON_THE_PAGE: usize = 8;

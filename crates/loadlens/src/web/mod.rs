@@ -52,7 +52,8 @@ pub use hub::{Hub, Phase, RunMeta};
 /// a connection that sends nothing does not hold a task forever.
 pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The page, with the report's style sheet inlined where it says `/*STYLE*/`.
+/// The page, with the report's style sheet inlined where it says `/*STYLE*/` and its hover
+/// script where it says `/*HOVER*/`.
 const PAGE: &str = include_str!("page.html");
 
 /// The dashboard's flags, shared by `run` and `demo`.
@@ -353,7 +354,8 @@ async fn handle(s: &Server, req: Request<Incoming>) -> Response<WebBody> {
         (Method::GET, "/") => text(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            PAGE.replace("/*STYLE*/", loadlens_core::report::html::STYLE),
+            PAGE.replace("/*STYLE*/", &loadlens_core::report::html::style())
+                .replace("/*HOVER*/", loadlens_core::report::html::HOVER_JS),
         ),
         (Method::GET, "/events") => events(s),
         (Method::GET, "/api/state") => text(

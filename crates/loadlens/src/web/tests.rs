@@ -48,10 +48,40 @@ fn a_start_replaces_the_profile_of_its_model() {
     .is_err());
 }
 
-#[test]
-fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
-    use loadlens_core::report::Outcome;
+/// A snapshot of one name at `elapsed` whose interval of `span` had `interval` requests, of
+/// `cumulative` so far.
+fn snapshot_of(
+    elapsed: std::time::Duration,
+    span: std::time::Duration,
+    interval: u64,
+    cumulative: &loadlens_core::stats::RequestStats,
+) -> Arc<loadlens_core::stats::Snapshot> {
     use loadlens_core::stats::{RequestStats, RequestSummary, SeriesPoint, Snapshot, StatsSet};
+    let stats = RequestStats {
+        count: interval,
+        ..RequestStats::default()
+    };
+    let mut set = StatsSet::new(1);
+    set.requests[0] = stats.clone();
+    Arc::new(Snapshot {
+        at: std::time::SystemTime::now(),
+        elapsed,
+        users: 10,
+        point: SeriesPoint::of(elapsed, span, 10, &stats),
+        interval: Arc::new(set),
+        requests: vec![RequestSummary::of("GET", "/", cumulative, elapsed)],
+        total: RequestSummary::of("", "Aggregated", cumulative, elapsed),
+        dropped_iterations: None,
+        arrival_rate: None,
+        health: Default::default(),
+        breakdown: None,
+    })
+}
+
+#[test]
+fn the_rate_tile_never_shows_the_stub_interval_at_the_end_of_a_run() {
+    use loadlens_core::report::Outcome;
+    use loadlens_core::stats::{RequestStats, StatsSet};
     use std::time::{Duration, SystemTime};
 
     let names = vec![("GET".to_owned(), "/".to_owned())];
@@ -68,37 +98,51 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
         run_time: None,
     };
     let hub = Hub::new(meta, Phase::Running);
-    // The last snapshot: a stub interval of 0.1 s after the last full second, 49 requests in it.
-    let stub = RequestStats {
-        count: 49,
-        ..RequestStats::default()
-    };
-    let mut interval = StatsSet::new(1);
-    interval.requests[0] = stub.clone();
+    let mut cumulative = RequestStats::default();
+    // Ten whole seconds at 85 req/s …
+    for s in 1..=10 {
+        cumulative.count += 85;
+        hub.on_snapshot(snapshot_of(
+            Duration::from_secs(s),
+            Duration::from_secs(1),
+            85,
+            &cumulative,
+        ));
+    }
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert_eq!(live["rps"], 85.0);
+    assert_eq!(live["rps_label"], "Req/s, last second");
+    // … then the executor stops: the last snapshot covers 0.1 s with 49 requests in it, which
+    // the tile used to show as 490 req/s until the summary came, seconds later (sinks flush).
+    cumulative.count += 49;
+    cumulative.failures = 17;
     let elapsed = Duration::from_millis(10_100);
-    let cumulative = RequestStats {
+    hub.on_snapshot(snapshot_of(
+        elapsed,
+        Duration::from_millis(100),
+        49,
+        &cumulative,
+    ));
+    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert_eq!(
+        live["rps"], 85.0,
+        "the last whole second, not the stub's 490"
+    );
+    assert_eq!(live["rps_label"], "Req/s, last second");
+    hub.stopping();
+    let stopping: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
+    assert_eq!(stopping["rps_label"], "Req/s, whole run");
+    assert!(
+        (stopping["rps"].as_f64().unwrap() - 899.0 / 10.1).abs() < 1e-9,
+        "{stopping}"
+    );
+
+    let mut stats = StatsSet::new(1);
+    stats.requests[0] = RequestStats {
         count: 850,
         failures: 17,
         ..RequestStats::default()
     };
-    hub.on_snapshot(Arc::new(Snapshot {
-        at: SystemTime::now(),
-        elapsed,
-        users: 0,
-        point: SeriesPoint::of(elapsed, Duration::from_millis(100), 0, &stub),
-        interval: Arc::new(interval),
-        requests: vec![RequestSummary::of("GET", "/", &cumulative, elapsed)],
-        total: RequestSummary::of("", "Aggregated", &cumulative, elapsed),
-        dropped_iterations: None,
-        arrival_rate: None,
-        health: Default::default(),
-        breakdown: None,
-    }));
-    let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
-    assert_eq!(live["rps"], 490.0, "during the run: the last interval");
-
-    let mut stats = StatsSet::new(1);
-    stats.requests[0] = cumulative;
     let summary = Summary {
         run,
         load: LoadSettings::default(),
@@ -121,6 +165,7 @@ fn at_the_end_the_rate_tiles_show_the_runs_rate_not_the_last_intervals() {
     assert_eq!(end["phase"], "finished");
     // 850 requests in 10 s, as the summary says.
     assert_eq!(end["rps"], 85.0);
+    assert_eq!(end["rps_label"], "Req/s, whole run");
     assert_eq!(end["failures_per_s"], 1.7);
     assert_eq!(end["rps"].as_f64(), Some(summary.total().rps));
     assert_eq!(end["total"]["rps"], 85.0);
@@ -182,15 +227,34 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
     let charts = live["charts"].as_str().unwrap();
     let (_, report) = hub.download("report.html").unwrap();
-    // The same three figures, byte for byte: series, colours, axes, legends and markers.
+    // The same figures, byte for byte: series, colours, axes, legends, markers, the hover
+    // script's data, and the charts per request name; only the report has the no-script
+    // fallback columns (the page is a script anyway).
     assert!(
-        charts.starts_with(r#"<figure class="chart" id="chart-rps">"#),
+        charts.starts_with(r#"<figure class="chart" id="chart-rps" data-x="0.0 s,1.0 s,"#),
         "{charts}"
     );
+    assert!(!charts.contains(r#"<g class="hover">"#));
+    let mut without_fallback = String::new();
+    let mut rest = report.as_str();
+    while let Some(at) = rest.find(r#"<g class="hover">"#) {
+        without_fallback.push_str(&rest[..at]);
+        let end = rest[at..].find("</g>").unwrap() + at + "</g>".len();
+        rest = &rest[end..];
+    }
+    without_fallback.push_str(rest);
     assert!(
-        report.contains(charts),
+        without_fallback.contains(charts),
         "the report's charts differ from the dashboard's"
     );
+    for id in [
+        "chart-p95-by-name",
+        "chart-rps-by-name",
+        "chart-name-0-latency",
+        "chart-name-0-rps",
+    ] {
+        assert_eq!(charts.matches(&format!(r#"id="{id}""#)).count(), 1, "{id}");
+    }
     // And they are the ones the builder defines, users in the report's colour.
     for (id, _, _, lines) in CHARTS {
         assert_eq!(charts.matches(&format!(r#"id="{id}""#)).count(), 1, "{id}");
@@ -208,15 +272,18 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
     }
     assert!(charts.contains(r##"data-label="users" d="M"##));
     assert!(
-        charts.contains(r##"stroke="#b07aa1""##),
-        "users are drawn in PALETTE[6]"
+        charts.contains(&format!(
+            r#"stroke="{}""#,
+            loadlens_core::report::html::palette::USERS
+        )),
+        "users are drawn in the palette's colour"
     );
     assert_eq!(
         charts
             .matches(r#"<g class="marker threshold_breached">"#)
             .count(),
-        3,
-        "one marker per chart"
+        3 + 2 + 2,
+        "one marker per chart: the run's three, the two overviews by name, the name's two"
     );
 }
 

@@ -15,7 +15,7 @@ use crate::support::*;
 use crate::web::Live;
 
 /// Headless Chromium with remote debugging on a free port; killed on drop.
-struct Chrome {
+pub(crate) struct Chrome {
     child: Child,
     _profile: TempDir,
     ws: TcpStream,
@@ -30,7 +30,7 @@ impl Drop for Chrome {
 }
 
 impl Chrome {
-    fn start(path: &std::path::Path) -> Chrome {
+    pub(crate) fn start(path: &std::path::Path) -> Chrome {
         let profile = TempDir::new("chromium-dashboard");
         let mut child = Command::new(path)
             .args([
@@ -159,7 +159,7 @@ impl Chrome {
     }
 
     /// Call a DevTools method and return its result (events in between are skipped).
-    fn call(&mut self, method: &str, params: Value) -> Value {
+    pub(crate) fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
         self.send_frame(&json!({"id": id, "method": method, "params": params}).to_string());
@@ -173,7 +173,7 @@ impl Chrome {
     }
 
     /// Evaluate `expr` in the page and return its value.
-    fn eval(&mut self, expr: &str) -> Value {
+    pub(crate) fn eval(&mut self, expr: &str) -> Value {
         let r = self.call(
             "Runtime.evaluate",
             json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
@@ -183,7 +183,7 @@ impl Chrome {
     }
 
     /// Evaluate `expr` until it is true (bounded).
-    fn until(&mut self, what: &str, expr: &str) {
+    pub(crate) fn until(&mut self, what: &str, expr: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.eval(expr) != json!(true) {
             assert!(
@@ -195,12 +195,12 @@ impl Chrome {
         }
     }
 
-    fn navigate(&mut self, url: &str) {
+    pub(crate) fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url }));
         self.until("the page to load", "document.readyState === 'complete'");
     }
 
-    fn screenshot(&mut self, name: &str) -> std::path::PathBuf {
+    pub(crate) fn screenshot(&mut self, name: &str) -> std::path::PathBuf {
         let r = self.call(
             "Page.captureScreenshot",
             json!({"format": "png", "captureBeyondViewport": true}),
@@ -219,7 +219,7 @@ impl Chrome {
     }
 }
 
-fn decode_base64(s: &str) -> Vec<u8> {
+pub(crate) fn decode_base64(s: &str) -> Vec<u8> {
     let val = |c: u8| match c {
         b'A'..=b'Z' => c - b'A',
         b'a'..=b'z' => c - b'a' + 26,

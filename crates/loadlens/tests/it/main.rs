@@ -13,6 +13,7 @@ mod demo;
 mod distributed;
 mod ecosystem;
 mod ends_on_time;
+mod explore;
 mod faults;
 mod headers;
 mod integrations;

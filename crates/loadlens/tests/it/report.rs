@@ -35,12 +35,24 @@ fn run_writes_the_html_report_and_report_rebuilds_it_from_the_json() {
     assert_valid(&j);
     let curve = j["requests"][0]["latency_curve"].as_array().unwrap();
     assert!(curve.len() > 10 && curve.len() <= 43, "{}", curve.len());
-    assert_eq!(curve.last().unwrap()[1], 1.0);
+    // The curve ends at the maximum, at the highest percentile the samples support (1 - 1/n).
+    let n = j["requests"][0]["request_count"].as_f64().unwrap();
+    assert!(
+        (curve.last().unwrap()[1].as_f64().unwrap() - (1.0 - 1.0 / n)).abs() < 1e-6,
+        "{curve:?}"
+    );
+    assert_eq!(
+        curve.last().unwrap()[0],
+        j["requests"][0]["latency_ms"]["max"]
+    );
 
     let written = std::fs::read_to_string(dir.path("r.html")).unwrap();
     assert!(written.starts_with("<!DOCTYPE html>"));
     assert!(written.contains(r#"<tr data-name="/api/products">"#));
-    assert!(!written.contains("<script"), "no script, nothing fetched");
+    // One inline script (the charts' hover values), nothing fetched.
+    assert_eq!(written.matches("<script").count(), 1);
+    assert!(!written.contains("<script src"));
+    assert!(!written.contains("fetch(") && !written.contains("XMLHttpRequest"));
 
     let out = run(&[
         "report",

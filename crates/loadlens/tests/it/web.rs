@@ -275,7 +275,7 @@ fn the_event_stream_pushes_one_state_per_snapshot_with_growing_numbers() {
     assert!(html.contains("chart-rps"));
     // The page's charts are the report's: same charts, series, colours and legends.
     let over_time = |h: &str| {
-        let from = h.find(r#"<figure class="chart" id="chart-rps">"#).unwrap();
+        let from = h.find(r#"<figure class="chart" id="chart-rps""#).unwrap();
         let to = h.find(r#"id="chart-users""#).unwrap();
         let end = to + h[to..].find("</figure>").unwrap();
         series_of(&h[from..end])

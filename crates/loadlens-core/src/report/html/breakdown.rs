@@ -14,7 +14,8 @@
 use std::fmt::Write as _;
 
 use super::over_time::{self, ComponentLine};
-use super::svg::{self, Bar, PALETTE};
+use super::palette;
+use super::svg::{self, Bar};
 use super::{esc, fmt_ms, num, section_open};
 use crate::breakdown::{Breakdown, Component, ComponentKey, ComponentKind, RequestBreakdown};
 use crate::run::TimelineEvent;
@@ -54,7 +55,7 @@ impl Segment {
     }
 }
 
-/// The segments every bar is cut into, in drawing order, and their colours (`PALETTE` in that
+/// The segments every bar is cut into, in drawing order, and their colours (`palette::nth` in that
 /// order, as [`svg::stacked_bars`] draws them). Segments that are zero in every bar are left
 /// out (no TLS on plain HTTP, no "other" with few operations).
 struct Segments {
@@ -122,7 +123,7 @@ impl Segments {
         self.list
             .iter()
             .position(|s| *s == Segment::One(key.clone()))
-            .map(|i| PALETTE[i % PALETTE.len()])
+            .map(palette::nth)
     }
 }
 

@@ -2,18 +2,15 @@
 //! timeline events, percentile curves on the usual logarithmic "nines" axis, and stacked bars.
 //!
 //! Written by hand rather than with a charting library: the report must open from disk with no
-//! network and no script, and three chart kinds are a few hundred lines of string building.
-//! Coordinates are rounded to 0.1 px so a one-hour series (3,600 points per line) stays small.
+//! network and read without any script, and three chart kinds are a few hundred lines of string
+//! building. Coordinates are rounded to 0.1 px so a one-hour series (3,600 points per line)
+//! stays small. Each line and time chart carries its values for the hover script
+//! (`super::HOVER_JS`), and, in the report, a no-script fallback of `<title>`s ([`Style`]).
 
 use std::fmt::Write as _;
 
 use super::esc;
-
-/// Colour-blind-friendly palette (Tableau 10), used in order.
-pub const PALETTE: [&str; 10] = [
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac",
-];
+use super::palette;
 
 /// One line of a chart. `None` points break the line (e.g. latency of an interval without
 /// requests, which is unknown rather than zero).
@@ -108,8 +105,8 @@ impl Frame {
         );
     }
 
-    fn lines(&self, out: &mut String, lines: &[Line]) {
-        for line in lines {
+    fn lines(&self, out: &mut String, lines: &[Line], hover: &Hover) {
+        for (line, values) in lines.iter().zip(&hover.values) {
             let mut d = String::with_capacity(line.points.len() * 14);
             let mut pen_down = false;
             for p in &line.points {
@@ -130,13 +127,143 @@ impl Frame {
             };
             let _ = write!(
                 out,
-                r#"<path class="series" data-label="{label}" d="{d}" stroke="{}" stroke-width="{}"{cap}><title>{label}</title></path>"#,
+                r#"<path class="series" data-label="{label}" d="{d}" stroke="{}" stroke-width="{}"{cap} data-v="{}"><title>{label}</title></path>"#,
                 line.color,
                 line.width,
+                join(values.iter().map(|v| v.map(short).unwrap_or_default())),
                 label = esc(&line.label),
             );
         }
     }
+}
+
+/// How a chart is drawn.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// A small chart (for a grid of one chart per request name).
+    pub small: bool,
+    /// With the no-script hover fallback: invisible columns whose `<title>` lists the values
+    /// at that time (the report, which must read without its script); the live dashboard, a
+    /// script already, leaves them out to keep its once-a-second payload small.
+    pub fallback: bool,
+}
+
+/// Most fallback columns per chart: beyond that, one column stands for several points (the
+/// script still shows every point).
+const FALLBACK_COLUMNS: usize = 120;
+const FALLBACK_COLUMNS_SMALL: usize = 60;
+
+/// What the hover script reads: the x positions where any line has a point, and each line's
+/// value there. The figure carries the positions (`data-x` labels, `data-px` in SVG units),
+/// each path its values (`data-v`, empty where it has none); the script in [`super::HOVER_JS`]
+/// finds the column nearest the mouse and lists the values.
+struct Hover {
+    /// Data x of each column, sorted, distinct.
+    xs: Vec<f64>,
+    /// Per line, its value at each column.
+    values: Vec<Vec<Option<f64>>>,
+}
+
+impl Hover {
+    fn of(lines: &[Line]) -> Hover {
+        let mut xs: Vec<f64> = lines
+            .iter()
+            .flat_map(|l| l.points.iter().flatten().map(|p| p.0))
+            .collect();
+        xs.sort_by(f64::total_cmp);
+        xs.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        let values = lines
+            .iter()
+            .map(|l| {
+                let mut v = vec![None; xs.len()];
+                for (x, y) in l.points.iter().flatten() {
+                    let i = xs.partition_point(|p| *p < x - 1e-9);
+                    if let Some(slot) = v.get_mut(i) {
+                        *slot = Some(*y);
+                    }
+                }
+                v
+            })
+            .collect();
+        Hover { xs, values }
+    }
+
+    /// The figure's attributes for the script.
+    fn attributes(&self, f: &Frame, label: &dyn Fn(f64) -> String, unit: &str) -> String {
+        format!(
+            r#" data-x="{}" data-px="{}" data-unit="{}""#,
+            esc(&join(self.xs.iter().map(|x| label(*x)))),
+            join(self.xs.iter().map(|x| format!("{:.1}", f.x(*x)))),
+            esc(unit)
+        )
+    }
+
+    /// The no-script fallback: invisible full-height columns, each with a `<title>` listing
+    /// the lines' values at its x (see [`Style::fallback`]).
+    fn columns(
+        &self,
+        out: &mut String,
+        f: &Frame,
+        lines: &[Line],
+        label: &dyn Fn(f64) -> String,
+        unit: &str,
+        max: usize,
+    ) {
+        if self.xs.is_empty() {
+            return;
+        }
+        let step = self.xs.len().div_ceil(max).max(1);
+        let chosen: Vec<usize> = (0..self.xs.len()).step_by(step).collect();
+        let px: Vec<f64> = chosen.iter().map(|i| f.x(self.xs[*i])).collect();
+        let (left, right) = (f.left, f.w - f.right);
+        out.push_str(r#"<g class="hover">"#);
+        for (k, i) in chosen.iter().enumerate() {
+            let x0 = if k == 0 {
+                left
+            } else {
+                (px[k - 1] + px[k]) / 2.0
+            };
+            let x1 = px.get(k + 1).map_or(right, |n| (px[k] + n) / 2.0);
+            let mut text = label(self.xs[*i]);
+            for (line, values) in lines.iter().zip(&self.values) {
+                if let Some(v) = values[*i] {
+                    let _ = write!(text, " · {} {}{unit}", line.label, short(v));
+                }
+            }
+            let _ = write!(
+                out,
+                r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}"><title>{}</title></rect>"#,
+                f.top,
+                (x1 - x0).max(0.1),
+                f.h - f.top - f.bottom,
+                esc(&text)
+            );
+        }
+        out.push_str("</g>");
+    }
+}
+
+/// A value as the tooltips show it: three or four significant digits.
+pub fn short(v: f64) -> String {
+    let a = v.abs();
+    let s = if a >= 100.0 || a == 0.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    };
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(",")
 }
 
 /// The legend as HTML under the chart, so that long request names wrap instead of overflowing.
@@ -221,16 +348,22 @@ pub fn time_chart(
     x_max: f64,
     lines: &[Line],
     markers: &[Marker],
+    style: Style,
 ) -> String {
     let y_max = lines
         .iter()
         .flat_map(|l| l.points.iter().flatten().map(|p| p.1))
         .fold(0.0, f64::max);
+    let (w, h) = if style.small {
+        (470.0, 170.0)
+    } else {
+        (960.0, 240.0)
+    };
     let f = Frame {
-        w: 960.0,
-        h: 240.0,
-        left: 60.0,
-        right: 28.0,
+        w,
+        h,
+        left: if style.small { 50.0 } else { 60.0 },
+        right: if style.small { 14.0 } else { 28.0 },
         top: 18.0,
         bottom: 26.0,
         x0: 0.0,
@@ -242,9 +375,11 @@ pub fn time_chart(
         14400.0, 21600.0, 43200.0, 86400.0,
     ]
     .into_iter()
-    .find(|s| f.x1 / s <= 10.0)
+    .find(|s| f.x1 / s <= if style.small { 5.0 } else { 10.0 })
     .unwrap_or(86400.0);
     let long = f.x1 >= 120.0;
+    let label = |x: f64| clock_label(x, long);
+    let hover = Hover::of(lines);
     let xticks: Vec<(f64, String)> = (0..)
         .map(|i| f64::from(i) * step)
         .take_while(|v| *v <= f.x1 + 1e-9)
@@ -253,8 +388,10 @@ pub fn time_chart(
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<figure class="chart" id="{}"><figcaption>{}</figcaption>"#,
+        r#"<figure class="chart{}" id="{}"{}><figcaption>{}</figcaption>"#,
+        if style.small { " small" } else { "" },
         esc(id),
+        hover.attributes(&f, &label, unit),
         esc(title)
     );
     f.open(&mut out, title);
@@ -272,18 +409,44 @@ pub fn time_chart(
             kind = esc(&m.kind),
         );
     }
-    f.lines(&mut out, lines);
+    f.lines(&mut out, lines, &hover);
+    if style.fallback {
+        let max = if style.small {
+            FALLBACK_COLUMNS_SMALL
+        } else {
+            FALLBACK_COLUMNS
+        };
+        hover.columns(&mut out, &f, lines, &label, unit, max);
+    }
     out.push_str("</svg>");
     legend(&mut out, lines.iter().map(|l| (l.label.as_str(), l.color)));
     out.push_str("</figure>");
     out
 }
 
-/// Position of quantile `q` on the "nines" axis: 0 → 0, 0.9 → 1, 0.99 → 2, …; 1 (the maximum)
-/// sits a little right of 99.999 %.
+/// A time for the tooltips: `12.0 s`, or `1:02:03` on a long axis.
+fn clock_label(x: f64, long: bool) -> String {
+    if long {
+        clock(x, true)
+    } else {
+        format!("{x:.1} s")
+    }
+}
+
+/// A quantile from its place on the "nines" axis, as a percentage (`99.74%`).
+fn percent_label(x: f64) -> String {
+    let q = 1.0 - 10f64.powf(-x);
+    // Enough digits to tell 99.99 % from 99.999 %.
+    let digits = (x.ceil() as usize).saturating_sub(1).min(4);
+    let p = format!("{:.*}", digits.max(1), q * 100.0);
+    format!("p{}", p.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// Position of quantile `q` on the "nines" axis: 0 → 0, 0.9 → 1, 0.99 → 2, … 99.999 % → 5
+/// (the axis ends there; a curve's last point is its maximum, at `1 - 1/n`).
 pub fn nines(q: f64) -> f64 {
     if q >= 1.0 {
-        5.4
+        5.0
     } else {
         (-(1.0 - q).log10()).clamp(0.0, 5.0)
     }
@@ -291,7 +454,8 @@ pub fn nines(q: f64) -> f64 {
 
 /// Percentile curves: latency (ms) against the quantile on the "nines" axis. Each line's points
 /// are `(quantile, ms)`.
-pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String {
+pub fn curve_chart(id: &str, title: &str, lines: &[Line], style: Style) -> String {
+    let small = style.small;
     let y_max = lines
         .iter()
         .flat_map(|l| l.points.iter().flatten().map(|p| p.1))
@@ -301,6 +465,13 @@ pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String
     } else {
         (960.0, 300.0)
     };
+    // The axis goes as far as the longest curve: each ends where its samples stop (at
+    // `1 - 1/n`, see `LatencyHistogram::percentile_curve`), so 385 samples never draw out to
+    // 99.999 %.
+    let reach = lines
+        .iter()
+        .flat_map(|l| l.points.iter().flatten().map(|p| nines(p.0)))
+        .fold(0.0, f64::max);
     let f = Frame {
         w,
         h,
@@ -309,25 +480,17 @@ pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String
         top: 10.0,
         bottom: 26.0,
         x0: 0.0,
-        x1: 5.4,
+        x1: (reach - 1e-9).ceil().clamp(1.0, 5.0),
         y1: nice_ceiling(y_max * 1.05),
     };
-    let xticks: Vec<(f64, String)> = if small {
-        vec![
-            (0.0, "0%".into()),
-            (1.0, "90%".into()),
-            (2.0, "99%".into()),
-            (3.0, "99.9%".into()),
-            (5.4, "max".into()),
-        ]
-    } else {
-        ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (i as f64, (*l).to_owned()))
-            .chain([(5.4, "max".to_owned())])
-            .collect()
-    };
+    let xticks: Vec<(f64, String)> = ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i as f64, (*l).to_owned()))
+        .take_while(|(x, _)| *x <= f.x1)
+        // A small chart has room for four labels.
+        .filter(|(x, _)| !small || *x <= 3.0 || *x == f.x1)
+        .collect();
     let mapped: Vec<Line> = lines
         .iter()
         .map(|l| Line {
@@ -341,17 +504,29 @@ pub fn curve_chart(id: &str, title: &str, lines: &[Line], small: bool) -> String
                 .collect(),
         })
         .collect();
+    let hover = Hover::of(&mapped);
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<figure class="chart{}" id="{}"><figcaption>{}</figcaption>"#,
+        r#"<figure class="chart{}" id="{}"{}><figcaption>{}</figcaption>"#,
         if small { " small" } else { "" },
         esc(id),
+        hover.attributes(&f, &percent_label, " ms"),
         esc(title)
     );
     f.open(&mut out, title);
     f.axes(&mut out, &xticks, &y_ticks(f.y1, " ms"));
-    f.lines(&mut out, &mapped);
+    f.lines(&mut out, &mapped, &hover);
+    if style.fallback {
+        hover.columns(
+            &mut out,
+            &f,
+            &mapped,
+            &percent_label,
+            " ms",
+            FALLBACK_COLUMNS,
+        );
+    }
     out.push_str("</svg>");
     if !small {
         legend(&mut out, mapped.iter().map(|l| (l.label.as_str(), l.color)));
@@ -429,7 +604,7 @@ pub fn stacked_bars(id: &str, title: &str, unit: &str, segments: &[&str], bars: 
                 r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}: {}{unit}</title></rect>"#,
                 (x1 - x0).max(0.5),
                 row - 8.0,
-                PALETTE[i % PALETTE.len()],
+                palette::nth(i),
                 esc(segments.get(i).copied().unwrap_or("")),
                 super::fmt_ms(*v)
             );
@@ -443,7 +618,7 @@ pub fn stacked_bars(id: &str, title: &str, unit: &str, segments: &[&str], bars: 
         segments
             .iter()
             .enumerate()
-            .map(|(i, s)| (*s, PALETTE[i % PALETTE.len()])),
+            .map(|(i, s)| (*s, palette::nth(i))),
     );
     out.push_str("</figure>");
     out
@@ -474,11 +649,11 @@ mod tests {
     fn gaps_break_lines_and_values_map_into_the_frame() {
         let line = Line {
             label: "p95 <ms>".into(),
-            color: PALETTE[0],
+            color: palette::P95,
             width: 1.5,
             points: vec![Some((0.0, 1.0)), Some((1.0, 2.0)), None, Some((3.0, 4.0))],
         };
-        let svg = time_chart("t", "T", " ms", 3.0, &[line], &[]);
+        let svg = time_chart("t", "T", " ms", 3.0, &[line], &[], Style::default());
         // Two sub-paths: M…L… then M….
         let d = svg
             .split(" d=\"")

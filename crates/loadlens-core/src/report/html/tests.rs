@@ -46,6 +46,27 @@ pub(crate) fn synthetic(names: usize, seconds: usize) -> ResultDoc {
     let mut series = TimeSeries::new(TimeSeries::DEFAULT_CAPACITY);
     for s in 1..=seconds {
         let requests = 500 + rng.u64(0..100);
+        // Each name's share of the interval; name 1 gets slow in the second half.
+        series.push_names((0..names).map(|i| {
+            let requests = requests / names as u64;
+            let slow = if i == 1 && s > seconds / 2 { 10.0 } else { 1.0 };
+            SeriesPoint {
+                elapsed_s: s as f64,
+                span_s: 1.0,
+                users: (s as u64 * 2).min(200),
+                requests,
+                failures: requests / 30,
+                rps: requests as f64,
+                failures_per_s: (requests / 30) as f64,
+                min_ms: 0.9,
+                avg_ms: (20.0 + rng.f64() * 5.0) * slow,
+                p50_ms: (15.0 + rng.f64() * 5.0) * slow,
+                p95_ms: (80.0 + rng.f64() * 40.0) * slow,
+                p99_ms: (300.0 + rng.f64() * 300.0) * slow,
+                max_ms: 1900.0 * slow,
+                ..SeriesPoint::default()
+            }
+        }));
         series.push(SeriesPoint {
             elapsed_s: s as f64,
             span_s: 1.0,
@@ -137,8 +158,10 @@ fn a_one_hour_run_with_50_names_stays_under_5_mb() {
         json.len()
     );
     assert!(html.len() < 5_000_000, "{} bytes", html.len());
-    // Nothing is fetched at view time.
-    for needle in ["http://", "https://", "<script", "src="] {
+    // Nothing is fetched at view time; the one script is the charts' hover.
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains(&format!("<script>{HOVER_JS}</script>")));
+    for needle in ["http://", "https://", "<script src", "src="] {
         let hits: Vec<&str> = html
             .match_indices(needle)
             .map(|(i, _)| &html[i..(i + 60).min(html.len())])
@@ -179,12 +202,66 @@ fn every_request_name_gets_a_row_a_curve_and_a_bar_with_escaped_text() {
     ] {
         assert!(html.contains(&format!(r#"id="{id}""#)), "{id}");
     }
+    // One marker on each chart over time: the run's three, the two overviews by name and
+    // each name's two.
     assert_eq!(
         html.matches(r#"<g class="marker threshold_breached">"#)
             .count(),
-        3
+        3 + 2 + 2 * doc.requests.len()
     );
     assert_eq!(html.matches(r#"<g class="marker run_started">"#).count(), 0);
+}
+
+#[test]
+fn each_request_name_has_its_charts_over_time_and_the_one_that_got_slow_shows() {
+    let doc = synthetic(3, 300);
+    assert_eq!(doc.series.requests.len(), 3);
+    // 300 s at one point a second do not fit in 240 points: one per 2 s.
+    assert_eq!(doc.series.requests[0].resolution_s, 2);
+    let html = render(&doc);
+    for i in 0..3 {
+        for kind in ["latency", "rps"] {
+            assert!(
+                html.contains(&format!(r#"id="chart-name-{i}-{kind}""#)),
+                "{i} {kind}"
+            );
+        }
+    }
+    // The p95 overview lists the name that got slow (name 1, after 150 s) first, and its
+    // values say when: ~100 ms before, ~1 s after.
+    let overview = html
+        .split(r#"<figure class="chart" id="chart-p95-by-name""#)
+        .nth(1)
+        .unwrap()
+        .split("</figure>")
+        .next()
+        .unwrap();
+    assert!(overview.contains("(one point per 2 s)"), "{overview}");
+    let first = overview
+        .split(r#"<path class="series" data-label=""#)
+        .nth(1)
+        .unwrap();
+    assert!(
+        first.starts_with(r#"GET /api/v1/item/1?q=&lt;x&gt;""#),
+        "{first}"
+    );
+    let values: Vec<f64> = first
+        .split(r#"data-v=""#)
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(values[..70].iter().all(|v| *v < 130.0), "{values:?}");
+    assert!(values[80..].iter().all(|v| *v > 700.0), "{values:?}");
+    // Without the script, the same values are in the columns' titles.
+    assert!(overview.contains(r#"<g class="hover"><rect"#));
+    assert!(overview.contains("<title>0:02 · GET /api/v1/item/1?q=&lt;x&gt; 113 ms"));
+    assert!(overview.contains("<title>2:34 · GET /api/v1/item/1?q=&lt;x&gt; 978 ms"));
 }
 
 #[test]

@@ -47,6 +47,17 @@ fn two_segments_add_up_and_their_percentiles_are_those_of_all_samples() {
         assert_eq!(m.users, 2 * p.users);
         assert!((m.rps - 2.0 * p.rps).abs() < 1e-9);
     }
+    // And so does each request name's own series.
+    let doc = ResultDoc::of(s);
+    assert_eq!(doc.series.requests.len(), 3);
+    for (m, o) in doc.series.requests.iter().zip(&one.series.requests) {
+        assert_eq!((&m.method, &m.name), (&o.method, &o.name));
+        assert_eq!(m.points.len(), o.points.len());
+        for (m, p) in m.points.iter().zip(&o.points) {
+            assert_eq!(m.requests, 2 * p.requests);
+            assert!((m.p95_ms - p.p95_ms).abs() < 1e-9);
+        }
+    }
     assert_eq!(s.outcome.workers.len(), 2);
     assert_eq!(s.outcome.workers[1].segment, "2/2");
     assert!(s.load.segment.is_whole());

@@ -123,7 +123,15 @@ async fn stop_timeout_abandons_slow_requests() {
     .await;
     assert!(out.killed);
     assert!(out.duration < Duration::from_secs(1), "{:?}", out.duration);
-    assert_eq!(out.stats.aggregate().count, 0);
+    // The 3 requests cut off are counted, as failures of kind `interrupted`, not lost.
+    let agg = out.stats.aggregate();
+    assert_eq!((agg.count, agg.failures), (3, 3));
+    let kinds = out.stats.errors.by_kind();
+    assert_eq!(
+        kinds,
+        vec![(crate::sample::ErrorKind::Interrupted, 3)],
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -884,15 +884,7 @@ pub async fn execute(mut p: Prepared, outputs: &Outputs) -> Result<Exit, Failure
         s.finish(&summary).await;
     }
     if let Some(d) = web {
-        d.finish(&summary);
-        if !outputs.headless {
-            say!(
-                "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
-                d.addr()
-            );
-            StopSignals::new().next().await;
-        }
-        d.shutdown().await;
+        d.finish_and_serve(&summary, outputs.headless).await;
     }
     if report_failed {
         return Ok(Exit::Internal);

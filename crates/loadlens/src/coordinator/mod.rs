@@ -654,15 +654,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
 
     let report_failed = !crate::reports::write_and_print(&summary, &outputs);
     if let Some(d) = dashboard {
-        d.finish(&summary);
-        if !outputs.headless {
-            say!(
-                "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
-                d.addr()
-            );
-            StopSignals::new().next().await;
-        }
-        d.shutdown().await;
+        d.finish_and_serve(&summary, outputs.headless).await;
     }
     if report_failed {
         return Ok(Exit::Internal);

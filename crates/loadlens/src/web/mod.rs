@@ -219,6 +219,20 @@ impl Dashboard {
     pub fn finish(&self, summary: &Summary) {
         self.hub.finish(summary);
     }
+
+    /// The run ended with `summary`: show it, keep serving it until Ctrl-C unless `headless`,
+    /// then stop serving. The same end for a run and a coordinator.
+    pub async fn finish_and_serve(self, summary: &Summary, headless: bool) {
+        self.finish(summary);
+        if !headless {
+            say!(
+                "The run is over; the dashboard at http://{}/ serves its final state and reports until Ctrl-C.",
+                self.addr()
+            );
+            crate::signals::StopSignals::new().next().await;
+        }
+        self.shutdown().await;
+    }
 }
 
 /// Name of the dashboard's sink, so that the runner can leave it out of reports.

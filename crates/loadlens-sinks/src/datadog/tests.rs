@@ -423,7 +423,16 @@ async fn dogstatsd_lines_follow_the_format_and_carry_the_runs_counts() {
             .filter_map(|l| parse_statsd(l).ok())
             .map(|m| m.1[0])
             .sum();
-        if got as u64 == summary.total().request_count {
+        // UDP datagrams arrive in any order: wait for the distributions too, not only the
+        // counters.
+        let weight: f64 = lines
+            .iter()
+            .filter(|l| l.starts_with("loadlens.response_time:"))
+            .filter_map(|l| parse_statsd(l).ok())
+            .map(|m| m.1.len() as f64 / m.3)
+            .sum();
+        let total = summary.total().request_count;
+        if got as u64 == total && (weight - total as f64).abs() / (total as f64) < 0.01 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,14 +1,14 @@
 //! The thresholds of a coordinated run, checked live on the merged figures once a second, as
 //! the executor checks a single run's: the whole run and each request name, each tag (its
 //! names' cumulative figures merged), and `generator_healthy` (every worker's own health, from
-//! what it measured of itself each interval). Thresholds scoped by a named scenario are judged
-//! at the end, on the merged results; thresholds on the service's spans are each worker's
-//! ([`span_thresholds`]).
+//! what it measured of itself each interval), and each named scenario (the per-scenario split
+//! of the workers' interval reports, added up). Thresholds on the service's spans are each
+//! worker's ([`span_thresholds`]).
 
 use std::time::Duration;
 
 use loadlens_core::health::{GeneratorHealth, HealthMonitor};
-use loadlens_core::stats::{Aggregator, HealthSample, Snapshot};
+use loadlens_core::stats::{Aggregator, HealthSample, RequestSummary, Snapshot, StatsSet};
 use loadlens_core::thresholds::{Guard, Metric, NameTags, Observed, Scope, Threshold};
 
 use crate::runner::Prepared;
@@ -19,6 +19,10 @@ pub struct Thresholds {
     name_tags: NameTags,
     /// The thresholds scoped by tag (none: no cost).
     by_tag: Vec<Threshold>,
+    /// Whether a threshold is scoped by a named scenario (none: no cost).
+    by_scenario: bool,
+    /// Per named scenario, the workers' intervals added up so far.
+    scenarios: Vec<(String, StatsSet)>,
 }
 
 impl Thresholds {
@@ -40,7 +44,26 @@ impl Thresholds {
             .filter(|t| matches!(t.scope, Scope::Tag(_)))
             .cloned()
             .collect();
-        Thresholds { name_tags, by_tag }
+        let by_scenario = p
+            .thresholds
+            .iter()
+            .any(|t| matches!(t.scope, Scope::Scenario(_)));
+        Thresholds {
+            name_tags,
+            by_tag,
+            by_scenario,
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// Add the workers' per-scenario intervals reported since the last tick.
+    pub fn add_scenarios(&mut self, reported: Vec<(String, StatsSet)>) {
+        if !self.by_scenario {
+            return;
+        }
+        for (name, set) in reported {
+            super::server::add_named(&mut self.scenarios, &name, &set);
+        }
     }
 
     /// Check `guard` on the merged snapshot `snap` (and the cumulative figures of `agg`), with
@@ -57,10 +80,18 @@ impl Thresholds {
         let tags = self
             .name_tags
             .summaries(&self.by_tag, agg.cumulative(), elapsed);
+        let scenarios: Vec<(String, RequestSummary)> = self
+            .scenarios
+            .iter()
+            .map(|(n, set)| {
+                let total = RequestSummary::of("", "Aggregated", &set.aggregate(), elapsed);
+                (n.clone(), total)
+            })
+            .collect();
         let observed = Observed {
             aggregate: &snap.total,
             requests: &snap.requests,
-            scenarios: &[],
+            scenarios: &scenarios,
             tags: &tags,
             dropped_iterations: snap.dropped_iterations.unwrap_or(0),
             generator,
@@ -144,7 +175,6 @@ fn max<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadlens_core::stats::RequestSummary;
     use loadlens_core::thresholds::parse;
 
     fn cpu(pct: f64) -> HealthSample {

@@ -371,7 +371,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         interrupts,
     }));
     let mut agg = Aggregator::new(Recorder::new(names.len()), names.clone());
-    let live = live::Thresholds::new(&p);
+    let mut live = live::Thresholds::new(&p);
     let mut guard = Guard::new(p.thresholds.clone());
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -467,6 +467,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 Some((format!("{}/{workers}", i + 1), m))
             }));
             let n = names.len();
+            live.add_scenarios(std::mem::take(&mut st.pending_scenarios));
             Some((
                 std::mem::replace(&mut st.pending, StatsSet::new(n)),
                 users,
@@ -588,6 +589,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             names: &names,
             started_at,
             scenario_hash: hash,
+            scenarios: &p.scenarios,
         };
         let mut docs: Vec<(u64, PathBuf, ResultDoc)> = results
             .into_iter()

@@ -6,13 +6,14 @@
 //! report; what it did after (at most one interval, plus the requests in flight when it died)
 //! is missing, and its row and the timeline say the figures are partial.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use loadlens_core::executor::RunOutput;
+use loadlens_core::executor::{RunOutput, ScenarioRun};
 use loadlens_core::health::GeneratorHealth;
 use loadlens_core::load::{LoadSettings, Segment};
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::report::Summary;
+use loadlens_core::report::{ScenarioOutput, Summary};
+use loadlens_core::stats::StatsSet;
 use loadlens_core::run::{RunInfo, StopReason};
 
 use super::server::Streamed;
@@ -31,6 +32,8 @@ pub struct Run<'a> {
     pub started_at: SystemTime,
     /// The scenario hash the workers' results carry, so that the merge takes this one too.
     pub scenario_hash: Option<String>,
+    /// The named scenarios of the run (empty: one unnamed profile).
+    pub scenarios: &'a [ScenarioRun],
 }
 
 /// The result of worker `index` of `workers`, lost for `why`, from what it `streamed` and
@@ -43,10 +46,36 @@ pub fn lost_result(
     generator: Option<GeneratorHealth>,
     why: &str,
 ) -> ResultDoc {
+    let segment = Segment::of_worker(index, workers).unwrap_or(Segment::WHOLE);
     let load = LoadSettings {
-        segment: Segment::of_worker(index, workers).unwrap_or(Segment::WHOLE),
+        segment,
         ..run.load.clone()
     };
+    // Every named scenario of the run, with what the worker streamed of it (so that the merge
+    // keeps the scenario sections whichever result comes first).
+    let mut streamed_scenarios = streamed.scenarios;
+    let mut scenarios: Vec<ScenarioOutput> = run
+        .scenarios
+        .iter()
+        .map(|s| ScenarioOutput {
+            name: s.name.clone(),
+            start_time: s.start_time,
+            load: LoadSettings {
+                segment,
+                ..s.load.clone()
+            },
+            stats: take_named(&mut streamed_scenarios, &s.name, run.names.len()),
+            arrivals: None,
+        })
+        .collect();
+    // One scenario picked with `--scenario` is the whole run.
+    scenarios.extend(streamed_scenarios.into_iter().map(|(name, stats)| ScenarioOutput {
+        name,
+        start_time: Duration::ZERO,
+        load: load.clone(),
+        stats,
+        arrivals: None,
+    }));
     let mut out = RunOutput {
         started_at: run.started_at,
         ended_at: run.started_at + streamed.elapsed,
@@ -70,7 +99,7 @@ pub fn lost_result(
             ..GeneratorHealth::default()
         }),
         breaches: Vec::new(),
-        scenarios: Vec::new(),
+        scenarios,
         failures: Vec::new(),
         name_tags: Default::default(),
         segments: Vec::new(),
@@ -79,4 +108,16 @@ pub fn lost_result(
     let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
     summary.outcome.scenario_hash = run.scenario_hash.clone();
     ResultDoc::of(&summary)
+}
+
+/// Take scenario `name`'s figures out of `from` (empty ones when it streamed none).
+fn take_named(from: &mut Vec<(String, StatsSet)>, name: &str, names: usize) -> StatsSet {
+    match from.iter().position(|(n, _)| n == name) {
+        Some(i) => {
+            let mut s = from.remove(i).1;
+            s.requests.resize_with(names, Default::default);
+            s
+        }
+        None => StatsSet::new(names),
+    }
 }

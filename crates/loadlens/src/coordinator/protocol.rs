@@ -106,6 +106,21 @@ pub struct IntervalReport {
     /// The CPUs the worker may use.
     #[serde(default)]
     pub cpu_cores: Option<f64>,
+    /// Per named scenario, what happened in this interval, per request name (scenarios and
+    /// names with no request are left out): for scenario-scoped thresholds live, and a lost
+    /// worker's per-scenario figures. Bounded by the requests list: a request is in one
+    /// scenario.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioInterval>,
+}
+
+/// One named scenario's part of an [`IntervalReport`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioInterval {
+    /// The scenario's name.
+    pub name: String,
+    /// Per request name, what happened in it in this interval.
+    pub requests: Vec<StatsRecord>,
 }
 
 /// A worker's final result.

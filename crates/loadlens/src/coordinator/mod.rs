@@ -40,7 +40,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use loadlens_core::executor::Controls;
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::report::{merge, Verdict};
+use loadlens_core::report::{merge, Segment, Verdict};
 use loadlens_core::run::{EventKind, StopReason};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::sink::{Fanout, SinkContext};
@@ -318,6 +318,21 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     }
     let mut flips = p.actions.flips.clone();
     flips.sort_by_key(|f| f.at);
+    // The before/after comparison: the workers' reports cut at each planned flip by their own
+    // run time (the board adds them up); here, when each segment began and why.
+    let mut segments: Vec<Segment> = if flips.is_empty() {
+        Vec::new()
+    } else {
+        board
+            .lock()
+            .plan_cuts(flips.iter().map(|f| f.at).collect(), names.len());
+        vec![Segment {
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+            cause: String::new(),
+            stats: StatsSet::new(0),
+        }]
+    };
     let mut flips = flips.into_iter().peekable();
     fanout.start(&SinkContext {
         run: p.run.clone(),
@@ -380,10 +395,12 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // The load the dashboard asks for, passed on to every worker.
     let mut load_target = controls.load_target();
     loop {
+        let flip_due = flips.peek().map(|f| start + f.at);
         let ticked = tokio::select! {
             _ = tick.tick() => true,
             _ = ping.tick() => false,
             _ = board.changed.notified() => false,
+            _ = tokio::time::sleep_until(flip_due.unwrap_or_else(Instant::now)), if flip_due.is_some() => false,
         };
         let elapsed = start.elapsed();
         let asked = controls.load_target();
@@ -402,9 +419,6 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 EventKind::Note,
                 format!("load changed to {what} on every worker (dashboard)"),
             );
-        }
-        while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
-            actions.planned(&f.cause, &f.action, f.restore);
         }
         let mut st = board.lock();
         let mut lost = st.broadcast(&Command::Ping);
@@ -517,6 +531,18 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             fanout.snapshot(&snap);
             snap_tx.send_replace(Some(snap));
         }
+        while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
+            if let Some(seg) = segments.last_mut() {
+                seg.end = elapsed;
+            }
+            segments.push(Segment {
+                start: elapsed,
+                end: elapsed,
+                cause: f.cause.clone(),
+                stats: StatsSet::new(0),
+            });
+            actions.planned(&f.cause, &f.action, f.restore);
+        }
         if controls.is_stopping() && !stopping.decided() {
             // Ctrl-C, the dashboard's stop, or a guard of an integration (a monitor's abort).
             let reason = controls.reason().unwrap_or(StopReason::Interrupted);
@@ -557,6 +583,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // so that what the integrations sent from the snapshots adds up to the whole run.
     let last = std::mem::replace(&mut board.lock().pending, StatsSet::new(names.len()));
     let snap = Arc::new(agg.tick_with(last, start.elapsed(), 0));
+    if let Some(seg) = segments.last_mut() {
+        seg.end = snap.elapsed;
+    }
     fanout.snapshot(&snap);
     snap_tx.send_replace(Some(snap));
     if let Some(d) = &dashboard {
@@ -638,6 +667,15 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // The tags come from the plan: the workers' results know only those of their own
     // thresholds, and a tag scope given to the coordinator alone would find no request.
     summary.outcome.name_tags = live.name_tags().reordered(&names, &summary.names);
+    let cut = std::mem::take(&mut board.lock().segments);
+    summary.outcome.segments = segments
+        .into_iter()
+        .zip(cut)
+        .map(|(s, stats)| Segment {
+            stats: reorder(&stats, &names, &summary.names),
+            ..s
+        })
+        .collect();
     summary.evaluate_thresholds(&p.thresholds);
     summary.outcome.scenario_hash = Some(p.scenario_hash.clone());
     summary.outcome.failures.extend(failures);
@@ -675,4 +713,17 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         Verdict::Aborted => Exit::Aborted,
         Verdict::Interrupted => Exit::Interrupted,
     })
+}
+
+/// `set`, whose requests follow `from`, in the order of `to` (names `to` lacks are left out).
+fn reorder(set: &StatsSet, from: &[(String, String)], to: &[(String, String)]) -> StatsSet {
+    let mut out = StatsSet::new(to.len());
+    for (i, name) in to.iter().enumerate() {
+        if let Some(j) = from.iter().position(|n| n == name) {
+            if let Some(r) = set.requests.get(j) {
+                out.requests[i] = r.clone();
+            }
+        }
+    }
+    out
 }

@@ -145,6 +145,11 @@ pub struct State {
     pub results: BTreeMap<u64, ResultDoc>,
     /// Requests reported for names the coordinator does not know (never with matching hashes).
     pub unknown: u64,
+    /// The planned flips' times, when the run has some ([`State::plan_cuts`]).
+    cuts: Vec<Duration>,
+    /// The before/after comparison: every report added to the segment between two planned
+    /// flips its interval mostly falls in, by the worker's own clock (flips + 1 sets).
+    pub segments: Vec<StatsSet>,
 }
 
 impl Board {
@@ -168,6 +173,8 @@ impl Board {
                 pending_scenarios: Vec::new(),
                 results: BTreeMap::new(),
                 unknown: 0,
+                cuts: Vec::new(),
+                segments: Vec::new(),
             }),
             names,
             changed: Notify::new(),
@@ -181,6 +188,12 @@ impl Board {
 }
 
 impl State {
+    /// Cut the reports into segments at `cuts` (the planned flips' times, sorted).
+    pub fn plan_cuts(&mut self, cuts: Vec<Duration>, names: usize) {
+        self.segments = (0..=cuts.len()).map(|_| StatsSet::new(names)).collect();
+        self.cuts = cuts;
+    }
+
     /// Workers joined and not lost.
     pub fn joined(&self) -> u64 {
         self.slots
@@ -474,12 +487,19 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
             .fold(&h, wall);
         slot.last_health = h;
     }
+    // The segment of the flips' comparison this interval mostly falls in: by the worker's
+    // own run time, whenever the report arrives.
+    let middle = elapsed.saturating_sub(elapsed.saturating_sub(slot.streamed.elapsed) / 2);
     slot.streamed.add(&interval, elapsed, r.users);
     slot.streamed.dropped = r.dropped_iterations;
     for (name, set) in &scenarios {
         add_named(&mut slot.streamed.scenarios, name, set);
     }
     st.unknown += unknown;
+    let k = st.cuts.iter().filter(|c| **c <= middle).count();
+    if let Some(seg) = st.segments.get_mut(k) {
+        seg.merge(&interval);
+    }
     st.pending.merge(&interval);
     for (name, set) in &scenarios {
         add_named(&mut st.pending_scenarios, name, set);

@@ -2,8 +2,8 @@
 //! the executor checks a single run's: the whole run and each request name, each tag (its
 //! names' cumulative figures merged), and `generator_healthy` (every worker's own health, from
 //! what it measured of itself each interval), and each named scenario (the per-scenario split
-//! of the workers' interval reports, added up). Thresholds on the service's spans are each
-//! worker's ([`span_thresholds`]).
+//! of the workers' interval reports, added up). Thresholds on the service's spans are judged
+//! at the end, on the workers' breakdowns merged ([`span_thresholds`]).
 
 use std::time::Duration;
 
@@ -101,24 +101,25 @@ impl Thresholds {
     }
 }
 
-/// The thresholds a coordinator cannot judge, taken out of `thresholds` with a warning each:
-/// those on the service's spans (`p95{span:…}`, `{service:…}`, `trace_coverage`). Each worker
-/// joins the spans to its own requests and judges them on its own report; the merged result
-/// has no breakdown to judge them on.
-pub fn span_thresholds(thresholds: &mut Vec<Threshold>) -> Vec<String> {
-    let mut warnings = Vec::new();
-    thresholds.retain(|t| {
-        let spans = matches!(t.scope, Scope::Span(_) | Scope::Service(_))
-            || t.metric == Metric::TraceCoverage;
-        if spans {
-            warnings.push(format!(
-                "threshold `{}` reads the service's spans, which each worker joins to its own requests: it is judged in each worker's own report, not over the whole run",
+/// What to say of the thresholds on the service's spans (`p95{span:…}`, `{service:…}`,
+/// `trace_coverage`): each worker joins the spans to its own requests, and the coordinator
+/// judges them at the end, on the workers' breakdowns merged; not live, so an `abort` on one
+/// does not stop the run early.
+pub fn span_thresholds(thresholds: &[Threshold]) -> Vec<String> {
+    thresholds
+        .iter()
+        .filter(|t| {
+            (matches!(t.scope, Scope::Span(_) | Scope::Service(_))
+                || t.metric == Metric::TraceCoverage)
+                && (t.abort_on_fail || !t.on_fail.is_empty())
+        })
+        .map(|t| {
+            format!(
+                "threshold `{}` reads the service's spans: in a coordinated run it is judged at the end, on the workers' breakdowns merged, so its abort or action does not act during the run",
                 t.expression
-            ));
-        }
-        !spans
-    });
-    warnings
+            )
+        })
+        .collect()
 }
 
 /// The workers' generator health together: healthy when every worker is, with each one's
@@ -242,15 +243,15 @@ mod tests {
     }
 
     #[test]
-    fn span_thresholds_are_left_to_the_workers_with_a_warning() {
-        let mut t = vec![
-            parse("p95 < 1s").unwrap(),
+    fn span_thresholds_with_an_abort_are_said_to_be_judged_at_the_end() {
+        let t = vec![
+            parse("p95 < 1s, abort").unwrap(),
             parse("p95{span:db} < 100ms").unwrap(),
-            parse("trace_coverage > 90%").unwrap(),
+            parse("trace_coverage > 90%, abort").unwrap(),
         ];
-        let w = span_thresholds(&mut t);
-        assert_eq!(t.len(), 1);
-        assert_eq!(w.len(), 2);
-        assert!(w[0].contains("judged in each worker's own report"), "{w:?}");
+        let w = span_thresholds(&t);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`trace_coverage > 90%, abort`"), "{w:?}");
+        assert!(w[0].contains("judged at the end"), "{w:?}");
     }
 }

@@ -161,7 +161,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         console: console.clone(),
     };
     crate::reports::check(&outputs)?;
-    p.warnings.extend(live::span_thresholds(&mut p.thresholds));
+    p.warnings.extend(live::span_thresholds(&p.thresholds));
     for w in &p.warnings {
         tell!("warning: {w}");
     }
@@ -663,6 +663,14 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     }
     let mut summary = merged.summary;
     summary.run = p.run.clone();
+    // Where the time went, over every worker's joined requests (the span thresholds read it).
+    let breakdowns = std::mem::take(&mut board.lock().breakdowns);
+    if !breakdowns.is_empty() {
+        match loadlens_core::breakdown::merge::merge(&breakdowns, &summary.names) {
+            Ok(b) => summary.outcome.breakdown = Some(Arc::new(b)),
+            Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
+        }
+    }
     summary.outcome.breaches = guard.into_breaches();
     // The tags come from the plan: the workers' results know only those of their own
     // thresholds, and a tag scope given to the coordinator alone would find no request.

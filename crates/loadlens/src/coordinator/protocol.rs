@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use loadlens_core::breakdown::merge::Histograms;
 use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::stats::HealthSample;
@@ -130,6 +131,10 @@ pub struct FinalResult {
     pub segment: String,
     /// Its result, as its `--json` file has it.
     pub result: Box<ResultDoc>,
+    /// Its breakdown (joined service spans) in the form that merges exactly, when its trace
+    /// receiver ran: the coordinator merges them and judges the span thresholds on the whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Histograms>,
 }
 
 /// Whether the `Authorization` header `given` carries `token` (constant time).

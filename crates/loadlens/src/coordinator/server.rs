@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use loadlens_core::breakdown::merge::Histograms;
 use loadlens_core::health::HealthMonitor;
 use loadlens_core::load::Segment;
 use loadlens_core::report::histograms::StatsRecord;
@@ -143,6 +144,8 @@ pub struct State {
     pub pending_scenarios: Vec<(String, StatsSet)>,
     /// Final results, by worker index.
     pub results: BTreeMap<u64, ResultDoc>,
+    /// The finished workers' breakdowns (those whose trace receiver ran).
+    pub breakdowns: Vec<Histograms>,
     /// Requests reported for names the coordinator does not know (never with matching hashes).
     pub unknown: u64,
     /// The planned flips' times, when the run has some ([`State::plan_cuts`]).
@@ -172,6 +175,7 @@ impl Board {
                 pending: StatsSet::new(names.len()),
                 pending_scenarios: Vec::new(),
                 results: BTreeMap::new(),
+                breakdowns: Vec::new(),
                 unknown: 0,
                 cuts: Vec::new(),
                 segments: Vec::new(),
@@ -563,6 +567,7 @@ fn result(board: &Board, r: FinalResult) -> Response<Reply> {
     }
     slot.health = Health::Finished;
     st.results.insert(index, *r.result);
+    st.breakdowns.extend(r.breakdown);
     drop(st);
     board.changed.notify_one();
     plain(StatusCode::OK, "ok")

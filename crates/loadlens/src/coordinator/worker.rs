@@ -395,6 +395,11 @@ impl Session {
         let body = FinalResult {
             segment: self.segment.clone(),
             result: Box::new(ResultDoc::of(summary)),
+            breakdown: summary
+                .outcome
+                .breakdown
+                .as_ref()
+                .and_then(|b| b.histograms.as_deref().cloned()),
         };
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let sent = tokio::time::timeout(

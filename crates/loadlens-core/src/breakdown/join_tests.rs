@@ -356,7 +356,8 @@ fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
     for j in [&mut a, &mut b, &mut whole] {
         j.expire(later);
     }
-    let merged = crate::breakdown::merge::merge(&[a.histograms(), b.histograms()], &names()).unwrap();
+    let merged =
+        crate::breakdown::merge::merge(&[a.histograms(), b.histograms()], &names()).unwrap();
     let one = whole.breakdown();
     assert_eq!(merged.coverage, one.coverage);
     assert_eq!(merged.services, one.services);

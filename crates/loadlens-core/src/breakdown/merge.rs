@@ -99,7 +99,8 @@ impl Acc {
             });
             let n = q.count + p.count;
             if n > 0 {
-                let w = |a: f64, na: u64, b: f64, nb: u64| (a * na as f64 + b * nb as f64) / n as f64;
+                let w =
+                    |a: f64, na: u64, b: f64, nb: u64| (a * na as f64 + b * nb as f64) / n as f64;
                 q.avg_ms = w(q.avg_ms, q.count, p.avg_ms, p.count);
                 q.p95_ms = w(q.p95_ms, q.count, p.p95_ms, p.count);
             }
@@ -168,8 +169,10 @@ pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdo
                 .or_default();
             acc.sampled += r.sampled;
             acc.joined += r.joined;
-            acc.total
-                .merge(&decode(&r.total, &format!("{} {} total", r.method, r.name))?);
+            acc.total.merge(&decode(
+                &r.total,
+                &format!("{} {} total", r.method, r.name),
+            )?);
             for c in &r.components {
                 acc.components.entry(c.key.clone()).or_default().add(c)?;
             }

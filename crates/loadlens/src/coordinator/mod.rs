@@ -15,13 +15,15 @@
 //! 3. once a second adds up the interval reports (counters and HDR histograms: exact) into a
 //!    merged [`Snapshot`](loadlens_core::stats::Snapshot) for the live view, the web dashboard
 //!    (`--web`) and the integrations' sinks, and checks the thresholds on it ([`live`]): an
-//!    abort is sent to every worker at once; guard actions and planned flips run here, once;
+//!    abort is sent to every worker at once; guard actions and planned flips run here, once,
+//!    and the reports are cut at each flip for the before/after comparison;
 //! 4. notices workers that disappear (their connection closes, or they fall silent for
 //!    [`protocol::SILENCE_LIMIT`]): the timeline says so, what they streamed up to their last
 //!    report stays in the result ([`partial`]), and below `--min-workers` the run stops and
 //!    fails;
 //! 5. at the end merges the workers' final results exactly as `loadlens merge` does
-//!    (`report::merge`), evaluates the thresholds on them, finishes its integrations with the
+//!    (`report::merge`) and their breakdowns (`breakdown::merge`: the span thresholds read
+//!    it), evaluates the thresholds on them, finishes its integrations with the
 //!    merged summary (the stop event carries the whole run's figures), and writes the same
 //!    reports as `run`, with a row per worker.
 //!

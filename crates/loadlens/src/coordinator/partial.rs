@@ -13,8 +13,8 @@ use loadlens_core::health::GeneratorHealth;
 use loadlens_core::load::{LoadSettings, Segment};
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{ScenarioOutput, Summary};
-use loadlens_core::stats::StatsSet;
 use loadlens_core::run::{RunInfo, StopReason};
+use loadlens_core::stats::StatsSet;
 
 use super::server::Streamed;
 
@@ -69,13 +69,17 @@ pub fn lost_result(
         })
         .collect();
     // One scenario picked with `--scenario` is the whole run.
-    scenarios.extend(streamed_scenarios.into_iter().map(|(name, stats)| ScenarioOutput {
-        name,
-        start_time: Duration::ZERO,
-        load: load.clone(),
-        stats,
-        arrivals: None,
-    }));
+    scenarios.extend(
+        streamed_scenarios
+            .into_iter()
+            .map(|(name, stats)| ScenarioOutput {
+                name,
+                start_time: Duration::ZERO,
+                load: load.clone(),
+                stats,
+                arrivals: None,
+            }),
+    );
     let mut out = RunOutput {
         started_at: run.started_at,
         ended_at: run.started_at + streamed.elapsed,

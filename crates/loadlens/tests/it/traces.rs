@@ -209,8 +209,7 @@ fn count_of(doc: &Value, label: &str) -> u64 {
 }
 
 #[test]
-fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_thresholds_on_the_whole()
-{
+fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_thresholds_on_the_whole() {
     use crate::coordinator::{coordinator, count, read, strings, Proc as Worker, LONG};
     // Each worker joins the spans of its own requests: the services export to worker 1's
     // receiver, which forwards everything to worker 2's (as a Collector would fan out).
@@ -254,7 +253,13 @@ fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_threshold
             let port = [http0, http1][i];
             let receiver = format!("127.0.0.1:{port}");
             let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
-            a.extend(["--json", &jsons[i], "--no-tui", "--trace-receiver", &receiver]);
+            a.extend([
+                "--json",
+                &jsons[i],
+                "--no-tui",
+                "--trace-receiver",
+                &receiver,
+            ]);
             a.extend(["--trace-receiver-grpc", "off"]);
             if i == 0 {
                 a.extend(["--trace-forward", &forward]);
@@ -285,7 +290,11 @@ fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_threshold
     assert_eq!(sampled(&m), count(&m), "{cov}");
     assert_eq!(joined(&m), sampled(&m), "{cov}");
     // Each component's values are the workers' together, and its median the query's sleep.
-    for label in ["postgresql: SELECT orders", "shop: cache get", "pricing: compute price"] {
+    for label in [
+        "postgresql: SELECT orders",
+        "shop: cache get",
+        "pricing: compute price",
+    ] {
         let sum: u64 = workers.iter().map(|w| count_of(w, label)).sum();
         assert_eq!(count_of(&m, label), sum, "{label}");
     }

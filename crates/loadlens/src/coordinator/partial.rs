@@ -125,3 +125,68 @@ fn take_named(from: &mut Vec<(String, StatsSet)>, name: &str, names: usize) -> S
         None => StatsSet::new(names),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadlens_core::plan::Plan;
+    use loadlens_core::stats::RequestStats;
+    use std::sync::Arc;
+
+    fn set(names: usize, i: usize, count: u64) -> StatsSet {
+        let mut s = StatsSet::new(names);
+        s.requests[i] = RequestStats {
+            count,
+            ..RequestStats::default()
+        };
+        s
+    }
+
+    #[test]
+    fn a_lost_workers_part_keeps_its_per_scenario_figures_and_every_named_scenario() {
+        let names = vec![
+            ("GET".to_owned(), "browse".to_owned()),
+            ("GET".to_owned(), "buy".to_owned()),
+        ];
+        let file = "host: http://127.0.0.1:9\nuser_types: [{ name: u, tasks: [{ request: { path: / } }] }]\n";
+        let s = loadlens_core::scenario::Scenario::from_str_named(file, "s.yaml").unwrap();
+        let plan = Arc::new(Plan::compile(&s, &Default::default()).unwrap());
+        let scenario = |name: &str| ScenarioRun {
+            name: name.into(),
+            plan: plan.clone(),
+            load: LoadSettings::default(),
+            start_time: Duration::from_secs(1),
+        };
+        let scenarios = [scenario("browse"), scenario("buy"), scenario("idle")];
+        let info = RunInfo {
+            id: "r".into(),
+            scenario: "s".into(),
+            tags: Default::default(),
+        };
+        let load = LoadSettings::default();
+        let run = Run {
+            info: &info,
+            load: &load,
+            host: None,
+            names: &names,
+            started_at: SystemTime::UNIX_EPOCH,
+            scenario_hash: None,
+            scenarios: &scenarios,
+        };
+        let mut streamed = Streamed::new(2);
+        streamed.stats.merge(&set(2, 0, 7));
+        streamed.stats.merge(&set(2, 1, 3));
+        streamed.scenarios = vec![
+            ("buy".into(), set(2, 1, 3)),
+            ("browse".into(), set(2, 0, 7)),
+        ];
+        streamed.elapsed = Duration::from_secs(2);
+        let doc = lost_result(&run, 1, 2, streamed, None, "gone");
+        let got: Vec<(&str, u64)> = doc
+            .scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), s.aggregate.request_count))
+            .collect();
+        assert_eq!(got, [("browse", 7), ("buy", 3), ("idle", 0)]);
+    }
+}

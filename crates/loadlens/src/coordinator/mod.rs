@@ -666,11 +666,28 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     let mut summary = merged.summary;
     summary.run = p.run.clone();
     // Where the time went, over every worker's joined requests (the span thresholds read it).
-    let breakdowns = std::mem::take(&mut board.lock().breakdowns);
+    let (breakdowns, lost) = {
+        let mut st = board.lock();
+        let lost = st
+            .slots
+            .values()
+            .filter(|s| matches!(s.health, Health::Lost(_)))
+            .count();
+        (std::mem::take(&mut st.breakdowns), lost)
+    };
     if !breakdowns.is_empty() {
         match loadlens_core::breakdown::merge::merge(&breakdowns, &summary.names) {
             Ok(b) => summary.outcome.breakdown = Some(Arc::new(b)),
             Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
+        }
+        if lost > 0 {
+            // A worker sends its breakdown with its result: a lost one's joins are gone.
+            let msg = format!(
+                "where the time went covers the {} workers that finished: the {lost} lost worker(s) sent no breakdown",
+                breakdowns.len()
+            );
+            tell!("warning: {msg}");
+            timeline.push(EventKind::Note, msg);
         }
     }
     summary.outcome.breaches = guard.into_breaches();

@@ -546,7 +546,7 @@ pub fn prepare_as(
     }
     // Span, service and coverage thresholds read the trace receiver's breakdown: without it
     // they could only fail for want of data, at the end of the run.
-    // The coordinator joins no spans: it leaves these to its workers (`coordinator::live`).
+    // The coordinator joins no spans: it judges these on its workers' breakdowns, merged.
     if !on.contains(&"traces") && role != Role::Run {
         let reads_spans = |t: &&Threshold| {
             matches!(t.scope, Scope::Span(_) | Scope::Service(_))

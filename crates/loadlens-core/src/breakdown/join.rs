@@ -23,6 +23,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::merge::{ComponentHistograms, Histograms, NameHistograms, ServiceHistograms};
 use super::parts::{Key, Parts};
 use super::series::{Series, MAX_POINTS};
 use super::{
@@ -513,6 +514,52 @@ impl Join {
                 .map(|(s, a)| ServiceFigures {
                     service: s.to_string(),
                     figures: Figures::of(&a.hist),
+                    errors: a.errors,
+                })
+                .collect(),
+            link_template: self.settings.link_template.clone(),
+            interval_s,
+            histograms: None,
+        }
+    }
+
+    /// The breakdown so far in a form that merges exactly ([`super::merge`]): counters and
+    /// HDR histograms (their encoding costs a few milliseconds: for the end of a run).
+    pub fn histograms(&self) -> Histograms {
+        let interval_s = self.interval.as_secs_f64();
+        let part = |k: &Key, c: &ComponentAcc| ComponentHistograms {
+            key: k.component_key(),
+            values: c.hist.to_base64(),
+            errors: c.errors,
+            series: c.series.points(interval_s),
+        };
+        Histograms {
+            coverage: Coverage {
+                pending: self.pending.len() as u64,
+                ..self.coverage.clone()
+            },
+            requests: self
+                .names
+                .iter()
+                .zip(&self.by_name)
+                .filter(|(_, a)| a.sampled > 0)
+                .map(|((method, name), a)| NameHistograms {
+                    method: method.clone(),
+                    name: name.clone(),
+                    sampled: a.sampled,
+                    joined: a.joined,
+                    total: a.total.to_base64(),
+                    components: a.components.iter().map(|(k, c)| part(k, c)).collect(),
+                    slowest: a.slowest.clone(),
+                })
+                .collect(),
+            operations: self.operations.iter().map(|(k, c)| part(k, c)).collect(),
+            services: self
+                .services
+                .iter()
+                .map(|(s, a)| ServiceHistograms {
+                    service: s.to_string(),
+                    values: a.hist.to_base64(),
                     errors: a.errors,
                 })
                 .collect(),

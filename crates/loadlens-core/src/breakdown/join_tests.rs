@@ -337,3 +337,56 @@ fn a_span_that_ends_before_it_starts_is_taken_without_a_panic() {
     j.flush();
     assert_eq!(j.breakdown().coverage.joined, 1);
 }
+
+#[test]
+fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
+    let now = Instant::now();
+    let (mut a, mut b, mut whole) = (join(), join(), join());
+    for t in 1..=40u128 {
+        // Response times spread, so that percentiles of the halves differ from the whole's.
+        let s = sample((t % 2) as u32, t, 0xc0 + t as u64, 32 + (t as u64 * 7) % 50);
+        let spans = orders_trace(t, 0xc0 + t as u64);
+        let half = if t % 3 == 0 { &mut a } else { &mut b };
+        half.client(&s, now);
+        half.spans(spans.clone(), now);
+        whole.client(&s, now);
+        whole.spans(spans, now);
+    }
+    let later = now + Duration::from_secs(11);
+    for j in [&mut a, &mut b, &mut whole] {
+        j.expire(later);
+    }
+    let merged =
+        crate::breakdown::merge::merge(&[a.histograms(), b.histograms()], &names()).unwrap();
+    let one = whole.breakdown();
+    assert_eq!(merged.coverage, one.coverage);
+    assert_eq!(merged.services, one.services);
+    assert_eq!(merged.link_template, one.link_template);
+    let strip = |b: &Breakdown| -> Vec<RequestBreakdown> {
+        let mut r = b.requests.clone();
+        for x in &mut r {
+            for c in &mut x.components {
+                c.series.clear();
+            }
+        }
+        r
+    };
+    // Counts, means, percentiles, maxima, shares, errors and the slowest requests: exact.
+    assert_eq!(strip(&merged), strip(&one));
+    let ops = |b: &Breakdown| -> Vec<(String, Figures)> {
+        b.operations
+            .iter()
+            .map(|c| (c.label.clone(), c.figures))
+            .collect()
+    };
+    assert_eq!(ops(&merged), ops(&one));
+    // The series: counts of each interval add up.
+    let counts = |b: &Breakdown| -> Vec<u64> {
+        b.requests[0].components[0]
+            .series
+            .iter()
+            .map(|p| p.count)
+            .collect()
+    };
+    assert_eq!(counts(&merged), counts(&one));
+}

@@ -18,6 +18,7 @@
 //! | `download` | the client's body download |
 
 mod join;
+pub mod merge;
 mod parts;
 mod series;
 
@@ -63,6 +64,10 @@ pub struct Breakdown {
     /// Length in seconds of one point of the components' `series`.
     #[serde(default)]
     pub interval_s: f64,
+    /// The same breakdown in a form that merges exactly (set on the final breakdown only: a
+    /// coordinated worker sends it with its result). Not part of the JSON result.
+    #[serde(skip)]
+    pub histograms: Option<Arc<merge::Histograms>>,
 }
 
 /// Trace coverage: how many sampled requests were joined, and the fate of the spans received.
@@ -441,6 +446,7 @@ impl Breakdown {
             ],
             link_template: Some("http://127.0.0.1:16686/trace/{trace_id}".into()),
             interval_s: 1.0,
+            histograms: None,
         }
     }
 }

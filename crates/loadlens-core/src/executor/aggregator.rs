@@ -178,11 +178,13 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
             .map(|(v, _)| v.shared.users.load(Ordering::Relaxed))
             .sum();
         let mut per_scenario: Vec<(String, RequestSummary)> = Vec::new();
+        let mut scenario_intervals = Vec::new();
         let mut snap = if single {
             let snap = agg.tick(elapsed, users);
             // One named scenario (picked with --scenario) is the whole run.
             if !views[0].0.name.is_empty() {
                 per_scenario.push((views[0].0.name.clone(), snap.total.clone()));
+                scenario_intervals.push((views[0].0.name.clone(), snap.interval.clone()));
             }
             snap
         } else {
@@ -192,9 +194,11 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
                 let s = a.tick(elapsed, v.shared.users.load(Ordering::Relaxed));
                 merged.merge(&s.interval);
                 per_scenario.push((v.name.clone(), s.total.clone()));
+                scenario_intervals.push((v.name.clone(), s.interval.clone()));
             }
             agg.tick_with(merged, elapsed, users)
         };
+        snap.scenarios = scenario_intervals;
         // The open-model lanes' counters: in the last snapshot, taken after every lane
         // ended, this is the run's final count.
         snap.dropped_iterations = views

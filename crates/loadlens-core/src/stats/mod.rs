@@ -641,6 +641,10 @@ pub struct Snapshot {
     /// Where the time went so far, per request name (joined service spans); `None` when no
     /// trace receiver runs. Set by the executor.
     pub breakdown: Option<Arc<crate::breakdown::Breakdown>>,
+    /// What happened in the last interval in each named scenario, per request name (empty
+    /// with a single unnamed profile). Set by the executor; a coordinated worker sends it so
+    /// that the coordinator judges scenario-scoped thresholds live.
+    pub scenarios: Vec<(String, Arc<StatsSet>)>,
 }
 
 /// The generator's own resource use over one interval, for JSON lines, OTLP, Datadog and
@@ -727,6 +731,7 @@ impl Aggregator {
             arrival_rate: None,
             health: HealthSample::default(),
             breakdown: None,
+            scenarios: Vec::new(),
         }
     }
 

@@ -608,6 +608,7 @@ async fn a_2s_metric_interval_posts_every_2s_of_the_run_whatever_the_tick_jitter
             arrival_rate: None,
             health: Default::default(),
             breakdown: None,
+            scenarios: Vec::new(),
         }));
     }
     assert!(stub.wait_for(Duration::from_secs(20), |r| {

@@ -287,6 +287,7 @@ fn health_lines_carry_the_snapshot_figures_and_null_for_missing_ones() {
         arrival_rate: None,
         health: HealthSample::default(),
         breakdown: None,
+        scenarios: Vec::new(),
     };
     let h = line::health(&s);
     assert_eq!(h["users"], 7);

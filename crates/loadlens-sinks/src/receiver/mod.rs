@@ -360,14 +360,20 @@ impl Thread {
     }
 }
 
-/// Publish the join's breakdown, with what the endpoints counted before the join saw it.
-fn publish(join: &Join, counters: &Counters, latest: &Latest) -> Arc<Breakdown> {
+/// Publish the join's breakdown, with what the endpoints counted before the join saw it;
+/// the `last` one also in the form that merges (a coordinated worker sends it).
+fn publish(join: &Join, counters: &Counters, latest: &Latest, last: bool) -> Arc<Breakdown> {
     let mut b = join.breakdown();
     let lost =
         counters.queue_dropped.load(Ordering::Relaxed) + counters.invalid.load(Ordering::Relaxed);
     b.coverage.spans_received += lost;
     b.coverage.spans_dropped += lost;
     b.coverage.rejected_exports = counters.rejected.load(Ordering::Relaxed);
+    if last {
+        let mut h = join.histograms();
+        h.coverage = b.coverage.clone();
+        b.histograms = Some(Arc::new(h));
+    }
     let b = Arc::new(b);
     *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
     b
@@ -420,7 +426,7 @@ async fn join_loop(
                     let quiet = join.waiting_without_spans() == 0 && now - last_span >= QUIET;
                     if quiet || now >= *deadline {
                         join.flush();
-                        let b = publish(&join, counters, latest);
+                        let b = publish(&join, counters, latest, true);
                         if let Some((reply, _)) = settling.take() {
                             let _ = reply.send(b);
                         }
@@ -428,7 +434,7 @@ async fn join_loop(
                     }
                 }
                 if now - published >= PUBLISH_EVERY {
-                    publish(&join, counters, latest);
+                    publish(&join, counters, latest, false);
                     published = now;
                 }
             }
@@ -437,7 +443,7 @@ async fn join_loop(
     }
     drain_samples(&mut join, &mut samples);
     join.flush();
-    publish(&join, counters, latest);
+    publish(&join, counters, latest, true);
 }
 
 /// Give the join every queued sample; whether more may come.

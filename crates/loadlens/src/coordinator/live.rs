@@ -1,14 +1,14 @@
 //! The thresholds of a coordinated run, checked live on the merged figures once a second, as
 //! the executor checks a single run's: the whole run and each request name, each tag (its
 //! names' cumulative figures merged), and `generator_healthy` (every worker's own health, from
-//! what it measured of itself each interval). Thresholds scoped by a named scenario are judged
-//! at the end, on the merged results; thresholds on the service's spans are each worker's
-//! ([`span_thresholds`]).
+//! what it measured of itself each interval), and each named scenario (the per-scenario split
+//! of the workers' interval reports, added up). Thresholds on the service's spans are judged
+//! at the end, on the workers' breakdowns merged ([`span_thresholds`]).
 
 use std::time::Duration;
 
 use loadlens_core::health::{GeneratorHealth, HealthMonitor};
-use loadlens_core::stats::{Aggregator, HealthSample, Snapshot};
+use loadlens_core::stats::{Aggregator, HealthSample, RequestSummary, Snapshot, StatsSet};
 use loadlens_core::thresholds::{Guard, Metric, NameTags, Observed, Scope, Threshold};
 
 use crate::runner::Prepared;
@@ -19,6 +19,10 @@ pub struct Thresholds {
     name_tags: NameTags,
     /// The thresholds scoped by tag (none: no cost).
     by_tag: Vec<Threshold>,
+    /// Whether a threshold is scoped by a named scenario (none: no cost).
+    by_scenario: bool,
+    /// Per named scenario, the workers' intervals added up so far.
+    scenarios: Vec<(String, StatsSet)>,
 }
 
 impl Thresholds {
@@ -40,7 +44,26 @@ impl Thresholds {
             .filter(|t| matches!(t.scope, Scope::Tag(_)))
             .cloned()
             .collect();
-        Thresholds { name_tags, by_tag }
+        let by_scenario = p
+            .thresholds
+            .iter()
+            .any(|t| matches!(t.scope, Scope::Scenario(_)));
+        Thresholds {
+            name_tags,
+            by_tag,
+            by_scenario,
+            scenarios: Vec::new(),
+        }
+    }
+
+    /// Add the workers' per-scenario intervals reported since the last tick.
+    pub fn add_scenarios(&mut self, reported: Vec<(String, StatsSet)>) {
+        if !self.by_scenario {
+            return;
+        }
+        for (name, set) in reported {
+            super::server::add_named(&mut self.scenarios, &name, &set);
+        }
     }
 
     /// Check `guard` on the merged snapshot `snap` (and the cumulative figures of `agg`), with
@@ -57,10 +80,18 @@ impl Thresholds {
         let tags = self
             .name_tags
             .summaries(&self.by_tag, agg.cumulative(), elapsed);
+        let scenarios: Vec<(String, RequestSummary)> = self
+            .scenarios
+            .iter()
+            .map(|(n, set)| {
+                let total = RequestSummary::of("", "Aggregated", &set.aggregate(), elapsed);
+                (n.clone(), total)
+            })
+            .collect();
         let observed = Observed {
             aggregate: &snap.total,
             requests: &snap.requests,
-            scenarios: &[],
+            scenarios: &scenarios,
             tags: &tags,
             dropped_iterations: snap.dropped_iterations.unwrap_or(0),
             generator,
@@ -70,24 +101,25 @@ impl Thresholds {
     }
 }
 
-/// The thresholds a coordinator cannot judge, taken out of `thresholds` with a warning each:
-/// those on the service's spans (`p95{span:…}`, `{service:…}`, `trace_coverage`). Each worker
-/// joins the spans to its own requests and judges them on its own report; the merged result
-/// has no breakdown to judge them on.
-pub fn span_thresholds(thresholds: &mut Vec<Threshold>) -> Vec<String> {
-    let mut warnings = Vec::new();
-    thresholds.retain(|t| {
-        let spans = matches!(t.scope, Scope::Span(_) | Scope::Service(_))
-            || t.metric == Metric::TraceCoverage;
-        if spans {
-            warnings.push(format!(
-                "threshold `{}` reads the service's spans, which each worker joins to its own requests: it is judged in each worker's own report, not over the whole run",
+/// What to say of the thresholds on the service's spans (`p95{span:…}`, `{service:…}`,
+/// `trace_coverage`): each worker joins the spans to its own requests, and the coordinator
+/// judges them at the end, on the workers' breakdowns merged; not live, so an `abort` on one
+/// does not stop the run early.
+pub fn span_thresholds(thresholds: &[Threshold]) -> Vec<String> {
+    thresholds
+        .iter()
+        .filter(|t| {
+            (matches!(t.scope, Scope::Span(_) | Scope::Service(_))
+                || t.metric == Metric::TraceCoverage)
+                && (t.abort_on_fail || !t.on_fail.is_empty())
+        })
+        .map(|t| {
+            format!(
+                "threshold `{}` reads the service's spans: in a coordinated run it is judged at the end, on the workers' breakdowns merged, so its abort or action does not act during the run",
                 t.expression
-            ));
-        }
-        !spans
-    });
-    warnings
+            )
+        })
+        .collect()
 }
 
 /// The workers' generator health together: healthy when every worker is, with each one's
@@ -144,7 +176,6 @@ fn max<T: PartialOrd>(a: Option<T>, b: Option<T>) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loadlens_core::stats::RequestSummary;
     use loadlens_core::thresholds::parse;
 
     fn cpu(pct: f64) -> HealthSample {
@@ -212,15 +243,15 @@ mod tests {
     }
 
     #[test]
-    fn span_thresholds_are_left_to_the_workers_with_a_warning() {
-        let mut t = vec![
-            parse("p95 < 1s").unwrap(),
+    fn span_thresholds_with_an_abort_are_said_to_be_judged_at_the_end() {
+        let t = vec![
+            parse("p95 < 1s, abort").unwrap(),
             parse("p95{span:db} < 100ms").unwrap(),
-            parse("trace_coverage > 90%").unwrap(),
+            parse("trace_coverage > 90%, abort").unwrap(),
         ];
-        let w = span_thresholds(&mut t);
-        assert_eq!(t.len(), 1);
-        assert_eq!(w.len(), 2);
-        assert!(w[0].contains("judged in each worker's own report"), "{w:?}");
+        let w = span_thresholds(&t);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`trace_coverage > 90%, abort`"), "{w:?}");
+        assert!(w[0].contains("judged at the end"), "{w:?}");
     }
 }

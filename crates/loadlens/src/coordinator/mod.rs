@@ -15,13 +15,15 @@
 //! 3. once a second adds up the interval reports (counters and HDR histograms: exact) into a
 //!    merged [`Snapshot`](loadlens_core::stats::Snapshot) for the live view, the web dashboard
 //!    (`--web`) and the integrations' sinks, and checks the thresholds on it ([`live`]): an
-//!    abort is sent to every worker at once; guard actions and planned flips run here, once;
+//!    abort is sent to every worker at once; guard actions and planned flips run here, once,
+//!    and the reports are cut at each flip for the before/after comparison;
 //! 4. notices workers that disappear (their connection closes, or they fall silent for
 //!    [`protocol::SILENCE_LIMIT`]): the timeline says so, what they streamed up to their last
 //!    report stays in the result ([`partial`]), and below `--min-workers` the run stops and
 //!    fails;
 //! 5. at the end merges the workers' final results exactly as `loadlens merge` does
-//!    (`report::merge`), evaluates the thresholds on them, finishes its integrations with the
+//!    (`report::merge`) and their breakdowns (`breakdown::merge`: the span thresholds read
+//!    it), evaluates the thresholds on them, finishes its integrations with the
 //!    merged summary (the stop event carries the whole run's figures), and writes the same
 //!    reports as `run`, with a row per worker.
 //!
@@ -40,7 +42,7 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use loadlens_core::executor::Controls;
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::report::{merge, Verdict};
+use loadlens_core::report::{merge, Segment, Verdict};
 use loadlens_core::run::{EventKind, StopReason};
 use loadlens_core::scenario::Scenario;
 use loadlens_core::sink::{Fanout, SinkContext};
@@ -161,7 +163,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         console: console.clone(),
     };
     crate::reports::check(&outputs)?;
-    p.warnings.extend(live::span_thresholds(&mut p.thresholds));
+    p.warnings.extend(live::span_thresholds(&p.thresholds));
     for w in &p.warnings {
         tell!("warning: {w}");
     }
@@ -318,6 +320,21 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     }
     let mut flips = p.actions.flips.clone();
     flips.sort_by_key(|f| f.at);
+    // The before/after comparison: the workers' reports cut at each planned flip by their own
+    // run time (the board adds them up); here, when each segment began and why.
+    let mut segments: Vec<Segment> = if flips.is_empty() {
+        Vec::new()
+    } else {
+        board
+            .lock()
+            .plan_cuts(flips.iter().map(|f| f.at).collect(), names.len());
+        vec![Segment {
+            start: Duration::ZERO,
+            end: Duration::ZERO,
+            cause: String::new(),
+            stats: StatsSet::new(0),
+        }]
+    };
     let mut flips = flips.into_iter().peekable();
     fanout.start(&SinkContext {
         run: p.run.clone(),
@@ -371,7 +388,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         interrupts,
     }));
     let mut agg = Aggregator::new(Recorder::new(names.len()), names.clone());
-    let live = live::Thresholds::new(&p);
+    let mut live = live::Thresholds::new(&p);
     let mut guard = Guard::new(p.thresholds.clone());
     let mut tick = tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -380,10 +397,12 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // The load the dashboard asks for, passed on to every worker.
     let mut load_target = controls.load_target();
     loop {
+        let flip_due = flips.peek().map(|f| start + f.at);
         let ticked = tokio::select! {
             _ = tick.tick() => true,
             _ = ping.tick() => false,
             _ = board.changed.notified() => false,
+            _ = tokio::time::sleep_until(flip_due.unwrap_or_else(Instant::now)), if flip_due.is_some() => false,
         };
         let elapsed = start.elapsed();
         let asked = controls.load_target();
@@ -402,9 +421,6 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 EventKind::Note,
                 format!("load changed to {what} on every worker (dashboard)"),
             );
-        }
-        while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
-            actions.planned(&f.cause, &f.action, f.restore);
         }
         let mut st = board.lock();
         let mut lost = st.broadcast(&Command::Ping);
@@ -467,6 +483,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 Some((format!("{}/{workers}", i + 1), m))
             }));
             let n = names.len();
+            live.add_scenarios(std::mem::take(&mut st.pending_scenarios));
             Some((
                 std::mem::replace(&mut st.pending, StatsSet::new(n)),
                 users,
@@ -516,6 +533,18 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             fanout.snapshot(&snap);
             snap_tx.send_replace(Some(snap));
         }
+        while let Some(f) = flips.next_if(|f| elapsed >= f.at) {
+            if let Some(seg) = segments.last_mut() {
+                seg.end = elapsed;
+            }
+            segments.push(Segment {
+                start: elapsed,
+                end: elapsed,
+                cause: f.cause.clone(),
+                stats: StatsSet::new(0),
+            });
+            actions.planned(&f.cause, &f.action, f.restore);
+        }
         if controls.is_stopping() && !stopping.decided() {
             // Ctrl-C, the dashboard's stop, or a guard of an integration (a monitor's abort).
             let reason = controls.reason().unwrap_or(StopReason::Interrupted);
@@ -556,6 +585,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // so that what the integrations sent from the snapshots adds up to the whole run.
     let last = std::mem::replace(&mut board.lock().pending, StatsSet::new(names.len()));
     let snap = Arc::new(agg.tick_with(last, start.elapsed(), 0));
+    if let Some(seg) = segments.last_mut() {
+        seg.end = snap.elapsed;
+    }
     fanout.snapshot(&snap);
     snap_tx.send_replace(Some(snap));
     if let Some(d) = &dashboard {
@@ -588,6 +620,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             names: &names,
             started_at,
             scenario_hash: hash,
+            scenarios: &p.scenarios,
         };
         let mut docs: Vec<(u64, PathBuf, ResultDoc)> = results
             .into_iter()
@@ -632,10 +665,44 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     }
     let mut summary = merged.summary;
     summary.run = p.run.clone();
+    // Where the time went, over every worker's joined requests (the span thresholds read it).
+    let (breakdowns, lost) = {
+        let mut st = board.lock();
+        let lost = st
+            .slots
+            .values()
+            .filter(|s| matches!(s.health, Health::Lost(_)))
+            .count();
+        (std::mem::take(&mut st.breakdowns), lost)
+    };
+    if !breakdowns.is_empty() {
+        match loadlens_core::breakdown::merge::merge(&breakdowns, &summary.names) {
+            Ok(b) => summary.outcome.breakdown = Some(Arc::new(b)),
+            Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
+        }
+        if lost > 0 {
+            // A worker sends its breakdown with its result: a lost one's joins are gone.
+            let msg = format!(
+                "where the time went covers the {} workers that finished: the {lost} lost worker(s) sent no breakdown",
+                breakdowns.len()
+            );
+            tell!("warning: {msg}");
+            timeline.push(EventKind::Note, msg);
+        }
+    }
     summary.outcome.breaches = guard.into_breaches();
     // The tags come from the plan: the workers' results know only those of their own
     // thresholds, and a tag scope given to the coordinator alone would find no request.
     summary.outcome.name_tags = live.name_tags().reordered(&names, &summary.names);
+    let cut = std::mem::take(&mut board.lock().segments);
+    summary.outcome.segments = segments
+        .into_iter()
+        .zip(cut)
+        .map(|(s, stats)| Segment {
+            stats: reorder(&stats, &names, &summary.names),
+            ..s
+        })
+        .collect();
     summary.evaluate_thresholds(&p.thresholds);
     summary.outcome.scenario_hash = Some(p.scenario_hash.clone());
     summary.outcome.failures.extend(failures);
@@ -665,4 +732,17 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         Verdict::Aborted => Exit::Aborted,
         Verdict::Interrupted => Exit::Interrupted,
     })
+}
+
+/// `set`, whose requests follow `from`, in the order of `to` (names `to` lacks are left out).
+fn reorder(set: &StatsSet, from: &[(String, String)], to: &[(String, String)]) -> StatsSet {
+    let mut out = StatsSet::new(to.len());
+    for (i, name) in to.iter().enumerate() {
+        if let Some(j) = from.iter().position(|n| n == name) {
+            if let Some(r) = set.requests.get(j) {
+                out.requests[i] = r.clone();
+            }
+        }
+    }
+    out
 }

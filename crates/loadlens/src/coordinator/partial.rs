@@ -6,14 +6,15 @@
 //! report; what it did after (at most one interval, plus the requests in flight when it died)
 //! is missing, and its row and the timeline say the figures are partial.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use loadlens_core::executor::RunOutput;
+use loadlens_core::executor::{RunOutput, ScenarioRun};
 use loadlens_core::health::GeneratorHealth;
 use loadlens_core::load::{LoadSettings, Segment};
 use loadlens_core::report::json::ResultDoc;
-use loadlens_core::report::Summary;
+use loadlens_core::report::{ScenarioOutput, Summary};
 use loadlens_core::run::{RunInfo, StopReason};
+use loadlens_core::stats::StatsSet;
 
 use super::server::Streamed;
 
@@ -31,6 +32,8 @@ pub struct Run<'a> {
     pub started_at: SystemTime,
     /// The scenario hash the workers' results carry, so that the merge takes this one too.
     pub scenario_hash: Option<String>,
+    /// The named scenarios of the run (empty: one unnamed profile).
+    pub scenarios: &'a [ScenarioRun],
 }
 
 /// The result of worker `index` of `workers`, lost for `why`, from what it `streamed` and
@@ -43,10 +46,40 @@ pub fn lost_result(
     generator: Option<GeneratorHealth>,
     why: &str,
 ) -> ResultDoc {
+    let segment = Segment::of_worker(index, workers).unwrap_or(Segment::WHOLE);
     let load = LoadSettings {
-        segment: Segment::of_worker(index, workers).unwrap_or(Segment::WHOLE),
+        segment,
         ..run.load.clone()
     };
+    // Every named scenario of the run, with what the worker streamed of it (so that the merge
+    // keeps the scenario sections whichever result comes first).
+    let mut streamed_scenarios = streamed.scenarios;
+    let mut scenarios: Vec<ScenarioOutput> = run
+        .scenarios
+        .iter()
+        .map(|s| ScenarioOutput {
+            name: s.name.clone(),
+            start_time: s.start_time,
+            load: LoadSettings {
+                segment,
+                ..s.load.clone()
+            },
+            stats: take_named(&mut streamed_scenarios, &s.name, run.names.len()),
+            arrivals: None,
+        })
+        .collect();
+    // One scenario picked with `--scenario` is the whole run.
+    scenarios.extend(
+        streamed_scenarios
+            .into_iter()
+            .map(|(name, stats)| ScenarioOutput {
+                name,
+                start_time: Duration::ZERO,
+                load: load.clone(),
+                stats,
+                arrivals: None,
+            }),
+    );
     let mut out = RunOutput {
         started_at: run.started_at,
         ended_at: run.started_at + streamed.elapsed,
@@ -70,7 +103,7 @@ pub fn lost_result(
             ..GeneratorHealth::default()
         }),
         breaches: Vec::new(),
-        scenarios: Vec::new(),
+        scenarios,
         failures: Vec::new(),
         name_tags: Default::default(),
         segments: Vec::new(),
@@ -79,4 +112,81 @@ pub fn lost_result(
     let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
     summary.outcome.scenario_hash = run.scenario_hash.clone();
     ResultDoc::of(&summary)
+}
+
+/// Take scenario `name`'s figures out of `from` (empty ones when it streamed none).
+fn take_named(from: &mut Vec<(String, StatsSet)>, name: &str, names: usize) -> StatsSet {
+    match from.iter().position(|(n, _)| n == name) {
+        Some(i) => {
+            let mut s = from.remove(i).1;
+            s.requests.resize_with(names, Default::default);
+            s
+        }
+        None => StatsSet::new(names),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loadlens_core::plan::Plan;
+    use loadlens_core::stats::RequestStats;
+    use std::sync::Arc;
+
+    fn set(names: usize, i: usize, count: u64) -> StatsSet {
+        let mut s = StatsSet::new(names);
+        s.requests[i] = RequestStats {
+            count,
+            ..RequestStats::default()
+        };
+        s
+    }
+
+    #[test]
+    fn a_lost_workers_part_keeps_its_per_scenario_figures_and_every_named_scenario() {
+        let names = vec![
+            ("GET".to_owned(), "browse".to_owned()),
+            ("GET".to_owned(), "buy".to_owned()),
+        ];
+        let file = "host: http://127.0.0.1:9\nuser_types: [{ name: u, tasks: [{ request: { path: / } }] }]\n";
+        let s = loadlens_core::scenario::Scenario::from_str_named(file, "s.yaml").unwrap();
+        let plan = Arc::new(Plan::compile(&s, &Default::default()).unwrap());
+        let scenario = |name: &str| ScenarioRun {
+            name: name.into(),
+            plan: plan.clone(),
+            load: LoadSettings::default(),
+            start_time: Duration::from_secs(1),
+        };
+        let scenarios = [scenario("browse"), scenario("buy"), scenario("idle")];
+        let info = RunInfo {
+            id: "r".into(),
+            scenario: "s".into(),
+            tags: Default::default(),
+        };
+        let load = LoadSettings::default();
+        let run = Run {
+            info: &info,
+            load: &load,
+            host: None,
+            names: &names,
+            started_at: SystemTime::UNIX_EPOCH,
+            scenario_hash: None,
+            scenarios: &scenarios,
+        };
+        let mut streamed = Streamed::new(2);
+        streamed.stats.merge(&set(2, 0, 7));
+        streamed.stats.merge(&set(2, 1, 3));
+        streamed.scenarios = vec![
+            ("buy".into(), set(2, 1, 3)),
+            ("browse".into(), set(2, 0, 7)),
+        ];
+        streamed.elapsed = Duration::from_secs(2);
+        let doc = lost_result(&run, 1, 2, streamed, None, "gone");
+        let got: Vec<(&str, u64)> = doc
+            .scenarios
+            .iter()
+            .map(|s| (s.name.as_str(), s.aggregate.request_count))
+            .collect();
+        assert_eq!(got, [("browse", 7), ("buy", 3), ("idle", 0)]);
+    }
 }

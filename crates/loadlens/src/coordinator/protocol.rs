@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use loadlens_core::breakdown::merge::Histograms;
 use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::stats::HealthSample;
@@ -106,6 +107,21 @@ pub struct IntervalReport {
     /// The CPUs the worker may use.
     #[serde(default)]
     pub cpu_cores: Option<f64>,
+    /// Per named scenario, what happened in this interval, per request name (scenarios and
+    /// names with no request are left out): for scenario-scoped thresholds live, and a lost
+    /// worker's per-scenario figures. Bounded by the requests list: a request is in one
+    /// scenario.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scenarios: Vec<ScenarioInterval>,
+}
+
+/// One named scenario's part of an [`IntervalReport`].
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ScenarioInterval {
+    /// The scenario's name.
+    pub name: String,
+    /// Per request name, what happened in it in this interval.
+    pub requests: Vec<StatsRecord>,
 }
 
 /// A worker's final result.
@@ -115,6 +131,10 @@ pub struct FinalResult {
     pub segment: String,
     /// Its result, as its `--json` file has it.
     pub result: Box<ResultDoc>,
+    /// Its breakdown (joined service spans) in the form that merges exactly, when its trace
+    /// receiver ran: the coordinator merges them and judges the span thresholds on the whole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Histograms>,
 }
 
 /// Whether the `Authorization` header `given` carries `token` (constant time).

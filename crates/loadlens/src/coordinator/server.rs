@@ -13,8 +13,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use loadlens_core::breakdown::merge::Histograms;
 use loadlens_core::health::HealthMonitor;
 use loadlens_core::load::Segment;
+use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::stats::{HealthSample, SeriesPoint, StatsSet, TimeSeries};
 use tokio::net::TcpListener;
@@ -89,6 +91,8 @@ pub struct Streamed {
     pub elapsed: Duration,
     /// Open model: its dropped arrivals at its last report.
     pub dropped: Option<u64>,
+    /// Per named scenario, its intervals added up.
+    pub scenarios: Vec<(String, StatsSet)>,
 }
 
 impl Streamed {
@@ -98,6 +102,7 @@ impl Streamed {
             series: TimeSeries::new(TimeSeries::DEFAULT_CAPACITY),
             elapsed: Duration::ZERO,
             dropped: None,
+            scenarios: Vec::new(),
         }
     }
 
@@ -135,10 +140,19 @@ pub struct State {
     pub slots: BTreeMap<u64, Slot>,
     /// Reported since the last tick.
     pub pending: StatsSet,
+    /// Reported since the last tick, per named scenario.
+    pub pending_scenarios: Vec<(String, StatsSet)>,
     /// Final results, by worker index.
     pub results: BTreeMap<u64, ResultDoc>,
+    /// The finished workers' breakdowns (those whose trace receiver ran).
+    pub breakdowns: Vec<Histograms>,
     /// Requests reported for names the coordinator does not know (never with matching hashes).
     pub unknown: u64,
+    /// The planned flips' times, when the run has some ([`State::plan_cuts`]).
+    cuts: Vec<Duration>,
+    /// The before/after comparison: every report added to the segment between two planned
+    /// flips its interval mostly falls in, by the worker's own clock (flips + 1 sets).
+    pub segments: Vec<StatsSet>,
 }
 
 impl Board {
@@ -159,8 +173,12 @@ impl Board {
                 phase: Phase::Joining,
                 slots: BTreeMap::new(),
                 pending: StatsSet::new(names.len()),
+                pending_scenarios: Vec::new(),
                 results: BTreeMap::new(),
+                breakdowns: Vec::new(),
                 unknown: 0,
+                cuts: Vec::new(),
+                segments: Vec::new(),
             }),
             names,
             changed: Notify::new(),
@@ -174,6 +192,12 @@ impl Board {
 }
 
 impl State {
+    /// Cut the reports into segments at `cuts` (the planned flips' times, sorted).
+    pub fn plan_cuts(&mut self, cuts: Vec<Duration>, names: usize) {
+        self.segments = (0..=cuts.len()).map(|_| StatsSet::new(names)).collect();
+        self.cuts = cuts;
+    }
+
     /// Workers joined and not lost.
     pub fn joined(&self) -> u64 {
         self.slots
@@ -436,24 +460,15 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
         Err(resp) => return *resp,
     };
     // Decoded before taking the lock: the histograms' inflate is the costly part.
-    let mut interval = StatsSet::new(board.names.len());
-    let mut requests = 0;
-    let mut unknown = 0;
-    for rec in &r.requests {
-        let Some(i) = board
-            .names
-            .iter()
-            .position(|(m, n)| *m == rec.method && *n == rec.name)
-        else {
-            unknown += rec.count;
-            continue;
-        };
-        match rec.stats() {
-            Ok(s) => {
-                requests += s.count;
-                interval.requests[i].merge(&s);
-            }
-            Err(e) => return plain(StatusCode::BAD_REQUEST, &format!("{}: {e}", rec.label())),
+    let (interval, requests, unknown) = match decode(board, &r.requests) {
+        Ok(d) => d,
+        Err(resp) => return *resp,
+    };
+    let mut scenarios = Vec::with_capacity(r.scenarios.len());
+    for sc in &r.scenarios {
+        match decode(board, &sc.requests) {
+            Ok((set, _, _)) => scenarios.push((sc.name.clone(), set)),
+            Err(resp) => return *resp,
         }
     }
     let mut st = board.lock();
@@ -476,11 +491,66 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
             .fold(&h, wall);
         slot.last_health = h;
     }
+    // The segment of the flips' comparison this interval mostly falls in: by the worker's
+    // own run time, whenever the report arrives.
+    let middle = elapsed.saturating_sub(elapsed.saturating_sub(slot.streamed.elapsed) / 2);
     slot.streamed.add(&interval, elapsed, r.users);
     slot.streamed.dropped = r.dropped_iterations;
+    for (name, set) in &scenarios {
+        add_named(&mut slot.streamed.scenarios, name, set);
+    }
     st.unknown += unknown;
+    let k = st.cuts.iter().filter(|c| **c <= middle).count();
+    if let Some(seg) = st.segments.get_mut(k) {
+        seg.merge(&interval);
+    }
     st.pending.merge(&interval);
+    for (name, set) in &scenarios {
+        add_named(&mut st.pending_scenarios, name, set);
+    }
     plain(StatusCode::OK, "ok")
+}
+
+/// The records of an interval report in the coordinator's name order: the set, its
+/// requests, and the requests of names the coordinator does not know.
+fn decode(
+    board: &Board,
+    records: &[StatsRecord],
+) -> Result<(StatsSet, u64, u64), Box<Response<Reply>>> {
+    let mut interval = StatsSet::new(board.names.len());
+    let mut requests = 0;
+    let mut unknown = 0;
+    for rec in records {
+        let Some(i) = board
+            .names
+            .iter()
+            .position(|(m, n)| *m == rec.method && *n == rec.name)
+        else {
+            unknown += rec.count;
+            continue;
+        };
+        match rec.stats() {
+            Ok(s) => {
+                requests += s.count;
+                interval.requests[i].merge(&s);
+            }
+            Err(e) => {
+                return Err(Box::new(plain(
+                    StatusCode::BAD_REQUEST,
+                    &format!("{}: {e}", rec.label()),
+                )))
+            }
+        }
+    }
+    Ok((interval, requests, unknown))
+}
+
+/// Add `set` to the figures of scenario `name` in `to`.
+pub fn add_named(to: &mut Vec<(String, StatsSet)>, name: &str, set: &StatsSet) {
+    match to.iter_mut().find(|(n, _)| n == name) {
+        Some((_, s)) => s.merge(set),
+        None => to.push((name.to_owned(), set.clone())),
+    }
 }
 
 fn result(board: &Board, r: FinalResult) -> Response<Reply> {
@@ -497,6 +567,7 @@ fn result(board: &Board, r: FinalResult) -> Response<Reply> {
     }
     slot.health = Health::Finished;
     st.results.insert(index, *r.result);
+    st.breakdowns.extend(r.breakdown);
     drop(st);
     board.changed.notify_one();
     plain(StatusCode::OK, "ok")

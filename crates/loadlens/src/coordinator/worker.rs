@@ -18,11 +18,11 @@ use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{SinkReport, Summary};
 use loadlens_core::run::{Controls, EventKind, StopReason};
 use loadlens_core::sink::{FinishFuture, Sink, SinkContext, TimelineHandle};
-use loadlens_core::stats::Snapshot;
+use loadlens_core::stats::{Snapshot, StatsSet};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::protocol::{self, Command, FinalResult, Hello, IntervalReport};
+use super::protocol::{self, Command, FinalResult, Hello, IntervalReport, ScenarioInterval};
 use crate::exit::{Exit, Failure};
 
 /// How long a worker keeps trying to reach a coordinator that does not answer yet (pods start
@@ -395,6 +395,11 @@ impl Session {
         let body = FinalResult {
             segment: self.segment.clone(),
             result: Box::new(ResultDoc::of(summary)),
+            breakdown: summary
+                .outcome
+                .breakdown
+                .as_ref()
+                .and_then(|b| b.histograms.as_deref().cloned()),
         };
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let sent = tokio::time::timeout(
@@ -486,12 +491,23 @@ impl Sink for ReportSink {
     }
 
     fn on_snapshot(&mut self, s: &Arc<Snapshot>) {
-        let requests = self
-            .names
+        let records = |set: &StatsSet| -> Vec<StatsRecord> {
+            self.names
+                .iter()
+                .zip(&set.requests)
+                .filter(|(_, r)| r.count > 0)
+                .map(|((m, n), r)| StatsRecord::of(m, n, r))
+                .collect()
+        };
+        let requests = records(&s.interval);
+        let scenarios = s
+            .scenarios
             .iter()
-            .zip(&s.interval.requests)
-            .filter(|(_, r)| r.count > 0)
-            .map(|((m, n), r)| StatsRecord::of(m, n, r))
+            .map(|(name, set)| ScenarioInterval {
+                name: name.clone(),
+                requests: records(set),
+            })
+            .filter(|sc| !sc.requests.is_empty())
             .collect();
         let report = IntervalReport {
             segment: self.segment.clone(),
@@ -504,6 +520,7 @@ impl Sink for ReportSink {
             cpu_cores: std::thread::available_parallelism()
                 .ok()
                 .map(|n| n.get() as f64),
+            scenarios,
         };
         self.seq += 1;
         if let Some(tx) = &self.tx {

@@ -75,6 +75,7 @@ fn snapshot_of(
         arrival_rate: None,
         health: Default::default(),
         breakdown: None,
+        scenarios: Vec::new(),
     })
 }
 
@@ -222,6 +223,7 @@ fn the_dashboard_shows_the_reports_charts_for_the_same_series() {
             arrival_rate: None,
             health: Default::default(),
             breakdown: None,
+            scenarios: Vec::new(),
         }));
     }
     let live: serde_json::Value = serde_json::from_str(&hub.payload()).unwrap();
@@ -339,6 +341,7 @@ fn feed(hub: &Hub, breakdown: Option<loadlens_core::breakdown::Breakdown>) {
             arrival_rate: None,
             health: Default::default(),
             breakdown: breakdown.clone(),
+            scenarios: Vec::new(),
         }));
     }
 }

@@ -507,6 +507,83 @@ fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
 }
 
 #[test]
+fn a_threshold_scoped_by_scenario_is_checked_live_and_every_worker_stops_within_2s() {
+    let target = DemoTarget::start(&["--latency", "fixed(2ms)"]);
+    let dir = TempDir::new("coordscen");
+    // Only the `buy` scenario fails (the demo target has no /missing: 404); `browse` passes.
+    let text = format!(
+        "host: {}\nuser_types:\n  - name: browser\n    tasks: [{{ request: {{ path: /api/products, name: browse }} }}]\n  - name: buyer\n    tasks: [{{ request: {{ path: /missing, name: buy }} }}]\nscenarios:\n  browse:\n    user_types: [browser]\n    load: {{ users: 4, run_time: 60s }}\n  buy:\n    user_types: [buyer]\n    start_time: 1s\n    load: {{ users: 2, run_time: 60s }}\n",
+        target.url
+    );
+    std::fs::write(dir.path("s.yaml"), text).unwrap();
+    let file = dir.join("s.yaml");
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            "--threshold",
+            "error_rate{scenario:buy} < 10%, abort",
+            "--threshold",
+            "error_rate{scenario:browse} < 10%, abort",
+        ],
+        &[],
+    );
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| worker(&file, &url, 2, i, &jsons[i as usize], &[]))
+        .collect();
+    let t = Instant::now();
+    for w in &mut ws {
+        w.expect_exit(3, LONG);
+    }
+    c.expect_exit(3, LONG);
+    // Aborted live, long before the 60 s run time.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    let m = read(&merged);
+    assert_valid(&m);
+    assert_eq!(m["run"]["verdict"], "aborted");
+    let why = m["run"]["stop_reason"].as_str().unwrap();
+    assert!(why.contains("error_rate{scenario:buy} < 10%"), "{why}");
+    let abort = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("aborting the run on every worker")
+        })
+        .unwrap_or_else(|| panic!("{:#}", m["timeline"]));
+    let abort_at = time(abort["at"].as_str().unwrap());
+    for j in &jsons {
+        let r = read(j);
+        assert_eq!(r["run"]["verdict"], "aborted");
+        // Every worker's load ended within 2 s of the coordinator's abort.
+        let ended = time(r["run"]["ended_at"].as_str().unwrap());
+        let took = ended.duration_since(abort_at).unwrap_or_default();
+        eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+    // The breach is the `buy` scenario's; `browse` passes, judged on the merged result.
+    let t = m["thresholds"].as_array().unwrap();
+    assert_eq!(t[0]["passed"], false, "{:#}", t[0]);
+    assert_eq!(t[0]["aborted"], true, "{:#}", t[0]);
+    assert_eq!(t[1]["passed"], true, "{:#}", t[1]);
+    let scen: Vec<&str> = m["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(scen, ["browse", "buy"]);
+}
+
+#[test]
 fn mismatched_duplicate_and_late_workers_are_refused_with_the_reason() {
     let target = DemoTarget::start(&["--latency", "fixed(1ms)"]);
     let dir = TempDir::new("coordrefuse");

@@ -388,3 +388,101 @@ fn a_threshold_breach_disables_the_gate_once_from_the_coordinator_not_once_per_w
     }
     assert_eq!(statsig.violations(), Vec::<String>::new());
 }
+
+#[test]
+fn a_planned_flip_in_a_coordinated_run_gets_the_before_after_comparison_of_the_merged_run() {
+    let statsig = ConsoleStub::start();
+    statsig.gate("new_checkout", false);
+    let gate_url = format!("{}/console/v1/gates/new_checkout", statsig.url());
+    let key_header = format!("STATSIG-API-KEY: {STATSIG_KEY}");
+    // 80 ms more per response while the gate is on.
+    let target = DemoTarget::start(&[
+        "--latency",
+        "0",
+        "--gate-url",
+        &gate_url,
+        "--gate-header",
+        &key_header,
+        "--gate-header",
+        "STATSIG-API-VERSION: 20240601",
+        "--gate-latency",
+        "fixed(80ms)",
+    ]);
+    let dir = TempDir::new("coordflip");
+    let file = dir.join("s.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "host: {}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: / }} }}] }}]\nload: {{ arrival_rate: 40/s, pre_allocated_vus: 10, run_time: 6s }}\nactions:\n  - {{ at: 50%, statsig: {{ enable_gate: new_checkout }}, restore: true }}\n",
+            target.url
+        ),
+    )
+    .unwrap();
+    let flags = [
+        "--statsig-url",
+        statsig.url(),
+        "--statsig-gate",
+        "new_checkout",
+    ];
+    let env = [("STATSIG_CONSOLE_API_KEY", STATSIG_KEY)];
+    let merged = dir.join("m.json");
+    let mut args = vec![file.as_str(), "--workers", "2", "--json", &merged];
+    args.extend(flags);
+    let (mut c, url) = coordinator(&args, &env);
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<Proc> = (0..2)
+        .map(|i| {
+            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
+            a.extend(["--json", &jsons[i as usize], "--no-tui"]);
+            a.extend(flags);
+            let index = i.to_string();
+            let mut e = env.to_vec();
+            e.push(("JOB_COMPLETION_INDEX", &index));
+            Proc::spawn(&crate::coordinator::strings(&a), &e)
+        })
+        .collect();
+    for w in &mut ws {
+        w.expect_exit(0, LONG);
+    }
+    c.expect_exit(0, LONG);
+    let m = read(&merged);
+    crate::schema::assert_valid(&m);
+    let cmp = &m["comparison"][0];
+    assert!(
+        cmp["flip"]
+            .as_str()
+            .unwrap()
+            .starts_with("enable gate new_checkout (statsig), planned at 3.0 s"),
+        "{cmp:#}"
+    );
+    let at = cmp["at_s"].as_f64().unwrap();
+    assert!((3.0..4.5).contains(&at), "{cmp:#}");
+    let agg = &cmp["aggregate"];
+    eprintln!("merged before/after at {at:.2} s: {agg:#}");
+    let (before, after) = (&agg["before"], &agg["after"]);
+    // The two segments hold every request of the merged run.
+    let (nb, na) = (
+        before["requests"].as_u64().unwrap(),
+        after["requests"].as_u64().unwrap(),
+    );
+    assert!(nb > 0 && na > 0, "{agg:#}");
+    assert_eq!(nb + na, count(&m), "{agg:#}");
+    // The gate's 80 ms shows after the flip, not before (the workers' reports reach the
+    // coordinator up to an interval late, so the edges of the segments are a little mixed:
+    // medians, not tails).
+    let (b50, a50) = (
+        before["p50_ms"].as_f64().unwrap(),
+        after["p50_ms"].as_f64().unwrap(),
+    );
+    assert!(b50 < 40.0, "{agg:#}");
+    assert!(a50 >= 70.0, "{agg:#}");
+    // Flipped once, by the coordinator, and restored at the end.
+    let flips = statsig
+        .requests()
+        .iter()
+        .filter(|r| r.route().ends_with("/console/v1/gates/new_checkout/enable"))
+        .count();
+    assert_eq!(flips, 1, "{:#?}", statsig.requests());
+    assert_eq!(statsig.gate_enabled("new_checkout"), Some(false));
+    assert_eq!(statsig.violations(), Vec::<String>::new());
+}

@@ -200,3 +200,133 @@ fn a_threshold_on_spans_without_the_receiver_is_refused_before_the_run() {
         "{err}"
     );
 }
+
+/// Figures of one component of the merged breakdown's first request name.
+fn count_of(doc: &Value, label: &str) -> u64 {
+    component(&doc["breakdown"]["requests"][0], label)["figures"]["count"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_thresholds_on_the_whole() {
+    use crate::coordinator::{coordinator, count, read, strings, Proc as Worker, LONG};
+    // Each worker joins the spans of its own requests: the services export to worker 1's
+    // receiver, which forwards everything to worker 2's (as a Collector would fan out).
+    let (http0, http1) = (free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{http0}/v1/traces");
+    let (_pricing, pricing_url) = service("pricing", "http/protobuf", &endpoint, None);
+    let (_shop, shop_url) = service("shop", "http/protobuf", &endpoint, Some(&pricing_url));
+    let dir = TempDir::new("coordtraces");
+    let file = dir.join("s.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "host: {shop_url}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: /orders }} }}] }}]\nload: {{ users: 4, run_time: 3s }}\n"
+        ),
+    )
+    .unwrap();
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            "--threshold",
+            "trace_coverage > 95%",
+            "--threshold",
+            r#"p95{span:"SELECT orders"} < 5s"#,
+            "--threshold",
+            "p99{service:pricing} < 5s",
+            // Fails: the cache read sleeps 5 ms.
+            "--threshold",
+            r#"p50{span:"cache get"} < 1ms"#,
+        ],
+        &[],
+    );
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let forward = format!("http://127.0.0.1:{http1}");
+    let mut ws: Vec<Worker> = (0..2)
+        .map(|i| {
+            let port = [http0, http1][i];
+            let receiver = format!("127.0.0.1:{port}");
+            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
+            a.extend([
+                "--json",
+                &jsons[i],
+                "--no-tui",
+                "--trace-receiver",
+                &receiver,
+            ]);
+            a.extend(["--trace-receiver-grpc", "off"]);
+            if i == 0 {
+                a.extend(["--trace-forward", &forward]);
+            }
+            let index = i.to_string();
+            Worker::spawn(&strings(&a), &[("JOB_COMPLETION_INDEX", &index)])
+        })
+        .collect();
+    for w in &mut ws {
+        w.expect_exit(0, LONG);
+    }
+    // Only the cache threshold fails, judged by the coordinator on the merged breakdown.
+    c.expect_exit(1, LONG);
+    let m = read(&merged);
+    crate::schema::assert_valid(&m);
+    let workers: Vec<Value> = jsons.iter().map(|j| read(j)).collect();
+    let cov = &m["breakdown"]["coverage"];
+    let sampled = |d: &Value| d["breakdown"]["coverage"]["sampled"].as_u64().unwrap();
+    let joined = |d: &Value| d["breakdown"]["coverage"]["joined"].as_u64().unwrap();
+    eprintln!(
+        "merged coverage {cov}; workers sampled {:?}",
+        workers.iter().map(sampled).collect::<Vec<_>>()
+    );
+    // Every request of the run, each worker's joined to its own spans, added up.
+    assert!(workers.iter().all(|w| sampled(w) > 0), "{cov}");
+    assert_eq!(sampled(&m), workers.iter().map(sampled).sum::<u64>());
+    assert_eq!(joined(&m), workers.iter().map(joined).sum::<u64>());
+    assert_eq!(sampled(&m), count(&m), "{cov}");
+    assert_eq!(joined(&m), sampled(&m), "{cov}");
+    // Each component's values are the workers' together, and its median the query's sleep.
+    for label in [
+        "postgresql: SELECT orders",
+        "shop: cache get",
+        "pricing: compute price",
+    ] {
+        let sum: u64 = workers.iter().map(|w| count_of(w, label)).sum();
+        assert_eq!(count_of(&m, label), sum, "{label}");
+    }
+    let r = &m["breakdown"]["requests"][0];
+    assert_eq!(r["name"], "/orders");
+    let p50 = component(r, "postgresql: SELECT orders")["figures"]["p50"]
+        .as_f64()
+        .unwrap();
+    assert!((19.0..=40.0).contains(&p50), "SELECT orders p50 {p50} ms");
+    let results: Vec<(String, bool)> = m["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["expression"].as_str().unwrap().to_owned(),
+                t["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        [true, true, true, false],
+        "{results:?}"
+    );
+    // The coordinator's summary shows where the time went, over the whole run.
+    let n = count(&m);
+    assert!(
+        c.out().contains(&format!(
+            "traces: {n} sampled requests, {n} joined to their server spans (100.0% coverage)"
+        )),
+        "{}",
+        c.out()
+    );
+}

@@ -448,10 +448,15 @@ impl Client {
     async fn exchange(&mut self, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
         for attempt in 0..2 {
             let (idx, fresh) = self.connection(&req.url, p).await?;
+            let counted = (p.bytes_sent, p.bytes_received);
             match self.exchange_on(idx, req, p).await {
                 Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset => {
                     // The server closed an idle keep-alive connection under us: nothing was
                     // answered, so retrying on a new connection is what a browser does too.
+                    // The request written into the dead connection is not counted: hyper
+                    // mostly sees the close before writing, and both codecs must report the
+                    // same bytes.
+                    (p.bytes_sent, p.bytes_received) = counted;
                     self.conns.swap_remove(idx);
                     continue;
                 }

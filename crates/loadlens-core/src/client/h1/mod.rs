@@ -135,6 +135,11 @@ pub struct Connection<S> {
     keep_alive: bool,
     /// The request asked the server to close.
     request_close: bool,
+    /// The request said `Connection: keep-alive`.
+    request_keep_alive: bool,
+    /// The last response was HTTP/1.0: requests then speak HTTP/1.0 and ask for keep-alive
+    /// (as hyper does).
+    peer_http10: bool,
     /// Idle and fit for another request.
     reusable: bool,
 }
@@ -151,6 +156,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             body: Framing::Done,
             keep_alive: true,
             request_close: false,
+            request_keep_alive: false,
+            peer_http10: false,
             reusable: true,
         }
     }
@@ -166,12 +173,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn start_request(&mut self, method: &Method, target: &str) {
         self.reusable = false;
         self.request_close = false;
+        self.request_keep_alive = false;
         self.wbuf.clear();
         self.wbuf.extend_from_slice(method.as_str().as_bytes());
         self.wbuf.push(b' ');
         self.wbuf
             .extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
-        self.wbuf.extend_from_slice(b" HTTP/1.1\r\n");
+        self.wbuf.extend_from_slice(if self.peer_http10 {
+            b" HTTP/1.0\r\n"
+        } else {
+            b" HTTP/1.1\r\n"
+        });
     }
 
     /// Add a header field to the request started (names as `http` keeps them: lower case,
@@ -179,6 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn header(&mut self, name: &str, value: &[u8]) {
         if name.eq_ignore_ascii_case("connection") && has_token(value, b"close") {
             self.request_close = true;
+        }
+        if name.eq_ignore_ascii_case("connection") && has_token(value, b"keep-alive") {
+            self.request_keep_alive = true;
         }
         self.wbuf.extend_from_slice(name.as_bytes());
         self.wbuf.extend_from_slice(b": ");
@@ -188,6 +203,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// End the head, and send it with `body`: in one write unless the body is large.
     pub async fn send(&mut self, body: &[u8]) -> Result<(), Error> {
+        if self.peer_http10 && !self.request_keep_alive && !self.request_close {
+            // An HTTP/1.0 server closes after each response unless asked not to.
+            self.header("connection", b"keep-alive");
+        }
         self.wbuf.extend_from_slice(b"\r\n");
         if body.len() <= BODY_COPY_LIMIT {
             self.wbuf.extend_from_slice(body);
@@ -373,6 +392,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             headers.append(name, value);
         }
         self.start += n;
+        self.peer_http10 = version == Version::HTTP_10;
         self.keep_alive = if version == Version::HTTP_10 {
             conn_keep_alive && !conn_close
         } else {

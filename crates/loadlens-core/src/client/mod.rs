@@ -64,9 +64,9 @@ pub enum Http1Codec {
 }
 
 impl Http1Codec {
-    /// `LOADLENS_HTTP1=hyper` selects hyper; anything else (or nothing) the lean codec.
+    /// `LOADLENS_HTTP1_CODEC=hyper` selects hyper; anything else (or nothing) the lean codec.
     pub fn from_env() -> Self {
-        match std::env::var("LOADLENS_HTTP1").as_deref() {
+        match std::env::var("LOADLENS_HTTP1_CODEC").as_deref() {
             Ok("hyper") => Http1Codec::Hyper,
             _ => Http1Codec::Lean,
         }
@@ -100,7 +100,7 @@ pub struct ClientConfig {
     /// a connection of its own, asks the server to close it (`Connection: close` on HTTP/1.1)
     /// and closes it after the response, as hey's and oha's `--disable-keepalive`.
     pub keep_alive: bool,
-    /// HTTP/1.1 implementation; the default comes from `LOADLENS_HTTP1` (see
+    /// HTTP/1.1 implementation; the default comes from `LOADLENS_HTTP1_CODEC` (see
     /// [`Http1Codec::from_env`]).
     pub http1: Http1Codec,
 }

@@ -332,9 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Ok(false);
         }
         self.end += n;
-        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < limit {
+        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < MAX_BODY_BUF
+        {
             // A read filled the whole buffer: more is coming, read it in larger steps.
-            let len = (self.buf.len() * 2).min(limit);
+            let len = (self.buf.len() * 2).min(MAX_BODY_BUF);
             self.buf.resize(len, 0);
         }
         Ok(true)

@@ -251,7 +251,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Framing::Length(rem) => {
                     if self.start < self.end {
-                        let n = (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
+                        let n =
+                            (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
                         let a = self.start;
                         self.start += n;
                         self.body = Framing::Length(rem - n as u64);
@@ -332,8 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             return Ok(false);
         }
         self.end += n;
-        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < MAX_BODY_BUF
-        {
+        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < MAX_BODY_BUF {
             // A read filled the whole buffer: more is coming, read it in larger steps.
             let len = (self.buf.len() * 2).min(MAX_BODY_BUF);
             self.buf.resize(len, 0);
@@ -351,8 +351,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             Err(e) => return Err(Error::Head(e.to_string())),
         };
         let code = resp.code.unwrap_or_default();
-        let status =
-            StatusCode::from_u16(code).map_err(|_| Error::Head(format!("invalid status {code}")))?;
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| Error::Head(format!("invalid status {code}")))?;
         let version = if resp.version == Some(0) {
             Version::HTTP_10
         } else {
@@ -375,9 +375,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if name == http::header::CONTENT_LENGTH {
                 // Every value (comma-separated, repeated fields) must be one same number.
                 for part in h.value.split(|b| *b == b',') {
-                    let n = parse_length(part).ok_or_else(|| {
-                        Error::Head("invalid content-length header".into())
-                    })?;
+                    let n = parse_length(part)
+                        .ok_or_else(|| Error::Head("invalid content-length header".into()))?;
                     if length.is_some_and(|l| l != n) {
                         return Err(Error::Head("conflicting content-length headers".into()));
                     }
@@ -460,8 +459,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Chunk::Size { size, digits } => match b {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
                         let d = (b as char).to_digit(16).unwrap_or(0) as u64;
-                        let Some(size) = size.checked_mul(16).and_then(|s| s.checked_add(d))
-                        else {
+                        let Some(size) = size.checked_mul(16).and_then(|s| s.checked_add(d)) else {
                             return bad("invalid chunk size: overflow");
                         };
                         Chunk::Size {

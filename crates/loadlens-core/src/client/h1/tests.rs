@@ -188,7 +188,10 @@ async fn run(c: &Case, codec: Http1Codec) -> (Vec<Seen>, ServerLog) {
             ),
             Err(f) => (None, None, Vec::new(), Vec::new(), Some(f.kind)),
         };
-        assert!(o.phases.ttfb.is_some() || failure.is_some(), "{codec:?}: {o:?}");
+        assert!(
+            o.phases.ttfb.is_some() || failure.is_some(),
+            "{codec:?}: {o:?}"
+        );
         if failure.is_none() {
             assert!(o.phases.download.is_some(), "{codec:?}: {o:?}");
         }
@@ -209,7 +212,12 @@ async fn run(c: &Case, codec: Http1Codec) -> (Vec<Seen>, ServerLog) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut log = std::mem::take(&mut *log.lock().unwrap());
     // Each run has its own port: take it out of the Host headers.
-    let port = base.rsplit(':').next().unwrap_or_default().as_bytes().to_vec();
+    let port = base
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
     for r in &mut log.requests {
         if let Some(at) = r.windows(port.len()).position(|w| w == port) {
             r.splice(at..at + port.len(), *b"PORT");
@@ -273,7 +281,10 @@ async fn close_delimited_body() {
     let r = closing(b"HTTP/1.1 200 OK\r\nX: y\r\n\r\nuntil the end");
     let seen = conform(case(vec![vec![r]], 2)).await;
     assert_eq!(seen[0].body, b"until the end");
-    assert!(seen[1].new_connection, "a close-delimited body ends its connection");
+    assert!(
+        seen[1].new_connection,
+        "a close-delimited body ends its connection"
+    );
 }
 
 #[tokio::test]
@@ -354,11 +365,7 @@ async fn an_idle_connection_closed_by_the_server_is_replaced() {
 
 #[tokio::test]
 async fn a_malformed_head_is_a_protocol_error() {
-    let seen = conform(case(
-        vec![vec![closing(b"HTTP/1.1 abc OK\r\n\r\n")]],
-        1,
-    ))
-    .await;
+    let seen = conform(case(vec![vec![closing(b"HTTP/1.1 abc OK\r\n\r\n")]], 1)).await;
     assert_eq!(seen[0].failure, Some(ErrorKind::Protocol));
 }
 
@@ -413,7 +420,9 @@ async fn an_endless_body_times_out() {
 async fn the_server_closing_mid_body_is_a_reset() {
     let seen = conform(case(
         vec![
-            vec![closing(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")],
+            vec![closing(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+            )],
             vec![closing(
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
             )],

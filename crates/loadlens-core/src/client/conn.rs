@@ -1,5 +1,6 @@
-//! Opening one connection with phase timings: DNS, TCP connect, TLS handshake, then hyper's
-//! HTTP/1.1 or HTTP/2 handshake on the connection-level API.
+//! Opening one connection with phase timings: DNS, TCP connect, TLS handshake, then loadlens's
+//! own HTTP/1.1 codec (`h1`), or hyper's HTTP/1.1 or HTTP/2 handshake on the connection-level
+//! API.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +18,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::{ClientShared, HttpVersion};
+use super::{h1, ClientShared, Http1Codec, HttpVersion};
 use crate::sample::{ErrorKind, Failure};
 
 /// Scheme, host and port: what a connection is keyed by.
@@ -134,7 +135,7 @@ impl Drop for OpenConn {
 }
 
 /// A TCP stream that counts bytes.
-pub(super) struct Counting {
+pub struct Counting {
     inner: TcpStream,
     counters: Arc<IoCounters>,
     _open: OpenConn,
@@ -199,7 +200,7 @@ impl AsyncWrite for Counting {
 }
 
 /// Plain or TLS stream.
-pub(super) enum Stream {
+pub enum Stream {
     Plain(Counting),
     Tls(Box<tokio_rustls::client::TlsStream<Counting>>),
 }
@@ -268,6 +269,8 @@ pub enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     /// HTTP/2.
     H2(http2::SendRequest<Full<Bytes>>),
+    /// HTTP/1.1 on loadlens's own codec (the default, see [`Http1Codec`]).
+    Lean(h1::Connection<Stream>),
 }
 
 /// hyper's HTTP/1.1 connection future, polled by the VU's own task (see [`Conn::drive`]).
@@ -297,6 +300,7 @@ impl Conn {
         match &self.sender {
             Sender::H1(s) => s.is_closed() || self.driver.is_none(),
             Sender::H2(s) => s.is_closed(),
+            Sender::Lean(c) => !c.is_reusable(),
         }
     }
 
@@ -324,7 +328,7 @@ impl Conn {
     /// HTTP version spoken.
     pub fn version(&self) -> Version {
         match self.sender {
-            Sender::H1(_) => Version::HTTP_11,
+            Sender::H1(_) | Sender::Lean(_) => Version::HTTP_11,
             Sender::H2(_) => Version::HTTP_2,
         }
     }
@@ -424,6 +428,15 @@ pub async fn dial(
         )
     };
 
+    if !h2 && shared.config.http1 == Http1Codec::Lean {
+        return Ok(Conn {
+            origin: origin.clone(),
+            sender: Sender::Lean(h1::Connection::new(stream)),
+            counters,
+            driver: None,
+            task: None,
+        });
+    }
     let io = TokioIo::new(stream);
     if h2 {
         let (send, conn) = http2::handshake(TokioExecutor::new(), io)

@@ -13,6 +13,7 @@
 mod conn;
 mod cookies;
 mod decode;
+mod h1;
 mod tls;
 
 #[cfg(test)]
@@ -51,6 +52,27 @@ pub enum HttpVersion {
     Http2PriorKnowledge,
 }
 
+/// Which implementation speaks HTTP/1.1 (HTTP/2 is always hyper's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Http1Codec {
+    /// loadlens's own codec on the connection (httparse for the head, own body framing): no
+    /// dispatch channel and no task per request, a 4 KiB read buffer per connection.
+    #[default]
+    Lean,
+    /// hyper's HTTP/1.1 client connection, kept to compare and to check the lean codec against.
+    Hyper,
+}
+
+impl Http1Codec {
+    /// `LOADLENS_HTTP1_CODEC=hyper` selects hyper; anything else (or nothing) the lean codec.
+    pub fn from_env() -> Self {
+        match std::env::var("LOADLENS_HTTP1_CODEC").as_deref() {
+            Ok("hyper") => Http1Codec::Hyper,
+            _ => Http1Codec::Lean,
+        }
+    }
+}
+
 /// Client settings shared by every VU of a run.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -78,6 +100,9 @@ pub struct ClientConfig {
     /// a connection of its own, asks the server to close it (`Connection: close` on HTTP/1.1)
     /// and closes it after the response, as hey's and oha's `--disable-keepalive`.
     pub keep_alive: bool,
+    /// HTTP/1.1 implementation; the default comes from `LOADLENS_HTTP1_CODEC` (see
+    /// [`Http1Codec::from_env`]).
+    pub http1: Http1Codec,
 }
 
 impl Default for ClientConfig {
@@ -93,6 +118,7 @@ impl Default for ClientConfig {
             user_agent: HeaderValue::from_static(concat!("loadlens/", env!("CARGO_PKG_VERSION"))),
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             keep_alive: true,
+            http1: Http1Codec::from_env(),
         }
     }
 }
@@ -422,10 +448,15 @@ impl Client {
     async fn exchange(&mut self, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
         for attempt in 0..2 {
             let (idx, fresh) = self.connection(&req.url, p).await?;
+            let counted = (p.bytes_sent, p.bytes_received);
             match self.exchange_on(idx, req, p).await {
                 Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset => {
                     // The server closed an idle keep-alive connection under us: nothing was
                     // answered, so retrying on a new connection is what a browser does too.
+                    // The request written into the dead connection is not counted: hyper
+                    // mostly sees the close before writing, and both codecs must report the
+                    // same bytes.
+                    (p.bytes_sent, p.bytes_received) = counted;
                     self.conns.swap_remove(idx);
                     continue;
                 }
@@ -495,15 +526,78 @@ impl Client {
     ) -> Result<Response, Failure> {
         let cfg = &self.shared.config;
         let conn = &mut self.conns[idx];
+        let cookie = if cfg.cookies && !self.cookies.is_empty() {
+            self.cookies
+                .header_for(&conn.origin.host, req.url.path(), conn.origin.tls)
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+        } else {
+            None
+        };
+        let traceparent = self
+            .traceparent
+            .as_ref()
+            .and_then(|tp| HeaderValue::from_bytes(tp).ok());
         let version = conn.version();
-        let mut hreq = http::Request::new(Full::new(req.body.clone()));
-        *hreq.method_mut() = req.method.clone();
-        let mut headers = req.headers.clone();
-        if let Some(tp) = &self.traceparent {
-            // Hex digits and dashes: always a valid value. A traced plan's requests carry a
-            // placeholder (`TraceSettings::prepare`): replacing it in place keeps the copied
-            // map from growing, which `insert` would do on a full map even for a known name.
-            if let Ok(v) = HeaderValue::from_bytes(tp) {
+        p.settle();
+        p.live = Some((conn.counters.clone(), conn.counters.get()));
+        let (sender, driver) = conn.parts();
+        let (t0, status, version, headers, mut body) = if let Sender::Lean(h) = sender {
+            // The request is written straight from the request's own header map: no copy.
+            let completed;
+            let base = if req.prepared {
+                &req.headers
+            } else {
+                let mut headers = req.headers.clone();
+                complete_headers(cfg, &mut headers, &req.url, req.body.len());
+                completed = headers;
+                &completed
+            };
+            let target = req.url.path_and_query().map_or("/", |pq| pq.as_str());
+            h.start_request(&req.method, target);
+            for (name, value) in base {
+                if (traceparent.is_some() && name == TRACEPARENT)
+                    || (!cfg.keep_alive && name == http::header::CONNECTION)
+                {
+                    continue;
+                }
+                h.header(name.as_str(), value.as_bytes());
+            }
+            if let Some(tp) = &traceparent {
+                h.header(TRACEPARENT.as_str(), tp.as_bytes());
+            }
+            if !cfg.keep_alive {
+                h.header("connection", b"close");
+            }
+            if let Some(c) = cookie.filter(|_| !base.contains_key(http::header::COOKIE)) {
+                h.header("cookie", c.as_bytes());
+            }
+            let t0 = Instant::now();
+            let head = match h.send(&req.body).await {
+                Ok(()) => h.read_head(&req.method).await,
+                Err(e) => Err(e),
+            };
+            let head = match head {
+                Ok(head) => head,
+                Err(e) => {
+                    p.settle();
+                    return Err(h1_failure(e));
+                }
+            };
+            (
+                t0,
+                head.status,
+                head.version,
+                head.headers,
+                BodySource::Lean(h),
+            )
+        } else {
+            let mut hreq = http::Request::new(Full::new(req.body.clone()));
+            *hreq.method_mut() = req.method.clone();
+            let mut headers = req.headers.clone();
+            if let Some(v) = traceparent {
+                // A traced plan's requests carry a placeholder (`TraceSettings::prepare`):
+                // replacing it in place keeps the copied map from growing, which `insert`
+                // would do on a full map even for a known name.
                 match headers.get_mut(&TRACEPARENT) {
                     Some(slot) => *slot = v,
                     None => {
@@ -511,117 +605,114 @@ impl Client {
                     }
                 }
             }
-        }
-        if !req.prepared {
-            complete_headers(cfg, &mut headers, &req.url, req.body.len());
-        }
-        if !cfg.keep_alive && version != Version::HTTP_2 {
-            // HTTP/2 has no such header (one connection per request is what closes it).
-            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if version == Version::HTTP_2 {
-            *hreq.uri_mut() = req.url.clone();
-            *hreq.version_mut() = Version::HTTP_2;
-            // HTTP/2 carries the authority in its own pseudo-header.
-            headers.remove(http::header::HOST);
-        } else {
-            *hreq.uri_mut() = req
-                .url
-                .path_and_query()
-                .cloned()
-                .map_or_else(|| Uri::from_static("/"), Uri::from);
-        }
-        if cfg.cookies && !self.cookies.is_empty() && !headers.contains_key(http::header::COOKIE) {
-            let host = conn.origin.host.as_str();
-            if let Some(c) = self
-                .cookies
-                .header_for(host, req.url.path(), conn.origin.tls)
-            {
-                if let Ok(v) = HeaderValue::from_str(&c) {
-                    headers.insert(http::header::COOKIE, v);
+            if !req.prepared {
+                complete_headers(cfg, &mut headers, &req.url, req.body.len());
+            }
+            if !cfg.keep_alive && version != Version::HTTP_2 {
+                // HTTP/2 has no such header (one connection per request is what closes it).
+                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            if version == Version::HTTP_2 {
+                *hreq.uri_mut() = req.url.clone();
+                *hreq.version_mut() = Version::HTTP_2;
+                // HTTP/2 carries the authority in its own pseudo-header.
+                headers.remove(http::header::HOST);
+            } else {
+                *hreq.uri_mut() = req
+                    .url
+                    .path_and_query()
+                    .cloned()
+                    .map_or_else(|| Uri::from_static("/"), Uri::from);
+            }
+            if let Some(c) = cookie {
+                if !headers.contains_key(http::header::COOKIE) {
+                    headers.insert(http::header::COOKIE, c);
                 }
             }
-        }
-        *hreq.headers_mut() = headers;
-
-        p.settle();
-        p.live = Some((conn.counters.clone(), conn.counters.get()));
-        let t0 = Instant::now();
-        let (sender, driver) = conn.parts();
-        let resp = match sender {
-            Sender::H1(s) => {
-                Conn::drive(driver, s.ready())
-                    .await
-                    .map_err(|e| conn::hyper_failure(&e))?;
-                let fut = s.send_request(hreq);
-                Conn::drive(driver, fut).await
-            }
-            Sender::H2(s) => {
-                s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
-                s.send_request(hreq).await
-            }
-        };
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                p.settle();
-                return Err(conn::hyper_failure(&e));
-            }
+            *hreq.headers_mut() = headers;
+            let t0 = Instant::now();
+            let resp = match sender {
+                Sender::H1(s) => {
+                    Conn::drive(driver, s.ready())
+                        .await
+                        .map_err(|e| conn::hyper_failure(&e))?;
+                    let fut = s.send_request(hreq);
+                    Conn::drive(driver, fut).await
+                }
+                Sender::H2(s) => {
+                    s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
+                    s.send_request(hreq).await
+                }
+                Sender::Lean(_) => unreachable!("handled above"),
+            };
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    p.settle();
+                    return Err(conn::hyper_failure(&e));
+                }
+            };
+            let (parts, body) = resp.into_parts();
+            (
+                t0,
+                parts.status,
+                parts.version,
+                parts.headers,
+                BodySource::Hyper {
+                    body,
+                    driver,
+                    frame: Bytes::new(),
+                },
+            )
         };
         // One clock read ends the wait for the head and starts the body's download.
         let t1 = Instant::now();
         add(&mut p.phases.ttfb, Some(t1.saturating_duration_since(t0)));
-        let (parts, mut body) = resp.into_parts();
-        let encoding = parts
-            .headers
+        let encoding = headers
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .filter(|_| cfg.decompress);
-        let expected = parts
-            .headers
+        let expected = headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse().ok());
         let sink = BodySink::new(req.keep_body, cfg.max_body_size, expected);
         let mut decoder = Decoder::new(encoding, sink);
-        // Frame by frame: decoded, counted, kept only when asked, never beyond the limit.
+        // Piece by piece: decoded, counted, kept only when asked, never beyond the limit.
         const DECODE_SLICE: usize = 4 << 10;
         const YIELD_AFTER: u64 = 4 << 20;
         let mut decoded_at_yield = 0;
         let body_result = loop {
-            match Conn::drive(conn.parts().1, body.frame()).await {
-                None => break Ok(()),
-                Some(Ok(frame)) => {
-                    let Ok(data) = frame.into_data() else {
-                        continue;
-                    };
-                    // Compressed data can decode to a thousand times its size: decode a frame
-                    // in slices, and let the other VUs (and this request's timeout) run
-                    // whenever a few MiB came out.
-                    let mut failed = None;
-                    let slice = if decoder.expands() {
-                        DECODE_SLICE
-                    } else {
-                        data.len().max(1)
-                    };
-                    for piece in data.chunks(slice) {
-                        let pushed = decoder.push(piece);
-                        p.content_length = decoder.decoded_len();
-                        if let Err(e) = pushed {
-                            failed = Some(e);
-                            break;
-                        }
-                        if p.content_length - decoded_at_yield > YIELD_AFTER {
-                            decoded_at_yield = p.content_length;
-                            tokio::task::yield_now().await;
-                        }
-                    }
-                    if let Some(e) = failed {
-                        break Err(body_failure(e));
-                    }
+            let data = match body.next().await {
+                Ok(None) => break Ok(()),
+                Ok(Some(data)) => data,
+                Err(f) => break Err(f),
+            };
+            // Compressed data can decode to a thousand times its size: decode it in slices,
+            // and let the other VUs (and this request's timeout) run whenever a few MiB came
+            // out.
+            let mut failed = None;
+            let slice = if decoder.expands() {
+                DECODE_SLICE
+            } else {
+                data.len().max(1)
+            };
+            for piece in data.chunks(slice) {
+                let pushed = decoder.push(piece);
+                p.content_length = decoder.decoded_len();
+                if let Err(e) = pushed {
+                    failed = Some(e);
+                    break;
                 }
-                Some(Err(e)) => break Err(conn::hyper_failure(&e)),
+                if p.content_length - decoded_at_yield > YIELD_AFTER {
+                    decoded_at_yield = p.content_length;
+                    tokio::task::yield_now().await;
+                }
+            }
+            if let Some(e) = failed {
+                break Err(body_failure(e));
             }
         };
+        drop(body);
         let t2 = Instant::now();
         add(
             &mut p.phases.download,
@@ -634,20 +725,74 @@ impl Client {
         p.content_length = len;
 
         if cfg.cookies {
-            let host = conn.origin.host.clone();
-            for sc in parts.headers.get_all(http::header::SET_COOKIE) {
+            let host = &self.conns[idx].origin.host;
+            for sc in headers.get_all(http::header::SET_COOKIE) {
                 if let Ok(s) = sc.to_str() {
-                    self.cookies.store(&host, req.url.path(), s);
+                    self.cookies.store(host, req.url.path(), s);
                 }
             }
         }
         Ok(Response {
-            status: parts.status,
-            version: parts.version,
-            headers: parts.headers,
+            status,
+            version,
+            headers,
             body,
             url: req.url.clone(),
         })
+    }
+}
+
+/// Where a response body comes from: hyper's body stream, or the lean connection itself.
+enum BodySource<'a> {
+    Hyper {
+        body: hyper::body::Incoming,
+        driver: &'a mut Option<conn::H1Driver>,
+        /// The frame whose data was handed out last.
+        frame: Bytes,
+    },
+    Lean(&'a mut h1::Connection<conn::Stream>),
+}
+
+impl BodySource<'_> {
+    /// The next piece of body data, `None` at its end.
+    async fn next(&mut self) -> Result<Option<&[u8]>, Failure> {
+        match self {
+            BodySource::Hyper {
+                body,
+                driver,
+                frame,
+            } => loop {
+                match Conn::drive(driver, body.frame()).await {
+                    None => return Ok(None),
+                    Some(Ok(f)) => {
+                        if let Ok(data) = f.into_data() {
+                            *frame = data;
+                            return Ok(Some(&frame[..]));
+                        }
+                    }
+                    Some(Err(e)) => return Err(conn::hyper_failure(&e)),
+                }
+            },
+            BodySource::Lean(c) => c.next_data().await.map_err(h1_failure),
+        }
+    }
+}
+
+/// Classify an error of the lean HTTP/1.1 codec as [`conn::hyper_failure`] classifies hyper's.
+fn h1_failure(e: h1::Error) -> Failure {
+    match e {
+        h1::Error::Incomplete => Failure::new(
+            ErrorKind::Reset,
+            "connection closed before the response completed",
+        ),
+        h1::Error::Head(m) => {
+            Failure::new(ErrorKind::Protocol, format!("invalid HTTP response: {m}"))
+        }
+        h1::Error::Body(m) => Failure::new(
+            ErrorKind::Protocol,
+            format!("invalid HTTP response body: {m}"),
+        ),
+        h1::Error::Io(e) => conn::io_failure(&e, "request"),
     }
 }
 

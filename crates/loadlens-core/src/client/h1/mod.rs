@@ -1,0 +1,547 @@
+//! A lean HTTP/1.1 client connection: httparse for the response head, framing of our own.
+//!
+//! hyper's HTTP/1.1 client sends each request through a dispatch channel to its connection
+//! task and back; issue #18 measured that as the floor of loadlens's speed (about 2 µs per
+//! exchange in memory) and most of its memory per connection (two 9 KB channel blocks). A VU
+//! has one request in flight per connection, so none of that is needed: this module owns the
+//! socket, writes the request in one write from a buffer kept with the connection, reads the
+//! response head into a read buffer (4 KiB, grown only while a head or a read needs it, shrunk
+//! back when the response ends), and frames the body by `Content-Length`, chunked (extensions
+//! and trailers skipped) or the end of the connection, skipping 1xx interim responses. It
+//! follows hyper's rules for which responses have a body and when a connection can be used
+//! again, and `client::h1::tests` runs the same scripted exchanges through both to show it.
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Read buffer of a connection between responses.
+const INITIAL_BUF: usize = 4 << 10;
+/// Largest read buffer for body data (larger reads mean fewer syscalls for large bodies).
+const MAX_BODY_BUF: usize = 64 << 10;
+/// Largest response head (and chunk-size line or trailer section), hyper's own limit.
+const MAX_HEAD: usize = 8192 + 4096 * 100;
+/// Most header fields in a response head, hyper's own limit.
+const MAX_HEADERS: usize = 100;
+/// Request bodies up to this size are copied behind the head and sent in the same write.
+const BODY_COPY_LIMIT: usize = 64 << 10;
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum Error {
+    /// The connection ended before the response did.
+    Incomplete,
+    /// The response head is not valid HTTP/1.x.
+    Head(String),
+    /// The body's framing is broken (chunk sizes, chunk ends).
+    Body(String),
+    /// The socket failed.
+    Io(io::Error),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+/// A final response head.
+#[derive(Debug)]
+pub struct Head {
+    /// Status.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// Header fields.
+    pub headers: HeaderMap,
+}
+
+/// How the body of the response under way ends.
+#[derive(Debug, Clone, Copy)]
+enum Framing {
+    /// No body left: the response is complete.
+    Done,
+    /// This many bytes remain.
+    Length(u64),
+    /// Chunked, in this state.
+    Chunked(Chunk),
+    /// Until the server closes the connection.
+    Close,
+}
+
+/// Where the chunked decoder is (the states of RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy)]
+enum Chunk {
+    /// Reading the hex size; `digits` seen so far.
+    Size { size: u64, digits: u8 },
+    /// Spaces after the size.
+    SizeLws(u64),
+    /// A chunk extension, skipped (`len` bytes so far).
+    Ext(u64, usize),
+    /// The `\n` of the size line.
+    SizeLf(u64),
+    /// Chunk data, this much left.
+    Data(u64),
+    /// The `\r` after chunk data.
+    DataCr,
+    /// The `\n` after chunk data.
+    DataLf,
+    /// The start of a trailer line (or of the final empty line).
+    TrailerStart,
+    /// Inside a trailer field, skipped (`len` bytes of trailers so far).
+    Trailer(usize),
+    /// The `\n` of a trailer line.
+    TrailerLf,
+    /// The `\n` of the final empty line.
+    EndLf,
+}
+
+/// What the head parser found in the buffer.
+enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// A 1xx interim response, consumed.
+    Interim,
+    /// The final head.
+    Final(Head),
+}
+
+/// What the chunked decoder found in the buffer.
+enum Step {
+    /// Body data at `buf[a..b]`.
+    Data(usize, usize),
+    /// The last chunk and its trailers were read.
+    End,
+    /// The buffer is used up: read more.
+    More,
+}
+
+/// One HTTP/1.1 connection on `S` (plain TCP or TLS), one request at a time.
+pub struct Connection<S> {
+    io: S,
+    /// Read buffer (initialised bytes); `buf[start..end]` is read but not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Request buffer, kept from one request to the next.
+    wbuf: Vec<u8>,
+    body: Framing,
+    /// Whether the response under way (and its request) allow another request afterwards.
+    keep_alive: bool,
+    /// The request asked the server to close.
+    request_close: bool,
+    /// The request said `Connection: keep-alive`.
+    request_keep_alive: bool,
+    /// The last response was HTTP/1.0: requests then speak HTTP/1.0 and ask for keep-alive
+    /// (as hyper does).
+    peer_http10: bool,
+    /// Idle and fit for another request.
+    reusable: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// A connection on an open stream.
+    pub fn new(io: S) -> Self {
+        Connection {
+            io,
+            buf: vec![0; INITIAL_BUF],
+            start: 0,
+            end: 0,
+            wbuf: Vec::with_capacity(512),
+            body: Framing::Done,
+            keep_alive: true,
+            request_close: false,
+            request_keep_alive: false,
+            peer_http10: false,
+            reusable: true,
+        }
+    }
+
+    /// True when the connection is idle and can carry another request. It is false from the
+    /// moment a request starts until its response ended on a connection the server keeps open,
+    /// so an exchange abandoned half-way (a timeout, a body too large) never leaves it usable.
+    pub fn is_reusable(&self) -> bool {
+        self.reusable
+    }
+
+    /// Start a request: its request line.
+    pub fn start_request(&mut self, method: &Method, target: &str) {
+        self.reusable = false;
+        self.request_close = false;
+        self.request_keep_alive = false;
+        self.wbuf.clear();
+        self.wbuf.extend_from_slice(method.as_str().as_bytes());
+        self.wbuf.push(b' ');
+        self.wbuf
+            .extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
+        self.wbuf.extend_from_slice(if self.peer_http10 {
+            b" HTTP/1.0\r\n"
+        } else {
+            b" HTTP/1.1\r\n"
+        });
+    }
+
+    /// Add a header field to the request started (names as `http` keeps them: lower case,
+    /// as hyper writes them).
+    pub fn header(&mut self, name: &str, value: &[u8]) {
+        if name.eq_ignore_ascii_case("connection") && has_token(value, b"close") {
+            self.request_close = true;
+        }
+        if name.eq_ignore_ascii_case("connection") && has_token(value, b"keep-alive") {
+            self.request_keep_alive = true;
+        }
+        self.wbuf.extend_from_slice(name.as_bytes());
+        self.wbuf.extend_from_slice(b": ");
+        self.wbuf.extend_from_slice(value);
+        self.wbuf.extend_from_slice(b"\r\n");
+    }
+
+    /// End the head, and send it with `body`: in one write unless the body is large.
+    pub async fn send(&mut self, body: &[u8]) -> Result<(), Error> {
+        if self.peer_http10 && !self.request_keep_alive && !self.request_close {
+            // An HTTP/1.0 server closes after each response unless asked not to.
+            self.header("connection", b"keep-alive");
+        }
+        self.wbuf.extend_from_slice(b"\r\n");
+        if body.len() <= BODY_COPY_LIMIT {
+            self.wbuf.extend_from_slice(body);
+            self.io.write_all(&self.wbuf).await?;
+        } else {
+            self.io.write_all(&self.wbuf).await?;
+            self.io.write_all(body).await?;
+        }
+        self.io.flush().await?;
+        if self.wbuf.capacity() > 2 * BODY_COPY_LIMIT {
+            self.wbuf = Vec::with_capacity(512);
+        }
+        Ok(())
+    }
+
+    /// Read the final response head to a request with `method`, skipping 1xx interim
+    /// responses (100 Continue, 103 Early Hints), and set up the framing of its body.
+    pub async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
+        loop {
+            if self.start < self.end {
+                match self.parse_head(method)? {
+                    Parsed::Final(head) => return Ok(head),
+                    // Parse what follows it, already read or not.
+                    Parsed::Interim => continue,
+                    Parsed::Partial => {}
+                }
+            }
+            if !self.fill(MAX_HEAD, true).await? {
+                return Err(Error::Incomplete);
+            }
+        }
+    }
+
+    /// The next piece of body data, `None` at the end of the body.
+    pub async fn next_data(&mut self) -> Result<Option<&[u8]>, Error> {
+        loop {
+            match self.body {
+                Framing::Done => return Ok(None),
+                Framing::Length(0) => {
+                    self.complete();
+                    return Ok(None);
+                }
+                Framing::Length(rem) => {
+                    if self.start < self.end {
+                        let n =
+                            (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
+                        let a = self.start;
+                        self.start += n;
+                        self.body = Framing::Length(rem - n as u64);
+                        return Ok(Some(&self.buf[a..a + n]));
+                    }
+                    if !self.fill(MAX_BODY_BUF, false).await? {
+                        return Err(Error::Incomplete);
+                    }
+                }
+                Framing::Close => {
+                    if self.start < self.end {
+                        let (a, b) = (self.start, self.end);
+                        self.start = b;
+                        return Ok(Some(&self.buf[a..b]));
+                    }
+                    if !self.fill(MAX_BODY_BUF, false).await? {
+                        self.keep_alive = false;
+                        self.complete();
+                        return Ok(None);
+                    }
+                }
+                Framing::Chunked(state) => match self.chunk_step(state)? {
+                    Step::Data(a, b) => return Ok(Some(&self.buf[a..b])),
+                    Step::End => {
+                        self.complete();
+                        return Ok(None);
+                    }
+                    Step::More => {
+                        if !self.fill(MAX_HEAD, false).await? {
+                            return Err(Error::Incomplete);
+                        }
+                    }
+                },
+            }
+        }
+    }
+
+    /// The response ended: decide whether the connection can be used again, and give back
+    /// the memory a large read took.
+    fn complete(&mut self) {
+        self.body = Framing::Done;
+        // Bytes after the response were never asked for: hyper closes such a connection too.
+        self.reusable = self.keep_alive && !self.request_close && self.start == self.end;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > INITIAL_BUF {
+                self.buf.truncate(INITIAL_BUF);
+                self.buf.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Read more bytes into the buffer, growing it (up to `limit`) only when it is full.
+    /// `false` at the end of the stream.
+    async fn fill(&mut self, limit: usize, head: bool) -> Result<bool, Error> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() >= limit {
+                return Err(if head {
+                    Error::Head("message head is too large".into())
+                } else {
+                    Error::Body("chunk size line or trailers too large".into())
+                });
+            }
+            let len = (self.buf.len() * 2).min(limit);
+            self.buf.resize(len, 0);
+        }
+        let n = self.io.read(&mut self.buf[self.end..]).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.end += n;
+        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < MAX_BODY_BUF {
+            // A read filled the whole buffer: more is coming, read it in larger steps.
+            let len = (self.buf.len() * 2).min(MAX_BODY_BUF);
+            self.buf.resize(len, 0);
+        }
+        Ok(true)
+    }
+
+    /// Parse a head from the buffer.
+    fn parse_head(&mut self, method: &Method) -> Result<Parsed, Error> {
+        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut fields);
+        let n = match resp.parse(&self.buf[self.start..self.end]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+            Err(e) => return Err(Error::Head(e.to_string())),
+        };
+        let code = resp.code.unwrap_or_default();
+        let status = StatusCode::from_u16(code)
+            .map_err(|_| Error::Head(format!("invalid status {code}")))?;
+        let version = if resp.version == Some(0) {
+            Version::HTTP_10
+        } else {
+            Version::HTTP_11
+        };
+        if status.is_informational() && code != 101 {
+            self.start += n;
+            return Ok(Parsed::Interim);
+        }
+        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        let mut length: Option<u64> = None;
+        let mut chunked = None;
+        let mut conn_close = false;
+        let mut conn_keep_alive = false;
+        for h in resp.headers.iter() {
+            let name = HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
+            let value = HeaderValue::from_bytes(h.value)
+                .map_err(|_| Error::Head(format!("invalid value of header `{}`", h.name)))?;
+            if name == http::header::CONTENT_LENGTH {
+                // Every value (comma-separated, repeated fields) must be one same number.
+                for part in h.value.split(|b| *b == b',') {
+                    let n = parse_length(part)
+                        .ok_or_else(|| Error::Head("invalid content-length header".into()))?;
+                    if length.is_some_and(|l| l != n) {
+                        return Err(Error::Head("conflicting content-length headers".into()));
+                    }
+                    length = Some(n);
+                }
+            } else if name == http::header::TRANSFER_ENCODING {
+                // Only the last coding says whether the body is chunked.
+                chunked = Some(last_token_is(h.value, b"chunked"));
+            } else if name == http::header::CONNECTION {
+                conn_close |= has_token(h.value, b"close");
+                conn_keep_alive |= has_token(h.value, b"keep-alive");
+            }
+            headers.append(name, value);
+        }
+        self.start += n;
+        self.peer_http10 = version == Version::HTTP_10;
+        self.keep_alive = if version == Version::HTTP_10 {
+            conn_keep_alive && !conn_close
+        } else {
+            !conn_close
+        };
+        self.body = if *method == Method::HEAD || code == 204 || code == 304 {
+            Framing::Length(0)
+        } else if code == 101 {
+            // Switching protocols: nothing after this is HTTP/1.1 any more.
+            self.keep_alive = false;
+            Framing::Length(0)
+        } else if let Some(chunked) = chunked {
+            if version == Version::HTTP_10 {
+                return Err(Error::Head(
+                    "transfer-encoding in an HTTP/1.0 response".into(),
+                ));
+            }
+            if chunked {
+                Framing::Chunked(Chunk::Size { size: 0, digits: 0 })
+            } else {
+                Framing::Close
+            }
+        } else if let Some(len) = length {
+            Framing::Length(len)
+        } else {
+            Framing::Close
+        };
+        if matches!(self.body, Framing::Close) {
+            self.keep_alive = false;
+        }
+        Ok(Parsed::Final(Head {
+            status,
+            version,
+            headers,
+        }))
+    }
+
+    /// Run the chunked decoder over the buffered bytes.
+    fn chunk_step(&mut self, mut state: Chunk) -> Result<Step, Error> {
+        let bad = |m: &str| Err(Error::Body(m.to_owned()));
+        loop {
+            if let Chunk::Data(rem) = state {
+                if rem == 0 {
+                    state = Chunk::DataCr;
+                    continue;
+                }
+                if self.start == self.end {
+                    self.body = Framing::Chunked(state);
+                    return Ok(Step::More);
+                }
+                let n = (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
+                let a = self.start;
+                self.start += n;
+                self.body = Framing::Chunked(Chunk::Data(rem - n as u64));
+                return Ok(Step::Data(a, a + n));
+            }
+            if self.start == self.end {
+                self.body = Framing::Chunked(state);
+                return Ok(Step::More);
+            }
+            let b = self.buf[self.start];
+            self.start += 1;
+            state = match state {
+                Chunk::Size { size, digits } => match b {
+                    b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                        let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+                        let Some(size) = size.checked_mul(16).and_then(|s| s.checked_add(d)) else {
+                            return bad("invalid chunk size: overflow");
+                        };
+                        Chunk::Size {
+                            size,
+                            digits: digits.saturating_add(1),
+                        }
+                    }
+                    _ if digits == 0 => return bad("invalid chunk size line: missing size digit"),
+                    b'\t' | b' ' => Chunk::SizeLws(size),
+                    b';' => Chunk::Ext(size, 0),
+                    b'\r' => Chunk::SizeLf(size),
+                    _ => return bad("invalid chunk size line"),
+                },
+                Chunk::SizeLws(size) => match b {
+                    b'\t' | b' ' => Chunk::SizeLws(size),
+                    b';' => Chunk::Ext(size, 0),
+                    b'\r' => Chunk::SizeLf(size),
+                    _ => return bad("invalid chunk size linear white space"),
+                },
+                Chunk::Ext(size, len) => match b {
+                    b'\r' => Chunk::SizeLf(size),
+                    b'\n' => return bad("invalid chunk extension contains newline"),
+                    _ if len >= MAX_HEAD => return bad("chunk extensions too large"),
+                    _ => Chunk::Ext(size, len + 1),
+                },
+                Chunk::SizeLf(size) => match b {
+                    b'\n' if size == 0 => Chunk::TrailerStart,
+                    b'\n' => Chunk::Data(size),
+                    _ => return bad("invalid chunk size LF"),
+                },
+                Chunk::DataCr => match b {
+                    b'\r' => Chunk::DataLf,
+                    _ => return bad("invalid chunk body CR"),
+                },
+                Chunk::DataLf => match b {
+                    b'\n' => Chunk::Size { size: 0, digits: 0 },
+                    _ => return bad("invalid chunk body LF"),
+                },
+                Chunk::TrailerStart => match b {
+                    b'\r' => Chunk::EndLf,
+                    _ => Chunk::Trailer(1),
+                },
+                Chunk::Trailer(len) => match b {
+                    b'\r' => Chunk::TrailerLf,
+                    _ if len >= MAX_HEAD => return bad("chunk trailers too large"),
+                    _ => Chunk::Trailer(len + 1),
+                },
+                Chunk::TrailerLf => match b {
+                    b'\n' => Chunk::TrailerStart,
+                    _ => return bad("invalid trailer end LF"),
+                },
+                Chunk::EndLf => match b {
+                    b'\n' => return Ok(Step::End),
+                    _ => return bad("invalid chunk end LF"),
+                },
+                Chunk::Data(_) => unreachable!("handled above"),
+            };
+        }
+    }
+}
+
+/// A `Content-Length` value: digits only, as hyper accepts it.
+fn parse_length(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    if v.is_empty() {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, b| {
+        b.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))?
+    })
+}
+
+/// Whether the comma-separated list `v` holds `token` (case-insensitive).
+fn has_token(v: &[u8], token: &[u8]) -> bool {
+    v.split(|b| *b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// Whether the last element of the comma-separated list `v` is `token`.
+fn last_token_is(v: &[u8], token: &[u8]) -> bool {
+    v.rsplit(|b| *b == b',')
+        .next()
+        .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}

@@ -27,7 +27,9 @@ OUT=${OUT:-/tmp/loadlens-perf/$(date +%Y%m%d-%H%M%S)-$SCEN}
 mkdir -p "$OUT"
 served() { curl -s "http://127.0.0.1:$PORT/nginx_status" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ { print $3 }'; }
 # CPU ticks (user + system) of the target's worker processes: is the target the bottleneck?
-target_ticks() { local t=0 p; for p in $(pgrep -f 'nginx: worker' || true); do
+# The target's master pid file: its workers are the master's children.
+TARGET_PIDFILE=${TARGET_PIDFILE:-/opt/bench/nginx/nginx.pid}
+target_ticks() { local t=0 p; for p in $(pgrep -P "$(cat "$TARGET_PIDFILE" 2>/dev/null || echo 0)" || true); do
   t=$(( t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo $t; }
 pin=${CORES:-$GEN_CPU}
 run_one() { # TOOL REP

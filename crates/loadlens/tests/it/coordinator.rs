@@ -22,16 +22,17 @@ pub(crate) struct Proc {
     pub(crate) child: Child,
     out: Arc<Mutex<String>>,
     err: Arc<Mutex<String>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
-fn drain(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) {
+fn drain(r: impl Read + Send + 'static, into: Arc<Mutex<String>>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(r).lines().map_while(Result::ok) {
             let mut s = into.lock().unwrap();
             s.push_str(&line);
             s.push('\n');
         }
-    });
+    })
 }
 
 impl Proc {
@@ -67,9 +68,16 @@ impl Proc {
             .unwrap();
         let out = Arc::new(Mutex::new(String::new()));
         let err = Arc::new(Mutex::new(String::new()));
-        drain(child.stdout.take().unwrap(), out.clone());
-        drain(child.stderr.take().unwrap(), err.clone());
-        Proc { child, out, err }
+        let readers = vec![
+            drain(child.stdout.take().unwrap(), out.clone()),
+            drain(child.stderr.take().unwrap(), err.clone()),
+        ];
+        Proc {
+            child,
+            out,
+            err,
+            readers,
+        }
     }
 
     pub(crate) fn out(&self) -> String {
@@ -99,9 +107,14 @@ impl Proc {
         let t = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
-                // Let the reader threads take the last lines.
+                // Let the reader threads take the last lines: they end at the pipes' end of
+                // file (a loaded machine can keep them from it for a while after the exit).
                 let seen = Instant::now();
-                std::thread::sleep(Duration::from_millis(100));
+                while !self.readers.iter().all(|r| r.is_finished())
+                    && seen.elapsed() < Duration::from_secs(10)
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 return (s, seen);
             }
             if t.elapsed() > limit {

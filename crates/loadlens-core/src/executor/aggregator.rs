@@ -570,11 +570,17 @@ mod tests {
         // CPU reading even when a loaded machine is slow to start the run.
         let burner = std::thread::spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
+            // 100 ms of CPU, or what the machine gives in 1 s (a loaded machine gives less:
+            // a wall-clock burn of 250 ms once got 20 ms). Either way it ends by 1.2 s, in
+            // the run.
             let before = cpu_s("thread-self");
             let t = std::time::Instant::now();
             let mut x = 0u64;
-            while t.elapsed() < Duration::from_millis(250) {
-                x = x.wrapping_mul(31).wrapping_add(7);
+            while t.elapsed() < Duration::from_secs(1) && cpu_s("thread-self") - before < 0.1 {
+                for _ in 0..100_000 {
+                    x = x.wrapping_mul(31).wrapping_add(7);
+                }
+                std::hint::black_box(x);
             }
             std::hint::black_box(x);
             cpu_s("thread-self") - before

@@ -6,8 +6,10 @@
 //! report; what it did after (at most one interval, plus the requests in flight when it died)
 //! is missing, and its row and the timeline say the figures are partial.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use loadlens_core::breakdown;
 use loadlens_core::executor::{RunOutput, ScenarioRun};
 use loadlens_core::health::GeneratorHealth;
 use loadlens_core::load::{LoadSettings, Segment};
@@ -107,7 +109,12 @@ pub fn lost_result(
         failures: Vec::new(),
         name_tags: Default::default(),
         segments: Vec::new(),
-        breakdown: None,
+        // Its joins up to its last report, as it streamed them.
+        breakdown: streamed
+            .breakdown
+            .as_ref()
+            .and_then(|h| breakdown::merge::merge([h], run.names).ok())
+            .map(Arc::new),
     };
     let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
     summary.outcome.scenario_hash = run.scenario_hash.clone();

@@ -390,8 +390,7 @@ fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
     };
     assert_eq!(counts(&merged), counts(&one));
     // The merged breakdown carries its own histograms: merged again, it is the same.
-    let again =
-        crate::breakdown::merge::merge(merged.histograms.as_deref(), &names()).unwrap();
+    let again = crate::breakdown::merge::merge(merged.histograms.as_deref(), &names()).unwrap();
     assert_eq!(again.coverage, merged.coverage);
     assert_eq!(strip(&again), strip(&merged));
     assert_eq!(ops(&again), ops(&merged));

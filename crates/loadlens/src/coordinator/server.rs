@@ -590,7 +590,12 @@ fn result(board: &Board, r: FinalResult) -> Response<Reply> {
     }
     slot.health = Health::Finished;
     // Its final breakdown (settled: the last spans joined) replaces the streamed one.
-    if let Some(h) = r.result.breakdown.as_ref().and_then(|b| b.histograms.as_ref()) {
+    if let Some(h) = r
+        .result
+        .breakdown
+        .as_ref()
+        .and_then(|b| b.histograms.as_ref())
+    {
         slot.streamed.breakdown = Some(Histograms::clone(h));
         st.breakdown_changed = true;
     }

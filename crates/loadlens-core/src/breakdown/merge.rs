@@ -160,6 +160,23 @@ pub fn merge<'a>(
     parts: impl IntoIterator<Item = &'a Histograms>,
     names: &[(String, String)],
 ) -> Result<Breakdown, DecodeError> {
+    merge_with(parts, names, true)
+}
+
+/// [`merge`] without the merged [`Histograms`] (their encoding is most of a merge's cost):
+/// for the live view and thresholds, which read only the figures.
+pub fn figures<'a>(
+    parts: impl IntoIterator<Item = &'a Histograms>,
+    names: &[(String, String)],
+) -> Result<Breakdown, DecodeError> {
+    merge_with(parts, names, false)
+}
+
+fn merge_with<'a>(
+    parts: impl IntoIterator<Item = &'a Histograms>,
+    names: &[(String, String)],
+    lossless: bool,
+) -> Result<Breakdown, DecodeError> {
     let mut coverage = Coverage::default();
     let mut by_name: BTreeMap<(String, String), NameAcc> = BTreeMap::new();
     let mut operations: BTreeMap<ComponentKey, Acc> = BTreeMap::new();
@@ -205,7 +222,7 @@ pub fn merge<'a>(
         }
     }
     let mut requests = Vec::new();
-    let mut lossless = Vec::new();
+    let mut encoded = Vec::new();
     // The merged result's order first, then any name it lacks.
     let mut order: Vec<(String, String)> = names
         .iter()
@@ -234,13 +251,21 @@ pub fn merge<'a>(
         });
         a.slowest.sort_by(|x, y| y.total_ms.total_cmp(&x.total_ms));
         a.slowest.truncate(a.top_k);
-        lossless.push(NameHistograms {
+        encoded.push(NameHistograms {
             method: key.0.clone(),
             name: key.1.clone(),
             sampled: a.sampled,
             joined: a.joined,
-            total: a.total.to_base64(),
-            components: a.components.iter().map(|(k, c)| c.lossless(k)).collect(),
+            total: if lossless {
+                a.total.to_base64()
+            } else {
+                String::new()
+            },
+            components: if lossless {
+                a.components.iter().map(|(k, c)| c.lossless(k)).collect()
+            } else {
+                Vec::new()
+            },
             slowest: a.slowest.clone(),
         });
         requests.push(RequestBreakdown {
@@ -253,9 +278,9 @@ pub fn merge<'a>(
             slowest: a.slowest,
         });
     }
-    let histograms = Histograms {
+    let histograms = lossless.then(|| Histograms {
         coverage: coverage.clone(),
-        requests: lossless,
+        requests: encoded,
         operations: operations.iter().map(|(k, c)| c.lossless(k)).collect(),
         services: services
             .iter()
@@ -267,7 +292,7 @@ pub fn merge<'a>(
             .collect(),
         link_template: link_template.clone(),
         interval_s,
-    };
+    });
     let mut operations: Vec<Component> = operations
         .iter()
         .map(|(k, c)| c.component(k, 0.0))
@@ -287,6 +312,7 @@ pub fn merge<'a>(
             .collect(),
         link_template,
         interval_s,
-        histograms: Some(std::sync::Arc::new(histograms)),
+        histograms: histograms.map(std::sync::Arc::new),
     })
 }
+

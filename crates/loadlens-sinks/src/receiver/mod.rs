@@ -385,7 +385,9 @@ impl Publish<'_> {
         b.coverage.spans_dropped += lost;
         b.coverage.rejected_exports = counters.rejected.load(Ordering::Relaxed);
         if last || self.live_histograms {
-            let mut h = join.histograms();
+            // Live, without the series: they are most of the size, and only the end's
+            // reports show them.
+            let mut h = join.histograms(last);
             h.coverage = b.coverage.clone();
             b.histograms = Some(Arc::new(h));
         }

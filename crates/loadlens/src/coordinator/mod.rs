@@ -511,7 +511,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         if let Some((interval, users, dropped, health, generator, parts)) = interval {
             if let Some(parts) = parts {
                 // Decoded outside the board's lock.
-                match loadlens_core::breakdown::merge::merge(&parts, &names) {
+                match loadlens_core::breakdown::merge::figures(&parts, &names) {
                     Ok(b) => breakdown = Some(Arc::new(b)),
                     Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
                 }

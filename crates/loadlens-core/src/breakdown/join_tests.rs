@@ -357,7 +357,8 @@ fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
         j.expire(later);
     }
     let merged =
-        crate::breakdown::merge::merge(&[a.histograms(true), b.histograms(true)], &names()).unwrap();
+        crate::breakdown::merge::merge(&[a.histograms(true), b.histograms(true)], &names())
+            .unwrap();
     let one = whole.breakdown();
     assert_eq!(merged.coverage, one.coverage);
     assert_eq!(merged.services, one.services);

@@ -315,4 +315,3 @@ fn merge_with<'a>(
         histograms: histograms.map(std::sync::Arc::new),
     })
 }
-

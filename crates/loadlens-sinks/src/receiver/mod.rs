@@ -22,7 +22,11 @@
 //! snapshot. When the last request has ended, [`BreakdownSource::settle`] waits for the
 //! stragglers: until every sampled request has spans and none arrived for a moment, at most
 //! the join window; then every pending request is final and the breakdown goes in the
-//! summary.
+//! summary, with its counters and HDR histograms in the form that merges
+//! (`Breakdown::histograms`: the JSON result's `breakdown.histograms`, which `loadlens merge`
+//! adds up). A coordinated worker's receiver adds that form (without the series) to every
+//! breakdown it publishes, which the worker streams to the coordinator for the span
+//! thresholds checked live.
 
 mod config;
 pub mod decode;

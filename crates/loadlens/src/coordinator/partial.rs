@@ -110,11 +110,19 @@ pub fn lost_result(
         name_tags: Default::default(),
         segments: Vec::new(),
         // Its joins up to its last report, as it streamed them.
-        breakdown: streamed
-            .breakdown
-            .as_ref()
-            .and_then(|h| breakdown::merge::merge([h], run.names).ok())
-            .map(Arc::new),
+        breakdown: match streamed.breakdown.as_ref() {
+            Some(h) => match breakdown::merge::merge([h], run.names) {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) => {
+                    tell!(
+                        "warning: worker {}/{workers}'s streamed breakdown is left out: {e}",
+                        index + 1
+                    );
+                    None
+                }
+            },
+            None => None,
+        },
     };
     let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
     summary.outcome.scenario_hash = run.scenario_hash.clone();

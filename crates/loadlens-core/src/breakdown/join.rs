@@ -524,14 +524,20 @@ impl Join {
     }
 
     /// The breakdown so far in a form that merges exactly ([`super::merge`]): counters and
-    /// HDR histograms (their encoding costs a few milliseconds: for the end of a run).
-    pub fn histograms(&self) -> Histograms {
+    /// HDR histograms, and the components' per-interval series `with_series` (the final
+    /// breakdown has them; a coordinated worker streams its live ones without them, as they
+    /// are most of the size: about 85 bytes a point, up to 120 points a component).
+    pub fn histograms(&self, with_series: bool) -> Histograms {
         let interval_s = self.interval.as_secs_f64();
         let part = |k: &Key, c: &ComponentAcc| ComponentHistograms {
             key: k.component_key(),
             values: c.hist.to_base64(),
             errors: c.errors,
-            series: c.series.points(interval_s),
+            series: if with_series {
+                c.series.points(interval_s)
+            } else {
+                Vec::new()
+            },
         };
         Histograms {
             coverage: Coverage {

@@ -357,7 +357,8 @@ fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
         j.expire(later);
     }
     let merged =
-        crate::breakdown::merge::merge(&[a.histograms(), b.histograms()], &names()).unwrap();
+        crate::breakdown::merge::merge(&[a.histograms(true), b.histograms(true)], &names())
+            .unwrap();
     let one = whole.breakdown();
     assert_eq!(merged.coverage, one.coverage);
     assert_eq!(merged.services, one.services);
@@ -389,4 +390,10 @@ fn two_joins_merged_give_the_breakdown_of_one_join_over_every_request() {
             .collect()
     };
     assert_eq!(counts(&merged), counts(&one));
+    // The merged breakdown carries its own histograms: merged again, it is the same.
+    let again = crate::breakdown::merge::merge(merged.histograms.as_deref(), &names()).unwrap();
+    assert_eq!(again.coverage, merged.coverage);
+    assert_eq!(strip(&again), strip(&merged));
+    assert_eq!(ops(&again), ops(&merged));
+    assert_eq!(again.services, merged.services);
 }

@@ -8,6 +8,9 @@
 //! (exact for the k slowest of the run, since each worker's list holds its own k slowest),
 //! and a component's per-interval series, whose points of the same interval add their counts
 //! and means exactly but take the count-weighted mean of the workers' 95th percentiles.
+//!
+//! The merged breakdown carries its own [`Histograms`] again, so that a merged result merges
+//! further (`loadlens merge` of merged results gives the same figures).
 
 use std::collections::BTreeMap;
 
@@ -109,6 +112,15 @@ impl Acc {
         Ok(())
     }
 
+    fn lossless(&self, key: &ComponentKey) -> ComponentHistograms {
+        ComponentHistograms {
+            key: key.clone(),
+            values: self.hist.to_base64(),
+            errors: self.errors,
+            series: self.series.values().copied().collect(),
+        }
+    }
+
     fn component(&self, key: &ComponentKey, total_sum: f64) -> Component {
         let figures = Figures::of(&self.hist);
         Component {
@@ -142,8 +154,29 @@ struct NameAcc {
 }
 
 /// The workers' breakdowns `parts` as one, request names in the order of `names` (the
-/// merged result's).
-pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdown, DecodeError> {
+/// merged result's), with its [`Histograms`] (the merge of the parts') in
+/// [`Breakdown::histograms`].
+pub fn merge<'a>(
+    parts: impl IntoIterator<Item = &'a Histograms>,
+    names: &[(String, String)],
+) -> Result<Breakdown, DecodeError> {
+    merge_with(parts, names, true)
+}
+
+/// [`merge`] without the merged [`Histograms`] (their encoding is most of a merge's cost):
+/// for the live view and thresholds, which read only the figures.
+pub fn figures<'a>(
+    parts: impl IntoIterator<Item = &'a Histograms>,
+    names: &[(String, String)],
+) -> Result<Breakdown, DecodeError> {
+    merge_with(parts, names, false)
+}
+
+fn merge_with<'a>(
+    parts: impl IntoIterator<Item = &'a Histograms>,
+    names: &[(String, String)],
+    lossless: bool,
+) -> Result<Breakdown, DecodeError> {
     let mut coverage = Coverage::default();
     let mut by_name: BTreeMap<(String, String), NameAcc> = BTreeMap::new();
     let mut operations: BTreeMap<ComponentKey, Acc> = BTreeMap::new();
@@ -189,6 +222,7 @@ pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdo
         }
     }
     let mut requests = Vec::new();
+    let mut encoded = Vec::new();
     // The merged result's order first, then any name it lacks.
     let mut order: Vec<(String, String)> = names
         .iter()
@@ -217,6 +251,23 @@ pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdo
         });
         a.slowest.sort_by(|x, y| y.total_ms.total_cmp(&x.total_ms));
         a.slowest.truncate(a.top_k);
+        encoded.push(NameHistograms {
+            method: key.0.clone(),
+            name: key.1.clone(),
+            sampled: a.sampled,
+            joined: a.joined,
+            total: if lossless {
+                a.total.to_base64()
+            } else {
+                String::new()
+            },
+            components: if lossless {
+                a.components.iter().map(|(k, c)| c.lossless(k)).collect()
+            } else {
+                Vec::new()
+            },
+            slowest: a.slowest.clone(),
+        });
         requests.push(RequestBreakdown {
             method: key.0,
             name: key.1,
@@ -227,6 +278,21 @@ pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdo
             slowest: a.slowest,
         });
     }
+    let histograms = lossless.then(|| Histograms {
+        coverage: coverage.clone(),
+        requests: encoded,
+        operations: operations.iter().map(|(k, c)| c.lossless(k)).collect(),
+        services: services
+            .iter()
+            .map(|(service, (h, errors))| ServiceHistograms {
+                service: service.clone(),
+                values: h.to_base64(),
+                errors: *errors,
+            })
+            .collect(),
+        link_template: link_template.clone(),
+        interval_s,
+    });
     let mut operations: Vec<Component> = operations
         .iter()
         .map(|(k, c)| c.component(k, 0.0))
@@ -246,6 +312,6 @@ pub fn merge(parts: &[Histograms], names: &[(String, String)]) -> Result<Breakdo
             .collect(),
         link_template,
         interval_s,
-        histograms: None,
+        histograms: histograms.map(std::sync::Arc::new),
     })
 }

@@ -64,9 +64,11 @@ pub struct Breakdown {
     /// Length in seconds of one point of the components' `series`.
     #[serde(default)]
     pub interval_s: f64,
-    /// The same breakdown in a form that merges exactly (set on the final breakdown only: a
-    /// coordinated worker sends it with its result). Not part of the JSON result.
-    #[serde(skip)]
+    /// The same breakdown in a form that merges exactly: counters and HDR histograms (V2,
+    /// deflate, base64). Set on the final breakdown (the JSON result's `breakdown.histograms`,
+    /// which `loadlens merge` adds up) and, on a coordinated worker, on each live one (it
+    /// streams them to the coordinator); absent in results of older builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histograms: Option<Arc<merge::Histograms>>,
 }
 

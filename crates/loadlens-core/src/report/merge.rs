@@ -10,6 +10,11 @@
 //! count-weighted mean of the segments' (the files keep no per-interval histograms), and its
 //! min/max are exact. Open-model scheduling delays are the worst segment's. Thresholds are
 //! evaluated again on the merged figures by the caller ([`Merged::thresholds`]).
+//!
+//! Where the time went (the trace receiver's breakdown) merges the same way: each file's
+//! `breakdown.histograms` is added up by [`crate::breakdown::merge`] (the code the coordinator
+//! runs live), so its counts, percentiles and coverage are those of one join over every
+//! segment's requests; only its per-interval series' p95 is a count-weighted mean.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -285,6 +290,7 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         })
         .collect();
 
+    let breakdown = breakdown(docs, &names, &mut notes)?;
     let summary = Summary {
         run: RunInfo {
             id: common(docs.iter().map(|(_, d)| &d.run.id)).unwrap_or_else(|| first.run.id.clone()),
@@ -327,6 +333,7 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
                 .collect(),
             scenario_hash: first.run.scenario_hash.clone(),
             workers: docs.iter().map(|(p, d)| worker(p, d)).collect(),
+            breakdown: breakdown.map(std::sync::Arc::new),
             ..Outcome::default()
         },
     };
@@ -335,6 +342,61 @@ pub fn merge(docs: &[(PathBuf, ResultDoc)]) -> Result<Merged, MergeError> {
         thresholds,
         notes,
     })
+}
+
+/// Where the time went over every file that has a breakdown, merged exactly from their
+/// `breakdown.histograms`; `None` when none has one. Files without one are named in `notes`.
+fn breakdown(
+    docs: &[(PathBuf, ResultDoc)],
+    names: &[(String, String)],
+    notes: &mut Vec<String>,
+) -> Result<Option<crate::breakdown::Breakdown>, MergeError> {
+    let mut parts = Vec::new();
+    let mut without = Vec::new();
+    let mut older = Vec::new();
+    for (path, d) in docs {
+        match d.breakdown.as_ref().map(|b| b.histograms.as_deref()) {
+            Some(Some(h)) => parts.push((path, h)),
+            Some(None) => older.push(path.display().to_string()),
+            None => without.push(path.display().to_string()),
+        }
+    }
+    if parts.is_empty() {
+        if !older.is_empty() {
+            notes.push(format!(
+                "{}: the breakdown has no `histograms` (an older build): where the time went is left out of the merged result",
+                older.join(", ")
+            ));
+        }
+        return Ok(None);
+    }
+    if !older.is_empty() {
+        notes.push(format!(
+            "{}: the breakdown has no `histograms` (an older build): where the time went covers the other files only",
+            older.join(", ")
+        ));
+    }
+    if !without.is_empty() {
+        notes.push(format!(
+            "{}: no breakdown (no trace receiver ran): where the time went covers the other files only",
+            without.join(", ")
+        ));
+    }
+    match crate::breakdown::merge::merge(parts.iter().map(|(_, h)| *h), names) {
+        Ok(b) => Ok(Some(b)),
+        Err(_) => {
+            // Name the file whose histograms do not decode.
+            for (path, h) in &parts {
+                if let Err(source) = crate::breakdown::merge::merge([*h], names) {
+                    return Err(MergeError::Decode {
+                        path: (*path).clone(),
+                        source,
+                    });
+                }
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// After [`Summary::evaluate_thresholds`] on the merged figures: a threshold seen failing

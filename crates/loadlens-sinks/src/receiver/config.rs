@@ -29,6 +29,9 @@ pub struct Config {
     pub sample_ratio: f64,
     /// Sampled requests whose client sample may wait for the join at once.
     pub queue: usize,
+    /// Every published breakdown also in the form that merges (a coordinated worker streams
+    /// it to the coordinator); otherwise only the final one.
+    pub live_histograms: bool,
 }
 
 impl Default for Config {
@@ -43,6 +46,7 @@ impl Default for Config {
             forward: None,
             sample_ratio: 1.0,
             queue: 65_536,
+            live_histograms: false,
         }
     }
 }

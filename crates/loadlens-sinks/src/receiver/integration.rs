@@ -164,6 +164,9 @@ impl Integration for Receiver {
         if !input.run.role.requests() {
             return Ok(None);
         }
+        // A worker streams its breakdown to the coordinator, which judges the span
+        // thresholds live on the workers' breakdowns merged.
+        config.live_histograms = !input.run.role.run_level();
         Ok(Some(Box::new(Ready {
             config,
             run_id: input.run.run.id.clone(),

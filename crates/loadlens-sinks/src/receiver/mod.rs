@@ -22,7 +22,11 @@
 //! snapshot. When the last request has ended, [`BreakdownSource::settle`] waits for the
 //! stragglers: until every sampled request has spans and none arrived for a moment, at most
 //! the join window; then every pending request is final and the breakdown goes in the
-//! summary.
+//! summary, with its counters and HDR histograms in the form that merges
+//! (`Breakdown::histograms`: the JSON result's `breakdown.histograms`, which `loadlens merge`
+//! adds up). A coordinated worker's receiver adds that form (without the series) to every
+//! breakdown it publishes, which the worker streams to the coordinator for the span
+//! thresholds checked live.
 
 mod config;
 pub mod decode;
@@ -348,7 +352,12 @@ impl Thread {
         };
         if let Some(b) = begin {
             let join = Join::new(config.join.clone(), b.names, b.run_start);
-            join_loop(join, b.samples, spans, settle, &latest, &counters, &stop).await;
+            let out = Publish {
+                latest: &latest,
+                counters: &counters,
+                live_histograms: config.live_histograms,
+            };
+            join_loop(join, b.samples, spans, settle, &out, &stop).await;
         }
         while servers.join_next().await.is_some() {}
         match forwarder {
@@ -360,23 +369,36 @@ impl Thread {
     }
 }
 
-/// Publish the join's breakdown, with what the endpoints counted before the join saw it;
-/// the `last` one also in the form that merges (a coordinated worker sends it).
-fn publish(join: &Join, counters: &Counters, latest: &Latest, last: bool) -> Arc<Breakdown> {
-    let mut b = join.breakdown();
-    let lost =
-        counters.queue_dropped.load(Ordering::Relaxed) + counters.invalid.load(Ordering::Relaxed);
-    b.coverage.spans_received += lost;
-    b.coverage.spans_dropped += lost;
-    b.coverage.rejected_exports = counters.rejected.load(Ordering::Relaxed);
-    if last {
-        let mut h = join.histograms();
-        h.coverage = b.coverage.clone();
-        b.histograms = Some(Arc::new(h));
+/// Where the join's breakdown goes: the latest one, read by each snapshot.
+struct Publish<'a> {
+    latest: &'a Latest,
+    counters: &'a Counters,
+    /// Every breakdown also in the form that merges, not only the last ([`Config`]).
+    live_histograms: bool,
+}
+
+impl Publish<'_> {
+    /// Publish the join's breakdown, with what the endpoints counted before the join saw it;
+    /// the `last` one (and each one, for a coordinated worker) also in the form that merges.
+    fn publish(&self, join: &Join, last: bool) -> Arc<Breakdown> {
+        let counters = self.counters;
+        let mut b = join.breakdown();
+        let lost = counters.queue_dropped.load(Ordering::Relaxed)
+            + counters.invalid.load(Ordering::Relaxed);
+        b.coverage.spans_received += lost;
+        b.coverage.spans_dropped += lost;
+        b.coverage.rejected_exports = counters.rejected.load(Ordering::Relaxed);
+        if last || self.live_histograms {
+            // Live, without the series: they are most of the size, and only the end's
+            // reports show them.
+            let mut h = join.histograms(last);
+            h.coverage = b.coverage.clone();
+            b.histograms = Some(Arc::new(h));
+        }
+        let b = Arc::new(b);
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
+        b
     }
-    let b = Arc::new(b);
-    *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(b.clone());
-    b
 }
 
 async fn join_loop(
@@ -384,8 +406,7 @@ async fn join_loop(
     mut samples: SampleReceiver,
     mut spans: mpsc::Receiver<Vec<Span>>,
     mut settle: mpsc::Receiver<SettleReply>,
-    latest: &Latest,
-    counters: &Counters,
+    out: &Publish<'_>,
     stop: &CancellationToken,
 ) {
     let mut tick = tokio::time::interval(EXPIRE_EVERY);
@@ -426,7 +447,7 @@ async fn join_loop(
                     let quiet = join.waiting_without_spans() == 0 && now - last_span >= QUIET;
                     if quiet || now >= *deadline {
                         join.flush();
-                        let b = publish(&join, counters, latest, true);
+                        let b = out.publish(&join, true);
                         if let Some((reply, _)) = settling.take() {
                             let _ = reply.send(b);
                         }
@@ -434,7 +455,7 @@ async fn join_loop(
                     }
                 }
                 if now - published >= PUBLISH_EVERY {
-                    publish(&join, counters, latest, false);
+                    out.publish(&join, false);
                     published = now;
                 }
             }
@@ -443,7 +464,7 @@ async fn join_loop(
     }
     drain_samples(&mut join, &mut samples);
     join.flush();
-    publish(&join, counters, latest, true);
+    out.publish(&join, true);
 }
 
 /// Give the join every queued sample; whether more may come.

@@ -1,15 +1,16 @@
 //! The thresholds of a coordinated run, checked live on the merged figures once a second, as
 //! the executor checks a single run's: the whole run and each request name, each tag (its
 //! names' cumulative figures merged), and `generator_healthy` (every worker's own health, from
-//! what it measured of itself each interval), and each named scenario (the per-scenario split
-//! of the workers' interval reports, added up). Thresholds on the service's spans are judged
-//! at the end, on the workers' breakdowns merged ([`span_thresholds`]).
+//! what it measured of itself each interval), each named scenario (the per-scenario split
+//! of the workers' interval reports, added up), and the service's spans (`p95{span:…}`,
+//! `{service:…}`, `trace_coverage`) on the workers' latest breakdowns merged exactly
+//! (`breakdown::merge`), as a single run reads its trace receiver's latest breakdown.
 
 use std::time::Duration;
 
 use loadlens_core::health::{GeneratorHealth, HealthMonitor};
 use loadlens_core::stats::{Aggregator, HealthSample, RequestSummary, Snapshot, StatsSet};
-use loadlens_core::thresholds::{Guard, Metric, NameTags, Observed, Scope, Threshold};
+use loadlens_core::thresholds::{Guard, NameTags, Observed, Scope, Threshold};
 
 use crate::runner::Prepared;
 
@@ -66,9 +67,9 @@ impl Thresholds {
         }
     }
 
-    /// Check `guard` on the merged snapshot `snap` (and the cumulative figures of `agg`), with
-    /// the workers' combined `generator` health: the new breaches' messages, and the reason
-    /// to abort, if one says so.
+    /// Check `guard` on the merged snapshot `snap` (and the cumulative figures of `agg`, and
+    /// the workers' breakdowns merged in `snap.breakdown`), with the workers' combined
+    /// `generator` health: the new breaches' messages, and the reason to abort, if one says so.
     pub fn check(
         &self,
         guard: &mut Guard,
@@ -95,31 +96,10 @@ impl Thresholds {
             tags: &tags,
             dropped_iterations: snap.dropped_iterations.unwrap_or(0),
             generator,
-            breakdown: None,
+            breakdown: snap.breakdown.as_deref(),
         };
         guard.check(&observed, elapsed)
     }
-}
-
-/// What to say of the thresholds on the service's spans (`p95{span:…}`, `{service:…}`,
-/// `trace_coverage`): each worker joins the spans to its own requests, and the coordinator
-/// judges them at the end, on the workers' breakdowns merged; not live, so an `abort` on one
-/// does not stop the run early.
-pub fn span_thresholds(thresholds: &[Threshold]) -> Vec<String> {
-    thresholds
-        .iter()
-        .filter(|t| {
-            (matches!(t.scope, Scope::Span(_) | Scope::Service(_))
-                || t.metric == Metric::TraceCoverage)
-                && (t.abort_on_fail || !t.on_fail.is_empty())
-        })
-        .map(|t| {
-            format!(
-                "threshold `{}` reads the service's spans: in a coordinated run it is judged at the end, on the workers' breakdowns merged, so its abort or action does not act during the run",
-                t.expression
-            )
-        })
-        .collect()
 }
 
 /// The workers' generator health together: healthy when every worker is, with each one's
@@ -240,18 +220,5 @@ mod tests {
         assert_eq!(h.process_cpu_pct, Some(70.0));
         assert_eq!(h.open_connections, Some(7));
         assert_eq!(h.rss_bytes, Some(10 << 20));
-    }
-
-    #[test]
-    fn span_thresholds_with_an_abort_are_said_to_be_judged_at_the_end() {
-        let t = vec![
-            parse("p95 < 1s, abort").unwrap(),
-            parse("p95{span:db} < 100ms").unwrap(),
-            parse("trace_coverage > 90%, abort").unwrap(),
-        ];
-        let w = span_thresholds(&t);
-        assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("`trace_coverage > 90%, abort`"), "{w:?}");
-        assert!(w[0].contains("judged at the end"), "{w:?}");
     }
 }

@@ -14,16 +14,18 @@
 //! 2. gives one start, `--start-delay` ahead, relative so that clocks need not agree;
 //! 3. once a second adds up the interval reports (counters and HDR histograms: exact) into a
 //!    merged [`Snapshot`](loadlens_core::stats::Snapshot) for the live view, the web dashboard
-//!    (`--web`) and the integrations' sinks, and checks the thresholds on it ([`live`]): an
-//!    abort is sent to every worker at once; guard actions and planned flips run here, once,
-//!    and the reports are cut at each flip for the before/after comparison;
+//!    (`--web`) and the integrations' sinks, and checks the thresholds on it ([`live`]), those
+//!    on the service's spans on the workers' latest breakdowns merged (each worker streams
+//!    its trace receiver's breakdown, in the form that merges, when it changed): an abort is
+//!    sent to every worker at once; guard actions and planned flips run here, once, and the
+//!    reports are cut at each flip for the before/after comparison;
 //! 4. notices workers that disappear (their connection closes, or they fall silent for
 //!    [`protocol::SILENCE_LIMIT`]): the timeline says so, what they streamed up to their last
-//!    report stays in the result ([`partial`]), and below `--min-workers` the run stops and
-//!    fails;
+//!    report, its breakdown included, stays in the result ([`partial`]), and below
+//!    `--min-workers` the run stops and fails;
 //! 5. at the end merges the workers' final results exactly as `loadlens merge` does
-//!    (`report::merge`) and their breakdowns (`breakdown::merge`: the span thresholds read
-//!    it), evaluates the thresholds on them, finishes its integrations with the
+//!    (`report::merge`, their breakdowns with `breakdown::merge`), evaluates the thresholds
+//!    on them, finishes its integrations with the
 //!    merged summary (the stop event carries the whole run's figures), and writes the same
 //!    reports as `run`, with a row per worker.
 //!
@@ -163,7 +165,6 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
         console: console.clone(),
     };
     crate::reports::check(&outputs)?;
-    p.warnings.extend(live::span_thresholds(&p.thresholds));
     for w in &p.warnings {
         tell!("warning: {w}");
     }
@@ -396,6 +397,8 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     let mut failures = Vec::new();
     // The load the dashboard asks for, passed on to every worker.
     let mut load_target = controls.load_target();
+    // Where the time went: the workers' latest breakdowns merged, once one changed.
+    let mut breakdown = None;
     loop {
         let flip_due = flips.peek().map(|f| start + f.at);
         let ticked = tokio::select! {
@@ -490,6 +493,7 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 dropped,
                 health,
                 generator,
+                st.changed_breakdowns(),
             ))
         } else {
             None
@@ -504,10 +508,18 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
             failures.push(why.clone());
             stopping.tell_all(&board, StopReason::WorkersLost(why.clone()), why);
         }
-        if let Some((interval, users, dropped, health, generator)) = interval {
+        if let Some((interval, users, dropped, health, generator, parts)) = interval {
+            if let Some(parts) = parts {
+                // Decoded outside the board's lock.
+                match loadlens_core::breakdown::merge::figures(&parts, &names) {
+                    Ok(b) => breakdown = Some(Arc::new(b)),
+                    Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
+                }
+            }
             let mut snap = agg.tick_with(interval, elapsed, users);
             snap.dropped_iterations = dropped;
             snap.health = health;
+            snap.breakdown = breakdown.clone();
             let snap = Arc::new(snap);
             if !guard.is_empty() && running > 0 {
                 let seen = guard.breaches().len();
@@ -584,7 +596,9 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     // The reports since the last tick (each worker's last snapshot) make the last merged one,
     // so that what the integrations sent from the snapshots adds up to the whole run.
     let last = std::mem::replace(&mut board.lock().pending, StatsSet::new(names.len()));
-    let snap = Arc::new(agg.tick_with(last, start.elapsed(), 0));
+    let mut snap = agg.tick_with(last, start.elapsed(), 0);
+    snap.breakdown = breakdown;
+    let snap = Arc::new(snap);
     if let Some(seg) = segments.last_mut() {
         seg.end = snap.elapsed;
     }
@@ -643,6 +657,15 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
                 continue;
             }
             let streamed = std::mem::replace(&mut s.streamed, server::Streamed::new(names.len()));
+            if streamed.breakdown.is_some() {
+                let msg = format!(
+                    "where the time went includes worker {}/{workers}'s joins up to its last report (at {:.1} s), partial",
+                    i + 1,
+                    streamed.elapsed.as_secs_f64()
+                );
+                tell!("warning: {msg}");
+                timeline.push(EventKind::Note, msg);
+            }
             let health = s.generator.as_ref().map(|m| m.report(None));
             let doc = partial::lost_result(&whole, *i, workers, streamed, health, why);
             let path = format!("worker {}/{workers} (lost: partial)", i + 1);
@@ -665,31 +688,6 @@ pub async fn run(args: CoordinatorArgs, console: crate::live::Console) -> Result
     }
     let mut summary = merged.summary;
     summary.run = p.run.clone();
-    // Where the time went, over every worker's joined requests (the span thresholds read it).
-    let (breakdowns, lost) = {
-        let mut st = board.lock();
-        let lost = st
-            .slots
-            .values()
-            .filter(|s| matches!(s.health, Health::Lost(_)))
-            .count();
-        (std::mem::take(&mut st.breakdowns), lost)
-    };
-    if !breakdowns.is_empty() {
-        match loadlens_core::breakdown::merge::merge(&breakdowns, &summary.names) {
-            Ok(b) => summary.outcome.breakdown = Some(Arc::new(b)),
-            Err(e) => tell!("warning: the workers' breakdowns cannot be merged: {e}"),
-        }
-        if lost > 0 {
-            // A worker sends its breakdown with its result: a lost one's joins are gone.
-            let msg = format!(
-                "where the time went covers the {} workers that finished: the {lost} lost worker(s) sent no breakdown",
-                breakdowns.len()
-            );
-            tell!("warning: {msg}");
-            timeline.push(EventKind::Note, msg);
-        }
-    }
     summary.outcome.breaches = guard.into_breaches();
     // The tags come from the plan: the workers' results know only those of their own
     // thresholds, and a tag scope given to the coordinator alone would find no request.

@@ -6,8 +6,10 @@
 //! report; what it did after (at most one interval, plus the requests in flight when it died)
 //! is missing, and its row and the timeline say the figures are partial.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use loadlens_core::breakdown;
 use loadlens_core::executor::{RunOutput, ScenarioRun};
 use loadlens_core::health::GeneratorHealth;
 use loadlens_core::load::{LoadSettings, Segment};
@@ -107,7 +109,20 @@ pub fn lost_result(
         failures: Vec::new(),
         name_tags: Default::default(),
         segments: Vec::new(),
-        breakdown: None,
+        // Its joins up to its last report, as it streamed them.
+        breakdown: match streamed.breakdown.as_ref() {
+            Some(h) => match breakdown::merge::merge([h], run.names) {
+                Ok(b) => Some(Arc::new(b)),
+                Err(e) => {
+                    tell!(
+                        "warning: worker {}/{workers}'s streamed breakdown is left out: {e}",
+                        index + 1
+                    );
+                    None
+                }
+            },
+            None => None,
+        },
     };
     let mut summary = Summary::new(run.info.clone(), load, run.host.clone(), &mut out);
     summary.outcome.scenario_hash = run.scenario_hash.clone();
@@ -143,7 +158,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_workers_part_keeps_its_per_scenario_figures_and_every_named_scenario() {
+    fn a_lost_workers_part_keeps_its_per_scenario_figures_every_named_scenario_and_its_breakdown() {
         let names = vec![
             ("GET".to_owned(), "browse".to_owned()),
             ("GET".to_owned(), "buy".to_owned()),
@@ -181,7 +196,38 @@ mod tests {
             ("browse".into(), set(2, 0, 7)),
         ];
         streamed.elapsed = Duration::from_secs(2);
+        // Its breakdown as it last streamed it: 7 requests joined, their total 20 ms each.
+        let mut h = loadlens_core::stats::LatencyHistogram::new();
+        for _ in 0..7 {
+            h.record(Duration::from_millis(20));
+        }
+        streamed.breakdown = Some(breakdown::merge::Histograms {
+            coverage: breakdown::Coverage {
+                sampled: 9,
+                joined: 7,
+                ..Default::default()
+            },
+            requests: vec![breakdown::merge::NameHistograms {
+                method: "GET".into(),
+                name: "browse".into(),
+                sampled: 9,
+                joined: 7,
+                total: h.to_base64(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
         let doc = lost_result(&run, 1, 2, streamed, None, "gone");
+        // Its joins up to its last report are in its part, in the form that merges.
+        let b = doc.breakdown.as_ref().expect("the streamed breakdown");
+        assert_eq!((b.coverage.sampled, b.coverage.joined), (9, 7));
+        assert_eq!(b.requests[0].total.count, 7);
+        assert!(
+            (b.requests[0].total.p50 - 20.0).abs() < 0.1,
+            "{:?}",
+            b.requests[0].total
+        );
+        assert!(b.histograms.is_some());
         let got: Vec<(&str, u64)> = doc
             .scenarios
             .iter()

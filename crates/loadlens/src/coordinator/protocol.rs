@@ -9,7 +9,9 @@
 //!   The response ending without a `stop` means the coordinator is gone.
 //! - `POST /v1/report` with an [`IntervalReport`] per snapshot: one interval's counters and
 //!   HDR histograms (deltas, not totals), which the coordinator adds up for the live merged
-//!   view and the global thresholds.
+//!   view and the global thresholds; and, when the worker's trace receiver's breakdown
+//!   changed, the whole breakdown so far in the form that merges (cumulative: the coordinator
+//!   keeps each worker's latest).
 //! - `POST /v1/result` with a [`FinalResult`]: the worker's JSON result, histograms included,
 //!   which the coordinator merges exactly as `loadlens merge` does.
 //! - `GET /v1/status`: the run id, the phase and the workers, as JSON (for people and probes;
@@ -113,6 +115,12 @@ pub struct IntervalReport {
     /// scenario.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scenarios: Vec<ScenarioInterval>,
+    /// Its trace receiver's breakdown so far (cumulative, in the form that merges), when it
+    /// changed since the last report: the coordinator judges the span, service and
+    /// trace_coverage thresholds live on the workers' latest ones merged, and keeps a lost
+    /// worker's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Histograms>,
 }
 
 /// One named scenario's part of an [`IntervalReport`].
@@ -129,12 +137,9 @@ pub struct ScenarioInterval {
 pub struct FinalResult {
     /// The worker's segment.
     pub segment: String,
-    /// Its result, as its `--json` file has it.
+    /// Its result, as its `--json` file has it (its breakdown, when its trace receiver ran,
+    /// with the histograms that merge).
     pub result: Box<ResultDoc>,
-    /// Its breakdown (joined service spans) in the form that merges exactly, when its trace
-    /// receiver ran: the coordinator merges them and judges the span thresholds on the whole.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub breakdown: Option<Histograms>,
 }
 
 /// Whether the `Authorization` header `given` carries `token` (constant time).

@@ -93,6 +93,9 @@ pub struct Streamed {
     pub dropped: Option<u64>,
     /// Per named scenario, its intervals added up.
     pub scenarios: Vec<(String, StatsSet)>,
+    /// Its trace receiver's latest breakdown (cumulative), in the form that merges; once it
+    /// finished, the final one of its result.
+    pub breakdown: Option<Histograms>,
 }
 
 impl Streamed {
@@ -103,6 +106,7 @@ impl Streamed {
             elapsed: Duration::ZERO,
             dropped: None,
             scenarios: Vec::new(),
+            breakdown: None,
         }
     }
 
@@ -144,8 +148,8 @@ pub struct State {
     pub pending_scenarios: Vec<(String, StatsSet)>,
     /// Final results, by worker index.
     pub results: BTreeMap<u64, ResultDoc>,
-    /// The finished workers' breakdowns (those whose trace receiver ran).
-    pub breakdowns: Vec<Histograms>,
+    /// Whether a worker's breakdown changed since the live merge last read them.
+    pub breakdown_changed: bool,
     /// Requests reported for names the coordinator does not know (never with matching hashes).
     pub unknown: u64,
     /// The planned flips' times, when the run has some ([`State::plan_cuts`]).
@@ -175,7 +179,7 @@ impl Board {
                 pending: StatsSet::new(names.len()),
                 pending_scenarios: Vec::new(),
                 results: BTreeMap::new(),
-                breakdowns: Vec::new(),
+                breakdown_changed: false,
                 unknown: 0,
                 cuts: Vec::new(),
                 segments: Vec::new(),
@@ -192,6 +196,20 @@ impl Board {
 }
 
 impl State {
+    /// Each worker's latest breakdown (lost ones' included), when one changed since the last
+    /// call: the live merge's parts.
+    pub fn changed_breakdowns(&mut self) -> Option<Vec<Histograms>> {
+        if !std::mem::take(&mut self.breakdown_changed) {
+            return None;
+        }
+        Some(
+            self.slots
+                .values()
+                .filter_map(|s| s.streamed.breakdown.clone())
+                .collect(),
+        )
+    }
+
     /// Cut the reports into segments at `cuts` (the planned flips' times, sorted).
     pub fn plan_cuts(&mut self, cuts: Vec<Duration>, names: usize) {
         self.segments = (0..=cuts.len()).map(|_| StatsSet::new(names)).collect();
@@ -499,6 +517,11 @@ fn report(board: &Board, r: IntervalReport) -> Response<Reply> {
     for (name, set) in &scenarios {
         add_named(&mut slot.streamed.scenarios, name, set);
     }
+    let changed = r.breakdown.is_some();
+    if changed {
+        slot.streamed.breakdown = r.breakdown;
+    }
+    st.breakdown_changed |= changed;
     st.unknown += unknown;
     let k = st.cuts.iter().filter(|c| **c <= middle).count();
     if let Some(seg) = st.segments.get_mut(k) {
@@ -566,8 +589,17 @@ fn result(board: &Board, r: FinalResult) -> Response<Reply> {
         return gone("this worker is no longer part of the run: its result is not merged");
     }
     slot.health = Health::Finished;
+    // Its final breakdown (settled: the last spans joined) replaces the streamed one.
+    if let Some(h) = r
+        .result
+        .breakdown
+        .as_ref()
+        .and_then(|b| b.histograms.as_ref())
+    {
+        slot.streamed.breakdown = Some(Histograms::clone(h));
+        st.breakdown_changed = true;
+    }
     st.results.insert(index, *r.result);
-    st.breakdowns.extend(r.breakdown);
     drop(st);
     board.changed.notify_one();
     plain(StatusCode::OK, "ok")

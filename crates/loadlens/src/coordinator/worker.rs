@@ -13,6 +13,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use loadlens_core::breakdown::merge::Histograms;
+use loadlens_core::breakdown::Coverage;
 use loadlens_core::report::histograms::StatsRecord;
 use loadlens_core::report::json::ResultDoc;
 use loadlens_core::report::{SinkReport, Summary};
@@ -332,6 +334,7 @@ impl Session {
             tx: Some(tx),
             poster: Some(poster),
             state: self.state.clone(),
+            breakdown_sent: None,
         })
     }
 
@@ -395,11 +398,6 @@ impl Session {
         let body = FinalResult {
             segment: self.segment.clone(),
             result: Box::new(ResultDoc::of(summary)),
-            breakdown: summary
-                .outcome
-                .breakdown
-                .as_ref()
-                .and_then(|b| b.histograms.as_deref().cloned()),
         };
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let sent = tokio::time::timeout(
@@ -474,6 +472,21 @@ struct ReportSink {
     tx: Option<mpsc::Sender<IntervalReport>>,
     poster: Option<tokio::task::JoinHandle<()>>,
     state: Arc<Shared>,
+    /// The coverage of the last breakdown sent: an unchanged one is not sent again.
+    breakdown_sent: Option<Coverage>,
+}
+
+impl ReportSink {
+    /// The breakdown of snapshot `s` to stream, when it changed since the last one sent
+    /// (every join moves the coverage's counters; an idle receiver sends nothing).
+    fn breakdown(&mut self, s: &Snapshot) -> Option<Histograms> {
+        let h = s.breakdown.as_ref()?.histograms.as_ref()?;
+        if self.breakdown_sent.as_ref() == Some(&h.coverage) {
+            return None;
+        }
+        self.breakdown_sent = Some(h.coverage.clone());
+        Some(Histograms::clone(h))
+    }
 }
 
 impl Sink for ReportSink {
@@ -521,11 +534,14 @@ impl Sink for ReportSink {
                 .ok()
                 .map(|n| n.get() as f64),
             scenarios,
+            breakdown: self.breakdown(s),
         };
         self.seq += 1;
         if let Some(tx) = &self.tx {
             if tx.try_send(report).is_err() {
                 self.state.dropped.fetch_add(1, Ordering::Relaxed);
+                // Its breakdown, if it had one, goes with the next report.
+                self.breakdown_sent = None;
             }
         }
     }

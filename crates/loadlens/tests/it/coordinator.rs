@@ -223,7 +223,7 @@ pub(crate) fn count(r: &Value) -> u64 {
     r["aggregate"]["request_count"].as_u64().unwrap()
 }
 
-fn time(rfc3339: &str) -> SystemTime {
+pub(crate) fn time(rfc3339: &str) -> SystemTime {
     humantime::parse_rfc3339(rfc3339).unwrap()
 }
 

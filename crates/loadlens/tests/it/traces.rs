@@ -330,3 +330,366 @@ fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_threshold
         c.out()
     );
 }
+
+/// The two traced services exporting to the first of two receiver ports; each process of a
+/// split run gets one port, and the first forwards everything to the second (a Collector's
+/// fan-out), so that each joins the spans of its own requests.
+struct Chain {
+    _pricing: Proc,
+    _shop: Proc,
+    shop_url: String,
+    ports: [u16; 2],
+}
+
+impl Chain {
+    fn start() -> Chain {
+        let ports = [free_port(), free_port()];
+        let endpoint = format!("http://127.0.0.1:{}/v1/traces", ports[0]);
+        let (_pricing, pricing_url) = service("pricing", "http/protobuf", &endpoint, None);
+        let (_shop, shop_url) = service("shop", "http/protobuf", &endpoint, Some(&pricing_url));
+        Chain {
+            _pricing,
+            _shop,
+            shop_url,
+            ports,
+        }
+    }
+
+    /// A scenario of 4 users on `/orders` for `run_time`.
+    fn scenario(&self, dir: &TempDir, run_time: &str) -> String {
+        let file = dir.join("s.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "host: {}\nuser_types: [{{ name: u, tasks: [{{ request: {{ path: /orders }} }}] }}]\nload: {{ users: 4, run_time: {run_time} }}\n",
+                self.shop_url
+            ),
+        )
+        .unwrap();
+        file
+    }
+
+    /// The receiver flags of process `i` (0 or 1).
+    fn receiver_args(&self, i: usize) -> Vec<String> {
+        let mut a = vec![
+            "--trace-receiver".to_owned(),
+            format!("127.0.0.1:{}", self.ports[i]),
+            "--trace-receiver-grpc".to_owned(),
+            "off".to_owned(),
+        ];
+        if i == 0 {
+            a.push("--trace-forward".to_owned());
+            a.push(format!("http://127.0.0.1:{}", self.ports[1]));
+        }
+        a
+    }
+
+    /// Worker `i` of 2 of the coordinator at `url`, writing `json`, with `extra` flags.
+    fn worker(
+        &self,
+        file: &str,
+        url: &str,
+        i: usize,
+        json: &str,
+        extra: &[&str],
+    ) -> crate::coordinator::Proc {
+        use crate::coordinator::{strings, Proc as Worker};
+        let mut a = strings(&[
+            "run",
+            file,
+            "--coordinator",
+            url,
+            "--workers",
+            "2",
+            "--json",
+            json,
+            "--no-tui",
+        ]);
+        a.extend(self.receiver_args(i));
+        a.extend(strings(extra));
+        let index = i.to_string();
+        Worker::spawn(&a, &[("JOB_COMPLETION_INDEX", &index)])
+    }
+}
+
+/// The messages of a result's timeline.
+fn timeline(doc: &Value) -> Vec<String> {
+    doc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_span_threshold_with_abort_trips_live_in_a_coordinated_run_and_every_worker_stops_within_2s() {
+    use crate::coordinator::{coordinator, read, time, LONG};
+    let chain = Chain::start();
+    let dir = TempDir::new("coordspanabort");
+    let file = chain.scenario(&dir, "60s");
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--json",
+            &merged,
+            // Trips: the cache read sleeps 5 ms.
+            "--threshold",
+            r#"p50{span:"cache get"} < 1ms, abort"#,
+            "--threshold",
+            "trace_coverage > 50%, abort",
+        ],
+        &[],
+    );
+    // Nothing says these are judged only at the end any more.
+    assert!(!c.err().contains("judged at the end"), "{}", c.err());
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<_> = (0..2)
+        .map(|i| chain.worker(&file, &url, i, &jsons[i], &[]))
+        .collect();
+    let t = std::time::Instant::now();
+    for w in &mut ws {
+        w.expect_exit(3, LONG);
+    }
+    c.expect_exit(3, LONG);
+    // Aborted live, long before the 60 s run time.
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(40),
+        "{:?}",
+        t.elapsed()
+    );
+    let m = read(&merged);
+    crate::schema::assert_valid(&m);
+    assert_eq!(m["run"]["verdict"], "aborted");
+    let why = m["run"]["stop_reason"].as_str().unwrap();
+    assert!(why.contains(r#"p50{span:"cache get"} < 1ms"#), "{why}");
+    let abort = m["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("aborting the run on every worker")
+        })
+        .unwrap_or_else(|| panic!("{:#}", m["timeline"]));
+    let abort_at = time(abort["at"].as_str().unwrap());
+    eprintln!(
+        "coordinator aborted at {:.2} s of the run",
+        abort["elapsed_s"].as_f64().unwrap()
+    );
+    for j in &jsons {
+        let r = read(j);
+        assert_eq!(r["run"]["verdict"], "aborted", "{j}");
+        // Every worker's load ended within 2 s of the coordinator's abort.
+        let ended = time(r["run"]["ended_at"].as_str().unwrap());
+        let took = ended.duration_since(abort_at).unwrap_or_default();
+        eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
+        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+        // Each worker's own result carries its breakdown in the form that merges.
+        assert!(
+            r["breakdown"]["histograms"]["requests"][0]["total"].is_string(),
+            "{:#}",
+            r["breakdown"]
+        );
+    }
+    let t = m["thresholds"].as_array().unwrap();
+    assert_eq!(t[0]["passed"], false, "{:#}", t[0]);
+    assert_eq!(t[0]["aborted"], true, "{:#}", t[0]);
+    assert_eq!(t[1]["passed"], true, "{:#}", t[1]);
+    // The merged result shows where the time went over both workers' joins.
+    let workers: Vec<Value> = jsons.iter().map(|j| read(j)).collect();
+    let label = "shop: cache get";
+    let sum: u64 = workers.iter().map(|w| count_of(w, label)).sum();
+    assert!(sum > 0);
+    assert_eq!(count_of(&m, label), sum);
+}
+
+/// The histogram of component `label` of request `r` (in a result's breakdown), from the
+/// result's `breakdown.histograms`.
+fn values_of(doc: &Value, label: &str) -> loadlens_core::stats::LatencyHistogram {
+    let key = &component(&doc["breakdown"]["requests"][0], label)["key"];
+    let h = &doc["breakdown"]["histograms"]["requests"][0];
+    assert_eq!(h["name"], doc["breakdown"]["requests"][0]["name"]);
+    let c = h["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == *key)
+        .unwrap_or_else(|| panic!("no histograms of {key} in {h:#}"));
+    loadlens_core::stats::LatencyHistogram::from_base64(c["values"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn merging_two_segments_results_gives_the_breakdown_of_every_request_of_both() {
+    use crate::coordinator::{read, strings, Proc as Run, LONG};
+    let chain = Chain::start();
+    let dir = TempDir::new("mergebreakdown");
+    let file = chain.scenario(&dir, "3s");
+    // Two segments without a coordinator, at the same time (each joins its own requests).
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("s{i}.json"))).collect();
+    let mut runs: Vec<Run> = (0..2)
+        .map(|i| {
+            let segment = format!("{}/2", i + 1);
+            let mut a = strings(&[
+                "run",
+                &file,
+                "--segment",
+                &segment,
+                "--json",
+                &jsons[i],
+                "--no-tui",
+            ]);
+            a.extend(chain.receiver_args(i));
+            Run::spawn(&a, &[])
+        })
+        .collect();
+    for r in &mut runs {
+        r.expect_exit(0, LONG);
+    }
+    let parts: Vec<Value> = jsons.iter().map(|j| read(j)).collect();
+    for p in &parts {
+        crate::schema::assert_valid(p);
+    }
+    let (m_json, html, md) = (dir.join("m.json"), dir.join("m.html"), dir.join("m.md"));
+    let out = Command::new(bin())
+        .args(["merge", &jsons[0], &jsons[1], "--json", &m_json])
+        .args(["--html", &html, "--md", &md])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = read(&m_json);
+    crate::schema::assert_valid(&m);
+    let sampled = |d: &Value| d["breakdown"]["coverage"]["sampled"].as_u64().unwrap();
+    let joined = |d: &Value| d["breakdown"]["coverage"]["joined"].as_u64().unwrap();
+    assert!(
+        parts.iter().all(|p| joined(p) > 0),
+        "{:#}",
+        parts[0]["breakdown"]["coverage"]
+    );
+    assert_eq!(sampled(&m), parts.iter().map(sampled).sum::<u64>());
+    assert_eq!(joined(&m), parts.iter().map(joined).sum::<u64>());
+    // Each component: the figures of the union of both segments' values, exactly.
+    for label in [
+        "postgresql: SELECT orders",
+        "shop: cache get",
+        "pricing: compute price",
+        "outside the service",
+    ] {
+        let mut union = values_of(&parts[0], label);
+        union.merge(&values_of(&parts[1], label));
+        let f = &component(&m["breakdown"]["requests"][0], label)["figures"];
+        let got = (
+            f["count"].as_u64().unwrap(),
+            f["p50"].as_f64().unwrap(),
+            f["p95"].as_f64().unwrap(),
+            f["p99"].as_f64().unwrap(),
+            f["max"].as_f64().unwrap(),
+        );
+        let want = (
+            union.len(),
+            union.quantile_ms(0.5),
+            union.quantile_ms(0.95),
+            union.quantile_ms(0.99),
+            union.max_ms(),
+        );
+        eprintln!("{label}: merged {got:?}");
+        assert_eq!(got, want, "{label}");
+        assert_eq!(
+            got.0,
+            count_of(&parts[0], label) + count_of(&parts[1], label)
+        );
+        // The merged result carries the union too, so that it merges further.
+        assert_eq!(values_of(&m, label).len(), union.len(), "{label}");
+    }
+    // Every merged report shows where the time went.
+    let html = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        html.contains("Where the time went"),
+        "no breakdown in the HTML"
+    );
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert!(md.contains("### Where the time went"), "{md}");
+    let n = sampled(&m);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("traces: {n} sampled requests")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_killed_workers_streamed_breakdown_stays_in_the_coordinated_result() {
+    use crate::coordinator::{coordinator, read, LONG};
+    let chain = Chain::start();
+    let dir = TempDir::new("coordspankill");
+    let file = chain.scenario(&dir, "10s");
+    let merged = dir.join("m.json");
+    let (mut c, url) = coordinator(
+        &[
+            &file,
+            "--workers",
+            "2",
+            "--min-workers",
+            "1",
+            "--json",
+            &merged,
+        ],
+        &[],
+    );
+    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    // Worker 2 receives its spans from worker 1's receiver: it is the one that dies. A
+    // request is joined once its join window is over: 2 s here, so that worker 2 has
+    // joins to stream before it dies, about 5 s into the load.
+    let mut ws: Vec<_> = (0..2)
+        .map(|i| chain.worker(&file, &url, i, &jsons[i], &["--trace-join-window", "2s"]))
+        .collect();
+    c.wait_for("2 of 2 workers in", LONG);
+    std::thread::sleep(std::time::Duration::from_millis(7000));
+    ws[1].child.kill().unwrap();
+    c.wait_for("worker 2/2 lost", LONG);
+    ws[0].expect_exit(0, LONG);
+    c.expect_exit(0, LONG);
+    let m = read(&merged);
+    crate::schema::assert_valid(&m);
+    let w0 = read(&jsons[0]);
+    let joined = |d: &Value| d["breakdown"]["coverage"]["joined"].as_u64().unwrap();
+    let dead = &m["workers"][1];
+    assert!(
+        dead["file"].as_str().unwrap().contains("lost: partial"),
+        "{dead:#}"
+    );
+    // What the dead worker joined up to its last report is in the merged breakdown.
+    let kept = joined(&m) - joined(&w0);
+    let streamed = dead["request_count"].as_u64().unwrap();
+    eprintln!(
+        "merged joined {}, worker 1 {}, kept of the lost worker {kept} (it streamed {streamed} requests)",
+        joined(&m),
+        joined(&w0)
+    );
+    assert!(
+        kept > 0 && kept <= streamed,
+        "{kept} of {streamed}\n{}\n{:#?}",
+        c.err(),
+        timeline(&m)
+    );
+    let label = "postgresql: SELECT orders";
+    assert!(count_of(&m, label) > count_of(&w0, label));
+    let note = "where the time went includes worker 2/2's joins up to its last report";
+    assert!(
+        timeline(&m)
+            .iter()
+            .any(|e| e.contains(note) && e.ends_with("partial")),
+        "{:#?}",
+        timeline(&m)
+    );
+    assert!(c.err().contains(note), "{}", c.err());
+}

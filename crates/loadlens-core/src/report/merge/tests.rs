@@ -112,3 +112,86 @@ fn files_that_do_not_belong_together_are_refused_with_the_reason() {
         ["segment(s) 1/3, 3/3 missing: the merged result covers 1 of 3 segments"]
     );
 }
+
+/// A breakdown of one request name whose total response times are `ms`, in the form that
+/// merges (and, in the result, beside its figures).
+fn breakdown_of(ms: &[u64]) -> crate::breakdown::Breakdown {
+    use crate::breakdown::merge::{Histograms, NameHistograms};
+    use crate::stats::LatencyHistogram;
+    let mut h = LatencyHistogram::new();
+    for v in ms {
+        h.record(std::time::Duration::from_millis(*v));
+    }
+    let n = ms.len() as u64;
+    let part = Histograms {
+        coverage: crate::breakdown::Coverage {
+            sampled: n,
+            joined: n,
+            ..Default::default()
+        },
+        requests: vec![NameHistograms {
+            method: "GET".into(),
+            name: "/a".into(),
+            sampled: n,
+            joined: n,
+            total: h.to_base64(),
+            ..Default::default()
+        }],
+        interval_s: 1.0,
+        ..Default::default()
+    };
+    crate::breakdown::merge::merge([&part], &[]).unwrap()
+}
+
+#[test]
+fn the_breakdowns_merge_exactly_and_a_file_without_one_is_said() {
+    let one = synthetic(1, 3);
+    let (a, b): (Vec<u64>, Vec<u64>) = (1..=90).partition(|v| v % 3 == 0);
+    let mut s1 = segment_of(&one, "1/3", "h");
+    s1.breakdown = Some(breakdown_of(&a));
+    let mut s2 = segment_of(&one, "2/3", "h");
+    s2.breakdown = Some(breakdown_of(&b));
+    let m = merge(&files(vec![s1.clone(), s2.clone()])).unwrap();
+    assert!(
+        m.notes.iter().all(|n| !n.contains("breakdown")),
+        "{:?}",
+        m.notes
+    );
+    let got = m.summary.outcome.breakdown.as_deref().unwrap();
+    let all: Vec<u64> = (1..=90).collect();
+    let want = breakdown_of(&all);
+    // Counts and percentiles of the union, exactly.
+    assert_eq!(got.coverage, want.coverage);
+    assert_eq!(got.requests[0].total, want.requests[0].total);
+    assert_eq!(got.requests[0].total.count, 90);
+    // The merged result carries the merge's histograms, in its JSON too.
+    let doc = ResultDoc::of(&m.summary);
+    let text = serde_json::to_string(&doc).unwrap();
+    let back: ResultDoc = serde_json::from_str(&text).unwrap();
+    let h = back.breakdown.unwrap().histograms.unwrap();
+    assert_eq!(h.requests[0].joined, 90);
+
+    // A file without a breakdown (no receiver) or of an older build (no histograms): left
+    // out of it, and said.
+    let mut old = segment_of(&one, "3/3", "h");
+    old.breakdown = Some(crate::breakdown::Breakdown {
+        histograms: None,
+        ..breakdown_of(&[5])
+    });
+    let m = merge(&files(vec![s1, segment_of(&one, "2/3", "h"), old])).unwrap();
+    let got = m.summary.outcome.breakdown.as_deref().unwrap();
+    assert_eq!(got.coverage.joined, a.len() as u64);
+    assert!(
+        m.notes.iter().any(|n| n
+            == "w1.json: no breakdown (no trace receiver ran): where the time went covers the other files only"),
+        "{:?}",
+        m.notes
+    );
+    assert!(
+        m.notes
+            .iter()
+            .any(|n| n.starts_with("w2.json: the breakdown has no `histograms` (an older build)")),
+        "{:?}",
+        m.notes
+    );
+}

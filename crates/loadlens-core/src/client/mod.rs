@@ -21,6 +21,8 @@ mod pool;
 mod tls;
 
 #[cfg(test)]
+mod h2_tests;
+#[cfg(test)]
 mod tests;
 
 use std::pin::Pin;

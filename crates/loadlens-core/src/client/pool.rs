@@ -57,6 +57,8 @@ struct Entry {
     dialing: usize,
     /// Requests waiting for one of those.
     waiting: usize,
+    /// Streams a new connection is expected to bring: N, or less once a server said so.
+    expect: usize,
 }
 
 /// The shared HTTP/2 connections of a run.
@@ -140,6 +142,7 @@ impl Dialing {
         {
             let mut origins = self.pool.lock();
             let entry = origins.entry(self.origin.clone()).or_default();
+            entry.expect = self.pool.streams.min(conn.handle.server_max_streams()).max(1);
             entry.conns.push(conn.clone());
         }
         // `self` drops here: one fewer connection opening, and the waiters are woken.
@@ -203,13 +206,16 @@ impl Pool {
         let mut origins = self.lock();
         let entry = match origins.get_mut(origin) {
             Some(e) => e,
-            None => origins.entry(origin.clone()).or_default(),
+            None => origins.entry(origin.clone()).or_insert_with(|| Entry {
+                expect: self.streams,
+                ..Entry::default()
+            }),
         };
         entry.conns.retain(|c| !c.handle.is_closed());
         if let Some(c) = entry.conns.iter().find(|c| c.try_take(self.streams)) {
             return Take::Leased(Lease { conn: c.clone() });
         }
-        if entry.waiting < entry.dialing * self.streams {
+        if entry.waiting < entry.dialing * entry.expect {
             entry.waiting += 1;
             // Created under the lock: `notify_waiters` after the dial wakes it even if it
             // is first polled later.

@@ -341,7 +341,14 @@ impl Conn {
     }
 
     /// The origin, the counters, the sender and the inline driver, borrowed together.
-    pub fn parts(&mut self) -> (&Origin, &Arc<IoCounters>, &mut Sender, &mut Option<H1Driver>) {
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &Origin,
+        &Arc<IoCounters>,
+        &mut Sender,
+        &mut Option<H1Driver>,
+    ) {
         (
             &self.origin,
             &self.counters,

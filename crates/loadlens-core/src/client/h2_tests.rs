@@ -125,7 +125,12 @@ fn shared(streams: u32, tls: bool) -> Arc<ClientShared> {
 }
 
 /// `users` clients, each sending `each` requests to `url` one after the other, all at once.
-async fn run_users(shared: &Arc<ClientShared>, users: usize, each: usize, url: &str) -> Vec<Outcome> {
+async fn run_users(
+    shared: &Arc<ClientShared>,
+    users: usize,
+    each: usize,
+    url: &str,
+) -> Vec<Outcome> {
     let mut tasks = Vec::new();
     for _ in 0..users {
         let shared = shared.clone();
@@ -186,7 +191,11 @@ async fn users_share_connections(tls: bool) {
     assert!(received >= 200 * 21, "{received}");
     assert!(sent >= 200 * 10, "{sent}");
     assert!(received < 200 * 400, "{received}");
-    assert_eq!(shared.pooled_connections(), 0, "the last user closed the pool");
+    assert_eq!(
+        shared.pooled_connections(),
+        0,
+        "the last user closed the pool"
+    );
     assert_eq!(open_after_users_ended(&shared).await, 0);
 }
 
@@ -226,7 +235,10 @@ async fn a_dying_connection_fails_its_requests_as_resets_and_is_replaced() {
         .await
         .expect("the users end");
     assert_eq!(outs.len(), 100, "every request has an outcome");
-    let failed: Vec<&Failure> = outs.iter().filter_map(|o| o.result.as_ref().err()).collect();
+    let failed: Vec<&Failure> = outs
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .collect();
     assert!(!failed.is_empty());
     assert!(
         failed.iter().all(|f| f.kind == ErrorKind::Reset),
@@ -254,5 +266,9 @@ async fn cookies_stay_with_their_user_on_a_shared_connection() {
     let theirs = b.send(&get("/echo-cookie")).await.result.unwrap();
     assert_eq!(&mine.body[..], b"session=s3cr3t");
     assert_eq!(&theirs.body[..], b"");
-    assert_eq!(srv.connections.load(Ordering::Relaxed), 1, "one shared connection");
+    assert_eq!(
+        srv.connections.load(Ordering::Relaxed),
+        1,
+        "one shared connection"
+    );
 }

@@ -142,7 +142,11 @@ impl Dialing {
         {
             let mut origins = self.pool.lock();
             let entry = origins.entry(self.origin.clone()).or_default();
-            entry.expect = self.pool.streams.min(conn.handle.server_max_streams()).max(1);
+            entry.expect = self
+                .pool
+                .streams
+                .min(conn.handle.server_max_streams())
+                .max(1);
             entry.conns.push(conn.clone());
         }
         // `self` drops here: one fewer connection opening, and the waiters are woken.

@@ -135,33 +135,34 @@ fn forty_users_with_ten_streams_share_four_connections() {
     assert_eq!(srv.seen.connections.load(Ordering::Relaxed), 4, "{out}");
     assert_eq!(agg["new_connections"].as_u64(), Some(4), "{agg}");
     let most = srv.seen.max_in_flight.load(Ordering::Relaxed);
-    assert!((2..=10).contains(&most), "most requests in flight on one connection: {most}");
+    assert!(
+        (2..=10).contains(&most),
+        "most requests in flight on one connection: {most}"
+    );
     // HTTP/2 frames of a 2-byte answer: more than 20 bytes a request, far less than 1 KiB.
     let per_request = agg["bytes_received"].as_u64().unwrap() / requests;
-    assert!((20..1024).contains(&per_request), "{per_request} bytes a request");
+    assert!(
+        (20..1024).contains(&per_request),
+        "{per_request} bytes a request"
+    );
 }
 
 #[test]
 fn connections_cut_under_shared_streams_fail_their_requests_and_the_run_ends() {
     let srv = Server::start(20, Some(25));
     let url = srv.url();
-    let (code, took, out, j) = run_json(&[
-        "run",
-        &url,
-        "-c",
-        "20",
-        "--http2-streams",
-        "5",
-        "-z",
-        "1s",
-    ]);
+    let (code, took, out, j) =
+        run_json(&["run", &url, "-c", "20", "--http2-streams", "5", "-z", "1s"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(took < Duration::from_secs(20), "took {took:?}");
     assert_valid(&j);
     let agg = &j["aggregate"];
     let requests = agg["request_count"].as_u64().unwrap();
     let failures = agg["failure_count"].as_u64().unwrap();
-    assert!(failures > 0 && failures < requests, "{failures} of {requests}\n{out}");
+    assert!(
+        failures > 0 && failures < requests,
+        "{failures} of {requests}\n{out}"
+    );
     assert_eq!(
         j["errors_by_kind"]["reset"].as_u64(),
         Some(failures),
@@ -193,7 +194,11 @@ fn requests_in_flight_on_shared_streams_end_at_the_stop_timeout() {
     assert!(took < Duration::from_secs(20), "took {took:?}");
     let agg = &j["aggregate"];
     assert_eq!(agg["request_count"].as_u64(), Some(6), "{out}");
-    assert_eq!(j["errors_by_kind"]["interrupted"].as_u64(), Some(6), "{out}");
+    assert_eq!(
+        j["errors_by_kind"]["interrupted"].as_u64(),
+        Some(6),
+        "{out}"
+    );
     assert_eq!(srv.seen.connections.load(Ordering::Relaxed), 2, "{out}");
 }
 
@@ -202,7 +207,13 @@ fn http2_streams_refuses_zero_and_http1() {
     let out = run(&["run", "http://127.0.0.1:9/", "--http2-streams", "0"]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--http2-streams"), "{}", stderr(&out));
-    let out = run(&["run", "http://127.0.0.1:9/", "--http1", "--http2-streams", "4"]);
+    let out = run(&[
+        "run",
+        "http://127.0.0.1:9/",
+        "--http1",
+        "--http2-streams",
+        "4",
+    ]);
     assert_exit(&out, 2);
     assert!(stderr(&out).contains("--http1"), "{}", stderr(&out));
 

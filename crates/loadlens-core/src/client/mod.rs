@@ -309,6 +309,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// `(written, read)` bytes of a connection.
+type WireCount = (u64, u64);
+
 /// Progress of one send, filled as it goes so a timeout still reports what completed.
 #[derive(Default)]
 struct Progress {
@@ -321,7 +324,7 @@ struct Progress {
     /// started: a timeout drops the exchange, and this still tells what crossed the wire.
     /// Without a start (HTTP/2), the exchange claims the connection's unclaimed bytes
     /// ([`IoCounters::claim`]).
-    live: Option<(Arc<IoCounters>, Option<(u64, u64)>)>,
+    live: Option<(Arc<IoCounters>, Option<WireCount>)>,
     /// The HTTP/2 request of the exchange reached the server before it failed: sending it again
     /// on another connection could run it twice.
     sent_h2: bool,

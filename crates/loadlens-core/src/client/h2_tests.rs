@@ -22,6 +22,9 @@ struct Seen {
     max_in_flight: AtomicUsize,
 }
 
+trait IoStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> IoStream for T {}
+
 struct H2Server {
     addr: std::net::SocketAddr,
     seen: Arc<Seen>,
@@ -44,10 +47,22 @@ impl H2Server {
     }
 }
 
+/// How the server ends each connection once it has taken that many requests.
+#[derive(Clone, Copy)]
+enum Close {
+    /// Drop it (no GOAWAY): the socket closes under the streams in flight.
+    Cut(usize),
+    /// hyper's graceful shutdown: GOAWAY, the streams it took still answered.
+    GoAway(usize),
+}
+
 /// An HTTP/2 server (h2c, or TLS with ALPN h2) whose every request waits `?ms=N` (default
-/// 20) and answers `ok`. `max_streams` is its SETTINGS_MAX_CONCURRENT_STREAMS; with
-/// `close_after`, each connection is dropped (no GOAWAY) once it has taken that many requests.
-async fn h2_server(tls: bool, max_streams: Option<u32>, close_after: Option<usize>) -> H2Server {
+/// 20) and answers `ok`. `max_streams` is its SETTINGS_MAX_CONCURRENT_STREAMS.
+async fn h2_server(tls: bool, max_streams: Option<u32>, close: Option<Close>) -> H2Server {
+    let close_after = close.map(|c| match c {
+        Close::Cut(n) | Close::GoAway(n) => n,
+    });
+    let graceful = matches!(close, Some(Close::GoAway(_)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Seen::default());
@@ -91,23 +106,24 @@ async fn h2_server(tls: bool, max_streams: Option<u32>, close_after: Option<usiz
                 });
                 let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                 builder.max_concurrent_streams(max_streams);
-                let serve = async {
-                    match acceptor {
-                        Some(a) => {
-                            if let Ok(s) = a.accept(tcp).await {
-                                let _ = builder.serve_connection(TokioIo::new(s), svc).await;
-                            }
-                        }
-                        None => {
-                            let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
-                        }
-                    }
+                let io: Box<dyn IoStream> = match acceptor {
+                    Some(a) => match a.accept(tcp).await {
+                        Ok(s) => Box::new(s),
+                        Err(_) => return,
+                    },
+                    None => Box::new(tcp),
                 };
+                let conn = builder.serve_connection(TokioIo::new(io), svc);
+                tokio::pin!(conn);
                 tokio::select! {
-                    () = serve => {}
-                    // Dropping the connection mid-flight: its socket closes under the streams.
+                    _ = conn.as_mut() => return,
                     () = limit_hit.notified() => {}
                 }
+                if graceful {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+                // Otherwise dropped mid-flight: its socket closes under the streams.
             });
         }
     });
@@ -227,7 +243,7 @@ async fn a_server_limit_of_two_streams_is_never_exceeded_and_opens_more_connecti
 async fn a_dying_connection_fails_its_requests_as_resets_and_is_replaced() {
     // Each connection is cut (no GOAWAY) when it takes its 8th request: requests in flight
     // on it fail, and the next ones open another connection.
-    let srv = h2_server(false, None, Some(8)).await;
+    let srv = h2_server(false, None, Some(Close::Cut(8))).await;
     let shared = shared(5, false);
     let url = srv.url(false, "/slow?ms=20");
     let run = run_users(&shared, 10, 10, &url);
@@ -248,6 +264,27 @@ async fn a_dying_connection_fails_its_requests_as_resets_and_is_replaced() {
     assert!(srv.seen.connections.load(Ordering::Relaxed) > 2);
     drop(outs);
     assert_eq!(open_after_users_ended(&shared).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_goaway_loses_no_request_and_the_connection_is_replaced() {
+    // As nginx does after `keepalive_requests` (1,000 by default) on a connection: GOAWAY,
+    // the streams it took are answered, the others were never seen and go to a new connection.
+    let srv = h2_server(false, None, Some(Close::GoAway(12))).await;
+    let shared = shared(5, false);
+    let url = srv.url(false, "/slow?ms=10");
+    let run = run_users(&shared, 10, 10, &url);
+    let outs = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the users end");
+    let failed: Vec<&Failure> = outs
+        .iter()
+        .filter_map(|o| o.result.as_ref().err())
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(srv.seen.requests.load(Ordering::Relaxed), 100);
+    // 100 requests, a connection taking 12 or so before its GOAWAY.
+    assert!(srv.seen.connections.load(Ordering::Relaxed) >= 8);
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 on TLS (issue #18): h2load (Debian nghttp2-client) and oha --http2 at 50 connections
-# x 10 streams, loadlens --http2 at 50 users (one connection and one stream each: a loadlens
-# user never shares its connection) and at 500 users (500 connections), against an nginx with
+# x 10 streams; loadlens --http2 at 500 users sharing 50 connections x 10 streams
+# (--http2-streams 10), and in its default (each user its own connection) at 50 users (50 x 1)
+# and 500 users (500 connections), against an nginx with
 # `http2` on TLS of its own (self-signed, port 18443, one worker on CPU 0); the generator on
 # CPU 1. Interleaved rounds; requests counted by nginx (stub_status), CPU and RSS by GNU time.
 #   apt-get install nghttp2-client nginx; cargo build --release -p loadlens
@@ -39,13 +40,14 @@ sleep 0.5
 URL=https://127.0.0.1:18443/
 served() { curl -sk "${URL}nginx_status" | awk '/^ *[0-9]+ +[0-9]+ +[0-9]+/ { print $3 }'; }
 printf 'rep\ttool\trps\tcpu_s_per_100k\tpeak_rss_mb\n' > "$D/runs.tsv"
-tools=(h2load oha loadlens-50 loadlens-500)
+tools=(h2load oha loadlens-50x10 loadlens-50 loadlens-500)
 for rep in $(seq "$REPS"); do
-  for i in 0 1 2 3; do
-    t=${tools[$(( (i + rep) % 4 ))]}
+  for i in "${!tools[@]}"; do
+    t=${tools[$(( (i + rep) % ${#tools[@]} ))]}
     case $t in
       h2load) cmd=(h2load -c 50 -m 10 -t 1 -D "$DUR" "$URL");;
       oha) cmd=(oha --http2 --insecure -c 50 -p 10 -z "${DUR}s" --no-tui "$URL");;
+      loadlens-50x10) cmd=("$BIN" run --url "$URL" --http2 -k -c 500 --http2-streams 10 -z "${DUR}s");;
       loadlens-50) cmd=("$BIN" run --url "$URL" --http2 -k -c 50 -z "${DUR}s");;
       loadlens-500) cmd=("$BIN" run --url "$URL" --http2 -k -c 500 -z "${DUR}s");;
     esac

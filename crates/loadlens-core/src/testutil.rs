@@ -209,7 +209,7 @@ async fn start(mode: Mode) -> TestServer {
     }
 }
 
-fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -261,6 +261,18 @@ pub struct RunArgs {
     /// Speak HTTP/1.1 only.
     #[arg(long, env = "LOADLENS_HTTP1")]
     pub http1: bool,
+    /// Share HTTP/2 connections between the users, with at most N requests in flight on each
+    /// (fewer if the server's SETTINGS_MAX_CONCURRENT_STREAMS says so), as h2load's `-m` and
+    /// oha's `-p`: `-c 500 --http2-streams 10` uses 50 connections. Implies --http2. Default:
+    /// each user its own connection, like a browser.
+    #[arg(
+        long,
+        env = "LOADLENS_HTTP2_STREAMS",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        conflicts_with_all = ["http1", "disable_keepalive"]
+    )]
+    pub http2_streams: Option<u32>,
     /// Request timeout (default 30s).
     #[arg(long, env = "LOADLENS_TIMEOUT", value_parser = duration)]
     pub timeout: Option<std::time::Duration>,

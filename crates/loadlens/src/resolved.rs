@@ -50,6 +50,7 @@ pub fn config(p: &Prepared) -> Value {
                 HttpVersion::Http1 => "http1",
                 _ => "http2",
             },
+            "http2_streams": c.http2_streams,
         },
         "integrations": [],
     })

@@ -269,12 +269,17 @@ pub fn prepare_as(
         client.version = match c.http_version.as_deref() {
             Some("http1") => HttpVersion::Http1,
             Some("http2") => HttpVersion::Http2PriorKnowledge,
+            _ if c.http2_streams.is_some() => HttpVersion::Http2PriorKnowledge,
             _ => HttpVersion::Auto,
         };
+        client.http2_streams = c.http2_streams;
     }
     client.insecure |= args.insecure;
     client.keep_alive &= !args.disable_keepalive;
-    if args.http2 {
+    if args.http2_streams.is_some() {
+        client.http2_streams = args.http2_streams;
+    }
+    if args.http2 || args.http2_streams.is_some() {
         client.version = HttpVersion::Http2PriorKnowledge;
     } else if args.http1 {
         client.version = HttpVersion::Http1;

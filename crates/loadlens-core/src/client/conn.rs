@@ -1,6 +1,6 @@
 //! Opening one connection with phase timings: DNS, TCP connect, TLS handshake, then loadlens's
-//! own HTTP/1.1 codec (`h1`), or hyper's HTTP/1.1 or HTTP/2 handshake on the connection-level
-//! API.
+//! own HTTP/1.1 codec (`h1`), hyper's HTTP/1.1 handshake on the connection-level API, or
+//! HTTP/2 on the `h2` crate (`super::h2`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Version;
 use http_body_util::Full;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -90,6 +90,9 @@ impl Origin {
 pub struct IoCounters {
     read: AtomicU64,
     written: AtomicU64,
+    /// Of those, what requests have been charged with (HTTP/2, see [`IoCounters::claim`]).
+    claimed_read: AtomicU64,
+    claimed_written: AtomicU64,
 }
 
 impl IoCounters {
@@ -99,6 +102,22 @@ impl IoCounters {
             self.written.load(Ordering::Relaxed),
             self.read.load(Ordering::Relaxed),
         )
+    }
+
+    /// `(written, read)` that no request was charged with yet, now charged to the caller.
+    ///
+    /// HTTP/2 streams share a connection's bytes, interleaved in frames: which stream a byte
+    /// belonged to is not known below TLS. So a request that ends takes every byte of the
+    /// connection since the last one ended: the sum over requests is the connection's exact
+    /// total (after its handshake), and each request's figure is exact when requests do not
+    /// overlap and an average over its neighbours when they do.
+    pub fn claim(&self) -> (u64, u64) {
+        let (w, r) = self.get();
+        // `fetch_max`: of two requests ending at once, the one that read the counters earlier
+        // takes nothing more, and no byte is charged twice.
+        let w0 = self.claimed_written.fetch_max(w, Ordering::Relaxed);
+        let r0 = self.claimed_read.fetch_max(r, Ordering::Relaxed);
+        (w.saturating_sub(w0), r.saturating_sub(r0))
     }
 }
 
@@ -268,7 +287,7 @@ pub enum Sender {
     /// HTTP/1.1.
     H1(http1::SendRequest<Full<Bytes>>),
     /// HTTP/2.
-    H2(http2::SendRequest<Full<Bytes>>),
+    H2(super::h2::Handle),
     /// HTTP/1.1 on loadlens's own codec (the default, see [`Http1Codec`]).
     Lean(h1::Connection<Stream>),
 }
@@ -291,7 +310,8 @@ pub struct Conn {
     /// Wire byte counters.
     pub counters: Arc<IoCounters>,
     driver: Option<H1Driver>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// The HTTP/2 connection's task, aborted when the connection is dropped.
+    pub(super) task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Conn {
@@ -299,7 +319,7 @@ impl Conn {
     pub fn is_closed(&self) -> bool {
         match &self.sender {
             Sender::H1(s) => s.is_closed() || self.driver.is_none(),
-            Sender::H2(s) => s.is_closed(),
+            Sender::H2(h) => h.is_closed(),
             Sender::Lean(c) => !c.is_reusable(),
         }
     }
@@ -320,14 +340,28 @@ impl Conn {
         }
     }
 
-    /// The sender and the inline driver, borrowed together.
-    pub fn parts(&mut self) -> (&mut Sender, &mut Option<H1Driver>) {
-        (&mut self.sender, &mut self.driver)
+    /// The origin, the counters, the sender and the inline driver, borrowed together.
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &Origin,
+        &Arc<IoCounters>,
+        &mut Sender,
+        &mut Option<H1Driver>,
+    ) {
+        (
+            &self.origin,
+            &self.counters,
+            &mut self.sender,
+            &mut self.driver,
+        )
     }
+}
 
+impl Sender {
     /// HTTP version spoken.
     pub fn version(&self) -> Version {
-        match self.sender {
+        match self {
             Sender::H1(_) | Sender::Lean(_) => Version::HTTP_11,
             Sender::H2(_) => Version::HTTP_2,
         }
@@ -437,22 +471,21 @@ pub async fn dial(
             task: None,
         });
     }
-    let io = TokioIo::new(stream);
     if h2 {
-        let (send, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| hyper_failure(&e))?;
-        let task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        // A pooled connection must know the server's stream limit before others share it.
+        let (handle, task) = super::h2::handshake(stream, shared.pool.is_some()).await?;
+        // What the handshake wrote and read is the connection's, not the first request's
+        // (as for HTTP/1.1, whose requests count from after the handshake).
+        counters.claim();
         Ok(Conn {
             origin: origin.clone(),
-            sender: Sender::H2(send),
+            sender: Sender::H2(handle),
             counters,
             driver: None,
             task: Some(task),
         })
     } else {
+        let io = TokioIo::new(stream);
         let (send, conn) = http1::Builder::new()
             .handshake(io)
             .await

@@ -1,7 +1,9 @@
 //! The HTTP client of one virtual user, on hyper 1's connection-level API.
 //!
 //! Each VU owns a [`Client`]: its own keep-alive connections (one per origin), its cookie jar,
-//! and the phase timings of every request it sends. A request that opens a connection is the one
+//! and the phase timings of every request it sends. With [`ClientConfig::http2_streams`], the
+//! VUs share HTTP/2 connections instead (the `pool` module), each carrying several VUs'
+//! requests at once. A request that opens a connection is the one
 //! charged with DNS, connect and TLS time (docs/architecture.md, invariants). HTTP/1.1 and HTTP/2 (ALPN on
 //! https, prior knowledge on http when asked), redirects, decompression and timeouts are handled
 //! here; what counts as a failure beyond transport errors is decided by the caller.
@@ -14,8 +16,12 @@ mod conn;
 mod cookies;
 mod decode;
 mod h1;
+mod h2;
+mod pool;
 mod tls;
 
+#[cfg(test)]
+mod h2_tests;
 #[cfg(test)]
 mod tests;
 
@@ -103,6 +109,11 @@ pub struct ClientConfig {
     /// HTTP/1.1 implementation; the default comes from `LOADLENS_HTTP1_CODEC` (see
     /// [`Http1Codec::from_env`]).
     pub http1: Http1Codec,
+    /// Share HTTP/2 connections between the VUs, with at most this many requests in flight on
+    /// each (fewer if the server's `SETTINGS_MAX_CONCURRENT_STREAMS` says so), as h2load's
+    /// `-m` and oha's `-p`. `None` (the default): each VU its own connections, like browsers.
+    /// Needs [`HttpVersion::Http2PriorKnowledge`] and keep-alive; without them it is ignored.
+    pub http2_streams: Option<u32>,
 }
 
 impl Default for ClientConfig {
@@ -119,6 +130,7 @@ impl Default for ClientConfig {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             keep_alive: true,
             http1: Http1Codec::from_env(),
+            http2_streams: None,
         }
     }
 }
@@ -138,6 +150,8 @@ pub struct ClientShared {
     pub config: ClientConfig,
     tls: Arc<rustls::ClientConfig>,
     connections: Arc<conn::ConnCount>,
+    /// The shared HTTP/2 connections, when [`ClientConfig::http2_streams`] asks for them.
+    pool: Option<Arc<pool::Pool>>,
 }
 
 impl ClientShared {
@@ -156,10 +170,15 @@ impl ClientShared {
             HttpVersion::Http2PriorKnowledge => Alpn::Http2,
         };
         let tls = tls::client_config(config.insecure, alpn)?;
+        let pool = config
+            .http2_streams
+            .filter(|_| config.version == HttpVersion::Http2PriorKnowledge && config.keep_alive)
+            .map(|n| pool::Pool::new(n as usize));
         Ok(Arc::new(ClientShared {
             config,
             tls,
             connections: Arc::default(),
+            pool,
         }))
     }
 
@@ -167,6 +186,11 @@ impl ClientShared {
     /// HTTP version): opened − closed, counted as sockets open and close.
     pub fn open_connections(&self) -> u64 {
         self.connections.open()
+    }
+
+    /// HTTP/2 connections in the shared pool now (0 without [`ClientConfig::http2_streams`]).
+    pub fn pooled_connections(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.connections())
     }
 }
 
@@ -268,6 +292,14 @@ pub struct Client {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(p) = &self.shared.pool {
+            p.client_ended();
+        }
+    }
+}
+
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
@@ -276,6 +308,9 @@ impl std::fmt::Debug for Client {
             .finish()
     }
 }
+
+/// `(written, read)` bytes of a connection.
+type WireCount = (u64, u64);
 
 /// Progress of one send, filled as it goes so a timeout still reports what completed.
 #[derive(Default)]
@@ -287,7 +322,12 @@ struct Progress {
     new_connection: bool,
     /// The connection of the exchange under way and its `(written, read)` counters when it
     /// started: a timeout drops the exchange, and this still tells what crossed the wire.
-    live: Option<(Arc<IoCounters>, (u64, u64))>,
+    /// Without a start (HTTP/2), the exchange claims the connection's unclaimed bytes
+    /// ([`IoCounters::claim`]).
+    live: Option<(Arc<IoCounters>, Option<WireCount>)>,
+    /// The HTTP/2 request of the exchange reached the server before it failed: sending it again
+    /// on another connection could run it twice.
+    sent_h2: bool,
     /// When the last exchange's body ended: the end of the whole send when it succeeds, so the
     /// clock is read once there instead of twice.
     last_byte: Option<Instant>,
@@ -296,10 +336,16 @@ struct Progress {
 impl Progress {
     /// Add the wire bytes of the exchange under way (if any) to the totals, and end it.
     fn settle(&mut self) {
-        if let Some((counters, (w0, r0))) = self.live.take() {
-            let (w1, r1) = counters.get();
-            self.bytes_sent += w1 - w0;
-            self.bytes_received += r1 - r0;
+        if let Some((counters, start)) = self.live.take() {
+            let (w, r) = match start {
+                Some((w0, r0)) => {
+                    let (w1, r1) = counters.get();
+                    (w1 - w0, r1 - r0)
+                }
+                None => counters.claim(),
+            };
+            self.bytes_sent += w;
+            self.bytes_received += r;
         }
     }
 }
@@ -307,6 +353,9 @@ impl Progress {
 impl Client {
     /// A client with no connections yet.
     pub fn new(shared: Arc<ClientShared>) -> Self {
+        if let Some(p) = &shared.pool {
+            p.client_started();
+        }
         Client {
             shared,
             conns: Vec::new(),
@@ -446,11 +495,16 @@ impl Client {
     /// One request/response on one connection (a reused connection that turns out closed is
     /// replaced once).
     async fn exchange(&mut self, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
+        if let Some(pool) = &self.shared.pool {
+            let pool = pool.clone();
+            return self.exchange_pooled(&pool, req, p).await;
+        }
         for attempt in 0..2 {
             let (idx, fresh) = self.connection(&req.url, p).await?;
             let counted = (p.bytes_sent, p.bytes_received);
-            match self.exchange_on(idx, req, p).await {
-                Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset => {
+            p.sent_h2 = false;
+            match self.exchange_on(At::Own(idx), req, p).await {
+                Err(f) if !fresh && attempt == 0 && f.kind == ErrorKind::Reset && !p.sent_h2 => {
                     // The server closed an idle keep-alive connection under us: nothing was
                     // answered, so retrying on a new connection is what a browser does too.
                     // The request written into the dead connection is not counted: hyper
@@ -481,9 +535,78 @@ impl Client {
     /// Open a connection to the origin of `url` now, unless one is open, so that a later
     /// request to it does not wait for the connection.
     pub async fn preconnect(&mut self, url: &Uri) -> Result<(), Failure> {
+        if let Some(pool) = &self.shared.pool {
+            let pool = pool.clone();
+            let origin = Origin::of(url)?;
+            return self
+                .lease(&pool, &origin, &mut Progress::default())
+                .await
+                .map(|_| ());
+        }
         self.connection(url, &mut Progress::default())
             .await
             .map(|_| ())
+    }
+
+    /// One request/response on a stream of a shared HTTP/2 connection (a request the server
+    /// never saw, on a connection that turned out closed, is sent once more on another).
+    async fn exchange_pooled(
+        &mut self,
+        pool: &Arc<pool::Pool>,
+        req: &Request,
+        p: &mut Progress,
+    ) -> Result<Response, Failure> {
+        let origin = Origin::of(&req.url)?;
+        for attempt in 0..2 {
+            let (lease, fresh) = self.lease(pool, &origin, p).await?;
+            let counted = (p.bytes_sent, p.bytes_received);
+            p.sent_h2 = false;
+            match self.exchange_on(At::Pool(&lease, &origin), req, p).await {
+                Err(f) if f.kind == ErrorKind::Reset && !p.sent_h2 => {
+                    lease.discard();
+                    if fresh || attempt == 1 {
+                        return Err(f);
+                    }
+                    (p.bytes_sent, p.bytes_received) = counted;
+                }
+                r => return r,
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    /// A stream on a shared connection to `origin`, opening the connection if it is this
+    /// request's turn to; `true` if it opened one (and was charged with its phases).
+    async fn lease(
+        &mut self,
+        pool: &Arc<pool::Pool>,
+        origin: &Origin,
+        p: &mut Progress,
+    ) -> Result<(pool::Lease, bool), Failure> {
+        loop {
+            match pool.take(origin) {
+                pool::Take::Leased(l) => return Ok((l, false)),
+                // Time spent here is part of the request's total, in none of its phases.
+                pool::Take::Wait(w) => w.wait().await,
+                pool::Take::Dial(d) => {
+                    let mut conn = self.dial(origin, p).await?;
+                    let Sender::H2(handle) = &conn.sender else {
+                        return Err(Failure::new(
+                            ErrorKind::Protocol,
+                            format!(
+                                "{}:{} did not agree to HTTP/2 (ALPN): shared HTTP/2 \
+                                 connections (--http2-streams) need a server that speaks it",
+                                origin.host, origin.port
+                            ),
+                        ));
+                    };
+                    let handle = handle.clone();
+                    let counters = conn.counters.clone();
+                    let task = conn.task.take().expect("an HTTP/2 connection has a task");
+                    return Ok((d.ready(handle, counters, task), true));
+                }
+            }
+        }
     }
 
     /// Index of a usable connection to the origin of `url`, opening one if needed; `true` if new.
@@ -492,7 +615,13 @@ impl Client {
         if let Some(i) = self.conns.iter().position(|c| c.origin.matches(url)) {
             return Ok((i, false));
         }
-        let origin = &Origin::of(url)?;
+        let conn = self.dial(&Origin::of(url)?, p).await?;
+        self.conns.push(conn);
+        Ok((self.conns.len() - 1, true))
+    }
+
+    /// Open a connection to `origin` within the connect timeout, charging its phases to `p`.
+    async fn dial(&self, origin: &Origin, p: &mut Progress) -> Result<Conn, Failure> {
         let mut t = DialTimings::default();
         let limit = self.shared.config.connect_timeout;
         let res = tokio::time::timeout(limit, conn::dial(origin, &self.shared, &mut t)).await;
@@ -500,35 +629,39 @@ impl Client {
         add(&mut p.phases.connect, t.connect);
         add(&mut p.phases.tls, t.tls);
         p.new_connection = true;
-        let conn = match res {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Failure::new(
-                    ErrorKind::ConnectTimeout,
-                    format!(
-                        "connecting to {}:{} timed out after {}",
-                        origin.host,
-                        origin.port,
-                        humantime::format_duration(limit)
-                    ),
-                ))
-            }
-        };
-        self.conns.push(conn);
-        Ok((self.conns.len() - 1, true))
+        match res {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                ErrorKind::ConnectTimeout,
+                format!(
+                    "connecting to {}:{} timed out after {}",
+                    origin.host,
+                    origin.port,
+                    humantime::format_duration(limit)
+                ),
+            )),
+        }
     }
 
     async fn exchange_on(
         &mut self,
-        idx: usize,
+        at: At<'_>,
         req: &Request,
         p: &mut Progress,
     ) -> Result<Response, Failure> {
         let cfg = &self.shared.config;
-        let conn = &mut self.conns[idx];
+        let mut pooled;
+        let mut no_driver = None;
+        let (origin, counters, sender, driver) = match at {
+            At::Own(idx) => self.conns[idx].parts(),
+            At::Pool(lease, origin) => {
+                pooled = Sender::H2(lease.handle());
+                (origin, lease.counters(), &mut pooled, &mut no_driver)
+            }
+        };
         let cookie = if cfg.cookies && !self.cookies.is_empty() {
             self.cookies
-                .header_for(&conn.origin.host, req.url.path(), conn.origin.tls)
+                .header_for(&origin.host, req.url.path(), origin.tls)
                 .and_then(|c| HeaderValue::from_str(&c).ok())
         } else {
             None
@@ -537,10 +670,11 @@ impl Client {
             .traceparent
             .as_ref()
             .and_then(|tp| HeaderValue::from_bytes(tp).ok());
-        let version = conn.version();
+        let version = sender.version();
         p.settle();
-        p.live = Some((conn.counters.clone(), conn.counters.get()));
-        let (sender, driver) = conn.parts();
+        // HTTP/2 streams share the connection's counters: see `IoCounters::claim`.
+        let start = (version != Version::HTTP_2).then(|| counters.get());
+        p.live = Some((counters.clone(), start));
         let (t0, status, version, headers, mut body) = if let Sender::Lean(h) = sender {
             // The request is written straight from the request's own header map: no copy.
             let completed;
@@ -631,39 +765,43 @@ impl Client {
             }
             *hreq.headers_mut() = headers;
             let t0 = Instant::now();
-            let resp = match sender {
+            let (parts, body) = match sender {
                 Sender::H1(s) => {
                     Conn::drive(driver, s.ready())
                         .await
                         .map_err(|e| conn::hyper_failure(&e))?;
                     let fut = s.send_request(hreq);
-                    Conn::drive(driver, fut).await
+                    match Conn::drive(driver, fut).await {
+                        Ok(r) => {
+                            let (parts, body) = r.into_parts();
+                            let body = BodySource::Hyper {
+                                body,
+                                driver,
+                                frame: Bytes::new(),
+                            };
+                            (parts, body)
+                        }
+                        Err(e) => {
+                            p.settle();
+                            return Err(conn::hyper_failure(&e));
+                        }
+                    }
                 }
-                Sender::H2(s) => {
-                    s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
-                    s.send_request(hreq).await
+                Sender::H2(h) => {
+                    let (head, _) = hreq.into_parts();
+                    let hreq = http::Request::from_parts(head, ());
+                    match h2::send(h, hreq, req.body.clone()).await {
+                        Ok(r) => (r.head, BodySource::H2(r.body)),
+                        Err(e) => {
+                            p.sent_h2 = !e.unsent;
+                            p.settle();
+                            return Err(e.failure);
+                        }
+                    }
                 }
                 Sender::Lean(_) => unreachable!("handled above"),
             };
-            let resp = match resp {
-                Ok(r) => r,
-                Err(e) => {
-                    p.settle();
-                    return Err(conn::hyper_failure(&e));
-                }
-            };
-            let (parts, body) = resp.into_parts();
-            (
-                t0,
-                parts.status,
-                parts.version,
-                parts.headers,
-                BodySource::Hyper {
-                    body,
-                    driver,
-                    frame: Bytes::new(),
-                },
-            )
+            (t0, parts.status, parts.version, parts.headers, body)
         };
         // One clock read ends the wait for the head and starts the body's download.
         let t1 = Instant::now();
@@ -725,7 +863,7 @@ impl Client {
         p.content_length = len;
 
         if cfg.cookies {
-            let host = &self.conns[idx].origin.host;
+            let host = &origin.host;
             for sc in headers.get_all(http::header::SET_COOKIE) {
                 if let Ok(s) = sc.to_str() {
                     self.cookies.store(host, req.url.path(), s);
@@ -751,6 +889,13 @@ enum BodySource<'a> {
         frame: Bytes,
     },
     Lean(&'a mut h1::Connection<conn::Stream>),
+    H2(h2::Body),
+}
+
+/// Where an exchange goes: a connection of the VU's own, or a stream of a shared one.
+enum At<'a> {
+    Own(usize),
+    Pool(&'a pool::Lease, &'a Origin),
 }
 
 impl BodySource<'_> {
@@ -774,6 +919,7 @@ impl BodySource<'_> {
                 }
             },
             BodySource::Lean(c) => c.next_data().await.map_err(h1_failure),
+            BodySource::H2(b) => b.next().await,
         }
     }
 }

@@ -410,6 +410,10 @@ pub struct ClientSettings {
     /// `auto`, `http1` or `http2`.
     #[serde(default)]
     pub http_version: Option<String>,
+    /// Share HTTP/2 connections between users, at most this many requests in flight on each
+    /// (`--http2-streams`); implies `http_version: http2`.
+    #[serde(default)]
+    pub http2_streams: Option<u32>,
     /// Most bytes of a response body kept for checks and captures (`4MiB`, `512KiB`, bytes).
     #[serde(default, deserialize_with = "values::opt_byte_size")]
     pub max_body_size: Option<u64>,
@@ -590,6 +594,26 @@ impl Scenario {
                 return Err(src.error_at(
                     &NodePath::root().key("client").key("http_version"),
                     format!("client.http_version is `{v}`, expected auto, http1 or http2"),
+                ));
+            }
+        }
+        if let Some(n) = self.client.http2_streams {
+            let at = NodePath::root().key("client").key("http2_streams");
+            if n == 0 {
+                return Err(src.error_at(
+                    &at,
+                    "client.http2_streams is 0: give the most requests in flight on one shared \
+                     HTTP/2 connection, at least 1 (h2load's -m, oha's -p), or remove it for one \
+                     connection per user"
+                        .to_owned(),
+                ));
+            }
+            if self.client.http_version.as_deref() == Some("http1") {
+                return Err(src.error_at(
+                    &at,
+                    "client.http2_streams shares HTTP/2 connections, but client.http_version is \
+                     http1: set http_version to http2 (or remove it)"
+                        .to_owned(),
                 ));
             }
         }

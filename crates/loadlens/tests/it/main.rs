@@ -16,6 +16,7 @@ mod ends_on_time;
 mod explore;
 mod faults;
 mod headers;
+mod http2;
 mod integrations;
 mod jsonl;
 mod kubernetes;

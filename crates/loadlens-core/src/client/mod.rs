@@ -554,6 +554,7 @@ impl Client {
             };
             let target = req.url.path_and_query().map_or("/", |pq| pq.as_str());
             h.start_request(&req.method, target);
+            h.frame_request(base, req.body.len());
             for (name, value) in base {
                 if (traceparent.is_some() && name == TRACEPARENT)
                     || (!cfg.keep_alive && name == http::header::CONNECTION)

@@ -399,6 +399,19 @@ impl Client {
         if max == 0 || !resp.status.is_redirection() {
             return Ok(resp);
         }
+        // Boxed: the state of the redirect loop (a copy of the request, the last response) is
+        // not part of every request's future (memory per user in flight).
+        Box::pin(self.follow_redirects(first, resp, p)).await
+    }
+
+    /// Follow the redirect of `resp`, the response to `first`, and those after it.
+    async fn follow_redirects(
+        &mut self,
+        first: &Request,
+        resp: Response,
+        p: &mut Progress,
+    ) -> Result<Response, Failure> {
+        let max = self.shared.config.max_redirects;
         // Redirects are rare: only they pay for a copy of the request.
         let mut req = first.clone();
         if req.prepared {
@@ -495,7 +508,10 @@ impl Client {
         let origin = &Origin::of(url)?;
         let mut t = DialTimings::default();
         let limit = self.shared.config.connect_timeout;
-        let res = tokio::time::timeout(limit, conn::dial(origin, &self.shared, &mut t)).await;
+        // Boxed: opening a connection (DNS, TLS, hyper's handshakes) takes a large future,
+        // which every request's future would otherwise be as large as.
+        let dial = Box::pin(conn::dial(origin, &self.shared, &mut t));
+        let res = tokio::time::timeout(limit, dial).await;
         add(&mut p.phases.dns, t.dns);
         add(&mut p.phases.connect, t.connect);
         add(&mut p.phases.tls, t.tls);
@@ -514,6 +530,9 @@ impl Client {
                 ))
             }
         };
+        // One slot per origin, not the four a `Vec` takes on its first push (208 bytes each,
+        // for every user).
+        self.conns.reserve_exact(1);
         self.conns.push(conn);
         Ok((self.conns.len() - 1, true))
     }
@@ -632,17 +651,19 @@ impl Client {
             }
             *hreq.headers_mut() = headers;
             let t0 = Instant::now();
+            // hyper's futures boxed: they would make every request's future (the lean
+            // codec's too) as large as they are.
             let resp = match sender {
                 Sender::H1(s) => {
                     Conn::drive(driver, s.ready())
                         .await
                         .map_err(|e| conn::hyper_failure(&e))?;
                     let fut = s.send_request(hreq);
-                    Conn::drive(driver, fut).await
+                    Box::pin(Conn::drive(driver, fut)).await
                 }
                 Sender::H2(s) => {
                     s.ready().await.map_err(|e| conn::hyper_failure(&e))?;
-                    s.send_request(hreq).await
+                    Box::pin(s.send_request(hreq)).await
                 }
                 Sender::Lean(_) => unreachable!("handled above"),
             };

@@ -13,7 +13,9 @@
 mod conn;
 mod cookies;
 mod decode;
-mod h1;
+// Public for the micro-benchmarks (`benches/hot_path.rs`) only: not an interface to build on.
+#[doc(hidden)]
+pub mod h1;
 mod tls;
 
 #[cfg(test)]

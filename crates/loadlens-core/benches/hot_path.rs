@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the request path (issue #18): recording a sample into the statistics,
-//! rendering a templated request, parsing a response head (httparse, as hyper does, and hyper's
-//! whole HTTP/1.1 client exchange over an in-memory pipe), and the aggregation path with up to
+//! rendering a templated request, parsing a response head (httparse, as hyper does), the whole
+//! HTTP/1.1 client exchange over an in-memory pipe on hyper and on loadlens's own codec, and the
+//! aggregation path with up to
 //! 16 threads recording at once while the aggregator drains every shard.
 //!
 //! `cargo bench -p loadlens-core --bench hot_path` (divan; numbers in docs/benchmarks.md).
@@ -260,6 +261,57 @@ fn parse_head_to_header_map(b: Bencher<'_, '_>) {
     });
 }
 
+/// The server side of the in-memory exchanges: [`NGINX_HEAD`] for every request head.
+async fn respond(mut server_io: tokio::io::DuplexStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 << 10];
+    let mut have = 0;
+    loop {
+        let Ok(n) = server_io.read(&mut buf[have..]).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        have += n;
+        // One answer per complete request head.
+        while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.copy_within(end + 4..have, 0);
+            have -= end + 4;
+            if server_io.write_all(NGINX_HEAD).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The same exchange on loadlens's own HTTP/1.1 codec (the default): the request written from
+/// one buffer, the head parsed into a `HeaderMap`, the body framed by its length.
+#[divan::bench]
+fn lean_h1_exchange_in_memory(b: Bencher<'_, '_>) {
+    use loadlens_core::client::h1::Connection as H1Connection;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (client_io, server_io) = tokio::io::duplex(64 << 10);
+    rt.spawn(respond(server_io));
+    let mut conn = H1Connection::new(client_io);
+    b.bench_local(|| {
+        rt.block_on(async {
+            conn.start_request(&http::Method::GET, "/");
+            conn.header("host", b"127.0.0.1:18480");
+            conn.header("user-agent", b"loadlens/0.1.0");
+            conn.send(b"").await.unwrap();
+            let head = conn.read_head(&http::Method::GET).await.unwrap();
+            black_box(head.headers);
+            while let Some(data) = conn.next_data().await.unwrap() {
+                black_box(data);
+            }
+            assert!(conn.is_reusable());
+        })
+    });
+}
+
 /// hyper's whole HTTP/1.1 client exchange (dispatch channel, request encoding, response head
 /// parsing, body frame) on an in-memory pipe, the connection driven inline as the VU does,
 /// against a responder task that answers every request head with [`NGINX_HEAD`]: the floor
@@ -267,32 +319,11 @@ fn parse_head_to_header_map(b: Bencher<'_, '_>) {
 #[divan::bench]
 fn hyper_h1_exchange_in_memory(b: Bencher<'_, '_>) {
     use http_body_util::{BodyExt, Full};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let (client_io, mut server_io) = tokio::io::duplex(64 << 10);
-    rt.spawn(async move {
-        let mut buf = vec![0u8; 16 << 10];
-        let mut have = 0;
-        loop {
-            let Ok(n) = server_io.read(&mut buf[have..]).await else {
-                return;
-            };
-            if n == 0 {
-                return;
-            }
-            have += n;
-            // One answer per complete request head.
-            while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                buf.copy_within(end + 4..have, 0);
-                have -= end + 4;
-                if server_io.write_all(NGINX_HEAD).await.is_err() {
-                    return;
-                }
-            }
-        }
-    });
+    let (client_io, server_io) = tokio::io::duplex(64 << 10);
+    rt.spawn(respond(server_io));
     let (mut send, conn) = rt
         .block_on(
             hyper::client::conn::http1::handshake::<_, Full<bytes::Bytes>>(

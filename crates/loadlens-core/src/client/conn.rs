@@ -282,6 +282,16 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl h1::ReadReady for Stream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(s) => s.inner.poll_read_ready(cx),
+            // rustls may hold decrypted bytes whatever the socket says: always ready.
+            Stream::Tls(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
+
 /// The request half of an open connection.
 pub enum Sender {
     /// HTTP/1.1.

@@ -15,7 +15,9 @@
 mod conn;
 mod cookies;
 mod decode;
-mod h1;
+// Public for the micro-benchmarks (`benches/hot_path.rs`) only: not an interface to build on.
+#[doc(hidden)]
+pub mod h1;
 mod h2;
 mod pool;
 mod tls;
@@ -448,6 +450,19 @@ impl Client {
         if max == 0 || !resp.status.is_redirection() {
             return Ok(resp);
         }
+        // Boxed: the state of the redirect loop (a copy of the request, the last response) is
+        // not part of every request's future (memory per user in flight).
+        Box::pin(self.follow_redirects(first, resp, p)).await
+    }
+
+    /// Follow the redirect of `resp`, the response to `first`, and those after it.
+    async fn follow_redirects(
+        &mut self,
+        first: &Request,
+        resp: Response,
+        p: &mut Progress,
+    ) -> Result<Response, Failure> {
+        let max = self.shared.config.max_redirects;
         // Redirects are rare: only they pay for a copy of the request.
         let mut req = first.clone();
         if req.prepared {
@@ -616,6 +631,9 @@ impl Client {
             return Ok((i, false));
         }
         let conn = self.dial(&Origin::of(url)?, p).await?;
+        // One slot per origin, not the four a `Vec` takes on its first push (208 bytes each,
+        // for every user).
+        self.conns.reserve_exact(1);
         self.conns.push(conn);
         Ok((self.conns.len() - 1, true))
     }
@@ -624,7 +642,10 @@ impl Client {
     async fn dial(&self, origin: &Origin, p: &mut Progress) -> Result<Conn, Failure> {
         let mut t = DialTimings::default();
         let limit = self.shared.config.connect_timeout;
-        let res = tokio::time::timeout(limit, conn::dial(origin, &self.shared, &mut t)).await;
+        // Boxed: opening a connection (DNS, TLS, hyper's handshakes) takes a large future,
+        // which every request's future would otherwise be as large as.
+        let dial = Box::pin(conn::dial(origin, &self.shared, &mut t));
+        let res = tokio::time::timeout(limit, dial).await;
         add(&mut p.phases.dns, t.dns);
         add(&mut p.phases.connect, t.connect);
         add(&mut p.phases.tls, t.tls);
@@ -688,6 +709,7 @@ impl Client {
             };
             let target = req.url.path_and_query().map_or("/", |pq| pq.as_str());
             h.start_request(&req.method, target);
+            h.frame_request(base, req.body.len());
             for (name, value) in base {
                 if (traceparent.is_some() && name == TRACEPARENT)
                     || (!cfg.keep_alive && name == http::header::CONNECTION)
@@ -765,13 +787,15 @@ impl Client {
             }
             *hreq.headers_mut() = headers;
             let t0 = Instant::now();
+            // hyper's and h2's futures boxed: they would make every request's future (the
+            // lean codec's too) as large as they are.
             let (parts, body) = match sender {
                 Sender::H1(s) => {
                     Conn::drive(driver, s.ready())
                         .await
                         .map_err(|e| conn::hyper_failure(&e))?;
                     let fut = s.send_request(hreq);
-                    match Conn::drive(driver, fut).await {
+                    match Box::pin(Conn::drive(driver, fut)).await {
                         Ok(r) => {
                             let (parts, body) = r.into_parts();
                             let body = BodySource::Hyper {
@@ -790,7 +814,7 @@ impl Client {
                 Sender::H2(h) => {
                     let (head, _) = hreq.into_parts();
                     let hreq = http::Request::from_parts(head, ());
-                    match h2::send(h, hreq, req.body.clone()).await {
+                    match Box::pin(h2::send(h, hreq, req.body.clone())).await {
                         Ok(r) => (r.head, BodySource::H2(r.body)),
                         Err(e) => {
                             p.sent_h2 = !e.unsent;

@@ -4,24 +4,36 @@
 //! task and back; issue #18 measured that as the floor of loadlens's speed (about 2 µs per
 //! exchange in memory) and most of its memory per connection (two 9 KB channel blocks). A VU
 //! has one request in flight per connection, so none of that is needed: this module owns the
-//! socket, writes the request in one write from a buffer kept with the connection, reads the
-//! response head into a read buffer (4 KiB, grown only while a head or a read needs it, shrunk
-//! back when the response ends), and frames the body by `Content-Length`, chunked (extensions
-//! and trailers skipped) or the end of the connection, skipping 1xx interim responses. It
-//! follows hyper's rules for which responses have a body and when a connection can be used
-//! again, and `client::h1::tests` runs the same scripted exchanges through both to show it.
+//! socket, writes the request in one write, reads the response head into a read buffer
+//! (4 KiB, grown only while a head or a read needs it), and frames the body by
+//! `Content-Length`, chunked (extensions and trailers skipped) or the end of the connection,
+//! skipping 1xx interim responses. It follows hyper's rules for which responses have a body,
+//! how a request body is framed and when a connection can be used again, and
+//! `client::h1::tests` runs the same scripted exchanges through both to show it.
+//!
+//! Memory per user is what limits how many users one process holds (issue #18: 100,000 idle
+//! users in under 1 GB), so a connection holds no buffer while nothing is under way: the
+//! request buffer lives from the request line to the end of its write, and the read buffer is
+//! allocated only once the socket is readable (see [`ReadReady`]) and freed when a response
+//! ends with nothing after it. A user that thinks, or waits 50 ms for its response, costs its
+//! socket and this struct, not 4.5 KiB of buffers.
 
 #[cfg(test)]
 mod tests;
 
+use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
+use std::task::{Context, Poll};
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Read buffer of a connection between responses.
+/// Read buffer of a connection when a response starts to arrive.
 const INITIAL_BUF: usize = 4 << 10;
+/// Request buffer at the start of a request (a head of a few headers fits).
+const INITIAL_WBUF: usize = 512;
 /// Largest read buffer for body data (larger reads mean fewer syscalls for large bodies).
 const MAX_BODY_BUF: usize = 64 << 10;
 /// Largest response head (and chunk-size line or trailer section), hyper's own limit.
@@ -121,15 +133,45 @@ enum Step {
     More,
 }
 
+/// A stream that can say when a read would find something, so that a connection can wait for
+/// a response without holding a read buffer.
+pub trait ReadReady {
+    /// Ready when a read would not wait (bytes, the end of the stream, or an error). A stream
+    /// that cannot tell says ready at once: the connection then holds its buffer while it
+    /// waits.
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ReadReady for tokio::io::DuplexStream {
+    fn poll_read_ready(&self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The request's `Transfer-Encoding` header, and so how its body is framed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum RequestTe {
+    /// None: the body goes as it is, after its `Content-Length`.
+    None,
+    /// Set, but not sent: the body is empty or the server speaks HTTP/1.0.
+    Drop,
+    /// Sent, the body chunked and no `Content-Length`; `left` values of the header are still to
+    /// be written, and the last one gets `, chunked` when `add` (it did not end in `chunked`).
+    Chunked { left: usize, add: bool },
+}
+
 /// One HTTP/1.1 connection on `S` (plain TCP or TLS), one request at a time.
 pub struct Connection<S> {
     io: S,
-    /// Read buffer (initialised bytes); `buf[start..end]` is read but not yet consumed.
+    /// Read buffer: `buf[start..]` is read but not yet consumed. No capacity while no response
+    /// is arriving.
     buf: Vec<u8>,
     start: usize,
-    end: usize,
-    /// Request buffer, kept from one request to the next.
+    /// Request buffer, from [`Connection::start_request`] to the end of [`Connection::send`]
+    /// (no capacity otherwise).
     wbuf: Vec<u8>,
+    /// What becomes of the request's own `Transfer-Encoding` (see [`Connection::frame_request`]).
+    te: RequestTe,
     body: Framing,
     /// Whether the response under way (and its request) allow another request afterwards.
     keep_alive: bool,
@@ -144,15 +186,15 @@ pub struct Connection<S> {
     reusable: bool,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
     /// A connection on an open stream.
     pub fn new(io: S) -> Self {
         Connection {
             io,
-            buf: vec![0; INITIAL_BUF],
+            buf: Vec::new(),
             start: 0,
-            end: 0,
-            wbuf: Vec::with_capacity(512),
+            wbuf: Vec::new(),
+            te: RequestTe::None,
             body: Framing::Done,
             keep_alive: true,
             request_close: false,
@@ -174,7 +216,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.reusable = false;
         self.request_close = false;
         self.request_keep_alive = false;
+        self.te = RequestTe::None;
         self.wbuf.clear();
+        self.wbuf.reserve(INITIAL_WBUF);
         self.wbuf.extend_from_slice(method.as_str().as_bytes());
         self.wbuf.push(b' ');
         self.wbuf
@@ -186,9 +230,53 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         });
     }
 
+    /// Decide how the body of the request started goes on the wire, as hyper does
+    /// (`proto::h1::role::Client::set_length`), given all of its header fields and the
+    /// length of its body. A request that sets `Transfer-Encoding` has its body sent chunked,
+    /// with `chunked` added as the last coding when it is not, and no `Content-Length`; with
+    /// an empty body, or to an HTTP/1.0 server, `Transfer-Encoding` is left out. Call before
+    /// the header fields; without it they go as they are.
+    pub fn frame_request(&mut self, headers: &HeaderMap, body_len: usize) {
+        let te = headers.get_all(http::header::TRANSFER_ENCODING);
+        self.te = match te.iter().next_back() {
+            None => RequestTe::None,
+            Some(_) if body_len == 0 || self.peer_http10 => RequestTe::Drop,
+            Some(last) => RequestTe::Chunked {
+                left: te.iter().count(),
+                add: !last_token_is(last.as_bytes(), b"chunked"),
+            },
+        };
+    }
+
     /// Add a header field to the request started (names as `http` keeps them: lower case,
     /// as hyper writes them).
     pub fn header(&mut self, name: &str, value: &[u8]) {
+        if self.te != RequestTe::None {
+            if name.eq_ignore_ascii_case("transfer-encoding") {
+                match &mut self.te {
+                    RequestTe::Chunked { left, add } => {
+                        *left = left.saturating_sub(1);
+                        if *left == 0 && *add {
+                            self.field(name, value);
+                            // Before the field's `\r\n`.
+                            let at = self.wbuf.len() - 2;
+                            self.wbuf.splice(at..at, *b", chunked");
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            } else if name.eq_ignore_ascii_case("content-length")
+                && matches!(self.te, RequestTe::Chunked { .. })
+            {
+                return;
+            }
+        }
+        self.field(name, value);
+    }
+
+    /// Write one header field.
+    fn field(&mut self, name: &str, value: &[u8]) {
         if name.eq_ignore_ascii_case("connection") && has_token(value, b"close") {
             self.request_close = true;
         }
@@ -201,24 +289,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.wbuf.extend_from_slice(b"\r\n");
     }
 
-    /// End the head, and send it with `body`: in one write unless the body is large.
+    /// End the head, and send it with `body`: in one write unless the body is large. The
+    /// request buffer is freed afterwards (memory per waiting user).
     pub async fn send(&mut self, body: &[u8]) -> Result<(), Error> {
         if self.peer_http10 && !self.request_keep_alive && !self.request_close {
             // An HTTP/1.0 server closes after each response unless asked not to.
-            self.header("connection", b"keep-alive");
+            self.field("connection", b"keep-alive");
         }
         self.wbuf.extend_from_slice(b"\r\n");
+        let chunked = matches!(self.te, RequestTe::Chunked { .. });
+        if chunked {
+            // One chunk and the last chunk, as hyper frames a body it has whole.
+            use std::io::Write as _;
+            let _ = write!(self.wbuf, "{:X}\r\n", body.len());
+        }
+        let result = self.write_body(body, chunked).await;
+        self.wbuf = Vec::new();
+        result
+    }
+
+    async fn write_body(&mut self, body: &[u8], chunked: bool) -> Result<(), Error> {
+        let end: &[u8] = if chunked { b"\r\n0\r\n\r\n" } else { b"" };
         if body.len() <= BODY_COPY_LIMIT {
             self.wbuf.extend_from_slice(body);
+            self.wbuf.extend_from_slice(end);
             self.io.write_all(&self.wbuf).await?;
         } else {
             self.io.write_all(&self.wbuf).await?;
             self.io.write_all(body).await?;
+            self.io.write_all(end).await?;
         }
         self.io.flush().await?;
-        if self.wbuf.capacity() > 2 * BODY_COPY_LIMIT {
-            self.wbuf = Vec::with_capacity(512);
-        }
         Ok(())
     }
 
@@ -226,7 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// responses (100 Continue, 103 Early Hints), and set up the framing of its body.
     pub async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
         loop {
-            if self.start < self.end {
+            if self.start < self.buf.len() {
                 match self.parse_head(method)? {
                     Parsed::Final(head) => return Ok(head),
                     // Parse what follows it, already read or not.
@@ -250,9 +351,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     return Ok(None);
                 }
                 Framing::Length(rem) => {
-                    if self.start < self.end {
-                        let n =
-                            (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
+                    if self.start < self.buf.len() {
+                        let n = (self.buf.len() - self.start)
+                            .min(usize::try_from(rem).unwrap_or(usize::MAX));
                         let a = self.start;
                         self.start += n;
                         self.body = Framing::Length(rem - n as u64);
@@ -263,8 +364,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     }
                 }
                 Framing::Close => {
-                    if self.start < self.end {
-                        let (a, b) = (self.start, self.end);
+                    if self.start < self.buf.len() {
+                        let (a, b) = (self.start, self.buf.len());
                         self.start = b;
                         return Ok(Some(&self.buf[a..b]));
                     }
@@ -290,62 +391,70 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// The response ended: decide whether the connection can be used again, and give back
-    /// the memory a large read took.
+    /// The response ended: decide whether the connection can be used again, and free the
+    /// read buffer when nothing follows the response.
     fn complete(&mut self) {
         self.body = Framing::Done;
+        let drained = self.start == self.buf.len();
         // Bytes after the response were never asked for: hyper closes such a connection too.
-        self.reusable = self.keep_alive && !self.request_close && self.start == self.end;
-        if self.start == self.end {
+        self.reusable = self.keep_alive && !self.request_close && drained;
+        if drained {
+            self.buf = Vec::new();
             self.start = 0;
-            self.end = 0;
-            if self.buf.len() > INITIAL_BUF {
-                self.buf.truncate(INITIAL_BUF);
-                self.buf.shrink_to_fit();
-            }
         }
     }
 
     /// Read more bytes into the buffer, growing it (up to `limit`) only when it is full.
-    /// `false` at the end of the stream.
+    /// Without a buffer, wait until the socket is readable before taking one. `false` at the
+    /// end of the stream.
     async fn fill(&mut self, limit: usize, head: bool) -> Result<bool, Error> {
-        if self.start == self.end {
+        if self.start == self.buf.len() {
+            self.buf.clear();
             self.start = 0;
-            self.end = 0;
-        } else if self.end == self.buf.len() && self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+        } else if self.buf.len() == self.buf.capacity() && self.start > 0 {
+            self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.end == self.buf.len() {
-            if self.buf.len() >= limit {
+        if self.buf.capacity() == 0 {
+            let io = &mut self.io;
+            poll_fn(move |cx| io.poll_read_ready(cx)).await?;
+            self.buf.reserve_exact(INITIAL_BUF);
+        } else if self.buf.len() == self.buf.capacity() {
+            if self.buf.capacity() >= limit {
                 return Err(if head {
                     Error::Head("message head is too large".into())
                 } else {
                     Error::Body("chunk size line or trailers too large".into())
                 });
             }
-            let len = (self.buf.len() * 2).min(limit);
-            self.buf.resize(len, 0);
+            let cap = (self.buf.capacity() * 2).min(limit);
+            self.buf.reserve_exact(cap - self.buf.len());
         }
-        let n = self.io.read(&mut self.buf[self.end..]).await?;
+        // Into the spare capacity: nothing is zeroed first.
+        let n = self.io.read_buf(&mut self.buf).await?;
         if n == 0 {
             return Ok(false);
         }
-        self.end += n;
-        if !head && self.end == self.buf.len() && self.start == 0 && self.buf.len() < MAX_BODY_BUF {
+        let (len, cap) = (self.buf.len(), self.buf.capacity());
+        if !head && len == cap && self.start == 0 && cap < MAX_BODY_BUF {
             // A read filled the whole buffer: more is coming, read it in larger steps.
-            let len = (self.buf.len() * 2).min(MAX_BODY_BUF);
-            self.buf.resize(len, 0);
+            self.buf.reserve_exact((cap * 2).min(MAX_BODY_BUF) - len);
         }
         Ok(true)
     }
 
     /// Parse a head from the buffer.
     fn parse_head(&mut self, method: &Method) -> Result<Parsed, Error> {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut resp = httparse::Response::new(&mut fields);
-        let n = match resp.parse(&self.buf[self.start..self.end]) {
+        // Left uninitialised (as hyper does): zeroing 100 fields is 3.2 KB written for every
+        // response (issue #18's slow-case profile).
+        let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut []);
+        let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+            &mut resp,
+            &self.buf[self.start..],
+            &mut fields,
+        );
+        let n = match parsed {
             Ok(httparse::Status::Complete(n)) => n,
             Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
             Err(e) => return Err(Error::Head(e.to_string())),
@@ -439,17 +548,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     state = Chunk::DataCr;
                     continue;
                 }
-                if self.start == self.end {
+                if self.start == self.buf.len() {
                     self.body = Framing::Chunked(state);
                     return Ok(Step::More);
                 }
-                let n = (self.end - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
+                let n =
+                    (self.buf.len() - self.start).min(usize::try_from(rem).unwrap_or(usize::MAX));
                 let a = self.start;
                 self.start += n;
                 self.body = Framing::Chunked(Chunk::Data(rem - n as u64));
                 return Ok(Step::Data(a, a + n));
             }
-            if self.start == self.end {
+            if self.start == self.buf.len() {
                 self.body = Framing::Chunked(state);
                 return Ok(Step::More);
             }

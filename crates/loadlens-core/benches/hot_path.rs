@@ -261,29 +261,6 @@ fn parse_head_to_header_map(b: Bencher<'_, '_>) {
     });
 }
 
-/// The same header map as the lean codec builds it: every value a slice of one copy of the
-/// head (one allocation per response instead of one per field).
-#[divan::bench]
-fn parse_head_to_shared_header_map(b: Bencher<'_, '_>) {
-    b.bench_local(|| {
-        let raw = black_box(NGINX_HEAD);
-        let mut headers = [httparse::EMPTY_HEADER; 16];
-        let mut resp = httparse::Response::new(&mut headers);
-        let n = resp.parse(raw).unwrap().unwrap();
-        let shared = bytes::Bytes::copy_from_slice(&raw[..n]);
-        let mut map = http::HeaderMap::with_capacity(resp.headers.len());
-        for h in resp.headers.iter() {
-            let at = h.value.as_ptr() as usize - raw.as_ptr() as usize;
-            map.append(
-                http::HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
-                http::HeaderValue::from_maybe_shared(shared.slice(at..at + h.value.len()))
-                    .unwrap(),
-            );
-        }
-        black_box(map);
-    });
-}
-
 /// The server side of the in-memory exchanges: [`NGINX_HEAD`] for every request head.
 async fn respond(mut server_io: tokio::io::DuplexStream) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

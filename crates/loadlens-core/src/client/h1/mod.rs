@@ -26,7 +26,6 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -477,22 +476,11 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
         let mut chunked = None;
         let mut conn_close = false;
         let mut conn_keep_alive = false;
-        // The field values share one copy of the head: one allocation per response instead
-        // of one per field (issue #18's fast-case profile: building the header map was the
-        // largest cost of our own after the kernel).
-        let raw = &self.buf[self.start..self.start + n];
-        let shared = Bytes::copy_from_slice(raw);
         for h in resp.headers.iter() {
             let name = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
-            let value = if h.value.is_empty() {
-                HeaderValue::from_static("")
-            } else {
-                // `h.value` lies inside `raw` (httparse parsed it there).
-                let at = h.value.as_ptr() as usize - raw.as_ptr() as usize;
-                HeaderValue::from_maybe_shared(shared.slice(at..at + h.value.len()))
-                    .map_err(|_| Error::Head(format!("invalid value of header `{}`", h.name)))?
-            };
+            let value = HeaderValue::from_bytes(h.value)
+                .map_err(|_| Error::Head(format!("invalid value of header `{}`", h.name)))?;
             if name == http::header::CONTENT_LENGTH {
                 // Every value (comma-separated, repeated fields) must be one same number.
                 for part in h.value.split(|b| *b == b',') {

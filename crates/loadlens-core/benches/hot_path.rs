@@ -302,7 +302,7 @@ fn lean_h1_exchange_in_memory(b: Bencher<'_, '_>) {
             conn.header("host", b"127.0.0.1:18480");
             conn.header("user-agent", b"loadlens/0.1.0");
             conn.send(b"").await.unwrap();
-            let head = conn.read_head(&http::Method::GET).await.unwrap();
+            let head = conn.read_head(&http::Method::GET, true).await.unwrap();
             black_box(head.headers);
             while let Some(data) = conn.next_data().await.unwrap() {
                 black_box(data);

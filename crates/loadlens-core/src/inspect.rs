@@ -254,6 +254,11 @@ impl Check {
         )
     }
 
+    /// True when the check reads a response header.
+    pub fn needs_headers(&self) -> bool {
+        matches!(self, Check::Header(..))
+    }
+
     /// Evaluate; `Err` carries a readable reason (what was expected, what came).
     pub fn eval(
         &self,
@@ -319,6 +324,11 @@ impl Capture {
     /// True when the capture reads the body.
     pub fn needs_body(&self) -> bool {
         matches!(self.source, Source::Json(_) | Source::Regex(..))
+    }
+
+    /// True when the capture reads a response header.
+    pub fn needs_headers(&self) -> bool {
+        matches!(self.source, Source::Header(_))
     }
 
     /// The captured value, or a readable reason why there is none.

@@ -222,6 +222,11 @@ pub struct Request {
     /// Keep the response body (for checks and captures), up to the client's `max_body_size`;
     /// otherwise it is only counted.
     pub keep_body: bool,
+    /// Keep every response header (for checks and captures that read one). Otherwise the
+    /// HTTP/1.1 codec keeps only those the client itself reads — `Set-Cookie`, `Location`,
+    /// `Content-Encoding` — and skips building the rest (issue #18: the header map was the
+    /// largest cost of a response of our own). True unless a plan knows better.
+    pub keep_headers: bool,
     /// Default headers were already added by [`ClientShared::prepare`].
     pub prepared: bool,
 }
@@ -236,6 +241,7 @@ impl Request {
             body: Bytes::new(),
             timeout: None,
             keep_body: false,
+            keep_headers: true,
             prepared: false,
         }
     }
@@ -696,7 +702,7 @@ impl Client {
         // HTTP/2 streams share the connection's counters: see `IoCounters::claim`.
         let start = (version != Version::HTTP_2).then(|| counters.get());
         p.live = Some((counters.clone(), start));
-        let (t0, status, version, headers, mut body) = if let Sender::Lean(h) = sender {
+        let (t0, status, version, headers, expected, mut body) = if let Sender::Lean(h) = sender {
             // The request is written straight from the request's own header map: no copy.
             let completed;
             let base = if req.prepared {
@@ -729,7 +735,7 @@ impl Client {
             }
             let t0 = Instant::now();
             let head = match h.send(&req.body).await {
-                Ok(()) => h.read_head(&req.method).await,
+                Ok(()) => h.read_head(&req.method, req.keep_headers).await,
                 Err(e) => Err(e),
             };
             let head = match head {
@@ -744,6 +750,7 @@ impl Client {
                 head.status,
                 head.version,
                 head.headers,
+                head.content_length,
                 BodySource::Lean(h),
             )
         } else {
@@ -825,7 +832,18 @@ impl Client {
                 }
                 Sender::Lean(_) => unreachable!("handled above"),
             };
-            (t0, parts.status, parts.version, parts.headers, body)
+            let expected = parts
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse().ok());
+            (
+                t0,
+                parts.status,
+                parts.version,
+                parts.headers,
+                expected,
+                body,
+            )
         };
         // One clock read ends the wait for the head and starts the body's download.
         let t1 = Instant::now();
@@ -834,9 +852,6 @@ impl Client {
             .get(http::header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok())
             .filter(|_| cfg.decompress);
-        let expected = headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
         let sink = BodySink::new(req.keep_body, cfg.max_body_size, expected);
         let mut decoder = Decoder::new(encoding, sink);
         // Piece by piece: decoded, counted, kept only when asked, never beyond the limit.

@@ -444,3 +444,57 @@ async fn bad_chunked_framing_is_a_protocol_failure() {
         .unwrap_err();
     assert_eq!(f.kind, ErrorKind::Protocol, "{f}");
 }
+
+/// A request that does not keep its headers (no check or capture reads one) still follows
+/// redirects, decodes gzip, stores cookies and counts its body; only the fields the client
+/// reads itself are in its response's map. hyper's codec keeps every field regardless.
+#[tokio::test]
+async fn a_request_without_kept_headers_still_redirects_decodes_and_stores_cookies() {
+    let srv = testutil::http1().await;
+    let lean = || {
+        let mut r = get(&srv.url("/"));
+        r.keep_headers = false;
+        r
+    };
+    let mut c = client(ClientConfig::default());
+
+    let mut r = lean();
+    r.url = srv.url("/redirect/2").parse().unwrap();
+    let o = c.send(&r).await;
+    let resp = o.result.unwrap();
+    assert_eq!((resp.status.as_u16(), resp.url.path()), (200, "/"));
+    assert_eq!(&resp.body[..], b"ok");
+    assert_eq!(o.content_length, 2);
+    assert!(
+        resp.headers.is_empty(),
+        "nothing the client reads: {:?}",
+        resp.headers
+    );
+
+    r.url = srv.url("/gzip").parse().unwrap();
+    let o = c.send(&r).await;
+    let resp = o.result.unwrap();
+    assert_eq!(resp.body.len(), 1100, "decoded");
+    assert_eq!(o.content_length, 1100);
+    assert_eq!(resp.headers["content-encoding"], "gzip");
+    assert!(resp.headers.get("content-type").is_none(), "{:?}", resp.headers);
+    assert!(resp.headers.get("content-length").is_none(), "{:?}", resp.headers);
+
+    r.url = srv.url("/set-cookie").parse().unwrap();
+    let resp = c.send(&r).await.result.unwrap();
+    assert_eq!(resp.headers.len(), 1, "{:?}", resp.headers);
+    r.url = srv.url("/echo-cookie").parse().unwrap();
+    let resp = c.send(&r).await.result.unwrap();
+    assert_eq!(&resp.body[..], b"session=s3cr3t", "the cookie was stored");
+
+    // The same request asking for every field gets them all, and so does hyper's codec.
+    let all = c.send(&get(&srv.url("/gzip"))).await.result.unwrap();
+    assert!(all.headers.contains_key("content-length") && all.headers.contains_key("date"));
+    let mut hyper = client(ClientConfig {
+        http1: Http1Codec::Hyper,
+        ..ClientConfig::default()
+    });
+    r.url = srv.url("/gzip").parse().unwrap();
+    let h = hyper.send(&r).await.result.unwrap();
+    assert!(h.headers.contains_key("content-length"), "{:?}", h.headers);
+}

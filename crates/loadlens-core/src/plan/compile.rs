@@ -546,6 +546,8 @@ impl Compiler<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         request.keep_body =
             checks.iter().any(Check::needs_body) || captures.iter().any(Capture::needs_body);
+        request.keep_headers =
+            checks.iter().any(Check::needs_headers) || captures.iter().any(Capture::needs_headers);
         let status_checked = checks.iter().any(|c| matches!(c, Check::Status(_)));
         Ok(RequestPlan {
             name,

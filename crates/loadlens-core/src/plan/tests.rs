@@ -154,3 +154,28 @@ fn quick_mode_rejects_bad_urls() {
     )
     .is_ok());
 }
+
+/// Only requests whose checks or captures read a response header keep every header field
+/// (the HTTP/1.1 codec skips building the others: issue #18).
+#[test]
+fn only_requests_that_read_a_header_keep_every_header() {
+    let s = scenario(
+        r#"
+host: http://127.0.0.1:9/
+user_types:
+  - name: u
+    tasks:
+      - request: { path: /a, check: [{ status: 200 }, { body_contains: ok }] }
+      - request: { path: /b, check: [{ header: content-type, matches: json }] }
+      - request: { path: /c, capture: [{ header: x-request-id, as: rid }] }
+      - request: { path: /d, capture: [{ cookie: session, as: s }] }
+"#,
+    );
+    let plan = Plan::compile(&s, &PlanOptions::default()).unwrap();
+    let kept: Vec<bool> = plan.user_types[0]
+        .tasks
+        .iter()
+        .map(|t| req(&t.steps[0]).request.keep_headers)
+        .collect();
+    assert_eq!(kept, [false, true, true, false]);
+}

@@ -69,9 +69,23 @@ pub struct Head {
     pub status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// Header fields.
+    /// Header fields: all of them, or only those [`KEPT_ALWAYS`] when the request did not
+    /// ask for all (see [`Connection::read_head`]).
     pub headers: HeaderMap,
+    /// The first `Content-Length` value as a number, read as the client reads it from a
+    /// header map (so the map need not hold it).
+    pub content_length: Option<u64>,
 }
+
+/// Response header fields kept even when a request does not ask for every field: the client
+/// reads them itself (cookies, redirects, decoding).
+pub const KEPT_ALWAYS: [HeaderName; 3] = [
+    http::header::SET_COOKIE,
+    http::header::LOCATION,
+    http::header::CONTENT_ENCODING,
+];
+/// hyper refuses longer header names (`http::HeaderName`'s limit).
+const MAX_NAME: usize = (1 << 16) - 1;
 
 /// How the body of the response under way ends.
 #[derive(Debug, Clone, Copy)]
@@ -324,11 +338,13 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
     }
 
     /// Read the final response head to a request with `method`, skipping 1xx interim
-    /// responses (100 Continue, 103 Early Hints), and set up the framing of its body.
-    pub async fn read_head(&mut self, method: &Method) -> Result<Head, Error> {
+    /// responses (100 Continue, 103 Early Hints), and set up the framing of its body. With
+    /// `all_headers` false, the head's map holds only the fields in [`KEPT_ALWAYS`]: the
+    /// others are validated as hyper validates them, but no map entry is built for them.
+    pub async fn read_head(&mut self, method: &Method, all_headers: bool) -> Result<Head, Error> {
         loop {
             if self.start < self.buf.len() {
-                match self.parse_head(method)? {
+                match self.parse_head(method, all_headers)? {
                     Parsed::Final(head) => return Ok(head),
                     // Parse what follows it, already read or not.
                     Parsed::Interim => continue,
@@ -444,7 +460,7 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
     }
 
     /// Parse a head from the buffer.
-    fn parse_head(&mut self, method: &Method) -> Result<Parsed, Error> {
+    fn parse_head(&mut self, method: &Method, all_headers: bool) -> Result<Parsed, Error> {
         // Left uninitialised (as hyper does): zeroing 100 fields is 3.2 KB written for every
         // response (issue #18's slow-case profile).
         let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -471,17 +487,43 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
             self.start += n;
             return Ok(Parsed::Interim);
         }
-        let mut headers = HeaderMap::with_capacity(resp.headers.len());
+        // An empty map does not allocate: a response nobody reads the headers of costs none.
+        let mut headers = if all_headers {
+            HeaderMap::with_capacity(resp.headers.len())
+        } else {
+            HeaderMap::new()
+        };
         let mut length: Option<u64> = None;
+        let mut first_length = None;
         let mut chunked = None;
         let mut conn_close = false;
         let mut conn_keep_alive = false;
         for h in resp.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
-            let value = HeaderValue::from_bytes(h.value)
-                .map_err(|_| Error::Head(format!("invalid value of header `{}`", h.name)))?;
-            if name == http::header::CONTENT_LENGTH {
+            let raw = h.name.as_bytes();
+            let keep = all_headers
+                || KEPT_ALWAYS
+                    .iter()
+                    .any(|k| raw.eq_ignore_ascii_case(k.as_str().as_bytes()));
+            // httparse accepts exactly the names and values `http` does, but for the
+            // length of a name.
+            if raw.len() > MAX_NAME {
+                return Err(Error::Head(format!("invalid header name `{}`", h.name)));
+            }
+            if keep {
+                let name = HeaderName::from_bytes(raw)
+                    .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
+                let value = HeaderValue::from_bytes(h.value)
+                    .map_err(|_| Error::Head(format!("invalid value of header `{}`", h.name)))?;
+                headers.append(name, value);
+            }
+            if raw.eq_ignore_ascii_case(b"content-length") {
+                if first_length.is_none() {
+                    first_length = Some(
+                        std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.parse().ok()),
+                    );
+                }
                 // Every value (comma-separated, repeated fields) must be one same number.
                 for part in h.value.split(|b| *b == b',') {
                     let n = parse_length(part)
@@ -491,14 +533,13 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
                     }
                     length = Some(n);
                 }
-            } else if name == http::header::TRANSFER_ENCODING {
+            } else if raw.eq_ignore_ascii_case(b"transfer-encoding") {
                 // Only the last coding says whether the body is chunked.
                 chunked = Some(last_token_is(h.value, b"chunked"));
-            } else if name == http::header::CONNECTION {
+            } else if raw.eq_ignore_ascii_case(b"connection") {
                 conn_close |= has_token(h.value, b"close");
                 conn_keep_alive |= has_token(h.value, b"keep-alive");
             }
-            headers.append(name, value);
         }
         self.start += n;
         self.peer_http10 = version == Version::HTTP_10;
@@ -536,6 +577,7 @@ impl<S: AsyncRead + AsyncWrite + ReadReady + Unpin> Connection<S> {
             status,
             version,
             headers,
+            content_length: first_length.flatten(),
         }))
     }
 

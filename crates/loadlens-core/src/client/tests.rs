@@ -477,8 +477,16 @@ async fn a_request_without_kept_headers_still_redirects_decodes_and_stores_cooki
     assert_eq!(resp.body.len(), 1100, "decoded");
     assert_eq!(o.content_length, 1100);
     assert_eq!(resp.headers["content-encoding"], "gzip");
-    assert!(resp.headers.get("content-type").is_none(), "{:?}", resp.headers);
-    assert!(resp.headers.get("content-length").is_none(), "{:?}", resp.headers);
+    assert!(
+        resp.headers.get("content-type").is_none(),
+        "{:?}",
+        resp.headers
+    );
+    assert!(
+        resp.headers.get("content-length").is_none(),
+        "{:?}",
+        resp.headers
+    );
 
     r.url = srv.url("/set-cookie").parse().unwrap();
     let resp = c.send(&r).await.result.unwrap();

@@ -223,6 +223,40 @@ pub(crate) fn count(r: &Value) -> u64 {
     r["aggregate"]["request_count"].as_u64().unwrap()
 }
 
+/// The coordinator's abort on the merged result's timeline, and every worker's result (read
+/// from `jsons`): each was aborted and its load ended within 2 s of that abort. The workers'
+/// results are returned for more checks.
+pub(crate) fn every_worker_aborted_within_2_s(merged: &Value, jsons: &[String]) -> Vec<Value> {
+    let abort = merged["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("aborting the run on every worker")
+        })
+        .unwrap_or_else(|| panic!("{:#}", merged["timeline"]));
+    let abort_at = time(abort["at"].as_str().unwrap());
+    eprintln!(
+        "coordinator aborted at {:.2} s of the run",
+        abort["elapsed_s"].as_f64().unwrap_or(f64::NAN)
+    );
+    jsons
+        .iter()
+        .map(|j| {
+            let r = read(j);
+            assert_eq!(r["run"]["verdict"], "aborted", "{j}");
+            let ended = time(r["run"]["ended_at"].as_str().unwrap());
+            let took = ended.duration_since(abort_at).unwrap_or_default();
+            eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
+            assert!(took < Duration::from_secs(2), "{j}: {took:?}");
+            r
+        })
+        .collect()
+}
+
 pub(crate) fn time(rfc3339: &str) -> SystemTime {
     humantime::parse_rfc3339(rfc3339).unwrap()
 }
@@ -438,21 +472,7 @@ fn a_global_threshold_aborts_every_worker_within_2_s() {
         "{}",
         m["run"]["stop_reason"]
     );
-    let abort = m["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("aborting the run on every worker")
-        })
-        .unwrap_or_else(|| panic!("{:#}", m["timeline"]));
-    let abort_at = time(abort["at"].as_str().unwrap());
-    for j in &jsons {
-        let r = read(j);
-        assert_eq!(r["run"]["verdict"], "aborted");
+    for r in every_worker_aborted_within_2_s(&m, &jsons) {
         assert!(
             r["run"]["stop_reason"]
                 .as_str()
@@ -461,11 +481,6 @@ fn a_global_threshold_aborts_every_worker_within_2_s() {
             "{}",
             r["run"]["stop_reason"]
         );
-        // Every worker's load ended within 2 s of the coordinator's abort.
-        let ended = time(r["run"]["ended_at"].as_str().unwrap());
-        let took = ended.duration_since(abort_at).unwrap_or_default();
-        eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
-        assert!(took < Duration::from_secs(2), "{took:?}");
     }
     assert_eq!(m["thresholds"][0]["passed"], false);
     assert_eq!(m["thresholds"][0]["aborted"], true);
@@ -561,27 +576,7 @@ fn a_threshold_scoped_by_scenario_is_checked_live_and_every_worker_stops_within_
     assert_eq!(m["run"]["verdict"], "aborted");
     let why = m["run"]["stop_reason"].as_str().unwrap();
     assert!(why.contains("error_rate{scenario:buy} < 10%"), "{why}");
-    let abort = m["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("aborting the run on every worker")
-        })
-        .unwrap_or_else(|| panic!("{:#}", m["timeline"]));
-    let abort_at = time(abort["at"].as_str().unwrap());
-    for j in &jsons {
-        let r = read(j);
-        assert_eq!(r["run"]["verdict"], "aborted");
-        // Every worker's load ended within 2 s of the coordinator's abort.
-        let ended = time(r["run"]["ended_at"].as_str().unwrap());
-        let took = ended.duration_since(abort_at).unwrap_or_default();
-        eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
-        assert!(took < Duration::from_secs(2), "{took:?}");
-    }
+    every_worker_aborted_within_2_s(&m, &jsons);
     // The breach is the `buy` scenario's; `browse` passes, judged on the merged result.
     let t = m["thresholds"].as_array().unwrap();
     assert_eq!(t[0]["passed"], false, "{:#}", t[0]);

@@ -424,7 +424,7 @@ fn timeline(doc: &Value) -> Vec<String> {
 
 #[test]
 fn a_span_threshold_with_abort_trips_live_in_a_coordinated_run_and_every_worker_stops_within_2s() {
-    use crate::coordinator::{coordinator, read, time, LONG};
+    use crate::coordinator::{coordinator, read, LONG};
     let chain = Chain::start();
     let dir = TempDir::new("coordspanabort");
     let file = chain.scenario(&dir, "60s");
@@ -466,30 +466,7 @@ fn a_span_threshold_with_abort_trips_live_in_a_coordinated_run_and_every_worker_
     assert_eq!(m["run"]["verdict"], "aborted");
     let why = m["run"]["stop_reason"].as_str().unwrap();
     assert!(why.contains(r#"p50{span:"cache get"} < 1ms"#), "{why}");
-    let abort = m["timeline"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| {
-            e["message"]
-                .as_str()
-                .unwrap()
-                .starts_with("aborting the run on every worker")
-        })
-        .unwrap_or_else(|| panic!("{:#}", m["timeline"]));
-    let abort_at = time(abort["at"].as_str().unwrap());
-    eprintln!(
-        "coordinator aborted at {:.2} s of the run",
-        abort["elapsed_s"].as_f64().unwrap()
-    );
-    for j in &jsons {
-        let r = read(j);
-        assert_eq!(r["run"]["verdict"], "aborted", "{j}");
-        // Every worker's load ended within 2 s of the coordinator's abort.
-        let ended = time(r["run"]["ended_at"].as_str().unwrap());
-        let took = ended.duration_since(abort_at).unwrap_or_default();
-        eprintln!("{}: stopped {took:?} after the abort", r["load"]["segment"]);
-        assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    for r in crate::coordinator::every_worker_aborted_within_2_s(&m, &jsons) {
         // Each worker's own result carries its breakdown in the form that merges.
         assert!(
             r["breakdown"]["histograms"]["requests"][0]["total"].is_string(),

@@ -223,6 +223,43 @@ pub(crate) fn count(r: &Value) -> u64 {
     r["aggregate"]["request_count"].as_u64().unwrap()
 }
 
+/// A coordinator of `n` workers on `file` with `thresholds` (each after `--threshold`): all
+/// of them exit 3 (aborted) long before the scenario's 60 s run time, and the merged result
+/// is valid, aborted, and names `breached` as the reason. Returns the merged result and the
+/// paths of the workers' results.
+fn aborted_live(
+    dir: &TempDir,
+    file: &str,
+    n: u64,
+    thresholds: &[&str],
+    breached: &str,
+) -> (Value, Vec<String>) {
+    let merged = dir.join("m.json");
+    let n_text = n.to_string();
+    let mut args = vec![file, "--workers", &n_text, "--json", &merged];
+    for t in thresholds {
+        args.extend(["--threshold", t]);
+    }
+    let (mut c, url) = coordinator(&args, &[]);
+    let jsons: Vec<String> = (0..n).map(|i| dir.join(&format!("w{i}.json"))).collect();
+    let mut ws: Vec<Proc> = (0..n)
+        .map(|i| worker(file, &url, n, i, &jsons[i as usize], &[]))
+        .collect();
+    let t = Instant::now();
+    for w in &mut ws {
+        w.expect_exit(3, LONG);
+    }
+    c.expect_exit(3, LONG);
+    // Aborted live, long before the 60 s run time.
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    let m = read(&merged);
+    assert_valid(&m);
+    assert_eq!(m["run"]["verdict"], "aborted");
+    let why = m["run"]["stop_reason"].as_str().unwrap();
+    assert!(why.contains(breached), "{why}");
+    (m, jsons)
+}
+
 /// The coordinator's abort on the merged result's timeline, and every worker's result (read
 /// from `jsons`): each was aborted and its load ended within 2 s of that abort. The workers'
 /// results are returned for more checks.
@@ -438,39 +475,12 @@ fn a_global_threshold_aborts_every_worker_within_2_s() {
     let target = DemoTarget::start(&["--latency", "fixed(2ms)", "--error-rate", "0.5"]);
     let dir = TempDir::new("coordabort");
     let file = scenario(&dir, "s.yaml", &target.url, 6, "60s", "");
-    let merged = dir.join("m.json");
-    let (mut c, url) = coordinator(
-        &[
-            &file,
-            "--workers",
-            "3",
-            "--json",
-            &merged,
-            "--threshold",
-            "error_rate < 10%, abort",
-        ],
-        &[],
-    );
-    let jsons: Vec<String> = (0..3).map(|i| dir.join(&format!("w{i}.json"))).collect();
-    let mut ws: Vec<Proc> = (0..3)
-        .map(|i| worker(&file, &url, 3, i, &jsons[i as usize], &[]))
-        .collect();
-    let t = Instant::now();
-    for w in &mut ws {
-        w.expect_exit(3, LONG);
-    }
-    c.expect_exit(3, LONG);
-    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
-    let m = read(&merged);
-    assert_valid(&m);
-    assert_eq!(m["run"]["verdict"], "aborted");
-    assert!(
-        m["run"]["stop_reason"]
-            .as_str()
-            .unwrap()
-            .contains("error_rate < 10%"),
-        "{}",
-        m["run"]["stop_reason"]
+    let (m, jsons) = aborted_live(
+        &dir,
+        &file,
+        3,
+        &["error_rate < 10%, abort"],
+        "error_rate < 10%",
     );
     for r in every_worker_aborted_within_2_s(&m, &jsons) {
         assert!(
@@ -497,35 +507,13 @@ fn a_threshold_scoped_by_tag_is_checked_live_and_aborts_every_worker() {
     );
     std::fs::write(dir.path("s.yaml"), text).unwrap();
     let file = dir.join("s.yaml");
-    let merged = dir.join("m.json");
-    let (mut c, url) = coordinator(
-        &[
-            &file,
-            "--workers",
-            "2",
-            "--json",
-            &merged,
-            "--threshold",
-            "error_rate{tag:buy} < 10%, abort",
-            "--threshold",
-            "p95{tag:browse} < 60s",
-        ],
-        &[],
+    let (m, _) = aborted_live(
+        &dir,
+        &file,
+        2,
+        &["error_rate{tag:buy} < 10%, abort", "p95{tag:browse} < 60s"],
+        "error_rate{tag:buy} < 10%",
     );
-    let mut ws: Vec<Proc> = (0..2)
-        .map(|i| worker(&file, &url, 2, i, &dir.join(&format!("w{i}.json")), &[]))
-        .collect();
-    let t = Instant::now();
-    for w in &mut ws {
-        w.expect_exit(3, LONG);
-    }
-    c.expect_exit(3, LONG);
-    // Aborted live, long before the 60 s run time.
-    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
-    let m = read(&merged);
-    assert_eq!(m["run"]["verdict"], "aborted");
-    let why = m["run"]["stop_reason"].as_str().unwrap();
-    assert!(why.contains("error_rate{tag:buy} < 10%"), "{why}");
     // Judged again at the end on the merged result, with the plan's tags (the workers were
     // given neither threshold).
     let browse = &m["thresholds"][1];
@@ -545,37 +533,16 @@ fn a_threshold_scoped_by_scenario_is_checked_live_and_every_worker_stops_within_
     );
     std::fs::write(dir.path("s.yaml"), text).unwrap();
     let file = dir.join("s.yaml");
-    let merged = dir.join("m.json");
-    let (mut c, url) = coordinator(
+    let (m, jsons) = aborted_live(
+        &dir,
+        &file,
+        2,
         &[
-            &file,
-            "--workers",
-            "2",
-            "--json",
-            &merged,
-            "--threshold",
             "error_rate{scenario:buy} < 10%, abort",
-            "--threshold",
             "error_rate{scenario:browse} < 10%, abort",
         ],
-        &[],
+        "error_rate{scenario:buy} < 10%",
     );
-    let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
-    let mut ws: Vec<Proc> = (0..2)
-        .map(|i| worker(&file, &url, 2, i, &jsons[i as usize], &[]))
-        .collect();
-    let t = Instant::now();
-    for w in &mut ws {
-        w.expect_exit(3, LONG);
-    }
-    c.expect_exit(3, LONG);
-    // Aborted live, long before the 60 s run time.
-    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
-    let m = read(&merged);
-    assert_valid(&m);
-    assert_eq!(m["run"]["verdict"], "aborted");
-    let why = m["run"]["stop_reason"].as_str().unwrap();
-    assert!(why.contains("error_rate{scenario:buy} < 10%"), "{why}");
     every_worker_aborted_within_2_s(&m, &jsons);
     // The breach is the `buy` scenario's; `browse` passes, judged on the merged result.
     let t = m["thresholds"].as_array().unwrap();

@@ -338,19 +338,7 @@ fn a_planned_flip_at_half_the_run_shows_the_slowdown_in_the_before_after_compari
     let stub = ConsoleStub::start();
     stub.gate(GATE, false);
     let gate_url = format!("{}/console/v1/gates/{GATE}", stub.url());
-    let key_header = format!("STATSIG-API-KEY: {KEY}");
-    let target = DemoTarget::start(&[
-        "--latency",
-        "0",
-        "--gate-url",
-        &gate_url,
-        "--gate-header",
-        &key_header,
-        "--gate-header",
-        "STATSIG-API-VERSION: 20240601",
-        "--gate-latency",
-        "fixed(80ms)",
-    ]);
+    let target = DemoTarget::gated(&gate_url, KEY, "fixed(80ms)");
     let dir = TempDir::new("act-flip");
     let scenario = dir.path("s.yaml");
     std::fs::write(

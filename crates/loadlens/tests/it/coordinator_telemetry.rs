@@ -11,6 +11,31 @@ use serde_json::Value;
 use crate::coordinator::{coordinator, count, read, scenario, served, Proc, LONG};
 use crate::support::{DemoTarget, TempDir};
 
+/// One worker per result path in `jsons`, as the pods of the Indexed Job start them: the same
+/// `flags` and `env`, the index from `JOB_COMPLETION_INDEX`.
+fn indexed_workers(
+    file: &str,
+    url: &str,
+    jsons: &[String],
+    flags: &[&str],
+    env: &[(&str, &str)],
+) -> Vec<Proc> {
+    let n = jsons.len().to_string();
+    jsons
+        .iter()
+        .enumerate()
+        .map(|(i, json)| {
+            let mut a = vec!["run", file, "--coordinator", url, "--workers", &n];
+            a.extend(["--json", json, "--no-tui"]);
+            a.extend(flags);
+            let index = i.to_string();
+            let mut e = env.to_vec();
+            e.push(("JOB_COMPLETION_INDEX", &index));
+            Proc::spawn(&crate::coordinator::strings(&a), &e)
+        })
+        .collect()
+}
+
 fn titles(dd: &DatadogStub) -> Vec<String> {
     dd.accepted("POST", "/api/v1/events")
         .iter()
@@ -59,17 +84,7 @@ fn run_level_events_are_sent_once_by_the_coordinator_and_request_spans_by_the_wo
     args.extend(flags);
     let (mut c, url) = coordinator(&args, &env);
     let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
-    let mut ws: Vec<Proc> = (0..2)
-        .map(|i| {
-            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
-            a.extend(["--json", &jsons[i as usize], "--no-tui"]);
-            a.extend(flags);
-            let mut e = env.to_vec();
-            let index = i.to_string();
-            e.push(("JOB_COMPLETION_INDEX", &index));
-            Proc::spawn(&crate::coordinator::strings(&a), &e)
-        })
-        .collect();
+    let mut ws = indexed_workers(&file, &url, &jsons, &flags, &env);
     // Someone flips the gate once the coordinator's poller runs (its first read of the audit
     // log is the start-up baseline).
     c.wait_for("workers in: the load starts", LONG);
@@ -346,17 +361,7 @@ fn a_threshold_breach_disables_the_gate_once_from_the_coordinator_not_once_per_w
     args.extend(flags);
     let (mut c, url) = coordinator(&args, &env);
     let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
-    let mut ws: Vec<Proc> = (0..2)
-        .map(|i| {
-            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
-            a.extend(["--json", &jsons[i as usize], "--no-tui"]);
-            a.extend(flags);
-            let index = i.to_string();
-            let mut e = env.to_vec();
-            e.push(("JOB_COMPLETION_INDEX", &index));
-            Proc::spawn(&crate::coordinator::strings(&a), &e)
-        })
-        .collect();
+    let mut ws = indexed_workers(&file, &url, &jsons, &flags, &env);
     for w in &mut ws {
         w.expect_exit(0, LONG);
     }
@@ -394,20 +399,8 @@ fn a_planned_flip_in_a_coordinated_run_gets_the_before_after_comparison_of_the_m
     let statsig = ConsoleStub::start();
     statsig.gate("new_checkout", false);
     let gate_url = format!("{}/console/v1/gates/new_checkout", statsig.url());
-    let key_header = format!("STATSIG-API-KEY: {STATSIG_KEY}");
     // 80 ms more per response while the gate is on.
-    let target = DemoTarget::start(&[
-        "--latency",
-        "0",
-        "--gate-url",
-        &gate_url,
-        "--gate-header",
-        &key_header,
-        "--gate-header",
-        "STATSIG-API-VERSION: 20240601",
-        "--gate-latency",
-        "fixed(80ms)",
-    ]);
+    let target = DemoTarget::gated(&gate_url, STATSIG_KEY, "fixed(80ms)");
     let dir = TempDir::new("coordflip");
     let file = dir.join("s.yaml");
     std::fs::write(
@@ -430,17 +423,7 @@ fn a_planned_flip_in_a_coordinated_run_gets_the_before_after_comparison_of_the_m
     args.extend(flags);
     let (mut c, url) = coordinator(&args, &env);
     let jsons: Vec<String> = (0..2).map(|i| dir.join(&format!("w{i}.json"))).collect();
-    let mut ws: Vec<Proc> = (0..2)
-        .map(|i| {
-            let mut a = vec!["run", &file, "--coordinator", &url, "--workers", "2"];
-            a.extend(["--json", &jsons[i as usize], "--no-tui"]);
-            a.extend(flags);
-            let index = i.to_string();
-            let mut e = env.to_vec();
-            e.push(("JOB_COMPLETION_INDEX", &index));
-            Proc::spawn(&crate::coordinator::strings(&a), &e)
-        })
-        .collect();
+    let mut ws = indexed_workers(&file, &url, &jsons, &flags, &env);
     for w in &mut ws {
         w.expect_exit(0, LONG);
     }

@@ -29,6 +29,24 @@ impl DemoTarget {
         DemoTarget { child, url }
     }
 
+    /// A demo target (no base latency) that adds `extra_latency` to every response while the
+    /// Statsig gate at `gate_url` is on, reading it with the Console API `key`.
+    pub fn gated(gate_url: &str, key: &str, extra_latency: &str) -> DemoTarget {
+        let key_header = format!("STATSIG-API-KEY: {key}");
+        DemoTarget::start(&[
+            "--latency",
+            "0",
+            "--gate-url",
+            gate_url,
+            "--gate-header",
+            &key_header,
+            "--gate-header",
+            "STATSIG-API-VERSION: 20240601",
+            "--gate-latency",
+            extra_latency,
+        ])
+    }
+
     /// The server's own request counters.
     pub fn stats(&self) -> serde_json::Value {
         raw_get(&self.url, "/__stats")

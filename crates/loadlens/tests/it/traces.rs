@@ -143,17 +143,7 @@ fn the_services_spans_explain_each_operation_over_http_and_over_grpc() {
         let slow = &r["slowest"][0];
         assert_eq!(slow["trace_id"].as_str().unwrap().len(), 32);
         assert_eq!(b["link_template"], "http://jaeger.test/trace/{trace_id}");
-        let results: Vec<(String, bool)> = doc["thresholds"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| {
-                (
-                    t["expression"].as_str().unwrap().to_owned(),
-                    t["passed"].as_bool().unwrap(),
-                )
-            })
-            .collect();
+        let results = threshold_results(&doc);
         assert_eq!(
             results.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
             [true, true, true, false],
@@ -304,17 +294,7 @@ fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_threshold
         .as_f64()
         .unwrap();
     assert!((19.0..=40.0).contains(&p50), "SELECT orders p50 {p50} ms");
-    let results: Vec<(String, bool)> = m["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["expression"].as_str().unwrap().to_owned(),
-                t["passed"].as_bool().unwrap(),
-            )
-        })
-        .collect();
+    let results = threshold_results(&m);
     assert_eq!(
         results.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
         [true, true, true, false],
@@ -410,6 +390,21 @@ impl Chain {
         let index = i.to_string();
         Worker::spawn(&a, &[("JOB_COMPLETION_INDEX", &index)])
     }
+}
+
+/// Each threshold of a result: its expression and whether it passed.
+fn threshold_results(doc: &Value) -> Vec<(String, bool)> {
+    doc["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["expression"].as_str().unwrap().to_owned(),
+                t["passed"].as_bool().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// The messages of a result's timeline.

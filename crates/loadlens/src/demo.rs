@@ -22,7 +22,9 @@ pub const STOREFRONT: &str = include_str!("../../../examples/storefront.yaml");
 /// Run the demo.
 pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, Failure> {
     let internal = |m: String| Failure::new(Exit::Internal, m);
-    let receiver = receiver_addr(&args.integrations).map_err(|e| {
+    // The probe that found the receiver's port holds it until the demo target has its own
+    // port: released first, the kernel could give the demo target that very port.
+    let (receiver, probe) = receiver_addr(&args.integrations).map_err(|e| {
         internal(format!(
             "cannot find a free port for the trace receiver: {e}"
         ))
@@ -37,6 +39,7 @@ pub async fn run(args: DemoArgs, console: crate::live::Console) -> Result<Exit, 
     let target = DemoTarget::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config)
         .await
         .map_err(|e| internal(format!("cannot start the demo target: {e}")))?;
+    drop(probe);
     let addr = target.local_addr();
     let stop = CancellationToken::new();
     let server = tokio::spawn(target.serve(stop.clone()));
@@ -93,10 +96,12 @@ fn with_traces(receiver: SocketAddr) -> String {
 }
 
 /// Where the demo target sends its spans: the address given with `--trace-receiver` (or its
-/// environment twin), else a
-/// free loopback port (bound and released here, taken by the receiver a moment later; a port
-/// fixed in advance could be in use, and two demos may run at once).
-fn receiver_addr(integrations: &clap::ArgMatches) -> std::io::Result<SocketAddr> {
+/// environment twin), else a free loopback port, with the listener that holds it until the
+/// caller lets it go (the receiver takes the port a moment later; a port fixed in advance
+/// could be in use, and two demos may run at once).
+fn receiver_addr(
+    integrations: &clap::ArgMatches,
+) -> std::io::Result<(SocketAddr, Option<std::net::TcpListener>)> {
     let given = integrations
         .try_get_one::<String>("trace-receiver")
         .ok()
@@ -107,7 +112,10 @@ fn receiver_addr(integrations: &clap::ArgMatches) -> std::io::Result<SocketAddr>
             Err(_) => s.trim().parse::<SocketAddr>().ok(),
         });
     match given {
-        Some(addr) => Ok(addr),
-        None => std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr(),
+        Some(addr) => Ok((addr, None)),
+        None => {
+            let probe = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+            Ok((probe.local_addr()?, Some(probe)))
+        }
     }
 }

@@ -152,6 +152,20 @@ fn whole(v: f64) -> String {
     format!("{}", v.max(0.0).round() as u64)
 }
 
+/// A median column as Locust writes it: whole milliseconds, unless that falls outside the
+/// exact minimum and maximum, which Locust then writes instead (so a median is never below
+/// the fastest request: `StatsEntry.median_response_time`).
+fn median(p50: f64, min: f64, max: f64) -> String {
+    let m = p50.max(0.0).round();
+    if m < min {
+        num(min)
+    } else if m > max {
+        num(max)
+    } else {
+        whole(m)
+    }
+}
+
 /// The percentile columns (50 % … 100 %) of `l`, or `N/A` each without requests.
 fn percentiles(requests: u64, l: [f64; 11]) -> Vec<String> {
     if requests == 0 {
@@ -171,7 +185,11 @@ fn stats_row(r: &RequestSummary, uncorrected: bool) -> String {
         field(&r.name),
         r.request_count.to_string(),
         r.failure_count.to_string(),
-        whole(l.p50),
+        if none {
+            "0".to_owned()
+        } else {
+            median(l.p50, l.min, l.max)
+        },
         num(if none { 0.0 } else { l.avg }),
         or_zero(l.min),
         or_zero(l.max),
@@ -312,7 +330,7 @@ pub fn history_csv(summary: &Summary) -> String {
             // As Locust: 0 for the median, minimum, maximum and size, 0.0 for the average.
             cols.extend(["0", "0.0", "0", "0", "0"].map(String::from));
         } else {
-            cols.push(whole(p.total_p50_ms));
+            cols.push(median(p.total_p50_ms, min, max));
             cols.push(num(weighted / total_req as f64));
             cols.push(num(min));
             cols.push(num(max));
@@ -398,6 +416,16 @@ pub fn write(summary: &Summary, prefix: &Path) -> io::Result<Vec<PathBuf>> {
 mod tests {
     use super::*;
     use crate::report::markdown::tests::{assert_snapshot, fixture};
+
+    /// Locust never writes a median below the fastest request or above the slowest: it
+    /// writes that request's exact time instead.
+    #[test]
+    fn a_median_outside_the_minimum_and_maximum_is_written_as_they_are() {
+        assert_eq!(median(12.4, 3.0, 40.0), "12");
+        assert_eq!(median(0.4, 0.31, 0.9), "0.31");
+        assert_eq!(median(1.2, 1.000168, 1.3), "1.000168");
+        assert_eq!(median(7.6, 7.0, 7.25), "7.25");
+    }
 
     #[test]
     fn open_model_stats_end_with_the_uncorrected_columns() {

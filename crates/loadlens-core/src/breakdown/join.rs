@@ -476,14 +476,7 @@ impl Join {
                     .iter()
                     .map(|(k, c)| component(k, c, total_sum, interval_s))
                     .collect();
-                // Operations by share, largest first; the rest in their kind's order.
-                components.sort_by(|x, y| {
-                    x.key.kind.cmp(&y.key.kind).then(
-                        y.share
-                            .total_cmp(&x.share)
-                            .then_with(|| x.label.cmp(&y.label)),
-                    )
-                });
+                super::sort_components(&mut components);
                 RequestBreakdown {
                     method: method.clone(),
                     name: name.clone(),

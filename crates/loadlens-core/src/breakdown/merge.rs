@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::sort_components;
 use super::{
     Breakdown, Component, ComponentKey, Coverage, Figures, RequestBreakdown, SeriesPoint,
     ServiceFigures, SlowRequest,
@@ -241,14 +242,8 @@ fn merge_with<'a>(
             .iter()
             .map(|(k, c)| c.component(k, total_sum))
             .collect();
-        // As the join orders them: operations by share, largest first; the rest by kind.
-        components.sort_by(|x, y| {
-            x.key.kind.cmp(&y.key.kind).then(
-                y.share
-                    .total_cmp(&x.share)
-                    .then_with(|| x.label.cmp(&y.label)),
-            )
-        });
+        // As the join orders them.
+        sort_components(&mut components);
         a.slowest.sort_by(|x, y| y.total_ms.total_cmp(&x.total_ms));
         a.slowest.truncate(a.top_k);
         encoded.push(NameHistograms {

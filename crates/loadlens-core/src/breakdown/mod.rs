@@ -149,6 +149,19 @@ pub struct Component {
     pub series: Vec<SeriesPoint>,
 }
 
+/// Put a request name's components in the order reports show them: by kind, operations by
+/// share (largest first), ties by label. The join and the merge of breakdowns both use it,
+/// so a merged breakdown reads as a single run's.
+pub(crate) fn sort_components(components: &mut [Component]) {
+    components.sort_by(|x, y| {
+        x.key.kind.cmp(&y.key.kind).then(
+            y.share
+                .total_cmp(&x.share)
+                .then_with(|| x.label.cmp(&y.label)),
+        )
+    });
+}
+
 /// What a component is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ComponentKey {

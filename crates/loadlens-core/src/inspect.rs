@@ -418,7 +418,7 @@ mod tests {
             version: Version::HTTP_11,
             headers,
             body: Bytes::from(body.to_owned()),
-            url: "http://h/".parse().unwrap(),
+            redirected: None,
         }
     }
 

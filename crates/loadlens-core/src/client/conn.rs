@@ -319,12 +319,25 @@ pub struct Conn {
     pub sender: Sender,
     /// Wire byte counters.
     pub counters: Arc<IoCounters>,
+    /// The authority of the URL it was opened for, as written there: a request whose URL has
+    /// the very same one needs no parsing of its host and port to find this connection.
+    pub authority: Option<http::uri::Authority>,
     driver: Option<H1Driver>,
     /// The HTTP/2 connection's task, aborted when the connection is dropped.
     pub(super) task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Conn {
+    /// Whether a request to `url` can go on this connection's origin (runs for every request:
+    /// the URL's authority compared as it is before its host and port are parsed).
+    pub fn serves(&self, url: &http::Uri) -> bool {
+        let scheme = if self.origin.tls { "https" } else { "http" };
+        (self.authority.is_some()
+            && url.authority() == self.authority.as_ref()
+            && url.scheme_str() == Some(scheme))
+            || self.origin.matches(url)
+    }
+
     /// True when the connection can no longer carry requests.
     pub fn is_closed(&self) -> bool {
         match &self.sender {
@@ -475,6 +488,7 @@ pub async fn dial(
     if !h2 && shared.config.http1 == Http1Codec::Lean {
         return Ok(Conn {
             origin: origin.clone(),
+            authority: None,
             sender: Sender::Lean(h1::Connection::new(stream)),
             counters,
             driver: None,
@@ -489,6 +503,7 @@ pub async fn dial(
         counters.claim();
         Ok(Conn {
             origin: origin.clone(),
+            authority: None,
             sender: Sender::H2(handle),
             counters,
             driver: None,
@@ -502,6 +517,7 @@ pub async fn dial(
             .map_err(|e| hyper_failure(&e))?;
         Ok(Conn {
             origin: origin.clone(),
+            authority: None,
             sender: Sender::H1(send),
             counters,
             driver: Some(Box::pin(conn)),

@@ -258,8 +258,9 @@ pub struct Response {
     pub headers: HeaderMap,
     /// Decoded body, when the request asked to keep it.
     pub body: Bytes,
-    /// Final URL after redirects.
-    pub url: Uri,
+    /// The URL it came from when redirects were followed (`None`: the request's own URL, so
+    /// that a response costs no copy of its URL).
+    pub redirected: Option<Uri>,
 }
 
 /// The measurement and result of one [`Client::send`].
@@ -385,17 +386,22 @@ impl Client {
 
     /// Send `req` with the W3C `traceparent` of `ids`, without copying the request: the trace
     /// context changes on every request, the rest does not. Each hop of a redirect carries it.
-    pub async fn send_traced(&mut self, req: &Request, ids: &TraceIds) -> Outcome {
+    pub async fn send_traced(&mut self, req: &Request, ids: &TraceIds, start: Instant) -> Outcome {
         self.traceparent = Some(ids.traceparent_bytes());
-        let out = self.send(req).await;
+        let out = self.send_from(req, start).await;
         self.traceparent = None;
         out
     }
 
     /// Send `req`, following redirects, and measure it.
     pub async fn send(&mut self, req: &Request) -> Outcome {
+        self.send_from(req, Instant::now()).await
+    }
+
+    /// [`Client::send`], measured from `start`: the time the caller read just before (one
+    /// clock read per request fewer than reading it twice).
+    pub async fn send_from(&mut self, req: &Request, start: Instant) -> Outcome {
         let started_at = SystemTime::now();
-        let start = Instant::now();
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
         // What `tokio::time::timeout` does for a limit too far out to add.
         let until = start
@@ -507,6 +513,7 @@ impl Client {
             }
             req.url = next;
             resp = self.exchange(&req, p).await?;
+            resp.redirected = Some(req.url.clone());
             if !resp.status.is_redirection() {
                 return Ok(resp);
             }
@@ -632,11 +639,17 @@ impl Client {
 
     /// Index of a usable connection to the origin of `url`, opening one if needed; `true` if new.
     async fn connection(&mut self, url: &Uri, p: &mut Progress) -> Result<(usize, bool), Failure> {
-        self.conns.retain(|c| !c.is_closed());
-        if let Some(i) = self.conns.iter().position(|c| c.origin.matches(url)) {
+        if let Some(i) = self
+            .conns
+            .iter()
+            .position(|c| c.serves(url) && !c.is_closed())
+        {
             return Ok((i, false));
         }
-        let conn = self.dial(&Origin::of(url)?, p).await?;
+        // Closed ones go only when a connection is opened: no pass over them per request.
+        self.conns.retain(|c| !c.is_closed());
+        let mut conn = self.dial(&Origin::of(url)?, p).await?;
+        conn.authority = url.authority().cloned();
         // One slot per origin, not the four a `Vec` takes on its first push (208 bytes each,
         // for every user).
         self.conns.reserve_exact(1);
@@ -914,7 +927,7 @@ impl Client {
             version,
             headers,
             body,
-            url: req.url.clone(),
+            redirected: None,
         })
     }
 }

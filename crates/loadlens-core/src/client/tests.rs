@@ -22,6 +22,7 @@ async fn keep_alive_charges_the_connection_to_the_first_request_only() {
     let ra = a.result.unwrap();
     assert_eq!(ra.status, 200);
     assert_eq!(&ra.body[..], b"ok");
+    assert!(ra.redirected.is_none(), "no redirect followed");
     assert!(a.new_connection && !b.new_connection);
     assert!(a.phases.connect.is_some() && b.phases.connect.is_none());
     assert!(a.phases.dns.is_none(), "an IP literal needs no DNS");
@@ -110,7 +111,7 @@ async fn follows_redirects_up_to_the_limit() {
     let mut c = client(ClientConfig::default());
     let r = c.send(&get(&srv.url("/redirect/3"))).await.result.unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.url.path(), "/");
+    assert_eq!(r.redirected.unwrap().path(), "/");
     let mut c = client(ClientConfig {
         max_redirects: 3,
         ..ClientConfig::default()
@@ -462,7 +463,13 @@ async fn a_request_without_kept_headers_still_redirects_decodes_and_stores_cooki
     r.url = srv.url("/redirect/2").parse().unwrap();
     let o = c.send(&r).await;
     let resp = o.result.unwrap();
-    assert_eq!((resp.status.as_u16(), resp.url.path()), (200, "/"));
+    assert_eq!(
+        (
+            resp.status.as_u16(),
+            resp.redirected.as_ref().unwrap().path()
+        ),
+        (200, "/")
+    );
     assert_eq!(&resp.body[..], b"ok");
     assert_eq!(o.content_length, 2);
     assert!(

@@ -919,3 +919,48 @@ user_types:
         "{sampled} of 30 sampled at 50 %"
     );
 }
+
+/// `stop` is read between the steps of a task and between the items of a loop (not after
+/// every request): a user in a long task or loop still stops after the request in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_stops_between_steps_and_between_loop_items() {
+    let srv = testutil::http1().await;
+    let slow = r#"- request: { path: "/slow?ms=100" }"#;
+    let items: Vec<String> = (0..40).map(|i| i.to_string()).collect();
+    let a_loop = format!(
+        "- for: i\n  in: [{}]\n  steps:\n    {slow}",
+        items.join(", ")
+    );
+    let forty_steps = vec![slow; 40].join("\n");
+    for steps in [a_loop, forty_steps] {
+        let steps = steps.replace('\n', "\n          ");
+        let yaml = format!(
+            "host: {}\nuser_types:\n  - name: u\n    tasks:\n      - steps:\n          {steps}\n",
+            srv.url("")
+        );
+        let s = crate::scenario::Scenario::from_str_named(&yaml, "t.yaml").unwrap();
+        let plan = Plan::compile(&s, &PlanOptions::default()).unwrap();
+        let client = ClientShared::new(ClientConfig::default()).unwrap();
+        let out = Executor::new(
+            Arc::new(plan),
+            LoadSettings {
+                run_time: Some(Duration::from_millis(250)),
+                stop_timeout: Some(Duration::from_secs(10)),
+                ..load(2)
+            },
+            client,
+            info(),
+        )
+        .tick(Duration::from_millis(100))
+        .run(Controls::new())
+        .await;
+        // Each user is in its third request when the run stops at 250 ms: it finishes that
+        // one (a graceful stop) and takes no other. Running on would take 40 requests of
+        // 100 ms each.
+        let t = out.stats.aggregate();
+        assert!((2..=8).contains(&t.count), "{} requests\n{yaml}", t.count);
+        assert_eq!(t.failures, 0);
+        assert!(!out.killed);
+        assert!(out.duration < Duration::from_secs(2), "{:?}", out.duration);
+    }
+}

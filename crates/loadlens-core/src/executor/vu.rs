@@ -70,6 +70,8 @@ impl Vu {
     pub async fn run(mut self, shared: Arc<Shared>, stop: CancellationToken) {
         shared.users.fetch_add(1, Ordering::Relaxed);
         self.start(&shared).await;
+        // The one read of `stop` per iteration of one step (`steps` reads it between steps,
+        // and a think time that waits is cut short by it): each read locks the token's mutex.
         while !stop.is_cancelled() && !self.done && shared.take_iteration() {
             self.iteration(&shared, None, &stop).await;
             if self.done || !self.think(&shared, &stop).await {
@@ -194,7 +196,8 @@ impl Vu {
         self.task = Sample::NO_TASK;
     }
 
-    /// Think time between iterations; false when `stop` fired while waiting.
+    /// Think time between iterations; false when `stop` fired while waiting (no wait reads
+    /// nothing: the caller reads `stop` next).
     pub async fn think(&mut self, shared: &Shared, stop: &CancellationToken) -> bool {
         let wait = &shared.plan.user_types[self.user_type].wait;
         let busy = match wait {
@@ -205,7 +208,8 @@ impl Vu {
         sleep_unless(wait, stop).await
     }
 
-    /// Run `steps` in order; returns false if `stop` fired.
+    /// Run `steps` in order; returns false if `stop` fired. `stop` is read between steps, not
+    /// before the first nor after the last: the caller reads it before and after.
     fn steps<'a>(
         &'a mut self,
         shared: &'a Shared,
@@ -214,7 +218,10 @@ impl Vu {
         stop: &'a CancellationToken,
     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
         Box::pin(async move {
-            for step in steps {
+            for (i, step) in steps.iter().enumerate() {
+                if i > 0 && stop.is_cancelled() {
+                    return false;
+                }
                 match step {
                     StepPlan::Request(r) => {
                         self.request(shared, r, intended.take()).await;
@@ -247,16 +254,16 @@ impl Vu {
                                 }
                             }
                         };
-                        for item in items {
+                        for (n, item) in items.into_iter().enumerate() {
+                            if n > 0 && stop.is_cancelled() {
+                                return false;
+                            }
                             self.vars[*slot] = Some(item);
                             if !self.steps(shared, steps, intended, stop).await {
                                 return false;
                             }
                         }
                     }
-                }
-                if stop.is_cancelled() {
-                    return false;
                 }
             }
             true
@@ -385,15 +392,16 @@ impl Vu {
                 ids.sampled = reserved.is_some();
             }
         }
+        let started = Instant::now();
         let in_flight = InFlight {
             shared,
             name: step.name,
             ids: (self.id, self.user_type as u16, self.task),
-            started: Instant::now(),
+            started,
         };
         let out = match trace {
-            None => self.client.send(req).await,
-            Some(ids) => self.client.send_traced(req, &ids).await,
+            None => self.client.send_from(req, started).await,
+            Some(ids) => self.client.send_traced(req, &ids, started).await,
         };
         std::mem::forget(in_flight);
         let mut checks_passed = 0u16;
@@ -516,10 +524,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Sleep `d` unless `stop` fires first; false if it did.
+/// Sleep `d` unless `stop` fires first; false if it did. No wait is true at once: every
+/// caller reads `stop` itself next.
 async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
     if d.is_zero() {
-        return !stop.is_cancelled();
+        return true;
     }
     tokio::select! {
         _ = tokio::time::sleep(d) => true,

@@ -178,4 +178,17 @@ user_types:
         .map(|t| req(&t.steps[0]).request.keep_headers)
         .collect();
     assert_eq!(kept, [false, true, true, false]);
+    // Quick mode has no checks or captures.
+    let quick = Plan::single(
+        "http://127.0.0.1:9/",
+        Method::GET,
+        Bytes::new(),
+        &PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        !req(&quick.user_types[0].tasks[0].steps[0])
+            .request
+            .keep_headers
+    );
 }

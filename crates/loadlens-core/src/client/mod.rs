@@ -690,14 +690,12 @@ impl Client {
         p: &mut Progress,
     ) -> Result<Response, Failure> {
         let cfg = &self.shared.config;
-        let mut pooled;
-        let mut no_driver = None;
-        let (origin, counters, sender, driver) = match at {
-            At::Own(idx) => self.conns[idx].parts(),
-            At::Pool(lease, origin) => {
-                pooled = Sender::H2(lease.handle());
-                (origin, lease.counters(), &mut pooled, &mut no_driver)
+        let (origin, counters, via) = match at {
+            At::Own(idx) => {
+                let (origin, counters, sender, driver) = self.conns[idx].parts();
+                (origin, counters, Via::Own(sender, driver))
             }
+            At::Pool(lease, origin) => (origin, lease.counters(), Via::Pool(lease)),
         };
         let cookie = if cfg.cookies && !self.cookies.is_empty() {
             self.cookies
@@ -710,154 +708,52 @@ impl Client {
             .traceparent
             .as_ref()
             .and_then(|tp| HeaderValue::from_bytes(tp).ok());
-        let version = sender.version();
+        let version = via.version();
         p.settle();
         // HTTP/2 streams share the connection's counters: see `IoCounters::claim`.
         let start = (version != Version::HTTP_2).then(|| counters.get());
         p.live = Some((counters.clone(), start));
-        let (t0, status, version, headers, expected, mut body) = if let Sender::Lean(h) = sender {
-            // The request is written straight from the request's own header map: no copy.
-            let completed;
-            let base = if req.prepared {
-                &req.headers
+        let (t0, status, version, headers, expected, mut body) =
+            if let Via::Own(Sender::Lean(h), _) = via {
+                write_lean_head(h, cfg, req, traceparent, cookie);
+                let t0 = Instant::now();
+                let head = match h.send(&req.body).await {
+                    Ok(()) => h.read_head(&req.method, req.keep_headers).await,
+                    Err(e) => Err(e),
+                };
+                let head = match head {
+                    Ok(head) => head,
+                    Err(e) => {
+                        p.settle();
+                        return Err(h1_failure(e));
+                    }
+                };
+                (
+                    t0,
+                    head.status,
+                    head.version,
+                    head.headers,
+                    head.content_length,
+                    BodySource::Lean(h),
+                )
             } else {
-                let mut headers = req.headers.clone();
-                complete_headers(cfg, &mut headers, &req.url, req.body.len());
-                completed = headers;
-                &completed
+                // hyper's and h2's exchanges boxed: they would make every request's future
+                // (the lean codec's too) as large as they are, and it is moved whole.
+                let (t0, parts, body) =
+                    Box::pin(other_head(via, cfg, req, traceparent, cookie, p)).await?;
+                let expected = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                (
+                    t0,
+                    parts.status,
+                    parts.version,
+                    parts.headers,
+                    expected,
+                    body,
+                )
             };
-            let target = req.url.path_and_query().map_or("/", |pq| pq.as_str());
-            h.start_request(&req.method, target);
-            h.frame_request(base, req.body.len());
-            for (name, value) in base {
-                if (traceparent.is_some() && name == TRACEPARENT)
-                    || (!cfg.keep_alive && name == http::header::CONNECTION)
-                {
-                    continue;
-                }
-                h.header(name.as_str(), value.as_bytes());
-            }
-            if let Some(tp) = &traceparent {
-                h.header(TRACEPARENT.as_str(), tp.as_bytes());
-            }
-            if !cfg.keep_alive {
-                h.header("connection", b"close");
-            }
-            if let Some(c) = cookie.filter(|_| !base.contains_key(http::header::COOKIE)) {
-                h.header("cookie", c.as_bytes());
-            }
-            let t0 = Instant::now();
-            let head = match h.send(&req.body).await {
-                Ok(()) => h.read_head(&req.method, req.keep_headers).await,
-                Err(e) => Err(e),
-            };
-            let head = match head {
-                Ok(head) => head,
-                Err(e) => {
-                    p.settle();
-                    return Err(h1_failure(e));
-                }
-            };
-            (
-                t0,
-                head.status,
-                head.version,
-                head.headers,
-                head.content_length,
-                BodySource::Lean(h),
-            )
-        } else {
-            let mut hreq = http::Request::new(Full::new(req.body.clone()));
-            *hreq.method_mut() = req.method.clone();
-            let mut headers = req.headers.clone();
-            if let Some(v) = traceparent {
-                // A traced plan's requests carry a placeholder (`TraceSettings::prepare`):
-                // replacing it in place keeps the copied map from growing, which `insert`
-                // would do on a full map even for a known name.
-                match headers.get_mut(&TRACEPARENT) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        headers.insert(TRACEPARENT, v);
-                    }
-                }
-            }
-            if !req.prepared {
-                complete_headers(cfg, &mut headers, &req.url, req.body.len());
-            }
-            if !cfg.keep_alive && version != Version::HTTP_2 {
-                // HTTP/2 has no such header (one connection per request is what closes it).
-                headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            if version == Version::HTTP_2 {
-                *hreq.uri_mut() = req.url.clone();
-                *hreq.version_mut() = Version::HTTP_2;
-                // HTTP/2 carries the authority in its own pseudo-header.
-                headers.remove(http::header::HOST);
-            } else {
-                *hreq.uri_mut() = req
-                    .url
-                    .path_and_query()
-                    .cloned()
-                    .map_or_else(|| Uri::from_static("/"), Uri::from);
-            }
-            if let Some(c) = cookie {
-                if !headers.contains_key(http::header::COOKIE) {
-                    headers.insert(http::header::COOKIE, c);
-                }
-            }
-            *hreq.headers_mut() = headers;
-            let t0 = Instant::now();
-            // hyper's and h2's futures boxed: they would make every request's future (the
-            // lean codec's too) as large as they are.
-            let (parts, body) = match sender {
-                Sender::H1(s) => {
-                    Conn::drive(driver, s.ready())
-                        .await
-                        .map_err(|e| conn::hyper_failure(&e))?;
-                    let fut = s.send_request(hreq);
-                    match Box::pin(Conn::drive(driver, fut)).await {
-                        Ok(r) => {
-                            let (parts, body) = r.into_parts();
-                            let body = BodySource::Hyper {
-                                body,
-                                driver,
-                                frame: Bytes::new(),
-                            };
-                            (parts, body)
-                        }
-                        Err(e) => {
-                            p.settle();
-                            return Err(conn::hyper_failure(&e));
-                        }
-                    }
-                }
-                Sender::H2(h) => {
-                    let (head, _) = hreq.into_parts();
-                    let hreq = http::Request::from_parts(head, ());
-                    match Box::pin(h2::send(h, hreq, req.body.clone())).await {
-                        Ok(r) => (r.head, BodySource::H2(r.body)),
-                        Err(e) => {
-                            p.sent_h2 = !e.unsent;
-                            p.settle();
-                            return Err(e.failure);
-                        }
-                    }
-                }
-                Sender::Lean(_) => unreachable!("handled above"),
-            };
-            let expected = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse().ok());
-            (
-                t0,
-                parts.status,
-                parts.version,
-                parts.headers,
-                expected,
-                body,
-            )
-        };
         // One clock read ends the wait for the head and starts the body's download.
         let t1 = Instant::now();
         add(&mut p.phases.ttfb, Some(t1.saturating_duration_since(t0)));
@@ -977,6 +873,157 @@ impl BodySource<'_> {
 }
 
 /// Classify an error of the lean HTTP/1.1 codec as [`conn::hyper_failure`] classifies hyper's.
+/// What an exchange goes on: a connection of the VU's own (with hyper's driver, for its
+/// HTTP/1.1), or a stream of a shared HTTP/2 connection.
+enum Via<'a> {
+    Own(&'a mut Sender, &'a mut Option<conn::H1Driver>),
+    Pool(&'a pool::Lease),
+}
+
+impl Via<'_> {
+    fn version(&self) -> Version {
+        match self {
+            Via::Own(s, _) => s.version(),
+            Via::Pool(_) => Version::HTTP_2,
+        }
+    }
+}
+
+/// Write the head of `req` into the lean connection `h`: the request's own header fields
+/// (straight from its map: no copy), then the client's defaults it lacks.
+fn write_lean_head(
+    h: &mut h1::Connection<conn::Stream>,
+    cfg: &ClientConfig,
+    req: &Request,
+    traceparent: Option<HeaderValue>,
+    cookie: Option<HeaderValue>,
+) {
+    let target = req.url.path_and_query().map_or("/", |pq| pq.as_str());
+    h.start_request(&req.method, target);
+    h.frame_request(&req.headers, req.body.len());
+    for (name, value) in &req.headers {
+        if (traceparent.is_some() && name == TRACEPARENT)
+            || (!cfg.keep_alive && name == http::header::CONNECTION)
+        {
+            continue;
+        }
+        h.header(name.as_str(), value.as_bytes());
+    }
+    if !req.prepared {
+        default_headers(
+            cfg,
+            &req.headers,
+            &req.url,
+            req.body.len(),
+            |name, value| {
+                h.header(name.as_str(), value.as_bytes());
+            },
+        );
+    }
+    if let Some(tp) = &traceparent {
+        h.header(TRACEPARENT.as_str(), tp.as_bytes());
+    }
+    if !cfg.keep_alive {
+        h.header("connection", b"close");
+    }
+    if let Some(c) = cookie.filter(|_| !req.headers.contains_key(http::header::COOKIE)) {
+        h.header("cookie", c.as_bytes());
+    }
+}
+
+/// The head of the response to `req` through hyper (HTTP/1.1) or h2, and its body; `t0` is
+/// when the request was handed over.
+async fn other_head<'a>(
+    via: Via<'a>,
+    cfg: &ClientConfig,
+    req: &Request,
+    traceparent: Option<HeaderValue>,
+    cookie: Option<HeaderValue>,
+    p: &mut Progress,
+) -> Result<(Instant, http::response::Parts, BodySource<'a>), Failure> {
+    let version = via.version();
+    let mut hreq = http::Request::new(Full::new(req.body.clone()));
+    *hreq.method_mut() = req.method.clone();
+    let mut headers = req.headers.clone();
+    if let Some(v) = traceparent {
+        // A traced plan's requests carry a placeholder (`TraceSettings::prepare`): replacing
+        // it in place keeps the copied map from growing, which `insert` would do on a full
+        // map even for a known name.
+        match headers.get_mut(&TRACEPARENT) {
+            Some(slot) => *slot = v,
+            None => {
+                headers.insert(TRACEPARENT, v);
+            }
+        }
+    }
+    if !req.prepared {
+        complete_headers(cfg, &mut headers, &req.url, req.body.len());
+    }
+    if !cfg.keep_alive && version != Version::HTTP_2 {
+        // HTTP/2 has no such header (one connection per request is what closes it).
+        headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if version == Version::HTTP_2 {
+        *hreq.uri_mut() = req.url.clone();
+        *hreq.version_mut() = Version::HTTP_2;
+        // HTTP/2 carries the authority in its own pseudo-header.
+        headers.remove(http::header::HOST);
+    } else {
+        *hreq.uri_mut() = req
+            .url
+            .path_and_query()
+            .cloned()
+            .map_or_else(|| Uri::from_static("/"), Uri::from);
+    }
+    if let Some(c) = cookie {
+        if !headers.contains_key(http::header::COOKIE) {
+            headers.insert(http::header::COOKIE, c);
+        }
+    }
+    *hreq.headers_mut() = headers;
+    let t0 = Instant::now();
+    let mut pooled;
+    let h2 = match via {
+        Via::Own(Sender::H1(s), driver) => {
+            Conn::drive(driver, s.ready())
+                .await
+                .map_err(|e| conn::hyper_failure(&e))?;
+            let fut = s.send_request(hreq);
+            return match Conn::drive(driver, fut).await {
+                Ok(r) => {
+                    let (parts, body) = r.into_parts();
+                    let body = BodySource::Hyper {
+                        body,
+                        driver,
+                        frame: Bytes::new(),
+                    };
+                    Ok((t0, parts, body))
+                }
+                Err(e) => {
+                    p.settle();
+                    Err(conn::hyper_failure(&e))
+                }
+            };
+        }
+        Via::Own(Sender::H2(h), _) => h,
+        Via::Pool(lease) => {
+            pooled = lease.handle();
+            &mut pooled
+        }
+        Via::Own(Sender::Lean(_), _) => unreachable!("the lean codec has its own path"),
+    };
+    let (head, _) = hreq.into_parts();
+    let hreq = http::Request::from_parts(head, ());
+    match h2::send(h2, hreq, req.body.clone()).await {
+        Ok(r) => Ok((t0, r.head, BodySource::H2(r.body))),
+        Err(e) => {
+            p.sent_h2 = !e.unsent;
+            p.settle();
+            Err(e.failure)
+        }
+    }
+}
+
 fn h1_failure(e: h1::Error) -> Failure {
     match e {
         h1::Error::Incomplete => Failure::new(
@@ -1012,6 +1059,24 @@ fn body_failure(e: BodyError) -> Failure {
 /// Add the headers every request carries unless it sets its own: `Host` (HTTP/1.1; removed again
 /// on HTTP/2), `User-Agent`, `Accept-Encoding` and `Content-Length`.
 fn complete_headers(cfg: &ClientConfig, headers: &mut HeaderMap, url: &Uri, body_len: usize) {
+    let mut missing = Vec::new();
+    default_headers(cfg, headers, url, body_len, |name, value| {
+        missing.push((name, value));
+    });
+    for (name, value) in missing {
+        headers.insert(name, value);
+    }
+}
+
+/// The client's default header fields that `headers` lacks: `Host`, `User-Agent`,
+/// `Accept-Encoding` (when decompressing) and `Content-Length` (for a body).
+fn default_headers(
+    cfg: &ClientConfig,
+    headers: &HeaderMap,
+    url: &Uri,
+    body_len: usize,
+    mut add: impl FnMut(HeaderName, HeaderValue),
+) {
     if !headers.contains_key(http::header::HOST) {
         if let Some(a) = url.authority() {
             let default_port = match url.scheme_str() {
@@ -1024,21 +1089,21 @@ fn complete_headers(cfg: &ClientConfig, headers: &mut HeaderMap, url: &Uri, body
                 a.as_str()
             };
             if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(http::header::HOST, v);
+                add(http::header::HOST, v);
             }
         }
     }
     if !headers.contains_key(http::header::USER_AGENT) {
-        headers.insert(http::header::USER_AGENT, cfg.user_agent.clone());
+        add(http::header::USER_AGENT, cfg.user_agent.clone());
     }
     if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
-        headers.insert(
+        add(
             http::header::ACCEPT_ENCODING,
             HeaderValue::from_static("gzip, deflate, br"),
         );
     }
     if body_len > 0 && !headers.contains_key(http::header::CONTENT_LENGTH) {
-        headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
+        add(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
     }
 }
 

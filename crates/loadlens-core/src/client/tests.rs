@@ -316,6 +316,18 @@ async fn sends_host_user_agent_and_accept_encoding() {
         text.contains("accept-encoding: gzip, deflate, br"),
         "{text}"
     );
+    // A request's own field replaces the default, which is then not sent as well; a body
+    // gets its length.
+    let mut own = get(&srv.url("/echo-headers"));
+    own.method = Method::POST;
+    own.body = Bytes::from_static(b"hello");
+    own.headers
+        .insert(http::header::USER_AGENT, HeaderValue::from_static("mine/1"));
+    let r = c.send(&own).await.result.unwrap();
+    let text = String::from_utf8_lossy(&r.body);
+    assert_eq!(text.matches("user-agent:").count(), 1, "{text}");
+    assert!(text.contains("user-agent: mine/1"), "{text}");
+    assert!(text.contains("content-length: 5"), "{text}");
 }
 
 /// A raw-socket target on 127.0.0.1:0 that reads each request head and answers every request

@@ -71,6 +71,7 @@ pub mod sink;
 pub mod stats;
 pub mod template;
 pub mod thresholds;
+pub mod wall;
 pub mod yaml;
 
 #[cfg(test)]

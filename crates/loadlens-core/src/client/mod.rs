@@ -401,7 +401,7 @@ impl Client {
     /// [`Client::send`], measured from `start`: the time the caller read just before (one
     /// clock read per request fewer than reading it twice).
     pub async fn send_from(&mut self, req: &Request, start: Instant) -> Outcome {
-        let started_at = SystemTime::now();
+        let started_at = crate::wall::at(start);
         let limit = req.timeout.unwrap_or(self.shared.config.request_timeout);
         // What `tokio::time::timeout` does for a limit too far out to add.
         let until = start

@@ -173,6 +173,8 @@ async fn run(inputs: Inputs, stop: CancellationToken) -> Finished {
             _ = tokio::time::sleep_until(flip_due.unwrap_or_else(tokio::time::Instant::now)), if flip_due.is_some() => (false, None),
         };
         let elapsed = start.elapsed();
+        // Requests' wall-clock starts follow a step of the system clock from here on.
+        crate::wall::reanchor();
         let users = views
             .iter()
             .map(|(v, _)| v.shared.users.load(Ordering::Relaxed))

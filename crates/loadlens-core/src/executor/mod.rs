@@ -315,6 +315,7 @@ impl Executor {
         }
         let started_at = SystemTime::now();
         let start = Instant::now();
+        crate::wall::reanchor();
         let timeline = Arc::new(Mutex::new(Vec::new()));
         let ctx = SinkContext {
             run: self.run.clone(),

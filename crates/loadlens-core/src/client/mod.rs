@@ -418,9 +418,11 @@ impl Client {
         };
         let mut progress = Progress::default();
         let result = {
-            // Boxed: the exchange's state is large, and a VU between requests should not
-            // carry it (memory per idle user).
-            let exchange = Box::pin(self.send_redirects(req, &mut progress));
+            // Not boxed: a user's steps are (`Vu::steps`), so a user between iterations does
+            // not carry this state, and a request costs no allocation, no move of it into one,
+            // and no separate cold block to resume (issue #18's slow case, 1,000 users). The
+            // rare paths inside it (dialling, redirects, hyper, h2) are boxed.
+            let exchange = self.send_redirects(req, &mut progress);
             tokio::select! {
                 biased;
                 r = exchange => r,

@@ -417,23 +417,34 @@ impl Client {
             None => deadline.insert(Box::pin(tokio::time::sleep_until(until))),
         };
         let mut progress = Progress::default();
-        let result = {
-            // Not boxed: a user's steps are (`Vu::steps`), so a user between iterations does
-            // not carry this state, and a request costs no allocation, no move of it into one,
-            // and no separate cold block to resume (issue #18's slow case, 1,000 users). The
-            // rare paths inside it (dialling, redirects, hyper, h2) are boxed.
-            let exchange = self.send_redirects(req, &mut progress);
-            tokio::select! {
+        let timed_out = || {
+            Failure::new(
+                ErrorKind::Timeout,
+                format!(
+                    "request timed out after {}",
+                    humantime::format_duration(limit)
+                ),
+            )
+        };
+        // Not boxed: a user's steps are (`Vu::steps`), so a user between iterations does not
+        // carry this state, and a request costs no allocation, no move of it into one, and no
+        // separate cold block to resume (issue #18's slow case, 1,000 users). The rare paths
+        // inside it (dialling, hyper, h2) are boxed.
+        let result = tokio::select! {
+            biased;
+            r = self.exchange(req, &mut progress) => r,
+            () = timer.as_mut() => Err(timed_out()),
+        };
+        // Redirects, under the same timeout. Boxed: the state of the redirect loop (a copy of
+        // the request, the last response) is not part of every request's future.
+        let max = self.shared.config.max_redirects;
+        let result = match result {
+            Ok(resp) if max > 0 && resp.status.is_redirection() => tokio::select! {
                 biased;
-                r = exchange => r,
-                () = timer.as_mut() => Err(Failure::new(
-                    ErrorKind::Timeout,
-                    format!(
-                        "request timed out after {}",
-                        humantime::format_duration(limit)
-                    ),
-                )),
-            }
+                r = Box::pin(self.follow_redirects(req, resp, &mut progress)) => r,
+                () = timer.as_mut() => Err(timed_out()),
+            },
+            r => r,
         };
         self.deadline = deadline;
         progress.settle();
@@ -452,21 +463,6 @@ impl Client {
             new_connection: progress.new_connection,
             result,
         }
-    }
-
-    async fn send_redirects(
-        &mut self,
-        first: &Request,
-        p: &mut Progress,
-    ) -> Result<Response, Failure> {
-        let max = self.shared.config.max_redirects;
-        let resp = self.exchange(first, p).await?;
-        if max == 0 || !resp.status.is_redirection() {
-            return Ok(resp);
-        }
-        // Boxed: the state of the redirect loop (a copy of the request, the last response) is
-        // not part of every request's future (memory per user in flight).
-        Box::pin(self.follow_redirects(first, resp, p)).await
     }
 
     /// Follow the redirect of `resp`, the response to `first`, and those after it.
@@ -527,7 +523,8 @@ impl Client {
     async fn exchange(&mut self, req: &Request, p: &mut Progress) -> Result<Response, Failure> {
         if let Some(pool) = &self.shared.pool {
             let pool = pool.clone();
-            return self.exchange_pooled(&pool, req, p).await;
+            // Boxed: it would make every request's future larger (moved whole per request).
+            return Box::pin(self.exchange_pooled(&pool, req, p)).await;
         }
         for attempt in 0..2 {
             let (idx, fresh) = self.connection(&req.url, p).await?;

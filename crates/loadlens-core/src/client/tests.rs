@@ -227,6 +227,26 @@ async fn refused_connection_is_classified() {
     assert!(o.new_connection && o.phases.connect.is_some());
 }
 
+/// The request timeout covers the redirects followed too: a redirect loop followed without
+/// limit still ends at the timeout.
+#[tokio::test]
+async fn the_timeout_covers_the_redirects_followed() {
+    let srv = testutil::http1().await;
+    let mut c = client(ClientConfig {
+        max_redirects: usize::MAX,
+        ..ClientConfig::default()
+    });
+    let mut r = get(&srv.url("/loop"));
+    r.timeout = Some(Duration::from_millis(200));
+    let o = tokio::time::timeout(Duration::from_secs(10), c.send(&r))
+        .await
+        .expect("the request ended by its timeout");
+    let f = o.result.unwrap_err();
+    assert_eq!(f.kind, crate::sample::ErrorKind::Timeout, "{f:?}");
+    assert!(o.total >= Duration::from_millis(200), "{:?}", o.total);
+    assert!(o.total < Duration::from_secs(2), "{:?}", o.total);
+}
+
 #[tokio::test]
 async fn request_timeout_is_classified() {
     let srv = testutil::http1().await;

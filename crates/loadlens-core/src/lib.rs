@@ -14,7 +14,8 @@
 //! layers below, never from a higher one (the test in `layers_tests.rs` reads this list and
 //! checks every `crate::` path in the modules' code, tests aside):
 //!
-//! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`], [`yaml`]: small shared helpers.
+//! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`], [`yaml`], [`wall`]: small shared
+//!    helpers.
 //! 2. [`run`], [`sample`], [`action`]: the run's identity, timeline and controls; one request's
 //!    measurement; the model of guard actions and planned flips.
 //! 3. [`stats`], [`breakdown`], [`client`]: HDR statistics and snapshots; where the time went

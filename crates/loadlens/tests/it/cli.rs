@@ -6,10 +6,6 @@ use std::time::{Duration, Instant};
 use crate::schema::assert_valid;
 use crate::support::*;
 
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 #[test]
 fn quick_mode_counts_match_the_server_and_reports_follow_their_contracts() {
     let target = DemoTarget::start(&["--latency", "0"]);

@@ -10,11 +10,6 @@ use serde_json::Value;
 use crate::schema::{assert_valid, assert_valid_lines};
 use crate::support::*;
 
-fn read_json(path: &std::path::Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).expect("the JSON result is written"))
-        .unwrap()
-}
-
 fn events(lines: &[Value]) -> Vec<&str> {
     lines.iter().map(|l| l["event"].as_str().unwrap()).collect()
 }

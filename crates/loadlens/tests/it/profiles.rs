@@ -7,25 +7,6 @@ use std::process::Command;
 use crate::schema::assert_valid;
 use crate::support::*;
 
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn results(j: &serde_json::Value) -> Vec<(String, bool, bool)> {
-    j["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["expression"].as_str().unwrap().to_owned(),
-                t["passed"].as_bool().unwrap(),
-                t["aborted"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
 #[test]
 fn open_model_holds_its_rate_and_reports_both_latencies() {
     let target = DemoTarget::start(&["--latency", "fixed(20ms)"]);
@@ -143,7 +124,10 @@ thresholds:
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(j["run"]["verdict"], "failed");
-    let got: Vec<(String, bool)> = results(&j).into_iter().map(|(e, p, _)| (e, p)).collect();
+    let got: Vec<(String, bool)> = threshold_results(&j)
+        .into_iter()
+        .map(|(e, p, _)| (e, p))
+        .collect();
     let expected = [
         ("p95 < 5s", true),
         ("p50{name:list} < 1ms", false),
@@ -227,7 +211,7 @@ fn a_lost_run_is_aborted_after_the_delay_with_exit_code_3() {
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(j["run"]["verdict"], "aborted");
-    let r = results(&j);
+    let r = threshold_results(&j);
     assert_eq!(
         r[0],
         ("error_rate < 1%, abort after 2s".into(), false, true)
@@ -275,7 +259,7 @@ fn dropped_iterations_and_an_unhealthy_generator_fail_their_thresholds() {
     let dropped = j["dropped_iterations"].as_u64().unwrap();
     assert!(dropped >= 40, "{dropped}");
     assert_eq!(
-        results(&j),
+        threshold_results(&j),
         vec![
             ("dropped_iterations < 5".into(), false, false),
             ("generator_healthy".into(), false, false)
@@ -519,7 +503,7 @@ fn a_threshold_scoped_by_tag_fails_when_only_the_tagged_requests_are_slow() {
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(
-        results(&j),
+        threshold_results(&j),
         vec![
             ("p95{tag:browse} < 100ms".into(), true, false),
             ("p50 < 100ms".into(), true, false),
@@ -607,7 +591,7 @@ fn a_threshold_scoped_by_tag_aborts_a_lost_run_with_exit_code_3() {
     let j = read_json(&dir.path("r.json"));
     assert_valid(&j);
     assert_eq!(j["run"]["verdict"], "aborted");
-    let r = results(&j);
+    let r = threshold_results(&j);
     assert_eq!(
         r[2],
         (

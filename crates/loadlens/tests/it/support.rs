@@ -243,3 +243,24 @@ pub fn send_signal(pid: u32, name: &str) {
         .success();
     assert!(ok, "kill -{name} {pid}");
 }
+
+/// A JSON file, parsed (a result the run must have written).
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("the JSON file is written")).unwrap()
+}
+
+/// Each threshold of a JSON result: its expression, whether it passed, whether it aborted.
+pub fn threshold_results(doc: &serde_json::Value) -> Vec<(String, bool, bool)> {
+    doc["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["expression"].as_str().unwrap().to_owned(),
+                t["passed"].as_bool().unwrap(),
+                t["aborted"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}

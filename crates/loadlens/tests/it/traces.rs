@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::otel::{free_port, peer, Proc};
-use crate::support::{bin, listening_url, stdout, TempDir};
+use crate::support::{bin, listening_url, stdout, threshold_results, TempDir};
 
 fn python() -> PathBuf {
     peer(
@@ -145,7 +145,7 @@ fn the_services_spans_explain_each_operation_over_http_and_over_grpc() {
         assert_eq!(b["link_template"], "http://jaeger.test/trace/{trace_id}");
         let results = threshold_results(&doc);
         assert_eq!(
-            results.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+            results.iter().map(|(_, p, _)| *p).collect::<Vec<_>>(),
             [true, true, true, false],
             "{protocol}: {results:?}"
         );
@@ -296,7 +296,7 @@ fn a_coordinated_run_merges_the_workers_breakdowns_and_judges_the_span_threshold
     assert!((19.0..=40.0).contains(&p50), "SELECT orders p50 {p50} ms");
     let results = threshold_results(&m);
     assert_eq!(
-        results.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        results.iter().map(|(_, p, _)| *p).collect::<Vec<_>>(),
         [true, true, true, false],
         "{results:?}"
     );
@@ -390,21 +390,6 @@ impl Chain {
         let index = i.to_string();
         Worker::spawn(&a, &[("JOB_COMPLETION_INDEX", &index)])
     }
-}
-
-/// Each threshold of a result: its expression and whether it passed.
-fn threshold_results(doc: &Value) -> Vec<(String, bool)> {
-    doc["thresholds"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["expression"].as_str().unwrap().to_owned(),
-                t["passed"].as_bool().unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// The messages of a result's timeline.

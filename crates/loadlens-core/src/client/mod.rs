@@ -909,15 +909,10 @@ fn write_lean_head(
         h.header(name.as_str(), value.as_bytes());
     }
     if !req.prepared {
-        default_headers(
-            cfg,
-            &req.headers,
-            &req.url,
-            req.body.len(),
-            |name, value| {
-                h.header(name.as_str(), value.as_bytes());
-            },
-        );
+        let defaults = default_headers(cfg, &req.headers, &req.url, req.body.len());
+        for (name, value) in defaults.iter().flatten() {
+            h.header(name.as_str(), value.as_bytes());
+        }
     }
     if let Some(tp) = &traceparent {
         h.header(TRACEPARENT.as_str(), tp.as_bytes());
@@ -1058,26 +1053,26 @@ fn body_failure(e: BodyError) -> Failure {
 /// Add the headers every request carries unless it sets its own: `Host` (HTTP/1.1; removed again
 /// on HTTP/2), `User-Agent`, `Accept-Encoding` and `Content-Length`.
 fn complete_headers(cfg: &ClientConfig, headers: &mut HeaderMap, url: &Uri, body_len: usize) {
-    let mut missing = Vec::new();
-    default_headers(cfg, headers, url, body_len, |name, value| {
-        missing.push((name, value));
-    });
-    for (name, value) in missing {
+    for (name, value) in default_headers(cfg, headers, url, body_len)
+        .into_iter()
+        .flatten()
+    {
         headers.insert(name, value);
     }
 }
 
 /// The client's default header fields that `headers` lacks: `Host`, `User-Agent`,
-/// `Accept-Encoding` (when decompressing) and `Content-Length` (for a body).
+/// `Accept-Encoding` (when decompressing) and `Content-Length` (for a body), in that order.
 fn default_headers(
     cfg: &ClientConfig,
     headers: &HeaderMap,
     url: &Uri,
     body_len: usize,
-    mut add: impl FnMut(HeaderName, HeaderValue),
-) {
-    if !headers.contains_key(http::header::HOST) {
-        if let Some(a) = url.authority() {
+) -> [Option<(HeaderName, HeaderValue)>; 4] {
+    let host = url
+        .authority()
+        .filter(|_| !headers.contains_key(http::header::HOST))
+        .and_then(|a| {
             let default_port = match url.scheme_str() {
                 Some("https") => 443,
                 _ => 80,
@@ -1087,23 +1082,21 @@ fn default_headers(
             } else {
                 a.as_str()
             };
-            if let Ok(v) = HeaderValue::from_str(host) {
-                add(http::header::HOST, v);
-            }
-        }
-    }
-    if !headers.contains_key(http::header::USER_AGENT) {
-        add(http::header::USER_AGENT, cfg.user_agent.clone());
-    }
-    if cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING) {
-        add(
-            http::header::ACCEPT_ENCODING,
-            HeaderValue::from_static("gzip, deflate, br"),
-        );
-    }
-    if body_len > 0 && !headers.contains_key(http::header::CONTENT_LENGTH) {
-        add(http::header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    }
+            HeaderValue::from_str(host).ok()
+        });
+    [
+        host.map(|v| (http::header::HOST, v)),
+        (!headers.contains_key(http::header::USER_AGENT))
+            .then(|| (http::header::USER_AGENT, cfg.user_agent.clone())),
+        (cfg.decompress && !headers.contains_key(http::header::ACCEPT_ENCODING)).then(|| {
+            (
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("gzip, deflate, br"),
+            )
+        }),
+        (body_len > 0 && !headers.contains_key(http::header::CONTENT_LENGTH))
+            .then(|| (http::header::CONTENT_LENGTH, HeaderValue::from(body_len))),
+    ]
 }
 
 fn add(slot: &mut Option<Duration>, d: Option<Duration>) {

@@ -14,8 +14,8 @@
 //! layers below, never from a higher one (the test in `layers_tests.rs` reads this list and
 //! checks every `crate::` path in the modules' code, tests aside):
 //!
-//! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`], [`yaml`], [`wall`]: small shared
-//!    helpers.
+//! 1. [`duration`], [`encoding`], [`jsonpath`], [`feeder`], [`yaml`], [`wall`], [`prefetch`]:
+//!    small shared helpers.
 //! 2. [`run`], [`sample`], [`action`]: the run's identity, timeline and controls; one request's
 //!    measurement; the model of guard actions and planned flips.
 //! 3. [`stats`], [`breakdown`], [`client`]: HDR statistics and snapshots; where the time went
@@ -64,6 +64,7 @@ pub mod limits;
 pub mod load;
 pub mod loadspec;
 pub mod plan;
+pub mod prefetch;
 pub mod report;
 pub mod run;
 pub mod sample;

@@ -18,6 +18,7 @@ use crate::client::{Client, Request};
 use crate::feeder::{Mode, Row};
 use crate::inspect::LazyJson;
 use crate::plan::{LoopItems, RequestPlan, StepPlan};
+use crate::prefetch::Warmed;
 use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
 use crate::scenario::WaitTime;
 use crate::sink::SampleTap;
@@ -216,8 +217,10 @@ impl Vu {
         steps: &'a [StepPlan],
         intended: &'a mut Option<Instant>,
         stop: &'a CancellationToken,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        Box::pin(async move {
+    ) -> Warmed<dyn Future<Output = bool> + Send + 'a> {
+        // Boxed (the steps of a loop are steps too) and warmed: a user woken by its response
+        // finds this state cold (see `crate::prefetch`).
+        Warmed(Box::pin(async move {
             for (i, step) in steps.iter().enumerate() {
                 if i > 0 && stop.is_cancelled() {
                     return false;
@@ -267,7 +270,7 @@ impl Vu {
                 }
             }
             true
-        })
+        }))
     }
 
     fn read(&self, shared: &Shared, slot: Slot) -> Option<String> {
@@ -566,6 +569,8 @@ impl<F: Future<Output = ()>> Future for CatchUnwind<F> {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
+        // The user's whole state: warmed, as its steps are (see `crate::prefetch`).
+        crate::prefetch::warm(&*self.0);
         let inner = self.0.as_mut();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 
 use super::open::{self, OpenLane, PacerThread};
+use super::stop::Stop;
 use super::vu::Vu;
 use super::{LoadSettings, LoadTarget, Shared, StopReason};
 use crate::load::profile::{self, Pacer};
@@ -52,9 +52,9 @@ pub(super) struct Lane {
     pub state: State,
     /// When the lane started and stopped issuing load.
     pub ended_at: Option<Duration>,
-    stop: CancellationToken,
+    stop: Stop,
     /// Closed model: running VUs in start order (id, stop token).
-    running: Vec<(u64, CancellationToken)>,
+    running: Vec<(u64, Stop)>,
     spawned: u64,
     /// VU tasks of this lane still alive.
     pub live: usize,
@@ -75,7 +75,7 @@ impl Lane {
         shared: Arc<Shared>,
         load: LoadSettings,
         start_time: Duration,
-        parent: &CancellationToken,
+        parent: &Stop,
     ) -> Self {
         let open = load
             .arrival
@@ -96,7 +96,7 @@ impl Lane {
             warming_up: false,
             state: State::Pending,
             ended_at: None,
-            stop: parent.child_token(),
+            stop: parent.child(),
             running: Vec::new(),
             spawned: 0,
             live: 0,
@@ -185,7 +185,7 @@ impl Lane {
                 if let Some(o) = &mut self.open {
                     o.close();
                 }
-                self.stop.cancel();
+                self.stop.stop();
                 if self.live == 0 {
                     self.finish(StopReason::Iterations, now);
                 }
@@ -213,7 +213,7 @@ impl Lane {
         while (self.running.len() as u64) < target && budget {
             let id = self.spawned;
             self.spawned += 1;
-            let token = self.stop.child_token();
+            let token = self.stop.child();
             let vu = Vu::new(&self.shared, id);
             let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
             vus.spawn(async move {
@@ -226,7 +226,7 @@ impl Lane {
         // Ramp down: the most recently started users finish their iteration and stop.
         while self.running.len() as u64 > target {
             if let Some((_, token)) = self.running.pop() {
-                token.cancel();
+                token.stop();
             }
         }
         if load.stages.is_empty() && self.spawned == users && !self.all_spawned_reported {
@@ -480,7 +480,7 @@ impl Lane {
         if let Some(o) = &mut self.open {
             o.close();
         }
-        self.stop.cancel();
+        self.stop.stop();
         self.ended_at = Some(now);
         self.state = State::Ended(why);
     }

@@ -19,6 +19,7 @@
 mod aggregator;
 mod lane;
 mod open;
+mod stop;
 mod vu;
 
 // The run's inputs and results are defined in the lower layers that also use them (see the
@@ -270,7 +271,7 @@ impl Executor {
         let breakdown = self.sinks.iter_mut().find_map(|s| s.breakdown_source());
         let seed = fastrand::u64(..);
         let name_tags = NameTags::of(self.scenarios.iter().map(|s| &*s.plan));
-        let vu_stop = CancellationToken::new();
+        let vu_stop = stop::Stop::new();
         let mut lanes = Vec::new();
         for (i, sc) in self.scenarios.iter().enumerate() {
             // Default headers are added once here rather than on every request.
@@ -491,7 +492,7 @@ impl Executor {
         )]);
 
         // Graceful stop: users finish their current request (and on_stop) within the timeout.
-        vu_stop.cancel();
+        vu_stop.stop();
         let grace = lanes
             .iter()
             .filter_map(|l| l.load.stop_timeout)

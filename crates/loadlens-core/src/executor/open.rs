@@ -15,8 +15,8 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
+use super::stop::Stop;
 use super::vu::Vu;
 use super::Shared;
 use crate::load::profile::Pacer;
@@ -287,7 +287,7 @@ impl Worker {
         shared: Arc<Shared>,
         mut rx: mpsc::Receiver<Instant>,
         first: Option<Instant>,
-        stop: CancellationToken,
+        stop: Stop,
     ) {
         shared.users.fetch_add(1, Ordering::Relaxed);
         vu.start(&shared).await;
@@ -313,7 +313,7 @@ impl Worker {
                 // without ever returning to the runtime.
                 tokio::task::consume_budget().await;
             }
-            if stop.is_cancelled() {
+            if stop.is_stopped() {
                 break;
             }
             {
@@ -335,7 +335,7 @@ impl Worker {
                     Some(t) => Some(t),
                     None => break,
                 },
-                _ = stop.cancelled() => break,
+                _ = stop.stopped() => break,
             };
         }
         vu.stop(&shared).await;

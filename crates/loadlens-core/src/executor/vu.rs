@@ -9,10 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::header::HeaderValue;
-use tokio_util::sync::CancellationToken;
-
+use super::stop::Stop;
 use super::{Shared, StopReason};
 use crate::client::{Client, Request};
 use crate::feeder::{Mode, Row};
@@ -23,6 +20,8 @@ use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
 use crate::scenario::WaitTime;
 use crate::sink::SampleTap;
 use crate::template::{Ctx, Slot};
+use bytes::Bytes;
+use http::header::HeaderValue;
 
 /// A virtual user.
 pub(super) struct Vu {
@@ -68,12 +67,12 @@ impl Vu {
 
     /// Closed model: start, iterate with think time until `stop` fires, the iteration budget is
     /// spent or the user runs out of data, then stop.
-    pub async fn run(mut self, shared: Arc<Shared>, stop: CancellationToken) {
+    pub async fn run(mut self, shared: Arc<Shared>, stop: Stop) {
         shared.users.fetch_add(1, Ordering::Relaxed);
         self.start(&shared).await;
         // The one read of `stop` per iteration of one step (`steps` reads it between steps,
         // and a think time that waits is cut short by it): each read locks the token's mutex.
-        while !stop.is_cancelled() && !self.done && shared.take_iteration() {
+        while !stop.is_stopped() && !self.done && shared.take_iteration() {
             self.iteration(&shared, None, &stop).await;
             if self.done || !self.think(&shared, &stop).await {
                 break;
@@ -127,7 +126,7 @@ impl Vu {
             return;
         }
         let plan = shared.plan.clone();
-        let never = CancellationToken::new();
+        let never = Stop::new();
         self.steps(
             shared,
             &plan.user_types[self.user_type].on_start,
@@ -153,7 +152,7 @@ impl Vu {
             return;
         }
         let plan = shared.plan.clone();
-        let never = CancellationToken::new();
+        let never = Stop::new();
         self.steps(
             shared,
             &plan.user_types[self.user_type].on_stop,
@@ -166,12 +165,7 @@ impl Vu {
     /// One iteration: take feeder rows, pick a task by weight and run its steps. `intended` is
     /// the time the iteration was scheduled for (open model): the first request's latency is
     /// measured from it, so queueing in the generator is not hidden (coordinated omission).
-    pub async fn iteration(
-        &mut self,
-        shared: &Shared,
-        intended: Option<Instant>,
-        stop: &CancellationToken,
-    ) {
+    pub async fn iteration(&mut self, shared: &Shared, intended: Option<Instant>, stop: &Stop) {
         // Only constant pacing needs the iteration's length (two clock reads per iteration).
         if matches!(
             shared.plan.user_types[self.user_type].wait,
@@ -199,7 +193,7 @@ impl Vu {
 
     /// Think time between iterations; false when `stop` fired while waiting (no wait reads
     /// nothing: the caller reads `stop` next).
-    pub async fn think(&mut self, shared: &Shared, stop: &CancellationToken) -> bool {
+    pub async fn think(&mut self, shared: &Shared, stop: &Stop) -> bool {
         let wait = &shared.plan.user_types[self.user_type].wait;
         let busy = match wait {
             WaitTime::ConstantPacing(_) => self.began.elapsed(),
@@ -216,13 +210,13 @@ impl Vu {
         shared: &'a Shared,
         steps: &'a [StepPlan],
         intended: &'a mut Option<Instant>,
-        stop: &'a CancellationToken,
+        stop: &'a Stop,
     ) -> Warmed<dyn Future<Output = bool> + Send + 'a> {
         // Boxed (the steps of a loop are steps too) and warmed: a user woken by its response
         // finds this state cold (see `crate::prefetch`).
         Warmed(Box::pin(async move {
             for (i, step) in steps.iter().enumerate() {
-                if i > 0 && stop.is_cancelled() {
+                if i > 0 && stop.is_stopped() {
                     return false;
                 }
                 match step {
@@ -258,7 +252,7 @@ impl Vu {
                             }
                         };
                         for (n, item) in items.into_iter().enumerate() {
-                            if n > 0 && stop.is_cancelled() {
+                            if n > 0 && stop.is_stopped() {
                                 return false;
                             }
                             self.vars[*slot] = Some(item);
@@ -529,13 +523,13 @@ impl Drop for InFlight<'_> {
 
 /// Sleep `d` unless `stop` fires first; false if it did. No wait is true at once: every
 /// caller reads `stop` itself next.
-async fn sleep_unless(d: Duration, stop: &CancellationToken) -> bool {
+async fn sleep_unless(d: Duration, stop: &Stop) -> bool {
     if d.is_zero() {
         return true;
     }
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
-        _ = stop.cancelled() => false,
+        _ = stop.stopped() => false,
     }
 }
 

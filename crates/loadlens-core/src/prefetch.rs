@@ -21,13 +21,7 @@ const LINE: usize = 64;
 
 /// Ask the CPU to bring every cache line of `value` (up to [`MAX_BYTES`]) into its caches.
 pub fn warm<T: ?Sized>(value: &T) {
-    let start = value as *const T as *const u8 as usize;
-    let end = start + std::mem::size_of_val(value).min(MAX_BYTES);
-    let mut line = start & !(LINE - 1);
-    while line < end {
-        prefetch(line as *const u8);
-        line += LINE;
-    }
+    Hint::of(value).warm();
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -47,15 +41,57 @@ fn prefetch(p: *const u8) {
 #[inline(always)]
 fn prefetch(_: *const u8) {}
 
-/// A boxed future whose memory is [`warm`]ed before each poll.
-pub struct Warmed<F: ?Sized>(pub Pin<Box<F>>);
+/// Where a value was, kept to be [`warm`]ed later: only its address and length, so it borrows
+/// nothing. It is never read through, so a stale one (the value moved or was dropped since)
+/// costs a wasted hint and nothing else.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hint {
+    addr: usize,
+    len: usize,
+}
+
+impl Hint {
+    /// Where `value` is now.
+    pub fn of<T: ?Sized>(value: &T) -> Hint {
+        Hint {
+            addr: value as *const T as *const u8 as usize,
+            len: std::mem::size_of_val(value),
+        }
+    }
+
+    fn warm(self) {
+        let end = self.addr + self.len.min(MAX_BYTES);
+        let mut line = self.addr & !(LINE - 1);
+        while line < end {
+            prefetch(line as *const u8);
+            line += LINE;
+        }
+    }
+}
+
+/// A boxed future whose memory, and the memory it [`Hint`]s at, is [`warm`]ed before each
+/// poll.
+pub struct Warmed<F: ?Sized> {
+    hints: [Hint; 3],
+    fut: Pin<Box<F>>,
+}
+
+impl<F: ?Sized> Warmed<F> {
+    /// `fut`, and `hints` at what it will read besides its own memory when it wakes.
+    pub fn new(fut: Pin<Box<F>>, hints: [Hint; 3]) -> Self {
+        Warmed { hints, fut }
+    }
+}
 
 impl<F: Future + ?Sized> Future for Warmed<F> {
     type Output = F::Output;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        warm(&*self.0);
-        self.0.as_mut().poll(cx)
+        warm(&*self.fut);
+        for h in self.hints {
+            h.warm();
+        }
+        self.fut.as_mut().poll(cx)
     }
 }
 
@@ -69,6 +105,7 @@ mod tests {
             tokio::task::yield_now().await;
             42
         });
-        assert_eq!(Warmed(fut).await, 42);
+        let stale = Hint::of(&*Box::new([0u8; 100]));
+        assert_eq!(Warmed::new(fut, [stale; 3]).await, 42);
     }
 }

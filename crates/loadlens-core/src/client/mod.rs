@@ -41,6 +41,7 @@ pub use cookies::CookieJar;
 pub use decode::{format_size, parse_size, SizeError};
 pub use tls::Alpn;
 
+use crate::prefetch::Hint;
 use crate::sample::{ErrorKind, Failure, Phases, TraceIds, TRACEPARENT};
 use conn::{Conn, DialTimings, IoCounters, Sender};
 use decode::{BodyError, BodySink, Decoder};
@@ -391,6 +392,20 @@ impl Client {
         let out = self.send_from(req, start).await;
         self.traceparent = None;
         out
+    }
+
+    /// Where this client's state lives apart from its owner's: the request timer, the
+    /// connections, the first one's byte counters. A user woken by a response warms them
+    /// (see [`crate::prefetch`]).
+    pub fn hints(&self) -> [Hint; 3] {
+        [
+            self.deadline.as_deref().map(Hint::of).unwrap_or_default(),
+            Hint::of(&self.conns[..]),
+            self.conns
+                .first()
+                .map(|c| Hint::of(&*c.counters))
+                .unwrap_or_default(),
+        ]
     }
 
     /// Send `req`, following redirects, and measure it.

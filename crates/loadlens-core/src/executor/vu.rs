@@ -213,58 +213,62 @@ impl Vu {
         stop: &'a Stop,
     ) -> Warmed<dyn Future<Output = bool> + Send + 'a> {
         // Boxed (the steps of a loop are steps too) and warmed: a user woken by its response
-        // finds this state cold (see `crate::prefetch`).
-        Warmed(Box::pin(async move {
-            for (i, step) in steps.iter().enumerate() {
-                if i > 0 && stop.is_stopped() {
-                    return false;
-                }
-                match step {
-                    StepPlan::Request(r) => {
-                        self.request(shared, r, intended.take()).await;
-                        // Also inside one iteration: a `for` loop over many items whose
-                        // requests all fail before any I/O must not hold the thread either.
-                        tokio::task::consume_budget().await;
-                        // Out of descriptors or ports: give the machine time to free some
-                        // rather than failing again at once.
-                        if !self.backoff.is_zero() && !sleep_unless(self.backoff, stop).await {
-                            return false;
-                        }
+        // finds this state cold, and its client's (see `crate::prefetch`).
+        let hints = self.client.hints();
+        Warmed::new(
+            Box::pin(async move {
+                for (i, step) in steps.iter().enumerate() {
+                    if i > 0 && stop.is_stopped() {
+                        return false;
                     }
-                    StepPlan::Think(w) => {
-                        let d = w.next(&mut self.rng, Duration::ZERO);
-                        if !sleep_unless(d, stop).await {
-                            return false;
+                    match step {
+                        StepPlan::Request(r) => {
+                            self.request(shared, r, intended.take()).await;
+                            // Also inside one iteration: a `for` loop over many items whose
+                            // requests all fail before any I/O must not hold the thread either.
+                            tokio::task::consume_budget().await;
+                            // Out of descriptors or ports: give the machine time to free some
+                            // rather than failing again at once.
+                            if !self.backoff.is_zero() && !sleep_unless(self.backoff, stop).await {
+                                return false;
+                            }
                         }
-                    }
-                    StepPlan::Loop { slot, items, steps } => {
-                        let items: Vec<String> = match items {
-                            LoopItems::List(l) => l.clone(),
-                            LoopItems::Var(s, _) => {
-                                let v = self.read(shared, *s).unwrap_or_default();
-                                match serde_json::from_str::<serde_json::Value>(&v) {
-                                    Ok(serde_json::Value::Array(a)) => {
-                                        a.iter().map(crate::jsonpath::to_text).collect()
+                        StepPlan::Think(w) => {
+                            let d = w.next(&mut self.rng, Duration::ZERO);
+                            if !sleep_unless(d, stop).await {
+                                return false;
+                            }
+                        }
+                        StepPlan::Loop { slot, items, steps } => {
+                            let items: Vec<String> = match items {
+                                LoopItems::List(l) => l.clone(),
+                                LoopItems::Var(s, _) => {
+                                    let v = self.read(shared, *s).unwrap_or_default();
+                                    match serde_json::from_str::<serde_json::Value>(&v) {
+                                        Ok(serde_json::Value::Array(a)) => {
+                                            a.iter().map(crate::jsonpath::to_text).collect()
+                                        }
+                                        _ if v.is_empty() => Vec::new(),
+                                        _ => vec![v],
                                     }
-                                    _ if v.is_empty() => Vec::new(),
-                                    _ => vec![v],
+                                }
+                            };
+                            for (n, item) in items.into_iter().enumerate() {
+                                if n > 0 && stop.is_stopped() {
+                                    return false;
+                                }
+                                self.vars[*slot] = Some(item);
+                                if !self.steps(shared, steps, intended, stop).await {
+                                    return false;
                                 }
                             }
-                        };
-                        for (n, item) in items.into_iter().enumerate() {
-                            if n > 0 && stop.is_stopped() {
-                                return false;
-                            }
-                            self.vars[*slot] = Some(item);
-                            if !self.steps(shared, steps, intended, stop).await {
-                                return false;
-                            }
                         }
                     }
                 }
-            }
-            true
-        }))
+                true
+            }),
+            hints,
+        )
     }
 
     fn read(&self, shared: &Shared, slot: Slot) -> Option<String> {

@@ -109,11 +109,15 @@ for i in range(segs):
         if l.get("sched_delay_ms") is not None:
             delays.append(l["sched_delay_ms"])
     conns += seg_conns
-    # Steady state: past the ramp and one think time, each user sends one request per think time.
+    # Steady state: past the ramp and one think time, each user sends one request per think
+    # time. Users started within the ramp and thinking a fixed time send in bursts, so the
+    # window is whole think times long: the requests in it over its length.
+    start = ramp + think
+    periods = int((dur - 1 - start) // think)
     for p in d["series"]["points"]:
-        if ramp + think + 1 < p["elapsed_s"] < dur - 1:
-            k = round(p["elapsed_s"])
-            steady[k] = steady.get(k, 0) + p["rps"]
+        if periods > 0 and start < p["elapsed_s"] <= start + periods * think:
+            steady["requests"] = steady.get("requests", 0) + p["requests"]
+            steady["seconds"] = periods * think
 txt = open(out + "/sockstat.during").read()
 tcp = re.search(r"TCP: inuse (\d+).*mem (\d+)", txt)
 ng = sum(int(x) for x in open(out + "/nginx.rss").read().split()) / 1024
@@ -124,9 +128,9 @@ print(f"loadlens peak RSS: sum {total:.0f} MB = {total * 1024 / users:.1f} KB pe
 print(f"open connections (sum of the processes' maxima) {conns}; kernel TCP sockets in use {tcp.group(1)} "
       f"(both ends), TCP buffer memory {int(tcp.group(2)) * 4 / 1024:.0f} MB; nginx workers' RSS {ng:.0f} MB")
 ideal = users / think
-sv = list(steady.values())
-print(f"requests {reqs}, failures {fails}; steady-state req/s (sum over processes, per second): median "
-      f"{st.median(sv) if sv else 0:.0f} of an ideal {ideal:.0f} (one request per user per {think:.0f} s, minus latency)")
+sv = steady["requests"] / steady["seconds"] if steady else 0
+print(f"requests {reqs}, failures {fails}; steady-state req/s (sum over processes, over whole think times): "
+      f"{sv:.0f} of an ideal {ideal:.0f} (one request per user per {think:.0f} s, minus latency)")
 print(f"latency p99 per process: {', '.join(f'{x:.2f}' for x in lat99)} ms")
 if delays:
     ds = sorted(delays)

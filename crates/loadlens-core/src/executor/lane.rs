@@ -215,9 +215,12 @@ impl Lane {
             self.spawned += 1;
             let token = self.stop.child();
             let vu = Vu::new(&self.shared, id);
-            let (shared, lane, tok) = (self.shared.clone(), self.index, token.clone());
+            let (shared, lane) = (self.shared.clone(), self.index);
+            // Boxed before it is spawned: the task then holds a pointer, not the user's whole
+            // state (see `guarded`).
+            let run = Box::pin(vu.run(shared.clone(), token.clone()));
             vus.spawn(async move {
-                super::vu::guarded(vu.run(shared.clone(), tok), &shared.controls).await;
+                super::vu::guarded(run, &shared.controls).await;
                 (lane, id)
             });
             self.live += 1;
@@ -356,8 +359,8 @@ impl Lane {
         let worker = o.worker(id);
         let vu = Vu::new(&self.shared, id as u64);
         let (shared, lane, stop) = (self.shared.clone(), self.index, self.stop.clone());
+        let run = Box::pin(worker.run(vu, shared.clone(), rx, first, stop));
         vus.spawn(async move {
-            let run = worker.run(vu, shared.clone(), rx, first, stop);
             super::vu::guarded(run, &shared.controls).await;
             (lane, id as u64)
         });

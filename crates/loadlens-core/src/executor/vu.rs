@@ -541,8 +541,15 @@ async fn sleep_unless(d: Duration, stop: &Stop) -> bool {
 /// lost task: the user stops, the others go on, and the reason is shown in the summary and
 /// the JSON result (the verdict becomes failed, so a bug is never mistaken for a pass). With
 /// the release profile's `panic = "unwind"`, nothing else of the run is lost.
-pub(super) async fn guarded<F: Future<Output = ()> + Send>(fut: F, controls: &super::Controls) {
-    let caught = CatchUnwind(Box::pin(fut)).await;
+///
+/// The future comes boxed: a spawned task then holds a pointer instead of the user's whole
+/// state, and tokio's task (aligned to 128 bytes, so the allocator rounds it up further) stays
+/// small. Boxing it here instead kept both sizes in the task (issue #18's idle users).
+pub(super) async fn guarded<F: Future<Output = ()> + Send>(
+    fut: Pin<Box<F>>,
+    controls: &super::Controls,
+) {
+    let caught = CatchUnwind(fut).await;
     if let Err(panic) = caught {
         let what = panic
             .downcast_ref::<&str>()
@@ -585,13 +592,13 @@ mod tests {
     #[tokio::test]
     async fn a_panic_in_a_user_fails_the_run_instead_of_ending_it() {
         let controls = super::super::Controls::new();
-        guarded(async {}, &controls).await;
+        guarded(Box::pin(async {}), &controls).await;
         assert!(controls.failures().is_empty());
         guarded(
-            async {
+            Box::pin(async {
                 tokio::task::yield_now().await;
                 panic!("index out of bounds");
-            },
+            }),
             &controls,
         )
         .await;

@@ -60,6 +60,9 @@ impl Hint {
     }
 
     fn warm(self) {
+        if self.len == 0 {
+            return;
+        }
         let end = self.addr + self.len.min(MAX_BYTES);
         let mut line = self.addr & !(LINE - 1);
         while line < end {

@@ -19,7 +19,7 @@ use std::task::{Context, Poll};
 const MAX_BYTES: usize = 4096;
 const LINE: usize = 64;
 
-/// Ask the CPU to bring every cache line of `value` (up to [`MAX_BYTES`]) into its caches.
+/// Ask the CPU to bring every cache line of `value` (its first 4 KiB) into its caches.
 pub fn warm<T: ?Sized>(value: &T) {
     Hint::of(value).warm();
 }

@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http::header::HeaderValue;
+
 use super::stop::Stop;
 use super::{Shared, StopReason};
 use crate::client::{Client, Request};
@@ -20,8 +23,6 @@ use crate::sample::{ErrorKind, Failure, Sample, BAGGAGE};
 use crate::scenario::WaitTime;
 use crate::sink::SampleTap;
 use crate::template::{Ctx, Slot};
-use bytes::Bytes;
-use http::header::HeaderValue;
 
 /// A virtual user.
 pub(super) struct Vu {
@@ -71,7 +72,7 @@ impl Vu {
         shared.users.fetch_add(1, Ordering::Relaxed);
         self.start(&shared).await;
         // The one read of `stop` per iteration of one step (`steps` reads it between steps,
-        // and a think time that waits is cut short by it): each read locks the token's mutex.
+        // and a think time that waits is cut short by it).
         while !stop.is_stopped() && !self.done && shared.take_iteration() {
             self.iteration(&shared, None, &stop).await;
             if self.done || !self.think(&shared, &stop).await {

@@ -410,7 +410,7 @@ fn where_the_time_went_renders_from_the_json_result_with_its_numbers() {
 
 #[test]
 fn a_run_with_the_trace_receiver_shows_where_the_time_went_in_html_and_markdown() {
-    use crate::otel::{free_port, peer, Proc};
+    use crate::otel::{peer, Proc};
     let chrome = chromium();
     let python = peer(
         "LOADLENS_OTEL_PYTHON",

@@ -140,12 +140,16 @@ fn serve(mut s: TcpStream, fault: Fault, bomb: Option<&[u8]>) {
                 }
             }
             GzipBomb => {
+                // 16 times the 4 GiB bomb: 64 GiB decoded. Once (4 GiB) decoded within the
+                // 500 ms timeout on a fast idle core, and the request then passed.
+                const TIMES: usize = 16;
                 let body = bomb.unwrap();
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
+                    body.len() * TIMES
                 );
-                s.write_all(head.as_bytes()).and_then(|_| s.write_all(body))
+                s.write_all(head.as_bytes())
+                    .and_then(|_| (0..TIMES).try_for_each(|_| s.write_all(body)))
             }
             ShortBody => {
                 // A clean close (FIN) before the promised length.

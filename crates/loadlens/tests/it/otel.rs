@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, listening_url, raw_get, stdout, TempDir};
+use crate::support::{bin, free_port, listening_url, raw_get, stdout, TempDir};
 
 /// A peer executable: `env` names it, else the default install of `scripts/test`. A missing
 /// peer fails the test with the command that installs it: a test never passes without testing.
@@ -27,14 +27,6 @@ pub(crate) fn peer(env: &str, default: &str, what: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A process killed on drop.

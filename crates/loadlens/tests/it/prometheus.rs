@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{bin, stderr, stdout, DemoTarget, TempDir};
+use crate::support::{bin, free_port, stderr, stdout, DemoTarget, TempDir};
 
 fn storefront() -> String {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,16 +30,6 @@ fn loadlens(args: &[&str]) -> Output {
         c.env_remove(k);
     }
     c.output().expect("run loadlens")
-}
-
-/// A free port on 127.0.0.1 (Prometheus cannot listen on port 0, and it must know the scrape
-/// target's port before loadlens starts).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path`: head and body (chunked bodies joined).

@@ -264,3 +264,21 @@ pub fn threshold_results(doc: &serde_json::Value) -> Vec<(String, bool, bool)> {
         })
         .collect()
 }
+
+/// A port free now, for a peer that must be told it before loadlens binds it. Taken below the
+/// kernel's ephemeral range: a port that `bind(0)` hands out can be taken again, before
+/// loadlens binds it, as the source port of any outgoing connection, and the load tests running
+/// beside make thousands of those ("Address already in use", seen in CI).
+pub fn free_port() -> u16 {
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let below = ephemeral.max(10_001);
+    loop {
+        let port = fastrand::u16(10_000..below);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::otel::{free_port, peer, Proc};
-use crate::support::{bin, listening_url, stdout, threshold_results, TempDir};
+use crate::otel::{peer, Proc};
+use crate::support::{bin, free_port, listening_url, stdout, threshold_results, TempDir};
 
 fn python() -> PathBuf {
     peer(

@@ -600,13 +600,17 @@ impl Client {
     ) -> Result<Response, Failure> {
         let origin = Origin::of(&req.url)?;
         for attempt in 0..2 {
-            let (lease, fresh) = self.lease(pool, &origin, p).await?;
+            let (lease, _) = self.lease(pool, &origin, p).await?;
             let counted = (p.bytes_sent, p.bytes_received);
             p.sent_h2 = false;
             match self.exchange_on(At::Pool(&lease, &origin), req, p).await {
                 Err(f) if f.kind == ErrorKind::Reset && !p.sent_h2 => {
                     lease.discard();
-                    if fresh || attempt == 1 {
+                    // The server never saw it (refused, or above a GOAWAY's last stream id),
+                    // so it goes once more on another connection: even when this request had
+                    // just opened this one, others' streams may have reached the server's
+                    // limit on it first.
+                    if attempt == 1 {
                         return Err(f);
                     }
                     (p.bytes_sent, p.bytes_received) = counted;

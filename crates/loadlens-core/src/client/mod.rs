@@ -600,7 +600,7 @@ impl Client {
     ) -> Result<Response, Failure> {
         let origin = Origin::of(&req.url)?;
         for attempt in 0..2 {
-            let (lease, _) = self.lease(pool, &origin, p).await?;
+            let lease = self.lease(pool, &origin, p).await?;
             let counted = (p.bytes_sent, p.bytes_received);
             p.sent_h2 = false;
             match self.exchange_on(At::Pool(&lease, &origin), req, p).await {
@@ -622,16 +622,16 @@ impl Client {
     }
 
     /// A stream on a shared connection to `origin`, opening the connection if it is this
-    /// request's turn to; `true` if it opened one (and was charged with its phases).
+    /// request's turn to (the request is then charged with its phases).
     async fn lease(
         &mut self,
         pool: &Arc<pool::Pool>,
         origin: &Origin,
         p: &mut Progress,
-    ) -> Result<(pool::Lease, bool), Failure> {
+    ) -> Result<pool::Lease, Failure> {
         loop {
             match pool.take(origin) {
-                pool::Take::Leased(l) => return Ok((l, false)),
+                pool::Take::Leased(l) => return Ok(l),
                 // Time spent here is part of the request's total, in none of its phases.
                 pool::Take::Wait(w) => w.wait().await,
                 pool::Take::Dial(d) => {
@@ -649,7 +649,7 @@ impl Client {
                     let handle = handle.clone();
                     let counters = conn.counters.clone();
                     let task = conn.task.take().expect("an HTTP/2 connection has a task");
-                    return Ok((d.ready(handle, counters, task), true));
+                    return Ok(d.ready(handle, counters, task));
                 }
             }
         }
